@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# One-time (idempotent) set-up on a fresh Debian/Ubuntu machine: the system packages the build
+# needs, a cmake new enough for LightGBM, then the release build of signalkit.
+#   bash scripts/setup.sh            # install what is missing, build target/release/signalkit
+#   SIGNALKIT_NO_BUILD=1 bash scripts/setup.sh   # packages only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# 1. System packages: a C/C++ toolchain, pkg-config, and clang/libclang for bindgen (lightgbm3-sys).
+need=()
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+command -v clang >/dev/null 2>&1 || need+=(clang)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing: ${need[*]}"
+  sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# 2. cmake >= 3.28 (LightGBM 4.7 needs it; Debian bookworm ships 3.25): a private copy from PyPI.
+cmake_ok() { "$1" --version 2>/dev/null | awk 'NR==1{split($3,v,"."); exit !(v[1]>3 || (v[1]==3 && v[2]>=28))}'; }
+if ! cmake_ok cmake && ! cmake_ok .tools/cmake/bin/cmake; then
+  log "installing cmake >= 3.28 into .tools/cmake"
+  python3 -m venv .tools/cmake
+  .tools/cmake/bin/pip install -q --disable-pip-version-check 'cmake>=3.28,<4'
+fi
+
+# 3. Rust (the machine's rustup toolchain; this script does not download one).
+if ! command -v cargo >/dev/null 2>&1; then
+  [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+fi
+command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust with rustup (https://rustup.rs) and re-run"; exit 1; }
+
+# 4. Build (one profile, release, shared by the main job and the tests).
+if [ -z "${SIGNALKIT_NO_BUILD:-}" ]; then
+  log "building target/release/signalkit (a cold build takes ~15-20 min on 2 cores)"
+  cargo build --release --locked
+fi
+log "ready: target/release/signalkit"

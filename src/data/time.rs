@@ -1,0 +1,232 @@
+//! Instants and dates: parsing every form headline feeds use, always to UTC microseconds.
+//!
+//! The point-in-time rule (DESIGN §3) lives on these numbers: a day-only date D is stored as the
+//! last microsecond of D, the latest moment it could have been published, so it is visible only
+//! to cutoffs after D ends.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+
+/// Microseconds in one day.
+pub const US_PER_DAY: i64 = 86_400_000_000;
+/// Microseconds in one hour.
+pub const US_PER_HOUR: i64 = 3_600_000_000;
+
+/// A time zone named by the user for naive timestamps: an IANA name or a fixed offset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    /// An IANA zone such as `America/New_York` (daylight saving handled).
+    Named(chrono_tz::Tz),
+    /// A fixed offset such as `+05:30` or `UTC`.
+    Fixed(FixedOffset),
+}
+
+impl std::str::FromStr for Zone {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("utc") || t == "Z" {
+            return Ok(Zone::Fixed(FixedOffset::east_opt(0).expect("zero offset")));
+        }
+        if let Ok(tz) = t.parse::<chrono_tz::Tz>() {
+            return Ok(Zone::Named(tz));
+        }
+        if let Ok(off) = t.parse::<FixedOffset>() {
+            return Ok(Zone::Fixed(off));
+        }
+        Err(format!(
+            "unknown time zone '{s}': use an IANA name (America/New_York, Europe/London), UTC, or an offset like +05:30"
+        ))
+    }
+}
+
+impl Zone {
+    /// UTC microseconds of a wall-clock time in this zone. An ambiguous time (clocks going back)
+    /// takes the later instant, the one that can never leak; a time that does not exist is an error.
+    pub fn to_utc_us(&self, naive: NaiveDateTime) -> Result<i64, String> {
+        let pick = |earliest: Option<i64>, latest: Option<i64>| {
+            latest
+                .or(earliest)
+                .ok_or_else(|| format!("{naive} does not exist in this time zone (a daylight-saving gap)"))
+        };
+        match self {
+            Zone::Named(tz) => {
+                let r = tz.from_local_datetime(&naive);
+                pick(r.earliest().map(|d| d.timestamp_micros()), r.latest().map(|d| d.timestamp_micros()))
+            }
+            Zone::Fixed(off) => {
+                let r = off.from_local_datetime(&naive);
+                pick(r.earliest().map(|d| d.timestamp_micros()), r.latest().map(|d| d.timestamp_micros()))
+            }
+        }
+    }
+}
+
+/// A parsed publication stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// An exact instant, UTC microseconds since the epoch.
+    Instant(i64),
+    /// A day-only date, days since 1970-01-01.
+    Day(i32),
+}
+
+impl Stamp {
+    /// The latest UTC microsecond this stamp may stand for (a day-only date → its last microsecond).
+    pub fn latest_us(self) -> i64 {
+        match self {
+            Stamp::Instant(us) => us,
+            Stamp::Day(d) => (d as i64 + 1) * US_PER_DAY - 1,
+        }
+    }
+}
+
+/// Days since 1970-01-01 of a calendar date.
+pub fn days_from_date(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+/// The calendar date of a day number.
+pub fn date_from_days(days: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days as i64)
+}
+
+/// Parses an 8-digit `YYYYMMDD` integer (Numerai's `friday_date`).
+pub fn parse_yyyymmdd(v: i64) -> Option<NaiveDate> {
+    if !(10000101..=99991231).contains(&v) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt((v / 10_000) as i32, ((v / 100) % 100) as u32, (v % 100) as u32)
+}
+
+/// Parses a calendar date written `YYYY-MM-DD` or `YYYYMMDD`.
+pub fn parse_date_str(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+        return parse_yyyymmdd(s.parse().ok()?);
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
+/// Epoch integer to microseconds, the unit chosen by magnitude: below 1e11 seconds, below 1e14
+/// milliseconds, below 1e17 microseconds, else nanoseconds.
+pub fn epoch_to_us(v: i64) -> i64 {
+    let a = v.unsigned_abs();
+    if a < 100_000_000_000 {
+        v * 1_000_000
+    } else if a < 100_000_000_000_000 {
+        v * 1_000
+    } else if a < 100_000_000_000_000_000 {
+        v
+    } else {
+        v / 1_000
+    }
+}
+
+/// Explains the accepted forms; appended to every timestamp error.
+pub const FORMS: &str = "accepted: RFC 3339 with a zone (2024-03-01T14:30:00Z, 2024-03-01 09:30:00-05:00), \
+a day-only date (2024-03-01, 20240301), or epoch seconds/milliseconds; naive timestamps need --timezone";
+
+/// Parses one publication stamp from text. Naive date-times need `zone`.
+pub fn parse_stamp(s: &str, zone: Option<&Zone>) -> Result<Stamp, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!("empty timestamp; {FORMS}"));
+    }
+    if t.bytes().all(|b| b.is_ascii_digit()) || (t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit())) {
+        if t.len() == 8 {
+            if let Some(d) = parse_date_str(t) {
+                return Ok(Stamp::Day(days_from_date(d)));
+            }
+        }
+        let v: i64 = t.parse().map_err(|_| format!("'{t}' is not a valid epoch number; {FORMS}"))?;
+        return Ok(Stamp::Instant(epoch_to_us(v)));
+    }
+    if t.len() == 10 {
+        if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            return Ok(Stamp::Day(days_from_date(d)));
+        }
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Ok(Stamp::Instant(dt.timestamp_micros()));
+    }
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%d %H:%M%:z",
+        "%Y-%m-%dT%H:%M%:z",
+    ] {
+        if let Ok(dt) = DateTime::parse_from_str(t, f) {
+            return Ok(Stamp::Instant(dt.timestamp_micros()));
+        }
+    }
+    if let Some(rest) = t.strip_suffix(" UTC").or_else(|| t.strip_suffix(" GMT")) {
+        if let Some(n) = parse_naive(rest) {
+            return Ok(Stamp::Instant(n.and_utc().timestamp_micros()));
+        }
+    }
+    if let Some(n) = parse_naive(t) {
+        return match zone {
+            Some(z) => z.to_utc_us(n).map(Stamp::Instant),
+            None => Err(format!(
+                "'{t}' has no time zone; name the zone the feed uses with --timezone (e.g. --timezone America/New_York or --timezone UTC)"
+            )),
+        };
+    }
+    Err(format!("cannot parse '{t}' as a time; {FORMS}"))
+}
+
+fn parse_naive(t: &str) -> Option<NaiveDateTime> {
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok())
+}
+
+/// Formats UTC microseconds as RFC 3339 (for messages).
+pub fn fmt_us(us: i64) -> String {
+    DateTime::from_timestamp_micros(us).map(|d| d.to_rfc3339()).unwrap_or_else(|| format!("{us}µs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(s: &str) -> i64 {
+        DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros()
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(parse_stamp("2024-03-01T14:30:00Z", None), Ok(Stamp::Instant(us("2024-03-01T14:30:00Z"))));
+        assert_eq!(parse_stamp("2024-03-01 09:30:00-05:00", None), Ok(Stamp::Instant(us("2024-03-01T14:30:00Z"))));
+        assert_eq!(parse_stamp("2024-03-01T09:30:00.5-0500", None), Ok(Stamp::Instant(us("2024-03-01T14:30:00.5Z"))));
+        assert_eq!(parse_stamp("2024-03-01 14:30:00 UTC", None), Ok(Stamp::Instant(us("2024-03-01T14:30:00Z"))));
+        assert_eq!(parse_stamp("1709303400", None), Ok(Stamp::Instant(us("2024-03-01T14:30:00Z"))));
+        assert_eq!(parse_stamp("1709303400000", None), Ok(Stamp::Instant(us("2024-03-01T14:30:00Z"))));
+        let d = days_from_date(NaiveDate::from_ymd_opt(2024, 3, 1).unwrap());
+        assert_eq!(parse_stamp("2024-03-01", None), Ok(Stamp::Day(d)));
+        assert_eq!(parse_stamp("20240301", None), Ok(Stamp::Day(d)));
+        assert_eq!(Stamp::Day(d).latest_us(), us("2024-03-01T23:59:59.999999Z"));
+    }
+
+    #[test]
+    fn naive_needs_zone() {
+        let e = parse_stamp("2024-03-01 09:30:00", None).unwrap_err();
+        assert!(e.contains("--timezone"), "{e}");
+        let ny: Zone = "America/New_York".parse().unwrap();
+        assert_eq!(parse_stamp("2024-03-01 09:30:00", Some(&ny)), Ok(Stamp::Instant(us("2024-03-01T14:30:00Z"))));
+        // Clocks go back at 02:00 on 2024-11-03: 01:30 happens twice; the later one is taken.
+        assert_eq!(parse_stamp("2024-11-03 01:30:00", Some(&ny)), Ok(Stamp::Instant(us("2024-11-03T06:30:00Z"))));
+        // 02:30 on 2024-03-10 never happened in New York.
+        assert!(parse_stamp("2024-03-10 02:30:00", Some(&ny)).unwrap_err().contains("does not exist"));
+        let off: Zone = "+05:30".parse().unwrap();
+        assert_eq!(parse_stamp("2024-03-01 20:00:00", Some(&off)), Ok(Stamp::Instant(us("2024-03-01T14:30:00Z"))));
+        assert!("Mars/Olympus".parse::<Zone>().is_err());
+    }
+
+    #[test]
+    fn garbage_is_explained() {
+        let e = parse_stamp("yesterday", None).unwrap_err();
+        assert!(e.contains("cannot parse 'yesterday'") && e.contains("RFC 3339"), "{e}");
+    }
+}

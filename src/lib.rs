@@ -1,0 +1,13 @@
+//! signalkit: financial news → Numerai Signals.
+//!
+//! Stages (DESIGN §1): [`data`] ingest, [`pit`] point-in-time join, [`sample`] synthetic data.
+//! Each stage is a library function and a CLI subcommand; each writes parquet.
+
+pub mod data;
+pub mod error;
+pub mod pit;
+pub mod sample;
+
+pub use error::{Error, Result};
+pub use pit::{JoinArgs, JoinSummary, Window, join, join_files};
+pub use sample::{SampleOptions, write_sample};

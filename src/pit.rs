@@ -1,0 +1,304 @@
+//! The point-in-time join: each row sees only headlines published strictly before its cutoff and
+//! no older than the look-back window (DESIGN §3).
+//!
+//! Headlines are sorted once by (ticker, instant); each row then finds its visible range with two
+//! binary searches. Visibility is `cutoff - window <= published < cutoff`, never `<=` the cutoff.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::data::headlines::{HeadlineOptions, Headlines};
+use crate::data::targets::Targets;
+use crate::data::tickers::TickerRule;
+use crate::data::time::{US_PER_DAY, US_PER_HOUR};
+use crate::data::write_parquet_atomic;
+use crate::error::{Error, Result};
+
+/// The columns the join adds to each row.
+pub const OUTPUT_COLUMNS: [&str; 5] =
+    ["headline", "headline_published_at", "headline_age_days", "n_headlines_7d", "n_headlines_30d"];
+
+/// Cutoff and look-back window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// Look-back window in days (default 30).
+    pub days: u32,
+    /// Cutoff offset from Friday 00:00 UTC, in hours (default 0; 21 = US close).
+    pub cutoff_hours: f64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window { days: 30, cutoff_hours: 0.0 }
+    }
+}
+
+impl Window {
+    /// The cutoff of the row for `friday` (days since epoch), UTC microseconds.
+    pub fn cutoff_us(&self, friday: i32) -> i64 {
+        friday as i64 * US_PER_DAY + (self.cutoff_hours * US_PER_HOUR as f64).round() as i64
+    }
+
+    /// The window length in microseconds.
+    pub fn len_us(&self) -> i64 {
+        self.days as i64 * US_PER_DAY
+    }
+}
+
+/// What one row sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Visible {
+    /// Input index of the latest visible headline (ties on the instant: the later in the file).
+    pub latest: Option<u32>,
+    /// Publication instant of `latest`.
+    pub latest_us: Option<i64>,
+    /// Visible headlines in the last 7 days (capped at the window).
+    pub n_7d: u32,
+    /// Visible headlines in the last 30 days (capped at the window).
+    pub n_30d: u32,
+    /// Position range of the visible headlines in the index's sorted order.
+    pub range: (usize, usize),
+}
+
+/// Headlines sorted by (ticker, instant, input order), duplicates removed.
+#[derive(Debug, Clone)]
+pub struct HeadlineIndex {
+    starts: Vec<usize>,
+    times: Vec<i64>,
+    source: Vec<u32>,
+    /// Identical headlines (same ticker, instant and text) dropped.
+    pub duplicates: usize,
+}
+
+impl HeadlineIndex {
+    /// Builds the index. `ticker_ids[i]` is `None` for headlines outside the universe (dropped);
+    /// `same_text(a, b)` tells whether headlines `a` and `b` have the same text.
+    pub fn build(
+        n_tickers: usize,
+        ticker_ids: &[Option<u32>],
+        times: &[i64],
+        same_text: impl Fn(u32, u32) -> bool,
+    ) -> Self {
+        let mut keys: Vec<(u32, i64, u32)> =
+            ticker_ids.iter().zip(times).enumerate().filter_map(|(i, (t, &us))| t.map(|t| (t, us, i as u32))).collect();
+        keys.par_sort_unstable();
+        // Drop exact duplicates: equal (ticker, instant) are adjacent; compare texts within the run.
+        let mut kept: Vec<(u32, i64, u32)> = Vec::with_capacity(keys.len());
+        let mut run_start = 0;
+        for k in keys {
+            if kept.len() > run_start && (kept[run_start].0, kept[run_start].1) != (k.0, k.1) {
+                run_start = kept.len();
+            }
+            if kept[run_start..].iter().any(|e| same_text(e.2, k.2)) {
+                continue;
+            }
+            kept.push(k);
+        }
+        let duplicates = ticker_ids.iter().filter(|t| t.is_some()).count() - kept.len();
+        let mut starts = vec![0usize; n_tickers + 1];
+        for k in &kept {
+            starts[k.0 as usize + 1] += 1;
+        }
+        for i in 0..n_tickers {
+            starts[i + 1] += starts[i];
+        }
+        HeadlineIndex {
+            starts,
+            times: kept.iter().map(|k| k.1).collect(),
+            source: kept.iter().map(|k| k.2).collect(),
+            duplicates,
+        }
+    }
+
+    /// Number of headlines indexed (after dropping duplicates and unknown tickers).
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    /// True when nothing was indexed.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// What a row of `ticker` with `cutoff` (UTC µs) sees within `window_us`.
+    pub fn lookup(&self, ticker: u32, cutoff: i64, window_us: i64) -> Visible {
+        let (s, e) = (self.starts[ticker as usize], self.starts[ticker as usize + 1]);
+        let times = &self.times[s..e];
+        let first_at = |from: i64| times.partition_point(|&t| t < from);
+        let hi = first_at(cutoff);
+        let lo = first_at(cutoff.saturating_sub(window_us));
+        let count = |days: i64| (hi - first_at(cutoff.saturating_sub((days * US_PER_DAY).min(window_us)))) as u32;
+        let latest = (hi > lo).then(|| s + hi - 1);
+        Visible {
+            latest: latest.map(|p| self.source[p]),
+            latest_us: latest.map(|p| self.times[p]),
+            n_7d: count(7),
+            n_30d: count(30),
+            range: (s + lo, s + hi),
+        }
+    }
+}
+
+/// Counts from one join, printed as its one-line summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JoinSummary {
+    /// Rows written.
+    pub rows: usize,
+    /// Rows with at least one visible headline.
+    pub rows_with_headline: usize,
+    /// Headlines read.
+    pub headlines: usize,
+    /// Identical headlines dropped.
+    pub duplicates: usize,
+    /// Headlines whose ticker is not among the rows' tickers.
+    pub unknown_ticker: usize,
+    /// Headlines of known tickers that no row's window contains.
+    pub outside_windows: usize,
+}
+
+impl JoinSummary {
+    /// Share of rows with a headline, 0..1.
+    pub fn share_with_headline(&self) -> f64 {
+        if self.rows == 0 { 0.0 } else { self.rows_with_headline as f64 / self.rows as f64 }
+    }
+}
+
+impl fmt::Display for JoinSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} rows, {:.1}% with a headline; {} headlines read, {} duplicates dropped, {} unused ({} of tickers not in the rows, {} outside every row's window)",
+            self.rows,
+            100.0 * self.share_with_headline(),
+            self.headlines,
+            self.duplicates,
+            self.unknown_ticker + self.outside_windows,
+            self.unknown_ticker,
+            self.outside_windows
+        )
+    }
+}
+
+/// Joins headlines to rows: returns the rows as given plus the [`OUTPUT_COLUMNS`], in row order.
+pub fn join(
+    targets: &Targets,
+    headlines: &Headlines,
+    rule: &TickerRule,
+    window: Window,
+) -> Result<(DataFrame, JoinSummary)> {
+    for c in OUTPUT_COLUMNS {
+        if targets.frame.get_column_names().iter().any(|n| n.as_str() == c) {
+            return Err(Error::at(
+                &targets.path,
+                None,
+                c,
+                "the targets file already has this column, which the join writes; rename or drop it",
+            ));
+        }
+    }
+    let universe: HashMap<&str, u32> =
+        targets.universe.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+    let mut cache: HashMap<&str, Option<u32>> = HashMap::new();
+    let ids: Vec<Option<u32>> = headlines
+        .tickers
+        .iter()
+        .map(|t| {
+            let t = t.unwrap_or("");
+            *cache.entry(t).or_insert_with(|| rule.resolve(t, &universe))
+        })
+        .collect();
+    let text = &headlines.text;
+    let same = |a: u32, b: u32| text.get(a as usize).map(str::trim) == text.get(b as usize).map(str::trim);
+    let index = HeadlineIndex::build(targets.universe.len(), &ids, &headlines.published_us, same);
+
+    let window_us = window.len_us();
+    let seen: Vec<(Visible, i64)> = targets
+        .ticker_ids
+        .par_iter()
+        .zip(targets.fridays.par_iter())
+        .map(|(&t, &f)| {
+            let cutoff = window.cutoff_us(f);
+            (index.lookup(t, cutoff, window_us), cutoff)
+        })
+        .collect();
+
+    // Headlines inside no row's window: mark the covered positions with a difference array.
+    let mut cover = vec![0i64; index.len() + 1];
+    for (v, _) in &seen {
+        cover[v.range.0] += 1;
+        cover[v.range.1] -= 1;
+    }
+    let mut depth = 0;
+    let outside_windows = cover[..index.len()]
+        .iter()
+        .filter(|d| {
+            depth += **d;
+            depth == 0
+        })
+        .count();
+
+    let mut out = targets.frame.clone();
+    let texts: StringChunked = seen.iter().map(|(v, _)| v.latest.and_then(|i| text.get(i as usize))).collect();
+    let published: Int64Chunked = seen.iter().map(|(v, _)| v.latest_us).collect();
+    let age: Float64Chunked =
+        seen.iter().map(|(v, c)| v.latest_us.map(|p| (c - p) as f64 / US_PER_DAY as f64)).collect();
+    let n7: UInt32Chunked = seen.iter().map(|(v, _)| Some(v.n_7d)).collect();
+    let n30: UInt32Chunked = seen.iter().map(|(v, _)| Some(v.n_30d)).collect();
+    let cols = [
+        texts.with_name(OUTPUT_COLUMNS[0].into()).into_column(),
+        published
+            .with_name(OUTPUT_COLUMNS[1].into())
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            .into_column(),
+        age.with_name(OUTPUT_COLUMNS[2].into()).into_column(),
+        n7.with_name(OUTPUT_COLUMNS[3].into()).into_column(),
+        n30.with_name(OUTPUT_COLUMNS[4].into()).into_column(),
+    ];
+    for c in cols {
+        out.with_column(c).map_err(|e| Error::table(&targets.path, e))?;
+    }
+    let summary = JoinSummary {
+        rows: seen.len(),
+        rows_with_headline: seen.iter().filter(|(v, _)| v.latest.is_some()).count(),
+        headlines: headlines.len(),
+        duplicates: index.duplicates,
+        unknown_ticker: ids.iter().filter(|t| t.is_none()).count(),
+        outside_windows,
+    };
+    Ok((out, summary))
+}
+
+/// Everything `signalkit join` needs.
+#[derive(Debug, Clone)]
+pub struct JoinArgs {
+    /// Numerai rows (targets or live universe).
+    pub targets: PathBuf,
+    /// Headlines file.
+    pub headlines: PathBuf,
+    /// Output parquet.
+    pub out: PathBuf,
+    /// Cutoff and window.
+    pub window: Window,
+    /// How headline tickers map to row tickers.
+    pub tickers: TickerRule,
+    /// How to read the headlines.
+    pub headline_options: HeadlineOptions,
+}
+
+/// Reads both inputs, joins, and writes the rows atomically to `args.out`.
+pub fn join_files(args: &JoinArgs) -> Result<JoinSummary> {
+    let targets = Targets::read(&args.targets)?;
+    let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
+    let (mut df, summary) = join(&targets, &headlines, &args.tickers, args.window)?;
+    write_parquet_atomic(&mut df, &args.out)?;
+    Ok(summary)
+}
+
+/// Reads a join output back (for later stages and tests).
+pub fn read_rows(path: &Path) -> Result<DataFrame> {
+    crate::data::read_table(path, false)
+}
