@@ -19,6 +19,8 @@ cat "$dir"/*.parquet > /dev/null  # warm the page cache for both
 s0=$(date +%s%N)
 target/release/signalkit join --targets "$dir/targets.parquet" --headlines "$dir/headlines.parquet" --out "$dir/signalkit_rows.parquet"
 ours_ms=$(( ($(date +%s%N) - s0) / 1000000 ))
-theirs=$($venv/bin/python scripts/bench_join.py pandas "$dir" | tee /dev/stderr | sed -E 's/pandas: ([0-9.]+)s.*/\1/')
+pandas_out=$($venv/bin/python scripts/bench_join.py pandas "$dir")
+echo "$pandas_out"
+theirs=$(sed -E 's/pandas: ([0-9.]+)s.*/\1/' <<< "$pandas_out")
 $venv/bin/python scripts/bench_join.py check "$dir"
 $venv/bin/python -c "o=$ours_ms/1000; t=$theirs; print(f'signalkit {o:.2f}s, pandas {t:.2f}s: signalkit is {t/o:.1f}x faster (same input, same machine, end to end)')"

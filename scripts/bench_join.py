@@ -56,10 +56,14 @@ def gen(out, n_tickers, n_fridays, n_headlines):
 
 def pandas_join(d):
     t0 = time.perf_counter()
+    phases = []
+    mark = lambda name: phases.append((name, time.perf_counter()))
     rows = pd.read_parquet(f"{d}/targets.parquet")
     heads = pd.read_parquet(f"{d}/headlines.parquet")
+    mark("read")
     heads["key"] = heads["ticker"].str.upper() + " US"
     heads = heads.drop_duplicates(["key", "published_at", "headline"])
+    mark("dedup")
     rows["cutoff"] = pd.to_datetime(rows["friday_date"].astype(str), format="%Y%m%d", utc=True).astype("datetime64[us, UTC]")
     left = rows.reset_index().sort_values("cutoff", kind="stable")
     right = heads.sort_values("published_at", kind="stable")
@@ -67,15 +71,16 @@ def pandas_join(d):
                       left_by="bloomberg_ticker", right_by="key", direction="backward",
                       allow_exact_matches=False, tolerance=pd.Timedelta(days=30))
     m = m.sort_values("index").set_index("index")
+    mark("merge_asof")
     # window counts: searchsorted on a combined (ticker code, instant) key
     cats = pd.Index(pd.unique(rows["bloomberg_ticker"]))
     hcode = cats.get_indexer(heads["key"])
     keep = hcode >= 0
-    ht = heads["published_at"].to_numpy()[keep].astype("datetime64[us]").astype(np.int64)
+    ht = heads["published_at"].dt.as_unit("us").array.asi8[keep]
     base = ht.min() - 400 * US_PER_DAY
     hkey = np.sort((hcode[keep].astype(np.int64) << 50) | (ht - base))
     rcode = cats.get_indexer(rows["bloomberg_ticker"]).astype(np.int64) << 50
-    cut = rows["cutoff"].to_numpy().astype("datetime64[us]").astype(np.int64) - base
+    cut = rows["cutoff"].dt.as_unit("us").array.asi8 - base
     hi = np.searchsorted(hkey, rcode | cut, side="left")
     out = rows.drop(columns=["cutoff"])
     out["headline"] = m["headline"].to_numpy()
@@ -83,8 +88,14 @@ def pandas_join(d):
     out["headline_age_days"] = (m["cutoff"] - m["published_at"]).dt.total_seconds().to_numpy() / 86400
     for days in (7, 30):
         out[f"n_headlines_{days}d"] = (hi - np.searchsorted(hkey, rcode | (cut - days * US_PER_DAY), side="left")).astype(np.uint32)
+    mark("counts")
     out.to_parquet(f"{d}/pandas_rows.parquet", index=False)
+    mark("write")
     elapsed = time.perf_counter() - t0
+    prev = t0
+    for name, t in phases:
+        print(f"  pandas {name}: {t - prev:.2f}s", file=sys.stderr)
+        prev = t
     print(f"pandas: {elapsed:.2f}s; rows {len(out)}, with headline {out['headline'].notna().sum()}, "
           f"sum n30 {int(out['n_headlines_30d'].sum())}")
 

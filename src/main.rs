@@ -1,7 +1,6 @@
 //! The `signalkit` command line: parses arguments and calls one library function per subcommand.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -81,7 +80,6 @@ struct SampleCmd {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Join(c) => {
-            let start = Instant::now();
             let tickers = match &c.ticker_map {
                 Some(p) => TickerRule::from_map_file(p)?,
                 None => TickerRule::Suffix(c.ticker_suffix.clone()),
@@ -100,7 +98,7 @@ fn main() -> Result<()> {
                 },
             };
             let summary = signalkit::join_files(&args).context("join failed")?;
-            println!("join: {summary} → {} in {:.2}s", args.out.display(), start.elapsed().as_secs_f64());
+            println!("join: {summary} → {} ({})", args.out.display(), summary.seconds);
         }
         Command::Sample(c) => {
             let opts =

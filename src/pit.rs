@@ -4,9 +4,9 @@
 //! Headlines are sorted once by (ticker, instant); each row then finds its visible range with two
 //! binary searches. Visibility is `cutoff - window <= published < cutoff`, never `<=` the cutoff.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -81,37 +81,59 @@ impl HeadlineIndex {
         n_tickers: usize,
         ticker_ids: &[Option<u32>],
         times: &[i64],
-        same_text: impl Fn(u32, u32) -> bool,
+        same_text: impl Fn(u32, u32) -> bool + Sync,
     ) -> Self {
-        let mut keys: Vec<(u32, i64, u32)> =
-            ticker_ids.iter().zip(times).enumerate().filter_map(|(i, (t, &us))| t.map(|t| (t, us, i as u32))).collect();
-        keys.par_sort_unstable();
-        // Drop exact duplicates: equal (ticker, instant) are adjacent; compare texts within the run.
-        let mut kept: Vec<(u32, i64, u32)> = Vec::with_capacity(keys.len());
-        let mut run_start = 0;
-        for k in keys {
-            if kept.len() > run_start && (kept[run_start].0, kept[run_start].1) != (k.0, k.1) {
-                run_start = kept.len();
-            }
-            if kept[run_start..].iter().any(|e| same_text(e.2, k.2)) {
-                continue;
-            }
-            kept.push(k);
-        }
-        let duplicates = ticker_ids.iter().filter(|t| t.is_some()).count() - kept.len();
+        // Counting sort by ticker, then each ticker's headlines by (instant, input order) in parallel.
         let mut starts = vec![0usize; n_tickers + 1];
-        for k in &kept {
-            starts[k.0 as usize + 1] += 1;
+        for t in ticker_ids.iter().flatten() {
+            starts[*t as usize + 1] += 1;
         }
         for i in 0..n_tickers {
             starts[i + 1] += starts[i];
         }
-        HeadlineIndex {
-            starts,
-            times: kept.iter().map(|k| k.1).collect(),
-            source: kept.iter().map(|k| k.2).collect(),
-            duplicates,
+        let mut next = starts.clone();
+        let mut slots = vec![(0i64, 0u32); starts[n_tickers]];
+        for (i, (t, &us)) in ticker_ids.iter().zip(times).enumerate() {
+            if let Some(t) = t {
+                slots[next[*t as usize]] = (us, i as u32);
+                next[*t as usize] += 1;
+            }
         }
+        let mut buckets = Vec::with_capacity(n_tickers);
+        let mut rest = slots.as_mut_slice();
+        for w in starts.windows(2) {
+            let (head, tail) = rest.split_at_mut(w[1] - w[0]);
+            buckets.push(head);
+            rest = tail;
+        }
+        // Drop exact duplicates: equal instants are adjacent; compare texts within each run.
+        let kept: Vec<Vec<(i64, u32)>> = buckets
+            .into_par_iter()
+            .map(|b| {
+                b.sort_unstable();
+                let mut kept: Vec<(i64, u32)> = Vec::with_capacity(b.len());
+                let mut run = 0;
+                for &k in b.iter() {
+                    if kept.len() > run && kept[run].0 != k.0 {
+                        run = kept.len();
+                    }
+                    if !kept[run..].iter().any(|e| same_text(e.1, k.1)) {
+                        kept.push(k);
+                    }
+                }
+                kept
+            })
+            .collect();
+        let total = starts[n_tickers];
+        let mut starts = Vec::with_capacity(n_tickers + 1);
+        let (mut times, mut source) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        starts.push(0);
+        for b in kept {
+            times.extend(b.iter().map(|k| k.0));
+            source.extend(b.iter().map(|k| k.1));
+            starts.push(times.len());
+        }
+        HeadlineIndex { starts, duplicates: total - times.len(), times, source }
     }
 
     /// Number of headlines indexed (after dropping duplicates and unknown tickers).
@@ -158,6 +180,25 @@ pub struct JoinSummary {
     pub unknown_ticker: usize,
     /// Headlines of known tickers that no row's window contains.
     pub outside_windows: usize,
+    /// Wall-clock seconds spent reading, joining and writing (filled by [`join_files`]).
+    pub seconds: Timings,
+}
+
+/// Wall-clock seconds per phase of a join.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Reading and validating both inputs.
+    pub read: f64,
+    /// The join itself.
+    pub join: f64,
+    /// Writing the output.
+    pub write: f64,
+}
+
+impl fmt::Display for Timings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "read {:.2}s, join {:.2}s, write {:.2}s", self.read, self.join, self.write)
+    }
 }
 
 impl JoinSummary {
@@ -200,9 +241,9 @@ pub fn join(
             ));
         }
     }
-    let universe: HashMap<&str, u32> =
+    let universe: std::collections::HashMap<&str, u32> =
         targets.universe.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
-    let mut cache: HashMap<&str, Option<u32>> = HashMap::new();
+    let mut cache: PlHashMap<&str, Option<u32>> = PlHashMap::new();
     let ids: Vec<Option<u32>> = headlines
         .tickers
         .iter()
@@ -242,7 +283,8 @@ pub fn join(
         .count();
 
     let mut out = targets.frame.clone();
-    let texts: StringChunked = seen.iter().map(|(v, _)| v.latest.and_then(|i| text.get(i as usize))).collect();
+    let chosen: IdxCa = seen.iter().map(|(v, _)| v.latest.map(|i| i as IdxSize)).collect();
+    let texts = text.take(&chosen).map_err(|e| Error::table(&headlines.path, e))?;
     let published: Int64Chunked = seen.iter().map(|(v, _)| v.latest_us).collect();
     let age: Float64Chunked =
         seen.iter().map(|(v, c)| v.latest_us.map(|p| (c - p) as f64 / US_PER_DAY as f64)).collect();
@@ -268,6 +310,7 @@ pub fn join(
         duplicates: index.duplicates,
         unknown_ticker: ids.iter().filter(|t| t.is_none()).count(),
         outside_windows,
+        seconds: Timings::default(),
     };
     Ok((out, summary))
 }
@@ -291,10 +334,14 @@ pub struct JoinArgs {
 
 /// Reads both inputs, joins, and writes the rows atomically to `args.out`.
 pub fn join_files(args: &JoinArgs) -> Result<JoinSummary> {
+    let clock = Instant::now();
     let targets = Targets::read(&args.targets)?;
     let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
-    let (mut df, summary) = join(&targets, &headlines, &args.tickers, args.window)?;
+    let read = clock.elapsed().as_secs_f64();
+    let (mut df, mut summary) = join(&targets, &headlines, &args.tickers, args.window)?;
+    let joined = clock.elapsed().as_secs_f64();
     write_parquet_atomic(&mut df, &args.out)?;
+    summary.seconds = Timings { read, join: joined - read, write: clock.elapsed().as_secs_f64() - joined };
     Ok(summary)
 }
 

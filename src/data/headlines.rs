@@ -74,11 +74,11 @@ impl Headlines {
         })?;
 
         let tickers = str_values(path, df, &ticker_col)?;
-        if let Some(i) = tickers.iter().position(|t| t.is_none_or(|t| t.trim().is_empty())) {
+        if let Some(i) = first_blank(&tickers) {
             return Err(Error::at(path, Some(i + 1), &ticker_col, "missing ticker; remove the row or fill it in"));
         }
         let text = str_values(path, df, &text_col)?;
-        if let Some(i) = text.iter().position(|t| t.is_none_or(|t| t.trim().is_empty())) {
+        if let Some(i) = first_blank(&text) {
             return Err(Error::at(path, Some(i + 1), &text_col, "empty headline text; remove the row or fill it in"));
         }
         let published_us = read_times(path, df, &time_col, opts.zone.as_ref())?;
@@ -96,6 +96,12 @@ impl Headlines {
     }
 }
 
+/// Index of the first null or all-blank value (checked in parallel; `ca` is one chunk).
+fn first_blank(ca: &StringChunked) -> Option<usize> {
+    let arr = ca.downcast_iter().next()?;
+    (0..arr.len()).into_par_iter().position_first(|i| arr.get(i).is_none_or(|t| t.trim().is_empty()))
+}
+
 /// A stamp from an integer: 8-digit `YYYYMMDD` is a day, anything else epoch time.
 fn stamp_from_int(v: i64) -> Stamp {
     match parse_yyyymmdd(v) {
@@ -106,20 +112,17 @@ fn stamp_from_int(v: i64) -> Stamp {
 
 fn read_times(path: &Path, df: &DataFrame, col: &str, zone: Option<&Zone>) -> Result<Vec<i64>> {
     let c = df.column(col).map_err(|e| Error::table(path, e))?;
-    let missing =
-        |i: usize| Error::at(path, Some(i + 1), col, "missing publication time; remove the row or fill it in");
-    let ints = |dt: &DataType| -> Result<Vec<Option<i64>>> {
-        let phys = c.cast(dt).map_err(|e| Error::table(path, e))?;
-        Ok(phys.i64().map_err(|e| Error::table(path, e))?.iter().collect())
-    };
-    let out: Vec<Option<i64>> = match c.dtype().clone() {
+    if c.null_count() > 0 {
+        let i = c.is_null().iter().position(|n| n == Some(true)).unwrap_or(0);
+        return Err(Error::at(path, Some(i + 1), col, "missing publication time; remove the row or fill it in"));
+    }
+    let fail = |e: PolarsError| Error::table(path, e);
+    // Every value is present from here on.
+    let ints = || -> Result<Int64Chunked> { Ok(c.cast(&DataType::Int64).map_err(fail)?.i64().map_err(fail)?.clone()) };
+    match c.dtype().clone() {
         DataType::Date => {
-            let phys = c.cast(&DataType::Int32).map_err(|e| Error::table(path, e))?;
-            phys.i32()
-                .map_err(|e| Error::table(path, e))?
-                .iter()
-                .map(|d| d.map(|d| Stamp::Day(d).latest_us()))
-                .collect()
+            let days = c.cast(&DataType::Int32).map_err(fail)?;
+            Ok(days.i32().map_err(fail)?.into_no_null_iter().map(|d| Stamp::Day(d).latest_us()).collect())
         }
         DataType::Datetime(unit, tz) => {
             let to_us = |v: i64| match unit {
@@ -127,54 +130,44 @@ fn read_times(path: &Path, df: &DataFrame, col: &str, zone: Option<&Zone>) -> Re
                 TimeUnit::Microseconds => v,
                 TimeUnit::Milliseconds => v * 1000,
             };
-            let raw = ints(&DataType::Int64)?;
+            let raw = ints()?;
             match (tz, zone) {
-                (Some(_), _) => raw.into_iter().map(|v| v.map(to_us)).collect(),
+                (Some(_), _) => Ok(raw.into_no_null_iter().map(to_us).collect()),
                 (None, Some(z)) => raw
-                    .into_iter()
+                    .into_no_null_iter()
                     .enumerate()
                     .map(|(i, v)| {
-                        v.map(|v| {
-                            let naive =
-                                chrono::DateTime::from_timestamp_micros(to_us(v)).expect("in range").naive_utc();
-                            z.to_utc_us(naive).map_err(|m| Error::at(path, Some(i + 1), col, m))
-                        })
-                        .transpose()
+                        let naive = chrono::DateTime::from_timestamp_micros(to_us(v)).expect("in range").naive_utc();
+                        z.to_utc_us(naive).map_err(|m| Error::at(path, Some(i + 1), col, m))
                     })
-                    .collect::<Result<_>>()?,
-                (None, None) => {
-                    return Err(Error::at(
-                        path,
-                        None,
-                        col,
-                        "timestamps have no time zone; name the zone the feed uses with --timezone (e.g. --timezone UTC)",
-                    ));
-                }
+                    .collect(),
+                (None, None) => Err(Error::at(
+                    path,
+                    None,
+                    col,
+                    "timestamps have no time zone; name the zone the feed uses with --timezone (e.g. --timezone UTC)",
+                )),
             }
         }
-        dt if dt.is_integer() => {
-            ints(&DataType::Int64)?.into_iter().map(|v| v.map(|v| stamp_from_int(v).latest_us())).collect()
-        }
-        dt if dt.is_float() => {
-            return Err(Error::at(
-                path,
-                None,
-                col,
-                "times must be text or integers, not floating point; write epoch seconds as integers",
-            ));
-        }
+        dt if dt.is_integer() => Ok(ints()?.into_no_null_iter().map(|v| stamp_from_int(v).latest_us()).collect()),
+        dt if dt.is_float() => Err(Error::at(
+            path,
+            None,
+            col,
+            "times must be text or integers, not floating point; write epoch seconds as integers",
+        )),
         _ => {
             let ca = str_values(path, df, col)?;
-            let vals: Vec<Option<&str>> = ca.iter().collect();
+            let vals: Vec<&str> = ca.iter().map(Option::unwrap_or_default).collect();
             const BAD: i64 = i64::MIN;
-            let parsed: Vec<Option<i64>> =
-                vals.par_iter().map(|v| v.map(|s| parse_stamp(s, zone).map(Stamp::latest_us).unwrap_or(BAD))).collect();
-            if let Some(i) = parsed.iter().position(|v| *v == Some(BAD)) {
-                let msg = parse_stamp(vals[i].unwrap_or(""), zone).expect_err("failed before");
-                return Err(Error::at(path, Some(i + 1), col, msg));
+            let parsed: Vec<i64> =
+                vals.par_iter().map(|s| parse_stamp(s, zone).map(Stamp::latest_us).unwrap_or(BAD)).collect();
+            match parsed.iter().position(|v| *v == BAD) {
+                Some(i) => {
+                    Err(Error::at(path, Some(i + 1), col, parse_stamp(vals[i], zone).expect_err("failed before")))
+                }
+                None => Ok(parsed),
             }
-            parsed
         }
-    };
-    out.into_iter().enumerate().map(|(i, v)| v.ok_or_else(|| missing(i))).collect()
+    }
 }

@@ -1,6 +1,5 @@
 //! Numerai rows: the legacy `historical_targets` layout and Signals v2.x parquet.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -98,7 +97,7 @@ pub fn resolve_target(df: &DataFrame, name: &str) -> Option<String> {
 fn ticker_ids(path: &Path, df: &DataFrame, col: &str) -> Result<(Vec<u32>, Vec<String>)> {
     let ca = str_values(path, df, col)?;
     let mut ids = Vec::with_capacity(ca.len());
-    let mut map: HashMap<&str, u32> = HashMap::new();
+    let mut map: PlHashMap<&str, u32> = PlHashMap::new();
     let mut universe = Vec::new();
     for (i, v) in ca.iter().enumerate() {
         let t = v.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
