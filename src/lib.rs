@@ -1,13 +1,16 @@
 //! signalkit: financial news → Numerai Signals.
 //!
-//! Stages (DESIGN §1): [`data`] ingest, [`pit`] point-in-time join, [`sample`] synthetic data.
+//! Stages (DESIGN §1): [`data`] ingest, [`pit`] point-in-time join, [`encode`] headline encoder
+//! and store, [`sample`] synthetic data.
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
 pub mod data;
+pub mod encode;
 pub mod error;
 pub mod pit;
 pub mod sample;
 
+pub use encode::{EncodeArgs, EncodeSummary, encode_files};
 pub use error::{Error, Result};
 pub use pit::{JoinArgs, JoinSummary, Window, join, join_files};
 pub use sample::{SampleOptions, write_sample};

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use signalkit::data::headlines::HeadlineOptions;
 use signalkit::data::tickers::TickerRule;
 use signalkit::data::time::Zone;
+use signalkit::encode::hub::ModelSource;
 
 #[derive(Parser)]
 #[command(name = "signalkit", version, about = "Turn financial news into Numerai Signals", long_about = None)]
@@ -20,6 +21,9 @@ enum Command {
     /// Join headlines to Numerai rows point-in-time: each row sees only news published strictly
     /// before its cutoff and within the look-back window.
     Join(JoinCmd),
+    /// Encode headlines with a BERT-family model (FinBERT by default) into a resumable store:
+    /// class probabilities, sentiment and the [CLS] embedding per distinct text.
+    Encode(EncodeCmd),
     /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
     Sample(SampleCmd),
 }
@@ -47,9 +51,13 @@ struct JoinCmd {
     /// Suffix that turns a headline ticker into a row ticker when no map is given.
     #[arg(long, default_value = " US")]
     ticker_suffix: String,
-    /// Time zone of naive timestamps in the headlines (IANA name, UTC, or +05:30).
-    #[arg(long)]
-    timezone: Option<Zone>,
+    #[command(flatten)]
+    cols: HeadlineCols,
+}
+
+/// How to read a headlines file (shared by join and encode).
+#[derive(Args)]
+struct HeadlineCols {
     /// Headline ticker column.
     #[arg(long, default_value = "ticker")]
     ticker_col: String,
@@ -59,6 +67,53 @@ struct JoinCmd {
     /// Headline text column.
     #[arg(long, default_value = "headline")]
     text_col: String,
+    /// Time zone of naive timestamps in the headlines (IANA name, UTC, or +05:30).
+    #[arg(long)]
+    timezone: Option<Zone>,
+}
+
+impl HeadlineCols {
+    fn options(self) -> HeadlineOptions {
+        HeadlineOptions {
+            ticker_column: self.ticker_col,
+            time_column: self.time_col,
+            text_column: self.text_col,
+            zone: self.timezone,
+        }
+    }
+}
+
+#[derive(Args)]
+struct EncodeCmd {
+    /// Hub id (downloaded into the Hugging Face cache) or a local model directory.
+    #[arg(long, default_value = "ProsusAI/finbert")]
+    model: String,
+    /// Hub revision (branch, tag or commit).
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Never touch the network: read the model from the Hugging Face cache (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    offline: bool,
+    /// Headlines: CSV, Parquet or JSON Lines.
+    #[arg(long)]
+    headlines: PathBuf,
+    /// Store folder (created if missing; re-runs encode only what it lacks).
+    #[arg(long)]
+    store: PathBuf,
+    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Headlines per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Maximum tokens per headline (FinBERT was fine-tuned with 64).
+    #[arg(long, default_value_t = 64)]
+    max_len: usize,
+    /// Headlines per shard: the most a killed run can lose.
+    #[arg(long, default_value_t = 4096)]
+    shard_size: usize,
+    #[command(flatten)]
+    cols: HeadlineCols,
 }
 
 #[derive(Args)]
@@ -90,15 +145,31 @@ fn main() -> Result<()> {
                 out: c.out,
                 window: signalkit::Window { days: c.window_days, cutoff_hours: c.cutoff_hours },
                 tickers,
-                headline_options: HeadlineOptions {
-                    ticker_column: c.ticker_col,
-                    time_column: c.time_col,
-                    text_column: c.text_col,
-                    zone: c.timezone,
-                },
+                headline_options: c.cols.options(),
             };
             let summary = signalkit::join_files(&args).context("join failed")?;
             println!("join: {summary} → {} ({})", args.out.display(), summary.seconds);
+        }
+        Command::Encode(c) => {
+            let mut source = ModelSource::new(&c.model);
+            source.revision = c.revision;
+            source.offline |= c.offline;
+            let args = signalkit::EncodeArgs {
+                source,
+                headlines: c.headlines,
+                headline_options: c.cols.options(),
+                store: c.store,
+                device: c.device,
+                batch_size: c.batch_size,
+                max_len: c.max_len,
+                shard_size: c.shard_size,
+                progress: true,
+            };
+            let s = signalkit::encode_files(&args).context("encode failed")?;
+            if s.embeddings_only {
+                println!("note: {} has no classification head: embeddings only (no probabilities)", s.model);
+            }
+            println!("encode: {s}");
         }
         Command::Sample(c) => {
             let opts =

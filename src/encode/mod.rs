@@ -1,0 +1,168 @@
+//! Encode: headlines → class probabilities and [CLS] embeddings, in a resumable store.
+//!
+//! Texts are normalised and de-duplicated, texts already in the store are skipped, the rest are
+//! sorted by token length and run in dynamically padded batches; each finished chunk becomes one
+//! shard written atomically, so a killed run resumes where it stopped.
+
+pub mod hub;
+pub mod model;
+pub mod store;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::data::headlines::{HeadlineOptions, Headlines};
+use crate::error::{Error, Result};
+use hub::ModelSource;
+use model::Encoder;
+use store::{Encoded, Store, key, normalise};
+
+/// Everything `signalkit encode` needs.
+#[derive(Debug, Clone)]
+pub struct EncodeArgs {
+    /// The checkpoint.
+    pub source: ModelSource,
+    /// Headlines file (CSV, Parquet or JSON Lines).
+    pub headlines: PathBuf,
+    /// How to read it.
+    pub headline_options: HeadlineOptions,
+    /// Store folder.
+    pub store: PathBuf,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Headlines per forward pass.
+    pub batch_size: usize,
+    /// Maximum tokens per headline.
+    pub max_len: usize,
+    /// Headlines per shard (the most a killed run can lose).
+    pub shard_size: usize,
+    /// Draw a progress bar on a terminal.
+    pub progress: bool,
+}
+
+/// What an encode run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EncodeSummary {
+    /// Model id.
+    pub model: String,
+    /// Headlines read.
+    pub headlines: usize,
+    /// Distinct normalised texts among them.
+    pub unique: usize,
+    /// Of those, already in the store.
+    pub already_stored: usize,
+    /// Encoded by this run.
+    pub encoded: usize,
+    /// Shards written by this run.
+    pub shards: usize,
+    /// Damaged shards found and set aside.
+    pub damaged: usize,
+    /// Seconds spent encoding.
+    pub seconds: f64,
+    /// The model has no classification head (embeddings only).
+    pub embeddings_only: bool,
+    /// This model's folder in the store.
+    pub store_dir: PathBuf,
+}
+
+impl fmt::Display for EncodeSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = if self.seconds > 0.0 { self.encoded as f64 / self.seconds } else { 0.0 };
+        write!(
+            f,
+            "{} headlines, {} distinct texts: {} already stored, {} encoded in {:.1}s ({:.1}/s) into {} shards{} → {}",
+            self.headlines,
+            self.unique,
+            self.already_stored,
+            self.encoded,
+            self.seconds,
+            rate,
+            self.shards,
+            if self.damaged > 0 { format!(" ({} damaged shards redone)", self.damaged) } else { String::new() },
+            self.store_dir.display()
+        )
+    }
+}
+
+/// Encodes `texts` (normalised, distinct, not yet stored) into `store`, one shard per
+/// `shard_size` texts, shortest first.
+pub fn encode_into(
+    encoder: &Encoder,
+    store: &mut Store,
+    texts: &[String],
+    batch_size: usize,
+    shard_size: usize,
+    bar: &ProgressBar,
+) -> Result<usize> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let encodings = encoder.tokenize(&refs)?;
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| (encodings[i].get_ids().len(), i));
+    let mut shards = 0;
+    for chunk in order.chunks(shard_size.max(1)) {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for batch in chunk.chunks(batch_size.max(1)) {
+            let encs: Vec<_> = batch.iter().map(|&i| &encodings[i]).collect();
+            for (&i, (probs, cls)) in batch.iter().zip(encoder.forward(&encs)?) {
+                rows.push(Encoded { key: key(&encoder.key, &texts[i]), text: texts[i].clone(), probs, cls });
+            }
+            bar.inc(batch.len() as u64);
+        }
+        store.write_shard(&rows)?;
+        shards += 1;
+    }
+    Ok(shards)
+}
+
+/// Reads headlines and fills the store with every text it lacks.
+pub fn encode_files(args: &EncodeArgs) -> Result<EncodeSummary> {
+    if args.batch_size == 0 || args.shard_size == 0 {
+        return Err(Error::Config("--batch-size and the shard size must be at least 1".into()));
+    }
+    let files = args.source.resolve()?;
+    let device = model::device(&args.device)?;
+    let encoder = Encoder::load(&files, &device, args.max_len)?;
+    let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
+    let (mut store, opened) = Store::open(&args.store, &encoder.key)?;
+
+    let mut seen = HashSet::new();
+    let mut unique = 0;
+    let mut missing = Vec::new();
+    for t in headlines.text.iter().flatten() {
+        let n = normalise(t);
+        if seen.insert(n.clone()) {
+            unique += 1;
+            if !store.contains(&key(&encoder.key, &n)) {
+                missing.push(n);
+            }
+        }
+    }
+    let bar = if args.progress {
+        ProgressBar::with_draw_target(Some(missing.len() as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("encode {bar:40} {pos}/{len} headlines  {per_sec}  ETA {eta}")
+            .expect("valid template"),
+    );
+    let clock = Instant::now();
+    let shards = encode_into(&encoder, &mut store, &missing, args.batch_size, args.shard_size, &bar)?;
+    bar.finish_and_clear();
+    Ok(EncodeSummary {
+        model: files.id,
+        headlines: headlines.len(),
+        unique,
+        already_stored: unique - missing.len(),
+        encoded: missing.len(),
+        shards,
+        damaged: opened.damaged.len(),
+        seconds: clock.elapsed().as_secs_f64(),
+        embeddings_only: !encoder.has_head(),
+        store_dir: store.dir().to_path_buf(),
+    })
+}

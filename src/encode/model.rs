@@ -1,0 +1,290 @@
+//! BERT-family checkpoints in candle: tokenizer, encoder, pooler and sequence-classification head.
+//!
+//! Loads `config.json`, `tokenizer.json` or `vocab.txt`, and `model.safetensors` or a zip-format
+//! `pytorch_model.bin`. A checkpoint with a `classifier` (e.g. ProsusAI/finbert) gives class
+//! probabilities and the [CLS] embedding; one without (e.g. all-MiniLM-L6-v2) gives the embedding.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::{Linear, Module, VarBuilder};
+use candle_transformers::models::bert::{BertModel, Config};
+use serde_json::Value;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{AddedToken, Encoding, Tokenizer, TruncationParams};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::store::ModelKey;
+use crate::error::{Error, Result};
+
+/// The files of one checkpoint on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFiles {
+    /// Hub id or local path, as the user named it.
+    pub id: String,
+    /// `config.json`.
+    pub config: PathBuf,
+    /// `tokenizer.json`, if present (preferred).
+    pub tokenizer_json: Option<PathBuf>,
+    /// `vocab.txt`, if present.
+    pub vocab: Option<PathBuf>,
+    /// `tokenizer_config.json`, if present (for `do_lower_case`).
+    pub tokenizer_config: Option<PathBuf>,
+    /// `model.safetensors` or `pytorch_model.bin`.
+    pub weights: PathBuf,
+}
+
+impl ModelFiles {
+    /// The files of a local model directory.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let pick = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
+        let config = pick("config.json").ok_or_else(|| Error::input(dir, "no config.json in the model directory"))?;
+        let weights = pick("model.safetensors")
+            .or_else(|| pick("pytorch_model.bin"))
+            .ok_or_else(|| Error::input(dir, "no model.safetensors or pytorch_model.bin in the model directory"))?;
+        let files = ModelFiles {
+            id: dir.display().to_string(),
+            config,
+            tokenizer_json: pick("tokenizer.json"),
+            vocab: pick("vocab.txt"),
+            tokenizer_config: pick("tokenizer_config.json"),
+            weights,
+        };
+        if files.tokenizer_json.is_none() && files.vocab.is_none() {
+            return Err(Error::input(dir, "no tokenizer.json or vocab.txt in the model directory"));
+        }
+        Ok(files)
+    }
+
+    /// A content fingerprint of the config, vocabulary and weights (xxh3, hex).
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut h = Xxh3::new();
+        for p in [Some(&self.config), self.tokenizer_json.as_ref(), self.vocab.as_ref(), Some(&self.weights)]
+            .into_iter()
+            .flatten()
+        {
+            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+            h.update(&bytes);
+        }
+        Ok(format!("{:032x}", h.digest128()))
+    }
+}
+
+/// Where to run the encoder.
+pub fn device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        d if d == "cuda" || d.starts_with("cuda:") => {
+            let ordinal = d
+                .strip_prefix("cuda:")
+                .map_or(Ok(0), str::parse)
+                .map_err(|_| Error::Config(format!("bad device '{d}': use cpu, cuda or cuda:N")))?;
+            if !candle_core::utils::cuda_is_available() {
+                return Err(Error::Config(
+                    "this signalkit was built without CUDA: rebuild with `cargo build --release --features cuda` (scripts/build-cuda.sh)".into(),
+                ));
+            }
+            Device::new_cuda(ordinal).map_err(|e| Error::Config(format!("cannot open {d}: {e}")))
+        }
+        d => Err(Error::Config(format!("unknown device '{d}': use cpu, cuda or cuda:N"))),
+    }
+}
+
+/// One text's class probabilities (empty without a head) and [CLS] embedding.
+pub type Output = (Vec<f32>, Vec<f32>);
+
+/// A loaded encoder.
+pub struct Encoder {
+    tokenizer: Tokenizer,
+    bert: BertModel,
+    head: Option<(Linear, Linear)>,
+    pad_id: u32,
+    device: Device,
+    /// Class labels in output order, from the config's `id2label` (empty without a head).
+    pub labels: Vec<String>,
+    /// Width of the [CLS] embedding.
+    pub hidden: usize,
+    /// What identifies this model's outputs in the store.
+    pub key: ModelKey,
+}
+
+fn model_err(files: &ModelFiles, e: impl std::fmt::Display) -> Error {
+    Error::input(&files.weights, format!("cannot load the model: {e}"))
+}
+
+/// Reads config.json into candle's BERT config, filling BERT's defaults for keys it omits.
+fn read_config(path: &Path) -> Result<(Config, Value)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
+    let obj = v.as_object_mut().ok_or_else(|| Error::input(path, "config.json is not a JSON object"))?;
+    if let Some(t) = obj.get("model_type").and_then(Value::as_str) {
+        if t != "bert" {
+            return Err(Error::input(
+                path,
+                format!(
+                    "model_type '{t}' is not supported: signalkit runs BERT-architecture checkpoints (model_type bert)"
+                ),
+            ));
+        }
+    }
+    let defaults = serde_json::json!({
+        "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "initializer_range": 0.02, "layer_norm_eps": 1e-12,
+        "pad_token_id": 0, "type_vocab_size": 2, "max_position_embeddings": 512, "position_embedding_type": "absolute"
+    });
+    for (k, d) in defaults.as_object().expect("object") {
+        if obj.get(k).is_none_or(Value::is_null) {
+            obj.insert(k.clone(), d.clone());
+        }
+    }
+    if let Some(act) = obj.get("hidden_act").and_then(Value::as_str) {
+        let mapped = match act {
+            "gelu" => "gelu",
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => "geluapproximate",
+            "relu" => "relu",
+            other => {
+                return Err(Error::input(
+                    path,
+                    format!("hidden_act '{other}' is not supported (gelu, gelu_new, relu)"),
+                ));
+            }
+        };
+        obj.insert("hidden_act".into(), Value::String(mapped.into()));
+    }
+    let cfg: Config =
+        serde_json::from_value(v.clone()).map_err(|e| Error::input(path, format!("not a BERT config: {e}")))?;
+    Ok((cfg, v))
+}
+
+/// Labels ordered by id from `id2label` (keys are strings of integers).
+fn labels_of(config: &Value, n: usize) -> Vec<String> {
+    let map = config.get("id2label").and_then(Value::as_object);
+    (0..n)
+        .map(|i| {
+            map.and_then(|m| m.get(&i.to_string())).and_then(Value::as_str).map_or(format!("label_{i}"), str::to_string)
+        })
+        .collect()
+}
+
+/// A BERT WordPiece tokenizer from vocab.txt (as transformers' BertTokenizer builds it).
+fn tokenizer_from_vocab(vocab: &Path, lowercase: bool) -> Result<Tokenizer> {
+    let err = |e: tokenizers::Error| Error::input(vocab, format!("cannot build a tokenizer: {e}"));
+    let wp = WordPiece::from_file(&vocab.to_string_lossy()).unk_token("[UNK]".to_string()).build().map_err(err)?;
+    let mut tok = Tokenizer::new(wp);
+    tok.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase))).map_err(err)?;
+    tok.with_pre_tokenizer(Some(BertPreTokenizer));
+    let id = |t: &str| tok.token_to_id(t).ok_or_else(|| Error::input(vocab, format!("vocab.txt has no {t} token")));
+    let (sep, cls) = (id("[SEP]")?, id("[CLS]")?);
+    tok.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
+    tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|s| AddedToken::from(s, true)))
+        .map_err(err)?;
+    Ok(tok)
+}
+
+impl Encoder {
+    /// Loads a checkpoint onto `device`, truncating headlines to `max_len` tokens.
+    pub fn load(files: &ModelFiles, device: &Device, max_len: usize) -> Result<Self> {
+        let (cfg, raw) = read_config(&files.config)?;
+        let mut tokenizer = match (&files.tokenizer_json, &files.vocab) {
+            (Some(p), _) => {
+                Tokenizer::from_file(p).map_err(|e| Error::input(p, format!("cannot read tokenizer: {e}")))?
+            }
+            (None, Some(v)) => {
+                let lower = files
+                    .tokenizer_config
+                    .as_ref()
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v.get("do_lower_case").and_then(Value::as_bool))
+                    .unwrap_or(true);
+                tokenizer_from_vocab(v, lower)?
+            }
+            (None, None) => return Err(Error::input(&files.config, "no tokenizer.json or vocab.txt beside it")),
+        };
+        let max_len = max_len.clamp(2, cfg.max_position_embeddings);
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+            .map_err(|e| Error::Config(format!("truncation: {e}")))?;
+        tokenizer.with_padding(None);
+        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(cfg.pad_token_id as u32);
+
+        let is_safetensors = files.weights.extension().is_some_and(|e| e == "safetensors");
+        let vb = if is_safetensors {
+            // SAFETY: the weights file is memory-mapped read-only and not modified while we run.
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, device) }
+        } else {
+            VarBuilder::from_pth(&files.weights, DType::F32, device)
+        }
+        .map_err(|e| model_err(files, e))?;
+        let prefixed = vb.contains_tensor("bert.embeddings.word_embeddings.weight");
+        let base = if prefixed { vb.pp("bert") } else { vb.clone() };
+        let bert = BertModel::load(base.clone(), &cfg).map_err(|e| model_err(files, e))?;
+        let hidden = cfg.hidden_size;
+        let head = if vb.contains_tensor("classifier.weight") {
+            let w = vb.get_unchecked("classifier.weight").map_err(|e| model_err(files, e))?;
+            let n = w.dim(0).map_err(|e| model_err(files, e))?;
+            let pooler = candle_nn::linear(hidden, hidden, base.pp("pooler.dense")).map_err(|e| model_err(files, e))?;
+            let classifier = candle_nn::linear(hidden, n, vb.pp("classifier")).map_err(|e| model_err(files, e))?;
+            Some((pooler, classifier, n))
+        } else {
+            None
+        };
+        let labels = head.as_ref().map_or(Vec::new(), |h| labels_of(&raw, h.2));
+        let key = ModelKey { id: files.id.clone(), fingerprint: files.fingerprint()?, max_len, labels: labels.clone() };
+        Ok(Encoder {
+            tokenizer,
+            bert,
+            head: head.map(|(p, c, _)| (p, c)),
+            pad_id,
+            device: device.clone(),
+            labels,
+            hidden,
+            key,
+        })
+    }
+
+    /// True when the checkpoint has a classification head (probabilities as well as embeddings).
+    pub fn has_head(&self) -> bool {
+        self.head.is_some()
+    }
+
+    /// Tokenizes texts (truncated, unpadded), in parallel.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
+        self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Config(format!("tokenizer: {e}")))
+    }
+
+    /// Runs one batch, padded to its longest member: per text the class probabilities (empty
+    /// without a head) and the [CLS] embedding (last hidden state at position 0).
+    pub fn forward(&self, batch: &[&Encoding]) -> Result<Vec<Output>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let err = |e: candle_core::Error| Error::Config(format!("encoder: {e}"));
+        let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let n = batch.len();
+        let (mut ids, mut mask) = (vec![self.pad_id; n * width], vec![0u32; n * width]);
+        for (row, e) in batch.iter().enumerate() {
+            for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
+                ids[row * width + j] = id;
+                mask[row * width + j] = m;
+            }
+        }
+        let ids = Tensor::from_vec(ids, (n, width), &self.device).map_err(err)?;
+        let mask = Tensor::from_vec(mask, (n, width), &self.device).map_err(err)?;
+        let types = ids.zeros_like().map_err(err)?;
+        let hidden = self.bert.forward(&ids, &types, Some(&mask)).map_err(err)?;
+        let cls = hidden.i((.., 0)).and_then(|t| t.contiguous()).map_err(err)?;
+        let probs = match &self.head {
+            Some((pooler, classifier)) => {
+                let pooled = pooler.forward(&cls).and_then(|t| t.tanh()).map_err(err)?;
+                let logits = classifier.forward(&pooled).map_err(err)?;
+                candle_nn::ops::softmax_last_dim(&logits).and_then(|t| t.to_vec2::<f32>()).map_err(err)?
+            }
+            None => vec![Vec::new(); n],
+        };
+        let cls = cls.to_dtype(DType::F32).and_then(|t| t.to_vec2::<f32>()).map_err(err)?;
+        Ok(probs.into_iter().zip(cls).collect())
+    }
+}

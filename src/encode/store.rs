@@ -1,0 +1,225 @@
+//! The embedding store: encoder outputs keyed by a hash of (model, normalised text), kept as
+//! parquet shards. Each shard is written to a temporary file and renamed, so a killed run loses at
+//! most the shard in flight; a shard that cannot be read back is set aside and its texts redone.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::data::write_parquet_atomic;
+use crate::error::{Error, Result};
+
+/// What identifies a model's outputs: the same fingerprint means the same numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelKey {
+    /// Hub id or local path, for people.
+    pub id: String,
+    /// Hash of the weights, config and vocabulary files (hex).
+    pub fingerprint: String,
+    /// Maximum tokens per headline.
+    pub max_len: usize,
+    /// Class labels in output order (empty for embedding-only models).
+    pub labels: Vec<String>,
+}
+
+impl ModelKey {
+    /// The folder name of this model's shards inside a store.
+    pub fn slug(&self) -> String {
+        let name: String =
+            self.id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        let tail: String = name.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("{tail}-{}-len{}", &self.fingerprint[..12.min(self.fingerprint.len())], self.max_len)
+    }
+}
+
+/// The text the store keys on: trimmed, with every run of whitespace made one space.
+pub fn normalise(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The store key of a normalised text under a model (128-bit xxh3, hex).
+pub fn key(model: &ModelKey, normalised: &str) -> String {
+    let mut buf = Vec::with_capacity(model.fingerprint.len() + normalised.len() + 16);
+    buf.extend_from_slice(model.fingerprint.as_bytes());
+    buf.extend_from_slice(format!("|{}|", model.max_len).as_bytes());
+    buf.extend_from_slice(normalised.as_bytes());
+    format!("{:032x}", xxh3_128(&buf))
+}
+
+/// One encoded headline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// Store key.
+    pub key: String,
+    /// Normalised text.
+    pub text: String,
+    /// Class probabilities in label order (empty for embedding-only models).
+    pub probs: Vec<f32>,
+    /// Last hidden state at position 0 ([CLS]), before the pooler.
+    pub cls: Vec<f32>,
+}
+
+/// What opening a store found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenReport {
+    /// Readable shards.
+    pub shards: usize,
+    /// Entries in them.
+    pub entries: usize,
+    /// Shards that could not be read and were set aside (their texts will be redone).
+    pub damaged: Vec<PathBuf>,
+}
+
+/// A store folder for one model.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    model: ModelKey,
+    known: HashSet<String>,
+    next_shard: usize,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store under `root` for `model`, reading every shard's keys.
+    pub fn open(root: &Path, model: &ModelKey) -> Result<(Store, OpenReport)> {
+        let dir = root.join(model.slug());
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let mut report = OpenReport::default();
+        let mut known = HashSet::new();
+        let mut next_shard = 0;
+        for path in shard_paths(&dir)? {
+            let n = shard_number(&path).unwrap_or(0);
+            next_shard = next_shard.max(n + 1);
+            match read_keys(&path) {
+                Ok(keys) => {
+                    report.shards += 1;
+                    report.entries += keys.len();
+                    known.extend(keys);
+                }
+                Err(_) => {
+                    let aside = path.with_extension("parquet.damaged");
+                    fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
+                    report.damaged.push(aside);
+                }
+            }
+        }
+        // Temporary files of killed runs are never complete: remove them.
+        for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.flatten() {
+            if e.file_name().to_string_lossy().contains(".tmp-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok((Store { dir, model: model.clone(), known, next_shard }, report))
+    }
+
+    /// The folder holding this model's shards.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether a key is already stored.
+    pub fn contains(&self, key: &str) -> bool {
+        self.known.contains(key)
+    }
+
+    /// Number of stored entries.
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+
+    /// True when nothing is stored yet.
+    pub fn is_empty(&self) -> bool {
+        self.known.is_empty()
+    }
+
+    /// Writes one shard atomically and records its keys.
+    pub fn write_shard(&mut self, rows: &[Encoded]) -> Result<PathBuf> {
+        let path = self.dir.join(format!("shard-{:06}.parquet", self.next_shard));
+        let mut df = to_frame(&self.model, rows).map_err(|e| Error::table(&path, e))?;
+        write_parquet_atomic(&mut df, &path)?;
+        self.next_shard += 1;
+        self.known.extend(rows.iter().map(|r| r.key.clone()));
+        Ok(path)
+    }
+
+    /// Every stored entry of this model as one table (columns: key, text, p_*, sentiment, cls).
+    pub fn read_all(&self) -> Result<DataFrame> {
+        let mut frames = Vec::new();
+        for p in shard_paths(&self.dir)? {
+            let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+            frames.push(ParquetReader::new(f).finish().map_err(|e| Error::table(&p, e))?);
+        }
+        match frames.into_iter().reduce(|mut a, b| {
+            a.vstack_mut_owned(b).expect("shards share one schema");
+            a
+        }) {
+            Some(df) => Ok(df),
+            None => to_frame(&self.model, &[]).map_err(|e| Error::table(&self.dir, e)),
+        }
+    }
+}
+
+/// Column names of the class probabilities: `p_<label>`.
+pub fn prob_columns(labels: &[String]) -> Vec<String> {
+    labels.iter().map(|l| format!("p_{}", l.to_lowercase())).collect()
+}
+
+/// P(positive) − P(negative), when the labels include both.
+pub fn sentiment(labels: &[String], probs: &[f32]) -> Option<f32> {
+    let at = |name: &str| labels.iter().position(|l| l.eq_ignore_ascii_case(name));
+    Some(probs.get(at("positive")?)? - probs.get(at("negative")?)?)
+}
+
+fn to_frame(model: &ModelKey, rows: &[Encoded]) -> PolarsResult<DataFrame> {
+    let mut cols = vec![
+        Column::new("key".into(), rows.iter().map(|r| r.key.as_str()).collect::<Vec<_>>()),
+        Column::new("text".into(), rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>()),
+    ];
+    if !model.labels.is_empty() {
+        for (j, name) in prob_columns(&model.labels).into_iter().enumerate() {
+            cols.push(Column::new(name.into(), rows.iter().map(|r| r.probs[j]).collect::<Vec<f32>>()));
+        }
+        if rows.first().is_none_or(|r| sentiment(&model.labels, &r.probs).is_some()) {
+            let s: Vec<Option<f32>> = rows.iter().map(|r| sentiment(&model.labels, &r.probs)).collect();
+            cols.push(Column::new("sentiment".into(), s));
+        }
+    }
+    let width = rows.first().map_or(0, |r| r.cls.len());
+    let mut cls = ListPrimitiveChunkedBuilder::<Float32Type>::new(
+        "cls".into(),
+        rows.len(),
+        rows.len() * width,
+        DataType::Float32,
+    );
+    for r in rows {
+        cls.append_slice(&r.cls);
+    }
+    cols.push(cls.finish().into_column());
+    DataFrame::new_infer_height(cols)
+}
+
+fn shard_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| shard_number(p).is_some())
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn shard_number(p: &Path) -> Option<usize> {
+    let name = p.file_name()?.to_str()?;
+    name.strip_prefix("shard-")?.strip_suffix(".parquet")?.parse().ok()
+}
+
+fn read_keys(p: &Path) -> Result<Vec<String>> {
+    let f = fs::File::open(p).map_err(|e| Error::io(p, e))?;
+    let df = ParquetReader::new(f).finish().map_err(|e| Error::table(p, e))?;
+    let keys = df.column("key").and_then(|c| c.str().cloned()).map_err(|e| Error::table(p, e))?;
+    Ok(keys.iter().flatten().map(str::to_string).collect())
+}

