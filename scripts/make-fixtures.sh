@@ -12,4 +12,4 @@ if [ ! -x $venv/bin/python ]; then
   $venv/bin/pip install -q --disable-pip-version-check 'transformers==5.23.0' safetensors numpy \
     filelock typing-extensions sympy networkx jinja2 fsspec setuptools
 fi
-$venv/bin/python scripts/make_fixtures.py data/fixtures
+[ -n "${SIGNALKIT_VENV_ONLY:-}" ] || $venv/bin/python scripts/make_fixtures.py data/fixtures

