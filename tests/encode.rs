@@ -20,6 +20,15 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert")
 }
 
+/// A temporary model folder holding some of the fixture's files.
+fn fixture_subset(files: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in files {
+        std::fs::copy(fixture().join(f), dir.path().join(f)).unwrap();
+    }
+    dir
+}
+
 fn reference(path: &Path) -> Vec<Value> {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     v["headlines"].as_array().unwrap().clone()
@@ -75,10 +84,7 @@ fn tiny_finbert_matches_transformers_alone_and_in_padded_batches() {
 
 #[test]
 fn safetensors_and_pytorch_bin_give_identical_outputs() {
-    let dir = tempfile::tempdir().unwrap();
-    for f in ["config.json", "vocab.txt", "pytorch_model.bin"] {
-        std::fs::copy(fixture().join(f), dir.path().join(f)).unwrap();
-    }
+    let dir = fixture_subset(&["config.json", "vocab.txt", "pytorch_model.bin"]);
     let files = ModelFiles::from_dir(dir.path()).unwrap();
     assert!(files.weights.ends_with("pytorch_model.bin"));
     let (st, bin) = (load(&fixture()), load(dir.path()));
@@ -139,10 +145,7 @@ fn serve_hub(dir: PathBuf) -> (String, Arc<AtomicUsize>) {
 
 #[test]
 fn hub_download_into_the_cache_then_offline() {
-    let served = tempfile::tempdir().unwrap();
-    for f in ["config.json", "vocab.txt", "pytorch_model.bin"] {
-        std::fs::copy(fixture().join(f), served.path().join(f)).unwrap();
-    }
+    let served = fixture_subset(&["config.json", "vocab.txt", "pytorch_model.bin"]);
     let (url, hits) = serve_hub(served.path().to_path_buf());
     let cache = tempfile::tempdir().unwrap();
     let mut src = ModelSource::new("test/tiny-finbert");
@@ -172,10 +175,7 @@ fn hub_download_into_the_cache_then_offline() {
 
 #[test]
 fn hub_env_vars_through_the_cli() {
-    let served = tempfile::tempdir().unwrap();
-    for f in ["config.json", "vocab.txt", "model.safetensors"] {
-        std::fs::copy(fixture().join(f), served.path().join(f)).unwrap();
-    }
+    let served = fixture_subset(&["config.json", "vocab.txt", "model.safetensors"]);
     let (url, hits) = serve_hub(served.path().to_path_buf());
     let home = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();

@@ -33,6 +33,9 @@ fn legacy_csv_and_parquet() {
     );
     let t = Targets::read(&csv).unwrap();
     assert_eq!((t.ticker_column.as_str(), t.date_column.as_str()), ("bloomberg_ticker", "friday_date"));
+    // Tickers match whatever their case.
+    let mixed = write(dir.path(), "mixed.csv", "bloomberg_ticker,friday_date\nAAPL US,20240301\naapl us,20240308\n");
+    assert_eq!(Targets::read(&mixed).unwrap().ticker_ids, vec![0, 0]);
     assert_eq!(t.fridays, vec![day(2024, 3, 1), day(2024, 3, 8)]);
     assert_eq!(t.universe, vec!["AAPL US", "MSFT US"]);
     assert_eq!(t.target_column("target_factor_neutral_20").as_deref(), Some("target_20d_factor_neutral"));

@@ -97,16 +97,28 @@ pub fn resolve_target(df: &DataFrame, name: &str) -> Option<String> {
 fn ticker_ids(path: &Path, df: &DataFrame, col: &str) -> Result<(Vec<u32>, Vec<String>)> {
     let ca = str_values(path, df, col)?;
     let mut ids = Vec::with_capacity(ca.len());
-    let mut map: PlHashMap<&str, u32> = PlHashMap::new();
+    let mut map: PlHashMap<String, u32> = PlHashMap::new();
     let mut universe = Vec::new();
     for (i, v) in ca.iter().enumerate() {
         let t = v.map(str::trim).filter(|t| !t.is_empty()).ok_or_else(|| {
             Error::at(path, Some(i + 1), col, "missing ticker; every row needs one (remove the row or fill it in)")
         })?;
-        let id = *map.entry(t).or_insert_with(|| {
-            universe.push(t.to_ascii_uppercase());
-            (universe.len() - 1) as u32
-        });
+        // Tickers match case-insensitively; most files are upper case already, so avoid copying.
+        let upper;
+        let t = if t.bytes().any(|b| b.is_ascii_lowercase()) {
+            upper = t.to_ascii_uppercase();
+            upper.as_str()
+        } else {
+            t
+        };
+        let id = match map.get(t) {
+            Some(&id) => id,
+            None => {
+                universe.push(t.to_string());
+                map.insert(t.to_string(), (universe.len() - 1) as u32);
+                (universe.len() - 1) as u32
+            }
+        };
         ids.push(id);
     }
     Ok((ids, universe))

@@ -62,12 +62,19 @@ impl ModelFiles {
     /// A content fingerprint of the config, vocabulary and weights (xxh3, hex).
     pub fn fingerprint(&self) -> Result<String> {
         let mut h = Xxh3::new();
+        let mut buf = vec![0u8; 1 << 20];
         for p in [Some(&self.config), self.tokenizer_json.as_ref(), self.vocab.as_ref(), Some(&self.weights)]
             .into_iter()
             .flatten()
         {
-            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
-            h.update(&bytes);
+            let mut f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+            loop {
+                let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| Error::io(p, e))?;
+                if n == 0 {
+                    break;
+                }
+                h.update(&buf[..n]);
+            }
         }
         Ok(format!("{:032x}", h.digest128()))
     }

@@ -147,15 +147,18 @@ impl Store {
 
     /// Every stored entry of this model as one table (columns: key, text, p_*, sentiment, cls).
     pub fn read_all(&self) -> Result<DataFrame> {
-        let mut frames = Vec::new();
+        let mut all: Option<DataFrame> = None;
         for p in shard_paths(&self.dir)? {
             let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-            frames.push(ParquetReader::new(f).finish().map_err(|e| Error::table(&p, e))?);
+            let df = ParquetReader::new(f).finish().map_err(|e| Error::table(&p, e))?;
+            match all.as_mut() {
+                Some(a) => {
+                    a.vstack_mut_owned(df).map_err(|e| Error::table(&p, e))?;
+                }
+                None => all = Some(df),
+            }
         }
-        match frames.into_iter().reduce(|mut a, b| {
-            a.vstack_mut_owned(b).expect("shards share one schema");
-            a
-        }) {
+        match all {
             Some(df) => Ok(df),
             None => to_frame(&self.model, &[]).map_err(|e| Error::table(&self.dir, e)),
         }
