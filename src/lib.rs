@@ -1,16 +1,18 @@
 //! signalkit: financial news → Numerai Signals.
 //!
 //! Stages (DESIGN §1): [`data`] ingest, [`pit`] point-in-time join, [`encode`] headline encoder
-//! and store, [`sample`] synthetic data.
+//! and store, [`features`] feature table, [`sample`] synthetic data.
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
 pub mod data;
 pub mod encode;
 pub mod error;
+pub mod features;
 pub mod pit;
 pub mod sample;
 
 pub use encode::{EncodeArgs, EncodeSummary, encode_files};
 pub use error::{Error, Result};
+pub use features::{FeatureArgs, FeatureSummary, build_features};
 pub use pit::{JoinArgs, JoinSummary, Window, join, join_files};
 pub use sample::{SampleOptions, write_sample};

@@ -24,6 +24,9 @@ enum Command {
     /// Encode headlines with a BERT-family model (FinBERT by default) into a resumable store:
     /// class probabilities, sentiment and the [CLS] embedding per distinct text.
     Encode(EncodeCmd),
+    /// Build the feature table: the joined rows plus the latest headline's probabilities,
+    /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
+    Features(FeaturesCmd),
     /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
     Sample(SampleCmd),
 }
@@ -33,12 +36,19 @@ struct JoinCmd {
     /// Numerai rows: legacy historical_targets (CSV/parquet) or Signals v2 parquet.
     #[arg(long)]
     targets: PathBuf,
-    /// Headlines: CSV, Parquet or JSON Lines.
-    #[arg(long)]
-    headlines: PathBuf,
     /// Output parquet: the rows as given plus the latest visible headline and counts.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    pit: PitOpts,
+}
+
+/// The point-in-time options: the join and the feature stage must be given the same ones.
+#[derive(Args)]
+struct PitOpts {
+    /// Headlines: CSV, Parquet or JSON Lines.
+    #[arg(long)]
+    headlines: PathBuf,
     /// Look-back window in days.
     #[arg(long, default_value_t = 30)]
     window_days: u32,
@@ -55,7 +65,38 @@ struct JoinCmd {
     cols: HeadlineCols,
 }
 
-/// How to read a headlines file (shared by join and encode).
+impl PitOpts {
+    fn window(&self) -> signalkit::Window {
+        signalkit::Window { days: self.window_days, cutoff_hours: self.cutoff_hours }
+    }
+
+    fn tickers(&self) -> Result<TickerRule> {
+        Ok(match &self.ticker_map {
+            Some(p) => TickerRule::from_map_file(p)?,
+            None => TickerRule::Suffix(self.ticker_suffix.clone()),
+        })
+    }
+}
+
+#[derive(Args)]
+struct FeaturesCmd {
+    /// The output of signalkit join.
+    #[arg(long)]
+    rows: PathBuf,
+    /// Store folder filled by signalkit encode.
+    #[arg(long)]
+    store: PathBuf,
+    /// Which model's outputs, as given to encode [default: the only model in the store].
+    #[arg(long)]
+    model: Option<String>,
+    /// Output parquet: the rows plus the features.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    pit: PitOpts,
+}
+
+/// How to read a headlines file (shared by join, encode and features).
 #[derive(Args)]
 struct HeadlineCols {
     /// Headline ticker column.
@@ -135,20 +176,37 @@ struct SampleCmd {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Join(c) => {
-            let tickers = match &c.ticker_map {
-                Some(p) => TickerRule::from_map_file(p)?,
-                None => TickerRule::Suffix(c.ticker_suffix.clone()),
-            };
             let args = signalkit::JoinArgs {
                 targets: c.targets,
-                headlines: c.headlines,
                 out: c.out,
-                window: signalkit::Window { days: c.window_days, cutoff_hours: c.cutoff_hours },
-                tickers,
-                headline_options: c.cols.options(),
+                window: c.pit.window(),
+                tickers: c.pit.tickers()?,
+                headlines: c.pit.headlines,
+                headline_options: c.pit.cols.options(),
             };
             let summary = signalkit::join_files(&args).context("join failed")?;
             println!("join: {summary} → {} ({})", args.out.display(), summary.seconds);
+        }
+        Command::Features(c) => {
+            let args = signalkit::FeatureArgs {
+                rows: c.rows,
+                window: c.pit.window(),
+                tickers: c.pit.tickers()?,
+                headlines: c.pit.headlines,
+                headline_options: c.pit.cols.options(),
+                store: c.store,
+                model: c.model,
+                out: c.out,
+            };
+            let s = signalkit::build_features(&args).context("features failed")?;
+            println!(
+                "features: {} rows ({} with a headline), {} features from {} → {}",
+                s.rows,
+                s.with_headline,
+                s.features,
+                s.model,
+                args.out.display()
+            );
         }
         Command::Encode(c) => {
             let mut source = ModelSource::new(&c.model);

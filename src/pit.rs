@@ -146,6 +146,11 @@ impl HeadlineIndex {
         self.times.is_empty()
     }
 
+    /// The visible headlines of a [`Visible::range`]: (input index, published UTC µs), oldest first.
+    pub fn members(&self, range: (usize, usize)) -> impl Iterator<Item = (u32, i64)> + '_ {
+        (range.0..range.1).map(|p| (self.source[p], self.times[p]))
+    }
+
     /// What a row of `ticker` with `cutoff` (UTC µs) sees within `window_us`.
     pub fn lookup(&self, ticker: u32, cutoff: i64, window_us: i64) -> Visible {
         let (s, e) = (self.starts[ticker as usize], self.starts[ticker as usize + 1]);
@@ -224,6 +229,45 @@ impl fmt::Display for JoinSummary {
     }
 }
 
+/// Which headlines each row may see: the index and, per row, its view and cutoff.
+pub struct Visibility {
+    /// Headlines of the rows' tickers, sorted, duplicates dropped.
+    pub index: HeadlineIndex,
+    /// Per headline: its ticker's id in the rows' universe, if any.
+    pub ticker_ids: Vec<Option<u32>>,
+    /// Per row: what it sees, and its cutoff (UTC µs).
+    pub rows: Vec<(Visible, i64)>,
+}
+
+/// Applies the point-in-time rule to every row (the join and the feature stage share this).
+pub fn visibility(targets: &Targets, headlines: &Headlines, rule: &TickerRule, window: Window) -> Visibility {
+    let universe: std::collections::HashMap<&str, u32> =
+        targets.universe.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
+    let mut cache: PlHashMap<&str, Option<u32>> = PlHashMap::new();
+    let ticker_ids: Vec<Option<u32>> = headlines
+        .tickers
+        .iter()
+        .map(|t| {
+            let t = t.unwrap_or("");
+            *cache.entry(t).or_insert_with(|| rule.resolve(t, &universe))
+        })
+        .collect();
+    let text = &headlines.text;
+    let same = |a: u32, b: u32| text.get(a as usize).map(str::trim) == text.get(b as usize).map(str::trim);
+    let index = HeadlineIndex::build(targets.universe.len(), &ticker_ids, &headlines.published_us, same);
+    let window_us = window.len_us();
+    let rows = targets
+        .ticker_ids
+        .par_iter()
+        .zip(targets.fridays.par_iter())
+        .map(|(&t, &f)| {
+            let cutoff = window.cutoff_us(f);
+            (index.lookup(t, cutoff, window_us), cutoff)
+        })
+        .collect();
+    Visibility { index, ticker_ids, rows }
+}
+
 /// Joins headlines to rows: returns the rows as given plus the [`OUTPUT_COLUMNS`], in row order.
 pub fn join(
     targets: &Targets,
@@ -241,31 +285,8 @@ pub fn join(
             ));
         }
     }
-    let universe: std::collections::HashMap<&str, u32> =
-        targets.universe.iter().enumerate().map(|(i, t)| (t.as_str(), i as u32)).collect();
-    let mut cache: PlHashMap<&str, Option<u32>> = PlHashMap::new();
-    let ids: Vec<Option<u32>> = headlines
-        .tickers
-        .iter()
-        .map(|t| {
-            let t = t.unwrap_or("");
-            *cache.entry(t).or_insert_with(|| rule.resolve(t, &universe))
-        })
-        .collect();
+    let Visibility { index, ticker_ids: ids, rows: seen } = visibility(targets, headlines, rule, window);
     let text = &headlines.text;
-    let same = |a: u32, b: u32| text.get(a as usize).map(str::trim) == text.get(b as usize).map(str::trim);
-    let index = HeadlineIndex::build(targets.universe.len(), &ids, &headlines.published_us, same);
-
-    let window_us = window.len_us();
-    let seen: Vec<(Visible, i64)> = targets
-        .ticker_ids
-        .par_iter()
-        .zip(targets.fridays.par_iter())
-        .map(|(&t, &f)| {
-            let cutoff = window.cutoff_us(f);
-            (index.lookup(t, cutoff, window_us), cutoff)
-        })
-        .collect();
 
     // Headlines inside no row's window: mark the covered positions with a difference array.
     let mut cover = vec![0i64; index.len() + 1];

@@ -13,7 +13,7 @@ use crate::data::write_parquet_atomic;
 use crate::error::{Error, Result};
 
 /// What identifies a model's outputs: the same fingerprint means the same numbers.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelKey {
     /// Hub id or local path, for people.
     pub id: String,
@@ -48,6 +48,9 @@ pub fn key(model: &ModelKey, normalised: &str) -> String {
     buf.extend_from_slice(normalised.as_bytes());
     format!("{:032x}", xxh3_128(&buf))
 }
+
+/// The file in each model folder that says which model it holds.
+pub const MANIFEST: &str = "model.json";
 
 /// One encoded headline.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +90,12 @@ impl Store {
     pub fn open(root: &Path, model: &ModelKey) -> Result<(Store, OpenReport)> {
         let dir = root.join(model.slug());
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let manifest = dir.join(MANIFEST);
+        if !manifest.exists() {
+            let json = serde_json::to_vec_pretty(model).expect("serialisable");
+            let tmp = dir.join(format!(".{MANIFEST}.tmp-{}", std::process::id()));
+            fs::write(&tmp, json).and_then(|_| fs::rename(&tmp, &manifest)).map_err(|e| Error::io(&manifest, e))?;
+        }
         let mut report = OpenReport::default();
         let mut known = HashSet::new();
         let mut next_shard = 0;
@@ -113,6 +122,44 @@ impl Store {
             }
         }
         Ok((Store { dir, model: model.clone(), known, next_shard }, report))
+    }
+
+    /// Opens the store folder of the model named `id` (hub id or path as given to encode), or
+    /// the only model in the store when `id` is `None`.
+    pub fn find(root: &Path, id: Option<&str>) -> Result<(Store, OpenReport)> {
+        let mut models = Vec::new();
+        for e in fs::read_dir(root).map_err(|e| Error::io(root, e))?.flatten() {
+            let m = e.path().join(MANIFEST);
+            if let Ok(text) = fs::read_to_string(&m) {
+                let key: ModelKey =
+                    serde_json::from_str(&text).map_err(|e| Error::input(&m, format!("invalid: {e}")))?;
+                models.push(key);
+            }
+        }
+        let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
+        let chosen: Vec<&ModelKey> = models.iter().filter(|m| id.is_none_or(|id| m.id == id)).collect();
+        match chosen.as_slice() {
+            [one] => Store::open(root, one),
+            [] => Err(Error::input(
+                root,
+                match id {
+                    Some(id) => format!(
+                        "no outputs of model '{id}' in this store (it has: {}); run signalkit encode first",
+                        ids.join(", ")
+                    ),
+                    None => "the store is empty: run signalkit encode first".into(),
+                },
+            )),
+            _ => Err(Error::input(
+                root,
+                format!("the store holds several models ({}): choose one with --model", ids.join(", ")),
+            )),
+        }
+    }
+
+    /// The model whose outputs this folder holds.
+    pub fn model(&self) -> &ModelKey {
+        &self.model
     }
 
     /// The folder holding this model's shards.

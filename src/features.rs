@@ -1,0 +1,217 @@
+//! Features: per row, the latest visible headline's encoder outputs (class probabilities,
+//! sentiment, [CLS] embedding) and sentiment aggregates over the look-back window.
+//!
+//! Window membership is re-derived with the join's own point-in-time code, and the result must
+//! name the same latest headline as the rows file: features from other join options are refused.
+
+use std::path::PathBuf;
+
+use polars::prelude::*;
+
+use crate::data::headlines::{HeadlineOptions, Headlines};
+use crate::data::targets::Targets;
+use crate::data::tickers::TickerRule;
+use crate::data::time::US_PER_DAY;
+use crate::data::{read_table, str_values, write_parquet_atomic};
+use crate::encode::store::{Store, normalise, prob_columns};
+use crate::error::{Error, Result};
+use crate::pit::{Window, visibility};
+
+/// Half-life, in days, of the exponentially decayed sentiment.
+pub const HALF_LIFE_DAYS: f64 = 7.0;
+
+/// Everything `signalkit features` needs.
+#[derive(Debug, Clone)]
+pub struct FeatureArgs {
+    /// The join's output.
+    pub rows: PathBuf,
+    /// The headlines file the join read.
+    pub headlines: PathBuf,
+    /// How to read it (as for the join).
+    pub headline_options: HeadlineOptions,
+    /// Ticker rule (as for the join).
+    pub tickers: TickerRule,
+    /// Cutoff and window (as for the join).
+    pub window: Window,
+    /// Store folder filled by `signalkit encode`.
+    pub store: PathBuf,
+    /// Which model's outputs (as given to encode); default: the only one in the store.
+    pub model: Option<String>,
+    /// Output parquet.
+    pub out: PathBuf,
+}
+
+/// What a feature run wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureSummary {
+    /// Rows written.
+    pub rows: usize,
+    /// Rows with a latest headline (the rest keep nulls).
+    pub with_headline: usize,
+    /// Feature columns added.
+    pub features: usize,
+    /// Model whose outputs were used.
+    pub model: String,
+}
+
+/// Sentiment aggregates of one row.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Aggregates {
+    mean_7d: Option<f32>,
+    mean_30d: Option<f32>,
+    decayed: Option<f32>,
+    min: Option<f32>,
+    max: Option<f32>,
+}
+
+fn aggregate(items: &[(f64, f32)]) -> Aggregates {
+    // items: (age in days, sentiment), every one inside the window.
+    let mean = |days: f64| {
+        let v: Vec<f32> = items.iter().filter(|(a, _)| *a <= days).map(|(_, s)| *s).collect();
+        (!v.is_empty()).then(|| (v.iter().map(|&s| s as f64).sum::<f64>() / v.len() as f64) as f32)
+    };
+    let (mut wsum, mut wsent) = (0.0f64, 0.0f64);
+    for (age, s) in items {
+        let w = 0.5f64.powf(age / HALF_LIFE_DAYS);
+        wsum += w;
+        wsent += w * *s as f64;
+    }
+    Aggregates {
+        mean_7d: mean(7.0),
+        mean_30d: mean(30.0),
+        decayed: (wsum > 0.0).then(|| (wsent / wsum) as f32),
+        min: items.iter().map(|x| x.1).reduce(f32::min),
+        max: items.iter().map(|x| x.1).reduce(f32::max),
+    }
+}
+
+fn quoted(t: Option<&str>) -> String {
+    t.map_or_else(|| "no headline".to_string(), |t| format!("'{t}'"))
+}
+
+/// Builds the feature table and writes it atomically to `args.out`.
+pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
+    let frame = read_table(&args.rows, false)?;
+    let recorded = str_values(&args.rows, &frame, "headline")
+        .map_err(|_| Error::input(&args.rows, "no 'headline' column: is this the output of signalkit join?"))?;
+    let counts = |name: &str| -> Result<Vec<Option<u32>>> {
+        let c = frame.column(name).and_then(|c| c.cast(&DataType::UInt32)).map_err(|e| Error::table(&args.rows, e))?;
+        Ok(c.u32().map_err(|e| Error::table(&args.rows, e))?.iter().collect())
+    };
+    let (n7, n30) = (counts("n_headlines_7d")?, counts("n_headlines_30d")?);
+    let targets = Targets::from_frame(&args.rows, frame)?;
+    let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
+    let vis = visibility(&targets, &headlines, &args.tickers, args.window);
+    let text = &headlines.text;
+    for (i, (v, _)) in vis.rows.iter().enumerate() {
+        let ours = v.latest.and_then(|h| text.get(h as usize));
+        let same_counts = (n7[i], n30[i]) == (Some(v.n_7d), Some(v.n_30d));
+        if ours != recorded.get(i) || !same_counts {
+            return Err(Error::at(
+                &args.rows,
+                Some(i + 1),
+                "headline",
+                format!(
+                    "this row was joined with {} ({}/{} headlines in 7/30 days) but these inputs give {} ({}/{}): pass the same --headlines, --window-days, --cutoff-hours and ticker options as to signalkit join",
+                    quoted(recorded.get(i)),
+                    n7[i].map_or("?".into(), |n| n.to_string()),
+                    n30[i].map_or("?".into(), |n| n.to_string()),
+                    quoted(ours),
+                    v.n_7d,
+                    v.n_30d
+                ),
+            ));
+        }
+    }
+
+    let (store, _) = Store::find(&args.store, args.model.as_deref())?;
+    let model = store.model().clone();
+    let table = store.read_all()?;
+    let stored_text = table.column("text").and_then(|c| c.str().cloned()).map_err(|e| Error::table(store.dir(), e))?;
+    let at: PlHashMap<&str, usize> = stored_text.iter().enumerate().filter_map(|(i, t)| Some((t?, i))).collect();
+    let f32s = |name: &str| -> Result<Vec<f32>> {
+        let c = table.column(name).map_err(|e| Error::table(store.dir(), e))?;
+        let c = c.cast(&DataType::Float32).map_err(|e| Error::table(store.dir(), e))?;
+        Ok(c.f32().map_err(|e| Error::table(store.dir(), e))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+    };
+    let probs: Vec<Vec<f32>> = prob_columns(&model.labels).iter().map(|c| f32s(c)).collect::<Result<_>>()?;
+    let sentiment = if table.column("sentiment").is_ok() { Some(f32s("sentiment")?) } else { None };
+    let cls = table.column("cls").and_then(|c| c.list().cloned()).map_err(|e| Error::table(store.dir(), e))?;
+    let width = cls.get_as_series(0).map_or(0, |s| s.len());
+    let cls_values: Vec<f32> = cls
+        .explode(ExplodeOptions { empty_as_null: false, keep_nulls: false })
+        .and_then(|s| s.f32().map(|c| c.into_no_null_iter().collect()))
+        .map_err(|e| Error::table(store.dir(), e))?;
+
+    // Every visible headline must be in the store.
+    let entry = |h: u32| text.get(h as usize).and_then(|t| at.get(normalise(t).as_str()).copied());
+    let mut missing = 0;
+    let mut example = None;
+    let mut latest_entry = Vec::with_capacity(vis.rows.len());
+    let mut aggregates = Vec::with_capacity(vis.rows.len());
+    for (v, cutoff) in &vis.rows {
+        let mut items = Vec::new();
+        for (h, t) in vis.index.members(v.range) {
+            match entry(h) {
+                Some(e) => items.push(((cutoff - t) as f64 / US_PER_DAY as f64, e)),
+                None => {
+                    missing += 1;
+                    example.get_or_insert_with(|| text.get(h as usize).unwrap_or("").to_string());
+                }
+            }
+        }
+        latest_entry.push(v.latest.and_then(entry));
+        aggregates.push(
+            sentiment.as_ref().map(|s| aggregate(&items.iter().map(|(age, e)| (*age, s[*e])).collect::<Vec<_>>())),
+        );
+    }
+    if missing > 0 {
+        return Err(Error::input(
+            &args.store,
+            format!(
+                "{missing} visible headlines are not in the store for model '{}' (e.g. {:?}): run signalkit encode on {} first",
+                model.id,
+                example.unwrap_or_default(),
+                args.headlines.display()
+            ),
+        ));
+    }
+
+    let mut out = targets.frame.clone();
+    let mut add = |name: String, values: Vec<Option<f32>>| -> Result<()> {
+        out.with_column(Float32Chunked::from_iter_options(name.into(), values.into_iter()).into_column())
+            .map(|_| ())
+            .map_err(|e| Error::table(&args.out, e))
+    };
+    let mut n_features = 0;
+    for (name, p) in prob_columns(&model.labels).into_iter().zip(&probs) {
+        add(name, latest_entry.iter().map(|e| e.map(|e| p[e])).collect())?;
+        n_features += 1;
+    }
+    if let Some(s) = &sentiment {
+        add("sentiment".into(), latest_entry.iter().map(|e| e.map(|e| s[e])).collect())?;
+        type Pick = fn(&Aggregates) -> Option<f32>;
+        let aggs: [(&str, Pick); 5] = [
+            ("sentiment_mean_7d", |a| a.mean_7d),
+            ("sentiment_mean_30d", |a| a.mean_30d),
+            ("sentiment_decayed", |a| a.decayed),
+            ("sentiment_min_30d", |a| a.min),
+            ("sentiment_max_30d", |a| a.max),
+        ];
+        for (name, pick) in aggs {
+            add(name.into(), aggregates.iter().map(|a| a.as_ref().and_then(pick)).collect())?;
+        }
+        n_features += 6;
+    }
+    for j in 0..width {
+        add(format!("cls_{j:03}"), latest_entry.iter().map(|e| e.map(|e| cls_values[e * width + j])).collect())?;
+    }
+    n_features += width;
+    write_parquet_atomic(&mut out, &args.out)?;
+    Ok(FeatureSummary {
+        rows: out.height(),
+        with_headline: latest_entry.iter().filter(|e| e.is_some()).count(),
+        features: n_features,
+        model: model.id,
+    })
+}
