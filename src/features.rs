@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::data::targets::Targets;
@@ -144,7 +145,11 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
         .map_err(|e| Error::table(store.dir(), e))?;
 
     // Every visible headline must be in the store.
-    let entry = |h: u32| text.get(h as usize).and_then(|t| at.get(normalise(t).as_str()).copied());
+    // Each headline's store row, resolved once (a headline sits in several rows' windows).
+    let texts: Vec<Option<&str>> = text.iter().collect();
+    let entries: Vec<Option<usize>> =
+        texts.par_iter().map(|t| t.and_then(|t| at.get(normalise(t).as_str()).copied())).collect();
+    let entry = |h: u32| entries[h as usize];
     let mut missing = 0;
     let mut example = None;
     let mut latest_entry = Vec::with_capacity(vis.rows.len());
