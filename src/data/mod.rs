@@ -137,3 +137,35 @@ fn finish_atomic(written: Result<()>, tmp: &Path, path: &Path) -> Result<()> {
     }
     done
 }
+
+/// Writes a table atomically as CSV or parquet, chosen by the file's extension.
+pub fn write_table_atomic(df: &mut DataFrame, path: &Path) -> Result<()> {
+    match format_of(path)? {
+        Format::Csv => write_csv_atomic(df, path),
+        Format::Parquet => write_parquet_atomic(df, path),
+        _ => Err(Error::Config(format!("{}: write .csv or .parquet", path.display()))),
+    }
+}
+
+/// Writes bytes atomically (temporary file beside it, then rename).
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path)?;
+    let written = std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e));
+    finish_atomic(written, &tmp, path)
+}
+
+/// A streamed content hash of a file (xxh3-64, hex), recorded so outputs name their inputs.
+pub fn file_hash(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:016x}", hasher.digest()))
+}

@@ -1,0 +1,190 @@
+//! Rendering: report JSON, Markdown tables and PNG plots (plotters with a bundled font, so no
+//! system fonts are needed).
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use plotters::style::full_palette::{GREEN_700, RED_700};
+
+use crate::data::write_bytes_atomic;
+use crate::error::{Error, Result};
+
+/// DejaVu Sans (Bitstream Vera licence, data/fonts/DejaVuSans-LICENSE.txt), compiled in.
+static FONT: &[u8] = include_bytes!("../data/fonts/DejaVuSans.ttf");
+const WIDTH: u32 = 1000;
+const HEIGHT: u32 = 500;
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The bundled file is a valid TrueType font; a failure here would be a build defect.
+        if plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_err() {
+            panic!("the bundled font data/fonts/DejaVuSans.ttf does not parse");
+        }
+    });
+}
+
+fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{}: drawing the plot failed: {e}", path.display()))
+}
+
+/// Serialises `value` as pretty JSON into `path`, atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Config(e.to_string()))?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// Renders a PNG with `draw` into a temporary file beside `path`, then renames it into place.
+fn render_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    register_font();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // The encoder picks the format from the extension, so the temporary name keeps `.png`.
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}.png", std::process::id()));
+    let drawn = (|| {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    let done = drawn
+        .map_err(|e| plot_error(path, e))
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
+}
+
+fn era_label(era: i32) -> String {
+    format!("{}-{:02}-{:02}", era / 10_000, era / 100 % 100, era % 100)
+}
+
+/// Line plot of the cumulative per-era score.
+pub fn cumulative_plot(path: &Path, title: &str, eras: &[i32], scores: &[f64]) -> Result<()> {
+    let mut cum = Vec::with_capacity(scores.len());
+    let mut acc = 0.0;
+    for s in scores {
+        acc += s;
+        cum.push(acc);
+    }
+    let lo = cum.iter().copied().fold(0.0f64, f64::min);
+    let hi = cum.iter().copied().fold(0.0f64, f64::max);
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let n = scores.len().max(1);
+    render_png(path, (WIDTH, HEIGHT), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0..n, (lo - pad)..(hi + pad))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .x_label_formatter(&|i| eras.get(*i).map(|e| era_label(*e)).unwrap_or_default())
+            .y_desc("cumulative numerai_corr")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(cum.iter().enumerate().map(|(i, v)| (i, *v)), BLUE.stroke_width(2)))
+            .map_err(|e| e.to_string())?;
+        chart.draw_series(LineSeries::new([(0, 0.0), (n, 0.0)], BLACK.mix(0.4))).map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// Bar plot of per-era scores (green positive, red negative).
+pub fn per_era_plot(path: &Path, title: &str, eras: &[i32], scores: &[f64]) -> Result<()> {
+    let lo = scores.iter().copied().fold(0.0f64, f64::min);
+    let hi = scores.iter().copied().fold(0.0f64, f64::max);
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let n = scores.len().max(1);
+    render_png(path, (WIDTH, HEIGHT), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..n as f64, (lo - pad)..(hi + pad))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .x_label_formatter(&|x| eras.get(*x as usize).map(|e| era_label(*e)).unwrap_or_default())
+            .y_desc("numerai_corr")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(scores.iter().enumerate().map(|(i, s)| {
+                let color = if *s >= 0.0 { GREEN_700 } else { RED_700 };
+                Rectangle::new([(i as f64 + 0.1, 0.0), (i as f64 + 0.9, *s)], color.filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// Horizontal bar plot of the largest values, largest on top.
+pub fn bar_plot(path: &Path, title: &str, x_desc: &str, labels: &[String], values: &[f64]) -> Result<()> {
+    let n = labels.len().max(1);
+    let hi = values.iter().copied().fold(0.0f64, f64::max).max(1e-12);
+    let height = (120 + 24 * n as u32).max(300);
+    render_png(path, (WIDTH, height), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(200)
+            .build_cartesian_2d(0f64..hi * 1.05, 0f64..n as f64)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|y| {
+                let i = y.floor() as usize;
+                if (y - i as f64 - 0.5).abs() < 0.26 {
+                    labels.get(n - 1 - i).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc(x_desc)
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(k, v)| {
+                let y = (n - 1 - k) as f64;
+                Rectangle::new([(0.0, y + 0.15), (*v, y + 0.85)], BLUE.mix(0.7).filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+/// A Markdown table from a header and rows of cells.
+pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!("| {} |\n|{}\n", header.join(" | "), header.iter().map(|_| "---|").collect::<String>());
+    for r in rows {
+        s.push_str(&format!("| {} |\n", r.join(" | ")));
+    }
+    s
+}
+
+/// An era as YYYY-MM-DD.
+pub fn era_text(era: i32) -> String {
+    era_label(era)
+}

@@ -1,0 +1,574 @@
+//! LightGBM on the feature table: era split with an embargo, training, prediction, importance,
+//! and the saved model (LightGBM text format plus a JSON model card beside it).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::Datelike;
+use lightgbm3::{Booster, Dataset, ImportanceType};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::data::targets::{Targets, resolve_target};
+use crate::data::time::date_from_days;
+use crate::data::{file_hash, write_bytes_atomic, write_table_atomic};
+use crate::error::{Error, Result};
+
+/// The default target (Signals v2 calls it `target_factor_neutral_20`).
+pub const DEFAULT_TARGET: &str = "target_20d_factor_neutral";
+/// The model file inside a model folder.
+pub const MODEL_FILE: &str = "model.txt";
+/// The model card inside a model folder.
+pub const CARD_FILE: &str = "model.json";
+/// Rows predicted per LightGBM call, so prediction never holds a second full matrix.
+const PREDICT_CHUNK: usize = 65_536;
+
+/// Training settings; every field has Numerai's example-model default (DESIGN §6).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Target column (legacy and v2 names are aliases).
+    pub target: String,
+    /// Eras left out between the last training era and the first validation era.
+    pub embargo_eras: u32,
+    /// Train on eras up to this Friday (YYYY-MM-DD or YYYYMMDD) instead of `data_type == train`.
+    pub train_until: Option<String>,
+    /// Feature columns; empty = every `p_*`, `sentiment*`, `cls_*`, `feature_*`,
+    /// `n_headlines_*` and `headline_age_days` column.
+    pub features: Vec<String>,
+    /// Stop when the validation l2 has not improved for this many rounds (uses validation eras).
+    pub early_stopping_rounds: Option<u32>,
+    /// LightGBM parameters, merged over the defaults (any LightGBM parameter name).
+    pub params: Map<String, Value>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            target: DEFAULT_TARGET.into(),
+            embargo_eras: 4,
+            train_until: None,
+            features: Vec::new(),
+            early_stopping_rounds: None,
+            params: Map::new(),
+        }
+    }
+}
+
+/// Numerai's example model (DESIGN §6), deterministic, with the machine's thread count fixed.
+pub fn default_params() -> Map<String, Value> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let v = json!({
+        "objective": "regression",
+        "num_iterations": 2000,
+        "learning_rate": 0.01,
+        "max_depth": 5,
+        "num_leaves": 31,
+        "feature_fraction": 0.1,
+        "seed": 0,
+        "deterministic": true,
+        "force_col_wise": true,
+        "num_threads": threads,
+        "verbose": -1,
+    });
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// Which eras train, which are embargoed, which validate (Fridays as YYYYMMDD).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    /// Training eras.
+    pub train: Vec<i32>,
+    /// Eras dropped between training and validation.
+    pub embargo: Vec<i32>,
+    /// Out-of-sample eras.
+    pub validation: Vec<i32>,
+}
+
+impl Split {
+    /// "train", "embargo", "validation" or "unused" for an era.
+    pub fn role(&self, era: i32) -> &'static str {
+        if self.train.binary_search(&era).is_ok() {
+            "train"
+        } else if self.embargo.binary_search(&era).is_ok() {
+            "embargo"
+        } else if self.validation.binary_search(&era).is_ok() {
+            "validation"
+        } else {
+            "unused"
+        }
+    }
+}
+
+/// A Friday as the integer YYYYMMDD.
+pub fn era_of_days(days: i32) -> i32 {
+    let d = date_from_days(days);
+    d.year() * 10_000 + d.month() as i32 * 100 + d.day() as i32
+}
+
+fn days_of_era(era: i32) -> i32 {
+    crate::data::time::parse_yyyymmdd(era as i64).map(crate::data::time::days_from_date).unwrap_or(0)
+}
+
+/// Splits eras (YYYYMMDD, any order, repeats allowed) by `train_until` or, without it, by each
+/// era's `data_type`; validation eras start more than `embargo` weeks after the last train era.
+/// `labelled` says which eras have targets (only those can train or validate).
+pub fn split_eras(
+    path: &Path,
+    eras: &[i32],
+    data_types: Option<&[Option<String>]>,
+    labelled: &[bool],
+    train_until: Option<i32>,
+    embargo: u32,
+) -> Result<Split> {
+    let mut role: std::collections::BTreeMap<i32, Option<String>> = Default::default();
+    let mut has_target: std::collections::BTreeMap<i32, bool> = Default::default();
+    for (i, &era) in eras.iter().enumerate() {
+        *has_target.entry(era).or_default() |= labelled[i];
+        let kind = match (train_until, data_types) {
+            (Some(until), _) => Some(if era <= until { "train" } else { "validation" }.to_string()),
+            (None, Some(types)) => types[i].clone(),
+            (None, None) => {
+                return Err(Error::input(
+                    path,
+                    "no data_type column to tell train from validation eras: pass --train-until YYYY-MM-DD",
+                ));
+            }
+        };
+        match role.get(&era) {
+            Some(prev) if *prev != kind => {
+                return Err(Error::at(
+                    path,
+                    Some(i + 1),
+                    "data_type",
+                    format!(
+                        "era {era} is both {:?} and {:?}: an era must not straddle train and validation; \
+                         pass --train-until YYYY-MM-DD to split by date",
+                        prev.as_deref().unwrap_or("null"),
+                        kind.as_deref().unwrap_or("null")
+                    ),
+                ));
+            }
+            _ => {
+                role.insert(era, kind);
+            }
+        }
+    }
+    let mut split = Split::default();
+    let train: Vec<i32> =
+        role.iter().filter(|(e, k)| k.as_deref() == Some("train") && has_target[*e]).map(|(e, _)| *e).collect();
+    let Some(&last_train) = train.last() else {
+        return Err(Error::input(path, "no training era with targets: check the data_type column or --train-until"));
+    };
+    let first_allowed = days_of_era(last_train) + 7 * (embargo as i32 + 1);
+    for (&era, kind) in &role {
+        if kind.as_deref() != Some("validation") || !has_target[&era] || era <= last_train {
+            continue;
+        }
+        if days_of_era(era) < first_allowed {
+            split.embargo.push(era);
+        } else {
+            split.validation.push(era);
+        }
+    }
+    split.train = train;
+    Ok(split)
+}
+
+/// The default feature columns of a feature table, in table order.
+pub fn default_features(frame: &DataFrame) -> Vec<String> {
+    frame
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .filter(|n| {
+            n.starts_with("p_")
+                || n.starts_with("sentiment")
+                || n.starts_with("cls_")
+                || n.starts_with("feature_")
+                || n.starts_with("n_headlines_")
+                || n == "headline_age_days"
+        })
+        .collect()
+}
+
+/// Copies the chosen rows of the feature columns into one column-major f32 matrix (null → NaN).
+pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String], rows: &[usize]) -> Result<Vec<f32>> {
+    let mut x = Vec::with_capacity(rows.len() * features.len());
+    for name in features {
+        let col = frame.column(name).map_err(|_| {
+            Error::at(path, None, name, "feature column missing: the model was trained with it; rebuild the features")
+        })?;
+        let cast = col.cast(&DataType::Float32).map_err(|e| Error::table(path, e))?;
+        let ca = cast.f32().map_err(|e| Error::table(path, e))?.rechunk();
+        let values: Vec<f32> = ca.iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+        if rows.len() == values.len() {
+            x.extend_from_slice(&values);
+        } else {
+            x.extend(rows.iter().map(|&i| values[i]));
+        }
+    }
+    Ok(x)
+}
+
+/// Where a model lives: `DIR/model.txt` and `DIR/model.json` (pass either the folder or the file).
+pub fn model_paths(model: &Path) -> (PathBuf, PathBuf) {
+    let dir = if model.is_dir() { model.to_path_buf() } else { model.parent().unwrap_or(Path::new(".")).to_path_buf() };
+    let file = if model.is_dir() { dir.join(MODEL_FILE) } else { model.to_path_buf() };
+    (file.clone(), file.with_extension("json"))
+}
+
+/// An input file and its content hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Path as given.
+    pub path: String,
+    /// xxh3-64 of the content.
+    pub xxh3: String,
+}
+
+/// The JSON sidecar saved with every model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// signalkit version that trained it.
+    pub signalkit: String,
+    /// Feature columns, in the model's order.
+    pub features: Vec<String>,
+    /// Target column trained on, as named in the table.
+    pub target: String,
+    /// LightGBM parameters used.
+    pub params: Map<String, Value>,
+    /// Train / embargo / validation eras.
+    pub split: Split,
+    /// Trees in the saved model.
+    pub trees: i32,
+    /// Training and validation rows.
+    pub rows_train: usize,
+    /// Validation rows (targets present).
+    pub rows_validation: usize,
+    /// Input files and their hashes.
+    pub inputs: Vec<InputFile>,
+    /// Seconds spent in LightGBM training.
+    pub train_seconds: f64,
+}
+
+/// A trained model and its card.
+pub struct Model {
+    /// The LightGBM booster (not `Send`: keep it on one thread).
+    pub booster: Booster,
+    /// What it was trained on.
+    pub card: ModelCard,
+}
+
+fn lgbm(e: lightgbm3::Error) -> Error {
+    Error::Config(format!("LightGBM: {e}"))
+}
+
+impl Model {
+    /// Loads `model.txt` and its `model.json` card.
+    pub fn load(model: &Path) -> Result<Model> {
+        let (file, card_path) = model_paths(model);
+        let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+        let booster = Booster::from_string(&text).map_err(|e| {
+            Error::input(&file, format!("not a LightGBM model ({e}): pass the model.txt written by train"))
+        })?;
+        let card_text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
+        let card: ModelCard =
+            serde_json::from_str(&card_text).map_err(|e| Error::input(&card_path, format!("bad model card: {e}")))?;
+        if booster.num_features() as usize != card.features.len() {
+            return Err(Error::input(
+                &card_path,
+                format!(
+                    "the card lists {} features but the model has {}: the two files do not belong together",
+                    card.features.len(),
+                    booster.num_features()
+                ),
+            ));
+        }
+        Ok(Model { booster, card })
+    }
+
+    /// Saves `DIR/model.txt` and `DIR/model.json`, each atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let text = self.booster.save_string().map_err(lgbm)?;
+        write_bytes_atomic(&dir.join(MODEL_FILE), text.as_bytes())?;
+        let card = serde_json::to_vec_pretty(&self.card).map_err(|e| Error::Config(e.to_string()))?;
+        write_bytes_atomic(&dir.join(CARD_FILE), &card)
+    }
+
+    /// Raw predictions for every row of `frame`, in chunks; the feature columns must all be there.
+    pub fn predict_frame(&self, path: &Path, frame: &DataFrame) -> Result<Vec<f64>> {
+        let missing: Vec<&String> = self.card.features.iter().filter(|f| frame.column(f).is_err()).take(5).collect();
+        if !missing.is_empty() {
+            return Err(Error::input(
+                path,
+                format!(
+                    "missing {} of the model's feature columns (e.g. {missing:?}): build the features with the same \
+                     encoder model and options as for training",
+                    self.card.features.iter().filter(|f| frame.column(f).is_err()).count()
+                ),
+            ));
+        }
+        let n = frame.height();
+        let k = self.card.features.len() as i32;
+        let mut out = Vec::with_capacity(n);
+        let mut start = 0;
+        while start < n {
+            let end = (start + PREDICT_CHUNK).min(n);
+            let rows: Vec<usize> = (start..end).collect();
+            let x = feature_matrix(path, frame, &self.card.features, &rows)?;
+            out.extend(self.booster.predict_with_params(&x, k, false, "num_threads=0").map_err(lgbm)?);
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+/// Trains a booster on a column-major f32 matrix with exactly these LightGBM parameters.
+pub fn train_booster(
+    x: &[f32],
+    y: &[f32],
+    n_features: usize,
+    valid: Option<(&[f32], &[f32])>,
+    params: &Map<String, Value>,
+) -> Result<Booster> {
+    let train = Dataset::from_slice(x, y, n_features as i32, false).map_err(lgbm)?;
+    let valid = match valid {
+        Some((vx, vy)) if !vy.is_empty() => {
+            Some(Dataset::from_slice_with_reference(vx, vy, n_features as i32, false, Some(&train)).map_err(lgbm)?)
+        }
+        _ => None,
+    };
+    Booster::train_with_valid(train, valid, &Value::Object(params.clone())).map_err(lgbm)
+}
+
+/// What `train` needs: the feature table, settings and the output folder.
+#[derive(Debug, Clone)]
+pub struct TrainArgs {
+    /// The feature table (output of `signalkit features`).
+    pub features: PathBuf,
+    /// Settings.
+    pub config: TrainConfig,
+    /// Folder for model.txt, model.json and predictions.parquet.
+    pub out: PathBuf,
+}
+
+/// What `train` did.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The model card saved.
+    pub card: ModelCard,
+    /// Where the model was saved.
+    pub model: PathBuf,
+    /// Every row's prediction (ticker, Friday as YYYYMMDD, split role, prediction).
+    pub predictions: PathBuf,
+}
+
+/// One row's identity columns for outputs: ticker column, era, data role.
+fn id_frame(t: &Targets, predictions: &[f64], split: &Split) -> Result<DataFrame> {
+    let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
+    let tickers = t.frame.column(&t.ticker_column).map_err(|e| Error::table(&t.path, e))?.clone();
+    DataFrame::new(
+        t.len(),
+        vec![
+            tickers,
+            Column::new(t.date_column.as_str().into(), &eras),
+            Column::new("split".into(), eras.iter().map(|&e| split.role(e)).collect::<Vec<_>>()),
+            Column::new("prediction".into(), predictions),
+        ],
+    )
+    .map_err(|e| Error::table(&t.path, e))
+}
+
+/// Reads the table's target as f32 (NaN where missing).
+fn target_values(t: &Targets, name: &str) -> Result<(String, Vec<f32>)> {
+    let col = resolve_target(&t.frame, name).ok_or_else(|| {
+        Error::input(
+            &t.path,
+            format!(
+                "no target column '{name}' (or its alias); columns starting with 'target': {:?}",
+                t.frame.get_column_names().iter().filter(|c| c.starts_with("target")).collect::<Vec<_>>()
+            ),
+        )
+    })?;
+    let cast = t.frame.column(&col).and_then(|c| c.cast(&DataType::Float32)).map_err(|e| Error::table(&t.path, e))?;
+    let values = cast.f32().map_err(|e| Error::table(&t.path, e))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+    Ok((col, values))
+}
+
+fn parse_until(s: &str) -> Result<i32> {
+    let d = crate::data::time::parse_date_str(s)
+        .or_else(|| s.parse::<i64>().ok().and_then(crate::data::time::parse_yyyymmdd))
+        .ok_or_else(|| Error::Config(format!("--train-until {s:?}: use YYYY-MM-DD or YYYYMMDD")))?;
+    Ok(d.year() * 10_000 + d.month() as i32 * 100 + d.day() as i32)
+}
+
+/// Trains on the training eras, validates after the embargo, saves the model and every row's
+/// prediction (`predictions.parquet`: ticker, era, split, prediction).
+pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
+    let t = Targets::read(&args.features)?;
+    let cfg = &args.config;
+    let (target, y) = target_values(&t, &cfg.target)?;
+    let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
+    let data_types: Option<Vec<Option<String>>> = match t.frame.column("data_type") {
+        Ok(c) => Some(
+            c.cast(&DataType::String)
+                .map_err(|e| Error::table(&t.path, e))?
+                .str()
+                .map_err(|e| Error::table(&t.path, e))?
+                .iter()
+                .map(|v| v.map(|s| s.trim().to_ascii_lowercase()))
+                .collect(),
+        ),
+        Err(_) => None,
+    };
+    let labelled: Vec<bool> = y.iter().map(|v| !v.is_nan()).collect();
+    let until = cfg.train_until.as_deref().map(parse_until).transpose()?;
+    let split = split_eras(&args.features, &eras, data_types.as_deref(), &labelled, until, cfg.embargo_eras)?;
+
+    let features = if cfg.features.is_empty() { default_features(&t.frame) } else { cfg.features.clone() };
+    if features.is_empty() {
+        return Err(Error::input(
+            &args.features,
+            "no feature columns (p_*, sentiment*, cls_*, feature_*, n_headlines_*): is this the output of signalkit features?",
+        ));
+    }
+    let pick = |roles: &[i32]| -> Vec<usize> {
+        (0..eras.len()).filter(|&i| labelled[i] && roles.binary_search(&eras[i]).is_ok()).collect()
+    };
+    let (train_rows, valid_rows) = (pick(&split.train), pick(&split.validation));
+    let mut params = default_params();
+    params.extend(cfg.params.clone());
+    if let Some(r) = cfg.early_stopping_rounds {
+        params.insert("early_stopping_rounds".into(), json!(r));
+    }
+
+    let started = Instant::now();
+    let booster = {
+        let x = feature_matrix(&args.features, &t.frame, &features, &train_rows)?;
+        let ty: Vec<f32> = train_rows.iter().map(|&i| y[i]).collect();
+        let (vx, vy) = if cfg.early_stopping_rounds.is_some() {
+            (
+                feature_matrix(&args.features, &t.frame, &features, &valid_rows)?,
+                valid_rows.iter().map(|&i| y[i]).collect(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        train_booster(&x, &ty, features.len(), Some((&vx, &vy)), &params)?
+    };
+    let train_seconds = started.elapsed().as_secs_f64();
+    let card = ModelCard {
+        signalkit: env!("CARGO_PKG_VERSION").into(),
+        features,
+        target,
+        params,
+        split: split.clone(),
+        trees: booster.num_iterations(),
+        rows_train: train_rows.len(),
+        rows_validation: valid_rows.len(),
+        inputs: vec![InputFile { path: args.features.display().to_string(), xxh3: file_hash(&args.features)? }],
+        train_seconds,
+    };
+    let model = Model { booster, card };
+    model.save(&args.out)?;
+    let predictions = model.predict_frame(&args.features, &t.frame)?;
+    let mut ids = id_frame(&t, &predictions, &split)?;
+    let pred_path = args.out.join("predictions.parquet");
+    write_table_atomic(&mut ids, &pred_path)?;
+    Ok(TrainSummary { card: model.card, model: args.out.join(MODEL_FILE), predictions: pred_path })
+}
+
+/// What `predict` needs.
+#[derive(Debug, Clone)]
+pub struct PredictArgs {
+    /// Model folder or model.txt.
+    pub model: PathBuf,
+    /// Feature table with the model's feature columns.
+    pub features: PathBuf,
+    /// Output CSV or parquet.
+    pub out: PathBuf,
+    /// Keep only the latest era (the live week), as a submission wants.
+    pub latest_only: bool,
+}
+
+/// What `predict` wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct PredictSummary {
+    /// Rows written.
+    pub rows: usize,
+    /// Eras written.
+    pub eras: usize,
+}
+
+/// Ranks values within each group into (0, 1): `(rank − 0.5) / n`, ties averaged.
+pub fn rank_by_era(values: &[f64], eras: &[i32]) -> Vec<f64> {
+    let mut out = vec![f64::NAN; values.len()];
+    for (_, rows) in crate::metrics::era_groups(eras) {
+        let v: Vec<f64> = rows.iter().map(|&i| values[i]).collect();
+        for (r, &i) in crate::metrics::rank(&v).into_iter().zip(&rows) {
+            out[i] = r;
+        }
+    }
+    out
+}
+
+/// Predicts every row and writes the ticker column and `signal` ranked into (0, 1) per era, plus
+/// `date` (YYYY-MM-DD) when more than one era is written.
+pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
+    let model = Model::load(&args.model)?;
+    let t = Targets::read(&args.features)?;
+    let raw = model.predict_frame(&args.features, &t.frame)?;
+    let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
+    let latest = eras.iter().copied().max().unwrap_or(0);
+    let keep: Vec<usize> = (0..eras.len()).filter(|&i| !args.latest_only || eras[i] == latest).collect();
+    let kept_eras: Vec<i32> = keep.iter().map(|&i| eras[i]).collect();
+    let signal = rank_by_era(&keep.iter().map(|&i| raw[i]).collect::<Vec<_>>(), &kept_eras);
+    let idx = IdxCa::from_vec("idx".into(), keep.iter().map(|&i| i as IdxSize).collect());
+    let tickers = t.frame.column(&t.ticker_column).and_then(|c| c.take(&idx)).map_err(|e| Error::table(&t.path, e))?;
+    let n_eras = crate::metrics::era_groups(&kept_eras).len();
+    let mut columns = vec![tickers];
+    if n_eras > 1 {
+        let dates: Vec<String> = keep.iter().map(|&i| date_from_days(t.fridays[i]).to_string()).collect();
+        columns.push(Column::new("date".into(), dates));
+    }
+    columns.push(Column::new("signal".into(), &signal));
+    let mut out = DataFrame::new(keep.len(), columns).map_err(|e| Error::table(&args.out, e))?;
+    write_table_atomic(&mut out, &args.out)?;
+    Ok(PredictSummary { rows: out.height(), eras: n_eras })
+}
+
+/// Gain and split importance per feature, in the model's feature order.
+pub fn importance(model: &Model) -> Result<(Vec<f64>, Vec<f64>)> {
+    let gain = model.booster.feature_importance(ImportanceType::Gain).map_err(lgbm)?;
+    let split = model.booster.feature_importance(ImportanceType::Split).map_err(lgbm)?;
+    Ok((gain, split))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fridays(n: usize) -> Vec<i32> {
+        let start = chrono::NaiveDate::from_ymd_opt(2020, 1, 3).unwrap();
+        (0..n).map(|k| era_of_days(crate::data::time::days_from_date(start) + 7 * k as i32)).collect()
+    }
+
+    #[test]
+    fn embargo_leaves_a_gap_and_eras_never_straddle() {
+        let eras = fridays(20);
+        let types: Vec<Option<String>> =
+            eras.iter().enumerate().map(|(k, _)| Some(if k < 10 { "train" } else { "validation" }.into())).collect();
+        let s = split_eras(Path::new("x"), &eras, Some(&types), &vec![true; 20], None, 4).unwrap();
+        assert_eq!(s.train, eras[..10]);
+        assert_eq!(s.embargo, eras[10..14]);
+        assert_eq!(s.validation, eras[14..]);
+        let mut mixed = types.clone();
+        mixed.push(Some("validation".into()));
+        let mut eras2 = eras.clone();
+        eras2.push(eras[3]);
+        let e = split_eras(Path::new("x"), &eras2, Some(&mixed), &vec![true; 21], None, 4).unwrap_err();
+        assert!(e.to_string().contains("straddle"), "{e}");
+    }
+}
