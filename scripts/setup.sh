@@ -24,12 +24,19 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive sudo_ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# 2. cmake >= 3.28 (LightGBM 4.7 needs it; Debian bookworm ships 3.25): a private copy from PyPI.
+# 2. cmake >= 3.28 (LightGBM 4.7 needs it; Debian bookworm ships 3.25) at .tools/cmake/bin/cmake,
+#    where .cargo/config.toml points lightgbm3-sys: a link to the system's when new enough, else a
+#    private copy from PyPI.
 cmake_ok() { "$1" --version 2>/dev/null | awk 'NR==1{split($3,v,"."); exit !(v[1]>3 || (v[1]==3 && v[2]>=28))}'; }
-if ! cmake_ok cmake && ! cmake_ok .tools/cmake/bin/cmake; then
-  log "installing cmake >= 3.28 into .tools/cmake"
-  python3 -m venv .tools/cmake
-  .tools/cmake/bin/pip install -q --disable-pip-version-check 'cmake>=3.28,<4'
+if ! cmake_ok .tools/cmake/bin/cmake; then
+  if cmake_ok cmake; then
+    log "linking the system cmake into .tools/cmake/bin"
+    mkdir -p .tools/cmake/bin && ln -sf "$(command -v cmake)" .tools/cmake/bin/cmake
+  else
+    log "installing cmake >= 3.28 into .tools/cmake"
+    python3 -m venv .tools/cmake
+    .tools/cmake/bin/pip install -q --disable-pip-version-check 'cmake>=3.28,<4'
+  fi
 fi
 
 # 3. A real BERT checkpoint for the tests and the offline main job: sentence-transformers'
