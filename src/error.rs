@@ -55,6 +55,9 @@ pub enum Error {
     /// Invalid options or configuration.
     #[error("{0}")]
     Config(String),
+    /// The Numerai API refused or failed a request: says what happened and what to do.
+    #[error("Numerai API: {0}")]
+    Api(String),
 }
 
 /// Library result type.

@@ -2,12 +2,14 @@
 //!
 //! Stages (DESIGN §1): [`data`] ingest, [`pit`] point-in-time join, [`encode`] headline encoder
 //! and store, [`features`] feature table, [`sample`] synthetic data.
+//! [`numerai`]: the Numerai API client, submission validation and upload.
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
 pub mod data;
 pub mod encode;
 pub mod error;
 pub mod features;
+pub mod numerai;
 pub mod pit;
 pub mod sample;
 

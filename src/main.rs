@@ -29,6 +29,12 @@ enum Command {
     Features(FeaturesCmd),
     /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
     Sample(SampleCmd),
+    /// List the Signals dataset files Numerai offers (this round, or --round N).
+    Datasets(DatasetsCmd),
+    /// Download a Signals dataset file (e.g. signals/v2.1/live.parquet) into a folder.
+    Download(DownloadCmd),
+    /// Check a submission against every Signals rule, then upload it for a model (or --dry-run).
+    Submit(SubmitCmd),
 }
 
 #[derive(Args)]
@@ -173,6 +179,64 @@ struct SampleCmd {
     seed: u64,
 }
 
+/// Where the Numerai API is and which API key to use.
+#[derive(Args)]
+struct ApiOpts {
+    /// GraphQL endpoint [default: $NUMERAI_API_URL, else https://api-tournament.numer.ai].
+    #[arg(long)]
+    api_url: Option<String>,
+    /// Credentials file with public_id = "..." and secret_key = "..." lines, mode 600
+    /// [default: $NUMERAI_PUBLIC_ID + $NUMERAI_SECRET_KEY, else ~/.numerai/credentials].
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+}
+
+impl ApiOpts {
+    fn args(self) -> signalkit::numerai::ApiArgs {
+        signalkit::numerai::ApiArgs { api_url: self.api_url, credentials: self.credentials }
+    }
+}
+
+#[derive(Args)]
+struct DatasetsCmd {
+    /// Round number [default: the current round].
+    #[arg(long)]
+    round: Option<i64>,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+#[derive(Args)]
+struct DownloadCmd {
+    /// Dataset file name as listed by `signalkit datasets`, e.g. signals/v2.1/live.parquet.
+    filename: String,
+    /// Folder to write into (the file keeps its base name, e.g. DIR/live.parquet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Round number [default: the current round].
+    #[arg(long)]
+    round: Option<i64>,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+#[derive(Args)]
+struct SubmitCmd {
+    /// Submission file (CSV or parquet): one ticker column and a signal column.
+    file: PathBuf,
+    /// Your Signals model's name on numer.ai.
+    #[arg(long)]
+    model_name: String,
+    /// This week's live universe (signals/v2.1/live.parquet) to check the tickers against.
+    #[arg(long)]
+    universe: Option<PathBuf>,
+    /// Validate and print what would be sent; no network call.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Join(c) => {
@@ -240,6 +304,27 @@ fn main() -> Result<()> {
                 s.after_friday,
                 c.out.display()
             );
+        }
+        Command::Datasets(c) => {
+            for name in signalkit::numerai::list_datasets(&c.api.args(), c.round).context("datasets failed")? {
+                println!("{name}");
+            }
+        }
+        Command::Download(c) => {
+            let path = signalkit::numerai::download_dataset(&c.api.args(), &c.filename, &c.out, c.round)
+                .with_context(|| format!("download of {} failed", c.filename))?;
+            println!("download: {} → {}", c.filename, path.display());
+        }
+        Command::Submit(c) => {
+            let args = signalkit::numerai::SubmitArgs {
+                file: c.file,
+                model_name: c.model_name,
+                universe: c.universe,
+                dry_run: c.dry_run,
+                api: c.api.args(),
+            };
+            let outcome = signalkit::numerai::submit(&args).context("submit failed")?;
+            println!("{outcome}");
         }
     }
     Ok(())

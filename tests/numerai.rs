@@ -1,0 +1,827 @@
+//! The Numerai client against a mock server on 127.0.0.1, submission validation, the CLI's
+//! `submit`/`download`/`datasets`, and scripts/weekly.sh end to end.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use polars::prelude::*;
+use serde_json::{Value, json};
+use signalkit::Error;
+use signalkit::numerai::{Client, ClientOptions, Credentials, RetryPolicy, check_submission, validate_submission};
+
+const PUBLIC: &str = "PUBLICID42";
+const SECRET: &str = "S3CRETxyz987secretKEY";
+const MODEL_ID: &str = "1b7d7a5e-0000-4000-8000-000000000011";
+
+// ---------------------------------------------------------------------------------------------
+// Mock server
+// ---------------------------------------------------------------------------------------------
+
+/// One request as the mock server saw it.
+#[derive(Debug, Clone)]
+struct Req {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl Req {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+    fn query(&self) -> String {
+        self.json()["query"].as_str().unwrap_or("").to_string()
+    }
+    fn vars(&self) -> Value {
+        self.json()["variables"].clone()
+    }
+    fn auth(&self) -> Option<&str> {
+        self.headers.get("authorization").map(String::as_str)
+    }
+}
+
+/// What the mock answers.
+enum Reply {
+    /// Status and a JSON (or any text) body.
+    Text(u16, String),
+    /// Status, extra headers and body.
+    Full(u16, Vec<(String, String)>, Vec<u8>),
+    /// Announces the whole body's length, sends only `send` bytes, then closes the socket.
+    Truncated(Vec<u8>, usize),
+}
+
+fn ok(v: Value) -> Reply {
+    Reply::Text(200, v.to_string())
+}
+
+type Handler = dyn Fn(&Req, usize, &str) -> Reply + Send + Sync;
+
+struct Mock {
+    url: String,
+    log: Arc<Mutex<Vec<Req>>>,
+}
+
+impl Mock {
+    fn requests(&self) -> Vec<Req> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+/// Starts a server on 127.0.0.1 that answers each request with `handler(request, index, base_url)`
+/// and closes the connection after each response.
+fn serve(handler: impl Fn(&Req, usize, &str) -> Reply + Send + Sync + 'static) -> Mock {
+    let handler: Arc<Handler> = Arc::new(handler);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (base, seen) = (url.clone(), log.clone());
+    std::thread::spawn(move || {
+        let n = AtomicUsize::new(0);
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let Some(req) = read_request(&stream) else { continue };
+            let i = n.fetch_add(1, Ordering::SeqCst);
+            seen.lock().unwrap().push(req.clone());
+            let reply = handler(&req, i, &base);
+            let mut out = stream;
+            let (status, headers, body, send) = match reply {
+                Reply::Text(s, b) => {
+                    (s, vec![("Content-Type".into(), "application/json".into())], b.into_bytes(), None)
+                }
+                Reply::Full(s, h, b) => (s, h, b, None),
+                Reply::Truncated(b, k) => (200, vec![], b, Some(k)),
+            };
+            let mut head = format!("HTTP/1.1 {status} Mock\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let _ = out.write_all(head.as_bytes());
+            let _ = out.write_all(&body[..send.unwrap_or(body.len())]);
+            let _ = out.flush();
+            let _ = out.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    Mock { url, log }
+}
+
+fn read_request(stream: &std::net::TcpStream) -> Option<Req> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Req { method, path, headers, body })
+}
+
+/// A Numerai stand-in: models, datasets, the three upload steps. `live` is served as
+/// signals/v2.1/live.parquet.
+fn numerai(live: Vec<u8>) -> impl Fn(&Req, usize, &str) -> Reply + Send + Sync + 'static {
+    move |req, _, base| {
+        if req.method == "GET" && req.path == "/files/live.parquet" {
+            return Reply::Full(200, vec![], live.clone());
+        }
+        if req.method == "PUT" && req.path.starts_with("/upload/") {
+            return Reply::Text(200, String::new());
+        }
+        let q = req.query();
+        let private =
+            ["createSignalsSubmission", "submissionUploadSignalsAuth", "account"].iter().any(|k| q.contains(k));
+        if private && req.auth() != Some(format!("Token {PUBLIC}${SECRET}").as_str()) {
+            return Reply::Text(401, r#"{"error":"not authenticated"}"#.into());
+        }
+        if q.contains("account") {
+            return ok(json!({"data": {"account": {"models": [
+                {"id": "classic-model-id", "name": "mymodel", "tournament": 8},
+                {"id": MODEL_ID, "name": "mymodel", "tournament": 11},
+                {"id": "other-id", "name": "othermodel", "tournament": 11},
+            ]}}}));
+        }
+        if q.contains("listDatasets") {
+            return ok(json!({"data": {"listDatasets": ["signals/v2.1/live.parquet", "signals/v2.1/train.parquet"]}}));
+        }
+        if q.contains("dataset(") {
+            let f = req.vars()["filename"].as_str().unwrap_or("").to_string();
+            let url = (f == "signals/v2.1/live.parquet").then(|| format!("{base}/files/live.parquet"));
+            return ok(json!({"data": {"dataset": url}}));
+        }
+        if q.contains("submissionUploadSignalsAuth") {
+            return ok(json!({"data": {"submissionUploadSignalsAuth": {
+                "filename": "stored-by-numerai.csv", "url": format!("{base}/upload/presigned?sig=abc")}}}));
+        }
+        if q.contains("createSignalsSubmission") {
+            return ok(
+                json!({"data": {"createSignalsSubmission": {"id": "sub-123", "firstEffectiveDate": "2026-11-27"}}}),
+            );
+        }
+        Reply::Text(400, r#"{"errors":[{"message":"unknown query"}]}"#.into())
+    }
+}
+
+fn creds() -> Credentials {
+    Credentials::new(PUBLIC, SECRET, "test").unwrap()
+}
+
+/// A client for `url` that retries quickly.
+fn client(url: &str, with_creds: bool, attempts: u32) -> Client {
+    let options = ClientOptions {
+        api_url: Some(url.to_string()),
+        retry: RetryPolicy {
+            max_attempts: attempts,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+        },
+        timeout: Duration::from_secs(10),
+        progress: false,
+        log_retries: false,
+    };
+    Client::new(with_creds.then(creds), options).unwrap()
+}
+
+fn api_message(e: Error) -> String {
+    match e {
+        Error::Api(m) => m,
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Runs the binary with the test key in its environment (and no stray Numerai settings).
+fn signalkit(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signalkit"));
+    cmd.args(args)
+        .env("NUMERAI_PUBLIC_ID", PUBLIC)
+        .env("NUMERAI_SECRET_KEY", SECRET)
+        .env_remove("NUMERAI_API_URL")
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert_no_secret(&out);
+    out
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn assert_no_secret(out: &Output) {
+    let all = text(out);
+    assert!(!all.contains(SECRET), "the secret leaked into the output:\n{all}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Submission files
+// ---------------------------------------------------------------------------------------------
+
+fn ticker(i: usize) -> String {
+    format!("T{i:03} US")
+}
+
+/// The live universe: `n` tickers on one date, no targets.
+fn universe(dir: &Path, n: usize) -> PathBuf {
+    let tickers: Vec<String> = (0..n).map(ticker).collect();
+    let figi: Vec<String> = (0..n).map(|i| format!("BBG000{i:06}")).collect();
+    let df = df!(
+        "numerai_ticker" => tickers,
+        "composite_figi" => figi,
+        "date" => vec!["2026-11-20"; n],
+        "feature_x" => (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    write_parquet(dir, "live.parquet", df)
+}
+
+/// A CSV with header `header` and one line per row.
+fn csv(dir: &Path, name: &str, header: &str, rows: &[String]) -> PathBuf {
+    write(dir, name, &format!("{header}\n{}\n", rows.join("\n")))
+}
+
+/// `n` good rows: ticker i with signal (i + 0.5) / n.
+fn good_rows(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{},{}", ticker(i), (i as f64 + 0.5) / n as f64)).collect()
+}
+
+fn problems_of(file: &Path, universe: Option<&Path>) -> String {
+    match validate_submission(file, universe) {
+        Ok(c) => panic!("{} should be refused: {c}", file.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_good_submission_passes_as_csv_and_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let live = universe(d, 150);
+    let f = csv(d, "good.csv", "numerai_ticker,signal", &good_rows(120));
+    let c = validate_submission(&f, Some(&live)).unwrap();
+    assert_eq!((c.rows, c.tickers, c.in_universe, c.universe_size), (120, 120, Some(120), Some(150)));
+    assert_eq!(c.ticker_column.as_deref(), Some("numerai_ticker"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    // Parquet, composite_figi tickers, the optional date column equal to the live date.
+    let df = df!(
+        "composite_figi" => (0..110).map(|i| format!("BBG000{i:06}")).collect::<Vec<_>>(),
+        "signal" => (0..110).map(|i| (i as f64 + 0.5) / 110.0).collect::<Vec<_>>(),
+        "date" => vec!["2026-11-20"; 110],
+    )
+    .unwrap();
+    let p = write_parquet(d, "good.parquet", df);
+    let c = validate_submission(&p, Some(&live)).unwrap();
+    assert_eq!((c.in_universe, c.date.map(|d| d.to_string())), (Some(110), Some("2026-11-20".into())));
+
+    // Without a universe the file still passes, with a warning.
+    let c = validate_submission(&f, None).unwrap();
+    assert_eq!(c.in_universe, None);
+    assert!(c.warnings[0].contains("no live universe"), "{:?}", c.warnings);
+}
+
+#[test]
+fn each_bad_file_is_refused_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let live = universe(d, 150);
+    let h = "numerai_ticker,signal";
+    let with = |name: &str, edit: &dyn Fn(&mut Vec<String>)| {
+        let mut rows = good_rows(120);
+        edit(&mut rows);
+        csv(d, name, h, &rows)
+    };
+    let expect = |file: PathBuf, expected: &[&str]| {
+        let msg = problems_of(&file, Some(&live));
+        assert!(msg.starts_with(&file.display().to_string()), "{msg}");
+        for e in expected {
+            assert!(msg.contains(e), "{}: expected '{e}' in:\n{msg}", file.display());
+        }
+    };
+    expect(with("nan.csv", &|r| r[4] = format!("{},NaN", ticker(4))), &["row 5", "NaN signal"]);
+    expect(with("null.csv", &|r| r[6] = format!("{},", ticker(6))), &["row 7", "missing (null) signal"]);
+    expect(with("zero.csv", &|r| r[2] = format!("{},0", ticker(2))), &["0 at row 3", "strictly between 0 and 1"]);
+    expect(with("one.csv", &|r| r[9] = format!("{},1", ticker(9))), &["1 at row 10", "strictly between 0 and 1"]);
+    expect(with("text.csv", &|r| r[0] = format!("{},high", ticker(0))), &["'high' at row 1", "must be numeric"]);
+    expect(with("dup.csv", &|r| r[7] = format!("{},0.4", ticker(3))), &["'T003 US' (rows 4, 8)", "more than once"]);
+    expect(
+        csv(d, "few.csv", h, &good_rows(60)),
+        &["only 60 distinct tickers", "at least 100 tickers of the live universe"],
+    );
+    expect(
+        with("unknown.csv", &|r| r.extend((0..3).map(|i| format!("ZZZ{i} US,0.5")))),
+        &["3 tickers are not in the live universe", "'ZZZ0 US' (row 121)"],
+    );
+    expect(
+        csv(d, "constant.csv", h, &(0..120).map(|i| format!("{},0.5", ticker(i))).collect::<Vec<_>>()),
+        &["constant"],
+    );
+    expect(
+        csv(
+            d,
+            "two.csv",
+            "numerai_ticker,composite_figi,signal",
+            &(0..120).map(|i| format!("{},BBG{i},0.{}", ticker(i), i + 100)).collect::<Vec<_>>(),
+        ),
+        &["2 ticker columns (numerai_ticker, composite_figi): keep exactly one"],
+    );
+    expect(
+        csv(d, "nosignal.csv", "numerai_ticker,prediction", &good_rows(120)),
+        &["no 'signal' column", "columns found: numerai_ticker, prediction"],
+    );
+    expect(
+        csv(d, "noticker.csv", "symbol,signal", &good_rows(120)),
+        &["no ticker column", "numerai_ticker, bloomberg_ticker, composite_figi, ticker, sedol"],
+    );
+
+    // Fewer than 100 of the universe, although the file has enough tickers.
+    let mut rows = good_rows(90);
+    rows.extend((0..20).map(|i| format!("X{i:02} US,0.{}", i + 10)));
+    let f = csv(d, "few_live.csv", h, &rows);
+    let msg = problems_of(&f, Some(&live));
+    assert!(msg.contains("only 90 tickers are in the live universe"), "{msg}");
+    assert!(msg.contains("20 tickers are not in the live universe"), "{msg}");
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let live = universe(d, 150);
+    let mut rows = good_rows(120);
+    rows[1] = format!("{},nan", ticker(1));
+    rows[2] = format!("{},1.0", ticker(2));
+    rows[5] = format!("{},0.3", ticker(4));
+    rows.push("NOPE US,0.2".into());
+    let f = csv(
+        d,
+        "many.csv",
+        "numerai_ticker,signal,date",
+        &rows.iter().map(|r| format!("{r},2026-11-13")).collect::<Vec<_>>(),
+    );
+    let check = check_submission(&f, Some(&live)).unwrap();
+    assert_eq!(check.problems.len(), 5, "{:#?}", check.problems);
+    let msg = validate_submission(&f, Some(&live)).unwrap_err().to_string();
+    for e in [
+        "5 problems",
+        "1. ",
+        "5. ",
+        "NaN",
+        "1 at row 3",
+        "'T004 US' (rows 5, 6)",
+        "NOPE US",
+        "not the live date 2026-11-20",
+    ] {
+        assert!(msg.contains(e), "expected '{e}' in:\n{msg}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client against the mock server
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn upload_flow_sends_the_key_the_queries_and_the_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mock = serve(numerai(Vec::new()));
+    let file = csv(d, "signal.csv", "numerai_ticker,signal", &good_rows(120));
+    let c = client(&mock.url, true, 3);
+    let id = c.model_id("MyModel").unwrap();
+    assert_eq!(id, MODEL_ID, "the Signals (tournament 11) model, not the classic one of the same name");
+    let receipt = c.upload_submission(&file, &id, Some(20261120)).unwrap();
+    assert_eq!(receipt.id, "sub-123");
+    assert_eq!(receipt.filename, "stored-by-numerai.csv");
+    assert_eq!(receipt.first_effective_date.as_deref(), Some("2026-11-27"));
+
+    let reqs = mock.requests();
+    assert_eq!(reqs.iter().map(|r| r.method.as_str()).collect::<Vec<_>>(), ["POST", "POST", "PUT", "POST"]);
+    let token = format!("Token {PUBLIC}${SECRET}");
+    for r in reqs.iter().filter(|r| r.method == "POST") {
+        assert_eq!(r.auth(), Some(token.as_str()));
+        assert_eq!(r.path, "/");
+        assert!(r.headers.get("content-type").is_some_and(|t| t.contains("application/json")));
+    }
+    assert_eq!(reqs[0].query(), "query { account { models { id name tournament } } }");
+    assert_eq!(
+        reqs[1].query(),
+        "query($filename:String! $tournament:Int! $modelId:String){ submissionUploadSignalsAuth(filename:$filename tournament:$tournament modelId:$modelId){ filename url } }"
+    );
+    assert_eq!(reqs[1].vars(), json!({"filename": "signal.csv", "tournament": 11, "modelId": MODEL_ID}));
+    // The pre-signed PUT carries the file's exact bytes and never the API key.
+    assert_eq!(reqs[2].path, "/upload/presigned?sig=abc");
+    assert_eq!(reqs[2].body, std::fs::read(&file).unwrap());
+    assert_eq!(reqs[2].auth(), None);
+    assert!(reqs[3].query().starts_with("mutation($filename:String! $modelId:String $triggerId:String $dataDatestamp:Int){ createSignalsSubmission(filename:$filename modelId:$modelId triggerId:$triggerId source:\"signalkit\" dataDatestamp:$dataDatestamp)"));
+    let v = reqs[3].vars();
+    assert_eq!(
+        (&v["filename"], &v["modelId"], &v["dataDatestamp"]),
+        (&json!("stored-by-numerai.csv"), &json!(MODEL_ID), &json!(20261120))
+    );
+}
+
+#[test]
+fn unknown_model_name_lists_the_signals_models() {
+    let mock = serve(numerai(Vec::new()));
+    let msg = api_message(client(&mock.url, true, 1).model_id("nosuch").unwrap_err());
+    assert!(msg.contains("'nosuch' is not one of this account's Signals models (mymodel, othermodel)"), "{msg}");
+}
+
+#[test]
+fn server_errors_and_429_are_retried() {
+    let mock = serve(|_, i, _| match i {
+        0 => Reply::Text(500, "oops".into()),
+        1 => Reply::Full(429, vec![("Retry-After".into(), "0".into())], b"slow down".to_vec()),
+        _ => ok(json!({"data": {"listDatasets": ["signals/v2.1/live.parquet"]}})),
+    });
+    let list = client(&mock.url, false, 4).list_datasets(Some(1234)).unwrap();
+    assert_eq!(list, ["signals/v2.1/live.parquet"]);
+    let reqs = mock.requests();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(reqs[2].vars(), json!({"round": 1234, "tournament": 11}));
+    assert_eq!(
+        reqs[2].query(),
+        "query($round:Int $tournament:Int){ listDatasets(round:$round tournament:$tournament) }"
+    );
+    assert_eq!(reqs[2].auth(), None, "public calls without a key send none");
+
+    // Always 503: gives up after the configured tries.
+    let mock = serve(|_, _, _| Reply::Text(503, "down".into()));
+    let msg = api_message(client(&mock.url, false, 3).list_datasets(None).unwrap_err());
+    assert!(msg.contains("HTTP 503") && msg.contains("gave up after 3 tries"), "{msg}");
+    assert_eq!(mock.requests().len(), 3);
+}
+
+#[test]
+fn timeouts_and_refused_connections_are_retried_then_reported() {
+    // A port with nothing listening.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let msg = api_message(client(&format!("http://127.0.0.1:{port}"), false, 2).list_datasets(None).unwrap_err());
+    assert!(msg.contains("gave up after 2 tries"), "{msg}");
+}
+
+#[test]
+fn unauthorized_graphql_errors_and_bad_json_are_clear_errors() {
+    // 401: not retried; says which key was refused, never the secret.
+    let mock = serve(|req, _, _| Reply::Text(401, format!("bad token {}", req.auth().unwrap_or(""))));
+    let c = client(&mock.url, true, 3);
+    let msg = api_message(c.models().unwrap_err());
+    assert!(msg.contains("HTTP 401 Unauthorized") && msg.contains("(public id PUBLICID42) was refused"), "{msg}");
+    assert!(!msg.contains(SECRET));
+    assert_eq!(mock.requests().len(), 1);
+
+    // A GraphQL error payload (echoing the header: it must be scrubbed).
+    let mock = serve(|req, _, _| {
+        let m = format!("Invalid model id; header was {}", req.auth().unwrap_or(""));
+        ok(json!({"errors": [{"message": m}], "data": null}))
+    });
+    let msg =
+        api_message(client(&mock.url, true, 3).upload_submission(Path::new("Cargo.toml"), "x", None).unwrap_err());
+    assert!(msg.contains("submissionUploadSignalsAuth") && msg.contains("GraphQL error: Invalid model id"), "{msg}");
+    assert!(!msg.contains(SECRET), "{msg}");
+    assert!(msg.contains("<redacted>"), "{msg}");
+
+    // Malformed JSON.
+    let mock = serve(|_, _, _| Reply::Text(200, "<html>gateway</html>".into()));
+    let msg = api_message(client(&mock.url, false, 3).list_datasets(None).unwrap_err());
+    assert!(msg.contains("malformed JSON") && msg.contains("<html>gateway</html>"), "{msg}");
+    assert_eq!(mock.requests().len(), 1);
+
+    // Calls that need a key say so without one.
+    let msg = api_message(client(&mock.url, false, 1).models().unwrap_err());
+    assert!(msg.contains("needs an API key") && msg.contains("NUMERAI_PUBLIC_ID"), "{msg}");
+}
+
+#[test]
+fn interrupted_download_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("data");
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let full = payload.clone();
+    let mock = serve(move |req, _, base| {
+        if req.method == "GET" {
+            return Reply::Truncated(full.clone(), full.len() / 2);
+        }
+        ok(json!({"data": {"dataset": format!("{base}/files/live.parquet")}}))
+    });
+    let c = client(&mock.url, true, 2);
+    let msg = api_message(c.download_dataset("signals/v2.1/live.parquet", &out, None).unwrap_err());
+    assert!(msg.contains("download of live.parquet") && msg.contains("gave up after 2 tries"), "{msg}");
+    assert!(!out.join("live.parquet").exists(), "a partial file under the final name");
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "temporary files left behind: {left:?}");
+    let gets: Vec<Req> = mock.requests().into_iter().filter(|r| r.method == "GET").collect();
+    assert_eq!(gets.len(), 2);
+    assert!(gets.iter().all(|r| r.auth().is_none()), "the key must not go to the download host");
+
+    // Interrupted once, then whole: the retry completes the file.
+    let full = payload.clone();
+    let mock = serve(move |req, i, base| match (req.method.as_str(), i) {
+        ("GET", 1) => Reply::Truncated(full.clone(), 1000),
+        ("GET", _) => Reply::Full(200, vec![], full.clone()),
+        _ => ok(json!({"data": {"dataset": format!("{base}/files/live.parquet")}})),
+    });
+    let path = client(&mock.url, false, 3).download_dataset("signals/v2.1/live.parquet", &out, Some(7)).unwrap();
+    assert_eq!(path, out.join("live.parquet"));
+    assert_eq!(std::fs::read(&path).unwrap(), payload);
+    assert_eq!(
+        mock.requests()[0].vars(),
+        json!({"filename": "signals/v2.1/live.parquet", "round": 7, "tournament": 11})
+    );
+
+    // A file Numerai does not have.
+    let mock = serve(|_, _, _| ok(json!({"data": {"dataset": null}})));
+    let msg = api_message(client(&mock.url, false, 1).download_dataset("nope.parquet", &out, None).unwrap_err());
+    assert!(msg.contains("signalkit datasets"), "{msg}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials and secrecy
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn credentials_file_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "credentials",
+        &format!("# Numerai key\npublic_id = \"{PUBLIC}\"\nsecret_key = '{SECRET}'\n"),
+    );
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let msg = Credentials::from_file(&f).unwrap_err().to_string();
+    assert!(msg.contains(&format!("chmod 600 {}", f.display())) && msg.contains("0644"), "{msg}");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = Credentials::from_file(&f).unwrap();
+    assert_eq!(c.public_id(), PUBLIC);
+    let dbg = format!("{c:?} {:?}", client("http://127.0.0.1:9", true, 1));
+    assert!(!dbg.contains(SECRET) && dbg.contains("<redacted>"), "{dbg}");
+
+    // KEY=value lines work too; a broken line is reported without its content.
+    let g = write(dir.path(), "env", &format!("NUMERAI_PUBLIC_ID={PUBLIC}\nNUMERAI_SECRET_KEY={SECRET}\n"));
+    std::fs::set_permissions(&g, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(Credentials::from_file(&g).unwrap().public_id(), PUBLIC);
+    let b = write(dir.path(), "bad", &format!("public_id = x\n{SECRET}\n"));
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let msg = Credentials::from_file(&b).unwrap_err().to_string();
+    assert!(msg.contains("line 2") && !msg.contains(SECRET), "{msg}");
+
+    // Through the CLI: a readable file is refused before any request.
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let mock = serve(numerai(Vec::new()));
+    let out = signalkit(&["datasets", "--api-url", &mock.url, "--credentials", f.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+    assert!(mock.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cli_datasets_download_and_submit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let live = universe(d, 150);
+    let live_bytes = std::fs::read(&live).unwrap();
+    let mock = serve(numerai(live_bytes.clone()));
+    let api = ["--api-url", mock.url.as_str()];
+
+    let out = signalkit(&[&["datasets", "--round", "900"][..], &api].concat(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "signals/v2.1/live.parquet\nsignals/v2.1/train.parquet\n");
+
+    let dl = d.join("dl");
+    let out =
+        signalkit(&[&["download", "signals/v2.1/live.parquet", "--out", dl.to_str().unwrap()][..], &api].concat(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read(dl.join("live.parquet")).unwrap(), live_bytes);
+
+    // NUMERAI_API_URL works as well as --api-url.
+    let out = signalkit(&["datasets"], &[("NUMERAI_API_URL", mock.url.as_str())]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // An invalid file: refused with every problem, before any network call.
+    let before = mock.requests().len();
+    let mut rows = good_rows(120);
+    rows[0] = format!("{},0", ticker(0));
+    rows[1] = format!("{},NaN", ticker(1));
+    let bad = csv(d, "bad.csv", "numerai_ticker,signal", &rows);
+    let out = signalkit(
+        &[
+            &["submit", bad.to_str().unwrap(), "--model-name", "mymodel", "--universe", live.to_str().unwrap()][..],
+            &api,
+        ]
+        .concat(),
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = text(&out);
+    assert!(err.contains("2 problems") && err.contains("NaN signal") && err.contains("0 at row 1"), "{err}");
+    assert!(err.contains(&bad.display().to_string()), "{err}");
+    assert_eq!(mock.requests().len(), before, "no request for an invalid file");
+
+    // --dry-run: validates, prints what would be sent (public id, never the secret), no request.
+    let good = csv(d, "signal.csv", "numerai_ticker,signal", &good_rows(120));
+    let args = [
+        &["submit", good.to_str().unwrap(), "--model-name", "mymodel", "--universe", live.to_str().unwrap()][..],
+        &api,
+    ]
+    .concat();
+    let out = signalkit(&[&args[..], &["--dry-run"]].concat(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("dry run") && said.contains("120 rows") && said.contains("'mymodel'") && said.contains(PUBLIC),
+        "{said}"
+    );
+    assert_eq!(mock.requests().len(), before);
+
+    // The real thing.
+    let out = signalkit(&args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("submission sub-123"), "{}", text(&out));
+    let reqs = mock.requests();
+    let put = reqs.iter().find(|r| r.method == "PUT").unwrap();
+    assert_eq!(put.body, std::fs::read(&good).unwrap());
+    assert_eq!(reqs.last().unwrap().vars()["modelId"], json!(MODEL_ID));
+
+    // A wrong key: a clear error, and still no secret anywhere (signalkit() asserts it).
+    let out = signalkit(&args, &[("NUMERAI_SECRET_KEY", "wrong-secret-value")]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("401") && !text(&out).contains("wrong-secret-value"), "{}", text(&out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// scripts/weekly.sh end to end
+// ---------------------------------------------------------------------------------------------
+
+fn has_subcommand(name: &str) -> bool {
+    Command::new(env!("CARGO_BIN_EXE_signalkit")).args([name, "--help"]).output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn weekly_script_end_to_end_against_the_mock() {
+    if !has_subcommand("train") || !has_subcommand("predict") {
+        eprintln!("skipped: this build has no `signalkit train`/`predict` yet");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bin = env!("CARGO_BIN_EXE_signalkit");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
+        assert!(out.status.success(), "signalkit {args:?}:\n{}", text(&out));
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert");
+    let fixture = fixture.to_str().unwrap();
+
+    // History: a small synthetic universe → join → encode → features → train.
+    let sample = d.join("sample");
+    run(&["sample", "--out", sample.to_str().unwrap(), "--tickers", "120", "--fridays", "30"]);
+    let (targets, headlines) = (sample.join("targets.csv"), sample.join("headlines.csv"));
+    let store = d.join("store");
+    let (rows, feats) = (d.join("rows.parquet"), d.join("features.parquet"));
+    let h = headlines.to_str().unwrap();
+    run(&["join", "--targets", targets.to_str().unwrap(), "--headlines", h, "--out", rows.to_str().unwrap()]);
+    run(&["encode", "--model", fixture, "--headlines", h, "--store", store.to_str().unwrap()]);
+    run(&[
+        "features",
+        "--rows",
+        rows.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--headlines",
+        h,
+        "--out",
+        feats.to_str().unwrap(),
+    ]);
+    let model_dir = d.join("model");
+    run(&["train", "--features", feats.to_str().unwrap(), "--out", model_dir.to_str().unwrap()]);
+
+    // This week's live universe: the sample's tickers on the Friday after its last one, no target.
+    let t = read_table_any(&targets);
+    let tickers: Vec<String> = {
+        let mut v: Vec<String> = strs(&t, "bloomberg_ticker").into_iter().flatten().collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let last = t.column("friday_date").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().max().unwrap();
+    let last = chrono::NaiveDate::parse_from_str(&last.to_string(), "%Y%m%d").unwrap();
+    let live_date = last + chrono::Duration::days(7);
+    let n = tickers.len();
+    let live = df!(
+        "numerai_ticker" => tickers,
+        "date" => vec![live_date.format("%Y-%m-%d").to_string(); n],
+    )
+    .unwrap();
+    let live_path = write_parquet(d, "live-src.parquet", live);
+    let mock = serve(numerai(std::fs::read(&live_path).unwrap()));
+
+    // The week's headlines: the history's plus a few new ones (only those get encoded).
+    let week_news = d.join("news");
+    std::fs::create_dir_all(&week_news).unwrap();
+    let mut news = std::fs::read_to_string(&headlines).unwrap();
+    let first_ticker = tickers_first(&t);
+    news.push_str(&format!(
+        "{},{}T12:00:00Z,Brand new contract win announced this week\n",
+        first_ticker.trim_end_matches(" US"),
+        (live_date - chrono::Duration::days(2)).format("%Y-%m-%d")
+    ));
+    std::fs::write(week_news.join("headlines.csv"), news).unwrap();
+
+    let work = d.join("work");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/weekly.sh");
+    let weekly = || {
+        let out = Command::new("bash")
+            .arg(&script)
+            .env("SIGNALKIT", bin)
+            .env("NUMERAI_API_URL", &mock.url)
+            .env("NUMERAI_PUBLIC_ID", PUBLIC)
+            .env("NUMERAI_SECRET_KEY", SECRET)
+            .env("MODEL_NAME", "mymodel")
+            .env("MODEL", model_dir.join("model.txt"))
+            .env("HEADLINES_DIR", &week_news)
+            .env("STORE", &store)
+            .env("ENCODE_MODEL", fixture)
+            .env("WORK_ROOT", &work)
+            .env("WEEK", "2026-W47")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        assert_no_secret(&out);
+        out
+    };
+    let out = weekly();
+    assert!(out.status.success(), "weekly.sh failed:\n{}", text(&out));
+    let week = work.join("2026-W47");
+    let log = std::fs::read_to_string(week.join("weekly.log")).unwrap();
+    assert!(!log.contains(SECRET), "secret in the log");
+    assert!(week.join("live.parquet").exists() && week.join("signal.csv").exists(), "{log}");
+
+    // The uploaded bytes are the predicted file, and it is valid.
+    let reqs = mock.requests();
+    let put = reqs.iter().find(|r| r.method == "PUT").expect("an upload");
+    assert_eq!(put.body, std::fs::read(week.join("signal.csv")).unwrap());
+    let check = validate_submission(&week.join("signal.csv"), Some(&week.join("live.parquet"))).unwrap();
+    assert_eq!(check.rows, n);
+
+    // Re-running a finished week uploads nothing again.
+    let uploads = reqs.iter().filter(|r| r.method == "PUT").count();
+    let out = weekly();
+    assert!(out.status.success(), "second run failed:\n{}", text(&out));
+    assert_eq!(mock.requests().iter().filter(|r| r.method == "PUT").count(), uploads);
+    assert!(text(&out).contains("already submitted"), "{}", text(&out));
+
+    // A failing step fails the script.
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("SIGNALKIT", bin)
+        .env("NUMERAI_API_URL", &mock.url)
+        .env("MODEL_NAME", "mymodel")
+        .env("MODEL", d.join("missing/model.txt"))
+        .env("HEADLINES_DIR", &week_news)
+        .env("STORE", &store)
+        .env("WORK_ROOT", &work)
+        .env("WEEK", "2026-W48")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+}
+
+fn read_table_any(p: &Path) -> DataFrame {
+    signalkit::data::read_table(p, false).unwrap()
+}
+
+fn tickers_first(t: &DataFrame) -> String {
+    strs(t, "bloomberg_ticker").into_iter().flatten().min().unwrap()
+}
