@@ -1,17 +1,24 @@
 //! signalkit: financial news → Numerai Signals.
 //!
 //! Stages (DESIGN §1): [`data`] ingest, [`pit`] point-in-time join, [`encode`] headline encoder
-//! and store, [`features`] feature table, [`sample`] synthetic data.
+//! and store, [`features`] feature table, [`train`] LightGBM, [`metrics`] Numerai scoring,
+//! [`evaluate`] out-of-sample reports, [`run`] the whole chain from a [`config`], [`sample`] synthetic data.
 //! [`numerai`]: the Numerai API client, submission validation and upload.
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
+pub mod config;
 pub mod data;
 pub mod encode;
 pub mod error;
+pub mod evaluate;
 pub mod features;
+pub mod metrics;
 pub mod numerai;
 pub mod pit;
+pub mod report;
+pub mod run;
 pub mod sample;
+pub mod train;
 
 pub use encode::{EncodeArgs, EncodeSummary, encode_files};
 pub use error::{Error, Result};

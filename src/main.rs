@@ -29,6 +29,18 @@ enum Command {
     Features(FeaturesCmd),
     /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
     Sample(SampleCmd),
+    /// Train LightGBM on the training eras (embargo before validation); saves model.txt,
+    /// model.json and every row's prediction.
+    Train(TrainCmd),
+    /// Predict with a trained model: ticker and signal ranked strictly inside (0, 1) per era.
+    Predict(PredictCmd),
+    /// Score predictions out of sample the Numerai way: report.json, report.md, plots.
+    Evaluate(EvaluateCmd),
+    /// Feature importance (gain, splits) and each feature's per-era correlation with the target.
+    Importance(ImportanceCmd),
+    /// Run join → encode → features → train → evaluate → importance from one config
+    /// (no config: the shipped sample with the tiny offline encoder).
+    Run(RunCmd),
     /// List the Signals dataset files Numerai offers (this round, or --round N).
     Datasets(DatasetsCmd),
     /// Download a Signals dataset file (e.g. signals/v2.1/live.parquet) into a folder.
@@ -161,6 +173,104 @@ struct EncodeCmd {
     shard_size: usize,
     #[command(flatten)]
     cols: HeadlineCols,
+}
+
+#[derive(Args)]
+struct TrainCmd {
+    /// Feature table (output of signalkit features).
+    #[arg(long)]
+    features: PathBuf,
+    /// Output folder: model.txt, model.json, predictions.parquet.
+    #[arg(long)]
+    out: PathBuf,
+    /// TOML with a [train] table (target, embargo_eras, features, early_stopping_rounds, [train.params]).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Target column [default: target_20d_factor_neutral, alias target_factor_neutral_20].
+    #[arg(long)]
+    target: Option<String>,
+    /// Train on eras up to this date (YYYY-MM-DD) instead of data_type == train.
+    #[arg(long)]
+    train_until: Option<String>,
+    /// Eras left out between training and validation [default: 4].
+    #[arg(long)]
+    embargo: Option<u32>,
+    /// Stop when validation l2 has not improved for N rounds (uses the validation eras).
+    #[arg(long)]
+    early_stopping: Option<u32>,
+    /// Trees [default: 2000].
+    #[arg(long)]
+    num_iterations: Option<u32>,
+}
+
+#[derive(Args)]
+struct PredictCmd {
+    /// Model folder (or its model.txt) written by signalkit train.
+    #[arg(long)]
+    model: PathBuf,
+    /// Feature table with the model's feature columns.
+    #[arg(long)]
+    features: PathBuf,
+    /// Output .csv or .parquet.
+    #[arg(long)]
+    out: PathBuf,
+    /// Write every era (with a date column), not only the latest (the live week).
+    #[arg(long)]
+    all_eras: bool,
+}
+
+#[derive(Args)]
+struct EvaluateCmd {
+    /// Predictions (from train's predictions.parquet or predict --all-eras).
+    #[arg(long)]
+    predictions: PathBuf,
+    /// Numerai targets, or the feature table (it carries the targets).
+    #[arg(long)]
+    targets: PathBuf,
+    /// Output folder: report.json, report.md, plots/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Target column.
+    #[arg(long, default_value = "target_20d_factor_neutral")]
+    target: String,
+    /// Model folder: only its validation eras count as out of sample.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Feature table, for feature exposure and feature-neutral corr.
+    #[arg(long)]
+    features: Option<PathBuf>,
+    /// Column of the targets file to report correlation with.
+    #[arg(long)]
+    benchmark: Option<String>,
+}
+
+#[derive(Args)]
+struct ImportanceCmd {
+    /// Model folder (or its model.txt).
+    #[arg(long)]
+    model: PathBuf,
+    /// Feature table with targets.
+    #[arg(long)]
+    features: PathBuf,
+    /// Output folder: importance.json, importance.md, plots/importance.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// Features in the table and plot.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+}
+
+#[derive(Args)]
+struct RunCmd {
+    /// TOML config (see signalkit.example.toml); relative paths are from its folder.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Encoder: hub id (e.g. ProsusAI/finbert) or local folder [default: the tiny fixture].
+    #[arg(long)]
+    model: Option<String>,
+    /// Run folder [default: runs/sample].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -303,6 +413,98 @@ fn main() -> Result<()> {
                 s.headlines,
                 s.after_friday,
                 c.out.display()
+            );
+        }
+        Command::Train(c) => {
+            let mut cfg = match &c.config {
+                Some(p) => signalkit::config::Config::read(p)?.train,
+                None => signalkit::train::TrainConfig::default(),
+            };
+            cfg.target = c.target.unwrap_or(cfg.target);
+            cfg.train_until = c.train_until.or(cfg.train_until);
+            cfg.embargo_eras = c.embargo.unwrap_or(cfg.embargo_eras);
+            cfg.early_stopping_rounds = c.early_stopping.or(cfg.early_stopping_rounds);
+            if let Some(n) = c.num_iterations {
+                cfg.params.insert("num_iterations".into(), n.into());
+            }
+            let args = signalkit::train::TrainArgs { features: c.features, config: cfg, out: c.out };
+            let s = signalkit::train::train(&args).context("train failed")?;
+            let k = &s.card;
+            println!(
+                "train: {} trees, {} features, {} rows in {} train eras, {} embargo, {} validation eras ({:.1}s) → {}",
+                k.trees,
+                k.features.len(),
+                k.rows_train,
+                k.split.train.len(),
+                k.split.embargo.len(),
+                k.split.validation.len(),
+                k.train_seconds,
+                s.model.display()
+            );
+        }
+        Command::Predict(c) => {
+            let args = signalkit::train::PredictArgs {
+                model: c.model,
+                features: c.features,
+                out: c.out,
+                latest_only: !c.all_eras,
+            };
+            let s = signalkit::train::predict(&args).context("predict failed")?;
+            println!("predict: {} rows in {} era(s) → {}", s.rows, s.eras, args.out.display());
+        }
+        Command::Evaluate(c) => {
+            let mut args = signalkit::evaluate::EvaluateArgs::new(c.predictions, c.targets, c.out);
+            args.target = c.target;
+            args.model = c.model;
+            args.features = c.features;
+            args.benchmark = c.benchmark;
+            let r = signalkit::evaluate::evaluate(&args).context("evaluate failed")?;
+            let s = &r.summary;
+            println!(
+                "evaluate: numerai_corr mean {:.4}, std {:.4}, sharpe {:.2}, max drawdown {:.4}, {} eras → {}",
+                s.mean,
+                s.std,
+                s.sharpe,
+                s.max_drawdown,
+                s.eras,
+                args.out.join("report.md").display()
+            );
+        }
+        Command::Importance(c) => {
+            let args =
+                signalkit::evaluate::ImportanceArgs { model: c.model, features: c.features, out: c.out, top: c.top };
+            let rows = signalkit::evaluate::importance(&args).context("importance failed")?;
+            for r in rows.iter().take(10) {
+                println!(
+                    "{:<24} gain {:>6.2}%  corr mean {:+.4}  sharpe {:+.2}",
+                    r.feature,
+                    100.0 * r.gain_share,
+                    r.corr_mean,
+                    r.corr_sharpe
+                );
+            }
+            println!("importance: {} features → {}", rows.len(), args.out.join("importance.md").display());
+        }
+        Command::Run(c) => {
+            let mut cfg = match &c.config {
+                Some(p) => signalkit::config::Config::read(p)?,
+                None => signalkit::config::Config::sample(),
+            };
+            if let Some(m) = c.model {
+                cfg.encode.model = m;
+            }
+            if let Some(o) = c.out {
+                cfg.out = o;
+            }
+            let s = signalkit::run::run(&cfg).context("run failed")?;
+            let r = &s.report.summary;
+            println!(
+                "run: out-of-sample numerai_corr mean {:.4}, sharpe {:.2}, max drawdown {:.4} over {} validation eras → {}",
+                r.mean,
+                r.sharpe,
+                r.max_drawdown,
+                r.eras,
+                s.out.display()
             );
         }
         Command::Datasets(c) => {

@@ -146,21 +146,13 @@ pub fn bar_plot(path: &Path, title: &str, x_desc: &str, labels: &[String], value
             .caption(title, ("sans-serif", 22))
             .margin(15)
             .x_label_area_size(40)
-            .y_label_area_size(200)
-            .build_cartesian_2d(0f64..hi * 1.05, 0f64..n as f64)
+            .y_label_area_size(10)
+            .build_cartesian_2d(0f64..hi * 1.3, 0f64..n as f64)
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|y| {
-                let i = y.floor() as usize;
-                if (y - i as f64 - 0.5).abs() < 0.26 {
-                    labels.get(n - 1 - i).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .disable_y_axis()
             .x_desc(x_desc)
             .label_style(("sans-serif", 14))
             .draw()
@@ -168,7 +160,14 @@ pub fn bar_plot(path: &Path, title: &str, x_desc: &str, labels: &[String], value
         chart
             .draw_series(values.iter().enumerate().map(|(k, v)| {
                 let y = (n - 1 - k) as f64;
-                Rectangle::new([(0.0, y + 0.15), (*v, y + 0.85)], BLUE.mix(0.7).filled())
+                Rectangle::new([(0.0, y + 0.15), (*v, y + 0.85)], BLUE.mix(0.6).filled())
+            }))
+            .map_err(|e| e.to_string())?;
+        // Each bar is labelled just right of its end.
+        chart
+            .draw_series(labels.iter().zip(values).enumerate().map(|(k, (label, v))| {
+                let y = (n - 1 - k) as f64;
+                Text::new(format!(" {label}"), (*v, y + 0.8), ("sans-serif", 14).into_font())
             }))
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -1,0 +1,162 @@
+//! One TOML config for `signalkit run`, with the defaults of DESIGN §6. With no file it runs the
+//! shipped sample with the tiny fixture encoder, which needs no network.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::train::TrainConfig;
+
+/// The whole pipeline's settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Run folder: every stage's output goes here.
+    pub out: PathBuf,
+    /// Input files.
+    pub data: DataConfig,
+    /// Point-in-time join.
+    pub join: JoinConfig,
+    /// Headline encoder.
+    pub encode: EncodeConfig,
+    /// LightGBM and the era split.
+    pub train: TrainConfig,
+    /// Evaluation.
+    pub evaluate: EvaluateConfig,
+}
+
+/// Input files and how to read the headlines.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Numerai rows (historical_targets or Signals v2 parquet).
+    pub targets: PathBuf,
+    /// Headlines (CSV, parquet or JSON Lines).
+    pub headlines: PathBuf,
+    /// Headline ticker column.
+    pub ticker_col: String,
+    /// Headline time column (default: published_at, else published_date).
+    pub time_col: Option<String>,
+    /// Headline text column.
+    pub text_col: String,
+    /// Time zone for naive headline timestamps (IANA name, UTC or +05:30).
+    pub timezone: Option<String>,
+    /// CSV mapping headline tickers to row tickers.
+    pub ticker_map: Option<PathBuf>,
+    /// Suffix turning a headline ticker into a row ticker when no map is given.
+    pub ticker_suffix: String,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            targets: "data/sample/targets.csv".into(),
+            headlines: "data/sample/headlines.csv".into(),
+            ticker_col: "ticker".into(),
+            time_col: None,
+            text_col: "headline".into(),
+            timezone: None,
+            ticker_map: None,
+            ticker_suffix: " US".into(),
+        }
+    }
+}
+
+/// Look-back window and cutoff.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JoinConfig {
+    /// Look-back window in days.
+    pub window_days: u32,
+    /// Cutoff = Friday 00:00 UTC plus this many hours.
+    pub cutoff_hours: f64,
+}
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        JoinConfig { window_days: 30, cutoff_hours: 0.0 }
+    }
+}
+
+/// The encoder and its store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncodeConfig {
+    /// Hub id or local folder (default: the tiny fixture checkpoint, available offline).
+    pub model: String,
+    /// Hub revision.
+    pub revision: String,
+    /// Never touch the network.
+    pub offline: bool,
+    /// cpu, cuda or cuda:N.
+    pub device: String,
+    /// Headlines per forward pass.
+    pub batch_size: usize,
+    /// Maximum tokens per headline.
+    pub max_len: usize,
+    /// Store folder, shared between runs so each text is encoded once.
+    pub store: PathBuf,
+}
+
+impl Default for EncodeConfig {
+    fn default() -> Self {
+        EncodeConfig {
+            model: "data/fixtures/tiny-finbert".into(),
+            revision: "main".into(),
+            offline: false,
+            device: "cpu".into(),
+            batch_size: 32,
+            max_len: 64,
+            store: "runs/store".into(),
+        }
+    }
+}
+
+/// Evaluation options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvaluateConfig {
+    /// A column of the targets file to report correlation with.
+    pub benchmark: Option<String>,
+}
+
+impl Config {
+    /// The built-in default: data/sample with the tiny fixture encoder, into runs/sample.
+    pub fn sample() -> Self {
+        Config { out: "runs/sample".into(), ..Default::default() }
+    }
+
+    /// Reads a TOML file over the defaults; relative paths in it are taken from its folder.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut cfg: Config = toml::from_str(&text)
+            .map_err(|e| Error::input(path, format!("invalid config: {e}(see signalkit.example.toml)")))?;
+        if cfg.out.as_os_str().is_empty() {
+            cfg.out = "runs/run".into();
+        }
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut cfg.out);
+        fix(&mut cfg.data.targets);
+        fix(&mut cfg.data.headlines);
+        if let Some(m) = cfg.data.ticker_map.as_mut() {
+            fix(m);
+        }
+        fix(&mut cfg.encode.store);
+        let local = base.join(&cfg.encode.model);
+        if Path::new(&cfg.encode.model).is_relative() && local.is_dir() {
+            cfg.encode.model = local.display().to_string();
+        }
+        Ok(cfg)
+    }
+
+    /// The config as TOML (saved in the run folder so a run can be repeated).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| Error::Config(format!("config: {e}")))
+    }
+}
