@@ -1,0 +1,220 @@
+//! Train, predict, evaluate and `run` end to end on the shipped sample: the honest join scores
+//! out of sample, a leaky join scores far higher (the test data can catch leakage), outputs are
+//! complete, training is deterministic, and bad inputs get clear errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::read_parquet;
+use serde_json::Value;
+use signalkit::config::Config;
+use signalkit::run::run;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn sample_config(out: &Path, store: &Path, cutoff_hours: f64) -> Config {
+    let mut cfg = Config::sample();
+    cfg.out = out.to_path_buf();
+    cfg.data.targets = repo("data/sample/targets.csv");
+    cfg.data.headlines = repo("data/sample/headlines.csv");
+    cfg.encode.model = repo("data/fixtures/tiny-finbert").display().to_string();
+    cfg.encode.store = store.to_path_buf();
+    cfg.join.cutoff_hours = cutoff_hours;
+    cfg
+}
+
+fn signalkit(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn is_png(p: &Path) -> bool {
+    std::fs::read(p).map(|b| b.len() > 1000 && b.starts_with(b"\x89PNG")).unwrap_or(false)
+}
+
+#[test]
+fn run_on_the_sample_scores_out_of_sample_and_catches_a_leaky_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let honest = run(&sample_config(&dir.path().join("honest"), &store, 0.0)).unwrap();
+    let leaky = run(&sample_config(&dir.path().join("leaky"), &store, 96.0)).unwrap();
+    let (h, l) = (honest.report.summary.mean, leaky.report.summary.mean);
+    eprintln!("OOS mean corr: honest {h:.4}, leaky (cutoff +96 h) {l:.4}");
+    assert!(h > 0.0, "honest join should score out of sample: {h}");
+    assert!(l > h + 0.1, "the leaky join must score clearly higher: honest {h}, leaky {l}");
+
+    // Every stage's output is in the run folder.
+    let out = dir.path().join("honest");
+    for f in [
+        "config.toml",
+        "rows.parquet",
+        "features.parquet",
+        "model/model.txt",
+        "model/model.json",
+        "model/predictions.parquet",
+    ] {
+        assert!(out.join(f).exists(), "missing {f}");
+    }
+    for p in
+        ["evaluate/plots/cumulative_corr.png", "evaluate/plots/per_era_corr.png", "importance/plots/importance.png"]
+    {
+        assert!(is_png(&out.join(p)), "{p} is not a PNG");
+    }
+    let report = json(&out.join("evaluate/report.json"));
+    let per_era = report["per_era"].as_array().unwrap();
+    let split = &report["split"];
+    let validation: Vec<i64> = split["validation"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(per_era.len(), validation.len(), "every validation era is scored, and only those");
+    for e in per_era {
+        assert!(validation.contains(&e["era"].as_i64().unwrap()));
+        assert!(e["n"].as_u64().unwrap() > 100 && e["corr"].is_f64());
+    }
+    for k in ["mean", "std", "sharpe", "max_drawdown", "share_positive", "eras"] {
+        assert!(report["summary"][k].is_number(), "summary.{k}");
+    }
+    assert_eq!(split["embargo"].as_array().unwrap().len(), 4);
+    let md = std::fs::read_to_string(out.join("evaluate/report.md")).unwrap();
+    assert!(md.contains("| embargo | 4 eras") && md.contains("numerai_corr (OOS)"), "{md}");
+    let imp = std::fs::read_to_string(out.join("importance/importance.md")).unwrap();
+    assert!(imp.contains("| 1 |"), "{imp}");
+
+    // The saved config runs again as is.
+    let again = Config::read(&out.join("config.toml")).unwrap();
+    assert_eq!(again.join.cutoff_hours, 0.0);
+    assert_eq!(again.encode.store, store);
+}
+
+#[test]
+fn train_is_deterministic_and_predict_writes_a_valid_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &str| d.join(p).display().to_string();
+    let (ok, log) = signalkit(&[
+        "join",
+        "--targets",
+        &repo("data/sample/targets.csv").display().to_string(),
+        "--headlines",
+        &repo("data/sample/headlines.csv").display().to_string(),
+        "--out",
+        &s("rows.parquet"),
+    ]);
+    assert!(ok, "{log}");
+    let model = repo("data/fixtures/tiny-finbert").display().to_string();
+    let heads = repo("data/sample/headlines.csv").display().to_string();
+    let (ok, log) = signalkit(&["encode", "--model", &model, "--headlines", &heads, "--store", &s("store")]);
+    assert!(ok, "{log}");
+    let (ok, log) = signalkit(&[
+        "features",
+        "--rows",
+        &s("rows.parquet"),
+        "--headlines",
+        &heads,
+        "--store",
+        &s("store"),
+        "--out",
+        &s("f.parquet"),
+    ]);
+    assert!(ok, "{log}");
+    for m in ["m1", "m2"] {
+        let (ok, log) = signalkit(&["train", "--features", &s("f.parquet"), "--out", &s(m), "--num-iterations", "300"]);
+        assert!(ok, "{log}");
+    }
+    let m1 = std::fs::read_to_string(d.join("m1/model.txt")).unwrap();
+    assert_eq!(m1, std::fs::read_to_string(d.join("m2/model.txt")).unwrap(), "same data, same model");
+    let card = json(&d.join("m1/model.json"));
+    assert_eq!(card["trees"], 300);
+    assert_eq!(card["target"], "target_20d_factor_neutral");
+    assert!(card["inputs"][0]["xxh3"].as_str().unwrap().len() == 16);
+
+    // The live-week signal: one row per ticker, strictly inside (0, 1), and it passes submit's checks.
+    let (ok, log) =
+        signalkit(&["predict", "--model", &s("m1"), "--features", &s("f.parquet"), "--out", &s("signal.csv")]);
+    assert!(ok, "{log}");
+    let text = std::fs::read_to_string(d.join("signal.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "bloomberg_ticker,signal");
+    let values: Vec<f64> = lines.map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
+    assert!(values.len() > 200);
+    assert!(values.iter().all(|v| *v > 0.0 && *v < 1.0));
+    let (ok, log) = signalkit(&["submit", &s("signal.csv"), "--model-name", "my_model", "--dry-run"]);
+    assert!(ok, "submit --dry-run should accept predict's output: {log}");
+
+    // Every era, with a date column, scores the same as train's own predictions.
+    let (ok, log) = signalkit(&[
+        "predict",
+        "--model",
+        &s("m1"),
+        "--features",
+        &s("f.parquet"),
+        "--out",
+        &s("all.parquet"),
+        "--all-eras",
+    ]);
+    assert!(ok, "{log}");
+    let all = read_parquet(&d.join("all.parquet"));
+    assert_eq!(all.get_column_names(), ["bloomberg_ticker", "date", "signal"]);
+    let (ok, log) = signalkit(&[
+        "evaluate",
+        "--predictions",
+        &s("all.parquet"),
+        "--targets",
+        &repo("data/sample/targets.csv").display().to_string(),
+        "--model",
+        &s("m1"),
+        "--out",
+        &s("eval"),
+    ]);
+    assert!(ok, "{log}");
+    let (ok, log2) = signalkit(&[
+        "evaluate",
+        "--predictions",
+        &s("m1/predictions.parquet"),
+        "--targets",
+        &s("f.parquet"),
+        "--model",
+        &s("m1"),
+        "--out",
+        &s("eval2"),
+    ]);
+    assert!(ok, "{log2}");
+    let (a, b) = (json(&d.join("eval/report.json")), json(&d.join("eval2/report.json")));
+    let (a, b) = (a["summary"]["mean"].as_f64().unwrap(), b["summary"]["mean"].as_f64().unwrap());
+    assert!((a - b).abs() < 1e-9, "ranked signal and raw prediction score alike: {a} vs {b}");
+
+    // A feature table missing one of the model's columns is refused by name.
+    let mut f = read_parquet(&d.join("f.parquet"));
+    let _ = f.drop_in_place("p_neutral").unwrap();
+    let broken = common::write_parquet(d, "broken.parquet", f);
+    let (ok, log) =
+        signalkit(&["predict", "--model", &s("m1"), "--features", &broken.display().to_string(), "--out", &s("x.csv")]);
+    assert!(!ok && log.contains("p_neutral") && log.contains("broken.parquet"), "{log}");
+    assert!(!d.join("x.csv").exists());
+}
+
+#[test]
+fn a_table_without_data_type_needs_train_until() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut df = polars::prelude::df!(
+        "bloomberg_ticker" => ["A US", "B US"],
+        "friday_date" => [20200103i64, 20200110],
+        "target" => [0.5f64, 0.25],
+        "p_positive" => [0.1f32, 0.2],
+    )
+    .unwrap();
+    let p = common::write_parquet(dir.path(), "f.parquet", df.clone());
+    let out = dir.path().join("m").display().to_string();
+    let (ok, log) = signalkit(&["train", "--features", &p.display().to_string(), "--out", &out, "--target", "target"]);
+    assert!(!ok && log.contains("--train-until") && log.contains("f.parquet"), "{log}");
+    let _ = df.drop_in_place("target");
+    let p = common::write_parquet(dir.path(), "g.parquet", df);
+    let (ok, log) = signalkit(&["train", "--features", &p.display().to_string(), "--out", &out]);
+    assert!(!ok && log.contains("target_20d_factor_neutral"), "{log}");
+}
