@@ -684,16 +684,8 @@ fn cli_datasets_download_and_submit() {
 // scripts/weekly.sh end to end
 // ---------------------------------------------------------------------------------------------
 
-fn has_subcommand(name: &str) -> bool {
-    Command::new(env!("CARGO_BIN_EXE_signalkit")).args([name, "--help"]).output().is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn weekly_script_end_to_end_against_the_mock() {
-    if !has_subcommand("train") || !has_subcommand("predict") {
-        eprintln!("skipped: this build has no `signalkit train`/`predict` yet");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let bin = env!("CARGO_BIN_EXE_signalkit");
@@ -706,7 +698,7 @@ fn weekly_script_end_to_end_against_the_mock() {
 
     // History: a small synthetic universe → join → encode → features → train.
     let sample = d.join("sample");
-    run(&["sample", "--out", sample.to_str().unwrap(), "--tickers", "120", "--fridays", "30"]);
+    run(&["sample", "--out", sample.to_str().unwrap(), "--tickers", "120", "--fridays", "60"]);
     let (targets, headlines) = (sample.join("targets.csv"), sample.join("headlines.csv"));
     let store = d.join("store");
     let (rows, feats) = (d.join("rows.parquet"), d.join("features.parquet"));
@@ -725,7 +717,15 @@ fn weekly_script_end_to_end_against_the_mock() {
         feats.to_str().unwrap(),
     ]);
     let model_dir = d.join("model");
-    run(&["train", "--features", feats.to_str().unwrap(), "--out", model_dir.to_str().unwrap()]);
+    run(&[
+        "train",
+        "--features",
+        feats.to_str().unwrap(),
+        "--out",
+        model_dir.to_str().unwrap(),
+        "--num-iterations",
+        "50",
+    ]);
 
     // This week's live universe: the sample's tickers on the Friday after its last one, no target.
     let t = read_table_any(&targets);
@@ -786,6 +786,7 @@ fn weekly_script_end_to_end_against_the_mock() {
     let week = work.join("2026-W47");
     let log = std::fs::read_to_string(week.join("weekly.log")).unwrap();
     assert!(!log.contains(SECRET), "secret in the log");
+    assert!(log.contains(", 1 encoded"), "only the new headline is encoded: {log}");
     assert!(week.join("live.parquet").exists() && week.join("signal.csv").exists(), "{log}");
 
     // The uploaded bytes are the predicted file, and it is valid.
@@ -802,20 +803,36 @@ fn weekly_script_end_to_end_against_the_mock() {
     assert_eq!(mock.requests().iter().filter(|r| r.method == "PUT").count(), uploads);
     assert!(text(&out).contains("already submitted"), "{}", text(&out));
 
-    // A failing step fails the script.
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("SIGNALKIT", bin)
-        .env("NUMERAI_API_URL", &mock.url)
-        .env("MODEL_NAME", "mymodel")
-        .env("MODEL", d.join("missing/model.txt"))
-        .env("HEADLINES_DIR", &week_news)
-        .env("STORE", &store)
-        .env("WORK_ROOT", &work)
-        .env("WEEK", "2026-W48")
-        .output()
-        .unwrap();
+    // A failing step fails the script, names the step in the log, and uploads nothing.
+    let script_with = |model: &Path, week: &str| {
+        Command::new("bash")
+            .arg(&script)
+            .env("SIGNALKIT", bin)
+            .env("NUMERAI_API_URL", &mock.url)
+            .env("NUMERAI_PUBLIC_ID", PUBLIC)
+            .env("NUMERAI_SECRET_KEY", SECRET)
+            .env("MODEL_NAME", "mymodel")
+            .env("MODEL", model)
+            .env("HEADLINES_DIR", &week_news)
+            .env("STORE", &store)
+            .env("ENCODE_MODEL", fixture)
+            .env("WORK_ROOT", &work)
+            .env("WEEK", week)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap()
+    };
+    let out = script_with(&d.join("missing/model.txt"), "2026-W48");
     assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("model file"), "{}", text(&out));
+    let bogus = write(d, "bogus-model.txt", "not a LightGBM model\n");
+    let out = script_with(&bogus, "2026-W49");
+    assert_no_secret(&out);
+    assert!(!out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(work.join("2026-W49/weekly.log")).unwrap();
+    assert!(log.contains("FAILED (exit 1) in step: signalkit predict"), "{log}");
+    assert!(!work.join("2026-W49/submitted").exists());
+    assert_eq!(mock.requests().iter().filter(|r| r.method == "PUT").count(), uploads);
 }
 
 fn read_table_any(p: &Path) -> DataFrame {

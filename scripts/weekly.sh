@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The weekly Numerai Signals job, unattended (cron or a systemd timer; see README "Weekly submission"):
+#   download the live universe → this week's headlines → encode (only texts the store lacks)
+#   → join → features → predict → validate → upload.
+#
+# Each run works in a dated folder, $WORK_ROOT/$WEEK, and logs to $WORK_ROOT/$WEEK/weekly.log.
+# Re-running a week that was submitted uploads nothing: it re-validates the file it sent and exits 0.
+# Re-running a week that failed half-way redoes the steps after the (kept) live-universe download.
+# Any failing step stops the script with a non-zero exit status and the step named in the log.
+#
+# Settings (environment variables):
+#   MODEL_NAME     your Signals model's name on numer.ai                                  (required)
+#   MODEL          trained model, e.g. models/model.txt (with model.json beside it)        (required)
+#   HEADLINES_DIR  folder with the headlines of the look-back window (30 days by default):
+#                  one CSV/Parquet/JSONL file, or several CSV files with the same header  (required)
+#   STORE          encoder store folder, kept between weeks      [~/.signalkit/store]
+#   ENCODE_MODEL   encoder: hub id or local folder; the same one the model was trained with
+#                  [ProsusAI/finbert]
+#   ENCODE_OPTS    extra options for `signalkit encode`, e.g. "--offline --device cuda"
+#   PIT_OPTS       point-in-time options for join AND features, exactly as used in training,
+#                  e.g. "--window-days 30 --cutoff-hours 0 --ticker-map map.csv"
+#   WORK_ROOT      where the dated work folders go               [~/.signalkit/weekly]
+#   WEEK           the work folder's name                        [ISO week, e.g. 2026-W47]
+#   DATASET        Numerai's live universe file                  [signals/v2.1/live.parquet]
+#   SIGNALKIT      the signalkit binary        [signalkit on PATH, else target/release/signalkit]
+#   DRY_RUN=1      validate and print what would be sent; upload nothing
+# The API key comes from NUMERAI_PUBLIC_ID + NUMERAI_SECRET_KEY or ~/.numerai/credentials (mode 600);
+# NUMERAI_API_URL overrides the API endpoint. The script never prints the key.
+set -Eeuo pipefail
+
+die() {
+    echo "weekly: error: $*" >&2
+    exit 1
+}
+
+: "${MODEL_NAME:?set MODEL_NAME to your Signals model name}"
+: "${MODEL:?set MODEL to the trained model file (model.txt)}"
+: "${HEADLINES_DIR:?set HEADLINES_DIR to the folder holding the headlines of the week}"
+STORE=${STORE:-$HOME/.signalkit/store}
+ENCODE_MODEL=${ENCODE_MODEL:-ProsusAI/finbert}
+ENCODE_OPTS=${ENCODE_OPTS:-}
+PIT_OPTS=${PIT_OPTS:-}
+WORK_ROOT=${WORK_ROOT:-$HOME/.signalkit/weekly}
+WEEK=${WEEK:-$(date -u +%G-W%V)}
+DATASET=${DATASET:-signals/v2.1/live.parquet}
+DRY_RUN=${DRY_RUN:-0}
+
+if [[ -z ${SIGNALKIT:-} ]]; then
+    if command -v signalkit >/dev/null 2>&1; then
+        SIGNALKIT=$(command -v signalkit)
+    else
+        SIGNALKIT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/signalkit"
+    fi
+fi
+[[ -x $SIGNALKIT ]] || die "signalkit binary not found at '$SIGNALKIT': build it (cargo build --release) or set SIGNALKIT"
+[[ -f $MODEL ]] || die "model file '$MODEL' not found: train one (signalkit train) or fix MODEL"
+[[ -d $HEADLINES_DIR ]] || die "headlines folder '$HEADLINES_DIR' not found: fix HEADLINES_DIR"
+
+WORK="$WORK_ROOT/$WEEK"
+mkdir -p "$WORK"
+LOG="$WORK/weekly.log"
+# Everything from here on goes to the terminal (or cron's mail) and to the log.
+exec > >(tee -a "$LOG") 2>&1
+
+log() { echo "$(date -u +%FT%TZ) weekly[$WEEK]: $*"; }
+STEP="setup"
+trap 'rc=$?; trap - ERR; log "FAILED (exit $rc) in step: $STEP"; log "see $LOG; fix the cause and run again (finished steps are redone, the download is kept)"' ERR
+
+# One run per week at a time.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$WORK/.lock"
+    flock -n 9 || die "another weekly.sh run holds $WORK/.lock"
+fi
+
+sk() {
+    STEP="signalkit $*"
+    log "$STEP"
+    "$SIGNALKIT" "$@"
+}
+
+log "start: model '$MODEL_NAME', work folder $WORK"
+SUBMIT=(submit "$WORK/signal.csv" --model-name "$MODEL_NAME" --universe "$WORK/live.parquet")
+
+if [[ -f $WORK/submitted ]]; then
+    log "already submitted this week ($(head -n 1 "$WORK/submitted")); re-validating only"
+    sk "${SUBMIT[@]}" --dry-run
+    log "done (nothing uploaded)"
+    exit 0
+fi
+
+# 1. The live universe (kept: it is this week's, even if a later step fails).
+if [[ -s $WORK/live.parquet ]]; then
+    log "live universe already downloaded"
+else
+    sk download "$DATASET" --out "$WORK"
+    base=$(basename "$DATASET")
+    [[ $base == live.parquet ]] || mv -f "$WORK/$base" "$WORK/live.parquet"
+fi
+
+# 2. This week's headlines: one file as is, or several CSV files joined under one header.
+mapfile -t files < <(find "$HEADLINES_DIR" -maxdepth 1 -type f \
+    \( -name '*.csv' -o -name '*.parquet' -o -name '*.pq' -o -name '*.jsonl' -o -name '*.ndjson' \) | LC_ALL=C sort)
+((${#files[@]} > 0)) || die "no headline files (*.csv, *.parquet, *.jsonl) in $HEADLINES_DIR"
+if ((${#files[@]} == 1)); then
+    HEADLINES=${files[0]}
+else
+    HEADLINES="$WORK/headlines.csv"
+    header=$(head -n 1 "${files[0]}")
+    tmp="$WORK/.headlines.csv.tmp"
+    echo "$header" >"$tmp"
+    for f in "${files[@]}"; do
+        [[ $f == *.csv ]] || die "$f: several headline files must all be CSV (or give one file)"
+        [[ $(head -n 1 "$f") == "$header" ]] || die "$f: its header differs from ${files[0]}'s; use the same columns"
+        tail -n +2 "$f" | sed -e '$a\' >>"$tmp"
+    done
+    mv -f "$tmp" "$HEADLINES"
+fi
+log "headlines: $HEADLINES (${#files[@]} file(s))"
+
+# 3. Encode (the store skips texts it already has), join, features, predict.
+# shellcheck disable=SC2086  # ENCODE_OPTS and PIT_OPTS are option lists
+sk encode --model "$ENCODE_MODEL" --headlines "$HEADLINES" --store "$STORE" $ENCODE_OPTS
+# shellcheck disable=SC2086
+sk join --targets "$WORK/live.parquet" --headlines "$HEADLINES" --out "$WORK/rows.parquet" $PIT_OPTS
+# shellcheck disable=SC2086
+sk features --rows "$WORK/rows.parquet" --store "$STORE" --model "$ENCODE_MODEL" --headlines "$HEADLINES" \
+    --out "$WORK/features.parquet" $PIT_OPTS
+sk predict --model "$MODEL" --features "$WORK/features.parquet" --out "$WORK/signal.csv"
+
+# 4. Validate, then upload (submit validates again before any network call).
+sk "${SUBMIT[@]}" --dry-run
+if [[ $DRY_RUN == 1 ]]; then
+    log "DRY_RUN=1: nothing uploaded"
+    exit 0
+fi
+receipt=$(sk "${SUBMIT[@]}")
+echo "$receipt"
+printf '%s %s\n%s\n' "$(date -u +%FT%TZ)" "$MODEL_NAME" "$receipt" >"$WORK/.submitted.tmp"
+mv -f "$WORK/.submitted.tmp" "$WORK/submitted"
+log "done: submitted $WORK/signal.csv"
