@@ -160,3 +160,24 @@ impl Config {
         toml::to_string_pretty(self).map_err(|e| Error::Config(format!("config: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_round_trips() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("signalkit.example.toml");
+        let cfg = Config::read(&path).unwrap();
+        assert_eq!(cfg.train.params["num_iterations"], 2000);
+        assert_eq!(cfg.join.window_days, 30);
+        assert!(cfg.data.targets.ends_with("data/sample/targets.csv"));
+        let back: Config = toml::from_str(&cfg.to_toml().unwrap()).unwrap();
+        assert_eq!(back.encode.model, cfg.encode.model);
+        let bad = std::env::temp_dir().join(format!("signalkit-bad-{}.toml", std::process::id()));
+        std::fs::write(&bad, "[train]\nembargo = 4\n").unwrap();
+        let e = Config::read(&bad).unwrap_err().to_string();
+        assert!(e.contains("embargo") && e.contains(&bad.display().to_string()), "{e}");
+        std::fs::remove_file(bad).unwrap();
+    }
+}

@@ -77,6 +77,8 @@ pub struct EvalReport {
     pub benchmark: Option<Summary>,
     /// Rows of predictions without a matching target row.
     pub unmatched_predictions: usize,
+    /// OOS eras where every prediction was equal (e.g. no ticker had news): scored 0.
+    pub constant_eras: usize,
 }
 
 /// Rows keyed by (TICKER, era).
@@ -151,6 +153,13 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     }
     let scores: Vec<f64> = per_era.iter().map(|e| e.corr).collect();
     let summary = metrics::summarize(&scores);
+    let constant_eras = metrics::era_groups(&oos_eras)
+        .iter()
+        .filter(|(_, rows)| {
+            let rows: Vec<usize> = rows.iter().map(|&r| oos[r]).collect();
+            metrics::is_constant(&sub(&p, &rows), &sub(&t, &rows))
+        })
+        .count();
     let in_sample = split.as_ref().map(|s| {
         let rows: Vec<usize> = (0..eras.len()).filter(|&i| s.train.binary_search(&eras[i]).is_ok()).collect();
         let e: Vec<i32> = rows.iter().map(|&i| eras[i]).collect();
@@ -251,6 +260,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         feature_neutral,
         benchmark,
         unmatched_predictions: unmatched,
+        constant_eras,
     };
     write_eval_outputs(&args.out, &report)?;
     Ok(report)
@@ -313,6 +323,12 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
         md += &format!(
             "\nFeature exposure (mean over eras of the largest |corr| with any feature): {e:.4}; most often largest: `{}`.\n",
             r.most_exposed_feature.as_deref().unwrap_or("-")
+        );
+    }
+    if r.constant_eras > 0 {
+        md += &format!(
+            "\n{} eras had the same prediction for every row (no ticker had a usable headline): each scores 0.\n",
+            r.constant_eras
         );
     }
     if r.unmatched_predictions > 0 {

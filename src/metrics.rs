@@ -179,7 +179,17 @@ pub struct EraScore {
     pub n: usize,
 }
 
-/// numerai_corr per era; eras where nothing can be scored are left out.
+/// Whether every prediction with a target is the same value (such an era carries no ranking).
+pub fn is_constant(predictions: &[f64], targets: &[f64]) -> bool {
+    let mut present = predictions.iter().zip(targets).filter(|(p, t)| !p.is_nan() && !t.is_nan()).map(|(p, _)| *p);
+    match present.next() {
+        Some(first) => present.all(|p| p == first),
+        None => false,
+    }
+}
+
+/// numerai_corr per era; an era whose predictions are all equal scores 0 (it ranks nothing;
+/// numerai-tools would give NaN), eras where nothing can be scored are left out.
 pub fn per_era(predictions: &[f64], targets: &[f64], eras: &[i32]) -> Vec<EraScore> {
     era_groups(eras)
         .into_iter()
@@ -187,7 +197,7 @@ pub fn per_era(predictions: &[f64], targets: &[f64], eras: &[i32]) -> Vec<EraSco
             let p: Vec<f64> = rows.iter().map(|&i| predictions[i]).collect();
             let t: Vec<f64> = rows.iter().map(|&i| targets[i]).collect();
             let n = p.iter().zip(&t).filter(|(a, b)| !a.is_nan() && !b.is_nan()).count();
-            let corr = numerai_corr(&p, &t);
+            let corr = if n >= 2 && is_constant(&p, &t) { 0.0 } else { numerai_corr(&p, &t) };
             (!corr.is_nan()).then_some(EraScore { era, corr, n })
         })
         .collect()
