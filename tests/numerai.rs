@@ -86,33 +86,39 @@ fn serve(handler: impl Fn(&Req, usize, &str) -> Reply + Send + Sync + 'static) -
     let log = Arc::new(Mutex::new(Vec::new()));
     let (base, seen) = (url.clone(), log.clone());
     std::thread::spawn(move || {
-        let n = AtomicUsize::new(0);
+        let n = Arc::new(AtomicUsize::new(0));
         for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let Some(req) = read_request(&stream) else { continue };
-            let i = n.fetch_add(1, Ordering::SeqCst);
-            seen.lock().unwrap().push(req.clone());
-            let reply = handler(&req, i, &base);
-            let mut out = stream;
-            let (status, headers, body, send) = match reply {
-                Reply::Text(s, b) => {
-                    (s, vec![("Content-Type".into(), "application/json".into())], b.into_bytes(), None)
-                }
-                Reply::Full(s, h, b) => (s, h, b, None),
-                Reply::Truncated(b, k) => (200, vec![], b, Some(k)),
-            };
-            let mut head = format!("HTTP/1.1 {status} Mock\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-            for (k, v) in headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            let _ = out.write_all(head.as_bytes());
-            let _ = out.write_all(&body[..send.unwrap_or(body.len())]);
-            let _ = out.flush();
-            let _ = out.shutdown(std::net::Shutdown::Both);
+            // One thread per connection, so a slow answer does not hold up the next request.
+            let (handler, seen, base, n) = (handler.clone(), seen.clone(), base.clone(), n.clone());
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let Some(req) = read_request(&stream) else { return };
+                let i = n.fetch_add(1, Ordering::SeqCst);
+                seen.lock().unwrap().push(req.clone());
+                let reply = handler(&req, i, &base);
+                respond(stream, reply);
+            });
         }
     });
     Mock { url, log }
+}
+
+/// Writes `reply` and closes the connection.
+fn respond(mut out: std::net::TcpStream, reply: Reply) {
+    let (status, headers, body, send) = match reply {
+        Reply::Text(s, b) => (s, vec![("Content-Type".into(), "application/json".into())], b.into_bytes(), None),
+        Reply::Full(s, h, b) => (s, h, b, None),
+        Reply::Truncated(b, k) => (200, vec![], b, Some(k)),
+    };
+    let mut head = format!("HTTP/1.1 {status} Mock\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = out.write_all(head.as_bytes());
+    let _ = out.write_all(&body[..send.unwrap_or(body.len())]);
+    let _ = out.flush();
+    let _ = out.shutdown(std::net::Shutdown::Both);
 }
 
 fn read_request(stream: &std::net::TcpStream) -> Option<Req> {
@@ -481,6 +487,29 @@ fn server_errors_and_429_are_retried() {
 
 #[test]
 fn timeouts_and_refused_connections_are_retried_then_reported() {
+    // The first answer comes after the client's timeout: the retry gets the answer.
+    let mock = serve(|_, i, _| {
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        ok(json!({"data": {"listDatasets": ["a.parquet"]}}))
+    });
+    let options = ClientOptions {
+        api_url: Some(mock.url.clone()),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+        },
+        timeout: Duration::from_millis(300),
+        progress: false,
+        log_retries: false,
+    };
+    let started = std::time::Instant::now();
+    assert_eq!(Client::new(None, options).unwrap().list_datasets(None).unwrap(), ["a.parquet"]);
+    assert_eq!(mock.requests().len(), 2);
+    assert!(started.elapsed() < Duration::from_millis(1400), "did not time out: {:?}", started.elapsed());
+
     // A port with nothing listening.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let msg = api_message(client(&format!("http://127.0.0.1:{port}"), false, 2).list_datasets(None).unwrap_err());
