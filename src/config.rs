@@ -20,6 +20,8 @@ pub struct Config {
     pub join: JoinConfig,
     /// Headline encoder.
     pub encode: EncodeConfig,
+    /// Feature table.
+    pub features: FeaturesConfig,
     /// LightGBM and the era split.
     pub train: TrainConfig,
     /// Evaluation.
@@ -111,6 +113,14 @@ impl Default for EncodeConfig {
             store: "runs/store".into(),
         }
     }
+}
+
+/// Feature table options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// Replace the [CLS] columns by this many principal components fitted on the training eras.
+    pub pca: Option<usize>,
 }
 
 /// Evaluation options.

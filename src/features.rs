@@ -4,7 +4,10 @@
 //! Window membership is re-derived with the join's own point-in-time code, and the result must
 //! name the same latest headline as the rows file: features from other join options are refused.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use nalgebra::{DMatrix, SymmetricEigen};
+use serde::{Deserialize, Serialize};
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -40,6 +43,111 @@ pub struct FeatureArgs {
     pub model: Option<String>,
     /// Output parquet.
     pub out: PathBuf,
+    /// Replace the [CLS] columns by principal components (`pc_000…`).
+    pub pca: Option<PcaOption>,
+}
+
+/// How to reduce the [CLS] embedding.
+#[derive(Debug, Clone)]
+pub enum PcaOption {
+    /// Fit K components on the training eras (`data_type == train`, or Fridays up to `until`,
+    /// YYYY-MM-DD), save the projection beside the output as `<out>.pca.json`.
+    Fit {
+        /// Components kept.
+        k: usize,
+        /// Last Friday fitted on, instead of data_type.
+        until: Option<String>,
+    },
+    /// Apply a projection saved by an earlier fit (the live week uses the training fit).
+    Apply(PathBuf),
+}
+
+/// A fit's mean, components and explained-variance shares.
+pub type Fitted = (Vec<f64>, Vec<Vec<f64>>, Vec<f64>);
+
+/// A fitted PCA projection of the [CLS] embedding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pca {
+    /// Encoder model id the embedding came from.
+    pub model: String,
+    /// Embedding width.
+    pub width: usize,
+    /// Mean embedding of the fit set.
+    pub mean: Vec<f64>,
+    /// Components, each of length `width`, by decreasing variance.
+    pub components: Vec<Vec<f64>>,
+    /// Share of the variance each component explains.
+    pub explained: Vec<f64>,
+    /// Distinct headlines fitted on.
+    pub fitted_on: usize,
+    /// Last Friday (YYYY-MM-DD) of the eras fitted on.
+    pub last_fit_friday: String,
+}
+
+impl Pca {
+    /// Fits `k` components on the rows of `x` (row-major, `width` wide), with covariance + a
+    /// symmetric eigendecomposition; each component's largest entry is made positive.
+    pub fn fit(x: &[f32], width: usize, k: usize) -> Result<Fitted> {
+        let n = x.len() / width.max(1);
+        if n < 2 || k == 0 || k > width {
+            return Err(Error::Config(format!("PCA: cannot fit {k} components on {n} embeddings of width {width}")));
+        }
+        let mut m = DMatrix::from_fn(n, width, |r, c| x[r * width + c] as f64);
+        let mean: Vec<f64> = (0..width).map(|c| m.column(c).mean()).collect();
+        for (c, mu) in mean.iter().enumerate() {
+            m.column_mut(c).add_scalar_mut(-mu);
+        }
+        let cov = (m.transpose() * &m) / (n as f64 - 1.0);
+        let eig = SymmetricEigen::new(cov);
+        let mut order: Vec<usize> = (0..width).collect();
+        order.sort_by(|&a, &b| eig.eigenvalues[b].total_cmp(&eig.eigenvalues[a]));
+        let total: f64 = eig.eigenvalues.iter().map(|v| v.max(0.0)).sum::<f64>().max(f64::MIN_POSITIVE);
+        let mut components = Vec::with_capacity(k);
+        let mut explained = Vec::with_capacity(k);
+        for &j in order.iter().take(k) {
+            let mut v: Vec<f64> = eig.eigenvectors.column(j).iter().copied().collect();
+            let big = v.iter().copied().fold(0.0f64, |a, b| if b.abs() > a.abs() { b } else { a });
+            if big < 0.0 {
+                v.iter_mut().for_each(|x| *x = -*x);
+            }
+            components.push(v);
+            explained.push(eig.eigenvalues[j].max(0.0) / total);
+        }
+        Ok((mean, components, explained))
+    }
+
+    /// The component scores of one embedding.
+    pub fn project(&self, e: &[f32]) -> Vec<f32> {
+        self.components
+            .iter()
+            .map(|v| v.iter().zip(e).zip(&self.mean).map(|((w, x), m)| w * (*x as f64 - m)).sum::<f64>() as f32)
+            .collect()
+    }
+
+    /// Reads a saved projection.
+    pub fn read(path: &Path) -> Result<Pca> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::input(path, format!("not a signalkit PCA file: {e}")))
+    }
+}
+
+/// Where a fitted projection is saved: `features.parquet` → `features.pca.json`.
+pub fn pca_path(out: &Path) -> PathBuf {
+    out.with_extension("pca.json")
+}
+
+/// Rows used to fit the PCA: `data_type == train`, or Fridays up to `until`.
+fn pca_fit_rows(path: &Path, targets: &Targets, until: Option<&str>) -> Result<Vec<usize>> {
+    if let Some(u) = until {
+        let day = crate::data::time::parse_date_str(u)
+            .map(crate::data::time::days_from_date)
+            .ok_or_else(|| Error::Config(format!("--pca-fit-until {u:?}: use YYYY-MM-DD")))?;
+        return Ok((0..targets.len()).filter(|&i| targets.fridays[i] <= day).collect());
+    }
+    let types = str_values(path, &targets.frame, "data_type").map_err(|_| {
+        Error::input(path, "no data_type column to find the training eras for --pca: pass --pca-fit-until YYYY-MM-DD")
+    })?;
+    Ok((0..targets.len()).filter(|&i| types.get(i).is_some_and(|t| t.trim().eq_ignore_ascii_case("train"))).collect())
 }
 
 /// What a feature run wrote.
@@ -208,10 +316,60 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
         }
         n_features += 6;
     }
-    for j in 0..width {
-        add(format!("cls_{j:03}"), latest_entry.iter().map(|e| e.map(|e| cls_values[e * width + j])).collect())?;
+    let embedding = |e: usize| &cls_values[e * width..(e + 1) * width];
+    let pca = match &args.pca {
+        None => None,
+        Some(PcaOption::Apply(path)) => {
+            let p = Pca::read(path)?;
+            if p.model != model.id || p.width != width {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "fitted on {} (width {}) but the store holds {} (width {width}): fit a PCA for this model",
+                        p.model, p.width, model.id
+                    ),
+                ));
+            }
+            Some(p)
+        }
+        Some(PcaOption::Fit { k, until }) => {
+            let rows = pca_fit_rows(&args.rows, &targets, until.as_deref())?;
+            let mut fit_entries: Vec<usize> = rows.iter().filter_map(|&i| latest_entry[i]).collect();
+            fit_entries.sort_unstable();
+            fit_entries.dedup();
+            let x: Vec<f32> = fit_entries.iter().flat_map(|&e| embedding(e).iter().copied()).collect();
+            let (mean, components, explained) = Pca::fit(&x, width, *k)?;
+            let last = rows.iter().map(|&i| targets.fridays[i]).max().unwrap_or(0);
+            let p = Pca {
+                model: model.id.clone(),
+                width,
+                mean,
+                components,
+                explained,
+                fitted_on: fit_entries.len(),
+                last_fit_friday: crate::data::time::date_from_days(last).to_string(),
+            };
+            let json = serde_json::to_vec_pretty(&p).map_err(|e| Error::Config(e.to_string()))?;
+            crate::data::write_bytes_atomic(&pca_path(&args.out), &json)?;
+            Some(p)
+        }
+    };
+    match &pca {
+        Some(p) => {
+            let scores: Vec<Option<Vec<f32>>> =
+                latest_entry.par_iter().map(|e| e.map(|e| p.project(embedding(e)))).collect();
+            for j in 0..p.components.len() {
+                add(format!("pc_{j:03}"), scores.iter().map(|s| s.as_ref().map(|s| s[j])).collect())?;
+            }
+            n_features += p.components.len();
+        }
+        None => {
+            for j in 0..width {
+                add(format!("cls_{j:03}"), latest_entry.iter().map(|e| e.map(|e| embedding(e)[j])).collect())?;
+            }
+            n_features += width;
+        }
     }
-    n_features += width;
     write_parquet_atomic(&mut out, &args.out)?;
     Ok(FeatureSummary {
         rows: out.height(),

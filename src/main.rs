@@ -110,6 +110,16 @@ struct FeaturesCmd {
     /// Output parquet: the rows plus the features.
     #[arg(long)]
     out: PathBuf,
+    /// Replace the [CLS] columns by K principal components fitted on the training eras
+    /// (data_type == train); the projection is saved as <out>.pca.json.
+    #[arg(long, value_name = "K", conflicts_with = "pca_from")]
+    pca: Option<usize>,
+    /// Fit the PCA on Fridays up to this date (YYYY-MM-DD) instead of data_type == train.
+    #[arg(long, requires = "pca")]
+    pca_fit_until: Option<String>,
+    /// Apply a saved projection (e.g. the training run's features.pca.json to the live week).
+    #[arg(long)]
+    pca_from: Option<PathBuf>,
     #[command(flatten)]
     pit: PitOpts,
 }
@@ -371,6 +381,11 @@ fn main() -> Result<()> {
                 store: c.store,
                 model: c.model,
                 out: c.out,
+                pca: match (c.pca, c.pca_from) {
+                    (Some(k), _) => Some(signalkit::features::PcaOption::Fit { k, until: c.pca_fit_until }),
+                    (None, Some(p)) => Some(signalkit::features::PcaOption::Apply(p)),
+                    (None, None) => None,
+                },
             };
             let s = signalkit::build_features(&args).context("features failed")?;
             println!(

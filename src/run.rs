@@ -11,6 +11,7 @@ use crate::data::write_bytes_atomic;
 use crate::encode::hub::ModelSource;
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalReport, EvaluateArgs, ImportanceArgs, evaluate, importance};
+use crate::features::PcaOption;
 use crate::train::{ModelCard, TrainArgs, train};
 use crate::{EncodeArgs, FeatureArgs, JoinArgs, Window, build_features, encode_files, join_files};
 
@@ -94,6 +95,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         store: cfg.encode.store.clone(),
         model: Some(encoded.model.clone()),
         out: features.clone(),
+        pca: cfg.features.pca.map(|k| PcaOption::Fit { k, until: cfg.train.train_until.clone() }),
     })?;
     log(format!(
         "[3/6] features: {} rows ({} with a headline), {} features ({:.1}s)",

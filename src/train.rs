@@ -34,7 +34,7 @@ pub struct TrainConfig {
     pub embargo_eras: u32,
     /// Train on eras up to this Friday (YYYY-MM-DD or YYYYMMDD) instead of `data_type == train`.
     pub train_until: Option<String>,
-    /// Feature columns; empty = every `p_*`, `sentiment*`, `cls_*`, `feature_*`,
+    /// Feature columns; empty = every `p_*`, `sentiment*`, `cls_*`, `pc_*`, `feature_*`,
     /// `n_headlines_*` and `headline_age_days` column.
     pub features: Vec<String>,
     /// Stop when the validation l2 has not improved for this many rounds (uses validation eras).
@@ -186,6 +186,7 @@ pub fn default_features(frame: &DataFrame) -> Vec<String> {
             n.starts_with("p_")
                 || n.starts_with("sentiment")
                 || n.starts_with("cls_")
+                || n.starts_with("pc_")
                 || n.starts_with("feature_")
                 || n.starts_with("n_headlines_")
                 || n == "headline_age_days"
@@ -560,7 +561,7 @@ mod tests {
         let eras = fridays(20);
         let types: Vec<Option<String>> =
             eras.iter().enumerate().map(|(k, _)| Some(if k < 10 { "train" } else { "validation" }.into())).collect();
-        let s = split_eras(Path::new("x"), &eras, Some(&types), &vec![true; 20], None, 4).unwrap();
+        let s = split_eras(Path::new("x"), &eras, Some(&types), &[true; 20], None, 4).unwrap();
         assert_eq!(s.train, eras[..10]);
         assert_eq!(s.embargo, eras[10..14]);
         assert_eq!(s.validation, eras[14..]);
@@ -568,7 +569,7 @@ mod tests {
         mixed.push(Some("validation".into()));
         let mut eras2 = eras.clone();
         eras2.push(eras[3]);
-        let e = split_eras(Path::new("x"), &eras2, Some(&mixed), &vec![true; 21], None, 4).unwrap_err();
+        let e = split_eras(Path::new("x"), &eras2, Some(&mixed), &[true; 21], None, 4).unwrap_err();
         assert!(e.to_string().contains("straddle"), "{e}");
     }
 }

@@ -10,7 +10,7 @@ use signalkit::data::headlines::HeadlineOptions;
 use signalkit::data::tickers::TickerRule;
 use signalkit::encode::hub::ModelSource;
 use signalkit::encode::store::Store;
-use signalkit::features::{FeatureArgs, HALF_LIFE_DAYS, build_features};
+use signalkit::features::{FeatureArgs, HALF_LIFE_DAYS, Pca, PcaOption, build_features, pca_path};
 use signalkit::pit::{JoinArgs, Window, join_files};
 use signalkit::{EncodeArgs, encode_files};
 
@@ -71,6 +71,7 @@ fn setup(encode: bool) -> Setup {
         store,
         model: None,
         out: d.join("features.parquet"),
+        pca: None,
     };
     Setup { _dir: dir, args }
 }
@@ -135,4 +136,96 @@ fn headlines_missing_from_the_store_are_refused() {
     let s = setup(false);
     let e = build_features(&s.args).unwrap_err().to_string();
     assert!(e.contains("the store is empty: run signalkit encode first"), "{e}");
+}
+
+/// Sample rows joined and encoded with the tiny fixture: (dir, rows, store).
+fn sample_encoded() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rows = dir.path().join("rows.parquet");
+    join_files(&JoinArgs {
+        targets: root.join("data/sample/targets.csv"),
+        out: rows.clone(),
+        window: Window::default(),
+        tickers: TickerRule::default(),
+        headlines: root.join("data/sample/headlines.csv"),
+        headline_options: HeadlineOptions::default(),
+    })
+    .unwrap();
+    let store = dir.path().join("store");
+    encode_files(&EncodeArgs {
+        source: ModelSource::new(root.join("data/fixtures/tiny-finbert").to_str().unwrap()),
+        headlines: root.join("data/sample/headlines.csv"),
+        headline_options: HeadlineOptions::default(),
+        store: store.clone(),
+        device: "cpu".into(),
+        batch_size: 32,
+        max_len: 64,
+        shard_size: 4096,
+        progress: false,
+    })
+    .unwrap();
+    (dir, rows, store)
+}
+
+#[test]
+fn pca_is_fitted_on_training_eras_and_reapplied_unchanged() {
+    let (dir, rows, store) = sample_encoded();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let args = |out: &str, pca: Option<PcaOption>| FeatureArgs {
+        rows: rows.clone(),
+        headlines: root.join("data/sample/headlines.csv"),
+        headline_options: HeadlineOptions::default(),
+        tickers: TickerRule::default(),
+        window: Window::default(),
+        store: store.clone(),
+        model: None,
+        out: dir.path().join(out),
+        pca,
+    };
+    let s = build_features(&args("fit.parquet", Some(PcaOption::Fit { k: 4, until: None }))).unwrap();
+    let fit = read_parquet(&dir.path().join("fit.parquet"));
+    let names: Vec<String> = fit.get_column_names().iter().map(|c| c.to_string()).collect();
+    assert!(names.iter().all(|c| !c.starts_with("cls_")), "{names:?}");
+    assert_eq!(names.iter().filter(|c| c.starts_with("pc_")).count(), 4);
+    assert_eq!(s.features, 4 + 4 + 5);
+
+    let pca = Pca::read(&pca_path(&dir.path().join("fit.parquet"))).unwrap();
+    // Fitted on the training eras only: the sample's last training Friday, not a validation one.
+    let targets = std::fs::read_to_string(root.join("data/sample/targets.csv")).unwrap();
+    let last_train =
+        targets.lines().filter(|l| l.contains(",train,")).map(|l| l.split(',').nth(1).unwrap()).max().unwrap();
+    assert_eq!(pca.last_fit_friday.replace('-', ""), last_train);
+    // Orthonormal components, explained variance non-increasing.
+    for (a, u) in pca.components.iter().enumerate() {
+        for (b, v) in pca.components.iter().enumerate() {
+            let dot: f64 = u.iter().zip(v).map(|(x, y)| x * y).sum();
+            assert!((dot - if a == b { 1.0 } else { 0.0 }).abs() < 1e-9);
+        }
+    }
+    assert!(pca.explained.windows(2).all(|w| w[0] >= w[1]) && pca.explained[0] > 0.0);
+    // The scores' variance on the fit set follows the same order.
+    let var = |c: &str| {
+        let v: Vec<f64> = fit.column(c).unwrap().f32().unwrap().into_no_null_iter().map(|x| x as f64).collect();
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64
+    };
+    assert!(var("pc_000") > var("pc_003"));
+
+    // Re-applying the saved projection (the live week) gives the same numbers, and never refits.
+    build_features(&args("apply.parquet", Some(PcaOption::Apply(pca_path(&dir.path().join("fit.parquet")))))).unwrap();
+    let applied = read_parquet(&dir.path().join("apply.parquet"));
+    for j in 0..4 {
+        let c = format!("pc_{j:03}");
+        assert!(fit.column(&c).unwrap().equals_missing(applied.column(&c).unwrap()), "{c}");
+    }
+    assert!(!pca_path(&dir.path().join("apply.parquet")).exists());
+
+    // A projection from another model is refused.
+    let mut other = pca.clone();
+    other.model = "someone/else".into();
+    let p = dir.path().join("other.pca.json");
+    std::fs::write(&p, serde_json::to_string(&other).unwrap()).unwrap();
+    let e = build_features(&args("x.parquet", Some(PcaOption::Apply(p)))).unwrap_err().to_string();
+    assert!(e.contains("someone/else") && e.contains("other.pca.json"), "{e}");
 }
