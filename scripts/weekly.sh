@@ -19,6 +19,8 @@
 #   ENCODE_OPTS    extra options for `signalkit encode`, e.g. "--offline --device cuda"
 #   PIT_OPTS       point-in-time options for join AND features, exactly as used in training,
 #                  e.g. "--window-days 30 --cutoff-hours 0 --ticker-map map.csv"
+#   FEATURES_OPTS  extra options for `signalkit features` only, e.g. "--pca-from train/features.pca.json"
+#                  when the model was trained on PCA features
 #   WORK_ROOT      where the dated work folders go               [~/.signalkit/weekly]
 #   WEEK           the work folder's name                        [ISO week, e.g. 2026-W47]
 #   DATASET        Numerai's live universe file                  [signals/v2.1/live.parquet]
@@ -40,6 +42,7 @@ STORE=${STORE:-$HOME/.signalkit/store}
 ENCODE_MODEL=${ENCODE_MODEL:-ProsusAI/finbert}
 ENCODE_OPTS=${ENCODE_OPTS:-}
 PIT_OPTS=${PIT_OPTS:-}
+FEATURES_OPTS=${FEATURES_OPTS:-}
 WORK_ROOT=${WORK_ROOT:-$HOME/.signalkit/weekly}
 WEEK=${WEEK:-$(date -u +%G-W%V)}
 DATASET=${DATASET:-signals/v2.1/live.parquet}
@@ -118,13 +121,13 @@ fi
 log "headlines: $HEADLINES (${#files[@]} file(s))"
 
 # 3. Encode (the store skips texts it already has), join, features, predict.
-# shellcheck disable=SC2086  # ENCODE_OPTS and PIT_OPTS are option lists
+# shellcheck disable=SC2086  # ENCODE_OPTS, PIT_OPTS and FEATURES_OPTS are option lists
 sk encode --model "$ENCODE_MODEL" --headlines "$HEADLINES" --store "$STORE" $ENCODE_OPTS
 # shellcheck disable=SC2086
 sk join --targets "$WORK/live.parquet" --headlines "$HEADLINES" --out "$WORK/rows.parquet" $PIT_OPTS
 # shellcheck disable=SC2086
 sk features --rows "$WORK/rows.parquet" --store "$STORE" --model "$ENCODE_MODEL" --headlines "$HEADLINES" \
-    --out "$WORK/features.parquet" $PIT_OPTS
+    --out "$WORK/features.parquet" $PIT_OPTS $FEATURES_OPTS
 sk predict --model "$MODEL" --features "$WORK/features.parquet" --out "$WORK/signal.csv"
 
 # 4. Validate, then upload (submit validates again before any network call).

@@ -213,6 +213,26 @@ pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String], rows:
     Ok(x)
 }
 
+/// Moves the feature columns out of `frame` into one column-major f32 matrix per row set,
+/// dropping each column once copied (peak memory: the table plus one column, not two tables).
+pub fn take_matrices(path: &Path, frame: &mut DataFrame, features: &[String], sets: &[&[usize]]) -> Result<Vec<Vec<f32>>> {
+    let mut out: Vec<Vec<f32>> = sets.iter().map(|rows| Vec::with_capacity(rows.len() * features.len())).collect();
+    for name in features {
+        let col = frame.drop_in_place(name).map_err(|_| {
+            Error::at(path, None, name, "feature column missing: list only columns of this table in train.features")
+        })?;
+        let cast = col.cast(&DataType::Float32).map_err(|e| Error::table(path, e))?;
+        drop(col);
+        let ca = cast.f32().map_err(|e| Error::table(path, e))?;
+        let values: Vec<f32> = ca.iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+        drop(cast);
+        for (x, rows) in out.iter_mut().zip(sets) {
+            x.extend(rows.iter().map(|&i| values[i]));
+        }
+    }
+    Ok(out)
+}
+
 /// Where a model lives: `DIR/model.txt` and `DIR/model.json` (pass either the folder or the file).
 pub fn model_paths(model: &Path) -> (PathBuf, PathBuf) {
     let dir = if model.is_dir() { model.to_path_buf() } else { model.parent().unwrap_or(Path::new(".")).to_path_buf() };
@@ -326,18 +346,35 @@ impl Model {
     }
 }
 
-/// Trains a booster on a column-major f32 matrix with exactly these LightGBM parameters.
+/// Hands memory freed by LightGBM's many small C++ allocations back to the OS (glibc keeps it in
+/// its arenas otherwise, and the next stage would stack on top of it).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: glibc's malloc_trim only returns unused heap pages to the kernel.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
+/// Trains a booster on a column-major f32 matrix with exactly these LightGBM parameters. The
+/// matrices are dropped once LightGBM has binned them, before boosting starts.
 pub fn train_booster(
-    x: &[f32],
+    x: Vec<f32>,
     y: &[f32],
     n_features: usize,
-    valid: Option<(&[f32], &[f32])>,
+    valid: Option<(Vec<f32>, Vec<f32>)>,
     params: &Map<String, Value>,
 ) -> Result<Booster> {
-    let train = Dataset::from_slice(x, y, n_features as i32, false).map_err(lgbm)?;
+    let train = Dataset::from_slice(&x, y, n_features as i32, false).map_err(lgbm)?;
+    drop(x);
     let valid = match valid {
         Some((vx, vy)) if !vy.is_empty() => {
-            Some(Dataset::from_slice_with_reference(vx, vy, n_features as i32, false, Some(&train)).map_err(lgbm)?)
+            Some(Dataset::from_slice_with_reference(&vx, &vy, n_features as i32, false, Some(&train)).map_err(lgbm)?)
         }
         _ => None,
     };
@@ -446,18 +483,19 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     }
 
     let started = Instant::now();
+    // The table's feature columns move into the training (and validation) matrices one column at
+    // a time, so table + matrices never hold two copies; prediction re-reads the table afterwards.
+    let mut frame = t.frame;
+    let with_valid = cfg.early_stopping_rounds.is_some();
+    let sets: Vec<&[usize]> = if with_valid { vec![&train_rows, &valid_rows] } else { vec![&train_rows] };
+    let mut matrices = take_matrices(&args.features, &mut frame, &features, &sets)?;
+    drop(frame);
     let booster = {
-        let x = feature_matrix(&args.features, &t.frame, &features, &train_rows)?;
+        let vx = if with_valid { matrices.pop().unwrap_or_default() } else { Vec::new() };
+        let x = matrices.pop().unwrap_or_default();
         let ty: Vec<f32> = train_rows.iter().map(|&i| y[i]).collect();
-        let (vx, vy) = if cfg.early_stopping_rounds.is_some() {
-            (
-                feature_matrix(&args.features, &t.frame, &features, &valid_rows)?,
-                valid_rows.iter().map(|&i| y[i]).collect(),
-            )
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        train_booster(&x, &ty, features.len(), Some((&vx, &vy)), &params)?
+        let vy: Vec<f32> = if with_valid { valid_rows.iter().map(|&i| y[i]).collect() } else { Vec::new() };
+        train_booster(x, &ty, features.len(), Some((vx, vy)), &params)?
     };
     let train_seconds = started.elapsed().as_secs_f64();
     let card = ModelCard {
@@ -472,8 +510,14 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         inputs: vec![InputFile { path: args.features.display().to_string(), xxh3: file_hash(&args.features)? }],
         train_seconds,
     };
-    let model = Model { booster, card };
-    model.save(&args.out)?;
+    let trained = Model { booster, card };
+    trained.save(&args.out)?;
+    // Free LightGBM's training state (binned data, histograms) before the table is read again:
+    // predictions come from the saved model, exactly as `predict` will see it.
+    drop(trained);
+    release_freed_memory();
+    let model = Model::load(&args.out)?;
+    let t = Targets::read(&args.features)?;
     let predictions = model.predict_frame(&args.features, &t.frame)?;
     let mut ids = id_frame(&t, &predictions, &split)?;
     let pred_path = args.out.join("predictions.parquet");

@@ -72,7 +72,7 @@ fn lightgbm_predictions_match_python() {
         (0..k).flat_map(|j| rows.clone().map(move |i| (i, j))).map(|(i, j)| x[i * k + j]).collect()
     };
     let params = f["params"].as_object().unwrap().clone();
-    let booster = train_booster(&col_major(0..n_train), &y[..n_train], k, None, &params).unwrap();
+    let booster = train_booster(col_major(0..n_train), &y[..n_train], k, None, &params).unwrap();
     let got = booster.predict(&col_major(n_train..n), k as i32, false).unwrap();
     let want = floats(&f["prediction"]);
     assert_eq!(got.len(), want.len());
