@@ -66,14 +66,10 @@ fn lightgbm_predictions_match_python() {
     let n_train = f["train_rows"].as_u64().unwrap() as usize;
     let x: Vec<f32> = floats(&f["x"]).into_iter().map(|v| v as f32).collect();
     let y: Vec<f32> = floats(&f["y"]).into_iter().map(|v| v as f32).collect();
-    let n = y.len();
-    // Column-major, as signalkit's trainer builds it.
-    let col_major = |rows: std::ops::Range<usize>| -> Vec<f32> {
-        (0..k).flat_map(|j| rows.clone().map(move |i| (i, j))).map(|(i, j)| x[i * k + j]).collect()
-    };
+    // Row-major, as signalkit's trainer builds it.
     let params = f["params"].as_object().unwrap().clone();
-    let booster = train_booster(col_major(0..n_train), &y[..n_train], k, None, &params).unwrap();
-    let got = booster.predict(&col_major(n_train..n), k as i32, false).unwrap();
+    let booster = train_booster(x[..n_train * k].to_vec(), &y[..n_train], k, None, &params).unwrap();
+    let got = booster.predict(&x[n_train * k..], k as i32, true).unwrap();
     let want = floats(&f["prediction"]);
     assert_eq!(got.len(), want.len());
     let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
