@@ -97,6 +97,8 @@ pub struct EncodeConfig {
     pub batch_size: usize,
     /// Maximum tokens per headline.
     pub max_len: usize,
+    /// f32, or bf16 (opt-in, for GPUs).
+    pub dtype: String,
     /// Store folder, shared between runs so each text is encoded once.
     pub store: PathBuf,
 }
@@ -110,6 +112,7 @@ impl Default for EncodeConfig {
             device: "cpu".into(),
             batch_size: 32,
             max_len: 64,
+            dtype: "f32".into(),
             store: "runs/store".into(),
         }
     }

@@ -178,6 +178,9 @@ struct EncodeCmd {
     /// Maximum tokens per headline (FinBERT was fine-tuned with 64).
     #[arg(long, default_value_t = 64)]
     max_len: usize,
+    /// Precision: f32, or bf16 (opt-in; meant for GPUs; kept apart in the store).
+    #[arg(long, default_value = "f32")]
+    dtype: signalkit::encode::model::Precision,
     /// Headlines per shard: the most a killed run can lose.
     #[arg(long, default_value_t = 4096)]
     shard_size: usize,
@@ -409,6 +412,7 @@ fn main() -> Result<()> {
                 device: c.device,
                 batch_size: c.batch_size,
                 max_len: c.max_len,
+                precision: c.dtype,
                 shard_size: c.shard_size,
                 progress: true,
             };

@@ -79,6 +79,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         device: cfg.encode.device.clone(),
         batch_size: cfg.encode.batch_size,
         max_len: cfg.encode.max_len,
+        precision: cfg.encode.dtype.parse().map_err(Error::Config)?,
         shard_size: 4096,
         progress: true,
     })?;

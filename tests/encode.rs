@@ -246,6 +246,7 @@ fn encode_args(store: &Path, headlines: &Path, shard_size: usize) -> EncodeArgs 
         device: "cpu".into(),
         batch_size: 16,
         max_len: 64,
+        precision: signalkit::encode::model::Precision::F32,
         shard_size,
         progress: false,
     }
@@ -330,4 +331,36 @@ fn killed_run_resumes_without_redoing_finished_shards() {
     assert!(s.already_stored >= done * 500, "finished shards were kept: {s}");
     assert_eq!(s.already_stored + s.encoded, 20_000);
     assert_eq!(s.damaged, 0);
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+}
+
+#[test]
+fn bf16_is_an_opt_in_close_to_f32_and_f16_is_refused() {
+    use signalkit::encode::model::Precision;
+    let e = "f16".parse::<Precision>().unwrap_err();
+    assert!(e.contains("bf16"), "{e}");
+    let mut dirs = vec![fixture()];
+    dirs.extend(minilm_dir());
+    let refs = reference(&fixture().join("reference.json"));
+    let texts: Vec<&str> = refs.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    for dir in dirs {
+        let files = ModelFiles::from_dir(&dir).unwrap();
+        let f32_enc = Encoder::load(&files, &Device::Cpu, 64).unwrap();
+        let bf16 = Encoder::load_with(&files, &Device::Cpu, 64, Precision::Bf16).unwrap();
+        assert_ne!(f32_enc.key, bf16.key, "bf16 outputs must not share the store with f32 ones");
+        let (want, _) = run_both(&f32_enc, &texts);
+        let (alone, batched) = run_both(&bf16, &texts);
+        let (mut worst_cos, mut worst_p) = (1f32, 0f32);
+        for i in 0..texts.len() {
+            assert!(alone[i].1.iter().chain(&batched[i].1).all(|v| v.is_finite()), "{:?}", texts[i]);
+            worst_cos = worst_cos.min(cosine(&alone[i].1, &want[i].1)).min(cosine(&batched[i].1, &want[i].1));
+            worst_p = worst_p.max(max_diff(&alone[i].0, &want[i].0));
+        }
+        println!("{}: bf16 vs f32: min CLS cosine {worst_cos:.5}, max |Δp| {worst_p:.3}", dir.display());
+        assert!(worst_cos > 0.99, "{worst_cos}");
+    }
 }

@@ -55,6 +55,7 @@ fn setup(encode: bool) -> Setup {
             device: "cpu".into(),
             batch_size: 8,
             max_len: 64,
+            precision: signalkit::encode::model::Precision::F32,
             shard_size: 100,
             progress: false,
         })
@@ -161,6 +162,7 @@ fn sample_encoded() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBu
         device: "cpu".into(),
         batch_size: 32,
         max_len: 64,
+        precision: signalkit::encode::model::Precision::F32,
         shard_size: 4096,
         progress: false,
     })

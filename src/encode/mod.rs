@@ -38,6 +38,8 @@ pub struct EncodeArgs {
     pub batch_size: usize,
     /// Maximum tokens per headline.
     pub max_len: usize,
+    /// Weights' precision (f32, or bf16 opt-in).
+    pub precision: model::Precision,
     /// Headlines per shard (the most a killed run can lose).
     pub shard_size: usize,
     /// Draw a progress bar on a terminal.
@@ -125,7 +127,7 @@ pub fn encode_files(args: &EncodeArgs) -> Result<EncodeSummary> {
     }
     let files = args.source.resolve()?;
     let device = model::device(&args.device)?;
-    let encoder = Encoder::load(&files, &device, args.max_len)?;
+    let encoder = Encoder::load_with(&files, &device, args.max_len, args.precision)?;
     let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
     let (mut store, opened) = Store::open(&args.store, &encoder.key)?;
 

@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::{Embedding, LayerNorm};
 use candle_nn::{Linear, Module, VarBuilder};
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::{BertEncoder, Config};
 use serde_json::Value;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
@@ -106,7 +107,8 @@ pub type Output = (Vec<f32>, Vec<f32>);
 /// A loaded encoder.
 pub struct Encoder {
     tokenizer: Tokenizer,
-    bert: BertModel,
+    embeddings: Embeddings,
+    encoder: BertEncoder,
     head: Option<(Linear, Linear)>,
     pad_id: u32,
     device: Device,
@@ -190,9 +192,98 @@ fn tokenizer_from_vocab(vocab: &Path, lowercase: bool) -> Result<Tokenizer> {
     Ok(tok)
 }
 
+/// BERT's input embeddings: word + token type + absolute position, then LayerNorm — the same
+/// operations, in the same order, as candle-transformers' (private) `BertEmbeddings`.
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: LayerNorm,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
+        Ok(Embeddings {
+            word: candle_nn::embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
+            position: candle_nn::embedding(cfg.max_position_embeddings, cfg.hidden_size, vb.pp("position_embeddings"))?,
+            token_type: candle_nn::embedding(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?,
+            norm: candle_nn::layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
+        })
+    }
+
+    fn forward(&self, ids: &Tensor, types: &Tensor) -> candle_core::Result<Tensor> {
+        let seq_len = ids.dim(1)?;
+        let embedded = (self.word.forward(ids)? + self.token_type.forward(types)?)?;
+        let positions = Tensor::arange(0u32, seq_len as u32, ids.device())?;
+        self.norm.forward(&embedded.broadcast_add(&self.position.forward(&positions)?)?)
+    }
+}
+
+/// The additive attention mask (batch, 1, 1, seq): 0 where attended, the dtype's most negative
+/// finite value at padding. candle-transformers scales by `f32::MIN`, which is -inf in bf16 and
+/// turns every score into NaN (0 × -inf); this stays finite in every dtype.
+fn extended_mask(mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+    let lowest = match dtype {
+        DType::BF16 => -3.389_531_4e38_f64, // bfloat16's lowest finite value
+        DType::F16 => -65_504.0,
+        _ => f32::MIN as f64,
+    };
+    let mask = mask.unsqueeze(1)?.unsqueeze(1)?.to_dtype(dtype)?;
+    (mask.ones_like()? - &mask)?.affine(lowest, 0.0)
+}
+
+/// The weights' floating-point precision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// 32-bit floats: matches transformers within 1e-5.
+    #[default]
+    F32,
+    /// bfloat16 weights and activations (probabilities still via an f32 softmax): opt-in, for
+    /// GPUs; its accuracy cost is measured by scripts/bench-encode.sh.
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" => Ok(Precision::F32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "f16" | "fp16" | "float16" => Err(
+                "f16 is not supported: candle's BERT attention mask overflows in f16 (use bf16, same speed on GPUs)"
+                    .into(),
+            ),
+            _ => Err(format!("unknown dtype {s:?}: use f32 or bf16")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+impl Precision {
+    fn dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Bf16 => DType::BF16,
+        }
+    }
+}
+
 impl Encoder {
-    /// Loads a checkpoint onto `device`, truncating headlines to `max_len` tokens.
+    /// Loads a checkpoint onto `device` in f32, truncating headlines to `max_len` tokens.
     pub fn load(files: &ModelFiles, device: &Device, max_len: usize) -> Result<Self> {
+        Self::load_with(files, device, max_len, Precision::F32)
+    }
+
+    /// Loads a checkpoint onto `device` in the given precision.
+    pub fn load_with(files: &ModelFiles, device: &Device, max_len: usize, precision: Precision) -> Result<Self> {
         let (cfg, raw) = read_config(&files.config)?;
         let mut tokenizer = match (&files.tokenizer_json, &files.vocab) {
             (Some(p), _) => {
@@ -220,14 +311,15 @@ impl Encoder {
         let is_safetensors = files.weights.extension().is_some_and(|e| e == "safetensors");
         let vb = if is_safetensors {
             // SAFETY: the weights file is memory-mapped read-only and not modified while we run.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, device) }
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], precision.dtype(), device) }
         } else {
-            VarBuilder::from_pth(&files.weights, DType::F32, device)
+            VarBuilder::from_pth(&files.weights, precision.dtype(), device)
         }
         .map_err(|e| model_err(files, e))?;
         let prefixed = vb.contains_tensor("bert.embeddings.word_embeddings.weight");
         let base = if prefixed { vb.pp("bert") } else { vb.clone() };
-        let bert = BertModel::load(base.clone(), &cfg).map_err(|e| model_err(files, e))?;
+        let embeddings = Embeddings::load(base.pp("embeddings"), &cfg).map_err(|e| model_err(files, e))?;
+        let encoder = BertEncoder::load(base.pp("encoder"), &cfg).map_err(|e| model_err(files, e))?;
         let hidden = cfg.hidden_size;
         let head = if vb.contains_tensor("classifier.weight") {
             let w = vb.get_unchecked("classifier.weight").map_err(|e| model_err(files, e))?;
@@ -239,10 +331,17 @@ impl Encoder {
             None
         };
         let labels = head.as_ref().map_or(Vec::new(), |h| labels_of(&raw, h.2));
-        let key = ModelKey { id: files.id.clone(), fingerprint: files.fingerprint()?, max_len, labels: labels.clone() };
+        let key = ModelKey {
+            id: files.id.clone(),
+            fingerprint: files.fingerprint()?,
+            max_len,
+            labels: labels.clone(),
+            dtype: precision.to_string(),
+        };
         Ok(Encoder {
             tokenizer,
-            bert,
+            embeddings,
+            encoder,
             head: head.map(|(p, c, _)| (p, c)),
             pad_id,
             device: device.clone(),
@@ -281,12 +380,14 @@ impl Encoder {
         let ids = Tensor::from_vec(ids, (n, width), &self.device).map_err(err)?;
         let mask = Tensor::from_vec(mask, (n, width), &self.device).map_err(err)?;
         let types = ids.zeros_like().map_err(err)?;
-        let hidden = self.bert.forward(&ids, &types, Some(&mask)).map_err(err)?;
+        let embedded = self.embeddings.forward(&ids, &types).map_err(err)?;
+        let mask = extended_mask(&mask, embedded.dtype()).map_err(err)?;
+        let hidden = self.encoder.forward(&embedded, &mask).map_err(err)?;
         let cls = hidden.i((.., 0)).and_then(|t| t.contiguous()).map_err(err)?;
         let probs = match &self.head {
             Some((pooler, classifier)) => {
                 let pooled = pooler.forward(&cls).and_then(|t| t.tanh()).map_err(err)?;
-                let logits = classifier.forward(&pooled).map_err(err)?;
+                let logits = classifier.forward(&pooled).and_then(|t| t.to_dtype(DType::F32)).map_err(err)?;
                 candle_nn::ops::softmax_last_dim(&logits).and_then(|t| t.to_vec2::<f32>()).map_err(err)?
             }
             None => vec![Vec::new(); n],

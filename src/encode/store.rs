@@ -23,6 +23,17 @@ pub struct ModelKey {
     pub max_len: usize,
     /// Class labels in output order (empty for embedding-only models).
     pub labels: Vec<String>,
+    /// Precision the outputs were computed in ("f32" unless opted into "bf16").
+    #[serde(default = "f32_name", skip_serializing_if = "is_f32")]
+    pub dtype: String,
+}
+
+fn f32_name() -> String {
+    "f32".into()
+}
+
+fn is_f32(d: &String) -> bool {
+    d == "f32"
 }
 
 impl ModelKey {
@@ -31,7 +42,8 @@ impl ModelKey {
         let name: String =
             self.id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
         let tail: String = name.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-        format!("{tail}-{}-len{}", &self.fingerprint[..12.min(self.fingerprint.len())], self.max_len)
+        let dtype = if is_f32(&self.dtype) { String::new() } else { format!("-{}", self.dtype) };
+        format!("{tail}-{}-len{}{dtype}", &self.fingerprint[..12.min(self.fingerprint.len())], self.max_len)
     }
 }
 
@@ -45,6 +57,10 @@ pub fn key(model: &ModelKey, normalised: &str) -> String {
     let mut buf = Vec::with_capacity(model.fingerprint.len() + normalised.len() + 16);
     buf.extend_from_slice(model.fingerprint.as_bytes());
     buf.extend_from_slice(format!("|{}|", model.max_len).as_bytes());
+    if !is_f32(&model.dtype) {
+        // Reduced-precision outputs never share keys with f32 ones (f32 keys are unchanged).
+        buf.extend_from_slice(format!("{}|", model.dtype).as_bytes());
+    }
     buf.extend_from_slice(normalised.as_bytes());
     format!("{:032x}", xxh3_128(&buf))
 }
