@@ -4,9 +4,10 @@
 # max length, batch size and thread count. Prints headlines/s for each, the ratio, and how far
 # signalkit's outputs are from transformers'.
 #   bash scripts/bench-encode.sh [N_HEADLINES] [BATCH] [MAX_LEN]
+#   DTYPE=bf16 bash scripts/bench-encode.sh    # signalkit in bf16 (accuracy still vs transformers f32)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-2000}; batch=${2:-32}; max_len=${3:-64}; threads=${THREADS:-2}
+n=${1:-2000}; batch=${2:-32}; max_len=${3:-64}; threads=${THREADS:-2}; dtype=${DTYPE:-f32}
 dir=target/bench-encode; mkdir -p "$dir"
 [ -f ../shared/data/real-2011-2013/headlines.parquet ] || { echo "needs ../shared/data/real-2011-2013"; exit 1; }
 venv=.venv-fixtures
@@ -17,10 +18,10 @@ $venv/bin/python -c "import pyarrow, pandas" 2>/dev/null || $venv/bin/pip instal
 THREADS=$threads $venv/bin/python scripts/bench_encode.py torch "$dir" "$batch" "$max_len" | tee "$dir/torch.txt"
 rm -rf "$dir/store"
 RAYON_NUM_THREADS=$threads target/release/signalkit encode --model "$dir/model" --headlines "$dir/headlines.csv" \
-  --store "$dir/store" --batch-size "$batch" --max-len "$max_len" > "$dir/ours.txt"
+  --store "$dir/store" --batch-size "$batch" --max-len "$max_len" --dtype "$dtype" > "$dir/ours.txt"
 cat "$dir/ours.txt"
 ours=$(sed -nE 's/.*\(([0-9.]+)\/s\).*/\1/p' "$dir/ours.txt")
 $venv/bin/python scripts/bench_encode.py check "$dir" "$dir/store"
 plain=$(sed -nE 's/.*\(file order\): ([0-9.]+) headlines\/s/\1/p' "$dir/torch.txt")
 sorted=$(sed -nE 's/.*\(length-sorted\): ([0-9.]+) headlines\/s/\1/p' "$dir/torch.txt")
-$venv/bin/python -c "o=$ours; p=$plain; s=$sorted; print(f'signalkit {o:.1f}/s vs pytorch {p:.1f}/s in file order ({o/p:.2f}x) and {s:.1f}/s length-sorted ({o/s:.2f}x); batch $batch, max_len $max_len, $threads threads')"
+$venv/bin/python -c "o=$ours; p=$plain; s=$sorted; print(f'signalkit {o:.1f}/s vs pytorch {p:.1f}/s in file order ({o/p:.2f}x) and {s:.1f}/s length-sorted ({o/s:.2f}x); batch $batch, max_len $max_len, $threads threads, signalkit $dtype')"
