@@ -505,7 +505,22 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         let vy: Vec<f32> = if with_valid { valid_rows.iter().map(|&i| y[i]).collect() } else { Vec::new() };
         // Timed like Python's lgb.train: LightGBM's Dataset construction plus boosting.
         let started = Instant::now();
-        (train_booster(x, &ty, features.len(), Some((vx, vy)), &params)?, started.elapsed().as_secs_f64())
+        // LightGBM boosts inside one C call: a ticking spinner shows it is alive (terminals only).
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_message(format!(
+            "training {} trees on {} rows x {} features",
+            params.get("num_iterations").map_or("?".to_string(), |v| v.to_string()),
+            train_rows.len(),
+            features.len()
+        ));
+        spinner.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let booster = train_booster(x, &ty, features.len(), Some((vx, vy)), &params);
+        spinner.finish_and_clear();
+        (booster?, started.elapsed().as_secs_f64())
     };
     let card = ModelCard {
         signalkit: env!("CARGO_PKG_VERSION").into(),
