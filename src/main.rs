@@ -172,9 +172,9 @@ struct EncodeCmd {
     /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// Headlines per forward pass.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    /// Headlines per forward pass [default: 32 on cpu, 256 on cuda].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Maximum tokens per headline (FinBERT was fine-tuned with 64).
     #[arg(long, default_value_t = 64)]
     max_len: usize,
@@ -404,13 +404,14 @@ fn main() -> Result<()> {
             let mut source = ModelSource::new(&c.model);
             source.revision = c.revision;
             source.offline |= c.offline;
+            let batch_size = c.batch_size.unwrap_or(if c.device.starts_with("cuda") { 256 } else { 32 });
             let args = signalkit::EncodeArgs {
                 source,
                 headlines: c.headlines,
                 headline_options: c.cols.options(),
                 store: c.store,
                 device: c.device,
-                batch_size: c.batch_size,
+                batch_size,
                 max_len: c.max_len,
                 precision: c.dtype,
                 shard_size: c.shard_size,

@@ -95,7 +95,12 @@ pub fn device(name: &str) -> Result<Device> {
                     "this signalkit was built without CUDA: rebuild with `cargo build --release --features cuda` (scripts/build-cuda.sh)".into(),
                 ));
             }
-            Device::new_cuda(ordinal).map_err(|e| Error::Config(format!("cannot open {d}: {e}")))
+            Device::new_cuda(ordinal).map_err(|e| {
+                Error::Config(format!(
+                    "cannot open {d}: {e}. Check that `nvidia-smi` lists GPU {ordinal}, the driver is >= 580 and \
+                     libcudart.so.13 / libcublas.so.13 are on LD_LIBRARY_PATH (scripts/run-on-gpu.sh sets it)"
+                ))
+            })
         }
         d => Err(Error::Config(format!("unknown device '{d}': use cpu, cuda or cuda:N"))),
     }
