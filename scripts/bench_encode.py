@@ -31,9 +31,14 @@ def prepare(d, n):
     cfg.save_pretrained(f"{d}/model")
     shutil.copy(VOCAB, f"{d}/model/vocab.txt")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{d}/model/model.safetensors")
-    t = pq.read_table(REAL).to_pandas()
-    texts = t["headline"].drop_duplicates().sample(n=n, random_state=0)
-    out = t.loc[texts.index, ["ticker", "published_date", "headline"]]
+    t = pq.read_table(REAL).to_pandas().drop_duplicates("headline")
+    if n <= len(t):
+        out = t.sample(n=n, random_state=0)[["ticker", "published_date", "headline"]]
+    else:  # more than the distinct real headlines (GPU runs): real texts, each repeat made distinct
+        reps = -(-n // len(t))
+        parts = [t.assign(headline=t["headline"] + ("" if k == 0 else f" ({k})")) for k in range(reps)]
+        import pandas as pd
+        out = pd.concat(parts).sample(n=n, random_state=0)[["ticker", "published_date", "headline"]]
     out.to_csv(f"{d}/headlines.csv", index=False)
     print(f"prepared BERT-base checkpoint and {len(out)} distinct real headlines in {d}")
 
@@ -46,14 +51,20 @@ def load(d):
     return tok, model, texts
 
 
+DEVICE = os.environ.get("DEVICE", "cpu")  # cpu or cuda
+TORCH_DTYPE = os.environ.get("TORCH_DTYPE", "f32")  # f32, or bf16 (autocast)
+
+
 def run(tok, model, texts, batch, max_len):
     out = {}
-    with torch.inference_mode():
+    autocast = torch.autocast(device_type=DEVICE.split(":")[0], dtype=torch.bfloat16, enabled=TORCH_DTYPE == "bf16")
+    with torch.inference_mode(), autocast:
         for i in range(0, len(texts), batch):
             chunk = texts[i:i + batch]
-            enc = tok(chunk, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+            enc = tok(chunk, padding=True, truncation=True, max_length=max_len, return_tensors="pt").to(DEVICE)
             res = model(**enc, output_hidden_states=True)
-            probs = torch.softmax(res.logits, -1)
+            probs = torch.softmax(res.logits.float(), -1).cpu()
+            res.hidden_states = [res.hidden_states[-1].float().cpu()]
             for t, p, c in zip(chunk, probs, res.hidden_states[-1][:, 0]):
                 out[t] = (p.tolist(), c.tolist())
     return out
@@ -62,12 +73,15 @@ def run(tok, model, texts, batch, max_len):
 def bench_torch(d, batch, max_len):
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     tok, model, texts = load(d)
+    model = model.to(DEVICE)
     run(tok, model, texts[:batch], batch, max_len)  # warm-up
     for name, order in [("file order", texts), ("length-sorted", sorted(texts, key=lambda t: len(tok.tokenize(t))))]:
         t0 = time.perf_counter()
         out = run(tok, model, order, batch, max_len)
+        if DEVICE.startswith("cuda"):
+            torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        print(f"pytorch {torch.__version__} ({name}): {len(texts) / dt:.1f} headlines/s")
+        print(f"pytorch {torch.__version__} {DEVICE} {TORCH_DTYPE} ({name}): {len(texts) / dt:.1f} headlines/s")
     json.dump({t: v for t, v in out.items()}, open(f"{d}/torch_out.json", "w"))
 
 
