@@ -55,7 +55,7 @@ command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust with ru
 
 # 5. Build (one profile, release, shared by the main job and the tests).
 if [ -z "${SIGNALKIT_NO_BUILD:-}" ]; then
-  log "building target/release/signalkit (a cold build takes ~15-20 min on 2 cores)"
+  log "building target/release/signalkit (a cold build takes ~20-25 min on 2 cores)"
   cargo build --release --locked
 fi
 log "ready: target/release/signalkit"
