@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::full_palette::{GREEN_700, RED_700};
@@ -68,64 +69,59 @@ fn era_label(era: i32) -> String {
     format!("{}-{:02}-{:02}", era / 10_000, era / 100 % 100, era % 100)
 }
 
+/// Axes for a per-era series: eras along x (labelled as dates), `values` (and 0) within y.
+fn era_chart<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    eras: &[i32],
+    values: &[f64],
+    y_desc: &str,
+) -> std::result::Result<ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
+    let lo = values.iter().copied().fold(0.0f64, f64::min);
+    let hi = values.iter().copied().fold(0.0f64, f64::max);
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..values.len().max(1) as f64, (lo - pad)..(hi + pad))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_labels(8)
+        .x_label_formatter(&|x| eras.get(*x as usize).map(|e| era_label(*e)).unwrap_or_default())
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// Line plot of the cumulative per-era score.
 pub fn cumulative_plot(path: &Path, title: &str, eras: &[i32], scores: &[f64]) -> Result<()> {
-    let mut cum = Vec::with_capacity(scores.len());
-    let mut acc = 0.0;
-    for s in scores {
-        acc += s;
-        cum.push(acc);
-    }
-    let lo = cum.iter().copied().fold(0.0f64, f64::min);
-    let hi = cum.iter().copied().fold(0.0f64, f64::max);
-    let pad = ((hi - lo) * 0.05).max(1e-3);
-    let n = scores.len().max(1);
+    let cum: Vec<f64> = scores
+        .iter()
+        .scan(0.0, |acc, s| {
+            *acc += s;
+            Some(*acc)
+        })
+        .collect();
     render_png(path, (WIDTH, HEIGHT), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0..n, (lo - pad)..(hi + pad))
-            .map_err(|e| e.to_string())?;
+        let mut chart = era_chart(root, title, eras, &cum, "cumulative numerai_corr")?;
         chart
-            .configure_mesh()
-            .x_labels(8)
-            .x_label_formatter(&|i| eras.get(*i).map(|e| era_label(*e)).unwrap_or_default())
-            .y_desc("cumulative numerai_corr")
-            .label_style(("sans-serif", 14))
-            .draw()
+            .draw_series(LineSeries::new(cum.iter().enumerate().map(|(i, v)| (i as f64, *v)), BLUE.stroke_width(2)))
             .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(LineSeries::new(cum.iter().enumerate().map(|(i, v)| (i, *v)), BLUE.stroke_width(2)))
-            .map_err(|e| e.to_string())?;
-        chart.draw_series(LineSeries::new([(0, 0.0), (n, 0.0)], BLACK.mix(0.4))).map_err(|e| e.to_string())?;
+        let n = cum.len().max(1) as f64;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (n, 0.0)], BLACK.mix(0.4))).map_err(|e| e.to_string())?;
         Ok(())
     })
 }
 
 /// Bar plot of per-era scores (green positive, red negative).
 pub fn per_era_plot(path: &Path, title: &str, eras: &[i32], scores: &[f64]) -> Result<()> {
-    let lo = scores.iter().copied().fold(0.0f64, f64::min);
-    let hi = scores.iter().copied().fold(0.0f64, f64::max);
-    let pad = ((hi - lo) * 0.05).max(1e-3);
-    let n = scores.len().max(1);
     render_png(path, (WIDTH, HEIGHT), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..n as f64, (lo - pad)..(hi + pad))
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_labels(8)
-            .x_label_formatter(&|x| eras.get(*x as usize).map(|e| era_label(*e)).unwrap_or_default())
-            .y_desc("numerai_corr")
-            .label_style(("sans-serif", 14))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = era_chart(root, title, eras, scores, "numerai_corr")?;
         chart
             .draw_series(scores.iter().enumerate().map(|(i, s)| {
                 let color = if *s >= 0.0 { GREEN_700 } else { RED_700 };

@@ -103,7 +103,10 @@ impl Split {
 
 /// A Friday as the integer YYYYMMDD.
 pub fn era_of_days(days: i32) -> i32 {
-    let d = date_from_days(days);
+    yyyymmdd(date_from_days(days))
+}
+
+fn yyyymmdd(d: chrono::NaiveDate) -> i32 {
     d.year() * 10_000 + d.month() as i32 * 100 + d.day() as i32
 }
 
@@ -194,23 +197,23 @@ pub fn default_features(frame: &DataFrame) -> Vec<String> {
         .collect()
 }
 
-/// Copies the chosen rows of the feature columns into one column-major f32 matrix (null → NaN).
-pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String], rows: &[usize]) -> Result<Vec<f32>> {
-    let mut x = Vec::with_capacity(rows.len() * features.len());
-    for name in features {
-        let col = frame.column(name).map_err(|_| {
-            Error::at(path, None, name, "feature column missing: the model was trained with it; rebuild the features")
-        })?;
-        let cast = col.cast(&DataType::Float32).map_err(|e| Error::table(path, e))?;
-        let ca = cast.f32().map_err(|e| Error::table(path, e))?.rechunk();
-        let values: Vec<f32> = ca.iter().map(|v| v.unwrap_or(f32::NAN)).collect();
-        if rows.len() == values.len() {
-            x.extend_from_slice(&values);
-        } else {
-            x.extend(rows.iter().map(|&i| values[i]));
-        }
-    }
-    Ok(x)
+/// A column as f32 values, null → NaN.
+fn f32_values(path: &Path, col: &Column) -> Result<Vec<f32>> {
+    let cast = col.cast(&DataType::Float32).map_err(|e| Error::table(path, e))?;
+    Ok(cast.f32().map_err(|e| Error::table(path, e))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+}
+
+/// Every row of the feature columns as one row-major f32 matrix (null → NaN).
+pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String]) -> Result<Vec<f32>> {
+    let mut matrices = take_matrices(
+        path,
+        &mut frame.select(features.iter().map(|f| f.as_str())).map_err(|_| {
+            Error::input(path, "feature column missing: the model was trained with it; rebuild the features")
+        })?,
+        features,
+        &[&(0..frame.height()).collect::<Vec<_>>()],
+    )?;
+    Ok(matrices.pop().unwrap_or_default())
 }
 
 /// Moves the feature columns out of `frame` into one row-major f32 matrix per row set (the layout
@@ -228,11 +231,8 @@ pub fn take_matrices(
         let col = frame.drop_in_place(name).map_err(|_| {
             Error::at(path, None, name, "feature column missing: list only columns of this table in train.features")
         })?;
-        let cast = col.cast(&DataType::Float32).map_err(|e| Error::table(path, e))?;
+        let values = f32_values(path, &col)?;
         drop(col);
-        let ca = cast.f32().map_err(|e| Error::table(path, e))?;
-        let values: Vec<f32> = ca.iter().map(|v| v.unwrap_or(f32::NAN)).collect();
-        drop(cast);
         for (x, rows) in out.iter_mut().zip(sets) {
             for (r, &i) in rows.iter().enumerate() {
                 x[r * k + j] = values[i];
@@ -345,11 +345,11 @@ impl Model {
         let mut out = Vec::with_capacity(n);
         let mut start = 0;
         while start < n {
-            let end = (start + PREDICT_CHUNK).min(n);
-            let rows: Vec<usize> = (start..end).collect();
-            let x = feature_matrix(path, frame, &self.card.features, &rows)?;
-            out.extend(self.booster.predict_with_params(&x, k, false, "num_threads=0").map_err(lgbm)?);
-            start = end;
+            // A zero-copy slice: each chunk converts only its own rows.
+            let chunk = frame.slice(start as i64, PREDICT_CHUNK);
+            let x = feature_matrix(path, &chunk, &self.card.features)?;
+            out.extend(self.booster.predict_with_params(&x, k, true, "num_threads=0").map_err(lgbm)?);
+            start += chunk.height();
         }
         Ok(out)
     }
@@ -439,8 +439,7 @@ fn target_values(t: &Targets, name: &str) -> Result<(String, Vec<f32>)> {
             ),
         )
     })?;
-    let cast = t.frame.column(&col).and_then(|c| c.cast(&DataType::Float32)).map_err(|e| Error::table(&t.path, e))?;
-    let values = cast.f32().map_err(|e| Error::table(&t.path, e))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect();
+    let values = f32_values(&t.path, t.frame.column(&col).map_err(|e| Error::table(&t.path, e))?)?;
     Ok((col, values))
 }
 
@@ -448,7 +447,7 @@ fn parse_until(s: &str) -> Result<i32> {
     let d = crate::data::time::parse_date_str(s)
         .or_else(|| s.parse::<i64>().ok().and_then(crate::data::time::parse_yyyymmdd))
         .ok_or_else(|| Error::Config(format!("--train-until {s:?}: use YYYY-MM-DD or YYYYMMDD")))?;
-    Ok(d.year() * 10_000 + d.month() as i32 * 100 + d.day() as i32)
+    Ok(yyyymmdd(d))
 }
 
 /// Trains on the training eras, validates after the embargo, saves the model and every row's
