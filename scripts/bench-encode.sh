@@ -6,24 +6,29 @@
 #   bash scripts/bench-encode.sh [N_HEADLINES] [BATCH] [MAX_LEN]
 #   DTYPE=bf16 bash scripts/bench-encode.sh    # signalkit in bf16 (accuracy still vs transformers f32)
 #   DEVICE=cuda SIGNALKIT=target/cuda/signalkit TORCH_DTYPE=bf16 bash scripts/bench-encode.sh 100000 256 64
-#     on a GPU machine (scripts/build-cuda.sh; torch autocasts to bf16 when TORCH_DTYPE=bf16)
+#     on a GPU machine (scripts/build-cuda.sh; torch autocasts to bf16 when TORCH_DTYPE=bf16);
+#     there PYTHON=python3 REAL=headlines.parquet VOCAB=vocab.txt use the machine's own torch
+#     (scripts/gpu-measure.sh does all of it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}; batch=${2:-32}; max_len=${3:-64}; threads=${THREADS:-2}; dtype=${DTYPE:-f32}; device=${DEVICE:-cpu}; bin=${SIGNALKIT:-target/release/signalkit}
 dir=target/bench-encode; mkdir -p "$dir"
-[ -f ../shared/data/real-2011-2013/headlines.parquet ] || { echo "needs ../shared/data/real-2011-2013"; exit 1; }
-venv=.venv-fixtures
-[ -x $venv/bin/python ] || SIGNALKIT_VENV_ONLY=1 bash scripts/make-fixtures.sh
-$venv/bin/python -c "import pyarrow, pandas" 2>/dev/null || $venv/bin/pip install -q --disable-pip-version-check pyarrow pandas
-[ -x target/release/signalkit ] || cargo build --release --locked
-[ -f "$dir/model/model.safetensors" ] && [ "$(($(wc -l < "$dir/headlines.csv" 2>/dev/null || echo 0) - 1))" -eq "$n" ] || $venv/bin/python scripts/bench_encode.py prepare "$dir" "$n"
-DEVICE=$device THREADS=$threads $venv/bin/python scripts/bench_encode.py torch "$dir" "$batch" "$max_len" | tee "$dir/torch.txt"
+[ -f "${REAL:-../shared/data/real-2011-2013/headlines.parquet}" ] || { echo "needs ../shared/data/real-2011-2013 (or REAL=FILE)"; exit 1; }
+py=${PYTHON:-}
+if [ -z "$py" ]; then
+  venv=.venv-fixtures; py=$venv/bin/python
+  [ -x $py ] || SIGNALKIT_VENV_ONLY=1 bash scripts/make-fixtures.sh
+  $py -c "import pyarrow, pandas" 2>/dev/null || $venv/bin/pip install -q --disable-pip-version-check pyarrow pandas
+fi
+[ -x "$bin" ] || cargo build --release --locked
+[ -f "$dir/model/model.safetensors" ] && [ "$(($(wc -l < "$dir/headlines.csv" 2>/dev/null || echo 0) - 1))" -eq "$n" ] || $py scripts/bench_encode.py prepare "$dir" "$n"
+DEVICE=$device THREADS=$threads $py scripts/bench_encode.py torch "$dir" "$batch" "$max_len" | tee "$dir/torch.txt"
 rm -rf "$dir/store"
 RAYON_NUM_THREADS=$threads "$bin" encode --device "$device" --model "$dir/model" --headlines "$dir/headlines.csv" \
   --store "$dir/store" --batch-size "$batch" --max-len "$max_len" --dtype "$dtype" > "$dir/ours.txt"
 cat "$dir/ours.txt"
 ours=$(sed -nE 's/.*\(([0-9.]+)\/s\).*/\1/p' "$dir/ours.txt")
-$venv/bin/python scripts/bench_encode.py check "$dir" "$dir/store"
+$py scripts/bench_encode.py check "$dir" "$dir/store"
 plain=$(sed -nE 's/.*\(file order\): ([0-9.]+) headlines\/s/\1/p' "$dir/torch.txt")
 sorted=$(sed -nE 's/.*\(length-sorted\): ([0-9.]+) headlines\/s/\1/p' "$dir/torch.txt")
-$venv/bin/python -c "o=$ours; p=$plain; s=$sorted; print(f'signalkit {o:.1f}/s vs pytorch {p:.1f}/s in file order ({o/p:.2f}x) and {s:.1f}/s length-sorted ({o/s:.2f}x); batch $batch, max_len $max_len, $threads threads, $device, signalkit $dtype')"
+$py -c "o=$ours; p=$plain; s=$sorted; print(f'signalkit {o:.1f}/s vs pytorch {p:.1f}/s in file order ({o/p:.2f}x) and {s:.1f}/s length-sorted ({o/s:.2f}x); batch $batch, max_len $max_len, $threads threads, $device, signalkit $dtype')"

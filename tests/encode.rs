@@ -364,3 +364,50 @@ fn bf16_is_an_opt_in_close_to_f32_and_f16_is_refused() {
         assert!(worst_cos > 0.99, "{worst_cos}");
     }
 }
+
+#[test]
+fn pipelined_encode_stores_what_each_text_gives_alone_and_stops_on_a_failed_write() {
+    use polars::prelude::*;
+    use signalkit::encode::store::{Store, normalise};
+    use signalkit::encode::{Batching, encode_into};
+    let enc = load(&fixture());
+    let texts: Vec<String> = (0..130)
+        .map(|i| normalise(&format!("Company {i} {} results", "beats expectations and raises guidance ".repeat(i % 9))))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let bar = indicatif::ProgressBar::hidden();
+    let (mut store, _) = Store::open(dir.path(), &enc.key).unwrap();
+    // Batches of 4 and windows of 24 texts: many batches, windows and shards in flight at once.
+    let batching = Batching { batch_size: 4, window: 24, shard_size: 50 };
+    assert_eq!(encode_into(&enc, &mut store, &texts, batching, &bar).unwrap(), 3);
+    assert_eq!(bar.position(), 130);
+    let table = store.read_all().unwrap();
+    assert_eq!(table.height(), 130);
+    let mut sizes: Vec<usize> = std::fs::read_dir(store.dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("shard-"))
+        .map(|e| ParquetReader::new(std::fs::File::open(e.path()).unwrap()).finish().unwrap().height())
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, [30, 50, 50]);
+    let stored_text = table.column("text").unwrap().str().unwrap().clone();
+    let stored_pos = table.column("p_positive").unwrap().f32().unwrap().clone();
+    let stored_cls = table.column("cls").unwrap().list().unwrap().clone();
+    for row in 0..table.height() {
+        let text = stored_text.get(row).unwrap();
+        let alone = enc.tokenize(&[text]).unwrap();
+        let (probs, cls) = enc.forward(&[&alone[0]]).unwrap().remove(0);
+        assert!((probs[0] - stored_pos.get(row).unwrap()).abs() < 1e-5, "{text}");
+        let got: Vec<f32> = stored_cls.get_as_series(row).unwrap().f32().unwrap().into_no_null_iter().collect();
+        assert!(max_diff(&got, &cls) < 1e-4, "{text}");
+    }
+
+    // The shard writer fails (its folder became a file): the error names the path, nothing hangs.
+    let other = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(other.path(), &enc.key).unwrap();
+    std::fs::remove_dir_all(store.dir()).unwrap();
+    std::fs::write(store.dir(), b"not a folder").unwrap();
+    let err = encode_into(&enc, &mut store, &texts, batching, &bar).unwrap_err().to_string();
+    assert!(err.contains(&store.dir().display().to_string()), "{err}");
+}

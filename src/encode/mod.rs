@@ -1,8 +1,9 @@
 //! Encode: headlines → class probabilities and [CLS] embeddings, in a resumable store.
 //!
 //! Texts are normalised and de-duplicated, texts already in the store are skipped, the rest are
-//! sorted by token length and run in dynamically padded batches; each finished chunk becomes one
-//! shard written atomically, so a killed run resumes where it stopped.
+//! sorted by length and run in dynamically padded batches while the next ones are tokenised; each
+//! finished chunk becomes one shard written atomically (on its own thread), so a killed run
+//! resumes where it stopped.
 
 pub mod hub;
 pub mod model;
@@ -11,9 +12,11 @@ pub mod store;
 use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokenizers::Encoding;
 
 use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::error::{Error, Result};
@@ -90,34 +93,106 @@ impl fmt::Display for EncodeSummary {
     }
 }
 
+/// How texts are grouped on their way through the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Headlines per forward pass.
+    pub batch_size: usize,
+    /// Texts tokenised together and sorted by token length (after a global sort by byte length):
+    /// large enough that batches are padded almost as tightly as with one global sort.
+    pub window: usize,
+    /// Headlines per shard (the most a killed run can lose).
+    pub shard_size: usize,
+}
+
+impl Batching {
+    /// `batch_size` per forward pass and `shard_size` per shard, with the default window
+    /// (128 batches, at least 32,768 texts: about 0.5 % more padding than a global sort).
+    pub fn new(batch_size: usize, shard_size: usize) -> Self {
+        let batch_size = batch_size.max(1);
+        Batching { batch_size, window: (batch_size * 128).max(32_768), shard_size: shard_size.max(1) }
+    }
+}
+
+/// One window's batches: (index into the texts, tokens).
+type Window = Vec<Vec<(usize, Encoding)>>;
+
 /// Encodes `texts` (normalised, distinct, not yet stored) into `store`, one shard per
 /// `shard_size` texts, shortest first.
+///
+/// Three stages run at once: a thread tokenises the next window of texts, this thread runs the
+/// encoder on the current one (on a GPU it mostly waits for the device), and a thread writes
+/// finished shards. Bounded queues keep at most two windows and two shards in memory. A failure in
+/// any stage stops all three and is returned; shards already written stay valid, so a rerun
+/// resumes after them.
 pub fn encode_into(
     encoder: &Encoder,
     store: &mut Store,
     texts: &[String],
-    batch_size: usize,
-    shard_size: usize,
+    batching: Batching,
     bar: &ProgressBar,
 ) -> Result<usize> {
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let encodings = encoder.tokenize(&refs)?;
+    let Batching { batch_size, window, shard_size } = batching;
+    let (batch_size, window, shard_size) = (batch_size.max(1), window.max(1), shard_size.max(1));
     let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| (encodings[i].get_ids().len(), i));
-    let mut shards = 0;
-    for chunk in order.chunks(shard_size.max(1)) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for batch in chunk.chunks(batch_size.max(1)) {
-            let encs: Vec<_> = batch.iter().map(|&i| &encodings[i]).collect();
-            for (&i, (probs, cls)) in batch.iter().zip(encoder.forward(&encs)?) {
-                rows.push(Encoded { key: key(&encoder.key, &texts[i]), text: texts[i].clone(), probs, cls });
+    order.sort_by_key(|&i| (texts[i].len(), i));
+    let tokenizer = encoder.tokenizer();
+    std::thread::scope(|scope| {
+        let (window_tx, window_rx) = mpsc::sync_channel::<Result<Window>>(1);
+        let (shard_tx, shard_rx) = mpsc::sync_channel::<Vec<Encoded>>(1);
+        let order = &order;
+        scope.spawn(move || {
+            for chunk in order.chunks(window) {
+                let refs: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+                let tokens = model::tokenize(tokenizer, &refs).map(|e| {
+                    let mut tokens: Vec<(usize, Encoding)> = chunk.iter().copied().zip(e).collect();
+                    tokens.sort_by_key(|(i, e)| (e.get_ids().len(), *i));
+                    let mut rest = tokens.into_iter();
+                    std::iter::from_fn(|| Some(rest.by_ref().take(batch_size).collect::<Vec<_>>()))
+                        .take_while(|b| !b.is_empty())
+                        .collect()
+                });
+                let failed = tokens.is_err();
+                if window_tx.send(tokens).is_err() || failed {
+                    return; // the encoder stopped, or it has our error
+                }
             }
-            bar.inc(batch.len() as u64);
-        }
-        store.write_shard(&rows)?;
-        shards += 1;
-    }
-    Ok(shards)
+        });
+        let writer = scope.spawn(move || -> Result<usize> {
+            let mut shards = 0;
+            for rows in shard_rx {
+                store.write_shard(&rows)?;
+                shards += 1;
+            }
+            Ok(shards)
+        });
+        let encoded = (|| -> Result<()> {
+            let mut rows = Vec::with_capacity(shard_size);
+            for batches in window_rx {
+                for batch in batches? {
+                    let encs: Vec<&Encoding> = batch.iter().map(|(_, e)| e).collect();
+                    for (&(i, _), (probs, cls)) in batch.iter().zip(encoder.forward(&encs)?) {
+                        rows.push(Encoded { key: key(&encoder.key, &texts[i]), text: texts[i].clone(), probs, cls });
+                        if rows.len() == shard_size {
+                            let full = std::mem::replace(&mut rows, Vec::with_capacity(shard_size));
+                            if shard_tx.send(full).is_err() {
+                                return Ok(()); // the writer failed: its error is returned below
+                            }
+                        }
+                    }
+                    bar.inc(batch.len() as u64);
+                }
+            }
+            if !rows.is_empty() {
+                let _ = shard_tx.send(rows);
+            }
+            Ok(())
+        })();
+        drop(shard_tx);
+        let written = writer.join().expect("the shard writer panicked");
+        encoded?;
+        written
+    })
 }
 
 /// Reads headlines and fills the store with every text it lacks.
@@ -153,7 +228,7 @@ pub fn encode_files(args: &EncodeArgs) -> Result<EncodeSummary> {
             .expect("valid template"),
     );
     let clock = Instant::now();
-    let shards = encode_into(&encoder, &mut store, &missing, args.batch_size, args.shard_size, &bar)?;
+    let shards = encode_into(&encoder, &mut store, &missing, Batching::new(args.batch_size, args.shard_size), &bar)?;
     bar.finish_and_clear();
     Ok(EncodeSummary {
         model: files.id,

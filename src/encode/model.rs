@@ -106,6 +106,11 @@ pub fn device(name: &str) -> Result<Device> {
     }
 }
 
+/// Tokenizes texts (truncated, unpadded) with `tokenizer`, in parallel.
+pub fn tokenize(tokenizer: &Tokenizer, texts: &[&str]) -> Result<Vec<Encoding>> {
+    tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Config(format!("tokenizer: {e}")))
+}
+
 /// One text's class probabilities (empty without a head) and [CLS] embedding.
 pub type Output = (Vec<f32>, Vec<f32>);
 
@@ -363,7 +368,12 @@ impl Encoder {
 
     /// Tokenizes texts (truncated, unpadded), in parallel.
     pub fn tokenize(&self, texts: &[&str]) -> Result<Vec<Encoding>> {
-        self.tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Config(format!("tokenizer: {e}")))
+        tokenize(&self.tokenizer, texts)
+    }
+
+    /// The tokenizer alone, to tokenise on another thread while the encoder runs.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
     }
 
     /// Runs one batch, padded to its longest member: per text the class probabilities (empty
