@@ -15,8 +15,6 @@ import sys
 import time
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from safetensors.torch import save_file
@@ -105,9 +103,10 @@ def check(d, store):
     n = 0
     for f in glob.glob(f"{store}/*/shard-*.parquet"):
         t = pq.read_table(f)
-        t = t.filter(pc.is_in(t["text"], value_set=pa.array(list(ref))))
-        probs = np.stack([t[c].to_numpy() for c in ["p_positive", "p_negative", "p_neutral"]], 1)
-        for text, p, c in zip(t["text"].to_pylist(), probs, t["cls"].to_pylist()):
+        texts = t["text"].to_pylist()
+        idx = [i for i, text in enumerate(texts) if text in ref]
+        probs = np.stack([t[c].to_numpy() for c in ["p_positive", "p_negative", "p_neutral"]], 1)[idx]
+        for text, p, c in zip([texts[i] for i in idx], probs, t["cls"].take(idx).to_pylist()):
             rp, rc = ref[text]
             dp = max(dp, float(np.abs(p - np.asarray(rp)).max()))
             dc = max(dc, float(np.abs(np.asarray(c) - np.asarray(rc)).max()))
