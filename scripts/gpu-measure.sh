@@ -4,10 +4,11 @@
 # parts are kept outside the repo copy until all are in, then everything runs and the results go
 # to $OUT/gpu-report.md (and $OUT/gpu-run.log):
 #   1. f32 parity, CUDA vs CPU, tiny FinBERT fixture on data/sample (goal: within 1e-4);
-#   2. all-MiniLM-L6-v2 real weights on real headlines: CUDA f32 vs CPU f32, CUDA bf16 vs CUDA f32
-#      (max |dcls|, min and mean CLS cosine);
+#   2. all-MiniLM-L6-v2 real weights on real headlines: CUDA f32 vs CPU f32, CUDA bf16 and f16 vs
+#      CUDA f32 (max |dcls|, min and mean CLS cosine);
 #   3. scripts/bench-encode.sh on cuda, BERT-base FinBERT-shaped random weights, N real-length
-#      headlines: signalkit f32/bf16 vs PyTorch fp32/bf16-autocast, same batches and max length.
+#      headlines: signalkit f32/bf16/f16 vs PyTorch fp32 and bf16/f16 autocast, same batches and
+#      max length (max |dp| of each against PyTorch in the same precision).
 #   N=100000 BATCH=256 MAX_LEN=64 MINILM_N=20000 bash scripts/gpu-measure.sh
 # A dry run of the whole flow on a CPU machine (small N; "cuda" stands for the CPU there):
 #   BINARY=target/release/signalkit bash scripts/gpu-pack.sh
@@ -43,15 +44,15 @@ else
   export LD_LIBRARY_PATH=$NVLIB:/usr/local/nvidia/lib64:/usr/local/nvidia/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$work/gpu.txt"
 fi
-ldd "$sk" | grep -E 'cuda|cublas|curand|nvrtc|not found' || true
+if ldd "$sk" | grep -q 'libgomp.so.1 => not found'; then export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$stage/lib; fi
+ldd "$sk" | grep -E 'cuda|cublas|curand|nvrtc|gomp|not found' || true
 compare=scripts/gpu_compare.py
 
 echo "== 1. f32 parity on the fixture (data/sample headlines)"
-for d in cpu "$dev"; do
-  "$sk" encode --device "$d" --model data/fixtures/tiny-finbert --headlines data/sample/headlines.csv \
-    --store "$work/fixture-$d" --max-len 64 --batch-size "$BATCH"
-done
-$PY $compare "$work/fixture-cpu" "$work/fixture-$dev" | tee "$work/parity-fixture.txt"
+fixture=(--model data/fixtures/tiny-finbert --headlines data/sample/headlines.csv --max-len 64 --batch-size "$BATCH")
+"$sk" encode --device cpu "${fixture[@]}" --store "$work/fixture-cpu"
+"$sk" encode --device "$dev" "${fixture[@]}" --store "$work/fixture-$dev-test"
+$PY $compare "$work/fixture-cpu" "$work/fixture-$dev-test" | tee "$work/parity-fixture.txt"
 
 echo "== 2. all-MiniLM-L6-v2 (real weights) on $MINILM_N real headlines"
 $PY - "$stage/headlines.parquet" "$MINILM_N" "$work/minilm.csv" <<'PY'
@@ -61,15 +62,17 @@ t.sample(n=min(int(sys.argv[2]), len(t)), random_state=0)[["ticker", "published_
 PY
 head -2001 "$work/minilm.csv" > "$work/minilm-2k.csv"
 "$sk" encode --device cpu --model "$stage/minilm" --headlines "$work/minilm-2k.csv" --store "$work/minilm-cpu"
-for dt in f32 bf16; do
+for dt in f32 bf16 f16; do
   "$sk" encode --device "$dev" --dtype "$dt" --model "$stage/minilm" --headlines "$work/minilm.csv" \
     --store "$work/minilm-cuda-$dt" --batch-size "$BATCH"
 done
 $PY $compare "$work/minilm-cpu" "$work/minilm-cuda-f32" | tee "$work/parity-minilm-f32.txt"
-$PY $compare "$work/minilm-cuda-f32" "$work/minilm-cuda-bf16" | tee "$work/parity-minilm-bf16.txt"
+for dt in bf16 f16; do
+  $PY $compare "$work/minilm-cuda-f32" "$work/minilm-cuda-$dt" | tee "$work/parity-minilm-$dt.txt"
+done
 
 echo "== 3. throughput: $N headlines, batch $BATCH, max_len $MAX_LEN"
-for dt in f32 bf16; do
+for dt in f32 bf16 f16; do
   PYTHON=$PY REAL=$stage/headlines.parquet VOCAB=$stage/minilm/vocab.txt THREADS=$(nproc) \
     DEVICE=$dev SIGNALKIT=$sk DTYPE=$dt TORCH_DTYPE=$dt bash scripts/bench-encode.sh "$N" "$BATCH" "$MAX_LEN" \
     | tee "$work/bench-$dt.txt"
@@ -85,7 +88,9 @@ done
   echo
   echo "CUDA bf16 vs CUDA f32: $(cat "$work/parity-minilm-bf16.txt")"
   echo
+  echo "CUDA f16 vs CUDA f32: $(cat "$work/parity-minilm-f16.txt")"
+  echo
   echo "## throughput (scripts/bench-encode.sh, BERT-base FinBERT-shaped, $N headlines, batch $BATCH, max_len $MAX_LEN)"
-  for dt in f32 bf16; do grep -E '^(pytorch|encode:|outputs:|signalkit)' "$work/bench-$dt.txt"; echo; done
+  for dt in f32 bf16 f16; do grep -E '^(pytorch|encode:|outputs:|signalkit)' "$work/bench-$dt.txt"; echo; done
 } > "$out/gpu-report.md"
 cat "$out/gpu-report.md"

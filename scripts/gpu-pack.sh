@@ -19,6 +19,8 @@ strip -o .gpu/stage/signalkit "$bin"
 cp "$minilm"/{config.json,tokenizer.json,vocab.txt,model.safetensors} .gpu/stage/minilm/
 cp "$minilm"/tokenizer_config.json .gpu/stage/minilm/ 2>/dev/null || true
 cp "$real" .gpu/stage/headlines.parquet
+mkdir -p .gpu/stage/lib  # OpenMP (LightGBM's), in case the GPU machine's image lacks libgomp1
+cp -L "$(ldd "$bin" | sed -nE 's/.*libgomp\.so\.1 => ([^ ]+).*/\1/p')" .gpu/stage/lib/
 tar -cf - -C .gpu/stage . | xz -T0 -6 | split -b "${part_mib}M" -d - .gpu/part-
 rm -rf .gpu/stage
 parts=(.gpu/part-*)

@@ -97,7 +97,7 @@ pub struct EncodeConfig {
     pub batch_size: usize,
     /// Maximum tokens per headline.
     pub max_len: usize,
-    /// f32, or bf16 (opt-in, for GPUs).
+    /// f32, or bf16 / f16 (opt-ins, for GPUs).
     pub dtype: String,
     /// Store folder, shared between runs so each text is encoded once.
     pub store: PathBuf,

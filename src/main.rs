@@ -178,7 +178,7 @@ struct EncodeCmd {
     /// Maximum tokens per headline (FinBERT was fine-tuned with 64).
     #[arg(long, default_value_t = 64)]
     max_len: usize,
-    /// Precision: f32, or bf16 (opt-in; meant for GPUs; kept apart in the store).
+    /// Precision: f32, or bf16 / f16 (opt-ins meant for GPUs; kept apart in the store).
     #[arg(long, default_value = "f32")]
     dtype: signalkit::encode::model::Precision,
     /// Headlines per shard: the most a killed run can lose.

@@ -41,7 +41,7 @@ pub struct EncodeArgs {
     pub batch_size: usize,
     /// Maximum tokens per headline.
     pub max_len: usize,
-    /// Weights' precision (f32, or bf16 opt-in).
+    /// Weights' precision (f32, or bf16 / f16 opt-in).
     pub precision: model::Precision,
     /// Headlines per shard (the most a killed run can lose).
     pub shard_size: usize,

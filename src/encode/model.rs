@@ -251,6 +251,9 @@ pub enum Precision {
     /// bfloat16 weights and activations (probabilities still via an f32 softmax): opt-in, for
     /// GPUs; its accuracy cost is measured by scripts/bench-encode.sh.
     Bf16,
+    /// float16 weights and activations: opt-in, for GPUs; more mantissa than bf16 but a range
+    /// that ends at 65,504 (LayerNorm and the probabilities' softmax still run in f32).
+    F16,
 }
 
 impl std::str::FromStr for Precision {
@@ -259,11 +262,8 @@ impl std::str::FromStr for Precision {
         match s.to_ascii_lowercase().as_str() {
             "f32" | "fp32" | "float32" => Ok(Precision::F32),
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
-            "f16" | "fp16" | "float16" => Err(
-                "f16 is not supported: candle's BERT attention mask overflows in f16 (use bf16, same speed on GPUs)"
-                    .into(),
-            ),
-            _ => Err(format!("unknown dtype {s:?}: use f32 or bf16")),
+            "f16" | "fp16" | "float16" | "half" => Ok(Precision::F16),
+            _ => Err(format!("unknown dtype {s:?}: use f32, bf16 or f16")),
         }
     }
 }
@@ -273,6 +273,7 @@ impl std::fmt::Display for Precision {
         f.write_str(match self {
             Precision::F32 => "f32",
             Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
         })
     }
 }
@@ -282,6 +283,7 @@ impl Precision {
         match self {
             Precision::F32 => DType::F32,
             Precision::Bf16 => DType::BF16,
+            Precision::F16 => DType::F16,
         }
     }
 }
@@ -408,6 +410,13 @@ impl Encoder {
             None => vec![Vec::new(); n],
         };
         let cls = cls.to_dtype(DType::F32).and_then(|t| t.to_vec2::<f32>()).map_err(err)?;
+        if probs.iter().chain(&cls).flatten().any(|v| !v.is_finite()) {
+            return Err(Error::Config(format!(
+                "the encoder produced non-finite values in {}: this checkpoint's activations overflow it; \
+                 use --dtype bf16 (same range as f32) or f32",
+                self.key.dtype
+            )));
+        }
         Ok(probs.into_iter().zip(cls).collect())
     }
 }

@@ -23,7 +23,7 @@ pub struct ModelKey {
     pub max_len: usize,
     /// Class labels in output order (empty for embedding-only models).
     pub labels: Vec<String>,
-    /// Precision the outputs were computed in ("f32" unless opted into "bf16").
+    /// Precision the outputs were computed in ("f32" unless opted into "bf16" or "f16").
     #[serde(default = "f32_name", skip_serializing_if = "is_f32")]
     pub dtype: String,
 }
