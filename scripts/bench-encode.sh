@@ -3,15 +3,25 @@
 # (../shared/data), with a BERT-base-sized FinBERT-shaped checkpoint (random weights), the same
 # max length, batch size and thread count. Prints headlines/s for each, the ratio, and how far
 # signalkit's outputs are from transformers'.
-#   bash scripts/bench-encode.sh [N_HEADLINES] [BATCH] [MAX_LEN]
-#   DTYPE=bf16 bash scripts/bench-encode.sh    # signalkit in bf16 (accuracy still vs transformers f32)
-#   DEVICE=cuda SIGNALKIT=target/cuda/signalkit TORCH_DTYPE=bf16 bash scripts/bench-encode.sh 100000 256 64
-#     on a GPU machine (scripts/build-cuda.sh; torch autocasts to bf16 when TORCH_DTYPE=bf16);
-#     there PYTHON=python3 REAL=headlines.parquet VOCAB=vocab.txt use the machine's own torch
-#     (scripts/gpu-measure.sh does all of it)
+#   bash scripts/bench-encode.sh [--device cpu|cuda] [--dtype f32|bf16|f16] [N_HEADLINES] [BATCH] [MAX_LEN]
+#   bash scripts/bench-encode.sh --dtype bf16 300   # signalkit in bf16, PyTorch autocast to bf16 too
+#   SIGNALKIT=target/cuda/signalkit bash scripts/bench-encode.sh --device cuda --dtype bf16 100000 256 64
+#     on a GPU machine (scripts/build-cuda.sh); there PYTHON=python3 REAL=headlines.parquet
+#     VOCAB=vocab.txt use the machine's own torch (scripts/gpu-measure.sh does all of it)
+# Env instead of flags: DEVICE, DTYPE (signalkit), TORCH_DTYPE (PyTorch; defaults to DTYPE), THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-2000}; batch=${2:-32}; max_len=${3:-64}; threads=${THREADS:-2}; dtype=${DTYPE:-f32}; device=${DEVICE:-cpu}; bin=${SIGNALKIT:-target/release/signalkit}
+device=${DEVICE:-cpu}; dtype=${DTYPE:-f32}; pos=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --device) device=$2; shift 2 ;;
+    --dtype) dtype=$2; shift 2 ;;
+    -*) echo "unknown option $1 (--device, --dtype)" >&2; exit 2 ;;
+    *) pos+=("$1"); shift ;;
+  esac
+done
+export TORCH_DTYPE=${TORCH_DTYPE:-$dtype}
+n=${pos[0]:-2000}; batch=${pos[1]:-32}; max_len=${pos[2]:-64}; threads=${THREADS:-2}; bin=${SIGNALKIT:-target/release/signalkit}
 dir=target/bench-encode; mkdir -p "$dir"
 [ -f "${REAL:-../shared/data/real-2011-2013/headlines.parquet}" ] || { echo "needs ../shared/data/real-2011-2013 (or REAL=FILE)"; exit 1; }
 py=${PYTHON:-}

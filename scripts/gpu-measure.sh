@@ -74,7 +74,7 @@ done
 echo "== 3. throughput: $N headlines, batch $BATCH, max_len $MAX_LEN"
 for dt in f32 bf16 f16; do
   PYTHON=$PY REAL=$stage/headlines.parquet VOCAB=$stage/minilm/vocab.txt THREADS=$(nproc) \
-    DEVICE=$dev SIGNALKIT=$sk DTYPE=$dt TORCH_DTYPE=$dt bash scripts/bench-encode.sh "$N" "$BATCH" "$MAX_LEN" \
+    SIGNALKIT=$sk bash scripts/bench-encode.sh --device "$dev" --dtype "$dt" "$N" "$BATCH" "$MAX_LEN" \
     | tee "$work/bench-$dt.txt"
 done
 
