@@ -122,9 +122,9 @@ type Window = Vec<Vec<(usize, Encoding)>>;
 ///
 /// Three stages run at once: a thread tokenises the next window of texts, this thread runs the
 /// encoder on the current one (on a GPU it mostly waits for the device), and a thread writes
-/// finished shards. Bounded queues keep at most two windows and two shards in memory. A failure in
-/// any stage stops all three and is returned; shards already written stay valid, so a rerun
-/// resumes after them.
+/// finished shards. Between stages at most one window and one shard wait (bounded queues), so
+/// memory stays flat however many texts there are. A failure in any stage stops all three and is
+/// returned; shards already written stay valid, so a rerun resumes after them.
 pub fn encode_into(
     encoder: &Encoder,
     store: &mut Store,
