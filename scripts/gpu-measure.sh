@@ -30,7 +30,9 @@ fi
 stage=$keep/stage
 if [ ! -x "$stage/signalkit" ]; then
   mkdir -p "$stage"
-  for i in $(seq 1 "$total"); do cat "$keep/part-$i-of-$total"; done | xz -d | tar -x -C "$stage"
+  unxz() { if command -v xz >/dev/null; then xz -d; else "${PYTHON:-python3}" -c \
+    'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.stdin.buffer), sys.stdout.buffer)'; fi; }
+  for i in $(seq 1 "$total"); do cat "$keep/part-$i-of-$total"; done | unxz | tar -x -C "$stage"
 fi
 exec > >(tee "$out/gpu-run.log") 2>&1
 N=${N:-100000}; BATCH=${BATCH:-256}; MAX_LEN=${MAX_LEN:-64}; MINILM_N=${MINILM_N:-20000}; dev=${DEVICE:-cuda}
