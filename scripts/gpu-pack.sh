@@ -31,4 +31,4 @@ echo "packed $(du -sh .gpu | cut -f1) into $n parts. Make these device calls bac
 for i in $(seq 1 "$n"); do
   echo "  run(command='bash scripts/gpu-measure.sh', carry=['.gpu/part-$i-of-$n'])"
 done
-echo "the last one runs everything (~10 min) and returns \$OUT/gpu-report.md"
+echo "the last one (give it timeout_s=600) runs everything and returns \$OUT/gpu-report.md and gpu-run.log"

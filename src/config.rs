@@ -93,14 +93,22 @@ pub struct EncodeConfig {
     pub offline: bool,
     /// cpu, cuda or cuda:N.
     pub device: String,
-    /// Headlines per forward pass.
-    pub batch_size: usize,
+    /// Headlines per forward pass (default: 32 on cpu, 256 on cuda).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
     /// Maximum tokens per headline.
     pub max_len: usize,
     /// f32, or bf16 / f16 (opt-ins, for GPUs).
     pub dtype: String,
     /// Store folder, shared between runs so each text is encoded once.
     pub store: PathBuf,
+}
+
+impl EncodeConfig {
+    /// The batch size given, or the device's default.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size.unwrap_or_else(|| crate::encode::default_batch_size(&self.device))
+    }
 }
 
 impl Default for EncodeConfig {
@@ -110,7 +118,7 @@ impl Default for EncodeConfig {
             revision: "main".into(),
             offline: false,
             device: "cpu".into(),
-            batch_size: 32,
+            batch_size: None,
             max_len: 64,
             dtype: "f32".into(),
             store: "runs/store".into(),
@@ -187,6 +195,12 @@ mod tests {
         assert!(cfg.data.targets.ends_with("data/sample/targets.csv"));
         let back: Config = toml::from_str(&cfg.to_toml().unwrap()).unwrap();
         assert_eq!(back.encode.model, cfg.encode.model);
+        assert_eq!((cfg.encode.batch_size, cfg.encode.batch_size()), (None, 32));
+        let gpu: Config = toml::from_str("[encode]\ndevice = \"cuda:1\"\n").unwrap();
+        assert_eq!(gpu.encode.batch_size(), 256);
+        let set: Config = toml::from_str("[encode]\ndevice = \"cuda\"\nbatch_size = 64\n").unwrap();
+        assert_eq!(set.encode.batch_size(), 64);
+        assert!(set.to_toml().unwrap().contains("batch_size = 64"));
         let bad = std::env::temp_dir().join(format!("signalkit-bad-{}.toml", std::process::id()));
         std::fs::write(&bad, "[train]\nembargo = 4\n").unwrap();
         let e = Config::read(&bad).unwrap_err().to_string();

@@ -404,7 +404,7 @@ fn main() -> Result<()> {
             let mut source = ModelSource::new(&c.model);
             source.revision = c.revision;
             source.offline |= c.offline;
-            let batch_size = c.batch_size.unwrap_or(if c.device.starts_with("cuda") { 256 } else { 32 });
+            let batch_size = c.batch_size.unwrap_or_else(|| signalkit::encode::default_batch_size(&c.device));
             let args = signalkit::EncodeArgs {
                 source,
                 headlines: c.headlines,

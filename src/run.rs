@@ -77,7 +77,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         headline_options: headline_options.clone(),
         store: cfg.encode.store.clone(),
         device: cfg.encode.device.clone(),
-        batch_size: cfg.encode.batch_size,
+        batch_size: cfg.encode.batch_size(),
         max_len: cfg.encode.max_len,
         precision: cfg.encode.dtype.parse().map_err(Error::Config)?,
         shard_size: 4096,

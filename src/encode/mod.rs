@@ -49,6 +49,11 @@ pub struct EncodeArgs {
     pub progress: bool,
 }
 
+/// Headlines per forward pass when none is given: 256 on a GPU (`cuda`, `cuda:N`), 32 on the CPU.
+pub fn default_batch_size(device: &str) -> usize {
+    if device.starts_with("cuda") { 256 } else { 32 }
+}
+
 /// What an encode run did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EncodeSummary {
