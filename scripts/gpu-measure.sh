@@ -46,7 +46,7 @@ else
   export LD_LIBRARY_PATH=$NVLIB:/usr/local/nvidia/lib64:/usr/local/nvidia/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$work/gpu.txt"
 fi
-if ldd "$sk" | grep -q 'libgomp.so.1 => not found'; then export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$stage/lib; fi
+if ldd "$sk" | grep -q 'libgomp.so.1 => not found'; then export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$stage/lib; fi
 ldd "$sk" | grep -E 'cuda|cublas|curand|nvrtc|gomp|not found' || true
 compare=scripts/gpu_compare.py
 
