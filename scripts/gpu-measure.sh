@@ -42,8 +42,7 @@ work=$keep/work; rm -rf "$work"; mkdir -p "$work"
 if [ "$dev" = cpu ]; then
   echo "dry run on the CPU ($(nproc) cores)" | tee "$work/gpu.txt"
 else
-  NVLIB=$($PY -c 'import site,os;print(next(os.path.join(p,"nvidia/cu13/lib") for p in site.getsitepackages() if os.path.isdir(os.path.join(p,"nvidia/cu13/lib"))))')
-  export LD_LIBRARY_PATH=$NVLIB:/usr/local/nvidia/lib64:/usr/local/nvidia/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  source scripts/run-on-gpu.sh  # LD_LIBRARY_PATH: PyTorch's CUDA 13 libraries and the driver's
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$work/gpu.txt"
 fi
 if ldd "$sk" | grep -q 'libgomp.so.1 => not found'; then export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$stage/lib; fi

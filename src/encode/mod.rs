@@ -114,8 +114,7 @@ impl Batching {
     /// `batch_size` per forward pass and `shard_size` per shard, with the default window
     /// (128 batches, at least 32,768 texts: about 0.5 % more padding than a global sort).
     pub fn new(batch_size: usize, shard_size: usize) -> Self {
-        let batch_size = batch_size.max(1);
-        Batching { batch_size, window: (batch_size * 128).max(32_768), shard_size: shard_size.max(1) }
+        Batching { batch_size, window: (batch_size * 128).max(32_768), shard_size }
     }
 }
 
