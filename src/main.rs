@@ -61,7 +61,7 @@ struct JoinCmd {
     pit: PitOpts,
 }
 
-/// The point-in-time options: the join and the feature stage must be given the same ones.
+/// The point-in-time options, given once to the join (its output records them).
 #[derive(Args)]
 struct PitOpts {
     /// Headlines: CSV, Parquet or JSON Lines.
@@ -121,7 +121,56 @@ struct FeaturesCmd {
     #[arg(long)]
     pca_from: Option<PathBuf>,
     #[command(flatten)]
-    pit: PitOpts,
+    pit: PitRestated,
+}
+
+/// The join's options, restated to `features`: not needed (the rows file records them); each one
+/// given must equal the join's. Rows from other tools are re-joined with them.
+#[derive(Args)]
+struct PitRestated {
+    /// The headlines the join read, if moved since [default: the path the join recorded].
+    #[arg(long)]
+    headlines: Option<PathBuf>,
+    /// Look-back window in days [default: the join's].
+    #[arg(long)]
+    window_days: Option<u32>,
+    /// Cutoff hours after Friday 00:00 UTC [default: the join's].
+    #[arg(long, allow_hyphen_values = true)]
+    cutoff_hours: Option<f64>,
+    /// Ticker map [default: the join's].
+    #[arg(long)]
+    ticker_map: Option<PathBuf>,
+    /// Ticker suffix [default: the join's].
+    #[arg(long)]
+    ticker_suffix: Option<String>,
+    /// Headline ticker column [default: the join's].
+    #[arg(long)]
+    ticker_col: Option<String>,
+    /// Headline time column [default: the join's].
+    #[arg(long)]
+    time_col: Option<String>,
+    /// Headline text column [default: the join's].
+    #[arg(long)]
+    text_col: Option<String>,
+    /// The feed's time zone [default: the join's].
+    #[arg(long)]
+    timezone: Option<Zone>,
+}
+
+impl PitRestated {
+    fn restated(self) -> signalkit::features::Restated {
+        signalkit::features::Restated {
+            headlines: self.headlines,
+            window_days: self.window_days,
+            cutoff_hours: self.cutoff_hours,
+            timezone: self.timezone,
+            ticker_map: self.ticker_map,
+            ticker_suffix: self.ticker_suffix,
+            ticker_column: self.ticker_col,
+            time_column: self.time_col,
+            text_column: self.text_col,
+        }
+    }
 }
 
 /// How to read a headlines file (shared by join, encode and features).
@@ -136,7 +185,8 @@ struct HeadlineCols {
     /// Headline text column.
     #[arg(long, default_value = "headline")]
     text_col: String,
-    /// Time zone of naive timestamps in the headlines (IANA name, UTC, or +05:30).
+    /// The feed's time zone (IANA name, UTC, or +05:30): naive timestamps are read in it, and a
+    /// day-only date D counts from the end of D there (without it: UTC, naive stamps refused).
     #[arg(long)]
     timezone: Option<Zone>,
 }
@@ -368,6 +418,7 @@ fn main() -> Result<()> {
                 out: c.out,
                 window: c.pit.window(),
                 tickers: c.pit.tickers()?,
+                ticker_map: c.pit.ticker_map,
                 headlines: c.pit.headlines,
                 headline_options: c.pit.cols.options(),
             };
@@ -377,10 +428,7 @@ fn main() -> Result<()> {
         Command::Features(c) => {
             let args = signalkit::FeatureArgs {
                 rows: c.rows,
-                window: c.pit.window(),
-                tickers: c.pit.tickers()?,
-                headlines: c.pit.headlines,
-                headline_options: c.pit.cols.options(),
+                restated: c.pit.restated(),
                 store: c.store,
                 model: c.model,
                 out: c.out,

@@ -15,8 +15,9 @@ use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::data::targets::Targets;
 use crate::data::tickers::TickerRule;
 use crate::data::time::{US_PER_DAY, US_PER_HOUR};
-use crate::data::write_parquet_atomic;
+use crate::data::{guard_output, write_parquet_with};
 use crate::error::{Error, Result};
+use crate::provenance::{JoinRecord, Provenance};
 
 /// The columns the join adds to each row.
 pub const OUTPUT_COLUMNS: [&str; 5] =
@@ -47,7 +48,30 @@ impl Window {
     pub fn len_us(&self) -> i64 {
         self.days as i64 * US_PER_DAY
     }
+
+    /// Refuses a window that makes no sense: 1 to 3,660 days, a finite cutoff within a week of
+    /// Friday 00:00 UTC.
+    pub fn check(&self) -> Result<()> {
+        if !(1..=MAX_WINDOW_DAYS).contains(&self.days) {
+            return Err(Error::Config(format!(
+                "--window-days {}: the look-back window must be 1 to {MAX_WINDOW_DAYS} days (30 is the usual choice)",
+                self.days
+            )));
+        }
+        if !self.cutoff_hours.is_finite() || self.cutoff_hours.abs() > MAX_CUTOFF_HOURS {
+            return Err(Error::Config(format!(
+                "--cutoff-hours {}: the cutoff must be a number of hours within ±{MAX_CUTOFF_HOURS} of Friday 00:00 UTC (0 = strictest, 21 = US close)",
+                self.cutoff_hours
+            )));
+        }
+        Ok(())
+    }
 }
+
+/// The longest look-back window accepted, in days (ten years).
+pub const MAX_WINDOW_DAYS: u32 = 3_660;
+/// The furthest the cutoff may move from Friday 00:00 UTC, in hours (a week).
+pub const MAX_CUTOFF_HOURS: f64 = 168.0;
 
 /// What one row sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -349,19 +373,42 @@ pub struct JoinArgs {
     pub window: Window,
     /// How headline tickers map to row tickers.
     pub tickers: TickerRule,
+    /// The ticker-map file `tickers` was read from, if any (recorded in the provenance).
+    pub ticker_map: Option<PathBuf>,
     /// How to read the headlines.
     pub headline_options: HeadlineOptions,
 }
 
-/// Reads both inputs, joins, and writes the rows atomically to `args.out`.
+impl JoinArgs {
+    /// The provenance the join's output will carry (hashes the input files).
+    pub fn provenance(&self) -> Result<Provenance> {
+        let join = JoinRecord::new(
+            &self.targets,
+            &self.headlines,
+            self.window,
+            &self.headline_options,
+            self.ticker_map.as_deref(),
+            &self.tickers,
+        )?;
+        Ok(Provenance { join: Some(join), ..Provenance::new() })
+    }
+}
+
+/// Reads both inputs, joins, and writes the rows atomically to `args.out`, with the join's
+/// provenance (input hashes and options) in the parquet metadata.
 pub fn join_files(args: &JoinArgs) -> Result<JoinSummary> {
+    args.window.check()?;
+    let inputs: Vec<&Path> =
+        [&args.targets, &args.headlines].into_iter().map(PathBuf::as_path).chain(args.ticker_map.as_deref()).collect();
+    guard_output(&args.out, &inputs)?;
+    let provenance = args.provenance()?;
     let clock = Instant::now();
     let targets = Targets::read(&args.targets)?;
     let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
     let read = clock.elapsed().as_secs_f64();
     let (mut df, mut summary) = join(&targets, &headlines, &args.tickers, args.window)?;
     let joined = clock.elapsed().as_secs_f64();
-    write_parquet_atomic(&mut df, &args.out)?;
+    write_parquet_with(&mut df, &args.out, Some(provenance.to_metadata()))?;
     summary.seconds = Timings { read, join: joined - read, write: clock.elapsed().as_secs_f64() - joined };
     Ok(summary)
 }

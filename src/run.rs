@@ -62,7 +62,8 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         targets: d.targets.clone(),
         out: rows.clone(),
         window,
-        tickers: tickers.clone(),
+        tickers,
+        ticker_map: d.ticker_map.clone(),
         headlines: d.headlines.clone(),
         headline_options: headline_options.clone(),
     })?;
@@ -89,10 +90,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     let features = out.join("features.parquet");
     let f = build_features(&FeatureArgs {
         rows,
-        headlines: d.headlines.clone(),
-        headline_options,
-        tickers,
-        window,
+        restated: Default::default(),
         store: cfg.encode.store.clone(),
         model: Some(encoded.model.clone()),
         out: features.clone(),

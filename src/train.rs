@@ -12,8 +12,9 @@ use serde_json::{Map, Value, json};
 
 use crate::data::targets::{Targets, resolve_target};
 use crate::data::time::date_from_days;
-use crate::data::{file_hash, write_bytes_atomic, write_table_atomic};
+use crate::data::{guard_output, write_bytes_atomic, write_parquet_with, write_table_atomic};
 use crate::error::{Error, Result};
+use crate::provenance::{Provenance, mismatch_error};
 
 /// The default target (Signals v2 calls it `target_factor_neutral_20`).
 pub const DEFAULT_TARGET: &str = "target_20d_factor_neutral";
@@ -37,8 +38,12 @@ pub struct TrainConfig {
     /// Feature columns; empty = every `p_*`, `sentiment*`, `cls_*`, `pc_*`, `feature_*`,
     /// `n_headlines_*` and `headline_age_days` column.
     pub features: Vec<String>,
-    /// Stop when the validation l2 has not improved for this many rounds (uses validation eras).
+    /// Stop when l2 on the last training eras (see `early_stopping_eras`) has not improved for
+    /// this many rounds; the validation eras stay untouched.
     pub early_stopping_rounds: Option<u32>,
+    /// Training eras, at the end of training, that early stopping watches (an embargo of
+    /// `embargo_eras` weeks before them is dropped) [default: a fifth of the training eras, ≥ 4].
+    pub early_stopping_eras: Option<u32>,
     /// LightGBM parameters, merged over the defaults (any LightGBM parameter name).
     pub params: Map<String, Value>,
 }
@@ -51,6 +56,7 @@ impl Default for TrainConfig {
             train_until: None,
             features: Vec::new(),
             early_stopping_rounds: None,
+            early_stopping_eras: None,
             params: Map::new(),
         }
     }
@@ -80,17 +86,22 @@ pub fn default_params() -> Map<String, Value> {
 pub struct Split {
     /// Training eras.
     pub train: Vec<i32>,
-    /// Eras dropped between training and validation.
+    /// Eras dropped between training and validation (and before the early-stopping eras).
     pub embargo: Vec<i32>,
     /// Out-of-sample eras.
     pub validation: Vec<i32>,
+    /// The last training eras, watched by early stopping (in sample; never validation eras).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub early_stopping: Vec<i32>,
 }
 
 impl Split {
-    /// "train", "embargo", "validation" or "unused" for an era.
+    /// "train", "early_stopping", "embargo", "validation" or "unused" for an era.
     pub fn role(&self, era: i32) -> &'static str {
         if self.train.binary_search(&era).is_ok() {
             "train"
+        } else if self.early_stopping.binary_search(&era).is_ok() {
+            "early_stopping"
         } else if self.embargo.binary_search(&era).is_ok() {
             "embargo"
         } else if self.validation.binary_search(&era).is_ok() {
@@ -98,6 +109,37 @@ impl Split {
         } else {
             "unused"
         }
+    }
+}
+
+impl Split {
+    /// Moves the last `eras` training eras (default: a fifth, at least 4) to early stopping, and
+    /// the training eras within `embargo` weeks before them to the embargo: early stopping never
+    /// looks at the validation eras, which stay out of sample.
+    pub fn with_early_stopping(mut self, path: &Path, eras: Option<u32>, embargo: u32) -> Result<Split> {
+        let n_train = self.train.len();
+        let n = eras.map_or((n_train / 5).max(4), |n| n as usize);
+        let first_stop = n_train.checked_sub(n).filter(|_| n > 0).map(|i| days_of_era(self.train[i]));
+        let fit: Vec<i32> = match first_stop {
+            Some(day) => {
+                self.train.iter().copied().filter(|&e| days_of_era(e) + 7 * (embargo as i32 + 1) <= day).collect()
+            }
+            None => Vec::new(),
+        };
+        if fit.is_empty() {
+            return Err(Error::input(
+                path,
+                format!(
+                    "early stopping needs {n} training eras to watch plus a {embargo}-week embargo before them, and eras left to fit on, but there are {n_train} training eras: set train.early_stopping_eras lower or drop early stopping"
+                ),
+            ));
+        }
+        let stop = self.train.split_off(n_train - n);
+        self.embargo.extend(self.train.iter().copied().filter(|e| !fit.contains(e)));
+        self.embargo.sort_unstable();
+        self.train = fit;
+        self.early_stopping = stop;
+        Ok(self)
     }
 }
 
@@ -197,8 +239,20 @@ pub fn default_features(frame: &DataFrame) -> Vec<String> {
         .collect()
 }
 
-/// A column as f32 values, null → NaN.
+/// A column as f32 values, null → NaN; text and other non-numeric columns are refused (a cast
+/// would turn them into an all-null feature).
 fn f32_values(path: &Path, col: &Column) -> Result<Vec<f32>> {
+    let dt = col.dtype();
+    if !(dt.is_primitive_numeric() || dt.is_bool() || dt.is_null()) {
+        return Err(Error::at(
+            path,
+            None,
+            col.name(),
+            format!(
+                "this column holds {dt}, not numbers: leave it out of train.features (or convert it to numbers first)"
+            ),
+        ));
+    }
     let cast = col.cast(&DataType::Float32).map_err(|e| Error::table(path, e))?;
     Ok(cast.f32().map_err(|e| Error::table(path, e))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
 }
@@ -249,14 +303,7 @@ pub fn model_paths(model: &Path) -> (PathBuf, PathBuf) {
     (file.clone(), file.with_extension("json"))
 }
 
-/// An input file and its content hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputFile {
-    /// Path as given.
-    pub path: String,
-    /// xxh3-64 of the content.
-    pub xxh3: String,
-}
+pub use crate::provenance::InputFile;
 
 /// The JSON sidecar saved with every model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,6 +326,9 @@ pub struct ModelCard {
     pub rows_validation: usize,
     /// Input files and their hashes.
     pub inputs: Vec<InputFile>,
+    /// How the feature table was made (join, encoder, PCA): live features must match it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
     /// Seconds spent in LightGBM training.
     pub train_seconds: f64,
 }
@@ -472,6 +522,14 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let labelled: Vec<bool> = y.iter().map(|v| !v.is_nan()).collect();
     let until = cfg.train_until.as_deref().map(parse_until).transpose()?;
     let split = split_eras(&args.features, &eras, data_types.as_deref(), &labelled, until, cfg.embargo_eras)?;
+    let split = match cfg.early_stopping_rounds {
+        Some(_) => split.with_early_stopping(&args.features, cfg.early_stopping_eras, cfg.embargo_eras)?,
+        None => split,
+    };
+    for name in [MODEL_FILE, CARD_FILE, "predictions.parquet"] {
+        guard_output(&args.out.join(name), &[&args.features])?;
+    }
+    let provenance = Provenance::read(&args.features)?;
 
     let features = if cfg.features.is_empty() { default_features(&t.frame) } else { cfg.features.clone() };
     if features.is_empty() {
@@ -484,6 +542,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         (0..eras.len()).filter(|&i| labelled[i] && roles.binary_search(&eras[i]).is_ok()).collect()
     };
     let (train_rows, valid_rows) = (pick(&split.train), pick(&split.validation));
+    let stop_rows = pick(&split.early_stopping);
     let mut params = default_params();
     params.extend(cfg.params.clone());
     if let Some(r) = cfg.early_stopping_rounds {
@@ -494,14 +553,14 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     // a time, so table + matrices never hold two copies; prediction re-reads the table afterwards.
     let mut frame = t.frame;
     let with_valid = cfg.early_stopping_rounds.is_some();
-    let sets: Vec<&[usize]> = if with_valid { vec![&train_rows, &valid_rows] } else { vec![&train_rows] };
+    let sets: Vec<&[usize]> = if with_valid { vec![&train_rows, &stop_rows] } else { vec![&train_rows] };
     let mut matrices = take_matrices(&args.features, &mut frame, &features, &sets)?;
     drop(frame);
     let (booster, train_seconds) = {
         let vx = if with_valid { matrices.pop().unwrap_or_default() } else { Vec::new() };
         let x = matrices.pop().unwrap_or_default();
         let ty: Vec<f32> = train_rows.iter().map(|&i| y[i]).collect();
-        let vy: Vec<f32> = if with_valid { valid_rows.iter().map(|&i| y[i]).collect() } else { Vec::new() };
+        let vy: Vec<f32> = if with_valid { stop_rows.iter().map(|&i| y[i]).collect() } else { Vec::new() };
         // Timed like Python's lgb.train: LightGBM's Dataset construction plus boosting.
         let started = Instant::now();
         // LightGBM boosts inside one C call: a ticking spinner shows it is alive (terminals only).
@@ -530,7 +589,8 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         trees: booster.num_iterations(),
         rows_train: train_rows.len(),
         rows_validation: valid_rows.len(),
-        inputs: vec![InputFile { path: args.features.display().to_string(), xxh3: file_hash(&args.features)? }],
+        inputs: vec![InputFile::of(&args.features)?],
+        provenance,
         train_seconds,
     };
     let trained = Model { booster, card };
@@ -585,7 +645,16 @@ pub fn rank_by_era(values: &[f64], eras: &[i32]) -> Vec<f64> {
 /// Predicts every row and writes the ticker column and `signal` ranked into (0, 1) per era, plus
 /// `date` (YYYY-MM-DD) when more than one era is written.
 pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
+    let (model_file, card_file) = model_paths(&args.model);
+    guard_output(&args.out, &[&args.features, &model_file, &card_file])?;
     let model = Model::load(&args.model)?;
+    let live = Provenance::read(&args.features)?;
+    if let Some(trained) = &model.card.provenance {
+        let differences = trained.mismatches(&live.clone().unwrap_or_default());
+        if !differences.is_empty() {
+            return Err(mismatch_error(&args.features, &args.model, &differences));
+        }
+    }
     let t = Targets::read(&args.features)?;
     let raw = model.predict_frame(&args.features, &t.frame)?;
     let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
@@ -603,8 +672,24 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     }
     columns.push(Column::new("signal".into(), &signal));
     let mut out = DataFrame::new(keep.len(), columns).map_err(|e| Error::table(&args.out, e))?;
-    write_table_atomic(&mut out, &args.out)?;
+    let provenance = Provenance { model: Some(InputFile::of(&model_file)?), ..live.unwrap_or_else(Provenance::new) };
+    write_signal(&mut out, &args.out, &provenance)?;
     Ok(PredictSummary { rows: out.height(), eras: n_eras })
+}
+
+/// Writes a signal with its provenance: in the metadata of a parquet file, beside a CSV as
+/// `<file>.provenance.json`.
+fn write_signal(df: &mut DataFrame, out: &Path, provenance: &Provenance) -> Result<()> {
+    match crate::data::format_of(out)? {
+        crate::data::Format::Parquet => write_parquet_with(df, out, Some(provenance.to_metadata())),
+        _ => {
+            write_table_atomic(df, out)?;
+            let json = serde_json::to_vec_pretty(provenance).map_err(|e| Error::Config(e.to_string()))?;
+            let mut name = out.file_name().unwrap_or_default().to_os_string();
+            name.push(".provenance.json");
+            write_bytes_atomic(&out.with_file_name(name), &json)
+        }
+    }
 }
 
 /// Gain and split importance per feature, in the model's feature order.

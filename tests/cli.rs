@@ -147,11 +147,10 @@ fn bad_input_exits_non_zero_with_the_reason() {
 }
 
 #[test]
+#[ignore = "needs ../shared/data/real-2011-2013 (not in the repository): cargo test --release -- --ignored"]
 fn real_2011_2013() {
-    let Some(real) = real_data() else {
-        eprintln!("skipped: ../shared/data/real-2011-2013 not present");
-        return;
-    };
+    let real =
+        real_data().expect("../shared/data/real-2011-2013/targets.parquet not found: this test needs the real data");
     let dir = tempfile::tempdir().unwrap();
     let (printed, rows) = join(dir.path(), &real.join("targets.parquet"), &real.join("headlines.parquet"), &[]);
     println!("real data: {printed}");

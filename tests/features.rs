@@ -10,8 +10,10 @@ use signalkit::data::headlines::HeadlineOptions;
 use signalkit::data::tickers::TickerRule;
 use signalkit::encode::hub::ModelSource;
 use signalkit::encode::store::Store;
+use signalkit::features::Restated;
 use signalkit::features::{FeatureArgs, HALF_LIFE_DAYS, Pca, PcaOption, build_features, pca_path};
 use signalkit::pit::{JoinArgs, Window, join_files};
+use signalkit::provenance::Provenance;
 use signalkit::{EncodeArgs, encode_files};
 
 const TARGETS: &str = "bloomberg_ticker,friday_date,data_type,target_20d_factor_neutral
@@ -42,6 +44,7 @@ fn setup(encode: bool) -> Setup {
         out: rows.clone(),
         window: Window::default(),
         tickers: TickerRule::default(),
+        ticker_map: None,
         headline_options: HeadlineOptions::default(),
     })
     .unwrap();
@@ -65,10 +68,7 @@ fn setup(encode: bool) -> Setup {
     }
     let args = FeatureArgs {
         rows,
-        headlines,
-        headline_options: HeadlineOptions::default(),
-        tickers: TickerRule::default(),
-        window: Window::default(),
+        restated: Default::default(),
         store,
         model: None,
         out: d.join("features.parquet"),
@@ -121,15 +121,65 @@ fn latest_outputs_and_window_aggregates() {
 }
 
 #[test]
-fn other_join_options_are_refused() {
+fn join_options_come_from_the_rows_and_restating_others_is_refused() {
     let mut s = setup(true);
-    s.args.window = Window { days: 5, cutoff_hours: 0.0 };
+    // Given nothing, features redoes the join from the options recorded in rows.parquet.
+    build_features(&s.args).unwrap();
+    let prov = Provenance::read(&s.args.out).unwrap().expect("features record their provenance");
+    let join = prov.join.expect("the join's record is copied forward");
+    assert_eq!((join.window_days, join.cutoff_hours), (30, 0.0));
+    assert!(prov.encoder.expect("the encoder is recorded").fingerprint.len() >= 12);
+    // Restating an option the join used is fine; a different one is refused, naming both sides.
+    s.args.restated.window_days = Some(30);
+    build_features(&s.args).unwrap();
+    std::fs::remove_file(&s.args.out).unwrap();
+    s.args.restated.window_days = Some(5);
     let e = build_features(&s.args).unwrap_err().to_string();
-    assert!(e.contains("rows.parquet: row 1, column 'headline'") && e.contains("--window-days"), "{e}");
-    s.args.window = Window { days: 30, cutoff_hours: 72.0 };
+    assert!(e.contains("rows.parquet") && e.contains("joined with --window-days 30 but features was given 5"), "{e}");
+    s.args.restated = Restated { cutoff_hours: Some(72.0), ..Default::default() };
     let e = build_features(&s.args).unwrap_err().to_string();
-    assert!(e.contains("'Acme wins a record contract' (1/2 headlines in 7/30 days) but these inputs give 'Acme news after the Friday'"), "{e}");
+    assert!(e.contains("--cutoff-hours 0 but features was given 72"), "{e}");
     assert!(!s.args.out.exists());
+}
+
+#[test]
+fn headlines_changed_since_the_join_are_refused() {
+    let s = setup(true);
+    let join = Provenance::read(&s.args.rows).unwrap().unwrap().join.unwrap();
+    let path = std::path::PathBuf::from(&join.headlines.path);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("AAA,2024-02-29T12:00:00Z,Acme adds a late story\n");
+    std::fs::write(&path, text).unwrap();
+    let e = build_features(&s.args).unwrap_err().to_string();
+    assert!(e.contains("changed since it was used") && e.contains(&join.headlines.xxh3), "{e}");
+}
+
+#[test]
+fn rows_without_provenance_are_rejoined_from_restated_options() {
+    let mut s = setup(true);
+    // Strip the metadata: a rows file from another tool.
+    let df = read_parquet(&s.args.rows);
+    let bare = write_parquet(s._dir.path(), "bare.parquet", df);
+    s.args.rows = bare;
+    let e = build_features(&s.args).unwrap_err().to_string();
+    assert!(e.contains("does not record how it was joined") && e.contains("--headlines"), "{e}");
+    s.args.restated.headlines = Some(s._dir.path().join("h.csv"));
+    build_features(&s.args).unwrap();
+    // The old guard still holds: other options give other headlines and are refused.
+    s.args.restated.cutoff_hours = Some(72.0);
+    std::fs::remove_file(&s.args.out).unwrap();
+    let e = build_features(&s.args).unwrap_err().to_string();
+    assert!(e.contains("but these inputs give 'Acme news after the Friday'"), "{e}");
+}
+
+#[test]
+fn the_output_never_replaces_an_input() {
+    let mut s = setup(true);
+    s.args.out = s.args.rows.clone();
+    let before = std::fs::read(&s.args.rows).unwrap();
+    let e = build_features(&s.args).unwrap_err().to_string();
+    assert!(e.contains("would replace the input"), "{e}");
+    assert_eq!(std::fs::read(&s.args.rows).unwrap(), before);
 }
 
 #[test]
@@ -149,6 +199,7 @@ fn sample_encoded() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBu
         out: rows.clone(),
         window: Window::default(),
         tickers: TickerRule::default(),
+        ticker_map: None,
         headlines: root.join("data/sample/headlines.csv"),
         headline_options: HeadlineOptions::default(),
     })
@@ -176,10 +227,7 @@ fn pca_is_fitted_on_training_eras_and_reapplied_unchanged() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let args = |out: &str, pca: Option<PcaOption>| FeatureArgs {
         rows: rows.clone(),
-        headlines: root.join("data/sample/headlines.csv"),
-        headline_options: HeadlineOptions::default(),
-        tickers: TickerRule::default(),
-        window: Window::default(),
+        restated: Default::default(),
         store: store.clone(),
         model: None,
         out: dir.path().join(out),

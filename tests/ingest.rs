@@ -168,6 +168,7 @@ fn ticker_map_file() {
         out: dir.path().join("o.parquet"),
         window: Window::default(),
         tickers: TickerRule::from_map_file(&map).unwrap(),
+        ticker_map: Some(map.clone()),
         headline_options: HeadlineOptions::default(),
     };
     let s = join_files(&args).unwrap();
@@ -250,6 +251,7 @@ fn join_refuses_to_overwrite_columns() {
         out: dir.path().join("o.parquet"),
         window: Window::default(),
         tickers: TickerRule::default(),
+        ticker_map: None,
         headline_options: HeadlineOptions::default(),
     };
     let e = join_files(&args).unwrap_err().to_string();

@@ -40,6 +40,7 @@ fn run(dir: &std::path::Path, cutoff_hours: f64) -> polars::prelude::DataFrame {
         out: out.clone(),
         window: Window { days: 30, cutoff_hours },
         tickers: TickerRule::default(),
+        ticker_map: None,
         headline_options: HeadlineOptions::default(),
     };
     let s = join_files(&args).unwrap();
@@ -146,6 +147,7 @@ AAA,2023-01-01T10:00:00Z,Far too old
         out: dir.path().join("o.parquet"),
         window: Window::default(),
         tickers: TickerRule::default(),
+        ticker_map: None,
         headline_options: HeadlineOptions::default(),
     };
     let s = join_files(&args).unwrap();
@@ -153,4 +155,49 @@ AAA,2023-01-01T10:00:00Z,Far too old
     let df = read_parquet(&args.out);
     assert_eq!(df.column("n_headlines_7d").unwrap().u32().unwrap().get(0), Some(3));
     assert!(s.to_string().contains("2 duplicates dropped"), "{s}");
+}
+
+/// A day-only date means "some time on D in the feed's zone": for a New York feed, Thursday's
+/// news may be from Thursday evening New York time, already Friday in UTC, so a Friday row at
+/// cutoff 00:00 UTC must not see it — exactly as the same story with its time stamp is hidden.
+#[test]
+fn day_only_dates_end_in_the_feeds_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let targets = "bloomberg_ticker,friday_date,data_type,target_20d_factor_neutral\nNYD US,20240301,train,0.5\nNYT US,20240301,train,0.5\nNYD US,20240308,train,0.5\n";
+    let headlines = "ticker,published_at,headline\nNYD,2024-02-29,dated Thursday in New York\nNYT,2024-02-29 20:00:00,stamped Thursday 20:00 New York\n";
+    let join = |zone: Option<&str>, name: &str| {
+        let out = dir.path().join(name);
+        let args = JoinArgs {
+            targets: write(dir.path(), "targets.csv", targets),
+            headlines: write(dir.path(), "headlines.csv", headlines),
+            out: out.clone(),
+            window: Window { days: 30, cutoff_hours: 0.0 },
+            tickers: TickerRule::default(),
+            ticker_map: None,
+            headline_options: HeadlineOptions { zone: zone.map(|z| z.parse().unwrap()), ..Default::default() },
+        };
+        join_files(&args).unwrap();
+        strs(&read_parquet(&out), "headline")
+    };
+    let ny = join(Some("America/New_York"), "ny.parquet");
+    assert_eq!(ny[0], None, "Thursday-dated New York news reached Friday's 00:00 UTC row");
+    assert_eq!(ny[1], None, "the time-stamped twin is hidden too");
+    assert_eq!(ny[2].as_deref(), Some("dated Thursday in New York"), "visible a week later");
+    // A cutoff at Friday 05:00 UTC is after Thursday ends in New York (EST, UTC−5).
+    let late = |hours: f64, name: &str| {
+        let out = dir.path().join(name);
+        let args = JoinArgs {
+            targets: write(dir.path(), "targets.csv", targets),
+            headlines: write(dir.path(), "headlines.csv", headlines),
+            out: out.clone(),
+            window: Window { days: 30, cutoff_hours: hours },
+            tickers: TickerRule::default(),
+            ticker_map: None,
+            headline_options: HeadlineOptions { zone: Some("America/New_York".parse().unwrap()), ..Default::default() },
+        };
+        join_files(&args).unwrap();
+        strs(&read_parquet(&out), "headline")[0].clone()
+    };
+    assert_eq!(late(4.99, "a.parquet"), None);
+    assert_eq!(late(5.0, "b.parquet").as_deref(), Some("dated Thursday in New York"));
 }

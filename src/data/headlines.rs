@@ -21,7 +21,8 @@ pub struct HeadlineOptions {
     pub time_column: Option<String>,
     /// Text column (default `headline`).
     pub text_column: String,
-    /// Zone for naive timestamps; without it they are an error.
+    /// The feed's zone: naive timestamps are read in it (without it they are an error), and a
+    /// day-only date ends at midnight in it.
     pub zone: Option<Zone>,
 }
 
@@ -44,7 +45,7 @@ pub struct Headlines {
     /// Ticker as given in the file.
     pub tickers: StringChunked,
     /// Latest instant the headline may have been published, UTC microseconds (a day-only date is
-    /// its last microsecond).
+    /// its last microsecond in the feed's `--timezone`, UTC when none is named).
     pub published_us: Vec<i64>,
     /// Headline text as given.
     pub text: StringChunked,
@@ -122,7 +123,7 @@ fn read_times(path: &Path, df: &DataFrame, col: &str, zone: Option<&Zone>) -> Re
     match c.dtype().clone() {
         DataType::Date => {
             let days = c.cast(&DataType::Int32).map_err(fail)?;
-            Ok(days.i32().map_err(fail)?.into_no_null_iter().map(|d| Stamp::Day(d).latest_us()).collect())
+            Ok(days.i32().map_err(fail)?.into_no_null_iter().map(|d| Stamp::Day(d).latest_us(zone)).collect())
         }
         DataType::Datetime(unit, tz) => {
             let to_us = |v: i64| match unit {
@@ -149,7 +150,7 @@ fn read_times(path: &Path, df: &DataFrame, col: &str, zone: Option<&Zone>) -> Re
                 )),
             }
         }
-        dt if dt.is_integer() => Ok(ints()?.into_no_null_iter().map(|v| stamp_from_int(v).latest_us()).collect()),
+        dt if dt.is_integer() => Ok(ints()?.into_no_null_iter().map(|v| stamp_from_int(v).latest_us(zone)).collect()),
         dt if dt.is_float() => Err(Error::at(
             path,
             None,
@@ -161,7 +162,7 @@ fn read_times(path: &Path, df: &DataFrame, col: &str, zone: Option<&Zone>) -> Re
             let vals: Vec<&str> = ca.iter().map(Option::unwrap_or_default).collect();
             const BAD: i64 = i64::MIN;
             let parsed: Vec<i64> =
-                vals.par_iter().map(|s| parse_stamp(s, zone).map(Stamp::latest_us).unwrap_or(BAD)).collect();
+                vals.par_iter().map(|s| parse_stamp(s, zone).map(|t| t.latest_us(zone)).unwrap_or(BAD)).collect();
             match parsed.iter().position(|v| *v == BAD) {
                 Some(i) => {
                     Err(Error::at(path, Some(i + 1), col, parse_stamp(vals[i], zone).expect_err("failed before")))

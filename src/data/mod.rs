@@ -106,10 +106,48 @@ pub fn str_values(path: &Path, df: &DataFrame, name: &str) -> Result<StringChunk
 
 /// Writes a parquet file atomically: to a temporary file beside it, then renamed into place.
 pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path) -> Result<()> {
+    write_parquet_with(df, path, None)
+}
+
+/// Writes a parquet file atomically with key-value metadata (signalkit's provenance).
+pub fn write_parquet_with(df: &mut DataFrame, path: &Path, meta: Option<KeyValueMetadata>) -> Result<()> {
     let tmp = temp_path(path)?;
     let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let written = ParquetWriter::new(f).with_compression(ParquetCompression::Zstd(None)).finish(df);
+    let written =
+        ParquetWriter::new(f).with_compression(ParquetCompression::Zstd(None)).with_key_value_metadata(meta).finish(df);
     finish_atomic(written.map(|_| ()).map_err(|e| Error::table(path, e)), &tmp, path)
+}
+
+/// Refuses an output path that names one of the stage's inputs (the same file through any path
+/// or link) or that is not a regular file: an output never replaces an input.
+pub fn guard_output(out: &Path, inputs: &[&Path]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(out) else { return Ok(()) };
+    check_replaceable(out, &meta)?;
+    for input in inputs {
+        if std::fs::metadata(input).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino()) {
+            return Err(Error::input(
+                out,
+                format!("the output would replace the input {}: name a new file for the output", input.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An existing output must be a plain file: never a link, FIFO, device or folder.
+fn check_replaceable(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    let t = meta.file_type();
+    let kind = if t.is_symlink() {
+        "a symbolic link (writing would cut the link and leave its target stale)"
+    } else if t.is_dir() {
+        "a folder"
+    } else if !t.is_file() {
+        "a FIFO, socket or device, not a file"
+    } else {
+        return Ok(());
+    };
+    Err(Error::input(path, format!("the output path is {kind}: name a regular file path for the output")))
 }
 
 /// Writes a CSV file atomically (temporary file, then rename).
@@ -130,6 +168,10 @@ fn temp_path(path: &Path) -> Result<PathBuf> {
 
 fn finish_atomic(written: Result<()>, tmp: &Path, path: &Path) -> Result<()> {
     let done = written
+        .and_then(|_| match std::fs::symlink_metadata(path) {
+            Ok(meta) => check_replaceable(path, &meta),
+            Err(_) => Ok(()),
+        })
         .and_then(|_| File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(tmp, e)))
         .and_then(|_| std::fs::rename(tmp, path).map_err(|e| Error::io(path, e)));
     if done.is_err() {

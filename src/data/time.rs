@@ -1,8 +1,9 @@
 //! Instants and dates: parsing every form headline feeds use, always to UTC microseconds.
 //!
-//! The point-in-time rule (DESIGN §3) lives on these numbers: a day-only date D is stored as the
-//! last microsecond of D, the latest moment it could have been published, so it is visible only
-//! to cutoffs after D ends.
+//! The point-in-time rule lives on these numbers: a day-only date D means "some time on D in the
+//! feed's zone", so it is stored as the last microsecond of D in that zone (UTC when no zone is
+//! named), the latest moment it could have been published; it is visible only to cutoffs after
+//! D has ended there.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 
@@ -39,6 +40,15 @@ impl std::str::FromStr for Zone {
     }
 }
 
+impl std::fmt::Display for Zone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Zone::Named(tz) => f.write_str(tz.name()),
+            Zone::Fixed(off) => write!(f, "{off}"),
+        }
+    }
+}
+
 impl Zone {
     /// UTC microseconds of a wall-clock time in this zone. An ambiguous time (clocks going back)
     /// takes the later instant, the one that can never leak; a time that does not exist is an error.
@@ -61,6 +71,19 @@ impl Zone {
     }
 }
 
+impl Zone {
+    /// The last UTC microsecond of calendar day `days` (since 1970-01-01) in this zone: one
+    /// microsecond before the next local midnight, or before the first local instant of the next
+    /// day when a daylight-saving gap swallows midnight.
+    pub fn end_of_day_us(&self, days: i32) -> i64 {
+        let next = date_from_days(days + 1).and_hms_opt(0, 0, 0).expect("midnight");
+        (0..=24 * 60)
+            .find_map(|m| self.to_utc_us(next + chrono::Duration::minutes(m)).ok())
+            .expect("a local day has an instant within 24 hours of midnight")
+            - 1
+    }
+}
+
 /// A parsed publication stamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stamp {
@@ -71,11 +94,13 @@ pub enum Stamp {
 }
 
 impl Stamp {
-    /// The latest UTC microsecond this stamp may stand for (a day-only date → its last microsecond).
-    pub fn latest_us(self) -> i64 {
-        match self {
-            Stamp::Instant(us) => us,
-            Stamp::Day(d) => (d as i64 + 1) * US_PER_DAY - 1,
+    /// The latest UTC microsecond this stamp may stand for: a day-only date is the last
+    /// microsecond of that day in the feed's `zone` (UTC when none is named).
+    pub fn latest_us(self, zone: Option<&Zone>) -> i64 {
+        match (self, zone) {
+            (Stamp::Instant(us), _) => us,
+            (Stamp::Day(d), None) => (d as i64 + 1) * US_PER_DAY - 1,
+            (Stamp::Day(d), Some(z)) => z.end_of_day_us(d),
         }
     }
 }
@@ -206,7 +231,7 @@ mod tests {
         let d = days_from_date(NaiveDate::from_ymd_opt(2024, 3, 1).unwrap());
         assert_eq!(parse_stamp("2024-03-01", None), Ok(Stamp::Day(d)));
         assert_eq!(parse_stamp("20240301", None), Ok(Stamp::Day(d)));
-        assert_eq!(Stamp::Day(d).latest_us(), us("2024-03-01T23:59:59.999999Z"));
+        assert_eq!(Stamp::Day(d).latest_us(None), us("2024-03-01T23:59:59.999999Z"));
     }
 
     #[test]
@@ -222,6 +247,24 @@ mod tests {
         let off: Zone = "+05:30".parse().unwrap();
         assert_eq!(parse_stamp("2024-03-01 20:00:00", Some(&off)), Ok(Stamp::Instant(us("2024-03-01T14:30:00Z"))));
         assert!("Mars/Olympus".parse::<Zone>().is_err());
+    }
+
+    #[test]
+    fn day_only_ends_in_the_feeds_zone() {
+        let d = |y, m, dd| days_from_date(NaiveDate::from_ymd_opt(y, m, dd).unwrap());
+        let ny: Zone = "America/New_York".parse().unwrap();
+        // Thursday 2024-02-29 in New York ends at Friday 05:00 UTC (EST), not Thursday 24:00 UTC.
+        assert_eq!(Stamp::Day(d(2024, 2, 29)).latest_us(Some(&ny)), us("2024-03-01T04:59:59.999999Z"));
+        // Summer time: EDT, four hours.
+        assert_eq!(Stamp::Day(d(2024, 7, 4)).latest_us(Some(&ny)), us("2024-07-05T03:59:59.999999Z"));
+        // East of UTC a day ends earlier in UTC.
+        let tokyo: Zone = "Asia/Tokyo".parse().unwrap();
+        assert_eq!(Stamp::Day(d(2024, 3, 1)).latest_us(Some(&tokyo)), us("2024-03-01T14:59:59.999999Z"));
+        // Santiago skipped midnight 2024-09-08 00:00 → 01:00: the 7th ends at the jump.
+        let scl: Zone = "America/Santiago".parse().unwrap();
+        assert_eq!(Stamp::Day(d(2024, 9, 7)).latest_us(Some(&scl)), us("2024-09-08T03:59:59.999999Z"));
+        let utc: Zone = "UTC".parse().unwrap();
+        assert_eq!(Stamp::Day(d(2024, 3, 1)).latest_us(Some(&utc)), Stamp::Day(d(2024, 3, 1)).latest_us(None));
     }
 
     #[test]

@@ -288,6 +288,9 @@ impl Precision {
     }
 }
 
+/// The fewest tokens per headline that still hold a word: [CLS], one token, [SEP].
+pub const MIN_MAX_LEN: usize = 3;
+
 impl Encoder {
     /// Loads a checkpoint onto `device` in f32, truncating headlines to `max_len` tokens.
     pub fn load(files: &ModelFiles, device: &Device, max_len: usize) -> Result<Self> {
@@ -313,7 +316,15 @@ impl Encoder {
             }
             (None, None) => return Err(Error::input(&files.config, "no tokenizer.json or vocab.txt beside it")),
         };
-        let max_len = max_len.clamp(2, cfg.max_position_embeddings);
+        if !(MIN_MAX_LEN..=cfg.max_position_embeddings).contains(&max_len) {
+            return Err(Error::input(
+                &files.config,
+                format!(
+                    "--max-len {max_len}: this model reads {MIN_MAX_LEN} to {} tokens per headline ([CLS], the words, [SEP]); 64 suits headlines",
+                    cfg.max_position_embeddings
+                ),
+            ));
+        }
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
             .map_err(|e| Error::Config(format!("truncation: {e}")))?;

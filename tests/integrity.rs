@@ -1,0 +1,206 @@
+//! Integrity across stages: outputs carry their provenance and a model refuses features made any
+//! other way; outputs never replace inputs; options that make no sense are refused at the edge;
+//! early stopping never looks at the eras reported as out of sample.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use signalkit::provenance::Provenance;
+
+fn repo(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p).display().to_string()
+}
+
+fn signalkit(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn ok(args: &[&str]) -> String {
+    let (ok, log) = signalkit(args);
+    assert!(ok, "signalkit {args:?} failed:\n{log}");
+    log
+}
+
+fn refused(args: &[&str], wanted: &[&str]) -> String {
+    let (ok, log) = signalkit(args);
+    assert!(!ok, "signalkit {args:?} should have failed:\n{log}");
+    for w in wanted {
+        assert!(log.contains(w), "signalkit {args:?}: the message should name {w:?}:\n{log}");
+    }
+    log
+}
+
+/// The sample joined (with `join_extra`), encoded with the tiny fixture at `max_len`, and made
+/// into features: the feature table's path.
+fn features(d: &Path, name: &str, join_extra: &[&str], max_len: &str) -> PathBuf {
+    let s = |p: &str| d.join(p).display().to_string();
+    let rows = s(&format!("{name}-rows.parquet"));
+    let targets = repo("data/sample/targets.csv");
+    let mut join = vec!["join", "--targets", &targets];
+    let heads = repo("data/sample/headlines.csv");
+    join.extend(["--headlines", &heads, "--out", &rows]);
+    join.extend(join_extra);
+    ok(&join);
+    let model = repo("data/fixtures/tiny-finbert");
+    ok(&["encode", "--model", &model, "--headlines", &heads, "--store", &s("store"), "--max-len", max_len]);
+    let fp = s(&format!("{name}.parquet"));
+    let store = s("store");
+    let mut f = vec!["features", "--rows", &rows, "--store", &store, "--out", &fp];
+    f.extend(["--max-len", max_len]);
+    ok(&f);
+    PathBuf::from(fp)
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn a_model_refuses_features_made_another_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = |p: &str| d.join(p).display().to_string();
+    let trained = features(d, "train", &[], "64");
+    ok(&["train", "--features", &trained.display().to_string(), "--out", &s("m"), "--num-iterations", "30"]);
+    // The card says how the features were made.
+    let card = json(&d.join("m/model.json"));
+    let prov = &card["provenance"];
+    assert_eq!(prov["join"]["window_days"], 30);
+    assert_eq!(prov["encoder"]["max_len"], 64);
+    assert_eq!(prov["encoder"]["fingerprint"].as_str().unwrap().len(), 64, "{prov}");
+
+    // Same features: accepted, and the signal names the model and the encoder.
+    ok(&["predict", "--model", &s("m"), "--features", &trained.display().to_string(), "--out", &s("sig.parquet")]);
+    let sig = Provenance::read(&d.join("sig.parquet")).unwrap().expect("the signal records its provenance");
+    assert!(sig.model.is_some() && sig.encoder.is_some());
+    ok(&["predict", "--model", &s("m"), "--features", &trained.display().to_string(), "--out", &s("sig.csv")]);
+    assert!(d.join("sig.csv.provenance.json").exists());
+
+    // Same width, another max_len: refused before anything is written.
+    let short = features(d, "short", &[], "32");
+    refused(
+        &["predict", "--model", &s("m"), "--features", &short.display().to_string(), "--out", &s("x.csv")],
+        &["short.parquet", "max_len 64 vs 32", "--max-len"],
+    );
+    // Another window: refused, naming both.
+    let week = features(d, "week", &["--window-days", "7"], "64");
+    refused(
+        &["predict", "--model", &s("m"), "--features", &week.display().to_string(), "--out", &s("x.csv")],
+        &["window 30 days vs 7 days", "--window-days"],
+    );
+    assert!(!d.join("x.csv").exists());
+}
+
+#[test]
+fn outputs_never_replace_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let targets = write(d, "t.csv", "bloomberg_ticker,friday_date\nAAPL US,20240301\n");
+    let news = write(d, "news.csv", "ticker,published_at,headline\nAAPL,2024-02-28T10:00:00Z,Apple story\n");
+    let before = std::fs::read(&news).unwrap();
+    let (t, n) = (targets.display().to_string(), news.display().to_string());
+    refused(&["join", "--targets", &t, "--headlines", &n, "--out", &n], &["news.csv", "would replace the input"]);
+    assert_eq!(std::fs::read(&news).unwrap(), before, "the news must be untouched");
+    // Through a link to the input: the same file.
+    std::os::unix::fs::symlink(&news, d.join("link.parquet")).unwrap();
+    refused(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "link.parquet")], &["symbolic link"]);
+    assert_eq!(std::fs::read(&news).unwrap(), before);
+    // A FIFO is not a file to replace.
+    assert!(Command::new("mkfifo").arg(d.join("fifo.parquet")).status().unwrap().success());
+    refused(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "fifo.parquet")], &["FIFO"]);
+    // A folder neither.
+    std::fs::create_dir(d.join("dir.parquet")).unwrap();
+    refused(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "dir.parquet")], &["folder"]);
+    ok(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "rows.parquet")]);
+}
+
+fn s(d: &Path, p: &str) -> String {
+    d.join(p).display().to_string()
+}
+
+#[test]
+fn nonsense_options_are_refused_at_the_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = write(d, "t.csv", "bloomberg_ticker,friday_date\nAAPL US,20240301\n").display().to_string();
+    let h = write(d, "h.csv", "ticker,published_at,headline\nAAPL,2024-02-28T10:00:00Z,Apple story\n")
+        .display()
+        .to_string();
+    let out = s(d, "o.parquet");
+    let join = |extra: &[&str], wanted: &[&str]| {
+        let mut a = vec!["join", "--targets", &t, "--headlines", &h, "--out", &out];
+        a.extend(extra);
+        refused(&a, wanted);
+        assert!(!d.join("o.parquet").exists());
+    };
+    join(&["--cutoff-hours", "NaN"], &["--cutoff-hours NaN", "within ±168"]);
+    join(&["--cutoff-hours", "inf"], &["--cutoff-hours inf"]);
+    join(&["--cutoff-hours", "1e20"], &["--cutoff-hours 100000000000000000000"]);
+    join(&["--window-days", "0"], &["--window-days 0", "1 to 3660 days"]);
+    join(&["--window-days", "4294967295"], &["--window-days 4294967295"]);
+    let model = repo("data/fixtures/tiny-finbert");
+    for bad in ["0", "2", "100000"] {
+        refused(
+            &["encode", "--model", &model, "--headlines", &h, "--store", &s(d, "store"), "--max-len", bad],
+            &[&format!("--max-len {bad}"), "tokens per headline"],
+        );
+    }
+}
+
+#[test]
+fn early_stopping_watches_the_end_of_training_never_the_validation_eras() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = features(d, "f", &[], "64").display().to_string();
+    ok(&["train", "--features", &f, "--out", &s(d, "m"), "--num-iterations", "200", "--early-stopping", "5"]);
+    let card = json(&d.join("m/model.json"));
+    let eras = |k: &str| -> Vec<i64> {
+        card["split"][k].as_array().map(|a| a.iter().map(|v| v.as_i64().unwrap()).collect()).unwrap_or_default()
+    };
+    let (train, stop, embargo, valid) = (eras("train"), eras("early_stopping"), eras("embargo"), eras("validation"));
+    assert!(!stop.is_empty() && !valid.is_empty(), "{card}");
+    assert!(train.iter().max() < stop.iter().min(), "early stopping after the fitted eras");
+    assert!(stop.iter().max() < valid.iter().min(), "early stopping before every validation era");
+    // Embargoes both before the early-stopping eras and before validation.
+    assert!(embargo.iter().any(|e| e < stop.iter().min().unwrap()));
+    assert!(embargo.iter().any(|e| e > stop.iter().max().unwrap()));
+    // The report scores exactly the validation eras.
+    ok(&[
+        "evaluate",
+        "--predictions",
+        &s(d, "m/predictions.parquet"),
+        "--targets",
+        &f,
+        "--model",
+        &s(d, "m"),
+        "--out",
+        &s(d, "eval"),
+    ]);
+    let report = json(&d.join("eval/report.json"));
+    let scored: Vec<i64> = report["per_era"].as_array().unwrap().iter().map(|e| e["era"].as_i64().unwrap()).collect();
+    assert_eq!(scored, valid);
+}
+
+#[test]
+fn a_text_column_is_never_a_silent_all_null_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let df = polars::prelude::df!(
+        "bloomberg_ticker" => ["A US", "B US", "A US", "B US"],
+        "friday_date" => [20200103i64, 20200103, 20200110, 20200110],
+        "data_type" => ["train", "train", "train", "train"],
+        "target" => [0.5f64, 0.25, 0.75, 1.0],
+        "p_positive" => [0.1f32, 0.2, 0.3, 0.4],
+        "feature_sector" => ["tech", "energy", "tech", "energy"],
+    )
+    .unwrap();
+    let p = write_parquet(dir.path(), "f.parquet", df).display().to_string();
+    refused(
+        &["train", "--features", &p, "--out", &s(dir.path(), "m"), "--target", "target"],
+        &["f.parquet", "feature_sector", "not numbers"],
+    );
+}
