@@ -3,7 +3,7 @@
 //! Texts are normalised and de-duplicated, texts already in the store are skipped, the rest are
 //! sorted by length and run in dynamically padded batches while the next ones are tokenised; each
 //! finished chunk becomes one shard written atomically (on its own thread), so a killed run
-//! resumes where it stopped.
+//! resumes where it stopped, and runs at once into one store never overwrite each other.
 
 pub mod hub;
 pub mod model;
@@ -200,6 +200,9 @@ pub fn encode_into(
 }
 
 /// Reads headlines and fills the store with every text it lacks.
+///
+/// Several runs may fill one store at once: each writes shards under its own names, so none is
+/// lost; a text that two runs both lacked is encoded by each ([`Store::read_all`] keeps one row).
 pub fn encode_files(args: &EncodeArgs) -> Result<EncodeSummary> {
     if args.batch_size == 0 || args.shard_size == 0 {
         return Err(Error::Config("--batch-size and the shard size must be at least 1".into()));

@@ -1,15 +1,27 @@
 //! The embedding store: encoder outputs keyed by a hash of (model, normalised text), kept as
-//! parquet shards. Each shard is written to a temporary file and renamed, so a killed run loses at
-//! most the shard in flight; a shard that cannot be read back is set aside and its texts redone.
+//! parquet shards, one folder per model (id, fingerprint, max_len, dtype).
+//!
+//! Several processes may use one store at once:
+//! - Every writer (`signalkit encode`) holds an exclusive advisory lock on its own file
+//!   `writers/<token>.lock` (token = pid and a random number) for as long as its [`Store`] lives.
+//! - Shards are written to `.<shard>.tmp-<token>` and renamed to a name no other process can
+//!   choose (`shard-<unix ms>-<token>-<seq>.parquet`), so a killed run loses at most the shard
+//!   in flight and concurrent runs never overwrite each other.
+//! - Readers ([`Store::find`], [`Store::find_by`]) change nothing on disk: unreadable shards are
+//!   reported and skipped. Only a writer removes debris, and only a dead writer's (its lock file
+//!   can be locked, or is gone), and only a writer sets unreadable complete shards aside.
+//!
+//! Old stores (`shard-000123.parquet`) stay readable.
 
 use std::collections::HashSet;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use polars::prelude::*;
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::data::write_parquet_atomic;
 use crate::error::{Error, Result};
 
 /// What identifies a model's outputs: the same fingerprint means the same numbers.
@@ -81,6 +93,9 @@ pub struct Encoded {
     pub cls: Vec<f32>,
 }
 
+/// The folder inside a model folder holding each live writer's lock file.
+pub const WRITERS: &str = "writers";
+
 /// What opening a store found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OpenReport {
@@ -88,89 +103,300 @@ pub struct OpenReport {
     pub shards: usize,
     /// Entries in them.
     pub entries: usize,
-    /// Shards that could not be read and were set aside (their texts will be redone).
+    /// Shards that could not be read: set aside by a writer (paths after the move, their texts
+    /// will be redone), skipped by a reader (paths as found, left in place).
     pub damaged: Vec<PathBuf>,
+    /// Temporary files of dead writers removed by a writer's open (always empty for readers).
+    pub removed: Vec<PathBuf>,
 }
 
-/// A store folder for one model.
+/// Which model folder of a store to open; `None` fields match anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreQuery {
+    /// Hub id or local path, exactly as given to encode.
+    pub id: Option<String>,
+    /// A prefix of the fingerprint (hex, case-insensitive).
+    pub fingerprint: Option<String>,
+    /// Output precision: "f32", "bf16" or "f16".
+    pub dtype: Option<String>,
+    /// Maximum tokens per headline.
+    pub max_len: Option<usize>,
+}
+
+impl StoreQuery {
+    /// Whether a model matches every given field.
+    pub fn matches(&self, m: &ModelKey) -> bool {
+        self.id.as_ref().is_none_or(|id| &m.id == id)
+            && self.fingerprint.as_ref().is_none_or(|f| m.fingerprint.to_lowercase().starts_with(&f.to_lowercase()))
+            && self.dtype.as_ref().is_none_or(|d| m.dtype.eq_ignore_ascii_case(d))
+            && self.max_len.is_none_or(|n| m.max_len == n)
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(id) = &self.id {
+            parts.push(format!("model '{id}'"));
+        }
+        if let Some(f) = &self.fingerprint {
+            parts.push(format!("fingerprint {f}*"));
+        }
+        if let Some(d) = &self.dtype {
+            parts.push(format!("dtype {d}"));
+        }
+        if let Some(n) = self.max_len {
+            parts.push(format!("max_len {n}"));
+        }
+        if parts.is_empty() { "any model".into() } else { parts.join(", ") }
+    }
+}
+
+/// A writer's claim on a model folder: an exclusive lock on `writers/<token>.lock`, released and
+/// removed when the store is dropped (or by a later writer once this process is dead).
+#[derive(Debug)]
+struct WriterLock {
+    token: String,
+    path: PathBuf,
+    _file: fs::File,
+}
+
+impl Drop for WriterLock {
+    fn drop(&mut self) {
+        // Removed while still locked: nobody can take a finished writer for a dead one.
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+impl WriterLock {
+    /// Creates and locks a fresh lock file, then renames it into place: a lock file under its
+    /// final name is always locked while its writer lives.
+    fn acquire(dir: &Path) -> Result<WriterLock> {
+        let writers = dir.join(WRITERS);
+        fs::create_dir_all(&writers).map_err(|e| Error::io(&writers, e))?;
+        let mut last = None;
+        for _ in 0..8 {
+            let token = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
+            let fresh = writers.join(format!("{token}.lock.new"));
+            let mut file = match fs::OpenOptions::new().read(true).write(true).create_new(true).open(&fresh) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io(&fresh, e)),
+            };
+            file.lock().map_err(|e| Error::io(&fresh, e))?;
+            let _ = writeln!(file, "pid {}", std::process::id());
+            let path = writers.join(format!("{token}.lock"));
+            match fs::rename(&fresh, &path) {
+                Ok(()) => return Ok(WriterLock { token, path, _file: file }),
+                // A cleaner took the fresh file for debris: try again under a new name.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => last = Some(e),
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::io(&writers, last.unwrap_or_else(|| std::io::Error::other("no free lock file name"))))
+    }
+}
+
+/// How long a temporary file without an owner token (written by an older signalkit) must be
+/// untouched before a writer removes it.
+const LEGACY_TEMP_AGE: Duration = Duration::from_secs(3600);
+
+/// Whether a lock file can be locked by us (its writer is dead); the locked file is returned so
+/// the lock is held until its debris is gone. `None` when it is held or gone.
+fn lock_if_dead(path: &Path) -> Option<fs::File> {
+    let f = fs::File::open(path).ok()?;
+    f.try_lock().ok().map(|_| f)
+}
+
+fn older_than(path: &Path, age: Duration) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|d| d >= age)
+}
+
+/// Removes the temporary files of dead writers and their lock files (never those of `own` or of
+/// any writer whose lock is held).
+fn clean_debris(dir: &Path, own: &str) -> Result<Vec<PathBuf>> {
+    let writers = dir.join(WRITERS);
+    let mut dead = Vec::new(); // (token, lock path, locked file)
+    for e in fs::read_dir(&writers).map_err(|e| Error::io(&writers, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(token) = name.strip_suffix(".lock") {
+            if token != own
+                && let Some(f) = lock_if_dead(&e.path())
+            {
+                dead.push((token.to_string(), e.path(), f));
+            }
+        } else if name.ends_with(".lock.new") && older_than(&e.path(), Duration::from_secs(60)) {
+            // A writer killed between creating its lock file and renaming it into place.
+            if let Some(_f) = lock_if_dead(&e.path()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    let mut removed = Vec::new();
+    for e in fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((_, owner)) = name.rsplit_once(".tmp-") else { continue };
+        let gone = if owner == own {
+            false
+        } else if dead.iter().any(|(t, _, _)| t == owner) {
+            true
+        } else if owner.contains('-') {
+            // A writer's lock file exists before its first temporary file and is removed after
+            // its last: a temporary file without one is debris.
+            !writers.join(format!("{owner}.lock")).exists()
+        } else {
+            // Written by an older signalkit (`.tmp-<pid>`, no lock file): only when long untouched.
+            older_than(&e.path(), LEGACY_TEMP_AGE)
+        };
+        if gone && fs::remove_file(e.path()).is_ok() {
+            removed.push(e.path());
+        }
+    }
+    for (_, path, _file) in dead {
+        let _ = fs::remove_file(path); // while still locked by us
+    }
+    Ok(removed)
+}
+
+/// A store folder for one model, opened for writing ([`Store::open`]) or reading
+/// ([`Store::find`], [`Store::find_by`]).
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     model: ModelKey,
     known: HashSet<String>,
-    next_shard: usize,
+    writer: Option<WriterLock>,
+    seq: usize,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `root` for `model`, reading every shard's keys.
+    /// Opens (creating if needed) the store under `root` for `model` as a writer: takes this
+    /// process's writer lock, removes dead writers' temporary files, sets unreadable shards aside
+    /// and reads every shard's keys.
     pub fn open(root: &Path, model: &ModelKey) -> Result<(Store, OpenReport)> {
         let dir = root.join(model.slug());
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock = WriterLock::acquire(&dir)?;
         let manifest = dir.join(MANIFEST);
         if !manifest.exists() {
+            // Identical content from every writer: concurrent creations all succeed.
             let json = serde_json::to_vec_pretty(model).expect("serialisable");
-            let tmp = dir.join(format!(".{MANIFEST}.tmp-{}", std::process::id()));
-            fs::write(&tmp, json).and_then(|_| fs::rename(&tmp, &manifest)).map_err(|e| Error::io(&manifest, e))?;
+            write_atomic(&dir, MANIFEST, &lock.token, |f| f.write_all(&json).map_err(|e| Error::io(&manifest, e)))?;
         }
-        let mut report = OpenReport::default();
+        let removed = clean_debris(&dir, &lock.token)?;
+        let mut report = OpenReport { removed, ..OpenReport::default() };
         let mut known = HashSet::new();
-        let mut next_shard = 0;
         for path in shard_paths(&dir)? {
-            let n = shard_number(&path).unwrap_or(0);
-            next_shard = next_shard.max(n + 1);
             match read_keys(&path) {
                 Ok(keys) => {
                     report.shards += 1;
                     report.entries += keys.len();
                     known.extend(keys);
                 }
-                Err(_) => {
+                Err(ReadFailure::Gone) => {}
+                Err(ReadFailure::Io(e)) => return Err(e),
+                Err(ReadFailure::Unreadable) => {
+                    // Complete shards are renamed into place whole: this one is damaged.
                     let aside = path.with_extension("parquet.damaged");
-                    fs::rename(&path, &aside).map_err(|e| Error::io(&path, e))?;
-                    report.damaged.push(aside);
+                    match fs::rename(&path, &aside) {
+                        Ok(()) => report.damaged.push(aside),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.damaged.push(aside),
+                        Err(e) => return Err(Error::io(&path, e)),
+                    }
                 }
             }
         }
-        // Temporary files of killed runs are never complete: remove them.
-        for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.flatten() {
-            if e.file_name().to_string_lossy().contains(".tmp-") {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-        Ok((Store { dir, model: model.clone(), known, next_shard }, report))
+        Ok((Store { dir, model: model.clone(), known, writer: Some(lock), seq: 0 }, report))
     }
 
     /// Opens the store folder of the model named `id` (hub id or path as given to encode), or
-    /// the only model in the store when `id` is `None`.
+    /// the only model in the store when `id` is `None`, for reading (see [`Store::find_by`]).
     pub fn find(root: &Path, id: Option<&str>) -> Result<(Store, OpenReport)> {
+        Store::find_by(root, &StoreQuery { id: id.map(str::to_string), ..StoreQuery::default() })
+    }
+
+    /// Opens the one model folder under `root` that matches `query`, for reading: nothing on disk
+    /// changes. Errors list every candidate when none or several match.
+    pub fn find_by(root: &Path, query: &StoreQuery) -> Result<(Store, OpenReport)> {
+        let models = Store::models(root)?;
+        let chosen: Vec<&(PathBuf, ModelKey)> = models.iter().filter(|(_, m)| query.matches(m)).collect();
+        let list = |ms: &[&(PathBuf, ModelKey)]| -> String {
+            ms.iter().map(|(dir, m)| format!("\n  {}", describe(dir, m))).collect()
+        };
+        match chosen.as_slice() {
+            [(dir, model)] => Store::open_read(dir, model),
+            [] if models.is_empty() => Err(Error::input(root, "the store is empty: run signalkit encode first")),
+            [] => Err(Error::input(
+                root,
+                format!(
+                    "no outputs of {} in this store; it has:{}\nrun signalkit encode first, or choose one of these",
+                    query.describe(),
+                    list(&models.iter().collect::<Vec<_>>())
+                ),
+            )),
+            several => {
+                let differ = |f: &dyn Fn(&ModelKey) -> String| -> bool {
+                    several.iter().map(|(_, m)| f(m)).collect::<HashSet<_>>().len() > 1
+                };
+                let mut options = Vec::new();
+                if differ(&|m| m.id.clone()) {
+                    options.push("--model <id>");
+                }
+                if differ(&|m| m.fingerprint.clone()) {
+                    options.push("--fingerprint <prefix>");
+                }
+                if differ(&|m| m.dtype.clone()) {
+                    options.push("--dtype <f32|bf16|f16>");
+                }
+                if differ(&|m| m.max_len.to_string()) {
+                    options.push("--max-len <n>");
+                }
+                Err(Error::input(
+                    root,
+                    format!(
+                        "the store holds several models matching {}:{}\nchoose one with {}",
+                        query.describe(),
+                        list(several),
+                        options.join(" or ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Every model folder under `root` with its manifest, sorted by folder name.
+    pub fn models(root: &Path) -> Result<Vec<(PathBuf, ModelKey)>> {
         let mut models = Vec::new();
         for e in fs::read_dir(root).map_err(|e| Error::io(root, e))?.flatten() {
             let m = e.path().join(MANIFEST);
             if let Ok(text) = fs::read_to_string(&m) {
                 let key: ModelKey =
                     serde_json::from_str(&text).map_err(|e| Error::input(&m, format!("invalid: {e}")))?;
-                models.push(key);
+                models.push((e.path(), key));
             }
         }
-        let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
-        let chosen: Vec<&ModelKey> = models.iter().filter(|m| id.is_none_or(|id| m.id == id)).collect();
-        match chosen.as_slice() {
-            [one] => Store::open(root, one),
-            [] => Err(Error::input(
-                root,
-                match id {
-                    Some(id) => format!(
-                        "no outputs of model '{id}' in this store (it has: {}); run signalkit encode first",
-                        ids.join(", ")
-                    ),
-                    None => "the store is empty: run signalkit encode first".into(),
-                },
-            )),
-            _ => Err(Error::input(
-                root,
-                format!("the store holds several models ({}): choose one with --model", ids.join(", ")),
-            )),
+        models.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(models)
+    }
+
+    /// Opens one model folder for reading: reads every readable shard's keys, reports the others.
+    fn open_read(dir: &Path, model: &ModelKey) -> Result<(Store, OpenReport)> {
+        let mut report = OpenReport::default();
+        let mut known = HashSet::new();
+        for path in shard_paths(dir)? {
+            match read_keys(&path) {
+                Ok(keys) => {
+                    report.shards += 1;
+                    report.entries += keys.len();
+                    known.extend(keys);
+                }
+                Err(ReadFailure::Gone) => {}
+                Err(ReadFailure::Io(_) | ReadFailure::Unreadable) => report.damaged.push(path),
+            }
         }
+        Ok((Store { dir: dir.to_path_buf(), model: model.clone(), known, writer: None, seq: 0 }, report))
     }
 
     /// The model whose outputs this folder holds.
@@ -183,9 +409,19 @@ impl Store {
         &self.dir
     }
 
+    /// True when opened for writing ([`Store::open`]), false when opened for reading.
+    pub fn is_writer(&self) -> bool {
+        self.writer.is_some()
+    }
+
     /// Whether a key is already stored.
     pub fn contains(&self, key: &str) -> bool {
         self.known.contains(key)
+    }
+
+    /// Every stored key known to this handle (read at open, plus those it wrote), in no order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.known.iter().map(String::as_str)
     }
 
     /// Number of stored entries.
@@ -198,34 +434,105 @@ impl Store {
         self.known.is_empty()
     }
 
-    /// Writes one shard atomically and records its keys.
+    /// Writes one shard atomically under a name no other process can choose, and records its
+    /// keys. Errors on a store opened for reading.
     pub fn write_shard(&mut self, rows: &[Encoded]) -> Result<PathBuf> {
-        let path = self.dir.join(format!("shard-{:06}.parquet", self.next_shard));
+        let Some(lock) = &self.writer else {
+            return Err(Error::Config(format!(
+                "{}: opened for reading; open the store with Store::open to write",
+                self.dir.display()
+            )));
+        };
+        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let name = format!("shard-{millis:013}-{}-{:06}.parquet", lock.token, self.seq);
+        let path = self.dir.join(&name);
         let mut df = to_frame(&self.model, rows).map_err(|e| Error::table(&path, e))?;
-        write_parquet_atomic(&mut df, &path)?;
-        self.next_shard += 1;
+        write_atomic(&self.dir, &name, &lock.token, |f| {
+            ParquetWriter::new(f)
+                .with_compression(ParquetCompression::Zstd(None))
+                .finish(&mut df)
+                .map(|_| ())
+                .map_err(|e| Error::table(&path, e))
+        })?;
+        self.seq += 1;
         self.known.extend(rows.iter().map(|r| r.key.clone()));
         Ok(path)
     }
 
-    /// Every stored entry of this model as one table (columns: key, text, p_*, sentiment, cls).
+    /// Every stored entry of this model as one table (columns: key, text, p_*, sentiment, cls),
+    /// one row per key; unreadable shards are skipped (see [`Store::read_all_report`]).
     pub fn read_all(&self) -> Result<DataFrame> {
+        self.read_all_report().map(|(df, _)| df)
+    }
+
+    /// [`Store::read_all`] plus the shards it skipped because they could not be read.
+    pub fn read_all_report(&self) -> Result<(DataFrame, Vec<PathBuf>)> {
         let mut all: Option<DataFrame> = None;
+        let mut skipped = Vec::new();
         for p in shard_paths(&self.dir)? {
-            let f = fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
-            let df = ParquetReader::new(f).finish().map_err(|e| Error::table(&p, e))?;
+            let df = match fs::File::open(&p) {
+                Ok(f) => match ParquetReader::new(f).finish() {
+                    Ok(df) => df,
+                    Err(_) => {
+                        skipped.push(p);
+                        continue;
+                    }
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // set aside meanwhile
+                Err(e) => return Err(Error::io(&p, e)),
+            };
             match all.as_mut() {
                 Some(a) => {
-                    a.vstack_mut_owned(df).map_err(|e| Error::table(&p, e))?;
+                    if a.vstack_mut_owned(df).is_err() {
+                        skipped.push(p); // readable, but not this model's columns
+                    }
                 }
                 None => all = Some(df),
             }
         }
-        match all {
-            Some(df) => Ok(df),
-            None => to_frame(&self.model, &[]).map_err(|e| Error::table(&self.dir, e)),
-        }
+        let df = match all {
+            Some(df) => df,
+            None => to_frame(&self.model, &[]).map_err(|e| Error::table(&self.dir, e))?,
+        };
+        // Concurrent runs may both have encoded a text: keep its first row.
+        let keys = df.column("key").and_then(|c| c.str().cloned()).map_err(|e| Error::table(&self.dir, e))?;
+        let mut seen = HashSet::with_capacity(keys.len());
+        let first: BooleanChunked = keys.iter().map(|k| seen.insert(k)).collect();
+        let df = if seen.len() < df.height() { df.filter(&first).map_err(|e| Error::table(&self.dir, e))? } else { df };
+        Ok((df, skipped))
     }
+}
+
+fn describe(dir: &Path, m: &ModelKey) -> String {
+    format!(
+        "{} (fingerprint {}, dtype {}, max_len {}) in {}",
+        m.id,
+        &m.fingerprint[..12.min(m.fingerprint.len())],
+        m.dtype,
+        m.max_len,
+        dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+    )
+}
+
+/// Writes `dir/name` through `dir/.<name>.tmp-<token>` (synced, then renamed into place); the
+/// temporary file is removed on failure.
+fn write_atomic(dir: &Path, name: &str, token: &str, write: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
+    let tmp = dir.join(format!(".{name}.tmp-{token}"));
+    let path = dir.join(name);
+    let done = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))
+        .and_then(|mut f| {
+            write(&mut f)?;
+            f.sync_all().map_err(|e| Error::io(&tmp, e))
+        })
+        .and_then(|_| fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e)));
+    if done.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    done
 }
 
 /// Column names of the class probabilities: `p_<label>`.
@@ -267,25 +574,39 @@ fn to_frame(model: &ModelKey, rows: &[Encoded]) -> PolarsResult<DataFrame> {
     DataFrame::new_infer_height(cols)
 }
 
+/// Every complete shard of a model folder, sorted by name: `shard-000123.parquet` (older stores)
+/// and `shard-<unix ms>-<token>-<seq>.parquet`.
 fn shard_paths(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| shard_number(p).is_some())
-        .collect();
+    let mut v: Vec<PathBuf> =
+        fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten().map(|e| e.path()).filter(|p| is_shard(p)).collect();
     v.sort();
     Ok(v)
 }
 
-fn shard_number(p: &Path) -> Option<usize> {
-    let name = p.file_name()?.to_str()?;
-    name.strip_prefix("shard-")?.strip_suffix(".parquet")?.parse().ok()
+/// Whether a file name is a complete shard's.
+pub fn is_shard(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("shard-")?.strip_suffix(".parquet"))
+        .is_some_and(|mid| !mid.is_empty() && mid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
 }
 
-fn read_keys(p: &Path) -> Result<Vec<String>> {
-    let f = fs::File::open(p).map_err(|e| Error::io(p, e))?;
-    let df = ParquetReader::new(f).finish().map_err(|e| Error::table(p, e))?;
-    let keys = df.column("key").and_then(|c| c.str().cloned()).map_err(|e| Error::table(p, e))?;
+enum ReadFailure {
+    /// The shard disappeared (set aside by a writer meanwhile).
+    Gone,
+    /// It could not be opened (permissions, I/O): not the shard's fault.
+    Io(Error),
+    /// It opens but is not a readable shard.
+    Unreadable,
+}
+
+/// The `key` column of one shard (the embeddings are not read).
+fn read_keys(p: &Path) -> std::result::Result<Vec<String>, ReadFailure> {
+    let f = fs::File::open(p).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound { ReadFailure::Gone } else { ReadFailure::Io(Error::io(p, e)) }
+    })?;
+    let df =
+        ParquetReader::new(f).with_columns(Some(vec!["key".into()])).finish().map_err(|_| ReadFailure::Unreadable)?;
+    let keys = df.column("key").and_then(|c| c.str().cloned()).map_err(|_| ReadFailure::Unreadable)?;
     Ok(keys.iter().flatten().map(str::to_string).collect())
 }
