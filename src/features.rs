@@ -19,7 +19,7 @@ use crate::data::targets::Targets;
 use crate::data::tickers::TickerRule;
 use crate::data::time::{US_PER_DAY, Zone};
 use crate::data::{file_hash, guard_output, read_table, str_values, write_parquet_with};
-use crate::encode::store::{Store, normalise, prob_columns};
+use crate::encode::store::{Store, StoreQuery, normalise, prob_columns};
 use crate::error::{Error, Result};
 use crate::pit::{Window, visibility};
 use crate::provenance::{InputFile, JoinRecord, PcaRecord, Provenance, verify_unchanged};
@@ -36,8 +36,8 @@ pub struct FeatureArgs {
     pub restated: Restated,
     /// Store folder filled by `signalkit encode`.
     pub store: PathBuf,
-    /// Which model's outputs (as given to encode); default: the only one in the store.
-    pub model: Option<String>,
+    /// Which encoder's outputs (id, fingerprint, dtype, max_len); default: the only one in the store.
+    pub encoder: StoreQuery,
     /// Output parquet.
     pub out: PathBuf,
     /// Replace the [CLS] columns by principal components (`pc_000…`).
@@ -230,6 +230,31 @@ impl Pca {
     }
 }
 
+/// The encoder and PCA a trained model's features came from, read from its card: the store query
+/// that selects exactly that encoder, and the projection file to re-apply (checked by hash).
+pub fn like_model(model: &Path) -> Result<(StoreQuery, Option<PcaOption>)> {
+    let (_, card_path) = crate::train::model_paths(model);
+    let text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
+    let card: crate::train::ModelCard =
+        serde_json::from_str(&text).map_err(|e| Error::input(&card_path, format!("bad model card: {e}")))?;
+    let Some(p) = card.provenance else {
+        return Err(Error::input(
+            &card_path,
+            "this model's card does not say how its features were made (trained by an older signalkit): pass --model/--max-len/--pca-from instead",
+        ));
+    };
+    let encoder = p.encoder.as_ref().map(StoreQuery::exactly).unwrap_or_default();
+    let pca = match &p.pca {
+        Some(rec) => {
+            let path = PathBuf::from(&rec.file.path);
+            verify_unchanged(&path, &rec.file, "the PCA projection the model was trained with")?;
+            Some(PcaOption::Apply(path))
+        }
+        None => None,
+    };
+    Ok((encoder, pca))
+}
+
 /// Where a fitted projection is saved: `features.parquet` → `features.pca.json`.
 pub fn pca_path(out: &Path) -> PathBuf {
     out.with_extension("pca.json")
@@ -355,7 +380,7 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
         }
     }
 
-    let (store, _) = Store::find(&args.store, args.model.as_deref())?;
+    let (store, _) = Store::find_by(&args.store, &args.encoder)?;
     let model = store.model().clone();
     let table = store.read_all()?;
     let stored_text = table.column("text").and_then(|c| c.str().cloned()).map_err(|e| Error::table(store.dir(), e))?;

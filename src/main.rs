@@ -104,9 +104,22 @@ struct FeaturesCmd {
     /// Store folder filled by signalkit encode.
     #[arg(long)]
     store: PathBuf,
-    /// Which model's outputs, as given to encode [default: the only model in the store].
+    /// Which encoder's outputs, as given to encode [default: the only model in the store].
     #[arg(long)]
     model: Option<String>,
+    /// The encoder's weights fingerprint (a prefix), when the store holds several for one id.
+    #[arg(long)]
+    fingerprint: Option<String>,
+    /// The encoder's precision (f32, bf16, f16), when the store holds several.
+    #[arg(long)]
+    dtype: Option<String>,
+    /// The encoder's max tokens per headline, when the store holds several.
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Make features exactly as a trained model's were: its encoder (id, fingerprint, dtype,
+    /// max_len) and its PCA projection, read from its card (the weekly job's choice).
+    #[arg(long, value_name = "MODEL_DIR", conflicts_with_all = ["model", "fingerprint", "dtype", "max_len", "pca", "pca_from"])]
+    like: Option<PathBuf>,
     /// Output parquet: the rows plus the features.
     #[arg(long)]
     out: PathBuf,
@@ -430,13 +443,25 @@ fn main() -> Result<()> {
                 rows: c.rows,
                 restated: c.pit.restated(),
                 store: c.store,
-                model: c.model,
+                encoder: signalkit::encode::store::StoreQuery {
+                    id: c.model,
+                    fingerprint: c.fingerprint,
+                    dtype: c.dtype,
+                    max_len: c.max_len,
+                },
                 out: c.out,
                 pca: match (c.pca, c.pca_from) {
                     (Some(k), _) => Some(signalkit::features::PcaOption::Fit { k, until: c.pca_fit_until }),
                     (None, Some(p)) => Some(signalkit::features::PcaOption::Apply(p)),
                     (None, None) => None,
                 },
+            };
+            let args = match &c.like {
+                Some(model) => {
+                    let (encoder, pca) = signalkit::features::like_model(model)?;
+                    signalkit::FeatureArgs { encoder, pca, ..args }
+                }
+                None => args,
             };
             let s = signalkit::build_features(&args).context("features failed")?;
             println!(

@@ -92,7 +92,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         rows,
         restated: Default::default(),
         store: cfg.encode.store.clone(),
-        model: Some(encoded.model.clone()),
+        encoder: encoded.query.clone(),
         out: features.clone(),
         pca: cfg.features.pca.map(|k| PcaOption::Fit { k, until: cfg.train.train_until.clone() }),
     })?;

@@ -70,7 +70,7 @@ fn setup(encode: bool) -> Setup {
         rows,
         restated: Default::default(),
         store,
-        model: None,
+        encoder: Default::default(),
         out: d.join("features.parquet"),
         pca: None,
     };
@@ -229,7 +229,7 @@ fn pca_is_fitted_on_training_eras_and_reapplied_unchanged() {
         rows: rows.clone(),
         restated: Default::default(),
         store: store.clone(),
-        model: None,
+        encoder: Default::default(),
         out: dir.path().join(out),
         pca,
     };

@@ -59,6 +59,8 @@ pub fn default_batch_size(device: &str) -> usize {
 pub struct EncodeSummary {
     /// Model id.
     pub model: String,
+    /// The store query that selects exactly the folder this run filled.
+    pub query: store::StoreQuery,
     /// Headlines read.
     pub headlines: usize,
     /// Distinct normalised texts among them.
@@ -239,6 +241,7 @@ pub fn encode_files(args: &EncodeArgs) -> Result<EncodeSummary> {
     bar.finish_and_clear();
     Ok(EncodeSummary {
         model: files.id,
+        query: store::StoreQuery::exactly(&encoder.key),
         headlines: headlines.len(),
         unique,
         already_stored: unique - missing.len(),

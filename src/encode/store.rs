@@ -124,6 +124,16 @@ pub struct StoreQuery {
 }
 
 impl StoreQuery {
+    /// The query that selects exactly this model's folder.
+    pub fn exactly(m: &ModelKey) -> StoreQuery {
+        StoreQuery {
+            id: Some(m.id.clone()),
+            fingerprint: Some(m.fingerprint.clone()),
+            dtype: Some(m.dtype.clone()),
+            max_len: Some(m.max_len),
+        }
+    }
+
     /// Whether a model matches every given field.
     pub fn matches(&self, m: &ModelKey) -> bool {
         self.id.as_ref().is_none_or(|id| &m.id == id)
