@@ -116,10 +116,10 @@ impl Restated {
         let map_hash = self.ticker_map.as_deref().map(file_hash).transpose()?;
         let joined_map =
             rec.ticker_map.as_ref().map_or("none".to_string(), |m| format!("{} (hash {})", m.path, m.xxh3));
-        if let (Some(h), Some(p)) = (map_hash, &self.ticker_map) {
-            if rec.ticker_map.as_ref().is_none_or(|m| m.xxh3 != h) {
-                c.push(("--ticker-map", joined_map, format!("{} (hash {h})", p.display())));
-            }
+        if let (Some(h), Some(p)) = (map_hash, &self.ticker_map)
+            && rec.ticker_map.as_ref().is_none_or(|m| m.xxh3 != h)
+        {
+            c.push(("--ticker-map", joined_map, format!("{} (hash {h})", p.display())));
         }
         Ok(c)
     }

@@ -22,6 +22,8 @@ pub const DEFAULT_TARGET: &str = "target_20d_factor_neutral";
 pub const MODEL_FILE: &str = "model.txt";
 /// The model card inside a model folder.
 pub const CARD_FILE: &str = "model.json";
+/// The longest embargo accepted, in weekly eras (ten years).
+pub const MAX_EMBARGO_ERAS: u32 = 520;
 /// Rows predicted per LightGBM call, so prediction never holds a second full matrix.
 const PREDICT_CHUNK: usize = 65_536;
 
@@ -503,8 +505,14 @@ fn parse_until(s: &str) -> Result<i32> {
 /// Trains on the training eras, validates after the embargo, saves the model and every row's
 /// prediction (`predictions.parquet`: ticker, era, split, prediction).
 pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
-    let t = Targets::read(&args.features)?;
     let cfg = &args.config;
+    if cfg.embargo_eras > MAX_EMBARGO_ERAS {
+        return Err(Error::Config(format!(
+            "--embargo {}: at most {MAX_EMBARGO_ERAS} weekly eras (4 suits 20-day targets, 12 60-day ones)",
+            cfg.embargo_eras
+        )));
+    }
+    let t = Targets::read(&args.features)?;
     let (target, y) = target_values(&t, &cfg.target)?;
     let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
     let data_types: Option<Vec<Option<String>>> = match t.frame.column("data_type") {

@@ -143,6 +143,10 @@ fn nonsense_options_are_refused_at_the_edge() {
     join(&["--cutoff-hours", "1e20"], &["--cutoff-hours 100000000000000000000"]);
     join(&["--window-days", "0"], &["--window-days 0", "1 to 3660 days"]);
     join(&["--window-days", "4294967295"], &["--window-days 4294967295"]);
+    refused(
+        &["train", "--features", &t, "--out", &s(d, "m"), "--embargo", "4294967295"],
+        &["--embargo 4294967295", "at most 520"],
+    );
     let model = repo("data/fixtures/tiny-finbert");
     for bad in ["0", "2", "100000"] {
         refused(

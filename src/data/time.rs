@@ -158,18 +158,18 @@ pub fn parse_stamp(s: &str, zone: Option<&Zone>) -> Result<Stamp, String> {
         return Err(format!("empty timestamp; {FORMS}"));
     }
     if t.bytes().all(|b| b.is_ascii_digit()) || (t.starts_with('-') && t[1..].bytes().all(|b| b.is_ascii_digit())) {
-        if t.len() == 8 {
-            if let Some(d) = parse_date_str(t) {
-                return Ok(Stamp::Day(days_from_date(d)));
-            }
+        if t.len() == 8
+            && let Some(d) = parse_date_str(t)
+        {
+            return Ok(Stamp::Day(days_from_date(d)));
         }
         let v: i64 = t.parse().map_err(|_| format!("'{t}' is not a valid epoch number; {FORMS}"))?;
         return Ok(Stamp::Instant(epoch_to_us(v)));
     }
-    if t.len() == 10 {
-        if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            return Ok(Stamp::Day(days_from_date(d)));
-        }
+    if t.len() == 10
+        && let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d")
+    {
+        return Ok(Stamp::Day(days_from_date(d)));
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Ok(Stamp::Instant(dt.timestamp_micros()));
@@ -185,10 +185,10 @@ pub fn parse_stamp(s: &str, zone: Option<&Zone>) -> Result<Stamp, String> {
             return Ok(Stamp::Instant(dt.timestamp_micros()));
         }
     }
-    if let Some(rest) = t.strip_suffix(" UTC").or_else(|| t.strip_suffix(" GMT")) {
-        if let Some(n) = parse_naive(rest) {
-            return Ok(Stamp::Instant(n.and_utc().timestamp_micros()));
-        }
+    if let Some(rest) = t.strip_suffix(" UTC").or_else(|| t.strip_suffix(" GMT"))
+        && let Some(n) = parse_naive(rest)
+    {
+        return Ok(Stamp::Instant(n.and_utc().timestamp_micros()));
     }
     if let Some(n) = parse_naive(t) {
         return match zone {

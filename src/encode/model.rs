@@ -139,15 +139,15 @@ fn read_config(path: &Path) -> Result<(Config, Value)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
     let obj = v.as_object_mut().ok_or_else(|| Error::input(path, "config.json is not a JSON object"))?;
-    if let Some(t) = obj.get("model_type").and_then(Value::as_str) {
-        if t != "bert" {
-            return Err(Error::input(
-                path,
-                format!(
-                    "model_type '{t}' is not supported: signalkit runs BERT-architecture checkpoints (model_type bert)"
-                ),
-            ));
-        }
+    if let Some(t) = obj.get("model_type").and_then(Value::as_str)
+        && t != "bert"
+    {
+        return Err(Error::input(
+            path,
+            format!(
+                "model_type '{t}' is not supported: signalkit runs BERT-architecture checkpoints (model_type bert)"
+            ),
+        ));
     }
     let defaults = serde_json::json!({
         "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "initializer_range": 0.02, "layer_norm_eps": 1e-12,
