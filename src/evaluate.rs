@@ -92,6 +92,8 @@ fn f64_column(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>> {
 }
 
 /// Aligns another table's rows to `base`: for each base row, the index of the same (ticker, era).
+/// Keys are unique on both sides: [`Targets`] refuses a file with a (ticker, date) twice, so no
+/// target row silently replaces another and no prediction counts twice.
 fn align(base: &Targets, other: &Targets) -> Vec<Option<usize>> {
     let mut at: HashMap<(&str, i32), usize> = HashMap::with_capacity(other.len());
     for (i, (id, era)) in keys(other).into_iter().enumerate() {

@@ -38,36 +38,51 @@ pub fn format_of(path: &Path) -> Result<Format> {
 }
 
 /// Reads a whole table. With `strings` every CSV column is read as text (the caller parses it).
+///
+/// CSV files are checked first: every record must have as many fields as the header and every
+/// quote must close, else the error names the line (counting the header as line 1) and the fix.
 pub fn read_table(path: &Path, strings: bool) -> Result<DataFrame> {
     let format = format_of(path)?;
     if !path.exists() {
         return Err(Error::input(path, "file not found"));
     }
     if format != Format::Parquet {
-        check_utf8(path)?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        utf8_of(path, &bytes)?;
+        if format == Format::Csv {
+            check_csv_shape(path, &bytes)?;
+        }
     }
-    let df = match format {
+    match format {
         Format::Csv => CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(if strings { Some(0) } else { None })
             .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|r| r.finish()),
+            .and_then(|r| r.finish())
+            .map_err(|e| csv_error(path, e)),
         Format::Parquet => {
             let f = File::open(path).map_err(|e| Error::io(path, e))?;
-            ParquetReader::new(f).finish()
+            ParquetReader::new(f).finish().map_err(|e| Error::table(path, e))
         }
         Format::JsonLines => {
             let f = File::open(path).map_err(|e| Error::io(path, e))?;
-            JsonReader::new(f).with_json_format(JsonFormat::JsonLines).infer_schema_len(None).finish()
+            JsonReader::new(f)
+                .with_json_format(JsonFormat::JsonLines)
+                .infer_schema_len(None)
+                .finish()
+                .map_err(|e| Error::table(path, e))
         }
-    };
-    df.map_err(|e| Error::table(path, e))
+    }
 }
 
 /// Fails with the line and byte offset of the first invalid UTF-8 sequence in a text file.
 pub fn check_utf8(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    if let Err(e) = std::str::from_utf8(&bytes) {
+    utf8_of(path, &bytes)
+}
+
+fn utf8_of(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Err(e) = std::str::from_utf8(bytes) {
         let at = e.valid_up_to();
         let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
         return Err(Error::input(
@@ -78,6 +93,201 @@ pub fn check_utf8(path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// How a CSV walk ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CsvEnd {
+    /// Every record was seen (or the visitor stopped).
+    Done,
+    /// A quote opened on this line (1-based) never closes.
+    Unclosed(usize),
+}
+
+/// Walks the records of CSV text the way the reader splits them (`,` between fields, a `"` at the
+/// start of a field quotes it, `""` inside quotes is a quote, `\n` or `\r\n` ends a record outside
+/// quotes). Calls `visit(first_line, last_line, fields)` per record, lines 1-based, until it returns
+/// false; a blank line is a record of 0 fields (the reader takes it for a row of nulls). Linear in
+/// the file's size.
+fn walk_csv(bytes: &[u8], mut visit: impl FnMut(usize, usize, usize) -> bool) -> CsvEnd {
+    let (mut line, mut start, mut fields) = (1usize, 1usize, 1usize);
+    let (mut in_quotes, mut field_start, mut blank, mut quote_line) = (false, true, true, 0usize);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_quotes {
+            match b {
+                b'"' if bytes.get(i + 1) == Some(&b'"') => i += 1,
+                b'"' => in_quotes = false,
+                b'\n' => line += 1,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' if field_start => {
+                in_quotes = true;
+                quote_line = line;
+                field_start = false;
+                blank = false;
+            }
+            b',' => {
+                fields += 1;
+                field_start = true;
+                blank = false;
+            }
+            b'\n' => {
+                if !visit(start, line, if blank { 0 } else { fields }) {
+                    return CsvEnd::Done;
+                }
+                line += 1;
+                (start, fields, field_start, blank) = (line, 1, true, true);
+            }
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => {}
+            _ => {
+                field_start = false;
+                blank = false;
+            }
+        }
+        i += 1;
+    }
+    if in_quotes {
+        return CsvEnd::Unclosed(quote_line);
+    }
+    if !blank {
+        visit(start, line, fields);
+    }
+    CsvEnd::Done
+}
+
+/// Refuses CSV text whose records do not all have the header's number of fields, or with a quote
+/// that never closes: the error names the line and how to fix it.
+fn check_csv_shape(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut header: Option<usize> = None;
+    let mut bad: Option<(usize, usize, usize)> = None;
+    let end = walk_csv(bytes, |first, last, fields| match header {
+        None => {
+            header = Some(fields);
+            true
+        }
+        // A blank line in a one-column file is an empty value.
+        Some(1) if fields == 0 => true,
+        Some(n) if n != fields => {
+            bad = Some((first, last, fields));
+            false
+        }
+        Some(_) => true,
+    });
+    let n = header.unwrap_or(0);
+    if let Some((first, last, found)) = bad {
+        let fix = format!(
+            "make every row have {n} fields as in the header (a value holding a comma must be quoted: \"a, b\")"
+        );
+        let msg = if found == 0 {
+            format!(
+                "line {first} is blank (it would be read as a row of empty values); remove blank lines, every row needs its {n} fields"
+            )
+        } else if last > first {
+            format!(
+                "the record starting at line {first} runs on to line {last} (a quote opened on line {first} closes only there) and has {found} fields, the header has {n}; balance the quote ({fix})"
+            )
+        } else {
+            format!("line {first} has {found} fields, the header (line 1) has {n}; {fix}")
+        };
+        return Err(Error::input(path, msg));
+    }
+    if let CsvEnd::Unclosed(line) = end {
+        return Err(Error::input(
+            path,
+            format!(
+                "line {line}: a quote opens here and never closes; balance the quote (a quote inside a quoted value is written twice: \"say \"\"hi\"\"\")"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The CSV reader's error as one message for the user: the file, the line when it can be told,
+/// and no advice about options of other tools (polars' hints name Python arguments).
+fn csv_error(path: &Path, e: PolarsError) -> Error {
+    const HINTS: [&str; 8] = [
+        "You might want to try",
+        "Consider ",
+        "consider ",
+        "truncate_ragged_lines",
+        "infer_schema_length",
+        "schema_overrides",
+        "ignore_errors",
+        "null_values",
+    ];
+    let text = e.to_string();
+    let mut cut = text.len();
+    for h in HINTS {
+        if let Some(at) = text.find(h) {
+            // Back to the start of the sentence or line holding the hint.
+            let from = text[..at].rfind(['\n', '.', ';']).map(|p| p + 1).unwrap_or(0);
+            cut = cut.min(from);
+        }
+    }
+    let mut msg: String = text[..cut].split_whitespace().collect::<Vec<_>>().join(" ");
+    let msg_end = msg.trim_end_matches([',', ';', ':', ' ']).len();
+    msg.truncate(msg_end);
+    if msg.is_empty() {
+        msg = "the CSV reader failed".into();
+    }
+    let offset = text.find("offset in the file is ").and_then(|at| {
+        text[at + 22..].split(|c: char| !c.is_ascii_digit()).next().and_then(|d| d.parse::<usize>().ok())
+    });
+    let line = offset.and_then(|o| {
+        let bytes = std::fs::read(path).ok()?;
+        Some(bytes[..o.min(bytes.len())].iter().filter(|&&b| b == b'\n').count() + 1)
+    });
+    let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+    Error::input(
+        path,
+        format!(
+            "{at}cannot read the CSV: {msg}; check that line against the header (same number of fields, text values quoted when they hold commas, quotes balanced)"
+        ),
+    )
+}
+
+/// The lines (1-based, the header being line 1) on which the 1-based data `rows` of a CSV file
+/// start; `None` for other formats or an unreadable file. For error messages.
+pub fn csv_lines_of_rows(path: &Path, rows: &[usize]) -> Option<Vec<usize>> {
+    if format_of(path).ok()? != Format::Csv {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let want = rows.iter().copied().max()?;
+    let mut starts = Vec::with_capacity(want + 1);
+    walk_csv(&bytes, |first, _, _| {
+        starts.push(first);
+        starts.len() <= want
+    });
+    rows.iter().map(|&r| starts.get(r).copied()).collect()
+}
+
+/// "rows 2 and 5 (1-based data rows, the header not counted; lines 3 and 6 of the CSV)": names
+/// rows of `path` for a message, with their CSV line numbers when the file is a CSV.
+pub fn rows_text(path: &Path, rows: &[usize]) -> String {
+    let list = |v: &[usize]| match v {
+        [] => String::new(),
+        [a] => a.to_string(),
+        [init @ .., last] => {
+            format!("{} and {last}", init.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "))
+        }
+    };
+    let word = if rows.len() == 1 { "row" } else { "rows" };
+    match csv_lines_of_rows(path, rows) {
+        Some(lines) => format!(
+            "{word} {} (1-based data rows, the header not counted; line{} {} of the CSV file)",
+            list(rows),
+            if lines.len() == 1 { "" } else { "s" },
+            list(&lines)
+        ),
+        None => format!("{word} {} (1-based data rows)", list(rows)),
+    }
 }
 
 /// The first of `candidates` present in `df`, matched exactly, then ignoring case.
@@ -210,4 +420,71 @@ pub fn file_hash(path: &Path) -> Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(format!("{:016x}", hasher.digest()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(text: &str) -> (Vec<(usize, usize, usize)>, CsvEnd) {
+        let mut v = Vec::new();
+        let end = walk_csv(text.as_bytes(), |a, b, n| {
+            v.push((a, b, n));
+            true
+        });
+        (v, end)
+    }
+
+    #[test]
+    fn csv_walk_follows_quotes_and_lines() {
+        assert_eq!(records("a,b\n1,2\n"), (vec![(1, 1, 2), (2, 2, 2)], CsvEnd::Done));
+        // No final newline, CRLF, blank lines, a quoted comma, a doubled quote, a newline in quotes.
+        let (v, end) = records("a,b\r\n\r\n\"x,\"\"y\"\"\",2\r\n\"two\nlines\",3");
+        assert_eq!((v, end), (vec![(1, 1, 2), (2, 2, 0), (3, 3, 2), (4, 5, 2)], CsvEnd::Done));
+        // A quote mid-value is text, as for the reader.
+        assert_eq!(records("a,b\n5\" screen,2\n").0, vec![(1, 1, 2), (2, 2, 2)]);
+        assert_eq!(records("a,b\n1,\"open\n2,3\n").1, CsvEnd::Unclosed(2));
+    }
+
+    #[test]
+    fn csv_shape_names_the_line() {
+        let p = Path::new("x.csv");
+        assert!(check_csv_shape(p, b"a,b\n1,2\n").is_ok());
+        assert!(check_csv_shape(p, b"").is_ok());
+        assert!(check_csv_shape(p, b"a\n1\n\n2\n").is_ok(), "an empty value in a one-column file");
+        let e = check_csv_shape(p, b"a,b\n1,2\n\n").unwrap_err().to_string();
+        assert!(e.contains("line 3 is blank") && e.contains("remove blank lines"), "{e}");
+        let e = check_csv_shape(p, b"a,b\n1,2\n1,2,3\n").unwrap_err().to_string();
+        assert!(e.starts_with("x.csv: line 3 has 3 fields, the header (line 1) has 2"), "{e}");
+        let e = check_csv_shape(p, b"a,b\n1,\"x\n").unwrap_err().to_string();
+        assert!(e.contains("line 2: a quote opens here and never closes"), "{e}");
+    }
+
+    #[test]
+    fn polars_hints_are_dropped() {
+        let e = PolarsError::ComputeError(
+            "could not parse `x` as dtype `i64` at column 'b' (column number 2)\n\nThe current offset in the file is 6 bytes.\n\nYou might want to try:\n- increasing `infer_schema_length` (e.g. `infer_schema_length=10000`),\n- setting `ignore_errors` to `True`".into(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        std::fs::write(&p, "a,b\n1,x\n").unwrap();
+        let m = csv_error(&p, e).to_string();
+        assert!(m.contains("x.csv: line 2: cannot read the CSV: could not parse `x` as dtype `i64`"), "{m}");
+        assert!(!m.contains("infer_schema_length") && !m.contains("ignore_errors") && !m.contains("try"), "{m}");
+        let e = PolarsError::ComputeError(
+            "found more fields than defined in 'Schema'\n\nConsider setting 'truncate_ragged_lines=True'.".into(),
+        );
+        let m = csv_error(&p, e).to_string();
+        assert!(m.contains("found more fields than defined in 'Schema'") && !m.contains("truncate"), "{m}");
+    }
+
+    #[test]
+    fn rows_text_gives_csv_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        std::fs::write(&p, "a,b\n1,\"two\nlines\"\n2,y\n").unwrap();
+        assert_eq!(csv_lines_of_rows(&p, &[1, 2]), Some(vec![2, 4]));
+        assert_eq!(rows_text(&p, &[2]), "row 2 (1-based data rows, the header not counted; line 4 of the CSV file)");
+        assert_eq!(rows_text(Path::new("x.parquet"), &[1, 3]), "rows 1 and 3 (1-based data rows)");
+    }
 }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::time::{days_from_date, parse_date_str, parse_yyyymmdd};
-use super::{find_column, missing_column, read_table, str_values};
+use super::time::{date_from_days, days_from_date, parse_date_str, parse_yyyymmdd};
+use super::{find_column, missing_column, read_table, rows_text, str_values};
 use crate::error::{Error, Result};
 
 /// Ticker columns, in order of preference.
@@ -56,6 +56,10 @@ impl Targets {
         })?;
         let (ticker_ids, universe) = ticker_ids(path, &frame, &ticker_column)?;
         let fridays = parse_dates(path, &frame, &date_column)?;
+        if let Some(w) = check_weekdays(path, &fridays, &date_column)? {
+            warn_once(path, &w);
+        }
+        check_unique(path, &ticker_ids, &universe, &fridays, &ticker_column, &date_column)?;
         for name in frame.get_column_names() {
             if name.starts_with("target") {
                 check_target(path, &frame, name)?;
@@ -177,6 +181,103 @@ fn parse_dates(path: &Path, df: &DataFrame, col: &str) -> Result<Vec<i32>> {
     }
 }
 
+/// Day of the week of a day count since 1970-01-01 (a Thursday): 0 = Monday … 6 = Sunday.
+fn weekday(days: i32) -> usize {
+    (days + 3).rem_euclid(7) as usize
+}
+
+const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+
+/// Numerai dates are Fridays, or (Signals v2.1, market-close dates) the Thursday before a Friday
+/// holiday. A Saturday or Sunday is refused: no market closes then, so the column is shifted
+/// (a time zone, an off-by-one) or is not the era date. Other weekdays are allowed but returned
+/// as a warning with the count and the first such row.
+pub fn check_weekdays(path: &Path, days: &[i32], col: &str) -> Result<Option<String>> {
+    let mut counts = [0usize; 7];
+    let mut first: Option<usize> = None;
+    for (i, &d) in days.iter().enumerate() {
+        let w = weekday(d);
+        if w >= 5 {
+            return Err(Error::at(
+                path,
+                Some(i + 1),
+                col,
+                format!(
+                    "{} is a {}; Numerai dates are market days (a Friday, or the Thursday before a Friday holiday), so this column is shifted (time zone? off by one?) or is not the era date — fix the date column",
+                    date_from_days(d),
+                    WEEKDAYS[w]
+                ),
+            ));
+        }
+        if w != 4 {
+            counts[w] += 1;
+            first.get_or_insert(i);
+        }
+    }
+    let Some(i) = first else { return Ok(None) };
+    let n: usize = counts.iter().sum();
+    let breakdown: Vec<String> = (0..4)
+        .filter(|&w| counts[w] > 0)
+        .map(|w| format!("{} {}{}", counts[w], WEEKDAYS[w], if counts[w] == 1 { "" } else { "s" }))
+        .collect();
+    Ok(Some(format!(
+        "{}: {n} row{} of {} ha{} a date that is not a Friday ({}; e.g. {}: {}, a {}); Numerai's Signals v2 dates are Fridays or the Thursday before a Friday holiday — check the date column '{col}' (the rows are kept as given)",
+        path.display(),
+        if n == 1 { "" } else { "s" },
+        days.len(),
+        if n == 1 { "s" } else { "ve" },
+        breakdown.join(", "),
+        rows_text(path, &[i + 1]),
+        date_from_days(days[i]),
+        WEEKDAYS[weekday(days[i])],
+    )))
+}
+
+/// Prints `warning: {message}` on stderr, once per file in this process.
+fn warn_once(path: &Path, message: &str) {
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.iter().any(|p| p == path) {
+        warned.push(path.to_path_buf());
+        eprintln!("warning: {message}");
+    }
+}
+
+/// Refuses a (ticker, date) that appears twice: joins would pick one row silently and scores
+/// would count it twice. One pass with a hash set of (ticker id, day).
+fn check_unique(
+    path: &Path,
+    ids: &[u32],
+    universe: &[String],
+    days: &[i32],
+    ticker_col: &str,
+    date_col: &str,
+) -> Result<()> {
+    let key = |i: usize| ((ids[i] as u64) << 32) | (days[i] as u32 as u64);
+    let mut seen: PlHashMap<u64, u32> = PlHashMap::with_capacity(ids.len());
+    let mut first: Option<(usize, usize)> = None;
+    let mut repeats = 0usize;
+    for i in 0..ids.len() {
+        if let Some(&j) = seen.get(&key(i)) {
+            repeats += 1;
+            first.get_or_insert((j as usize, i));
+        } else {
+            seen.insert(key(i), i as u32);
+        }
+    }
+    let Some((a, b)) = first else { return Ok(()) };
+    Err(Error::input(
+        path,
+        format!(
+            "duplicate key: {} both have {ticker_col} '{}' and {date_col} {} ({repeats} repeated row{} in all); each (ticker, date) must appear once — de-duplicate the file, keeping one row per ticker and date",
+            rows_text(path, &[a + 1, b + 1]),
+            universe[ids[a] as usize],
+            date_from_days(days[a]),
+            if repeats == 1 { "" } else { "s" },
+        ),
+    ))
+}
+
 fn check_target(path: &Path, df: &DataFrame, col: &str) -> Result<()> {
     let c = df.column(col).map_err(|e| Error::table(path, e))?;
     if c.dtype() == &DataType::String {
@@ -232,4 +333,38 @@ fn check_value(path: &Path, col: &str, i: usize, v: f64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn day(y: i32, m: u32, d: u32) -> i32 {
+        days_from_date(NaiveDate::from_ymd_opt(y, m, d).unwrap())
+    }
+
+    #[test]
+    fn weekdays() {
+        assert_eq!(WEEKDAYS[weekday(0)], "Thursday"); // 1970-01-01
+        assert_eq!(WEEKDAYS[weekday(day(2024, 3, 1))], "Friday");
+        assert_eq!(WEEKDAYS[weekday(day(1969, 12, 28))], "Sunday");
+        let p = Path::new("t.parquet");
+        assert_eq!(check_weekdays(p, &[day(2024, 3, 1), day(2024, 3, 8)], "date").unwrap(), None);
+        let w = check_weekdays(p, &[day(2024, 3, 1), day(2024, 3, 28)], "date").unwrap().unwrap();
+        assert!(w.contains("1 row of 2 has a date that is not a Friday (1 Thursday; e.g. row 2"), "{w}");
+        let e = check_weekdays(p, &[day(2024, 3, 3)], "date").unwrap_err().to_string();
+        assert!(e.contains("t.parquet: row 1, column 'date': 2024-03-03 is a Sunday"), "{e}");
+    }
+
+    #[test]
+    fn duplicates_keyed_by_ticker_and_day() {
+        let p = Path::new("t.parquet");
+        let uni = vec!["A US".to_string(), "B US".to_string()];
+        assert!(check_unique(p, &[0, 1, 0], &uni, &[5, 5, 12], "t", "d").is_ok());
+        // Negative days (before 1970) must not collide with other keys.
+        assert!(check_unique(p, &[0, 1], &uni, &[-1, -1], "t", "d").is_ok());
+        let e = check_unique(p, &[0, 1, 0, 0], &uni, &[5, 5, 5, 5], "t", "d").unwrap_err().to_string();
+        assert!(e.contains("rows 1 and 3") && e.contains("'A US'") && e.contains("2 repeated rows in all"), "{e}");
+    }
 }

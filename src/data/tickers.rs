@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{find_column, missing_column, read_table, str_values};
-use crate::error::Result;
+use super::{find_column, missing_column, read_table, rows_text, str_values};
+use crate::error::{Error, Result};
 
 /// How a headline's ticker becomes a Numerai row ticker.
 #[derive(Debug, Clone)]
@@ -38,12 +38,32 @@ impl TickerRule {
             )
         })?;
         let (a, b) = (str_values(path, &df, &from)?, str_values(path, &df, &to)?);
-        let map = a
-            .iter()
-            .zip(b.iter())
-            .filter_map(|(a, b)| Some((a?.trim().to_ascii_uppercase(), b?.trim().to_ascii_uppercase())))
-            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-            .collect();
+        // Several headline tickers may name one row ticker; one headline ticker naming two is
+        // refused (the last would win silently).
+        let mut map: HashMap<String, (String, usize)> = HashMap::with_capacity(a.len());
+        for (i, (a, b)) in a.iter().zip(b.iter()).enumerate() {
+            let (Some(a), Some(b)) = (a, b) else { continue };
+            let (a, b) = (a.trim().to_ascii_uppercase(), b.trim().to_ascii_uppercase());
+            if a.is_empty() || b.is_empty() {
+                continue;
+            }
+            match map.get(&a) {
+                Some((prev, j)) if *prev != b => {
+                    return Err(Error::input(
+                        path,
+                        format!(
+                            "{from} '{a}' maps to two tickers, '{prev}' and '{b}' ({}); a {from} must map to one {to} — remove the wrong row (several {from} values mapping to the same {to} is fine)",
+                            rows_text(path, &[j + 1, i + 1])
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    map.insert(a, (b, i));
+                }
+            }
+        }
+        let map = map.into_iter().map(|(a, (b, _))| (a, b)).collect();
         Ok(TickerRule::Map(map))
     }
 
