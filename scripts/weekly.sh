@@ -5,7 +5,13 @@
 #
 # Each run works in a dated folder, $WORK_ROOT/$WEEK, and logs to $WORK_ROOT/$WEEK/weekly.log.
 # Re-running a week that was submitted uploads nothing: it re-validates the file it sent and exits 0.
-# Re-running a week that failed half-way redoes the steps after the (kept) live-universe download.
+# The `submitted` marker is written from the receipt `signalkit submit` prints, whenever Numerai
+# confirms that this week's submission exists (also when it was found after a failed create call).
+# Re-running a week whose upload got as far as registering the submission (signalkit left a
+# .signal.csv.*.submission.json journal) goes straight back to the upload of the same signal.csv:
+# `signalkit submit` asks Numerai first, and if the submission is there it uploads nothing and the
+# marker is written; if Numerai cannot be asked, the run fails without uploading.
+# Re-running a week that failed before that redoes the steps after the (kept) live-universe download.
 # Any failing step stops the script with a non-zero exit status and the step named in the log.
 #
 # Settings (environment variables):
@@ -84,10 +90,33 @@ sk() {
 log "start: model '$MODEL_NAME', work folder $WORK"
 SUBMIT=(submit "$WORK/signal.csv" --model-name "$MODEL_NAME" --universe "$WORK/live.parquet")
 
+# Uploads signal.csv (at most one submission: see above) and writes the `submitted` marker from
+# the receipt. STEP is set here, in this shell: inside $(...) it would not reach the ERR trap.
+upload() {
+    STEP="upload: signalkit ${SUBMIT[*]}"
+    log "$STEP"
+    local out receipt
+    out=$("$SIGNALKIT" "${SUBMIT[@]}")
+    echo "$out"
+    receipt=$(sed -n 's/^receipt: //p' <<<"$out" | tail -n 1)
+    [[ -n $receipt ]] || die "signalkit submit printed no receipt: look at the model's submissions on signals.numer.ai before running again"
+    printf '%s %s\n%s\n' "$(date -u +%FT%TZ)" "$MODEL_NAME" "$receipt" >"$WORK/.submitted.tmp"
+    mv -f "$WORK/.submitted.tmp" "$WORK/submitted"
+    log "done: Numerai has the submission of $WORK/signal.csv: $receipt"
+}
+
 if [[ -f $WORK/submitted ]]; then
     log "already submitted this week ($(head -n 1 "$WORK/submitted")); re-validating only"
     sk "${SUBMIT[@]}" --dry-run
     log "done (nothing uploaded)"
+    exit 0
+fi
+
+# An earlier run got as far as registering the submission: ask Numerai (through submit) before
+# recomputing anything, so that a submission it already has is not uploaded again.
+if [[ $DRY_RUN != 1 && -s $WORK/signal.csv ]] && compgen -G "$WORK/.signal.csv.*.submission.json" >/dev/null; then
+    log "an earlier run of this week reached the upload: checking with Numerai before anything else"
+    upload
     exit 0
 fi
 
@@ -136,8 +165,4 @@ if [[ $DRY_RUN == 1 ]]; then
     log "DRY_RUN=1: nothing uploaded"
     exit 0
 fi
-receipt=$(sk "${SUBMIT[@]}")
-echo "$receipt"
-printf '%s %s\n%s\n' "$(date -u +%FT%TZ)" "$MODEL_NAME" "$receipt" >"$WORK/.submitted.tmp"
-mv -f "$WORK/.submitted.tmp" "$WORK/submitted"
-log "done: submitted $WORK/signal.csv"
+upload

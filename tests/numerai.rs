@@ -16,7 +16,9 @@ use common::*;
 use polars::prelude::*;
 use serde_json::{Value, json};
 use signalkit::Error;
-use signalkit::numerai::{Client, ClientOptions, Credentials, RetryPolicy, check_submission, validate_submission};
+use signalkit::numerai::{
+    Client, ClientOptions, Confirmed, Credentials, RetryPolicy, check_submission, validate_submission,
+};
 
 const PUBLIC: &str = "PUBLICID42";
 const SECRET: &str = "S3CRETxyz987secretKEY";
@@ -145,9 +147,53 @@ fn read_request(stream: &std::net::TcpStream) -> Option<Req> {
     Some(Req { method, path, headers, body })
 }
 
+/// What a [`numerai_on`] server has recorded, and the faults it is told to show.
+#[derive(Default)]
+struct Server {
+    /// The submissions created: `{id, filename, insertedAt}`.
+    submissions: Mutex<Vec<Value>>,
+    /// How the next `createSignalsSubmission` calls go wrong, first first.
+    create_faults: Mutex<std::collections::VecDeque<Fault>>,
+    /// `submissions(modelId:)` answers with a GraphQL error.
+    list_fails: std::sync::atomic::AtomicBool,
+}
+
+/// A way for `createSignalsSubmission` to go wrong.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Records the submission, then answers 503 (the server acted; the client cannot tell).
+    RecordThen503,
+    /// Answers 503 without recording anything.
+    Only503,
+    /// Records the submission, then answers 200 after this long.
+    RecordThenSlow(Duration),
+    /// Waits this long, then records the submission (and answers 200).
+    SlowThenRecord(Duration),
+}
+
+impl Server {
+    fn count(&self) -> usize {
+        self.submissions.lock().unwrap().len()
+    }
+    fn fail_next_create(&self, f: Fault) {
+        self.create_faults.lock().unwrap().push_back(f);
+    }
+    fn record(&self, filename: &str) -> String {
+        let mut subs = self.submissions.lock().unwrap();
+        let id = format!("sub-{}", 123 + subs.len());
+        subs.push(json!({"id": id, "filename": filename, "insertedAt": chrono::Utc::now().to_rfc3339()}));
+        id
+    }
+}
+
 /// A Numerai stand-in: models, datasets, the three upload steps. `live` is served as
 /// signals/v2.1/live.parquet.
 fn numerai(live: Vec<u8>) -> impl Fn(&Req, usize, &str) -> Reply + Send + Sync + 'static {
+    numerai_on(live, Arc::default())
+}
+
+/// [`numerai`] recording its submissions in `server`, which lists them to `submissions(modelId:)`.
+fn numerai_on(live: Vec<u8>, server: Arc<Server>) -> impl Fn(&Req, usize, &str) -> Reply + Send + Sync + 'static {
     move |req, _, base| {
         if req.method == "GET" && req.path == "/files/live.parquet" {
             return Reply::Full(200, vec![], live.clone());
@@ -156,8 +202,9 @@ fn numerai(live: Vec<u8>) -> impl Fn(&Req, usize, &str) -> Reply + Send + Sync +
             return Reply::Text(200, String::new());
         }
         let q = req.query();
-        let private =
-            ["createSignalsSubmission", "submissionUploadSignalsAuth", "account"].iter().any(|k| q.contains(k));
+        let private = ["createSignalsSubmission", "submissionUploadSignalsAuth", "account", "submissions("]
+            .iter()
+            .any(|k| q.contains(k));
         if private && req.auth() != Some(format!("Token {PUBLIC}${SECRET}").as_str()) {
             return Reply::Text(401, r#"{"error":"not authenticated"}"#.into());
         }
@@ -181,9 +228,27 @@ fn numerai(live: Vec<u8>) -> impl Fn(&Req, usize, &str) -> Reply + Send + Sync +
                 "filename": "stored-by-numerai.csv", "url": format!("{base}/upload/presigned?sig=abc")}}}));
         }
         if q.contains("createSignalsSubmission") {
-            return ok(
-                json!({"data": {"createSignalsSubmission": {"id": "sub-123", "firstEffectiveDate": "2026-11-27"}}}),
-            );
+            let filename = req.vars()["filename"].as_str().unwrap_or("").to_string();
+            let fault = server.create_faults.lock().unwrap().pop_front();
+            match fault {
+                Some(Fault::Only503) => return Reply::Text(503, "Service Unavailable".into()),
+                Some(Fault::SlowThenRecord(d)) => std::thread::sleep(d),
+                _ => {}
+            }
+            let id = server.record(&filename);
+            match fault {
+                Some(Fault::RecordThen503) => return Reply::Text(503, "Service Unavailable".into()),
+                Some(Fault::RecordThenSlow(d)) => std::thread::sleep(d),
+                _ => {}
+            }
+            return ok(json!({"data": {"createSignalsSubmission": {"id": id, "firstEffectiveDate": "2026-11-27"}}}));
+        }
+        if q.contains("submissions(") {
+            assert_eq!(req.vars()["modelId"], json!(MODEL_ID));
+            if server.list_fails.load(Ordering::SeqCst) {
+                return ok(json!({"errors": [{"message": "internal error"}], "data": null}));
+            }
+            return ok(json!({"data": {"submissions": server.submissions.lock().unwrap().clone()}}));
         }
         Reply::Text(400, r#"{"errors":[{"message":"unknown query"}]}"#.into())
     }
@@ -195,6 +260,11 @@ fn creds() -> Credentials {
 
 /// A client for `url` that retries quickly.
 fn client(url: &str, with_creds: bool, attempts: u32) -> Client {
+    client_timeout(url, with_creds, attempts, Duration::from_secs(10))
+}
+
+/// [`client`] giving up on a response after `timeout`.
+fn client_timeout(url: &str, with_creds: bool, attempts: u32, timeout: Duration) -> Client {
     let options = ClientOptions {
         api_url: Some(url.to_string()),
         retry: RetryPolicy {
@@ -202,7 +272,7 @@ fn client(url: &str, with_creds: bool, attempts: u32) -> Client {
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(20),
         },
-        timeout: Duration::from_secs(10),
+        timeout,
         progress: false,
         log_retries: false,
     };
@@ -451,6 +521,169 @@ fn upload_flow_sends_the_key_the_queries_and_the_bytes() {
         (&v["filename"], &v["modelId"], &v["dataDatestamp"]),
         (&json!("stored-by-numerai.csv"), &json!(MODEL_ID), &json!(20261120))
     );
+}
+
+/// How many requests sent a query containing `k`.
+fn calls(mock: &Mock, k: &str) -> usize {
+    mock.requests().iter().filter(|r| r.query().contains(k)).count()
+}
+
+const CREATE: &str = "createSignalsSubmission";
+const LIST: &str = "submissions(";
+
+#[test]
+fn create_answered_503_after_the_server_acted_is_found_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = csv(dir.path(), "signal.csv", "numerai_ticker,signal", &good_rows(120));
+    let server = Arc::new(Server::default());
+    server.fail_next_create(Fault::RecordThen503);
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let receipt = client(&mock.url, true, 5).upload_submission(&file, MODEL_ID, None).unwrap();
+    assert_eq!(server.count(), 1, "exactly one submission on the server");
+    assert_eq!((receipt.id.as_str(), receipt.confirmed), ("sub-123", Confirmed::FoundAfterFailure));
+    assert_eq!(receipt.filename, "stored-by-numerai.csv");
+    assert_eq!((calls(&mock, CREATE), calls(&mock, LIST)), (1, 1));
+
+    // Through the CLI: the command succeeds with the id found, in its receipt line.
+    let live = universe(dir.path(), 150);
+    let server = Arc::new(Server::default());
+    server.fail_next_create(Fault::RecordThen503);
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let out = signalkit(
+        &[
+            "submit",
+            file.to_str().unwrap(),
+            "--model-name",
+            "mymodel",
+            "--universe",
+            live.to_str().unwrap(),
+            "--api-url",
+            &mock.url,
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(server.count(), 1);
+    let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
+    let receipt: Value = serde_json::from_str(line.strip_prefix("receipt: ").expect(&line)).unwrap();
+    assert_eq!(
+        (&receipt["id"], &receipt["confirmed"], &receipt["model_id"]),
+        (&json!("sub-123"), &json!("found-after-failure"), &json!(MODEL_ID))
+    );
+}
+
+#[test]
+fn create_answered_after_the_client_timeout_is_found_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = csv(dir.path(), "signal.csv", "numerai_ticker,signal", &good_rows(120));
+    let server = Arc::new(Server::default());
+    server.fail_next_create(Fault::RecordThenSlow(Duration::from_millis(1500)));
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let c = client_timeout(&mock.url, true, 5, Duration::from_millis(400));
+    let receipt = c.upload_submission(&file, MODEL_ID, None).unwrap();
+    assert_eq!(server.count(), 1, "exactly one submission on the server");
+    assert_eq!((receipt.id.as_str(), receipt.confirmed), ("sub-123", Confirmed::FoundAfterFailure));
+    assert_eq!((calls(&mock, CREATE), calls(&mock, LIST)), (1, 1));
+
+    // Timed out and not listed (yet): it may still be being created, so it is not sent again.
+    let server = Arc::new(Server::default());
+    server.fail_next_create(Fault::SlowThenRecord(Duration::from_millis(1500)));
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let c = client_timeout(&mock.url, true, 5, Duration::from_millis(400));
+    let msg = api_message(c.upload_submission(&file, MODEL_ID, None).unwrap_err());
+    assert!(msg.contains("may still be creating it") && msg.contains("signals.numer.ai"), "{msg}");
+    assert!(msg.contains("run the same `signalkit submit` again"), "{msg}");
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(server.count(), 1);
+    assert_eq!(calls(&mock, CREATE), 1);
+}
+
+#[test]
+fn create_that_failed_before_acting_is_sent_again_only_after_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = csv(dir.path(), "signal.csv", "numerai_ticker,signal", &good_rows(120));
+    let server = Arc::new(Server::default());
+    server.fail_next_create(Fault::Only503);
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let receipt = client(&mock.url, true, 5).upload_submission(&file, MODEL_ID, None).unwrap();
+    assert_eq!(server.count(), 1, "exactly one submission on the server");
+    assert_eq!((receipt.id.as_str(), receipt.confirmed), ("sub-123", Confirmed::Created));
+    let order: Vec<&str> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            let q = r.query();
+            if q.contains(CREATE) {
+                Some("create")
+            } else if q.contains(LIST) {
+                Some("check")
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(order, ["create", "check", "create"], "the create is sent again only after the check");
+
+    // The check fails too: stop, say the submission may exist and how to check; no second create.
+    let server = Arc::new(Server::default());
+    server.fail_next_create(Fault::RecordThen503);
+    server.list_fails.store(true, Ordering::SeqCst);
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let msg = api_message(client(&mock.url, true, 5).upload_submission(&file, MODEL_ID, None).unwrap_err());
+    assert!(msg.contains("MAY EXIST") && msg.contains("signals.numer.ai") && msg.contains("HTTP 503"), "{msg}");
+    assert!(!msg.contains(SECRET), "{msg}");
+    assert_eq!((server.count(), calls(&mock, CREATE)), (1, 1));
+}
+
+#[test]
+fn cli_rerun_after_an_unconfirmed_create_uploads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let live = universe(d, 150);
+    let file = csv(d, "signal.csv", "numerai_ticker,signal", &good_rows(120));
+    let server = Arc::new(Server::default());
+    server.fail_next_create(Fault::RecordThen503);
+    server.list_fails.store(true, Ordering::SeqCst);
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let args = [
+        "submit",
+        file.to_str().unwrap(),
+        "--model-name",
+        "mymodel",
+        "--universe",
+        live.to_str().unwrap(),
+        "--api-url",
+        &mock.url,
+    ];
+    // The server created it, the client could not tell: the command fails, saying so.
+    let out = signalkit(&args, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("MAY EXIST"), "{}", text(&out));
+    assert_eq!(server.count(), 1);
+    let puts = || mock.requests().iter().filter(|r| r.method == "PUT").count();
+    assert_eq!(puts(), 1);
+
+    // Still cannot ask: a re-run refuses to upload.
+    let out = signalkit(&args, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("an earlier run already tried to submit"), "{}", text(&out));
+    assert_eq!((puts(), calls(&mock, CREATE)), (1, 1));
+
+    // Numerai answers again: the re-run finds the submission and uploads nothing.
+    server.list_fails.store(false, Ordering::SeqCst);
+    let out = signalkit(&args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already submitted") && text(&out).contains("sub-123"), "{}", text(&out));
+    assert!(text(&out).contains(r#""confirmed":"already-on-server""#), "{}", text(&out));
+    assert_eq!((puts(), calls(&mock, CREATE), server.count()), (1, 1, 1));
+
+    // Different bytes are a new submission.
+    let other = csv(d, "signal.csv", "numerai_ticker,signal", &good_rows(121));
+    let out = signalkit(&args, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("submission sub-124"), "{}", text(&out));
+    assert_eq!((puts(), server.count()), (2, 2));
+    assert_eq!(std::fs::read(&other).unwrap(), mock.requests().iter().rfind(|r| r.method == "PUT").unwrap().body);
 }
 
 #[test]
@@ -774,7 +1007,8 @@ fn weekly_script_end_to_end_against_the_mock() {
     )
     .unwrap();
     let live_path = write_parquet(d, "live-src.parquet", live);
-    let mock = serve(numerai(std::fs::read(&live_path).unwrap()));
+    let server = Arc::new(Server::default());
+    let mock = serve(numerai_on(std::fs::read(&live_path).unwrap(), server.clone()));
 
     // The week's headlines: the history's plus a few new ones (only those get encoded).
     let week_news = d.join("news");
@@ -862,6 +1096,41 @@ fn weekly_script_end_to_end_against_the_mock() {
     assert!(log.contains("FAILED (exit 1) in step: signalkit predict"), "{log}");
     assert!(!work.join("2026-W49/submitted").exists());
     assert_eq!(mock.requests().iter().filter(|r| r.method == "PUT").count(), uploads);
+
+    // Numerai creates the submission but answers 503, and cannot be asked whether it did: the run
+    // fails in the upload step (named in the log) and writes no marker.
+    assert_eq!(server.count(), 1);
+    server.fail_next_create(Fault::RecordThen503);
+    server.list_fails.store(true, Ordering::SeqCst);
+    let model = model_dir.join("model.txt");
+    let out = script_with(&model, "2026-W50");
+    assert_no_secret(&out);
+    assert!(!out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(work.join("2026-W50/weekly.log")).unwrap();
+    assert!(log.contains("FAILED (exit 1) in step: upload: signalkit submit"), "{log}");
+    assert!(log.contains("MAY EXIST"), "{log}");
+    assert!(!work.join("2026-W50/submitted").exists());
+    assert_eq!(server.count(), 2);
+    let puts = || mock.requests().iter().filter(|r| r.method == "PUT").count();
+    let (uploads, creates) = (puts(), calls(&mock, CREATE));
+    assert_eq!(uploads, 2);
+
+    // The next run (say Sunday's), with the API answering: it finds the submission, writes the
+    // marker from the server's answer, and uploads nothing.
+    server.list_fails.store(false, Ordering::SeqCst);
+    let out = script_with(&model, "2026-W50");
+    assert_no_secret(&out);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("reached the upload"), "{}", text(&out));
+    assert_eq!((puts(), calls(&mock, CREATE), server.count()), (uploads, creates, 2));
+    let marker = std::fs::read_to_string(work.join("2026-W50/submitted")).unwrap();
+    assert!(marker.contains(r#""id":"sub-124""#) && marker.contains("already-on-server"), "{marker}");
+
+    // And a third run sees the marker.
+    let out = script_with(&model, "2026-W50");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("already submitted this week"), "{}", text(&out));
+    assert_eq!((puts(), server.count()), (uploads, 2));
 }
 
 fn read_table_any(p: &Path) -> DataFrame {

@@ -2,9 +2,12 @@
 //!
 //! Authentication is `Authorization: Token PUBLIC_ID$SECRET_KEY`. The secret never appears in
 //! `Debug` output, logs or error messages: every message built from a response is scrubbed of it,
-//! and the header is marked sensitive. Requests that fail with a timeout, a dropped connection,
-//! HTTP 429 or 5xx are retried with exponential backoff ([`RetryPolicy`]); HTTP 401/403, GraphQL
-//! `errors` and malformed JSON fail at once with an [`Error::Api`] that says what to check.
+//! and the header is marked sensitive. Reads (queries, downloads, the PUT of a submission file to
+//! its pre-signed URL) that fail with a timeout, a dropped connection, HTTP 429 or 5xx are retried
+//! with exponential backoff ([`RetryPolicy`]); HTTP 401/403, GraphQL `errors` and malformed JSON
+//! fail at once with an [`Error::Api`] that says what to check. `createSignalsSubmission` is never
+//! retried blindly: after a failure that may have reached the server, the model's submissions are
+//! listed first ([`Client::upload_submission_with`]).
 //! Pre-signed download and upload URLs are fetched without the `Authorization` header, so the key
 //! never leaves for another host.
 
@@ -38,6 +41,7 @@ const LIST_DATASETS_QUERY: &str =
     "query($round:Int $tournament:Int){ listDatasets(round:$round tournament:$tournament) }";
 const DATASET_QUERY: &str = "query($filename:String! $round:Int $tournament:Int){ dataset(filename:$filename round:$round tournament:$tournament) }";
 const UPLOAD_AUTH_QUERY: &str = "query($filename:String! $tournament:Int! $modelId:String){ submissionUploadSignalsAuth(filename:$filename tournament:$tournament modelId:$modelId){ filename url } }";
+const SUBMISSIONS_QUERY: &str = "query($modelId:String){ submissions(modelId:$modelId){ id filename insertedAt } }";
 const CREATE_SUBMISSION_MUTATION: &str = "mutation($filename:String! $modelId:String $triggerId:String $dataDatestamp:Int){ createSignalsSubmission(filename:$filename modelId:$modelId triggerId:$triggerId source:\"signalkit\" dataDatestamp:$dataDatestamp){ id firstEffectiveDate } }";
 
 /// An API key: public id and secret. `Debug` and `Display` never show the secret.
@@ -272,6 +276,49 @@ pub struct SubmissionReceipt {
     pub filename: String,
     /// First date the submission is scored from, if given.
     pub first_effective_date: Option<String>,
+    /// How Numerai confirmed that the submission exists.
+    pub confirmed: Confirmed,
+}
+
+/// How a [`SubmissionReceipt`]'s submission is known to exist on Numerai.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// `createSignalsSubmission` answered with its id.
+    Created,
+    /// The create failed in a way that left it unclear, and the model's submissions list it.
+    FoundAfterFailure,
+    /// An earlier run created it (the model's submissions list it); nothing was uploaded now.
+    AlreadyOnServer,
+}
+
+impl Confirmed {
+    /// A short name for receipts: `created`, `found-after-failure`, `already-on-server`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confirmed::Created => "created",
+            Confirmed::FoundAfterFailure => "found-after-failure",
+            Confirmed::AlreadyOnServer => "already-on-server",
+        }
+    }
+}
+
+/// A submission as `submissions(modelId:)` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSubmission {
+    /// Submission id.
+    pub id: String,
+    /// The file name Numerai stored it under.
+    pub filename: String,
+    /// When Numerai recorded it (RFC 3339), if given.
+    pub inserted_at: Option<String>,
+}
+
+impl ServerSubmission {
+    /// `inserted_at` as a time, when it parses.
+    pub fn inserted(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let t = self.inserted_at.as_deref()?;
+        chrono::DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc())
+    }
 }
 
 /// The blocking Numerai API client.
@@ -427,41 +474,51 @@ impl Client {
                 Ok(t) => t,
                 Err(e) => return self.send_error(e),
             };
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                return Attempt::Fail(self.fail(format!("{what}: HTTP {status}: {}", self.auth_hint())));
-            }
-            let parsed: Value = match serde_json::from_str(&text) {
-                Ok(v) => v,
-                Err(e) => {
-                    return Attempt::Fail(self.fail(format!(
-                        "{what}: malformed JSON in the response (HTTP {status}, {e}): {}; is the API URL right?",
-                        snippet(&text)
-                    )));
-                }
-            };
-            if let Some(errors) = parsed.get("errors").and_then(Value::as_array).filter(|a| !a.is_empty()) {
-                let msgs: Vec<String> = errors
-                    .iter()
-                    .map(|e| e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_string))
-                    .collect();
-                let joined = msgs.join("; ");
-                let lower = joined.to_ascii_lowercase();
-                let hint = if ["auth", "token", "permission", "credential", "api key"].iter().any(|k| lower.contains(k))
-                {
-                    format!(" — {}", self.auth_hint())
-                } else {
-                    String::new()
-                };
-                return Attempt::Fail(self.fail(format!("{what}: GraphQL error: {joined}{hint}")));
-            }
-            if !status.is_success() {
-                return Attempt::Fail(self.fail(format!("{what}: HTTP {status}: {}", snippet(&text))));
-            }
-            match parsed.get("data") {
-                Some(d) if !d.is_null() => Attempt::Done(d.clone()),
-                _ => Attempt::Fail(self.fail(format!("{what}: the response has no data: {}", snippet(&text)))),
+            match self.parse_graphql(&what, status, &text) {
+                Ok(d) => Attempt::Done(d),
+                Err(e) => Attempt::Fail(e.error),
             }
         })
+    }
+
+    /// The `data` of a GraphQL answer, or why there is none (and whether the server said so).
+    fn parse_graphql(&self, what: &str, status: StatusCode, text: &str) -> std::result::Result<Value, GraphqlError> {
+        let answered = |error| GraphqlError { error, answered: true };
+        let unclear = |error| GraphqlError { error, answered: false };
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(answered(self.fail(format!("{what}: HTTP {status}: {}", self.auth_hint()))));
+        }
+        let parsed: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(unclear(self.fail(format!(
+                    "{what}: malformed JSON in the response (HTTP {status}, {e}): {}; is the API URL right?",
+                    snippet(text)
+                ))));
+            }
+        };
+        if let Some(errors) = parsed.get("errors").and_then(Value::as_array).filter(|a| !a.is_empty()) {
+            let msgs: Vec<String> = errors
+                .iter()
+                .map(|e| e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_string))
+                .collect();
+            let joined = msgs.join("; ");
+            let lower = joined.to_ascii_lowercase();
+            let hint = if ["auth", "token", "permission", "credential", "api key"].iter().any(|k| lower.contains(k)) {
+                format!(" — {}", self.auth_hint())
+            } else {
+                String::new()
+            };
+            return Err(answered(self.fail(format!("{what}: GraphQL error: {joined}{hint}"))));
+        }
+        if !status.is_success() {
+            let e = self.fail(format!("{what}: HTTP {status}: {}", snippet(text)));
+            return Err(if status.is_client_error() { answered(e) } else { unclear(e) });
+        }
+        match parsed.get("data") {
+            Some(d) if !d.is_null() => Ok(d.clone()),
+            _ => Err(unclear(self.fail(format!("{what}: the response has no data: {}", snippet(text))))),
+        }
     }
 
     fn auth_hint(&self) -> String {
@@ -629,12 +686,32 @@ impl Client {
     }
 
     /// Uploads a submission file for Signals model `model_id`: asks for an upload URL, PUTs the
-    /// bytes there (without the API key), then registers the submission.
+    /// bytes there (without the API key), then registers the submission with one
+    /// `createSignalsSubmission` call (see [`Client::upload_submission_with`]).
     pub fn upload_submission(
         &self,
         file: &Path,
         model_id: &str,
         data_datestamp: Option<i64>,
+    ) -> Result<SubmissionReceipt> {
+        self.upload_submission_with(file, model_id, data_datestamp, |_| Ok(()))
+    }
+
+    /// [`Client::upload_submission`], calling `before_create(stored_filename)` after the bytes are
+    /// uploaded and before the submission is registered (an error there stops before the create).
+    ///
+    /// The upload-URL query and the PUT (of the same object) are retried like every read. The
+    /// create is not: when it fails after the request may have reached Numerai (a timeout, a
+    /// dropped connection, HTTP 429 or 5xx, an unreadable answer), the model's submissions are
+    /// listed, and the create is sent again only when none has the stored file name. If the
+    /// listing fails too, or a timed-out create is not listed yet (it may still be running), this
+    /// stops with an error saying the submission may exist: it never creates blindly.
+    pub fn upload_submission_with(
+        &self,
+        file: &Path,
+        model_id: &str,
+        data_datestamp: Option<i64>,
+        before_create: impl FnOnce(&str) -> Result<()>,
     ) -> Result<SubmissionReceipt> {
         self.require_credentials("uploading a submission")?;
         let bytes = std::fs::read(file).map_err(|e| Error::io(file, e))?;
@@ -671,14 +748,134 @@ impl Client {
                 Attempt::Fail(self.fail(format!("upload of {filename}: HTTP {status}: {}", snippet(&text))))
             }
         })?;
+        before_create(&stored)?;
         let trigger = std::env::var("TRIGGER_ID").ok().filter(|t| !t.is_empty());
         let vars =
             json!({ "filename": stored, "modelId": model_id, "triggerId": trigger, "dataDatestamp": data_datestamp });
-        let data = self.graphql(CREATE_SUBMISSION_MUTATION, vars)?;
+        self.create_submission(vars, model_id, &stored, chrono::Utc::now())
+    }
+
+    /// `createSignalsSubmission`, sent again only after the server was asked and lists no
+    /// submission of `stored` (inserted since `since`, give or take clock skew).
+    fn create_submission(
+        &self,
+        vars: Value,
+        model_id: &str,
+        stored: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SubmissionReceipt> {
+        let body = json!({ "query": CREATE_SUBMISSION_MUTATION, "variables": vars });
+        let what = format!("createSignalsSubmission ({})", self.api_url);
+        let auth = self.credentials.as_ref().map(Credentials::header).transpose()?;
+        let policy = self.options.retry;
+        let tries = policy.max_attempts.max(1);
+        let mut n = 1;
+        loop {
+            let delay = policy.delay(n);
+            let (why, may_still_run) = match self.create_once(&body, auth.as_ref(), &what) {
+                Ok(data) => return self.created_receipt(&data, stored),
+                Err(CreateFailure::Refused(e)) => return Err(e),
+                Err(CreateFailure::NotSent(why)) => {
+                    let why = self.scrub(why);
+                    if n >= tries {
+                        return Err(Error::Api(format!(
+                            "{what}: {why} (gave up after {tries} tries; the request never reached Numerai, so nothing was created); check your network and run again"
+                        )));
+                    }
+                    if self.options.log_retries {
+                        eprintln!("numerai: {what}: {why}; retry {n}/{} in {:.1}s", tries - 1, delay.as_secs_f64());
+                    }
+                    std::thread::sleep(delay);
+                    n += 1;
+                    continue;
+                }
+                Err(CreateFailure::Ambiguous(why)) => (self.scrub(why), false),
+                Err(CreateFailure::TimedOut(why)) => (self.scrub(why), true),
+            };
+            if self.options.log_retries {
+                eprintln!(
+                    "numerai: {what}: {why}; Numerai may have created the submission: looking for {stored} among the model's submissions in {:.1}s",
+                    delay.as_secs_f64()
+                );
+            }
+            std::thread::sleep(delay);
+            match self.find_submission(model_id, stored, Some(since)) {
+                Ok(Some(found)) => {
+                    return Ok(SubmissionReceipt {
+                        id: found.id,
+                        filename: stored.to_string(),
+                        first_effective_date: None,
+                        confirmed: Confirmed::FoundAfterFailure,
+                    });
+                }
+                Ok(None) if may_still_run => {
+                    return Err(Error::Api(format!(
+                        "{what}: {why}; the model's submissions do not list {stored} yet, but Numerai may still be creating it, so it is not sent again. \
+                         Look at the model's submissions on signals.numer.ai in a few minutes, or run the same `signalkit submit` again later: \
+                         it asks Numerai first and uploads only if the submission is not there"
+                    )));
+                }
+                Ok(None) if n >= tries => {
+                    return Err(Error::Api(format!(
+                        "{what}: {why} (gave up after {tries} tries; each time Numerai listed no submission of {stored}, so none was created); \
+                         Numerai may be down — run again later"
+                    )));
+                }
+                Ok(None) => {
+                    if self.options.log_retries {
+                        eprintln!("numerai: {what}: no submission of {stored} on the server; sending the create again");
+                    }
+                    n += 1;
+                }
+                Err(e) => {
+                    return Err(Error::Api(format!(
+                        "{what}: {why}; the request may have reached Numerai, and checking whether it created the submission failed too ({}). \
+                         THE SUBMISSION MAY EXIST: look at the model's submissions on signals.numer.ai, or run the same `signalkit submit` again \
+                         when the API answers (it asks Numerai first and uploads only if the submission is not there); do not upload by hand before checking",
+                        error_text(e)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// One `createSignalsSubmission` request, its failure sorted by what the server may have done.
+    fn create_once(
+        &self,
+        body: &Value,
+        auth: Option<&HeaderValue>,
+        what: &str,
+    ) -> std::result::Result<Value, CreateFailure> {
+        let mut req = self.http.post(&self.api_url).json(body);
+        if let Some(a) = auth {
+            req = req.header(AUTHORIZATION, a.clone());
+        }
+        let sort = |e: reqwest::Error| {
+            let msg = error_chain(&e);
+            if e.is_connect() {
+                CreateFailure::NotSent(msg)
+            } else if e.is_timeout() {
+                CreateFailure::TimedOut(msg)
+            } else {
+                CreateFailure::Ambiguous(msg)
+            }
+        };
+        let resp = req.send().map_err(sort)?;
+        let status = resp.status();
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(CreateFailure::Ambiguous(format!("HTTP {status}")));
+        }
+        let text = resp.text().map_err(sort)?;
+        self.parse_graphql(what, status, &text).map_err(|e| {
+            if e.answered { CreateFailure::Refused(e.error) } else { CreateFailure::Ambiguous(error_text(e.error)) }
+        })
+    }
+
+    fn created_receipt(&self, data: &Value, stored: &str) -> Result<SubmissionReceipt> {
         let created = data.get("createSignalsSubmission");
         let id = created.and_then(|c| c.get("id")).and_then(Value::as_str).ok_or_else(|| {
             self.fail(format!(
-                "createSignalsSubmission: no submission id in the response: {}",
+                "createSignalsSubmission: no submission id in the response: {}; look at the model's submissions on signals.numer.ai before uploading again",
                 snippet(&data.to_string())
             ))
         })?;
@@ -687,7 +884,92 @@ impl Client {
             Value::Null => None,
             other => Some(other.to_string()),
         });
-        Ok(SubmissionReceipt { id: id.to_string(), filename: stored, first_effective_date: first })
+        Ok(SubmissionReceipt {
+            id: id.to_string(),
+            filename: stored.to_string(),
+            first_effective_date: first,
+            confirmed: Confirmed::Created,
+        })
+    }
+
+    /// The submissions Numerai lists for model `model_id` (numerapi's `submission_ids` query).
+    pub fn submissions(&self, model_id: &str) -> Result<Vec<ServerSubmission>> {
+        self.require_credentials("listing submissions")?;
+        let data = self.graphql(SUBMISSIONS_QUERY, json!({ "modelId": model_id }))?;
+        let list = match data.get("submissions") {
+            Some(Value::Array(a)) => a.as_slice(),
+            Some(Value::Null) => &[],
+            _ => {
+                return Err(
+                    self.fail(format!("submissions: unexpected response shape: {}", snippet(&data.to_string())))
+                );
+            }
+        };
+        let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Ok(list
+            .iter()
+            .filter_map(|s| {
+                Some(ServerSubmission {
+                    id: text(s, "id")?,
+                    filename: text(s, "filename").unwrap_or_default(),
+                    inserted_at: text(s, "insertedAt"),
+                })
+            })
+            .collect())
+    }
+
+    /// The submission of model `model_id` whose stored file name is `stored` (the name
+    /// `submissionUploadSignalsAuth` gave), inserted since `since` (less [`CLOCK_SKEW`]) when
+    /// both times are known; the newest such.
+    pub fn find_submission(
+        &self,
+        model_id: &str,
+        stored: &str,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Option<ServerSubmission>> {
+        let earliest = since.map(|t| t - CLOCK_SKEW);
+        let mut found: Vec<ServerSubmission> = self
+            .submissions(model_id)?
+            .into_iter()
+            .filter(|s| s.filename == stored)
+            .filter(|s| match (earliest, s.inserted()) {
+                (Some(e), Some(at)) => at >= e,
+                _ => true,
+            })
+            .collect();
+        found.sort_by_key(ServerSubmission::inserted);
+        Ok(found.pop())
+    }
+}
+
+/// How far apart this machine's clock and Numerai's may be when matching a submission's
+/// `insertedAt` against the time this client started creating it.
+pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::hours(6);
+
+/// A failed `createSignalsSubmission`, by what the server may have done.
+enum CreateFailure {
+    /// The connection was never made: nothing was created.
+    NotSent(String),
+    /// The server answered that it did not create it (HTTP 4xx but 429, GraphQL `errors`).
+    Refused(Error),
+    /// No answer in time: the server may have created it, or may still be creating it.
+    TimedOut(String),
+    /// The request may have reached the server, and no clear answer came back (a dropped
+    /// connection, HTTP 429 or 5xx, an unreadable body).
+    Ambiguous(String),
+}
+
+/// A GraphQL failure, and whether the server clearly answered (rather than failed to).
+struct GraphqlError {
+    error: Error,
+    answered: bool,
+}
+
+/// An error's message without the "Numerai API: " prefix of [`Error::Api`].
+fn error_text(e: Error) -> String {
+    match e {
+        Error::Api(m) => m,
+        other => other.to_string(),
     }
 }
 
@@ -764,6 +1046,7 @@ mod tests {
         assert_eq!(operation_name(MODELS_QUERY), "account");
         assert_eq!(operation_name(LIST_DATASETS_QUERY), "listDatasets");
         assert_eq!(operation_name(CREATE_SUBMISSION_MUTATION), "createSignalsSubmission");
+        assert_eq!(operation_name(SUBMISSIONS_QUERY), "submissions");
     }
 
     #[test]

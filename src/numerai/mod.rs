@@ -11,11 +11,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use client::{
-    Client, ClientOptions, Credentials, DEFAULT_API_URL, Model, RetryPolicy, SIGNALS_TOURNAMENT, SubmissionReceipt,
+    Client, ClientOptions, Confirmed, Credentials, DEFAULT_API_URL, Model, RetryPolicy, SIGNALS_TOURNAMENT,
+    ServerSubmission, SubmissionReceipt,
 };
 pub use submission::{Problem, SubmissionCheck, check_submission, validate_submission};
 
 use chrono::Datelike;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::error::{Error, Result};
 
@@ -114,15 +117,29 @@ impl fmt::Display for SubmitOutcome {
                 for w in &check.warnings {
                     writeln!(f, "warning: {w}")?;
                 }
-                write!(
-                    f,
-                    "uploaded {} for model '{model_name}' ({model_id}): submission {} as {}",
-                    check.file.display(),
-                    receipt.id,
-                    receipt.filename
-                )?;
+                let file = check.file.display();
+                match receipt.confirmed {
+                    Confirmed::Created => write!(
+                        f,
+                        "uploaded {file} for model '{model_name}' ({model_id}): submission {} as {}",
+                        receipt.id, receipt.filename
+                    )?,
+                    Confirmed::FoundAfterFailure => write!(
+                        f,
+                        "uploaded {file} for model '{model_name}' ({model_id}): the create call failed, but Numerai lists submission {} as {}",
+                        receipt.id, receipt.filename
+                    )?,
+                    Confirmed::AlreadyOnServer => write!(
+                        f,
+                        "already submitted: Numerai lists submission {} ({}) of {file} for model '{model_name}' ({model_id}) from an earlier run; nothing uploaded",
+                        receipt.id, receipt.filename
+                    )?,
+                }
                 if let Some(d) = &receipt.first_effective_date {
                     write!(f, ", first effective {d}")?;
+                }
+                if let Some(r) = self.receipt_json() {
+                    write!(f, "\nreceipt: {r}")?;
                 }
                 Ok(())
             }
@@ -130,8 +147,94 @@ impl fmt::Display for SubmitOutcome {
     }
 }
 
+impl SubmitOutcome {
+    /// The one-line JSON receipt of a submission Numerai confirmed (`None` for a dry run): id,
+    /// stored file name, model, the file sent, and how it was confirmed (`created`,
+    /// `found-after-failure`, `already-on-server`). `signalkit submit` prints it last, after
+    /// `receipt: `; scripts/weekly.sh writes its `submitted` marker from it.
+    pub fn receipt_json(&self) -> Option<serde_json::Value> {
+        match self {
+            SubmitOutcome::DryRun { .. } => None,
+            SubmitOutcome::Uploaded { check, model_name, model_id, receipt } => Some(json!({
+                "id": receipt.id,
+                "filename": receipt.filename,
+                "model_name": model_name,
+                "model_id": model_id,
+                "file": check.file.display().to_string(),
+                "confirmed": receipt.confirmed.as_str(),
+                "first_effective_date": receipt.first_effective_date,
+            })),
+        }
+    }
+}
+
+/// A note, beside the submission file, of an upload that got as far as registering the
+/// submission: written (and synced) before `createSignalsSubmission` is sent, so that a later run
+/// can ask Numerai whether that submission exists (by the stored file name) before uploading the
+/// same file again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Journal {
+    model_id: String,
+    /// xxh3-128 of the file's bytes (hex).
+    content_xxh3: String,
+    /// The name Numerai stored the upload under (from `submissionUploadSignalsAuth`).
+    stored_filename: String,
+    /// When this client started creating it (RFC 3339, UTC).
+    started_at: String,
+    /// The submission id, once Numerai confirmed one.
+    submission_id: Option<String>,
+}
+
+impl Journal {
+    /// `DIR/.NAME.MODEL_ID.submission.json` for submission file `DIR/NAME`.
+    fn path(file: &Path, model_id: &str) -> PathBuf {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let id: String =
+            model_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+        file.with_file_name(format!(".{name}.{id}.submission.json"))
+    }
+
+    /// The journal at `path`, if there is one.
+    fn read(path: &Path) -> Result<Option<Journal>> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::input(
+                path,
+                format!(
+                    "unreadable submission journal ({e}); it records an earlier upload of this file: check the model's submissions on signals.numer.ai, then delete it"
+                ),
+            )
+        })
+    }
+
+    /// Writes through a synced temporary file, renamed into place.
+    fn write(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, text.as_bytes())?;
+            f.sync_all()
+        };
+        write().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+}
+
 /// `signalkit submit`: validates the file (failing with every problem before any network call),
-/// then, unless `dry_run`, resolves the model name to its id and uploads.
+/// then, unless `dry_run`, resolves the model name to its id and uploads, creating the submission
+/// at most once.
+///
+/// Before `createSignalsSubmission` is sent, a journal beside the file
+/// (`.NAME.MODEL_ID.submission.json`) records the name Numerai stored the upload under. When a
+/// later run finds a journal for the same model and the same bytes, it first asks Numerai
+/// (`submissions(modelId:)`) whether that submission exists: if it does, nothing is uploaded and
+/// the outcome is [`Confirmed::AlreadyOnServer`]; if the question cannot be answered, it stops
+/// with an error instead of uploading.
 pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
     if args.model_name.trim().is_empty() {
         return Err(Error::Config("--model-name is empty: give your Signals model's name as on numer.ai".into()));
@@ -156,8 +259,85 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
     };
     let client = Client::new(Some(creds), ClientOptions { api_url: args.api.api_url.clone(), ..Default::default() })?;
     let model_id = client.model_id(&args.model_name)?;
+    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
+    let content_xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+    drop(bytes);
+    let journal_path = Journal::path(&args.file, &model_id);
+    let uploaded = |receipt| SubmitOutcome::Uploaded {
+        check: check.clone(),
+        model_name: args.model_name.clone(),
+        model_id: model_id.clone(),
+        receipt,
+    };
+    let record = |mut journal: Journal, receipt: &SubmissionReceipt| {
+        journal.submission_id = Some(receipt.id.clone());
+        if let Err(e) = journal.write(&journal_path) {
+            eprintln!("submit: warning: submission {} exists, but noting it failed: {e}", receipt.id);
+        }
+    };
+
+    // An earlier run got as far as creating a submission of these bytes: ask Numerai first.
+    if let Some(earlier) =
+        Journal::read(&journal_path)?.filter(|j| j.model_id == model_id && j.content_xxh3 == content_xxh3)
+    {
+        let since = chrono::DateTime::parse_from_rfc3339(&earlier.started_at).ok().map(|t| t.to_utc());
+        match client.find_submission(&model_id, &earlier.stored_filename, since) {
+            Ok(Some(found)) => {
+                let receipt = SubmissionReceipt {
+                    id: found.id,
+                    filename: earlier.stored_filename.clone(),
+                    first_effective_date: None,
+                    confirmed: Confirmed::AlreadyOnServer,
+                };
+                record(earlier, &receipt);
+                return Ok(uploaded(receipt));
+            }
+            Ok(None) => eprintln!(
+                "submit: an earlier upload of {} (started {}) is not among model '{}''s submissions on Numerai; uploading it again",
+                args.file.display(),
+                earlier.started_at,
+                args.model_name
+            ),
+            Err(e) => {
+                let e = match e {
+                    Error::Api(m) => m,
+                    other => other.to_string(),
+                };
+                return Err(Error::Api(format!(
+                    "an earlier run already tried to submit {} for model '{}' (see {}), and asking Numerai whether that submission exists failed: {e}. \
+                     Nothing was uploaded; run again when the API answers. Only if signals.numer.ai shows no submission of this round for the model, \
+                     delete {} to upload regardless",
+                    args.file.display(),
+                    args.model_name,
+                    journal_path.display(),
+                    journal_path.display()
+                )));
+            }
+        }
+    }
+
     let data_datestamp =
         check.date.map(|d| i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day()));
-    let receipt = client.upload_submission(&args.file, &model_id, data_datestamp)?;
-    Ok(SubmitOutcome::Uploaded { check, model_name: args.model_name.clone(), model_id, receipt })
+    let mut journal = None;
+    let receipt = client.upload_submission_with(&args.file, &model_id, data_datestamp, |stored| {
+        let j = Journal {
+            model_id: model_id.clone(),
+            content_xxh3: content_xxh3.clone(),
+            stored_filename: stored.to_string(),
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            submission_id: None,
+        };
+        j.write(&journal_path).map_err(|e| {
+            Error::Config(format!(
+                "cannot note the upload before registering it ({e}); nothing was submitted: make {} writable and run again",
+                journal_path.parent().map_or_else(|| ".".into(), |p| p.display().to_string())
+            ))
+        })?;
+        journal = Some(j);
+        Ok(())
+    })?;
+    if let Some(j) = journal {
+        record(j, &receipt);
+    }
+    Ok(uploaded(receipt))
 }
