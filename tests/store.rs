@@ -93,6 +93,7 @@ fn model_dir(root: &Path) -> PathBuf {
 fn live_writer(dir: &Path, token: &str) -> File {
     fs::create_dir_all(dir.join(WRITERS)).unwrap();
     let f = File::create(dir.join(WRITERS).join(format!("{token}.lock"))).unwrap();
+    #[allow(clippy::incompatible_msrv)] // stable since Rust 1.89, above rust-version
     f.lock().unwrap();
     f
 }
