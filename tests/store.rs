@@ -283,7 +283,10 @@ fn readers_during_an_encode_never_break_it_or_delete_a_live_temp_file() {
         grew |= rows > last && last > 0;
         last = rows;
         reads += 1;
-        assert!(in_flight.exists(), "a reader deleted a live writer's temporary file");
+        assert!(
+            in_flight.exists(),
+            "a live writer's temporary file was deleted during the encode (by a reader or the encode)"
+        );
     }
     finish(child);
     assert!(reads >= 2 && grew, "the reads did not overlap the encode ({reads} reads)");
