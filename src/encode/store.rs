@@ -191,6 +191,8 @@ impl WriterLock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&fresh, e)),
             };
+            // std's File::lock (flock on Unix) is stable since Rust 1.89, above rust-version.
+            #[allow(clippy::incompatible_msrv)]
             file.lock().map_err(|e| Error::io(&fresh, e))?;
             let _ = writeln!(file, "pid {}", std::process::id());
             let path = writers.join(format!("{token}.lock"));
@@ -213,6 +215,7 @@ const LEGACY_TEMP_AGE: Duration = Duration::from_secs(3600);
 /// the lock is held until its debris is gone. `None` when it is held or gone.
 fn lock_if_dead(path: &Path) -> Option<fs::File> {
     let f = fs::File::open(path).ok()?;
+    #[allow(clippy::incompatible_msrv)] // stable since Rust 1.89, above rust-version
     f.try_lock().ok().map(|_| f)
 }
 
@@ -232,9 +235,10 @@ fn clean_debris(dir: &Path, own: &str) -> Result<Vec<PathBuf>> {
     for e in fs::read_dir(&writers).map_err(|e| Error::io(&writers, e))?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(token) = name.strip_suffix(".lock") {
-            if token != own
-                && let Some(f) = lock_if_dead(&e.path())
-            {
+            if token == own {
+                continue;
+            }
+            if let Some(f) = lock_if_dead(&e.path()) {
                 dead.push((token.to_string(), e.path(), f));
             }
         } else if name.ends_with(".lock.new") && older_than(&e.path(), Duration::from_secs(60)) {
