@@ -23,10 +23,12 @@
 #   ENCODE_MODEL   encoder: hub id or local folder; the same one the model was trained with
 #                  [ProsusAI/finbert]
 #   ENCODE_OPTS    extra options for `signalkit encode`, e.g. "--offline --device cuda"
-#   PIT_OPTS       point-in-time options for join AND features, exactly as used in training,
-#                  e.g. "--window-days 30 --cutoff-hours 0 --ticker-map map.csv"
-#   FEATURES_OPTS  extra options for `signalkit features` only, e.g. "--pca-from train/features.pca.json"
-#                  when the model was trained on PCA features
+#   PIT_OPTS       point-in-time options for the join, exactly as used in training,
+#                  e.g. "--window-days 30 --cutoff-hours 0 --ticker-map map.csv --timezone America/New_York";
+#                  features take them from the joined rows, and predict stops the week before any
+#                  upload when they (or the encoder, or the PCA) differ from the model's card
+#   FEATURES_OPTS  extra options for `signalkit features` (rarely needed: the encoder folder and the
+#                  PCA projection come from the model's card through `features --like MODEL`)
 #   WORK_ROOT      where the dated work folders go               [~/.signalkit/weekly]
 #   WEEK           the work folder's name                        [ISO week, e.g. 2026-W47]
 #   DATASET        Numerai's live universe file                  [signals/v2.1/live.parquet]
@@ -151,12 +153,12 @@ log "headlines: $HEADLINES (${#files[@]} file(s))"
 
 # 3. Encode (the store skips texts it already has), join, features, predict.
 # shellcheck disable=SC2086  # ENCODE_OPTS, PIT_OPTS and FEATURES_OPTS are option lists
+# predict refuses features whose join options, encoder or PCA differ from the model's card.
 sk encode --model "$ENCODE_MODEL" --headlines "$HEADLINES" --store "$STORE" $ENCODE_OPTS
 # shellcheck disable=SC2086
 sk join --targets "$WORK/live.parquet" --headlines "$HEADLINES" --out "$WORK/rows.parquet" $PIT_OPTS
 # shellcheck disable=SC2086
-sk features --rows "$WORK/rows.parquet" --store "$STORE" --model "$ENCODE_MODEL" --headlines "$HEADLINES" \
-    --out "$WORK/features.parquet" $PIT_OPTS $FEATURES_OPTS
+sk features --rows "$WORK/rows.parquet" --store "$STORE" --like "$MODEL" --out "$WORK/features.parquet" $FEATURES_OPTS
 sk predict --model "$MODEL" --features "$WORK/features.parquet" --out "$WORK/signal.csv"
 
 # 4. Validate, then upload (submit validates again before any network call).

@@ -230,20 +230,47 @@ impl Pca {
     }
 }
 
-/// The encoder and PCA a trained model's features came from, read from its card: the store query
-/// that selects exactly that encoder, and the projection file to re-apply (checked by hash).
-pub fn like_model(model: &Path) -> Result<(StoreQuery, Option<PcaOption>)> {
+/// How a trained model's features were made, as far as `features` chooses it: the encoder's
+/// store folder and the PCA projection to re-apply.
+#[derive(Debug, Clone, Default)]
+pub struct Like {
+    /// Selects exactly the model's encoder.
+    pub encoder: StoreQuery,
+    /// The model's projection, checked unchanged.
+    pub pca: Option<PcaOption>,
+}
+
+impl Like {
+    /// `args` with what it leaves unset taken from the model (explicit options win; `predict`
+    /// still refuses features that differ from the card).
+    pub fn under(self, args: FeatureArgs) -> FeatureArgs {
+        let q = args.encoder;
+        let encoder = StoreQuery {
+            id: q.id.or(self.encoder.id),
+            fingerprint: q.fingerprint.or(self.encoder.fingerprint),
+            dtype: q.dtype.or(self.encoder.dtype),
+            max_len: q.max_len.or(self.encoder.max_len),
+        };
+        FeatureArgs { encoder, pca: args.pca.or(self.pca), ..args }
+    }
+}
+
+/// Reads a trained model's card for `features --like` (a card without provenance, from an older
+/// signalkit, gives nothing: the store's only model and no PCA, with a warning).
+pub fn like_model(model: &Path) -> Result<Like> {
     let (_, card_path) = crate::train::model_paths(model);
-    let text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
+    let text = std::fs::read_to_string(&card_path).map_err(|_| {
+        Error::input(&card_path, "no model card here: pass the folder (or model.txt) written by signalkit train")
+    })?;
     let card: crate::train::ModelCard =
         serde_json::from_str(&text).map_err(|e| Error::input(&card_path, format!("bad model card: {e}")))?;
     let Some(p) = card.provenance else {
-        return Err(Error::input(
-            &card_path,
-            "this model's card does not say how its features were made (trained by an older signalkit): pass --model/--max-len/--pca-from instead",
-        ));
+        eprintln!(
+            "warning: {}: the card does not say how the model's features were made (an older signalkit); retrain to have them checked",
+            card_path.display()
+        );
+        return Ok(Like::default());
     };
-    let encoder = p.encoder.as_ref().map(StoreQuery::exactly).unwrap_or_default();
     let pca = match &p.pca {
         Some(rec) => {
             let path = PathBuf::from(&rec.file.path);
@@ -252,7 +279,7 @@ pub fn like_model(model: &Path) -> Result<(StoreQuery, Option<PcaOption>)> {
         }
         None => None,
     };
-    Ok((encoder, pca))
+    Ok(Like { encoder: p.encoder.as_ref().map(StoreQuery::exactly).unwrap_or_default(), pca })
 }
 
 /// Where a fitted projection is saved: `features.parquet` → `features.pca.json`.

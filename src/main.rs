@@ -118,7 +118,8 @@ struct FeaturesCmd {
     max_len: Option<usize>,
     /// Make features exactly as a trained model's were: its encoder (id, fingerprint, dtype,
     /// max_len) and its PCA projection, read from its card (the weekly job's choice).
-    #[arg(long, value_name = "MODEL_DIR", conflicts_with_all = ["model", "fingerprint", "dtype", "max_len", "pca", "pca_from"])]
+    /// Options given beside it take precedence (predict still refuses what differs).
+    #[arg(long, value_name = "MODEL_DIR", conflicts_with = "pca")]
     like: Option<PathBuf>,
     /// Output parquet: the rows plus the features.
     #[arg(long)]
@@ -457,10 +458,7 @@ fn main() -> Result<()> {
                 },
             };
             let args = match &c.like {
-                Some(model) => {
-                    let (encoder, pca) = signalkit::features::like_model(model)?;
-                    signalkit::FeatureArgs { encoder, pca, ..args }
-                }
+                Some(model) => signalkit::features::like_model(model)?.under(args),
                 None => args,
             };
             let s = signalkit::build_features(&args).context("features failed")?;

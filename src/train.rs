@@ -379,8 +379,8 @@ impl Model {
         write_bytes_atomic(&dir.join(CARD_FILE), &card)
     }
 
-    /// Raw predictions for every row of `frame`, in chunks; the feature columns must all be there.
-    pub fn predict_frame(&self, path: &Path, frame: &DataFrame) -> Result<Vec<f64>> {
+    /// Fails naming the model's feature columns that `frame` lacks.
+    pub fn check_columns(&self, path: &Path, frame: &DataFrame) -> Result<()> {
         let missing: Vec<&String> = self.card.features.iter().filter(|f| frame.column(f).is_err()).take(5).collect();
         if !missing.is_empty() {
             return Err(Error::input(
@@ -392,6 +392,12 @@ impl Model {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// Raw predictions for every row of `frame`, in chunks; the feature columns must all be there.
+    pub fn predict_frame(&self, path: &Path, frame: &DataFrame) -> Result<Vec<f64>> {
+        self.check_columns(path, frame)?;
         let n = frame.height();
         let k = self.card.features.len() as i32;
         let mut out = Vec::with_capacity(n);
@@ -656,6 +662,8 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     let (model_file, card_file) = model_paths(&args.model);
     guard_output(&args.out, &[&args.features, &model_file, &card_file])?;
     let model = Model::load(&args.model)?;
+    let t = Targets::read(&args.features)?;
+    model.check_columns(&args.features, &t.frame)?;
     let live = Provenance::read(&args.features)?;
     if let Some(trained) = &model.card.provenance {
         let differences = trained.mismatches(&live.clone().unwrap_or_default());
@@ -663,7 +671,6 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
             return Err(mismatch_error(&args.features, &args.model, &differences));
         }
     }
-    let t = Targets::read(&args.features)?;
     let raw = model.predict_frame(&args.features, &t.frame)?;
     let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
     let latest = eras.iter().copied().max().unwrap_or(0);

@@ -1093,7 +1093,7 @@ fn weekly_script_end_to_end_against_the_mock() {
     assert_no_secret(&out);
     assert!(!out.status.success(), "{}", text(&out));
     let log = std::fs::read_to_string(work.join("2026-W49/weekly.log")).unwrap();
-    assert!(log.contains("FAILED (exit 1) in step: signalkit predict"), "{log}");
+    assert!(log.contains("FAILED (exit 1) in step: signalkit features") && log.contains("no model card"), "{log}");
     assert!(!work.join("2026-W49/submitted").exists());
     assert_eq!(mock.requests().iter().filter(|r| r.method == "PUT").count(), uploads);
 
@@ -1130,6 +1130,31 @@ fn weekly_script_end_to_end_against_the_mock() {
     let out = script_with(&model, "2026-W50");
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("already submitted this week"), "{}", text(&out));
+    assert_eq!((puts(), server.count()), (uploads, 2));
+
+    // PIT_OPTS changed since training: the live features are not what the model was trained on,
+    // and the week stops at predict, naming both windows, before anything is uploaded.
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("SIGNALKIT", bin)
+        .env("NUMERAI_API_URL", &mock.url)
+        .env("NUMERAI_PUBLIC_ID", PUBLIC)
+        .env("NUMERAI_SECRET_KEY", SECRET)
+        .env("MODEL_NAME", "mymodel")
+        .env("MODEL", &model)
+        .env("HEADLINES_DIR", &week_news)
+        .env("STORE", &store)
+        .env("ENCODE_MODEL", fixture)
+        .env("PIT_OPTS", "--window-days 7")
+        .env("WORK_ROOT", &work)
+        .env("WEEK", "2026-W51")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let log = std::fs::read_to_string(work.join("2026-W51/weekly.log")).unwrap();
+    assert!(log.contains("FAILED (exit 1) in step: signalkit predict"), "{log}");
+    assert!(log.contains("window 30 days vs 7 days"), "{log}");
     assert_eq!((puts(), server.count()), (uploads, 2));
 }
 

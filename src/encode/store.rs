@@ -191,8 +191,7 @@ impl WriterLock {
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(Error::io(&fresh, e)),
             };
-            // std's File::lock (flock on Unix) is stable since Rust 1.89, above rust-version.
-            #[allow(clippy::incompatible_msrv)]
+            // std's File::lock: flock on Unix (Rust 1.89+).
             file.lock().map_err(|e| Error::io(&fresh, e))?;
             let _ = writeln!(file, "pid {}", std::process::id());
             let path = writers.join(format!("{token}.lock"));
@@ -215,7 +214,6 @@ const LEGACY_TEMP_AGE: Duration = Duration::from_secs(3600);
 /// the lock is held until its debris is gone. `None` when it is held or gone.
 fn lock_if_dead(path: &Path) -> Option<fs::File> {
     let f = fs::File::open(path).ok()?;
-    #[allow(clippy::incompatible_msrv)] // stable since Rust 1.89, above rust-version
     f.try_lock().ok().map(|_| f)
 }
 
