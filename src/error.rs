@@ -36,21 +36,22 @@ pub enum Error {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// Reading or writing a file failed.
-    #[error("{}: {source}", path.display())]
+    /// Reading or writing a file failed. (The cause is in the message, not a `source`, so a
+    /// report prints it once, not again under "Caused by".)
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    /// A polars error while reading or writing a table.
-    #[error("{}: {source}", path.display())]
+    /// A polars error while reading or writing a table (its cause printed once, as for `Io`).
+    #[error("{}: {cause}", path.display())]
     Table {
         /// The file involved.
         path: PathBuf,
         /// The underlying polars error.
-        source: polars::prelude::PolarsError,
+        cause: polars::prelude::PolarsError,
     },
     /// Invalid options or configuration.
     #[error("{0}")]
@@ -80,11 +81,11 @@ impl Error {
 
     /// Wraps a polars error with the file it concerns.
     pub fn table(path: &Path, source: polars::prelude::PolarsError) -> Self {
-        Error::Table { path: path.to_path_buf(), source }
+        Error::Table { path: path.to_path_buf(), cause: source }
     }
 
     /// Wraps an I/O error with the file it concerns.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Error::Io { path: path.to_path_buf(), source }
+        Error::Io { path: path.to_path_buf(), cause: source }
     }
 }

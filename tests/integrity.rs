@@ -208,3 +208,22 @@ fn a_text_column_is_never_a_silent_all_null_feature() {
         &["f.parquet", "feature_sector", "not numbers"],
     );
 }
+
+#[test]
+fn a_broken_table_is_reported_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let t = write(d, "t.csv", "bloomberg_ticker,friday_date\nAAPL US,20240301\n").display().to_string();
+    let h = write(
+        d,
+        "h.jsonl",
+        "{\"ticker\": \"AAPL\", \"published_at\": \"2024-02-28T10:00:00Z\", \"headline\": \"x\"}\n{not json\n",
+    );
+    let log = refused(
+        &["join", "--targets", &t, "--headlines", &h.display().to_string(), "--out", &s(d, "o.parquet")],
+        &["h.jsonl"],
+    );
+    let cause = log.lines().find_map(|l| l.split("h.jsonl: ").nth(1)).expect("the file's error").trim();
+    assert!(!cause.is_empty());
+    assert_eq!(log.matches(cause).count(), 1, "the cause is printed once, not again under 'Caused by':\n{log}");
+}
