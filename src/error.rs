@@ -56,6 +56,20 @@ pub enum Error {
     /// Invalid options or configuration.
     #[error("{0}")]
     Config(String),
+    /// LightGBM failed (training, prediction, loading a model).
+    #[error("LightGBM: {0}")]
+    Lightgbm(String),
+    /// The encoder failed: tokenizer, tensors, device.
+    #[error("encoder: {0}")]
+    Encoder(String),
+    /// Drawing or writing a plot failed.
+    #[error("{}: drawing the plot failed: {message}", path.display())]
+    Plot {
+        /// The plot file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The Numerai API refused or failed a request: says what happened and what to do.
     #[error("Numerai API: {0}")]
     Api(String),

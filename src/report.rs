@@ -28,7 +28,7 @@ fn register_font() {
 }
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Config(format!("{}: drawing the plot failed: {e}", path.display()))
+    Error::Plot { path: path.to_path_buf(), message: e.to_string() }
 }
 
 /// Serialises `value` as pretty JSON into `path`, atomically.

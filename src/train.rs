@@ -344,7 +344,7 @@ pub struct Model {
 }
 
 fn lgbm(e: lightgbm3::Error) -> Error {
-    Error::Config(format!("LightGBM: {e}"))
+    Error::Lightgbm(e.to_string())
 }
 
 impl Model {

@@ -108,7 +108,7 @@ pub fn device(name: &str) -> Result<Device> {
 
 /// Tokenizes texts (truncated, unpadded) with `tokenizer`, in parallel.
 pub fn tokenize(tokenizer: &Tokenizer, texts: &[&str]) -> Result<Vec<Encoding>> {
-    tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Config(format!("tokenizer: {e}")))
+    tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| Error::Encoder(format!("tokenizer: {e}")))
 }
 
 /// One text's class probabilities (empty without a head) and [CLS] embedding.
@@ -327,7 +327,7 @@ impl Encoder {
         }
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
-            .map_err(|e| Error::Config(format!("truncation: {e}")))?;
+            .map_err(|e| Error::Encoder(format!("truncation: {e}")))?;
         tokenizer.with_padding(None);
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(cfg.pad_token_id as u32);
 
@@ -395,7 +395,7 @@ impl Encoder {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let err = |e: candle_core::Error| Error::Config(format!("encoder: {e}"));
+        let err = |e: candle_core::Error| Error::Encoder(e.to_string());
         let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
         let n = batch.len();
         let (mut ids, mut mask) = (vec![self.pad_id; n * width], vec![0u32; n * width]);
