@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::full_palette::{GREEN_700, RED_700};
 
-use crate::data::write_bytes_atomic;
+use crate::data::{write_atomic, write_bytes_atomic};
 use crate::error::{Error, Result};
 
 /// DejaVu Sans (Bitstream Vera licence, data/fonts/DejaVuSans-LICENSE.txt), compiled in.
@@ -37,32 +37,20 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_bytes_atomic(path, &bytes)
 }
 
-/// Renders a PNG with `draw` into a temporary file beside `path`, then renames it into place.
+/// Renders a PNG with `draw` into `path`, atomically (the temporary file keeps the `.png`
+/// extension the encoder picks its format by).
 fn render_png(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> std::result::Result<(), String>,
 ) -> Result<()> {
     register_font();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // The encoder picks the format from the extension, so the temporary name keeps `.png`.
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}.png", std::process::id()));
-    let drawn = (|| {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        draw(&root)?;
-        root.present().map_err(|e| e.to_string())
-    })();
-    let done = drawn
-        .map_err(|e| plot_error(path, e))
-        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
-    if done.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    done
+    write_atomic(path, |tmp, _| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        draw(&root).map_err(|e| plot_error(path, e))?;
+        root.present().map_err(|e| plot_error(path, e))
+    })
 }
 
 fn era_label(era: i32) -> String {

@@ -1,16 +1,18 @@
 //! Ingest: Numerai rows and headlines from CSV, Parquet or JSON Lines, validated and normalised.
 
+pub mod atomic;
 pub mod headlines;
 pub mod targets;
 pub mod tickers;
 pub mod time;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
+pub use atomic::{write_atomic, write_bytes_atomic};
 
 /// A table file format, chosen by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,11 +323,14 @@ pub fn write_parquet_atomic(df: &mut DataFrame, path: &Path) -> Result<()> {
 
 /// Writes a parquet file atomically with key-value metadata (signalkit's provenance).
 pub fn write_parquet_with(df: &mut DataFrame, path: &Path, meta: Option<KeyValueMetadata>) -> Result<()> {
-    let tmp = temp_path(path)?;
-    let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let written =
-        ParquetWriter::new(f).with_compression(ParquetCompression::Zstd(None)).with_key_value_metadata(meta).finish(df);
-    finish_atomic(written.map(|_| ()).map_err(|e| Error::table(path, e)), &tmp, path)
+    write_atomic(path, |_, f| {
+        ParquetWriter::new(f)
+            .with_compression(ParquetCompression::Zstd(None))
+            .with_key_value_metadata(meta)
+            .finish(df)
+            .map(|_| ())
+            .map_err(|e| Error::table(path, e))
+    })
 }
 
 /// Refuses an output path that names one of the stage's inputs (the same file through any path
@@ -333,7 +338,7 @@ pub fn write_parquet_with(df: &mut DataFrame, path: &Path, meta: Option<KeyValue
 pub fn guard_output(out: &Path, inputs: &[&Path]) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::symlink_metadata(out) else { return Ok(()) };
-    check_replaceable(out, &meta)?;
+    atomic::check_replaceable(out, &meta)?;
     for input in inputs {
         if std::fs::metadata(input).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino()) {
             return Err(Error::input(
@@ -345,49 +350,9 @@ pub fn guard_output(out: &Path, inputs: &[&Path]) -> Result<()> {
     Ok(())
 }
 
-/// An existing output must be a plain file: never a link, FIFO, device or folder.
-fn check_replaceable(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
-    let t = meta.file_type();
-    let kind = if t.is_symlink() {
-        "a symbolic link (writing would cut the link and leave its target stale)"
-    } else if t.is_dir() {
-        "a folder"
-    } else if !t.is_file() {
-        "a FIFO, socket or device, not a file"
-    } else {
-        return Ok(());
-    };
-    Err(Error::input(path, format!("the output path is {kind}: name a regular file path for the output")))
-}
-
 /// Writes a CSV file atomically (temporary file, then rename).
 pub fn write_csv_atomic(df: &mut DataFrame, path: &Path) -> Result<()> {
-    let tmp = temp_path(path)?;
-    let f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let written = CsvWriter::new(f).include_header(true).finish(df);
-    finish_atomic(written.map_err(|e| Error::table(path, e)), &tmp, path)
-}
-
-fn temp_path(path: &Path) -> Result<PathBuf> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    let name = path.file_name().ok_or_else(|| Error::Config(format!("{}: not a file path", path.display())))?;
-    Ok(path.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id())))
-}
-
-fn finish_atomic(written: Result<()>, tmp: &Path, path: &Path) -> Result<()> {
-    let done = written
-        .and_then(|_| match std::fs::symlink_metadata(path) {
-            Ok(meta) => check_replaceable(path, &meta),
-            Err(_) => Ok(()),
-        })
-        .and_then(|_| File::open(tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io(tmp, e)))
-        .and_then(|_| std::fs::rename(tmp, path).map_err(|e| Error::io(path, e)));
-    if done.is_err() {
-        let _ = std::fs::remove_file(tmp);
-    }
-    done
+    write_atomic(path, |_, f| CsvWriter::new(f).include_header(true).finish(df).map_err(|e| Error::table(path, e)))
 }
 
 /// Writes a table atomically as CSV or parquet, chosen by the file's extension.
@@ -397,13 +362,6 @@ pub fn write_table_atomic(df: &mut DataFrame, path: &Path) -> Result<()> {
         Format::Parquet => write_parquet_atomic(df, path),
         _ => Err(Error::Config(format!("{}: write .csv or .parquet", path.display()))),
     }
-}
-
-/// Writes bytes atomically (temporary file beside it, then rename).
-pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path)?;
-    let written = std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e));
-    finish_atomic(written, &tmp, path)
 }
 
 /// A streamed content hash of a file (xxh3-64, hex), recorded so outputs name their inputs.

@@ -526,25 +526,10 @@ fn describe(dir: &Path, m: &ModelKey) -> String {
     )
 }
 
-/// Writes `dir/name` through `dir/.<name>.tmp-<token>` (synced, then renamed into place); the
-/// temporary file is removed on failure.
+/// Writes `dir/name` atomically through `dir/.<name>.tmp-<token>` (the owner's token in the name
+/// lets writers tell a dead writer's debris from a live one's).
 fn write_atomic(dir: &Path, name: &str, token: &str, write: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp-{token}"));
-    let path = dir.join(name);
-    let done = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))
-        .and_then(|mut f| {
-            write(&mut f)?;
-            f.sync_all().map_err(|e| Error::io(&tmp, e))
-        })
-        .and_then(|_| fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e)));
-    if done.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    done
+    crate::data::atomic::write_atomic_as(&dir.join(name), &format!(".{name}.tmp-{token}"), |_, f| write(f))
 }
 
 /// Column names of the class probabilities: `p_<label>`.

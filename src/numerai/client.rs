@@ -618,7 +618,11 @@ impl Client {
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let what = format!("download of {name}");
         self.with_retry(&what, || {
-            let tmp = TempFile::new(dir.join(format!(".{name}.part-{}", std::process::id())));
+            // Removed on drop unless persisted (renamed into place) once complete.
+            let tmp = match tempfile::Builder::new().prefix(&format!(".{name}.part-")).tempfile_in(dir) {
+                Ok(t) => t,
+                Err(e) => return Attempt::Fail(Error::io(dir, e)),
+            };
             let resp = match self.http.get(url).send() {
                 Ok(r) => r,
                 Err(e) => return self.send_error(e),
@@ -632,10 +636,10 @@ impl Client {
                 let hint = if status == StatusCode::FORBIDDEN { " (pre-signed URLs expire: run again)" } else { "" };
                 return Attempt::Fail(self.fail(format!("{what}: HTTP {status}{hint}: {}", snippet(&text))));
             }
-            match self.stream_to(resp, &tmp.path, &name) {
+            match self.stream_to(resp, tmp.path(), &name) {
                 Ok(n) => match tmp.persist(dest) {
-                    Ok(()) => Attempt::Done(n),
-                    Err(e) => Attempt::Fail(e),
+                    Ok(_) => Attempt::Done(n),
+                    Err(e) => Attempt::Fail(Error::io(dest, e.error)),
                 },
                 Err(StreamError::Local(e)) => Attempt::Fail(e),
                 Err(StreamError::Transfer(why)) => Attempt::Retry(why, None),
@@ -978,32 +982,6 @@ enum StreamError {
     Local(Error),
     /// The transfer broke off: worth retrying.
     Transfer(String),
-}
-
-/// A temporary file removed on drop unless persisted.
-struct TempFile {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl TempFile {
-    fn new(path: PathBuf) -> Self {
-        TempFile { path, keep: false }
-    }
-
-    fn persist(mut self, dest: &Path) -> Result<()> {
-        std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
-        self.keep = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 /// The first field of a GraphQL query, for messages (`listDatasets`, `account`, ...).

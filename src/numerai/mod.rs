@@ -213,15 +213,8 @@ impl Journal {
 
     /// Writes through a synced temporary file, renamed into place.
     fn write(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
         let text = serde_json::to_string_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, text.as_bytes())?;
-            f.sync_all()
-        };
-        write().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        crate::data::write_bytes_atomic(path, text.as_bytes())
     }
 }
 
