@@ -19,9 +19,9 @@ use crate::data::targets::Targets;
 use crate::data::tickers::TickerRule;
 use crate::data::time::{US_PER_DAY, Zone};
 use crate::data::{file_hash, guard_output, read_table, str_values, write_parquet_with};
-use crate::encode::store::{Store, StoreQuery, normalise, prob_columns};
+use crate::encode::store::{ModelKey, Store, StoreQuery, normalise, prob_columns};
 use crate::error::{Error, Result};
-use crate::pit::{Window, visibility};
+use crate::pit::{Visibility, Window, visibility};
 use crate::provenance::{InputFile, JoinRecord, PcaRecord, Provenance, verify_unchanged};
 
 /// Half-life, in days, of the exponentially decayed sentiment.
@@ -361,44 +361,94 @@ fn quoted(t: Option<&str>) -> String {
 /// encoder's and the PCA's provenance in its metadata.
 pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
     let (join, headlines_path) = resolve_join(&args.rows, &args.restated)?;
+    guard_outputs(args, &headlines_path)?;
+    let (targets, headlines, vis) = redo_join(&args.rows, &join, &headlines_path)?;
+    let (store, _) = Store::find_by(&args.store, &args.encoder)?;
+    let encoded = Encoded::read(&store)?;
+    let rows = RowEntries::resolve(&vis, &headlines, &encoded).map_err(|(missing, example)| {
+        Error::input(
+            &args.store,
+            format!(
+                "{missing} visible headlines are not in the store for model '{}' (e.g. {example:?}): run signalkit encode on {} first",
+                encoded.model.id,
+                headlines_path.display()
+            ),
+        )
+    })?;
+    let mut out = Columns { frame: targets.frame.clone(), path: &args.out, added: 0 };
+    add_headline_columns(&mut out, &encoded, &rows)?;
+    let pca = match &args.pca {
+        None => None,
+        Some(PcaOption::Apply(path)) => Some((apply_pca(path, &encoded)?, path.clone())),
+        Some(PcaOption::Fit { k, until }) => {
+            let fit_rows = pca_fit_rows(&args.rows, &targets, until.as_deref())?;
+            let p = fit_pca(&encoded, &rows.latest, &fit_rows, &targets, *k)?;
+            let json = serde_json::to_vec_pretty(&p).map_err(|e| Error::Config(e.to_string()))?;
+            crate::data::write_bytes_atomic(&pca_path(&args.out), &json)?;
+            Some((p, pca_path(&args.out)))
+        }
+    };
+    add_embedding_columns(&mut out, &encoded, &rows.latest, pca.as_ref().map(|(p, _)| p))?;
+    let provenance = Provenance {
+        join: Some(join),
+        rows: Some(InputFile::of(&args.rows)?),
+        encoder: Some(encoded.model.clone()),
+        pca: pca.map(|(p, path)| pca_record(&path, &p)).transpose()?,
+        ..Provenance::new()
+    };
+    write_parquet_with(&mut out.frame, &args.out, Some(provenance.to_metadata()))?;
+    Ok(FeatureSummary {
+        rows: out.frame.height(),
+        with_headline: rows.latest.iter().filter(|e| e.is_some()).count(),
+        features: out.added,
+        model: encoded.model.id,
+    })
+}
+
+/// Refuses outputs (the table, and a PCA fit's `.pca.json`) that would replace an input.
+fn guard_outputs(args: &FeatureArgs, headlines: &Path) -> Result<()> {
     let pca_from = match &args.pca {
         Some(PcaOption::Apply(p)) => Some(p.as_path()),
         _ => None,
     };
-    let inputs: Vec<&Path> = [args.rows.as_path(), headlines_path.as_path()].into_iter().chain(pca_from).collect();
+    let inputs: Vec<&Path> = [args.rows.as_path(), headlines].into_iter().chain(pca_from).collect();
     guard_output(&args.out, &inputs)?;
     if matches!(args.pca, Some(PcaOption::Fit { .. })) {
         guard_output(&pca_path(&args.out), &inputs)?;
     }
+    Ok(())
+}
+
+/// Redoes the join's point-in-time rule over its rows and headlines, and proves it redone
+/// exactly: each row must name the latest headline and 7/30-day counts these inputs give (rows
+/// edited after the join, or joined by other code, are refused).
+fn redo_join(rows: &Path, join: &JoinRecord, headlines_path: &Path) -> Result<(Targets, Headlines, Visibility)> {
     let window = join.window();
     window.check()?;
-    let frame = read_table(&args.rows, false)?;
-    let recorded = str_values(&args.rows, &frame, "headline")
-        .map_err(|_| Error::input(&args.rows, "no 'headline' column: is this the output of signalkit join?"))?;
+    let frame = read_table(rows, false)?;
+    let recorded = str_values(rows, &frame, "headline")
+        .map_err(|_| Error::input(rows, "no 'headline' column: is this the output of signalkit join?"))?;
     let counts = |name: &str| -> Result<Vec<Option<u32>>> {
-        let c = frame.column(name).and_then(|c| c.cast(&DataType::UInt32)).map_err(|e| Error::table(&args.rows, e))?;
-        Ok(c.u32().map_err(|e| Error::table(&args.rows, e))?.iter().collect())
+        let c = frame.column(name).and_then(|c| c.cast(&DataType::UInt32)).map_err(|e| Error::table(rows, e))?;
+        Ok(c.u32().map_err(|e| Error::table(rows, e))?.iter().collect())
     };
     let (n7, n30) = (counts("n_headlines_7d")?, counts("n_headlines_30d")?);
-    let targets = Targets::from_frame(&args.rows, frame)?;
-    let headlines = Headlines::read(&headlines_path, &join.headline_options()?)?;
+    let targets = Targets::from_frame(rows, frame)?;
+    let headlines = Headlines::read(headlines_path, &join.headline_options()?)?;
     let vis = visibility(&targets, &headlines, &join.ticker_rule()?, window);
-    let text = &headlines.text;
-    // The rows must name the latest headline these inputs give: a cheap proof that the join is
-    // redone exactly (rows edited after the join, or joined by other code, are refused).
     for (i, (v, _)) in vis.rows.iter().enumerate() {
-        let ours = v.latest.and_then(|h| text.get(h as usize));
-        let same_counts = (n7[i], n30[i]) == (Some(v.n_7d), Some(v.n_30d));
-        if ours != recorded.get(i) || !same_counts {
+        let ours = v.latest.and_then(|h| headlines.text.get(h as usize));
+        if ours != recorded.get(i) || (n7[i], n30[i]) != (Some(v.n_7d), Some(v.n_30d)) {
+            let n = |c: Option<u32>| c.map_or("?".into(), |n| n.to_string());
             return Err(Error::at(
-                &args.rows,
+                rows,
                 Some(i + 1),
                 "headline",
                 format!(
                     "this row was joined with {} ({}/{} headlines in 7/30 days) but these inputs give {} ({}/{}): re-run signalkit join (or pass the same --headlines and join options)",
                     quoted(recorded.get(i)),
-                    n7[i].map_or("?".into(), |n| n.to_string()),
-                    n30[i].map_or("?".into(), |n| n.to_string()),
+                    n(n7[i]),
+                    n(n30[i]),
                     quoted(ours),
                     v.n_7d,
                     v.n_30d
@@ -406,161 +456,176 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
             ));
         }
     }
+    Ok((targets, headlines, vis))
+}
 
-    let (store, _) = Store::find_by(&args.store, &args.encoder)?;
-    let model = store.model().clone();
-    let table = store.read_all()?;
-    let stored_text = table.column("text").and_then(|c| c.str().cloned()).map_err(|e| Error::table(store.dir(), e))?;
-    let at: PlHashMap<&str, usize> = stored_text.iter().enumerate().filter_map(|(i, t)| Some((t?, i))).collect();
-    let f32s = |name: &str| -> Result<Vec<f32>> {
-        let c = table.column(name).map_err(|e| Error::table(store.dir(), e))?;
-        let c = c.cast(&DataType::Float32).map_err(|e| Error::table(store.dir(), e))?;
-        Ok(c.f32().map_err(|e| Error::table(store.dir(), e))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
-    };
-    let probs: Vec<Vec<f32>> = prob_columns(&model.labels).iter().map(|c| f32s(c)).collect::<Result<_>>()?;
-    let sentiment = if table.column("sentiment").is_ok() { Some(f32s("sentiment")?) } else { None };
-    let cls = table.column("cls").and_then(|c| c.list().cloned()).map_err(|e| Error::table(store.dir(), e))?;
-    let width = cls.get_as_series(0).map_or(0, |s| s.len());
-    let cls_values: Vec<f32> = cls
-        .explode(ExplodeOptions { empty_as_null: false, keep_nulls: false })
-        .and_then(|s| s.f32().map(|c| c.into_no_null_iter().collect()))
-        .map_err(|e| Error::table(store.dir(), e))?;
+/// One encoder's stored outputs, column by column, and each normalised text's entry.
+struct Encoded {
+    model: ModelKey,
+    /// Entry of each stored (normalised) text.
+    at: PlHashMap<String, usize>,
+    /// Class probabilities, one vector per label.
+    probs: Vec<Vec<f32>>,
+    sentiment: Option<Vec<f32>>,
+    /// [CLS] embeddings, row-major, `width` wide.
+    cls: Vec<f32>,
+    width: usize,
+}
 
-    // Every visible headline must be in the store.
-    // Each headline's store row, resolved once (a headline sits in several rows' windows).
-    let texts: Vec<Option<&str>> = text.iter().collect();
-    let entries: Vec<Option<usize>> =
-        texts.par_iter().map(|t| t.and_then(|t| at.get(normalise(t).as_str()).copied())).collect();
-    let entry = |h: u32| entries[h as usize];
-    let mut missing = 0;
-    let mut example = None;
-    let mut latest_entry = Vec::with_capacity(vis.rows.len());
-    let mut aggregates = Vec::with_capacity(vis.rows.len());
-    for (v, cutoff) in &vis.rows {
-        let mut items = Vec::new();
-        for (h, t) in vis.index.members(v.range) {
-            match entry(h) {
-                Some(e) => items.push(((cutoff - t) as f64 / US_PER_DAY as f64, e)),
-                None => {
-                    missing += 1;
-                    example.get_or_insert_with(|| text.get(h as usize).unwrap_or("").to_string());
+impl Encoded {
+    fn read(store: &Store) -> Result<Encoded> {
+        let model = store.model().clone();
+        let table = store.read_all()?;
+        let fail = |e: PolarsError| Error::table(store.dir(), e);
+        let text = table.column("text").and_then(|c| c.str().cloned()).map_err(fail)?;
+        let at = text.iter().enumerate().filter_map(|(i, t)| Some((t?.to_string(), i))).collect();
+        let f32s = |name: &str| -> Result<Vec<f32>> {
+            let c = table.column(name).and_then(|c| c.cast(&DataType::Float32)).map_err(fail)?;
+            Ok(c.f32().map_err(fail)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+        };
+        let probs = prob_columns(&model.labels).iter().map(|c| f32s(c)).collect::<Result<_>>()?;
+        let sentiment = if table.column("sentiment").is_ok() { Some(f32s("sentiment")?) } else { None };
+        let cls = table.column("cls").and_then(|c| c.list().cloned()).map_err(fail)?;
+        let width = cls.get_as_series(0).map_or(0, |s| s.len());
+        let cls = cls
+            .explode(ExplodeOptions { empty_as_null: false, keep_nulls: false })
+            .and_then(|s| s.f32().map(|c| c.into_no_null_iter().collect()))
+            .map_err(fail)?;
+        Ok(Encoded { model, at, probs, sentiment, cls, width })
+    }
+
+    fn embedding(&self, e: usize) -> &[f32] {
+        &self.cls[e * self.width..(e + 1) * self.width]
+    }
+}
+
+/// Per row: the store entry of its latest visible headline and its window's sentiment aggregates.
+struct RowEntries {
+    latest: Vec<Option<usize>>,
+    aggregates: Vec<Option<Aggregates>>,
+}
+
+impl RowEntries {
+    /// Resolves every row's window against the store; `Err((missing, example))` when visible
+    /// headlines are not in it.
+    fn resolve(
+        vis: &Visibility,
+        headlines: &Headlines,
+        enc: &Encoded,
+    ) -> std::result::Result<RowEntries, (usize, String)> {
+        // Each headline's store entry, resolved once (a headline sits in several rows' windows).
+        let texts: Vec<Option<&str>> = headlines.text.iter().collect();
+        let entries: Vec<Option<usize>> =
+            texts.par_iter().map(|t| t.and_then(|t| enc.at.get(normalise(t).as_str()).copied())).collect();
+        let (mut missing, mut example) = (0, None);
+        let mut rows = RowEntries { latest: Vec::with_capacity(vis.rows.len()), aggregates: Vec::new() };
+        for (v, cutoff) in &vis.rows {
+            let mut items = Vec::new();
+            for (h, t) in vis.index.members(v.range) {
+                match entries[h as usize] {
+                    Some(e) => items.push(((cutoff - t) as f64 / US_PER_DAY as f64, e)),
+                    None => {
+                        missing += 1;
+                        example.get_or_insert_with(|| texts[h as usize].unwrap_or("").to_string());
+                    }
                 }
             }
+            rows.latest.push(v.latest.and_then(|h| entries[h as usize]));
+            let sentiment = |s: &Vec<f32>| aggregate(&items.iter().map(|(age, e)| (*age, s[*e])).collect::<Vec<_>>());
+            rows.aggregates.push(enc.sentiment.as_ref().map(sentiment));
         }
-        latest_entry.push(v.latest.and_then(entry));
-        aggregates.push(
-            sentiment.as_ref().map(|s| aggregate(&items.iter().map(|(age, e)| (*age, s[*e])).collect::<Vec<_>>())),
-        );
+        if missing > 0 { Err((missing, example.unwrap_or_default())) } else { Ok(rows) }
     }
-    if missing > 0 {
+}
+
+/// The output table as it grows, and how many feature columns were added.
+struct Columns<'a> {
+    frame: DataFrame,
+    path: &'a Path,
+    added: usize,
+}
+
+impl Columns<'_> {
+    fn add(&mut self, name: String, values: Vec<Option<f32>>) -> Result<()> {
+        self.frame
+            .with_column(Float32Chunked::from_iter_options(name.into(), values.into_iter()).into_column())
+            .map_err(|e| Error::table(self.path, e))?;
+        self.added += 1;
+        Ok(())
+    }
+}
+
+/// The latest headline's class probabilities and sentiment, and the window's aggregates.
+fn add_headline_columns(out: &mut Columns, enc: &Encoded, rows: &RowEntries) -> Result<()> {
+    let latest = |v: &[f32]| rows.latest.iter().map(|e| e.map(|e| v[e])).collect();
+    for (name, p) in prob_columns(&enc.model.labels).into_iter().zip(&enc.probs) {
+        out.add(name, latest(p))?;
+    }
+    let Some(s) = &enc.sentiment else { return Ok(()) };
+    out.add("sentiment".into(), latest(s))?;
+    type Pick = fn(&Aggregates) -> Option<f32>;
+    let aggs: [(&str, Pick); 5] = [
+        ("sentiment_mean_7d", |a| a.mean_7d),
+        ("sentiment_mean_30d", |a| a.mean_30d),
+        ("sentiment_decayed", |a| a.decayed),
+        ("sentiment_min_window", |a| a.min),
+        ("sentiment_max_window", |a| a.max),
+    ];
+    for (name, pick) in aggs {
+        out.add(name.into(), rows.aggregates.iter().map(|a| a.as_ref().and_then(pick)).collect())?;
+    }
+    Ok(())
+}
+
+/// A saved projection, refused unless fitted on this encoder's embedding.
+fn apply_pca(path: &Path, enc: &Encoded) -> Result<Pca> {
+    let p = Pca::read(path)?;
+    if p.model != enc.model.id || p.width != enc.width {
         return Err(Error::input(
-            &args.store,
+            path,
             format!(
-                "{missing} visible headlines are not in the store for model '{}' (e.g. {:?}): run signalkit encode on {} first",
-                model.id,
-                example.unwrap_or_default(),
-                headlines_path.display()
+                "fitted on {} (width {}) but the store holds {} (width {}): fit a PCA for this model",
+                p.model, p.width, enc.model.id, enc.width
             ),
         ));
     }
+    Ok(p)
+}
 
-    let mut out = targets.frame.clone();
-    let mut add = |name: String, values: Vec<Option<f32>>| -> Result<()> {
-        out.with_column(Float32Chunked::from_iter_options(name.into(), values.into_iter()).into_column())
-            .map(|_| ())
-            .map_err(|e| Error::table(&args.out, e))
-    };
-    let mut n_features = 0;
-    for (name, p) in prob_columns(&model.labels).into_iter().zip(&probs) {
-        add(name, latest_entry.iter().map(|e| e.map(|e| p[e])).collect())?;
-        n_features += 1;
-    }
-    if let Some(s) = &sentiment {
-        add("sentiment".into(), latest_entry.iter().map(|e| e.map(|e| s[e])).collect())?;
-        type Pick = fn(&Aggregates) -> Option<f32>;
-        let aggs: [(&str, Pick); 5] = [
-            ("sentiment_mean_7d", |a| a.mean_7d),
-            ("sentiment_mean_30d", |a| a.mean_30d),
-            ("sentiment_decayed", |a| a.decayed),
-            ("sentiment_min_30d", |a| a.min),
-            ("sentiment_max_30d", |a| a.max),
-        ];
-        for (name, pick) in aggs {
-            add(name.into(), aggregates.iter().map(|a| a.as_ref().and_then(pick)).collect())?;
-        }
-        n_features += 6;
-    }
-    let embedding = |e: usize| &cls_values[e * width..(e + 1) * width];
-    let pca = match &args.pca {
-        None => None,
-        Some(PcaOption::Apply(path)) => {
-            let p = Pca::read(path)?;
-            if p.model != model.id || p.width != width {
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "fitted on {} (width {}) but the store holds {} (width {width}): fit a PCA for this model",
-                        p.model, p.width, model.id
-                    ),
-                ));
-            }
-            Some(p)
-        }
-        Some(PcaOption::Fit { k, until }) => {
-            let rows = pca_fit_rows(&args.rows, &targets, until.as_deref())?;
-            let mut fit_entries: Vec<usize> = rows.iter().filter_map(|&i| latest_entry[i]).collect();
-            fit_entries.sort_unstable();
-            fit_entries.dedup();
-            let x: Vec<f32> = fit_entries.iter().flat_map(|&e| embedding(e).iter().copied()).collect();
-            let (mean, components, explained) = Pca::fit(&x, width, *k)?;
-            let last = rows.iter().map(|&i| targets.fridays[i]).max().unwrap_or(0);
-            let p = Pca {
-                model: model.id.clone(),
-                width,
-                mean,
-                components,
-                explained,
-                fitted_on: fit_entries.len(),
-                last_fit_friday: crate::data::time::date_from_days(last).to_string(),
-            };
-            let json = serde_json::to_vec_pretty(&p).map_err(|e| Error::Config(e.to_string()))?;
-            crate::data::write_bytes_atomic(&pca_path(&args.out), &json)?;
-            Some(p)
-        }
-    };
-    let pca_record = match (&pca, &args.pca) {
-        (Some(p), Some(PcaOption::Apply(path))) => Some(pca_record(path, p)?),
-        (Some(p), _) => Some(pca_record(&pca_path(&args.out), p)?),
-        (None, _) => None,
-    };
-    match &pca {
+/// Fits `k` components on the distinct latest headlines of the fit rows (training eras only).
+fn fit_pca(enc: &Encoded, latest: &[Option<usize>], fit_rows: &[usize], targets: &Targets, k: usize) -> Result<Pca> {
+    let mut fit_entries: Vec<usize> = fit_rows.iter().filter_map(|&i| latest[i]).collect();
+    fit_entries.sort_unstable();
+    fit_entries.dedup();
+    let x: Vec<f32> = fit_entries.iter().flat_map(|&e| enc.embedding(e).iter().copied()).collect();
+    let (mean, components, explained) = Pca::fit(&x, enc.width, k)?;
+    let last = fit_rows.iter().map(|&i| targets.fridays[i]).max().unwrap_or(0);
+    Ok(Pca {
+        model: enc.model.id.clone(),
+        width: enc.width,
+        mean,
+        components,
+        explained,
+        fitted_on: fit_entries.len(),
+        last_fit_friday: crate::data::time::date_from_days(last).to_string(),
+    })
+}
+
+/// The latest headline's embedding: `cls_000…`, or its principal components `pc_000…`.
+fn add_embedding_columns(out: &mut Columns, enc: &Encoded, latest: &[Option<usize>], pca: Option<&Pca>) -> Result<()> {
+    match pca {
         Some(p) => {
             let scores: Vec<Option<Vec<f32>>> =
-                latest_entry.par_iter().map(|e| e.map(|e| p.project(embedding(e)))).collect();
+                latest.par_iter().map(|e| e.map(|e| p.project(enc.embedding(e)))).collect();
             for j in 0..p.components.len() {
-                add(format!("pc_{j:03}"), scores.iter().map(|s| s.as_ref().map(|s| s[j])).collect())?;
+                out.add(format!("pc_{j:03}"), scores.iter().map(|s| s.as_ref().map(|s| s[j])).collect())?;
             }
-            n_features += p.components.len();
         }
         None => {
-            for j in 0..width {
-                add(format!("cls_{j:03}"), latest_entry.iter().map(|e| e.map(|e| embedding(e)[j])).collect())?;
+            for j in 0..enc.width {
+                out.add(format!("cls_{j:03}"), latest.iter().map(|e| e.map(|e| enc.embedding(e)[j])).collect())?;
             }
-            n_features += width;
         }
     }
-    let provenance = Provenance {
-        join: Some(join),
-        rows: Some(InputFile::of(&args.rows)?),
-        encoder: Some(model.clone()),
-        pca: pca_record,
-        ..Provenance::new()
-    };
-    write_parquet_with(&mut out, &args.out, Some(provenance.to_metadata()))?;
-    Ok(FeatureSummary {
-        rows: out.height(),
-        with_headline: latest_entry.iter().filter(|e| e.is_some()).count(),
-        features: n_features,
-        model: model.id,
-    })
+    Ok(())
 }

@@ -103,8 +103,8 @@ fn latest_outputs_and_window_aggregates() {
     assert_eq!(f32s(&df, "sentiment")[0], Some(good));
     assert_eq!(f32s(&df, "sentiment_mean_7d")[0], Some(good));
     assert!((f32s(&df, "sentiment_mean_30d")[0].unwrap() - (good + bad) / 2.0).abs() < 1e-6);
-    assert_eq!(f32s(&df, "sentiment_min_30d")[0], Some(good.min(bad)));
-    assert_eq!(f32s(&df, "sentiment_max_30d")[0], Some(good.max(bad)));
+    assert_eq!(f32s(&df, "sentiment_min_window")[0], Some(good.min(bad)));
+    assert_eq!(f32s(&df, "sentiment_max_window")[0], Some(good.max(bad)));
     let (w1, w10) = (0.5f64.powf(1.0 / HALF_LIFE_DAYS), 0.5f64.powf(10.0 / HALF_LIFE_DAYS));
     let decayed = (w1 * good as f64 + w10 * bad as f64) / (w1 + w10);
     assert!((f32s(&df, "sentiment_decayed")[0].unwrap() as f64 - decayed).abs() < 1e-6);

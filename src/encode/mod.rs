@@ -121,7 +121,7 @@ impl Batching {
 }
 
 /// One window's batches: (index into the texts, tokens).
-type Window = Vec<Vec<(usize, Encoding)>>;
+type TokenWindow = Vec<Vec<(usize, Encoding)>>;
 
 /// Encodes `texts` (normalised, distinct, not yet stored) into `store`, one shard per
 /// `shard_size` texts, shortest first.
@@ -144,7 +144,7 @@ pub fn encode_into(
     order.sort_by_key(|&i| (texts[i].len(), i));
     let tokenizer = encoder.tokenizer();
     std::thread::scope(|scope| {
-        let (window_tx, window_rx) = mpsc::sync_channel::<Result<Window>>(1);
+        let (window_tx, window_rx) = mpsc::sync_channel::<Result<TokenWindow>>(1);
         let (shard_tx, shard_rx) = mpsc::sync_channel::<Vec<Encoded>>(1);
         let order = &order;
         scope.spawn(move || {
