@@ -1,6 +1,6 @@
 //! signalkit: financial news → Numerai Signals.
 //!
-//! Stages (DESIGN §1): [`data`] ingest, [`pit`] point-in-time join, [`encode`] headline encoder
+//! Stages (ARCHITECTURE.md draws the data flow): [`data`] ingest, [`pit`] point-in-time join, [`encode`] headline encoder
 //! and store, [`features`] feature table, [`train`] LightGBM, [`metrics`] Numerai scoring,
 //! [`evaluate`] out-of-sample reports, [`run`] the whole chain from a [`config`], [`sample`] synthetic data.
 //! [`numerai`]: the Numerai API client, submission validation and upload.

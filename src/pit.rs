@@ -1,5 +1,5 @@
 //! The point-in-time join: each row sees only headlines published strictly before its cutoff and
-//! no older than the look-back window (DESIGN §3).
+//! no older than the look-back window (the rule is stated in the README, "The rule").
 //!
 //! Headlines are sorted once by (ticker, instant); each row then finds its visible range with two
 //! binary searches. Visibility is `cutoff - window <= published < cutoff`, never `<=` the cutoff.

@@ -1,4 +1,6 @@
-//! A blocking GraphQL client for Numerai's tournament API (DESIGN §4).
+//! A blocking GraphQL client for Numerai's tournament API: the Signals dataset listing and
+//! download, model lookup, and the upload flow (`submissionUploadSignalsAuth` → PUT →
+//! `createSignalsSubmission`, the last at most once).
 //!
 //! Authentication is `Authorization: Token PUBLIC_ID$SECRET_KEY`. The secret never appears in
 //! `Debug` output, logs or error messages: every message built from a response is scrubbed of it,

@@ -1,4 +1,6 @@
-//! Submission validation: every Signals rule of DESIGN §4, checked before anything is uploaded.
+//! Submission validation: every Signals rule (one ticker column, a numeric signal strictly in
+//! (0, 1), no duplicates, enough of the live universe, an optional live `date`), checked before
+//! anything is uploaded.
 //!
 //! [`check_submission`] collects all problems of a file (it stops at none of them), and
 //! [`validate_submission`] turns a non-empty list into one error that names every problem with
