@@ -299,25 +299,17 @@ impl Store {
         }
         let removed = clean_debris(&dir, &lock.token)?;
         let mut report = OpenReport { removed, ..OpenReport::default() };
-        let mut known = HashSet::new();
-        for path in shard_paths(&dir)? {
-            match read_keys(&path) {
-                Ok(keys) => {
-                    report.shards += 1;
-                    report.entries += keys.len();
-                    known.extend(keys);
-                }
-                Err(ReadFailure::Gone) => {}
-                Err(ReadFailure::Io(e)) => return Err(e),
-                Err(ReadFailure::Unreadable) => {
-                    // Complete shards are renamed into place whole: this one is damaged.
-                    let aside = path.with_extension("parquet.damaged");
-                    match fs::rename(&path, &aside) {
-                        Ok(()) => report.damaged.push(aside),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.damaged.push(aside),
-                        Err(e) => return Err(Error::io(&path, e)),
-                    }
-                }
+        let (known, failed) = scan_shards(&dir, &mut report)?;
+        for (path, failure) in failed {
+            if let ReadFailure::Io(e) = failure {
+                return Err(e);
+            }
+            // Complete shards are renamed into place whole: this one is damaged.
+            let aside = path.with_extension("parquet.damaged");
+            match fs::rename(&path, &aside) {
+                Ok(()) => report.damaged.push(aside),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => report.damaged.push(aside),
+                Err(e) => return Err(Error::io(&path, e)),
             }
         }
         Ok((Store { dir, model: model.clone(), known, writer: Some(lock), seq: 0 }, report))
@@ -396,18 +388,8 @@ impl Store {
     /// Opens one model folder for reading: reads every readable shard's keys, reports the others.
     fn open_read(dir: &Path, model: &ModelKey) -> Result<(Store, OpenReport)> {
         let mut report = OpenReport::default();
-        let mut known = HashSet::new();
-        for path in shard_paths(dir)? {
-            match read_keys(&path) {
-                Ok(keys) => {
-                    report.shards += 1;
-                    report.entries += keys.len();
-                    known.extend(keys);
-                }
-                Err(ReadFailure::Gone) => {}
-                Err(ReadFailure::Io(_) | ReadFailure::Unreadable) => report.damaged.push(path),
-            }
-        }
+        let (known, failed) = scan_shards(dir, &mut report)?;
+        report.damaged.extend(failed.into_iter().map(|(path, _)| path));
         Ok((Store { dir: dir.to_path_buf(), model: model.clone(), known, writer: None, seq: 0 }, report))
     }
 
@@ -530,6 +512,25 @@ fn describe(dir: &Path, m: &ModelKey) -> String {
 /// lets writers tell a dead writer's debris from a live one's).
 fn write_atomic(dir: &Path, name: &str, token: &str, write: impl FnOnce(&mut fs::File) -> Result<()>) -> Result<()> {
     crate::data::atomic::write_atomic_as(&dir.join(name), &format!(".{name}.tmp-{token}"), |_, f| write(f))
+}
+
+/// Reads every shard's keys, counting readable shards and entries into `report`; returns the
+/// keys and the shards that could not be read, with why (a shard renamed away meanwhile is
+/// skipped).
+fn scan_shards(dir: &Path, report: &mut OpenReport) -> Result<(HashSet<String>, Vec<(PathBuf, ReadFailure)>)> {
+    let (mut known, mut failed) = (HashSet::new(), Vec::new());
+    for path in shard_paths(dir)? {
+        match read_keys(&path) {
+            Ok(keys) => {
+                report.shards += 1;
+                report.entries += keys.len();
+                known.extend(keys);
+            }
+            Err(ReadFailure::Gone) => {}
+            Err(failure) => failed.push((path, failure)),
+        }
+    }
+    Ok((known, failed))
 }
 
 /// Column names of the class probabilities: `p_<label>`.

@@ -237,14 +237,30 @@ pub fn validate_submission(file: &Path, universe: Option<&Path>) -> Result<Submi
 }
 
 /// Upper-cased, trimmed ticker per row (`None` when empty); records empty and duplicate tickers.
+impl SubmissionCheck {
+    /// Records a problem over `rows` of `column`, if there are any.
+    fn flag(&mut self, column: &str, rows: &[usize], message: impl Into<String>) {
+        if !rows.is_empty() {
+            self.problems.push(Problem::rows(column, rows, message));
+        }
+    }
+
+    /// As [`SubmissionCheck::flag`], listing no rows: the message quotes examples itself.
+    fn flag_counted(&mut self, column: &str, rows: &[usize], message: impl FnOnce() -> String) {
+        if !rows.is_empty() {
+            let mut p = Problem::rows(column, rows, message());
+            p.rows.clear();
+            self.problems.push(p);
+        }
+    }
+}
+
 fn ticker_rules(file: &Path, df: &DataFrame, col: &str, check: &mut SubmissionCheck) -> Result<Vec<Option<String>>> {
     let values = str_values(file, df, col)?;
     let tickers: Vec<Option<String>> =
         values.iter().map(|v| v.map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty())).collect();
     let empty: Vec<usize> = tickers.iter().enumerate().filter(|(_, t)| t.is_none()).map(|(i, _)| i).collect();
-    if !empty.is_empty() {
-        check.problems.push(Problem::rows(col, &empty, "empty ticker; every row needs one (drop these rows)"));
-    }
+    check.flag(col, &empty, "empty ticker; every row needs one (drop these rows)");
     let mut first: HashMap<&str, usize> = HashMap::new();
     let mut dups: Vec<(&str, Vec<usize>)> = Vec::new();
     let mut dup_index: HashMap<&str, usize> = HashMap::new();
@@ -264,12 +280,9 @@ fn ticker_rules(file: &Path, df: &DataFrame, col: &str, check: &mut SubmissionCh
         }
     }
     check.tickers = first.len();
-    if !dups.is_empty() {
-        let rows: Vec<usize> = {
-            let mut r: Vec<usize> = dups.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
-            r.sort_unstable();
-            r
-        };
+    let mut rows: Vec<usize> = dups.iter().flat_map(|(_, rows)| rows.iter().copied()).collect();
+    rows.sort_unstable();
+    check.flag_counted(col, &rows, || {
         let examples: Vec<String> = dups
             .iter()
             .take(5)
@@ -278,20 +291,14 @@ fn ticker_rules(file: &Path, df: &DataFrame, col: &str, check: &mut SubmissionCh
                 format!("'{t}' (rows {})", r.join(", "))
             })
             .collect();
-        let mut p = Problem::rows(
-            col,
-            &rows,
-            format!(
-                "{} ticker{} appear{} more than once: {}; keep one row per ticker",
-                dups.len(),
-                if dups.len() == 1 { "" } else { "s" },
-                if dups.len() == 1 { "s" } else { "" },
-                examples.join(", ")
-            ),
-        );
-        p.rows.clear(); // the examples already name the rows
-        check.problems.push(p);
-    }
+        format!(
+            "{} ticker{} appear{} more than once: {}; keep one row per ticker",
+            dups.len(),
+            if dups.len() == 1 { "" } else { "s" },
+            if dups.len() == 1 { "s" } else { "" },
+            examples.join(", ")
+        )
+    });
     if check.rows > 0 && check.tickers < MIN_UNIVERSE_TICKERS {
         check.problems.push(Problem::column(
             col,
@@ -347,43 +354,19 @@ fn signal_rules(file: &Path, df: &DataFrame, check: &mut SubmissionCheck) -> Res
             }
         }
     }
-    if !missing.is_empty() {
-        check.problems.push(Problem::rows(
-            SIGNAL_COLUMN,
-            &missing,
-            "missing (null) signal; every ticker needs a value strictly between 0 and 1",
-        ));
-    }
-    if !nan.is_empty() {
-        check.problems.push(Problem::rows(
-            SIGNAL_COLUMN,
-            &nan,
-            "NaN signal; fill or drop these rows (a ranked signal has no NaN)",
-        ));
-    }
-    if !text.is_empty() {
-        let mut p = Problem::rows(
-            SIGNAL_COLUMN,
-            &text,
-            format!("not a number ({}); the signal must be numeric", text_examples.join(", ")),
-        );
-        p.rows.clear();
-        check.problems.push(p);
-    }
-    if !outside.is_empty() {
-        let mut p = Problem::rows(
-            SIGNAL_COLUMN,
-            &outside,
-            format!(
-                "{} value{} not strictly between 0 and 1 ({}); rank the signal, e.g. (rank − 0.5) / n",
-                outside.len(),
-                if outside.len() == 1 { " is" } else { "s are" },
-                outside_examples.join(", ")
-            ),
-        );
-        p.rows.clear();
-        check.problems.push(p);
-    }
+    check.flag(SIGNAL_COLUMN, &missing, "missing (null) signal; every ticker needs a value strictly between 0 and 1");
+    check.flag(SIGNAL_COLUMN, &nan, "NaN signal; fill or drop these rows (a ranked signal has no NaN)");
+    check.flag_counted(SIGNAL_COLUMN, &text, || {
+        format!("not a number ({}); the signal must be numeric", text_examples.join(", "))
+    });
+    check.flag_counted(SIGNAL_COLUMN, &outside, || {
+        format!(
+            "{} value{} not strictly between 0 and 1 ({}); rank the signal, e.g. (rank − 0.5) / n",
+            outside.len(),
+            if outside.len() == 1 { " is" } else { "s are" },
+            outside_examples.join(", ")
+        )
+    });
     if let (Some(lo), Some(hi)) = (good.iter().copied().reduce(f64::min), good.iter().copied().reduce(f64::max)) {
         check.signal_range = Some((lo, hi));
         let all_good = good.len() == values.len();
@@ -423,22 +406,10 @@ fn date_rules(file: &Path, df: &DataFrame, check: &mut SubmissionCheck) -> Resul
             },
         }
     }
-    if !missing.is_empty() {
-        check.problems.push(Problem::rows(
-            DATE_COLUMN,
-            &missing,
-            "missing date; give every row the live date, or drop the optional date column",
-        ));
-    }
-    if !bad.is_empty() {
-        let mut p = Problem::rows(
-            DATE_COLUMN,
-            &bad,
-            format!("cannot read {} as a date; use YYYY-MM-DD or YYYYMMDD", bad_examples.join(", ")),
-        );
-        p.rows.clear();
-        check.problems.push(p);
-    }
+    check.flag(DATE_COLUMN, &missing, "missing date; give every row the live date, or drop the optional date column");
+    check.flag_counted(DATE_COLUMN, &bad, || {
+        format!("cannot read {} as a date; use YYYY-MM-DD or YYYYMMDD", bad_examples.join(", "))
+    });
     match dates.len() {
         0 => {}
         1 => check.date = dates.first().copied(),
@@ -500,22 +471,14 @@ fn universe_rules(universe: &Path, col: &str, tickers: &[Option<String>], check:
         }
     }
     check.in_universe = Some(known);
-    if !unknown_rows.is_empty() {
-        let mut p = Problem::rows(
-            col,
-            &unknown_rows,
-            format!(
+    check.flag_counted(col, &unknown_rows, || format!(
                 "{unknown_distinct} ticker{} not in the live universe {} (e.g. {}); drop {} or check the ticker format (live tickers look like '{}')",
                 if unknown_distinct == 1 { " is" } else { "s are" },
                 universe.display(),
                 unknown_examples.join(", "),
                 if unknown_distinct == 1 { "it" } else { "them" },
                 live.iter().min().map(String::as_str).unwrap_or("")
-            ),
-        );
-        p.rows.clear();
-        check.problems.push(p);
-    }
+            ));
     if known < MIN_UNIVERSE_TICKERS && check.tickers >= MIN_UNIVERSE_TICKERS {
         check.problems.push(Problem::column(
             col,
