@@ -253,28 +253,50 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
     let client = Client::new(Some(creds), ClientOptions { api_url: args.api.api_url.clone(), ..Default::default() })?;
     let model_id = client.model_id(&args.model_name)?;
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
-    let content_xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
-    drop(bytes);
-    let journal_path = Journal::path(&args.file, &model_id);
-    let uploaded = |receipt| SubmitOutcome::Uploaded {
-        check: check.clone(),
-        model_name: args.model_name.clone(),
-        model_id: model_id.clone(),
-        receipt,
+    let attempt = Attempt {
+        args,
+        client: &client,
+        content_xxh3: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)),
+        journal_path: Journal::path(&args.file, &model_id),
+        model_id: &model_id,
     };
-    let record = |mut journal: Journal, receipt: &SubmissionReceipt| {
+    drop(bytes);
+    let receipt = match attempt.earlier_submission()? {
+        Some(receipt) => receipt,
+        None => attempt.create_once(&check)?,
+    };
+    Ok(SubmitOutcome::Uploaded { check, model_name: args.model_name.clone(), model_id, receipt })
+}
+
+/// One upload of a file for a model, journalled so that it is created at most once.
+struct Attempt<'a> {
+    args: &'a SubmitArgs,
+    client: &'a Client,
+    model_id: &'a str,
+    content_xxh3: String,
+    journal_path: PathBuf,
+}
+
+impl Attempt<'_> {
+    /// Notes the submission's id in the journal (a failure to note it is only a warning: the
+    /// submission exists).
+    fn record(&self, mut journal: Journal, receipt: &SubmissionReceipt) {
         journal.submission_id = Some(receipt.id.clone());
-        if let Err(e) = journal.write(&journal_path) {
+        if let Err(e) = journal.write(&self.journal_path) {
             eprintln!("submit: warning: submission {} exists, but noting it failed: {e}", receipt.id);
         }
-    };
+    }
 
-    // An earlier run got as far as creating a submission of these bytes: ask Numerai first.
-    if let Some(earlier) =
-        Journal::read(&journal_path)?.filter(|j| j.model_id == model_id && j.content_xxh3 == content_xxh3)
-    {
+    /// When an earlier run got as far as creating a submission of these bytes, asks Numerai
+    /// whether it exists: its receipt if so, `None` to upload; an error when it cannot be asked.
+    fn earlier_submission(&self) -> Result<Option<SubmissionReceipt>> {
+        let Some(earlier) = Journal::read(&self.journal_path)?
+            .filter(|j| j.model_id == self.model_id && j.content_xxh3 == self.content_xxh3)
+        else {
+            return Ok(None);
+        };
         let since = chrono::DateTime::parse_from_rfc3339(&earlier.started_at).ok().map(|t| t.to_utc());
-        match client.find_submission(&model_id, &earlier.stored_filename, since) {
+        match self.client.find_submission(self.model_id, &earlier.stored_filename, since) {
             Ok(Some(found)) => {
                 let receipt = SubmissionReceipt {
                     id: found.id,
@@ -282,55 +304,61 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
                     first_effective_date: None,
                     confirmed: Confirmed::AlreadyOnServer,
                 };
-                record(earlier, &receipt);
-                return Ok(uploaded(receipt));
+                self.record(earlier, &receipt);
+                Ok(Some(receipt))
             }
-            Ok(None) => eprintln!(
-                "submit: an earlier upload of {} (started {}) is not among model '{}''s submissions on Numerai; uploading it again",
-                args.file.display(),
-                earlier.started_at,
-                args.model_name
-            ),
+            Ok(None) => {
+                eprintln!(
+                    "submit: an earlier upload of {} (started {}) is not among model '{}''s submissions on Numerai; uploading it again",
+                    self.args.file.display(),
+                    earlier.started_at,
+                    self.args.model_name
+                );
+                Ok(None)
+            }
             Err(e) => {
                 let e = match e {
                     Error::Api(m) => m,
                     other => other.to_string(),
                 };
-                return Err(Error::Api(format!(
+                Err(Error::Api(format!(
                     "an earlier run already tried to submit {} for model '{}' (see {}), and asking Numerai whether that submission exists failed: {e}. \
                      Nothing was uploaded; run again when the API answers. Only if signals.numer.ai shows no submission of this round for the model, \
                      delete {} to upload regardless",
-                    args.file.display(),
-                    args.model_name,
-                    journal_path.display(),
-                    journal_path.display()
-                )));
+                    self.args.file.display(),
+                    self.args.model_name,
+                    self.journal_path.display(),
+                    self.journal_path.display()
+                )))
             }
         }
     }
 
-    let data_datestamp =
-        check.date.map(|d| i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day()));
-    let mut journal = None;
-    let receipt = client.upload_submission_with(&args.file, &model_id, data_datestamp, |stored| {
-        let j = Journal {
-            model_id: model_id.clone(),
-            content_xxh3: content_xxh3.clone(),
-            stored_filename: stored.to_string(),
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            submission_id: None,
-        };
-        j.write(&journal_path).map_err(|e| {
-            Error::Config(format!(
-                "cannot note the upload before registering it ({e}); nothing was submitted: make {} writable and run again",
-                journal_path.parent().map_or_else(|| ".".into(), |p| p.display().to_string())
-            ))
+    /// Uploads and creates the submission, journalling the stored name before the create is sent.
+    fn create_once(&self, check: &SubmissionCheck) -> Result<SubmissionReceipt> {
+        let data_datestamp =
+            check.date.map(|d| i64::from(d.year()) * 10_000 + i64::from(d.month()) * 100 + i64::from(d.day()));
+        let mut journal = None;
+        let receipt = self.client.upload_submission_with(&self.args.file, self.model_id, data_datestamp, |stored| {
+            let j = Journal {
+                model_id: self.model_id.to_string(),
+                content_xxh3: self.content_xxh3.clone(),
+                stored_filename: stored.to_string(),
+                started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                submission_id: None,
+            };
+            j.write(&self.journal_path).map_err(|e| {
+                Error::Config(format!(
+                    "cannot note the upload before registering it ({e}); nothing was submitted: make {} writable and run again",
+                    self.journal_path.parent().map_or_else(|| ".".into(), |p| p.display().to_string())
+                ))
+            })?;
+            journal = Some(j);
+            Ok(())
         })?;
-        journal = Some(j);
-        Ok(())
-    })?;
-    if let Some(j) = journal {
-        record(j, &receipt);
+        if let Some(j) = journal {
+            self.record(j, &receipt);
+        }
+        Ok(receipt)
     }
-    Ok(uploaded(receipt))
 }
