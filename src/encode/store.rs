@@ -514,10 +514,13 @@ fn write_atomic(dir: &Path, name: &str, token: &str, write: impl FnOnce(&mut fs:
     crate::data::atomic::write_atomic_as(&dir.join(name), &format!(".{name}.tmp-{token}"), |_, f| write(f))
 }
 
+/// The keys of the readable shards, and the shards that could not be read with why.
+type ShardScan = (HashSet<String>, Vec<(PathBuf, ReadFailure)>);
+
 /// Reads every shard's keys, counting readable shards and entries into `report`; returns the
 /// keys and the shards that could not be read, with why (a shard renamed away meanwhile is
 /// skipped).
-fn scan_shards(dir: &Path, report: &mut OpenReport) -> Result<(HashSet<String>, Vec<(PathBuf, ReadFailure)>)> {
+fn scan_shards(dir: &Path, report: &mut OpenReport) -> Result<ShardScan> {
     let (mut known, mut failed) = (HashSet::new(), Vec::new());
     for path in shard_paths(dir)? {
         match read_keys(&path) {
