@@ -173,17 +173,12 @@ fn pick<'a>(rng: &mut ChaCha8Rng, list: &[&'a str]) -> &'a str {
     list[rng.random_range(0..list.len())]
 }
 
-/// Generates the targets and headlines tables in memory.
-/// Also returns how many headlines were published after their Friday.
-pub fn generate(opts: &SampleOptions) -> (DataFrame, DataFrame, usize) {
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let normal = Normal::new(0.0, 1.0).expect("valid normal");
-    let n = opts.tickers;
-
+/// `n` company names and distinct ticker symbols.
+fn universe(rng: &mut ChaCha8Rng, n: usize) -> (Vec<String>, Vec<String>) {
     let mut names = Vec::with_capacity(n);
     let mut symbols: Vec<String> = Vec::with_capacity(n);
     while names.len() < n {
-        let stem = format!("{}{}", pick(&mut rng, &HEADS), pick(&mut rng, &TAILS));
+        let stem = format!("{}{}", pick(rng, &HEADS), pick(rng, &TAILS));
         let len = if rng.random_bool(0.5) { 3 } else { 4 };
         let mut sym: String = stem.to_ascii_uppercase().chars().filter(|c| c.is_ascii_alphabetic()).take(len).collect();
         while sym.len() < 3 || symbols.contains(&sym) {
@@ -192,9 +187,33 @@ pub fn generate(opts: &SampleOptions) -> (DataFrame, DataFrame, usize) {
                 sym.truncate(2);
             }
         }
-        names.push(format!("{stem} {}", pick(&mut rng, &KINDS)));
+        names.push(format!("{stem} {}", pick(rng, &KINDS)));
         symbols.push(sym);
     }
+    (names, symbols)
+}
+
+/// A few headlines about companies outside the universe (one per 100 in the feed).
+fn outside_universe(feed: &mut Feed, first_friday: NaiveDate) {
+    for j in 0..(feed.text.len() / 100) {
+        let us = days_from_date(first_friday) as i64 * US_PER_DAY + j as i64 * 3_600_000_000;
+        feed.ticker.push(format!("ZZ{}", (b'A' + (j % 26) as u8) as char));
+        feed.time.push(fmt_us(us));
+        feed.text.push(format!("Private company {} raises funding round", j % 26));
+    }
+}
+
+/// Generates the targets and headlines tables in memory (one pass over the Fridays: each week's
+/// latent sentiment drives its news, its targets and the leak-bait stories after it, so the
+/// loop stays whole).
+/// Also returns how many headlines were published after their Friday.
+/// Also returns how many headlines were published after their Friday.
+pub fn generate(opts: &SampleOptions) -> (DataFrame, DataFrame, usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let normal = Normal::new(0.0, 1.0).expect("valid normal");
+    let n = opts.tickers;
+
+    let (names, symbols) = universe(&mut rng, n);
     let betas: Vec<f64> = (0..n).map(|_| rng.random_range(0.5..1.5)).collect();
 
     let (mut t_ticker, mut t_date, mut t_type, mut t_fn, mut t_raw) = (vec![], vec![], vec![], vec![], vec![]);
@@ -261,13 +280,7 @@ pub fn generate(opts: &SampleOptions) -> (DataFrame, DataFrame, usize) {
             t_raw.push((!live).then_some(rawb[i]));
         }
     }
-    // A few headlines about companies outside the universe.
-    for j in 0..(feed.text.len() / 100) {
-        let us = days_from_date(opts.first_friday) as i64 * US_PER_DAY + j as i64 * 3_600_000_000;
-        feed.ticker.push(format!("ZZ{}", (b'A' + (j % 26) as u8) as char));
-        feed.time.push(fmt_us(us));
-        feed.text.push(format!("Private company {} raises funding round", j % 26));
-    }
+    outside_universe(&mut feed, opts.first_friday);
     let targets = df![
         "bloomberg_ticker" => t_ticker,
         "friday_date" => t_date,
