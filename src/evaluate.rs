@@ -8,11 +8,12 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::targets::{Targets, resolve_target};
+use crate::data::targets::{DEFAULT_TARGET, Targets, resolve_target};
+use crate::era::{era_of_days, eras_of_days};
 use crate::error::{Error, Result};
 use crate::metrics::{self, EraScore, Summary};
+use crate::model::{Model, Split, default_features, importance as model_importance};
 use crate::report::{bar_plot, cumulative_plot, era_text, markdown_table, per_era_plot, write_json};
-use crate::train::{DEFAULT_TARGET, Model, Split, era_of_days, importance as model_importance};
 
 /// What `evaluate` needs.
 #[derive(Debug, Clone)]
@@ -119,7 +120,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     let match_t = align(&preds, &targets);
     let unmatched = match_t.iter().filter(|m| m.is_none()).count();
     let t: Vec<f64> = match_t.iter().map(|m| m.map(|i| t_all[i]).unwrap_or(f64::NAN)).collect();
-    let eras: Vec<i32> = preds.fridays.iter().map(|&d| era_of_days(d)).collect();
+    let eras: Vec<i32> = eras_of_days(&preds.fridays);
 
     let model = args.model.as_deref().map(Model::load).transpose()?;
     let split = model.as_ref().map(|m| m.card.split.clone());
@@ -175,7 +176,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         let ft = Targets::read(fp)?;
         let names = match &model {
             Some(m) => m.card.features.clone(),
-            None => crate::train::default_features(&ft.frame),
+            None => default_features(&ft.frame),
         };
         let at = align(&preds, &ft);
         let cols: Vec<Vec<f64>> = names
@@ -384,7 +385,7 @@ pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
     let target_col = resolve_target(&ft.frame, &model.card.target)
         .ok_or_else(|| Error::input(&args.features, format!("no target column '{}'", model.card.target)))?;
     let t = f64_column(&args.features, &ft.frame, &target_col)?;
-    let eras: Vec<i32> = ft.fridays.iter().map(|&d| era_of_days(d)).collect();
+    let eras: Vec<i32> = eras_of_days(&ft.fridays);
     let groups = metrics::era_groups(&eras);
     let total: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
     let mut rows: Vec<FeatureImportance> = model

@@ -4,14 +4,16 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::time::{date_from_days, days_from_date, parse_date_str, parse_yyyymmdd};
 use super::{find_column, missing_column, read_table, rows_text, str_values};
+use crate::era::{WEEKDAYS, date_from_days, days_from_date, parse_date_str, parse_yyyymmdd, weekday};
 use crate::error::{Error, Result};
 
 /// Ticker columns, in order of preference.
 pub const TICKER_COLUMNS: [&str; 2] = ["numerai_ticker", "bloomberg_ticker"];
 /// Date columns, in order of preference.
 pub const DATE_COLUMNS: [&str; 2] = ["friday_date", "date"];
+/// The default target (Signals v2 calls it `target_factor_neutral_20`).
+pub const DEFAULT_TARGET: &str = "target_20d_factor_neutral";
 /// Pairs of names for one target (legacy name, Signals v2 name).
 pub const TARGET_ALIASES: [(&str, &str); 4] = [
     ("target_20d_factor_neutral", "target_factor_neutral_20"),
@@ -180,13 +182,6 @@ fn parse_dates(path: &Path, df: &DataFrame, col: &str) -> Result<Vec<i32>> {
         }
     }
 }
-
-/// Day of the week of a day count since 1970-01-01 (a Thursday): 0 = Monday … 6 = Sunday.
-fn weekday(days: i32) -> usize {
-    (days + 3).rem_euclid(7) as usize
-}
-
-const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// Numerai dates are Fridays, or (Signals v2.1, market-close dates) the Thursday before a Friday
 /// holiday. A Saturday or Sunday is refused: no market closes then, so the column is shifted
