@@ -278,88 +278,24 @@ fn parse_until(s: &str) -> Result<i32> {
 /// prediction (`predictions.parquet`: ticker, era, split, prediction).
 pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let cfg = &args.config;
-    if cfg.embargo_eras > MAX_EMBARGO_ERAS {
-        return Err(Error::Config(format!(
-            "--embargo {}: at most {MAX_EMBARGO_ERAS} weekly eras (4 suits 20-day targets, 12 60-day ones)",
-            cfg.embargo_eras
-        )));
-    }
+    check_embargo(cfg.embargo_eras)?;
     let t = Targets::read(&args.features)?;
     let (target, y) = target_values(&t, &cfg.target)?;
-    let eras: Vec<i32> = eras_of_days(&t.fridays);
-    let data_types: Option<Vec<Option<String>>> = match t.frame.column("data_type") {
-        Ok(c) => Some(
-            c.cast(&DataType::String)
-                .map_err(|e| Error::table(&t.path, e))?
-                .str()
-                .map_err(|e| Error::table(&t.path, e))?
-                .iter()
-                .map(|v| v.map(|s| s.trim().to_ascii_lowercase()))
-                .collect(),
-        ),
-        Err(_) => None,
-    };
+    let eras = eras_of_days(&t.fridays);
     let labelled: Vec<bool> = y.iter().map(|v| !v.is_nan()).collect();
-    let until = cfg.train_until.as_deref().map(parse_until).transpose()?;
-    let split = split_eras(&args.features, &eras, data_types.as_deref(), &labelled, until, cfg.embargo_eras)?;
-    let split = match cfg.early_stopping_rounds {
-        Some(_) => split.with_early_stopping(&args.features, cfg.early_stopping_eras, cfg.embargo_eras)?,
-        None => split,
-    };
+    let split = plan_split(args, &t, &eras, &labelled)?;
     for name in [MODEL_FILE, CARD_FILE, "predictions.parquet"] {
         guard_output(&args.out.join(name), &[&args.features])?;
     }
     let provenance = Provenance::read(&args.features)?;
-
-    let features = if cfg.features.is_empty() { default_features(&t.frame) } else { cfg.features.clone() };
-    if features.is_empty() {
-        return Err(Error::input(
-            &args.features,
-            "no feature columns (p_*, sentiment*, cls_*, feature_*, n_headlines_*): is this the output of signalkit features?",
-        ));
-    }
+    let features = feature_columns(args, &t.frame)?;
     let pick = |roles: &[i32]| -> Vec<usize> {
         (0..eras.len()).filter(|&i| labelled[i] && roles.binary_search(&eras[i]).is_ok()).collect()
     };
     let (train_rows, valid_rows) = (pick(&split.train), pick(&split.validation));
-    let stop_rows = pick(&split.early_stopping);
-    let mut params = default_params();
-    params.extend(cfg.params.clone());
-    if let Some(r) = cfg.early_stopping_rounds {
-        params.insert("early_stopping_rounds".into(), json!(r));
-    }
-
-    // The table's feature columns move into the training (and validation) matrices one column at
-    // a time, so table + matrices never hold two copies; prediction re-reads the table afterwards.
-    let mut frame = t.frame;
-    let with_valid = cfg.early_stopping_rounds.is_some();
-    let sets: Vec<&[usize]> = if with_valid { vec![&train_rows, &stop_rows] } else { vec![&train_rows] };
-    let mut matrices = take_matrices(&args.features, &mut frame, &features, &sets)?;
-    drop(frame);
-    let (booster, train_seconds) = {
-        let vx = if with_valid { matrices.pop().unwrap_or_default() } else { Vec::new() };
-        let x = matrices.pop().unwrap_or_default();
-        let ty: Vec<f32> = train_rows.iter().map(|&i| y[i]).collect();
-        let vy: Vec<f32> = if with_valid { stop_rows.iter().map(|&i| y[i]).collect() } else { Vec::new() };
-        // Timed like Python's lgb.train: LightGBM's Dataset construction plus boosting.
-        let started = Instant::now();
-        // LightGBM boosts inside one C call: a ticking spinner shows it is alive (terminals only).
-        let spinner = indicatif::ProgressBar::new_spinner();
-        spinner.set_message(format!(
-            "training {} trees on {} rows x {} features",
-            params.get("num_iterations").map_or("?".to_string(), |v| v.to_string()),
-            train_rows.len(),
-            features.len()
-        ));
-        spinner.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-        let booster = train_booster(x, &ty, features.len(), Some((vx, vy)), &params);
-        spinner.finish_and_clear();
-        (booster?, started.elapsed().as_secs_f64())
-    };
+    let stop_rows = cfg.early_stopping_rounds.is_some().then(|| pick(&split.early_stopping));
+    let params = training_params(cfg);
+    let (booster, train_seconds) = fit(args, t.frame, &features, &y, &train_rows, stop_rows.as_deref(), &params)?;
     let card = ModelCard {
         signalkit: env!("CARGO_PKG_VERSION").into(),
         features,
@@ -373,19 +309,121 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         provenance,
         train_seconds,
     };
-    let trained = Model { booster, card };
-    trained.save(&args.out)?;
+    Model { booster, card }.save(&args.out)?;
     // Free LightGBM's training state (binned data, histograms) before the table is read again:
     // predictions come from the saved model, exactly as `predict` will see it.
-    drop(trained);
     release_freed_memory();
     let model = Model::load(&args.out)?;
+    let pred_path = write_predictions(args, &model, &split)?;
+    Ok(TrainSummary { card: model.card, model: args.out.join(MODEL_FILE), predictions: pred_path })
+}
+
+/// Refuses an embargo longer than [`MAX_EMBARGO_ERAS`].
+fn check_embargo(embargo_eras: u32) -> Result<()> {
+    if embargo_eras > MAX_EMBARGO_ERAS {
+        return Err(Error::Config(format!(
+            "--embargo {embargo_eras}: at most {MAX_EMBARGO_ERAS} weekly eras (4 suits 20-day targets, 12 60-day ones)"
+        )));
+    }
+    Ok(())
+}
+
+/// The `data_type` column (trimmed, lower case), when the table has one.
+fn data_types(t: &Targets) -> Result<Option<Vec<Option<String>>>> {
+    let Ok(c) = t.frame.column("data_type") else { return Ok(None) };
+    let s = c.cast(&DataType::String).map_err(|e| Error::table(&t.path, e))?;
+    let ca = s.str().map_err(|e| Error::table(&t.path, e))?;
+    Ok(Some(ca.iter().map(|v| v.map(|s| s.trim().to_ascii_lowercase())).collect()))
+}
+
+/// The era split of the settings: by `train_until` or `data_type`, then the early-stopping eras.
+fn plan_split(args: &TrainArgs, t: &Targets, eras: &[i32], labelled: &[bool]) -> Result<Split> {
+    let cfg = &args.config;
+    let types = data_types(t)?;
+    let until = cfg.train_until.as_deref().map(parse_until).transpose()?;
+    let split = split_eras(&args.features, eras, types.as_deref(), labelled, until, cfg.embargo_eras)?;
+    match cfg.early_stopping_rounds {
+        Some(_) => split.with_early_stopping(&args.features, cfg.early_stopping_eras, cfg.embargo_eras),
+        None => Ok(split),
+    }
+}
+
+/// The configured feature columns, or the table's default ones; refuses a table with none.
+fn feature_columns(args: &TrainArgs, frame: &DataFrame) -> Result<Vec<String>> {
+    let cfg = &args.config;
+    let features = if cfg.features.is_empty() { default_features(frame) } else { cfg.features.clone() };
+    if features.is_empty() {
+        return Err(Error::input(
+            &args.features,
+            "no feature columns (p_*, sentiment*, cls_*, feature_*, n_headlines_*): is this the output of signalkit features?",
+        ));
+    }
+    Ok(features)
+}
+
+/// The default parameters with the configured ones (and early stopping) merged over them.
+fn training_params(cfg: &TrainConfig) -> Map<String, Value> {
+    let mut params = default_params();
+    params.extend(cfg.params.clone());
+    if let Some(r) = cfg.early_stopping_rounds {
+        params.insert("early_stopping_rounds".into(), json!(r));
+    }
+    params
+}
+
+/// Moves the feature columns out of `frame` into the training (and early-stopping) matrices and
+/// trains; returns the booster and the seconds LightGBM took. The table's columns move one at a
+/// time, so table + matrices never hold two copies.
+fn fit(
+    args: &TrainArgs,
+    mut frame: DataFrame,
+    features: &[String],
+    y: &[f32],
+    train_rows: &[usize],
+    stop_rows: Option<&[usize]>,
+    params: &Map<String, Value>,
+) -> Result<(Booster, f64)> {
+    let sets: Vec<&[usize]> = match stop_rows {
+        Some(stop) => vec![train_rows, stop],
+        None => vec![train_rows],
+    };
+    let mut matrices = take_matrices(&args.features, &mut frame, features, &sets)?;
+    drop(frame);
+    let vx = if stop_rows.is_some() { matrices.pop().unwrap_or_default() } else { Vec::new() };
+    let x = matrices.pop().unwrap_or_default();
+    let ty: Vec<f32> = train_rows.iter().map(|&i| y[i]).collect();
+    let vy: Vec<f32> = stop_rows.unwrap_or_default().iter().map(|&i| y[i]).collect();
+    // Timed like Python's lgb.train: LightGBM's Dataset construction plus boosting.
+    let started = Instant::now();
+    let spinner = training_spinner(params, train_rows.len(), features.len());
+    let booster = train_booster(x, &ty, features.len(), Some((vx, vy)), params);
+    spinner.finish_and_clear();
+    Ok((booster?, started.elapsed().as_secs_f64()))
+}
+
+/// LightGBM boosts inside one C call: a ticking spinner shows it is alive (terminals only).
+fn training_spinner(params: &Map<String, Value>, rows: usize, features: usize) -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(format!(
+        "training {} trees on {rows} rows x {features} features",
+        params.get("num_iterations").map_or("?".to_string(), |v| v.to_string()),
+    ));
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    spinner
+}
+
+/// Re-reads the feature table and writes every row's prediction to `predictions.parquet`.
+fn write_predictions(args: &TrainArgs, model: &Model, split: &Split) -> Result<PathBuf> {
     let t = Targets::read(&args.features)?;
     let predictions = model.predict_frame(&args.features, &t.frame)?;
-    let mut ids = id_frame(&t, &predictions, &split)?;
+    let mut ids = id_frame(&t, &predictions, split)?;
     let pred_path = args.out.join("predictions.parquet");
     write_table_atomic(&mut ids, &pred_path)?;
-    Ok(TrainSummary { card: model.card, model: args.out.join(MODEL_FILE), predictions: pred_path })
+    Ok(pred_path)
 }
 
 /// What `predict` needs.
