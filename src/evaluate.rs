@@ -8,7 +8,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::targets::{DEFAULT_TARGET, Targets, resolve_target};
+use crate::data::targets::{DEFAULT_TARGET, KeyedTable, resolve_target};
 use crate::era::{era_of_days, eras_of_days};
 use crate::error::{Error, Result};
 use crate::metrics::{self, EraScore, Summary};
@@ -83,7 +83,7 @@ pub struct EvalReport {
 }
 
 /// Rows keyed by (TICKER, era).
-fn keys(t: &Targets) -> Vec<(u32, i32)> {
+fn keys(t: &KeyedTable) -> Vec<(u32, i32)> {
     t.ticker_ids.iter().zip(&t.fridays).map(|(id, d)| (*id, era_of_days(*d))).collect()
 }
 
@@ -93,9 +93,9 @@ fn f64_column(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>> {
 }
 
 /// Aligns another table's rows to `base`: for each base row, the index of the same (ticker, era).
-/// Keys are unique on both sides: [`Targets`] refuses a file with a (ticker, date) twice, so no
+/// Keys are unique on both sides: [`KeyedTable`] refuses a file with a (ticker, date) twice, so no
 /// target row silently replaces another and no prediction counts twice.
-fn align(base: &Targets, other: &Targets) -> Vec<Option<usize>> {
+fn align(base: &KeyedTable, other: &KeyedTable) -> Vec<Option<usize>> {
     let mut at: HashMap<(&str, i32), usize> = HashMap::with_capacity(other.len());
     for (i, (id, era)) in keys(other).into_iter().enumerate() {
         at.insert((other.universe[id as usize].as_str(), era), i);
@@ -139,9 +139,9 @@ fn pick(v: &[f64], rows: &[usize]) -> Vec<f64> {
 
 /// Scores predictions per era against the targets, writes report.json, report.md and plots.
 pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
-    let preds = Targets::read(&args.predictions)?;
+    let preds = KeyedTable::read(&args.predictions)?;
     let p = prediction_values(&args.predictions, &preds)?;
-    let targets = Targets::read(&args.targets)?;
+    let targets = KeyedTable::read(&args.targets)?;
     let target_col = resolve_target(&targets.frame, &args.target)
         .ok_or_else(|| Error::input(&args.targets, format!("no target column '{}' (or its alias)", args.target)))?;
     let s = join_targets(args, &preds, &targets, &target_col, p)?;
@@ -187,7 +187,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
 }
 
 /// The `prediction` (or `signal`) column of a predictions table.
-fn prediction_values(path: &Path, preds: &Targets) -> Result<Vec<f64>> {
+fn prediction_values(path: &Path, preds: &KeyedTable) -> Result<Vec<f64>> {
     let value_col = ["prediction", "signal"].into_iter().find(|c| preds.frame.column(c).is_ok()).ok_or_else(|| {
         Error::input(path, "no 'prediction' or 'signal' column: pass predictions from signalkit train or predict")
     })?;
@@ -197,8 +197,8 @@ fn prediction_values(path: &Path, preds: &Targets) -> Result<Vec<f64>> {
 /// Each prediction row with its target (NaN where the targets table has no such row) and era.
 fn join_targets(
     args: &EvaluateArgs,
-    preds: &Targets,
-    targets: &Targets,
+    preds: &KeyedTable,
+    targets: &KeyedTable,
     target_col: &str,
     p: Vec<f64>,
 ) -> Result<Scored> {
@@ -276,11 +276,11 @@ fn era_feature_scores(names: &[String], p: &[f64], t: &[f64], features: &[Vec<f6
 fn feature_scores(
     fp: &Path,
     model: Option<&Model>,
-    preds: &Targets,
+    preds: &KeyedTable,
     s: &Scored,
     oos: &OutOfSample,
 ) -> Result<FeatureScores> {
-    let ft = Targets::read(fp)?;
+    let ft = KeyedTable::read(fp)?;
     let names = match model {
         Some(m) => m.card.features.clone(),
         None => default_features(&ft.frame),
@@ -324,7 +324,7 @@ fn most_often_max(per_era: impl Iterator<Item = Option<(usize, f64)>>) -> Option
 }
 
 /// Per-era Spearman correlation with a benchmark column of the targets table, summarised.
-fn benchmark_summary(path: &Path, targets: &Targets, col: &str, s: &Scored, oos: &OutOfSample) -> Result<Summary> {
+fn benchmark_summary(path: &Path, targets: &KeyedTable, col: &str, s: &Scored, oos: &OutOfSample) -> Result<Summary> {
     let b_all =
         f64_column(path, &targets.frame, col).map_err(|_| Error::at(path, None, col, "benchmark column not found"))?;
     let b: Vec<f64> = oos.rows.iter().map(|&i| s.matched[i].map(|j| b_all[j]).unwrap_or(f64::NAN)).collect();
@@ -449,7 +449,7 @@ pub struct FeatureImportance {
 pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
     let model = Model::load(&args.model)?;
     let (gain, splits) = model_importance(&model)?;
-    let ft = Targets::read(&args.features)?;
+    let ft = KeyedTable::read(&args.features)?;
     let target_col = resolve_target(&ft.frame, &model.card.target)
         .ok_or_else(|| Error::input(&args.features, format!("no target column '{}'", model.card.target)))?;
     let t = f64_column(&args.features, &ft.frame, &target_col)?;

@@ -9,7 +9,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::data::targets::{Targets, resolve_target};
+use crate::data::targets::{KeyedTable, resolve_target};
 use crate::data::{guard_output, write_bytes_atomic, write_parquet_with, write_table_atomic};
 use crate::era::{date_from_days, days_of_era, eras_of_days, parse_era};
 use crate::error::{Error, Result};
@@ -240,7 +240,7 @@ pub struct TrainSummary {
 }
 
 /// One row's identity columns for outputs: ticker column, era, data role.
-fn id_frame(t: &Targets, predictions: &[f64], split: &Split) -> Result<DataFrame> {
+fn id_frame(t: &KeyedTable, predictions: &[f64], split: &Split) -> Result<DataFrame> {
     let eras: Vec<i32> = eras_of_days(&t.fridays);
     let tickers = t.frame.column(&t.ticker_column).map_err(|e| Error::table(&t.path, e))?.clone();
     DataFrame::new(
@@ -256,7 +256,7 @@ fn id_frame(t: &Targets, predictions: &[f64], split: &Split) -> Result<DataFrame
 }
 
 /// Reads the table's target as f32 (NaN where missing).
-fn target_values(t: &Targets, name: &str) -> Result<(String, Vec<f32>)> {
+fn target_values(t: &KeyedTable, name: &str) -> Result<(String, Vec<f32>)> {
     let col = resolve_target(&t.frame, name).ok_or_else(|| {
         Error::input(
             &t.path,
@@ -279,7 +279,7 @@ fn parse_until(s: &str) -> Result<i32> {
 pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let cfg = &args.config;
     check_embargo(cfg.embargo_eras)?;
-    let t = Targets::read(&args.features)?;
+    let t = KeyedTable::read(&args.features)?;
     let (target, y) = target_values(&t, &cfg.target)?;
     let eras = eras_of_days(&t.fridays);
     let labelled: Vec<bool> = y.iter().map(|v| !v.is_nan()).collect();
@@ -329,7 +329,7 @@ fn check_embargo(embargo_eras: u32) -> Result<()> {
 }
 
 /// The `data_type` column (trimmed, lower case), when the table has one.
-fn data_types(t: &Targets) -> Result<Option<Vec<Option<String>>>> {
+fn data_types(t: &KeyedTable) -> Result<Option<Vec<Option<String>>>> {
     let Ok(c) = t.frame.column("data_type") else { return Ok(None) };
     let s = c.cast(&DataType::String).map_err(|e| Error::table(&t.path, e))?;
     let ca = s.str().map_err(|e| Error::table(&t.path, e))?;
@@ -337,7 +337,7 @@ fn data_types(t: &Targets) -> Result<Option<Vec<Option<String>>>> {
 }
 
 /// The era split of the settings: by `train_until` or `data_type`, then the early-stopping eras.
-fn plan_split(args: &TrainArgs, t: &Targets, eras: &[i32], labelled: &[bool]) -> Result<Split> {
+fn plan_split(args: &TrainArgs, t: &KeyedTable, eras: &[i32], labelled: &[bool]) -> Result<Split> {
     let cfg = &args.config;
     let types = data_types(t)?;
     let until = cfg.train_until.as_deref().map(parse_until).transpose()?;
@@ -418,7 +418,7 @@ fn training_spinner(params: &Map<String, Value>, rows: usize, features: usize) -
 
 /// Re-reads the feature table and writes every row's prediction to `predictions.parquet`.
 fn write_predictions(args: &TrainArgs, model: &Model, split: &Split) -> Result<PathBuf> {
-    let t = Targets::read(&args.features)?;
+    let t = KeyedTable::read(&args.features)?;
     let predictions = model.predict_frame(&args.features, &t.frame)?;
     let mut ids = id_frame(&t, &predictions, split)?;
     let pred_path = args.out.join("predictions.parquet");
@@ -466,7 +466,7 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     let (model_file, card_file) = model_paths(&args.model);
     guard_output(&args.out, &[&args.features, &model_file, &card_file])?;
     let model = Model::load(&args.model)?;
-    let t = Targets::read(&args.features)?;
+    let t = KeyedTable::read(&args.features)?;
     model.check_columns(&args.features, &t.frame)?;
     let live = Provenance::read(&args.features)?;
     if let Some(trained) = &model.card.provenance {

@@ -1,4 +1,6 @@
-//! Numerai rows: the legacy `historical_targets` layout and Signals v2.x parquet.
+//! Tables keyed by (ticker, Friday): Numerai targets (the legacy `historical_targets` layout and
+//! Signals v2.x parquet), and every table signalkit writes with the same keys (joins, features,
+//! predictions). [`KeyedTable`] reads and checks any of them; target names and checks live here too.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +24,10 @@ pub const TARGET_ALIASES: [(&str, &str); 4] = [
     ("target_20d", "target"),
 ];
 
-/// Numerai rows as given, plus the parsed join keys for each row.
+/// A table keyed by (ticker, Friday), rows as given, plus the parsed keys of each row: Numerai
+/// targets, and the joins, feature tables and predictions made from them.
 #[derive(Debug, Clone)]
-pub struct Targets {
+pub struct KeyedTable {
     /// The file read.
     pub path: PathBuf,
     /// The rows with their columns exactly as given.
@@ -41,8 +44,11 @@ pub struct Targets {
     pub fridays: Vec<i32>,
 }
 
-impl Targets {
-    /// Reads and validates a targets file (CSV or parquet, legacy or v2 layout).
+/// The name the keyed-table reader had when it only read targets; kept for existing callers.
+pub type Targets = KeyedTable;
+
+impl KeyedTable {
+    /// Reads and validates a keyed table: a targets file (CSV or parquet, legacy or v2 layout).
     pub fn read(path: &Path) -> Result<Self> {
         let frame = read_table(path, false)?;
         Self::from_frame(path, frame)
@@ -67,7 +73,7 @@ impl Targets {
                 check_target(path, &frame, name)?;
             }
         }
-        Ok(Targets { path: path.to_path_buf(), frame, ticker_column, date_column, ticker_ids, universe, fridays })
+        Ok(KeyedTable { path: path.to_path_buf(), frame, ticker_column, date_column, ticker_ids, universe, fridays })
     }
 
     /// Number of rows.
