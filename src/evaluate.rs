@@ -485,6 +485,19 @@ pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
         })
         .collect::<Result<_>>()?;
     rows.sort_by(|a, b| b.gain.total_cmp(&a.gain).then(a.feature.cmp(&b.feature)));
+    write_importance_outputs(args, &model, &target_col, groups.len(), &rows)?;
+    Ok(rows)
+}
+
+/// Writes importance.json (every feature), and plots/importance.png and importance.md (the top
+/// `args.top` by gain).
+fn write_importance_outputs(
+    args: &ImportanceArgs,
+    model: &Model,
+    target_col: &str,
+    n_eras: usize,
+    rows: &[FeatureImportance],
+) -> Result<()> {
     write_json(&args.out.join("importance.json"), &rows)?;
     let top: Vec<&FeatureImportance> = rows.iter().take(args.top).collect();
     bar_plot(
@@ -514,10 +527,9 @@ pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
         model.card.trees,
         model.card.features.len(),
         target_col,
-        groups.len(),
+        n_eras,
         args.features.display(),
         markdown_table(&["#", "feature", "gain", "splits", "corr mean", "corr sharpe"], &table)
     );
-    crate::data::write_bytes_atomic(&args.out.join("importance.md"), md.as_bytes())?;
-    Ok(rows)
+    crate::data::write_bytes_atomic(&args.out.join("importance.md"), md.as_bytes())
 }
