@@ -8,11 +8,12 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::targets::{Targets, resolve_target};
+use crate::data::targets::{DEFAULT_TARGET, KeyedTable, resolve_target};
+use crate::era::{era_of_days, eras_of_days};
 use crate::error::{Error, Result};
 use crate::metrics::{self, EraScore, Summary};
+use crate::model::{Model, Split, default_features, importance as model_importance};
 use crate::report::{bar_plot, cumulative_plot, era_text, markdown_table, per_era_plot, write_json};
-use crate::train::{DEFAULT_TARGET, Model, Split, era_of_days, importance as model_importance};
 
 /// What `evaluate` needs.
 #[derive(Debug, Clone)]
@@ -82,7 +83,7 @@ pub struct EvalReport {
 }
 
 /// Rows keyed by (TICKER, era).
-fn keys(t: &Targets) -> Vec<(u32, i32)> {
+fn keys(t: &KeyedTable) -> Vec<(u32, i32)> {
     t.ticker_ids.iter().zip(&t.fridays).map(|(id, d)| (*id, era_of_days(*d))).collect()
 }
 
@@ -92,9 +93,9 @@ fn f64_column(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>> {
 }
 
 /// Aligns another table's rows to `base`: for each base row, the index of the same (ticker, era).
-/// Keys are unique on both sides: [`Targets`] refuses a file with a (ticker, date) twice, so no
+/// Keys are unique on both sides: [`KeyedTable`] refuses a file with a (ticker, date) twice, so no
 /// target row silently replaces another and no prediction counts twice.
-fn align(base: &Targets, other: &Targets) -> Vec<Option<usize>> {
+fn align(base: &KeyedTable, other: &KeyedTable) -> Vec<Option<usize>> {
     let mut at: HashMap<(&str, i32), usize> = HashMap::with_capacity(other.len());
     for (i, (id, era)) in keys(other).into_iter().enumerate() {
         at.insert((other.universe[id as usize].as_str(), era), i);
@@ -102,28 +103,114 @@ fn align(base: &Targets, other: &Targets) -> Vec<Option<usize>> {
     keys(base).into_iter().map(|(id, era)| at.get(&(base.universe[id as usize].as_str(), era)).copied()).collect()
 }
 
+/// Predictions joined to their targets: one row per prediction row.
+struct Scored {
+    /// Per row: the prediction.
+    p: Vec<f64>,
+    /// Per row: the matching target (NaN when missing).
+    t: Vec<f64>,
+    /// Per row: the era (YYYYMMDD).
+    eras: Vec<i32>,
+    /// Per row: the matching row of the targets table.
+    matched: Vec<Option<usize>>,
+}
+
+/// Which prediction rows are out of sample, and a sentence saying why.
+struct OutOfSample {
+    /// Why these rows count as out of sample.
+    scored: String,
+    /// Indices of the out-of-sample rows.
+    rows: Vec<usize>,
+    /// Their eras.
+    eras: Vec<i32>,
+}
+
+/// What the feature table adds to a report: exposure and feature-neutral corr.
+#[derive(Default)]
+struct FeatureScores {
+    exposure: Option<f64>,
+    most_exposed: Option<String>,
+    neutral: Option<Summary>,
+}
+
+fn pick(v: &[f64], rows: &[usize]) -> Vec<f64> {
+    rows.iter().map(|&i| v[i]).collect()
+}
+
 /// Scores predictions per era against the targets, writes report.json, report.md and plots.
 pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
-    let preds = Targets::read(&args.predictions)?;
-    let value_col = ["prediction", "signal"].into_iter().find(|c| preds.frame.column(c).is_ok()).ok_or_else(|| {
-        Error::input(
-            &args.predictions,
-            "no 'prediction' or 'signal' column: pass predictions from signalkit train or predict",
-        )
-    })?;
-    let p = f64_column(&args.predictions, &preds.frame, value_col)?;
-    let targets = Targets::read(&args.targets)?;
+    let preds = KeyedTable::read(&args.predictions)?;
+    let p = prediction_values(&args.predictions, &preds)?;
+    let targets = KeyedTable::read(&args.targets)?;
     let target_col = resolve_target(&targets.frame, &args.target)
         .ok_or_else(|| Error::input(&args.targets, format!("no target column '{}' (or its alias)", args.target)))?;
-    let t_all = f64_column(&args.targets, &targets.frame, &target_col)?;
-    let match_t = align(&preds, &targets);
-    let unmatched = match_t.iter().filter(|m| m.is_none()).count();
-    let t: Vec<f64> = match_t.iter().map(|m| m.map(|i| t_all[i]).unwrap_or(f64::NAN)).collect();
-    let eras: Vec<i32> = preds.fridays.iter().map(|&d| era_of_days(d)).collect();
-
+    let s = join_targets(args, &preds, &targets, &target_col, p)?;
     let model = args.model.as_deref().map(Model::load).transpose()?;
     let split = model.as_ref().map(|m| m.card.split.clone());
-    let (scored, oos): (String, Vec<usize>) = match &split {
+    let oos = out_of_sample(&args.predictions, split.as_ref(), &s.eras)?;
+    let per_era = metrics::per_era(&pick(&s.p, &oos.rows), &pick(&s.t, &oos.rows), &oos.eras);
+    if per_era.is_empty() {
+        return Err(Error::input(
+            &args.targets,
+            format!("no out-of-sample era has both predictions and '{target_col}' values"),
+        ));
+    }
+    let summary = metrics::summarize(&per_era.iter().map(|e| e.corr).collect::<Vec<_>>());
+    let constant_eras = count_constant_eras(&s, &oos);
+    let in_sample = split.as_ref().map(|sp| in_sample_summary(&s, sp));
+    let features = match &args.features {
+        Some(fp) => feature_scores(fp, model.as_ref(), &preds, &s, &oos)?,
+        None => FeatureScores::default(),
+    };
+    let benchmark = match &args.benchmark {
+        Some(col) => Some(benchmark_summary(&args.targets, &targets, col, &s, &oos)?),
+        None => None,
+    };
+    let report = EvalReport {
+        predictions: args.predictions.display().to_string(),
+        targets: args.targets.display().to_string(),
+        target: target_col,
+        scored: oos.scored,
+        split,
+        per_era,
+        summary,
+        in_sample,
+        feature_exposure: features.exposure,
+        most_exposed_feature: features.most_exposed,
+        feature_neutral: features.neutral,
+        benchmark,
+        unmatched_predictions: s.matched.iter().filter(|m| m.is_none()).count(),
+        constant_eras,
+    };
+    write_eval_outputs(&args.out, &report)?;
+    Ok(report)
+}
+
+/// The `prediction` (or `signal`) column of a predictions table.
+fn prediction_values(path: &Path, preds: &KeyedTable) -> Result<Vec<f64>> {
+    let value_col = ["prediction", "signal"].into_iter().find(|c| preds.frame.column(c).is_ok()).ok_or_else(|| {
+        Error::input(path, "no 'prediction' or 'signal' column: pass predictions from signalkit train or predict")
+    })?;
+    f64_column(path, &preds.frame, value_col)
+}
+
+/// Each prediction row with its target (NaN where the targets table has no such row) and era.
+fn join_targets(
+    args: &EvaluateArgs,
+    preds: &KeyedTable,
+    targets: &KeyedTable,
+    target_col: &str,
+    p: Vec<f64>,
+) -> Result<Scored> {
+    let t_all = f64_column(&args.targets, &targets.frame, target_col)?;
+    let matched = align(preds, targets);
+    let t = matched.iter().map(|m| m.map(|i| t_all[i]).unwrap_or(f64::NAN)).collect();
+    Ok(Scored { p, t, eras: eras_of_days(&preds.fridays), matched })
+}
+
+/// The validation eras of the model card, or every era when there is no card.
+fn out_of_sample(path: &Path, split: Option<&Split>, eras: &[i32]) -> Result<OutOfSample> {
+    let (scored, rows): (String, Vec<usize>) = match split {
         Some(s) => (
             format!(
                 "validation eras of the model card ({} eras; {} train and {} embargo eras excluded)",
@@ -138,134 +225,116 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
             (0..eras.len()).collect(),
         ),
     };
-    if oos.is_empty() {
+    if rows.is_empty() {
         return Err(Error::input(
-            &args.predictions,
+            path,
             "no predictions fall in the validation eras: predict the validation rows first",
         ));
     }
-    let sub = |v: &[f64], rows: &[usize]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-    let oos_eras: Vec<i32> = oos.iter().map(|&i| eras[i]).collect();
-    let per_era = metrics::per_era(&sub(&p, &oos), &sub(&t, &oos), &oos_eras);
-    if per_era.is_empty() {
-        return Err(Error::input(
-            &args.targets,
-            format!("no out-of-sample era has both predictions and '{target_col}' values"),
-        ));
-    }
-    let scores: Vec<f64> = per_era.iter().map(|e| e.corr).collect();
-    let summary = metrics::summarize(&scores);
-    let constant_eras = metrics::era_groups(&oos_eras)
+    let eras = rows.iter().map(|&i| eras[i]).collect();
+    Ok(OutOfSample { scored, rows, eras })
+}
+
+/// Out-of-sample eras whose predictions are all equal.
+fn count_constant_eras(s: &Scored, oos: &OutOfSample) -> usize {
+    metrics::era_groups(&oos.eras)
         .iter()
         .filter(|(_, rows)| {
-            let rows: Vec<usize> = rows.iter().map(|&r| oos[r]).collect();
-            metrics::is_constant(&sub(&p, &rows), &sub(&t, &rows))
+            let rows: Vec<usize> = rows.iter().map(|&r| oos.rows[r]).collect();
+            metrics::is_constant(&pick(&s.p, &rows), &pick(&s.t, &rows))
         })
-        .count();
-    let in_sample = split.as_ref().map(|s| {
-        let rows: Vec<usize> = (0..eras.len()).filter(|&i| s.train.binary_search(&eras[i]).is_ok()).collect();
-        let e: Vec<i32> = rows.iter().map(|&i| eras[i]).collect();
-        metrics::summarize(
-            &metrics::per_era(&sub(&p, &rows), &sub(&t, &rows), &e).iter().map(|x| x.corr).collect::<Vec<_>>(),
-        )
-    });
+        .count()
+}
 
-    let (mut feature_exposure, mut most_exposed_feature, mut feature_neutral) = (None, None, None);
-    if let Some(fp) = &args.features {
-        let ft = Targets::read(fp)?;
-        let names = match &model {
-            Some(m) => m.card.features.clone(),
-            None => crate::train::default_features(&ft.frame),
-        };
-        let at = align(&preds, &ft);
-        let cols: Vec<Vec<f64>> = names
-            .iter()
-            .map(|n| {
-                f64_column(fp, &ft.frame, n)
-                    .map(|c| oos.iter().map(|&i| at[i].map(|j| c[j]).unwrap_or(f64::NAN)).collect())
-            })
-            .collect::<Result<_>>()?;
-        let groups = metrics::era_groups(&oos_eras);
-        let p_oos = sub(&p, &oos);
-        let t_oos = sub(&t, &oos);
-        let per: Vec<(Option<(usize, f64)>, f64)> = groups
-            .par_iter()
-            .map(|(_, rows)| {
-                let pe: Vec<f64> = rows.iter().map(|&r| p_oos[r]).collect();
-                let te: Vec<f64> = rows.iter().map(|&r| t_oos[r]).collect();
-                let fe: Vec<Vec<f64>> = cols.iter().map(|c| rows.iter().map(|&r| c[r]).collect()).collect();
-                let refs: Vec<&[f64]> = fe.iter().map(|c| c.as_slice()).collect();
-                let exposure = metrics::max_feature_correlation(&pe, &refs);
-                // Neutralise to the compact features (not the embedding), rows without a headline
-                // take the era's mean so they are kept.
-                let neutralizers: Vec<Vec<f64>> = names
-                    .iter()
-                    .zip(&fe)
-                    .filter(|(n, _)| !n.starts_with("cls_"))
-                    .map(|(_, c)| {
-                        let m = c.iter().filter(|v| !v.is_nan()).sum::<f64>()
-                            / c.iter().filter(|v| !v.is_nan()).count().max(1) as f64;
-                        c.iter().map(|v| if v.is_nan() { m } else { *v }).collect()
-                    })
-                    .collect();
-                (exposure, metrics::feature_neutral_corr(&pe, &neutralizers, &te))
-            })
-            .collect();
-        let exposures: Vec<f64> = per.iter().filter_map(|(e, _)| e.map(|e| e.1)).collect();
-        if !exposures.is_empty() {
-            feature_exposure = Some(exposures.iter().sum::<f64>() / exposures.len() as f64);
-            let mut counts: HashMap<usize, usize> = HashMap::new();
-            for (e, _) in &per {
-                if let Some((j, _)) = e {
-                    *counts.entry(*j).or_default() += 1;
-                }
-            }
-            most_exposed_feature =
-                counts.into_iter().max_by_key(|(j, c)| (*c, usize::MAX - j)).map(|(j, _)| names[j].clone());
-        }
-        let fnc: Vec<f64> = per.iter().map(|(_, f)| *f).filter(|f| !f.is_nan()).collect();
-        if !fnc.is_empty() {
-            feature_neutral = Some(metrics::summarize(&fnc));
-        }
+/// numerai_corr statistics over the training eras (in sample).
+fn in_sample_summary(s: &Scored, split: &Split) -> Summary {
+    let rows: Vec<usize> = (0..s.eras.len()).filter(|&i| split.train.binary_search(&s.eras[i]).is_ok()).collect();
+    let e: Vec<i32> = rows.iter().map(|&i| s.eras[i]).collect();
+    let per = metrics::per_era(&pick(&s.p, &rows), &pick(&s.t, &rows), &e);
+    metrics::summarize(&per.iter().map(|x| x.corr).collect::<Vec<_>>())
+}
+
+/// A neutraliser column with its missing values (rows without a headline) set to the era's mean
+/// of the present ones, so those rows are kept.
+fn impute_era_mean(c: &[f64]) -> Vec<f64> {
+    let m = c.iter().filter(|v| !v.is_nan()).sum::<f64>() / c.iter().filter(|v| !v.is_nan()).count().max(1) as f64;
+    c.iter().map(|v| if v.is_nan() { m } else { *v }).collect()
+}
+
+/// One era's feature exposure (most exposed feature, |corr|) and feature-neutral corr; the
+/// neutralisers are the compact features (not the `cls_*` embedding), imputed with the era mean.
+fn era_feature_scores(names: &[String], p: &[f64], t: &[f64], features: &[Vec<f64>]) -> (Option<(usize, f64)>, f64) {
+    let refs: Vec<&[f64]> = features.iter().map(|c| c.as_slice()).collect();
+    let exposure = metrics::max_feature_correlation(p, &refs);
+    let neutralizers: Vec<Vec<f64>> =
+        names.iter().zip(features).filter(|(n, _)| !n.starts_with("cls_")).map(|(_, c)| impute_era_mean(c)).collect();
+    (exposure, metrics::feature_neutral_corr(p, &neutralizers, t))
+}
+
+/// Feature exposure and feature-neutral corr over the out-of-sample eras, from the feature table
+/// (the model's features, or the default feature columns without a model).
+fn feature_scores(
+    fp: &Path,
+    model: Option<&Model>,
+    preds: &KeyedTable,
+    s: &Scored,
+    oos: &OutOfSample,
+) -> Result<FeatureScores> {
+    let ft = KeyedTable::read(fp)?;
+    let names = match model {
+        Some(m) => m.card.features.clone(),
+        None => default_features(&ft.frame),
+    };
+    let at = align(preds, &ft);
+    let cols: Vec<Vec<f64>> = names
+        .iter()
+        .map(|n| {
+            f64_column(fp, &ft.frame, n)
+                .map(|c| oos.rows.iter().map(|&i| at[i].map(|j| c[j]).unwrap_or(f64::NAN)).collect())
+        })
+        .collect::<Result<_>>()?;
+    let (p_oos, t_oos) = (pick(&s.p, &oos.rows), pick(&s.t, &oos.rows));
+    let per: Vec<(Option<(usize, f64)>, f64)> = metrics::era_groups(&oos.eras)
+        .par_iter()
+        .map(|(_, rows)| {
+            let fe: Vec<Vec<f64>> = cols.iter().map(|c| pick(c, rows)).collect();
+            era_feature_scores(&names, &pick(&p_oos, rows), &pick(&t_oos, rows), &fe)
+        })
+        .collect();
+    let mut out = FeatureScores::default();
+    let exposures: Vec<f64> = per.iter().filter_map(|(e, _)| e.map(|e| e.1)).collect();
+    if !exposures.is_empty() {
+        out.exposure = Some(exposures.iter().sum::<f64>() / exposures.len() as f64);
+        out.most_exposed = most_often_max(per.iter().map(|(e, _)| *e)).map(|j| names[j].clone());
     }
-    let benchmark = match &args.benchmark {
-        Some(col) => {
-            let b_all = f64_column(&args.targets, &targets.frame, col)
-                .map_err(|_| Error::at(&args.targets, None, col, "benchmark column not found"))?;
-            let b: Vec<f64> = oos.iter().map(|&i| match_t[i].map(|j| b_all[j]).unwrap_or(f64::NAN)).collect();
-            let p_oos = sub(&p, &oos);
-            let s: Vec<f64> = metrics::era_groups(&oos_eras)
-                .iter()
-                .map(|(_, rows)| {
-                    let pe: Vec<f64> = rows.iter().map(|&r| p_oos[r]).collect();
-                    let be: Vec<f64> = rows.iter().map(|&r| b[r]).collect();
-                    metrics::benchmark_corr(&pe, &be)
-                })
-                .filter(|c| !c.is_nan())
-                .collect();
-            Some(metrics::summarize(&s))
-        }
-        None => None,
-    };
+    let fnc: Vec<f64> = per.iter().map(|(_, f)| *f).filter(|f| !f.is_nan()).collect();
+    if !fnc.is_empty() {
+        out.neutral = Some(metrics::summarize(&fnc));
+    }
+    Ok(out)
+}
 
-    let report = EvalReport {
-        predictions: args.predictions.display().to_string(),
-        targets: args.targets.display().to_string(),
-        target: target_col,
-        scored,
-        split,
-        per_era,
-        summary,
-        in_sample,
-        feature_exposure,
-        most_exposed_feature,
-        feature_neutral,
-        benchmark,
-        unmatched_predictions: unmatched,
-        constant_eras,
-    };
-    write_eval_outputs(&args.out, &report)?;
-    Ok(report)
+/// The feature index most often the most exposed (ties: the lowest index).
+fn most_often_max(per_era: impl Iterator<Item = Option<(usize, f64)>>) -> Option<usize> {
+    let mut counts: HashMap<usize, usize> = HashMap::new();
+    for (j, _) in per_era.flatten() {
+        *counts.entry(j).or_default() += 1;
+    }
+    counts.into_iter().max_by_key(|(j, c)| (*c, usize::MAX - j)).map(|(j, _)| j)
+}
+
+/// Per-era Spearman correlation with a benchmark column of the targets table, summarised.
+fn benchmark_summary(path: &Path, targets: &KeyedTable, col: &str, s: &Scored, oos: &OutOfSample) -> Result<Summary> {
+    let b_all =
+        f64_column(path, &targets.frame, col).map_err(|_| Error::at(path, None, col, "benchmark column not found"))?;
+    let b: Vec<f64> = oos.rows.iter().map(|&i| s.matched[i].map(|j| b_all[j]).unwrap_or(f64::NAN)).collect();
+    let p_oos = pick(&s.p, &oos.rows);
+    let per: Vec<f64> = metrics::era_groups(&oos.eras)
+        .iter()
+        .map(|(_, rows)| metrics::benchmark_corr(&pick(&p_oos, rows), &pick(&b, rows)))
+        .filter(|c| !c.is_nan())
+        .collect();
+    Ok(metrics::summarize(&per))
 }
 
 fn fmt4(v: f64) -> String {
@@ -380,11 +449,11 @@ pub struct FeatureImportance {
 pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
     let model = Model::load(&args.model)?;
     let (gain, splits) = model_importance(&model)?;
-    let ft = Targets::read(&args.features)?;
+    let ft = KeyedTable::read(&args.features)?;
     let target_col = resolve_target(&ft.frame, &model.card.target)
         .ok_or_else(|| Error::input(&args.features, format!("no target column '{}'", model.card.target)))?;
     let t = f64_column(&args.features, &ft.frame, &target_col)?;
-    let eras: Vec<i32> = ft.fridays.iter().map(|&d| era_of_days(d)).collect();
+    let eras: Vec<i32> = eras_of_days(&ft.fridays);
     let groups = metrics::era_groups(&eras);
     let total: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
     let mut rows: Vec<FeatureImportance> = model
@@ -416,6 +485,19 @@ pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
         })
         .collect::<Result<_>>()?;
     rows.sort_by(|a, b| b.gain.total_cmp(&a.gain).then(a.feature.cmp(&b.feature)));
+    write_importance_outputs(args, &model, &target_col, groups.len(), &rows)?;
+    Ok(rows)
+}
+
+/// Writes importance.json (every feature), and plots/importance.png and importance.md (the top
+/// `args.top` by gain).
+fn write_importance_outputs(
+    args: &ImportanceArgs,
+    model: &Model,
+    target_col: &str,
+    n_eras: usize,
+    rows: &[FeatureImportance],
+) -> Result<()> {
     write_json(&args.out.join("importance.json"), &rows)?;
     let top: Vec<&FeatureImportance> = rows.iter().take(args.top).collect();
     bar_plot(
@@ -445,10 +527,9 @@ pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
         model.card.trees,
         model.card.features.len(),
         target_col,
-        groups.len(),
+        n_eras,
         args.features.display(),
         markdown_table(&["#", "feature", "gain", "splits", "corr mean", "corr sharpe"], &table)
     );
-    crate::data::write_bytes_atomic(&args.out.join("importance.md"), md.as_bytes())?;
-    Ok(rows)
+    crate::data::write_bytes_atomic(&args.out.join("importance.md"), md.as_bytes())
 }

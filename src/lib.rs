@@ -9,10 +9,12 @@
 pub mod config;
 pub mod data;
 pub mod encode;
+pub mod era;
 pub mod error;
 pub mod evaluate;
 pub mod features;
 pub mod metrics;
+pub mod model;
 pub mod numerai;
 pub mod pit;
 pub mod provenance;

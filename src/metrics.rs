@@ -1,4 +1,5 @@
-//! Numerai scoring as pure functions, with numerai-tools' exact formulas (DESIGN §4).
+//! Numerai scoring as pure functions, with numerai-tools' exact formulas: scores must equal
+//! numerai-tools' to 1e-9 on the same rows (tests/metrics.rs checks this against its output).
 //!
 //! Missing values are NaN. Every function works on one era's values; [`per_era`] groups rows
 //! into eras and [`summarize`] turns per-era scores into the statistics Numerai reports.

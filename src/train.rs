@@ -4,30 +4,31 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use chrono::Datelike;
-use lightgbm3::{Booster, Dataset, ImportanceType};
+use lightgbm3::{Booster, Dataset};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::data::targets::{Targets, resolve_target};
-use crate::data::time::date_from_days;
+use crate::data::targets::{KeyedTable, resolve_target};
 use crate::data::{guard_output, write_bytes_atomic, write_parquet_with, write_table_atomic};
+use crate::era::{date_from_days, days_of_era, eras_of_days, parse_era};
 use crate::error::{Error, Result};
+use crate::model::{f32_values, lgbm};
 use crate::provenance::{Provenance, mismatch_error};
 
-/// The default target (Signals v2 calls it `target_factor_neutral_20`).
-pub const DEFAULT_TARGET: &str = "target_20d_factor_neutral";
-/// The model file inside a model folder.
-pub const MODEL_FILE: &str = "model.txt";
-/// The model card inside a model folder.
-pub const CARD_FILE: &str = "model.json";
+// Kept here so `crate::train::…` paths from before the model and era modules still resolve.
+pub use crate::data::targets::DEFAULT_TARGET;
+pub use crate::era::era_of_days;
+pub use crate::model::{
+    CARD_FILE, MODEL_FILE, Model, ModelCard, Split, default_features, feature_matrix, importance, model_paths,
+    take_matrices,
+};
+pub use crate::provenance::InputFile;
+
 /// The longest embargo accepted, in weekly eras (ten years).
 pub const MAX_EMBARGO_ERAS: u32 = 520;
-/// Rows predicted per LightGBM call, so prediction never holds a second full matrix.
-const PREDICT_CHUNK: usize = 65_536;
-
-/// Training settings; every field has Numerai's example-model default (DESIGN §6).
+/// Training settings; every field defaults to Numerai's example model (the LightGBM parameters
+/// of [`default_params`], a 4-era embargo, the 20-day factor-neutral target, every feature column).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -64,7 +65,9 @@ impl Default for TrainConfig {
     }
 }
 
-/// Numerai's example model (DESIGN §6), deterministic, with the machine's thread count fixed.
+/// Numerai's example model (2000 trees, learning rate 0.01, depth 5, 31 leaves, a tenth of the
+/// features per tree), made deterministic (fixed seed, col-wise histograms) with the machine's
+/// thread count fixed.
 pub fn default_params() -> Map<String, Value> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let v = json!({
@@ -81,37 +84,6 @@ pub fn default_params() -> Map<String, Value> {
         "verbose": -1,
     });
     v.as_object().cloned().unwrap_or_default()
-}
-
-/// Which eras train, which are embargoed, which validate (Fridays as YYYYMMDD).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Split {
-    /// Training eras.
-    pub train: Vec<i32>,
-    /// Eras dropped between training and validation (and before the early-stopping eras).
-    pub embargo: Vec<i32>,
-    /// Out-of-sample eras.
-    pub validation: Vec<i32>,
-    /// The last training eras, watched by early stopping (in sample; never validation eras).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub early_stopping: Vec<i32>,
-}
-
-impl Split {
-    /// "train", "early_stopping", "embargo", "validation" or "unused" for an era.
-    pub fn role(&self, era: i32) -> &'static str {
-        if self.train.binary_search(&era).is_ok() {
-            "train"
-        } else if self.early_stopping.binary_search(&era).is_ok() {
-            "early_stopping"
-        } else if self.embargo.binary_search(&era).is_ok() {
-            "embargo"
-        } else if self.validation.binary_search(&era).is_ok() {
-            "validation"
-        } else {
-            "unused"
-        }
-    }
 }
 
 impl Split {
@@ -143,19 +115,6 @@ impl Split {
         self.early_stopping = stop;
         Ok(self)
     }
-}
-
-/// A Friday as the integer YYYYMMDD.
-pub fn era_of_days(days: i32) -> i32 {
-    yyyymmdd(date_from_days(days))
-}
-
-fn yyyymmdd(d: chrono::NaiveDate) -> i32 {
-    d.year() * 10_000 + d.month() as i32 * 100 + d.day() as i32
-}
-
-fn days_of_era(era: i32) -> i32 {
-    crate::data::time::parse_yyyymmdd(era as i64).map(crate::data::time::days_from_date).unwrap_or(0)
 }
 
 /// Splits eras (YYYYMMDD, any order, repeats allowed) by `train_until` or, without it, by each
@@ -223,196 +182,6 @@ pub fn split_eras(
     Ok(split)
 }
 
-/// The default feature columns of a feature table, in table order.
-pub fn default_features(frame: &DataFrame) -> Vec<String> {
-    frame
-        .get_column_names()
-        .iter()
-        .map(|n| n.to_string())
-        .filter(|n| {
-            n.starts_with("p_")
-                || n.starts_with("sentiment")
-                || n.starts_with("cls_")
-                || n.starts_with("pc_")
-                || n.starts_with("feature_")
-                || n.starts_with("n_headlines_")
-                || n == "headline_age_days"
-        })
-        .collect()
-}
-
-/// A column as f32 values, null → NaN; text and other non-numeric columns are refused (a cast
-/// would turn them into an all-null feature).
-fn f32_values(path: &Path, col: &Column) -> Result<Vec<f32>> {
-    let dt = col.dtype();
-    if !(dt.is_primitive_numeric() || dt.is_bool() || dt.is_null()) {
-        return Err(Error::at(
-            path,
-            None,
-            col.name(),
-            format!(
-                "this column holds {dt}, not numbers: leave it out of train.features (or convert it to numbers first)"
-            ),
-        ));
-    }
-    let cast = col.cast(&DataType::Float32).map_err(|e| Error::table(path, e))?;
-    Ok(cast.f32().map_err(|e| Error::table(path, e))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
-}
-
-/// Every row of the feature columns as one row-major f32 matrix (null → NaN).
-pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String]) -> Result<Vec<f32>> {
-    let mut matrices = take_matrices(
-        path,
-        &mut frame.select(features.iter().map(|f| f.as_str())).map_err(|_| {
-            Error::input(path, "feature column missing: the model was trained with it; rebuild the features")
-        })?,
-        features,
-        &[&(0..frame.height()).collect::<Vec<_>>()],
-    )?;
-    Ok(matrices.pop().unwrap_or_default())
-}
-
-/// Moves the feature columns out of `frame` into one row-major f32 matrix per row set (the layout
-/// LightGBM bins fastest),
-/// dropping each column once copied (peak memory: the table plus one column, not two tables).
-pub fn take_matrices(
-    path: &Path,
-    frame: &mut DataFrame,
-    features: &[String],
-    sets: &[&[usize]],
-) -> Result<Vec<Vec<f32>>> {
-    let k = features.len();
-    let mut out: Vec<Vec<f32>> = sets.iter().map(|rows| vec![0.0f32; rows.len() * k]).collect();
-    for (j, name) in features.iter().enumerate() {
-        let col = frame.drop_in_place(name).map_err(|_| {
-            Error::at(path, None, name, "feature column missing: list only columns of this table in train.features")
-        })?;
-        let values = f32_values(path, &col)?;
-        drop(col);
-        for (x, rows) in out.iter_mut().zip(sets) {
-            for (r, &i) in rows.iter().enumerate() {
-                x[r * k + j] = values[i];
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Where a model lives: `DIR/model.txt` and `DIR/model.json` (pass either the folder or the file).
-pub fn model_paths(model: &Path) -> (PathBuf, PathBuf) {
-    let dir = if model.is_dir() { model.to_path_buf() } else { model.parent().unwrap_or(Path::new(".")).to_path_buf() };
-    let file = if model.is_dir() { dir.join(MODEL_FILE) } else { model.to_path_buf() };
-    (file.clone(), file.with_extension("json"))
-}
-
-pub use crate::provenance::InputFile;
-
-/// The JSON sidecar saved with every model.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelCard {
-    /// signalkit version that trained it.
-    pub signalkit: String,
-    /// Feature columns, in the model's order.
-    pub features: Vec<String>,
-    /// Target column trained on, as named in the table.
-    pub target: String,
-    /// LightGBM parameters used.
-    pub params: Map<String, Value>,
-    /// Train / embargo / validation eras.
-    pub split: Split,
-    /// Trees in the saved model.
-    pub trees: i32,
-    /// Training and validation rows.
-    pub rows_train: usize,
-    /// Validation rows (targets present).
-    pub rows_validation: usize,
-    /// Input files and their hashes.
-    pub inputs: Vec<InputFile>,
-    /// How the feature table was made (join, encoder, PCA): live features must match it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provenance: Option<Provenance>,
-    /// Seconds spent in LightGBM training.
-    pub train_seconds: f64,
-}
-
-/// A trained model and its card.
-pub struct Model {
-    /// The LightGBM booster (not `Send`: keep it on one thread).
-    pub booster: Booster,
-    /// What it was trained on.
-    pub card: ModelCard,
-}
-
-fn lgbm(e: lightgbm3::Error) -> Error {
-    Error::Lightgbm(e.to_string())
-}
-
-impl Model {
-    /// Loads `model.txt` and its `model.json` card.
-    pub fn load(model: &Path) -> Result<Model> {
-        let (file, card_path) = model_paths(model);
-        let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
-        let booster = Booster::from_string(&text).map_err(|e| {
-            Error::input(&file, format!("not a LightGBM model ({e}): pass the model.txt written by train"))
-        })?;
-        let card_text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
-        let card: ModelCard =
-            serde_json::from_str(&card_text).map_err(|e| Error::input(&card_path, format!("bad model card: {e}")))?;
-        if booster.num_features() as usize != card.features.len() {
-            return Err(Error::input(
-                &card_path,
-                format!(
-                    "the card lists {} features but the model has {}: the two files do not belong together",
-                    card.features.len(),
-                    booster.num_features()
-                ),
-            ));
-        }
-        Ok(Model { booster, card })
-    }
-
-    /// Saves `DIR/model.txt` and `DIR/model.json`, each atomically.
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let text = self.booster.save_string().map_err(lgbm)?;
-        write_bytes_atomic(&dir.join(MODEL_FILE), text.as_bytes())?;
-        let card = serde_json::to_vec_pretty(&self.card).map_err(|e| Error::Config(e.to_string()))?;
-        write_bytes_atomic(&dir.join(CARD_FILE), &card)
-    }
-
-    /// Fails naming the model's feature columns that `frame` lacks.
-    pub fn check_columns(&self, path: &Path, frame: &DataFrame) -> Result<()> {
-        let missing: Vec<&String> = self.card.features.iter().filter(|f| frame.column(f).is_err()).take(5).collect();
-        if !missing.is_empty() {
-            return Err(Error::input(
-                path,
-                format!(
-                    "missing {} of the model's feature columns (e.g. {missing:?}): build the features with the same \
-                     encoder model and options as for training",
-                    self.card.features.iter().filter(|f| frame.column(f).is_err()).count()
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Raw predictions for every row of `frame`, in chunks; the feature columns must all be there.
-    pub fn predict_frame(&self, path: &Path, frame: &DataFrame) -> Result<Vec<f64>> {
-        self.check_columns(path, frame)?;
-        let n = frame.height();
-        let k = self.card.features.len() as i32;
-        let mut out = Vec::with_capacity(n);
-        let mut start = 0;
-        while start < n {
-            // A zero-copy slice: each chunk converts only its own rows.
-            let chunk = frame.slice(start as i64, PREDICT_CHUNK);
-            let x = feature_matrix(path, &chunk, &self.card.features)?;
-            out.extend(self.booster.predict_with_params(&x, k, true, "num_threads=0").map_err(lgbm)?);
-            start += chunk.height();
-        }
-        Ok(out)
-    }
-}
-
 /// Hands memory freed by LightGBM's many small C++ allocations back to the OS (glibc keeps it in
 /// its arenas otherwise, and the next stage would stack on top of it).
 fn release_freed_memory() {
@@ -471,8 +240,8 @@ pub struct TrainSummary {
 }
 
 /// One row's identity columns for outputs: ticker column, era, data role.
-fn id_frame(t: &Targets, predictions: &[f64], split: &Split) -> Result<DataFrame> {
-    let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
+fn id_frame(t: &KeyedTable, predictions: &[f64], split: &Split) -> Result<DataFrame> {
+    let eras: Vec<i32> = eras_of_days(&t.fridays);
     let tickers = t.frame.column(&t.ticker_column).map_err(|e| Error::table(&t.path, e))?.clone();
     DataFrame::new(
         t.len(),
@@ -487,7 +256,7 @@ fn id_frame(t: &Targets, predictions: &[f64], split: &Split) -> Result<DataFrame
 }
 
 /// Reads the table's target as f32 (NaN where missing).
-fn target_values(t: &Targets, name: &str) -> Result<(String, Vec<f32>)> {
+fn target_values(t: &KeyedTable, name: &str) -> Result<(String, Vec<f32>)> {
     let col = resolve_target(&t.frame, name).ok_or_else(|| {
         Error::input(
             &t.path,
@@ -502,98 +271,31 @@ fn target_values(t: &Targets, name: &str) -> Result<(String, Vec<f32>)> {
 }
 
 fn parse_until(s: &str) -> Result<i32> {
-    let d = crate::data::time::parse_date_str(s)
-        .or_else(|| s.parse::<i64>().ok().and_then(crate::data::time::parse_yyyymmdd))
-        .ok_or_else(|| Error::Config(format!("--train-until {s:?}: use YYYY-MM-DD or YYYYMMDD")))?;
-    Ok(yyyymmdd(d))
+    parse_era(s).ok_or_else(|| Error::Config(format!("--train-until {s:?}: use YYYY-MM-DD or YYYYMMDD")))
 }
 
 /// Trains on the training eras, validates after the embargo, saves the model and every row's
 /// prediction (`predictions.parquet`: ticker, era, split, prediction).
 pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let cfg = &args.config;
-    if cfg.embargo_eras > MAX_EMBARGO_ERAS {
-        return Err(Error::Config(format!(
-            "--embargo {}: at most {MAX_EMBARGO_ERAS} weekly eras (4 suits 20-day targets, 12 60-day ones)",
-            cfg.embargo_eras
-        )));
-    }
-    let t = Targets::read(&args.features)?;
+    check_embargo(cfg.embargo_eras)?;
+    let t = KeyedTable::read(&args.features)?;
     let (target, y) = target_values(&t, &cfg.target)?;
-    let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
-    let data_types: Option<Vec<Option<String>>> = match t.frame.column("data_type") {
-        Ok(c) => Some(
-            c.cast(&DataType::String)
-                .map_err(|e| Error::table(&t.path, e))?
-                .str()
-                .map_err(|e| Error::table(&t.path, e))?
-                .iter()
-                .map(|v| v.map(|s| s.trim().to_ascii_lowercase()))
-                .collect(),
-        ),
-        Err(_) => None,
-    };
+    let eras = eras_of_days(&t.fridays);
     let labelled: Vec<bool> = y.iter().map(|v| !v.is_nan()).collect();
-    let until = cfg.train_until.as_deref().map(parse_until).transpose()?;
-    let split = split_eras(&args.features, &eras, data_types.as_deref(), &labelled, until, cfg.embargo_eras)?;
-    let split = match cfg.early_stopping_rounds {
-        Some(_) => split.with_early_stopping(&args.features, cfg.early_stopping_eras, cfg.embargo_eras)?,
-        None => split,
-    };
+    let split = plan_split(args, &t, &eras, &labelled)?;
     for name in [MODEL_FILE, CARD_FILE, "predictions.parquet"] {
         guard_output(&args.out.join(name), &[&args.features])?;
     }
     let provenance = Provenance::read(&args.features)?;
-
-    let features = if cfg.features.is_empty() { default_features(&t.frame) } else { cfg.features.clone() };
-    if features.is_empty() {
-        return Err(Error::input(
-            &args.features,
-            "no feature columns (p_*, sentiment*, cls_*, feature_*, n_headlines_*): is this the output of signalkit features?",
-        ));
-    }
+    let features = feature_columns(args, &t.frame)?;
     let pick = |roles: &[i32]| -> Vec<usize> {
         (0..eras.len()).filter(|&i| labelled[i] && roles.binary_search(&eras[i]).is_ok()).collect()
     };
     let (train_rows, valid_rows) = (pick(&split.train), pick(&split.validation));
-    let stop_rows = pick(&split.early_stopping);
-    let mut params = default_params();
-    params.extend(cfg.params.clone());
-    if let Some(r) = cfg.early_stopping_rounds {
-        params.insert("early_stopping_rounds".into(), json!(r));
-    }
-
-    // The table's feature columns move into the training (and validation) matrices one column at
-    // a time, so table + matrices never hold two copies; prediction re-reads the table afterwards.
-    let mut frame = t.frame;
-    let with_valid = cfg.early_stopping_rounds.is_some();
-    let sets: Vec<&[usize]> = if with_valid { vec![&train_rows, &stop_rows] } else { vec![&train_rows] };
-    let mut matrices = take_matrices(&args.features, &mut frame, &features, &sets)?;
-    drop(frame);
-    let (booster, train_seconds) = {
-        let vx = if with_valid { matrices.pop().unwrap_or_default() } else { Vec::new() };
-        let x = matrices.pop().unwrap_or_default();
-        let ty: Vec<f32> = train_rows.iter().map(|&i| y[i]).collect();
-        let vy: Vec<f32> = if with_valid { stop_rows.iter().map(|&i| y[i]).collect() } else { Vec::new() };
-        // Timed like Python's lgb.train: LightGBM's Dataset construction plus boosting.
-        let started = Instant::now();
-        // LightGBM boosts inside one C call: a ticking spinner shows it is alive (terminals only).
-        let spinner = indicatif::ProgressBar::new_spinner();
-        spinner.set_message(format!(
-            "training {} trees on {} rows x {} features",
-            params.get("num_iterations").map_or("?".to_string(), |v| v.to_string()),
-            train_rows.len(),
-            features.len()
-        ));
-        spinner.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-        let booster = train_booster(x, &ty, features.len(), Some((vx, vy)), &params);
-        spinner.finish_and_clear();
-        (booster?, started.elapsed().as_secs_f64())
-    };
+    let stop_rows = cfg.early_stopping_rounds.is_some().then(|| pick(&split.early_stopping));
+    let params = training_params(cfg);
+    let (booster, train_seconds) = fit(args, t.frame, &features, &y, &train_rows, stop_rows.as_deref(), &params)?;
     let card = ModelCard {
         signalkit: env!("CARGO_PKG_VERSION").into(),
         features,
@@ -607,19 +309,121 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         provenance,
         train_seconds,
     };
-    let trained = Model { booster, card };
-    trained.save(&args.out)?;
+    Model { booster, card }.save(&args.out)?;
     // Free LightGBM's training state (binned data, histograms) before the table is read again:
     // predictions come from the saved model, exactly as `predict` will see it.
-    drop(trained);
     release_freed_memory();
     let model = Model::load(&args.out)?;
-    let t = Targets::read(&args.features)?;
+    let pred_path = write_predictions(args, &model, &split)?;
+    Ok(TrainSummary { card: model.card, model: args.out.join(MODEL_FILE), predictions: pred_path })
+}
+
+/// Refuses an embargo longer than [`MAX_EMBARGO_ERAS`].
+fn check_embargo(embargo_eras: u32) -> Result<()> {
+    if embargo_eras > MAX_EMBARGO_ERAS {
+        return Err(Error::Config(format!(
+            "--embargo {embargo_eras}: at most {MAX_EMBARGO_ERAS} weekly eras (4 suits 20-day targets, 12 60-day ones)"
+        )));
+    }
+    Ok(())
+}
+
+/// The `data_type` column (trimmed, lower case), when the table has one.
+fn data_types(t: &KeyedTable) -> Result<Option<Vec<Option<String>>>> {
+    let Ok(c) = t.frame.column("data_type") else { return Ok(None) };
+    let s = c.cast(&DataType::String).map_err(|e| Error::table(&t.path, e))?;
+    let ca = s.str().map_err(|e| Error::table(&t.path, e))?;
+    Ok(Some(ca.iter().map(|v| v.map(|s| s.trim().to_ascii_lowercase())).collect()))
+}
+
+/// The era split of the settings: by `train_until` or `data_type`, then the early-stopping eras.
+fn plan_split(args: &TrainArgs, t: &KeyedTable, eras: &[i32], labelled: &[bool]) -> Result<Split> {
+    let cfg = &args.config;
+    let types = data_types(t)?;
+    let until = cfg.train_until.as_deref().map(parse_until).transpose()?;
+    let split = split_eras(&args.features, eras, types.as_deref(), labelled, until, cfg.embargo_eras)?;
+    match cfg.early_stopping_rounds {
+        Some(_) => split.with_early_stopping(&args.features, cfg.early_stopping_eras, cfg.embargo_eras),
+        None => Ok(split),
+    }
+}
+
+/// The configured feature columns, or the table's default ones; refuses a table with none.
+fn feature_columns(args: &TrainArgs, frame: &DataFrame) -> Result<Vec<String>> {
+    let cfg = &args.config;
+    let features = if cfg.features.is_empty() { default_features(frame) } else { cfg.features.clone() };
+    if features.is_empty() {
+        return Err(Error::input(
+            &args.features,
+            "no feature columns (p_*, sentiment*, cls_*, feature_*, n_headlines_*): is this the output of signalkit features?",
+        ));
+    }
+    Ok(features)
+}
+
+/// The default parameters with the configured ones (and early stopping) merged over them.
+fn training_params(cfg: &TrainConfig) -> Map<String, Value> {
+    let mut params = default_params();
+    params.extend(cfg.params.clone());
+    if let Some(r) = cfg.early_stopping_rounds {
+        params.insert("early_stopping_rounds".into(), json!(r));
+    }
+    params
+}
+
+/// Moves the feature columns out of `frame` into the training (and early-stopping) matrices and
+/// trains; returns the booster and the seconds LightGBM took. The table's columns move one at a
+/// time, so table + matrices never hold two copies.
+fn fit(
+    args: &TrainArgs,
+    mut frame: DataFrame,
+    features: &[String],
+    y: &[f32],
+    train_rows: &[usize],
+    stop_rows: Option<&[usize]>,
+    params: &Map<String, Value>,
+) -> Result<(Booster, f64)> {
+    let sets: Vec<&[usize]> = match stop_rows {
+        Some(stop) => vec![train_rows, stop],
+        None => vec![train_rows],
+    };
+    let mut matrices = take_matrices(&args.features, &mut frame, features, &sets)?;
+    drop(frame);
+    let vx = if stop_rows.is_some() { matrices.pop().unwrap_or_default() } else { Vec::new() };
+    let x = matrices.pop().unwrap_or_default();
+    let ty: Vec<f32> = train_rows.iter().map(|&i| y[i]).collect();
+    let vy: Vec<f32> = stop_rows.unwrap_or_default().iter().map(|&i| y[i]).collect();
+    // Timed like Python's lgb.train: LightGBM's Dataset construction plus boosting.
+    let started = Instant::now();
+    let spinner = training_spinner(params, train_rows.len(), features.len());
+    let booster = train_booster(x, &ty, features.len(), Some((vx, vy)), params);
+    spinner.finish_and_clear();
+    Ok((booster?, started.elapsed().as_secs_f64()))
+}
+
+/// LightGBM boosts inside one C call: a ticking spinner shows it is alive (terminals only).
+fn training_spinner(params: &Map<String, Value>, rows: usize, features: usize) -> indicatif::ProgressBar {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(format!(
+        "training {} trees on {rows} rows x {features} features",
+        params.get("num_iterations").map_or("?".to_string(), |v| v.to_string()),
+    ));
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    spinner
+}
+
+/// Re-reads the feature table and writes every row's prediction to `predictions.parquet`.
+fn write_predictions(args: &TrainArgs, model: &Model, split: &Split) -> Result<PathBuf> {
+    let t = KeyedTable::read(&args.features)?;
     let predictions = model.predict_frame(&args.features, &t.frame)?;
-    let mut ids = id_frame(&t, &predictions, &split)?;
+    let mut ids = id_frame(&t, &predictions, split)?;
     let pred_path = args.out.join("predictions.parquet");
     write_table_atomic(&mut ids, &pred_path)?;
-    Ok(TrainSummary { card: model.card, model: args.out.join(MODEL_FILE), predictions: pred_path })
+    Ok(pred_path)
 }
 
 /// What `predict` needs.
@@ -662,7 +466,7 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     let (model_file, card_file) = model_paths(&args.model);
     guard_output(&args.out, &[&args.features, &model_file, &card_file])?;
     let model = Model::load(&args.model)?;
-    let t = Targets::read(&args.features)?;
+    let t = KeyedTable::read(&args.features)?;
     model.check_columns(&args.features, &t.frame)?;
     let live = Provenance::read(&args.features)?;
     if let Some(trained) = &model.card.provenance {
@@ -672,7 +476,7 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
         }
     }
     let raw = model.predict_frame(&args.features, &t.frame)?;
-    let eras: Vec<i32> = t.fridays.iter().map(|&d| era_of_days(d)).collect();
+    let eras: Vec<i32> = eras_of_days(&t.fridays);
     let latest = eras.iter().copied().max().unwrap_or(0);
     let keep: Vec<usize> = (0..eras.len()).filter(|&i| !args.latest_only || eras[i] == latest).collect();
     let kept_eras: Vec<i32> = keep.iter().map(|&i| eras[i]).collect();
@@ -705,13 +509,6 @@ fn write_signal(df: &mut DataFrame, out: &Path, provenance: &Provenance) -> Resu
             write_bytes_atomic(&out.with_file_name(name), &json)
         }
     }
-}
-
-/// Gain and split importance per feature, in the model's feature order.
-pub fn importance(model: &Model) -> Result<(Vec<f64>, Vec<f64>)> {
-    let gain = model.booster.feature_importance(ImportanceType::Gain).map_err(lgbm)?;
-    let split = model.booster.feature_importance(ImportanceType::Split).map_err(lgbm)?;
-    Ok((gain, split))
 }
 
 #[cfg(test)]

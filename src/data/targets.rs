@@ -1,17 +1,21 @@
-//! Numerai rows: the legacy `historical_targets` layout and Signals v2.x parquet.
+//! Tables keyed by (ticker, Friday): Numerai targets (the legacy `historical_targets` layout and
+//! Signals v2.x parquet), and every table signalkit writes with the same keys (joins, features,
+//! predictions). [`KeyedTable`] reads and checks any of them; target names and checks live here too.
 
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::time::{date_from_days, days_from_date, parse_date_str, parse_yyyymmdd};
 use super::{find_column, missing_column, read_table, rows_text, str_values};
+use crate::era::{WEEKDAYS, date_from_days, days_from_date, parse_date_str, parse_yyyymmdd, weekday};
 use crate::error::{Error, Result};
 
 /// Ticker columns, in order of preference.
 pub const TICKER_COLUMNS: [&str; 2] = ["numerai_ticker", "bloomberg_ticker"];
 /// Date columns, in order of preference.
 pub const DATE_COLUMNS: [&str; 2] = ["friday_date", "date"];
+/// The default target (Signals v2 calls it `target_factor_neutral_20`).
+pub const DEFAULT_TARGET: &str = "target_20d_factor_neutral";
 /// Pairs of names for one target (legacy name, Signals v2 name).
 pub const TARGET_ALIASES: [(&str, &str); 4] = [
     ("target_20d_factor_neutral", "target_factor_neutral_20"),
@@ -20,9 +24,10 @@ pub const TARGET_ALIASES: [(&str, &str); 4] = [
     ("target_20d", "target"),
 ];
 
-/// Numerai rows as given, plus the parsed join keys for each row.
+/// A table keyed by (ticker, Friday), rows as given, plus the parsed keys of each row: Numerai
+/// targets, and the joins, feature tables and predictions made from them.
 #[derive(Debug, Clone)]
-pub struct Targets {
+pub struct KeyedTable {
     /// The file read.
     pub path: PathBuf,
     /// The rows with their columns exactly as given.
@@ -39,8 +44,11 @@ pub struct Targets {
     pub fridays: Vec<i32>,
 }
 
-impl Targets {
-    /// Reads and validates a targets file (CSV or parquet, legacy or v2 layout).
+/// The name the keyed-table reader had when it only read targets; kept for existing callers.
+pub type Targets = KeyedTable;
+
+impl KeyedTable {
+    /// Reads and validates a keyed table: a targets file (CSV or parquet, legacy or v2 layout).
     pub fn read(path: &Path) -> Result<Self> {
         let frame = read_table(path, false)?;
         Self::from_frame(path, frame)
@@ -65,7 +73,7 @@ impl Targets {
                 check_target(path, &frame, name)?;
             }
         }
-        Ok(Targets { path: path.to_path_buf(), frame, ticker_column, date_column, ticker_ids, universe, fridays })
+        Ok(KeyedTable { path: path.to_path_buf(), frame, ticker_column, date_column, ticker_ids, universe, fridays })
     }
 
     /// Number of rows.
@@ -180,13 +188,6 @@ fn parse_dates(path: &Path, df: &DataFrame, col: &str) -> Result<Vec<i32>> {
         }
     }
 }
-
-/// Day of the week of a day count since 1970-01-01 (a Thursday): 0 = Monday … 6 = Sunday.
-fn weekday(days: i32) -> usize {
-    (days + 3).rem_euclid(7) as usize
-}
-
-const WEEKDAYS: [&str; 7] = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 
 /// Numerai dates are Fridays, or (Signals v2.1, market-close dates) the Thursday before a Friday
 /// holiday. A Saturday or Sunday is refused: no market closes then, so the column is shifted

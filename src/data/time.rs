@@ -105,32 +105,7 @@ impl Stamp {
     }
 }
 
-/// Days since 1970-01-01 of a calendar date.
-pub fn days_from_date(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
-}
-
-/// The calendar date of a day number.
-pub fn date_from_days(days: i32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(days as i64)
-}
-
-/// Parses an 8-digit `YYYYMMDD` integer (Numerai's `friday_date`).
-pub fn parse_yyyymmdd(v: i64) -> Option<NaiveDate> {
-    if !(10000101..=99991231).contains(&v) {
-        return None;
-    }
-    NaiveDate::from_ymd_opt((v / 10_000) as i32, ((v / 100) % 100) as u32, (v % 100) as u32)
-}
-
-/// Parses a calendar date written `YYYY-MM-DD` or `YYYYMMDD`.
-pub fn parse_date_str(s: &str) -> Option<NaiveDate> {
-    let s = s.trim();
-    if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
-        return parse_yyyymmdd(s.parse().ok()?);
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
-}
+pub use crate::era::{date_from_days, days_from_date, parse_date_str, parse_yyyymmdd};
 
 /// Epoch integer to microseconds, the unit chosen by magnitude: below 1e11 seconds, below 1e14
 /// milliseconds, below 1e17 microseconds, else nanoseconds.
