@@ -258,11 +258,11 @@ impl Like {
 /// Reads a trained model's card for `features --like` (a card without provenance, from an older
 /// signalkit, gives nothing: the store's only model and no PCA, with a warning).
 pub fn like_model(model: &Path) -> Result<Like> {
-    let (_, card_path) = crate::train::model_paths(model);
+    let (_, card_path) = crate::model::model_paths(model);
     let text = std::fs::read_to_string(&card_path).map_err(|_| {
         Error::input(&card_path, "no model card here: pass the folder (or model.txt) written by signalkit train")
     })?;
-    let card: crate::train::ModelCard =
+    let card: crate::model::ModelCard =
         serde_json::from_str(&text).map_err(|e| Error::input(&card_path, format!("bad model card: {e}")))?;
     let Some(p) = card.provenance else {
         eprintln!(
