@@ -1,11 +1,16 @@
-//! One TOML config for `signalkit run`, with the defaults of DESIGN §6. With no file it runs the
+//! One TOML config for `signalkit run`, with the defaults signalkit.example.toml documents. With no file it runs the
 //! shipped sample with the tiny fixture encoder, which needs no network.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::headlines::HeadlineOptions;
+use crate::data::tickers::TickerRule;
+use crate::encode::EncodeArgs;
+use crate::encode::hub::ModelSource;
 use crate::error::{Error, Result};
+use crate::pit::{JoinArgs, Window};
 use crate::train::TrainConfig;
 
 /// The whole pipeline's settings.
@@ -50,6 +55,40 @@ pub struct DataConfig {
     pub ticker_suffix: String,
 }
 
+impl DataConfig {
+    /// How to read the headlines file (its columns and time zone).
+    pub fn headline_options(&self) -> Result<HeadlineOptions> {
+        let zone = self.timezone.as_deref().map(|z| z.parse().map_err(|e| Error::Config(format!("timezone {z:?}: {e}"))));
+        Ok(HeadlineOptions {
+            ticker_column: self.ticker_col.clone(),
+            time_column: self.time_col.clone(),
+            text_column: self.text_col.clone(),
+            zone: zone.transpose()?,
+        })
+    }
+
+    /// The rule from headline tickers to row tickers: the map file when given, else the suffix.
+    pub fn ticker_rule(&self) -> Result<TickerRule> {
+        Ok(match &self.ticker_map {
+            Some(p) => TickerRule::from_map_file(p)?,
+            None => TickerRule::Suffix(self.ticker_suffix.clone()),
+        })
+    }
+
+    /// The join of these inputs with `join`'s window, written to `out`.
+    pub fn join_args(&self, join: &JoinConfig, out: PathBuf) -> Result<JoinArgs> {
+        Ok(JoinArgs {
+            targets: self.targets.clone(),
+            out,
+            window: join.window(),
+            tickers: self.ticker_rule()?,
+            ticker_map: self.ticker_map.clone(),
+            headlines: self.headlines.clone(),
+            headline_options: self.headline_options()?,
+        })
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
@@ -73,6 +112,13 @@ pub struct JoinConfig {
     pub window_days: u32,
     /// Cutoff = Friday 00:00 UTC plus this many hours.
     pub cutoff_hours: f64,
+}
+
+impl JoinConfig {
+    /// The look-back window and cutoff.
+    pub fn window(&self) -> Window {
+        Window { days: self.window_days, cutoff_hours: self.cutoff_hours }
+    }
 }
 
 impl Default for JoinConfig {
@@ -102,12 +148,38 @@ pub struct EncodeConfig {
     pub dtype: String,
     /// Store folder, shared between runs so each text is encoded once.
     pub store: PathBuf,
+    /// Headlines per shard: the most a killed encode can lose.
+    pub shard_size: usize,
 }
 
 impl EncodeConfig {
     /// The batch size given, or the device's default.
     pub fn batch_size(&self) -> usize {
         self.batch_size.unwrap_or_else(|| crate::encode::default_batch_size(&self.device))
+    }
+
+    /// The checkpoint: hub id or folder, revision, offline.
+    pub fn source(&self) -> ModelSource {
+        let mut source = ModelSource::new(&self.model);
+        source.revision = self.revision.clone();
+        source.offline |= self.offline;
+        source
+    }
+
+    /// The encode of `data`'s headlines with this encoder into the store, with a progress bar.
+    pub fn encode_args(&self, data: &DataConfig) -> Result<EncodeArgs> {
+        Ok(EncodeArgs {
+            source: self.source(),
+            headlines: data.headlines.clone(),
+            headline_options: data.headline_options()?,
+            store: self.store.clone(),
+            device: self.device.clone(),
+            batch_size: self.batch_size(),
+            max_len: self.max_len,
+            precision: self.dtype.parse().map_err(|e| Error::Config(format!("dtype {:?}: {e}", self.dtype)))?,
+            shard_size: self.shard_size,
+            progress: true,
+        })
     }
 }
 
@@ -122,6 +194,7 @@ impl Default for EncodeConfig {
             max_len: 64,
             dtype: "f32".into(),
             store: "runs/store".into(),
+            shard_size: 4096,
         }
     }
 }

@@ -264,11 +264,10 @@ fn impute_era_mean(c: &[f64]) -> Vec<f64> {
 /// One era's feature exposure (most exposed feature, |corr|) and feature-neutral corr; the
 /// neutralisers are the compact features (not the `cls_*` embedding), imputed with the era mean.
 fn era_feature_scores(names: &[String], p: &[f64], t: &[f64], features: &[Vec<f64>]) -> (Option<(usize, f64)>, f64) {
-    let refs: Vec<&[f64]> = features.iter().map(|c| c.as_slice()).collect();
-    let exposure = metrics::max_feature_correlation(p, &refs);
+    let exposure = metrics::max_feature_correlation(p, metrics::from_columns(p.len(), features).view());
     let neutralizers: Vec<Vec<f64>> =
         names.iter().zip(features).filter(|(n, _)| !n.starts_with("cls_")).map(|(_, c)| impute_era_mean(c)).collect();
-    (exposure, metrics::feature_neutral_corr(p, &neutralizers, t))
+    (exposure, metrics::feature_neutral_corr(p, metrics::from_columns(p.len(), &neutralizers).view(), t))
 }
 
 /// Feature exposure and feature-neutral corr over the out-of-sample eras, from the feature table
@@ -442,6 +441,13 @@ pub struct FeatureImportance {
     pub corr_sharpe: f64,
     /// Eras in which it could be scored.
     pub eras: usize,
+}
+
+impl std::fmt::Display for FeatureImportance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, gain) = (&self.feature, 100.0 * self.gain_share);
+        write!(f, "{name:<24} gain {gain:>6.2}%  corr mean {:+.4}  sharpe {:+.2}", self.corr_mean, self.corr_sharpe)
+    }
 }
 
 /// Gain and split importance, and each feature's per-era correlation with the target; writes

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use nalgebra::{DMatrix, SymmetricEigen};
+use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use polars::prelude::*;
@@ -21,6 +22,7 @@ use crate::data::time::{US_PER_DAY, Zone};
 use crate::data::{file_hash, guard_output, read_table, str_values, write_parquet_with};
 use crate::encode::store::{ModelKey, Store, StoreQuery, normalise, prob_columns};
 use crate::error::{Error, Result};
+use crate::model::FeatureMatrix;
 use crate::pit::{Visibility, Window, visibility};
 use crate::provenance::{InputFile, JoinRecord, PcaRecord, Provenance, verify_unchanged};
 
@@ -161,6 +163,18 @@ pub enum PcaOption {
     Apply(PathBuf),
 }
 
+impl PcaOption {
+    /// The choice the PCA settings make: fit `fit` components (on Fridays up to `until`, else the
+    /// training eras), else apply the projection saved at `apply`, else none.
+    pub fn choose(fit: Option<usize>, until: Option<String>, apply: Option<PathBuf>) -> Option<PcaOption> {
+        match (fit, apply) {
+            (Some(k), _) => Some(PcaOption::Fit { k, until }),
+            (None, Some(p)) => Some(PcaOption::Apply(p)),
+            (None, None) => None,
+        }
+    }
+}
+
 /// A fit's mean, components and explained-variance shares.
 pub type Fitted = (Vec<f64>, Vec<Vec<f64>>, Vec<f64>);
 
@@ -184,14 +198,15 @@ pub struct Pca {
 }
 
 impl Pca {
-    /// Fits `k` components on the rows of `x` (row-major, `width` wide), with covariance + a
-    /// symmetric eigendecomposition; each component's largest entry is made positive.
-    pub fn fit(x: &[f32], width: usize, k: usize) -> Result<Fitted> {
-        let n = x.len() / width.max(1);
+    /// Fits `k` components on the rows of `x` (one embedding per row), with covariance + a
+    /// symmetric eigendecomposition (nalgebra's, in f64); each component's largest entry is made
+    /// positive.
+    pub fn fit(x: ArrayView2<f32>, k: usize) -> Result<Fitted> {
+        let (n, width) = x.dim();
         if n < 2 || k == 0 || k > width {
             return Err(Error::Config(format!("PCA: cannot fit {k} components on {n} embeddings of width {width}")));
         }
-        let mut m = DMatrix::from_fn(n, width, |r, c| x[r * width + c] as f64);
+        let mut m = DMatrix::from_fn(n, width, |r, c| x[[r, c]] as f64);
         let mean: Vec<f64> = (0..width).map(|c| m.column(c).mean()).collect();
         for (c, mu) in mean.iter().enumerate() {
             m.column_mut(c).add_scalar_mut(-mu);
@@ -320,6 +335,13 @@ pub struct FeatureSummary {
     pub features: usize,
     /// Model whose outputs were used.
     pub model: String,
+}
+
+impl std::fmt::Display for FeatureSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rows, with, n, model) = (self.rows, self.with_headline, self.features, &self.model);
+        write!(f, "{rows} rows ({with} with a headline), {n} features from {model}")
+    }
 }
 
 /// Sentiment aggregates of one row.
@@ -597,8 +619,11 @@ fn fit_pca(enc: &Encoded, latest: &[Option<usize>], fit_rows: &[usize], targets:
     let mut fit_entries: Vec<usize> = fit_rows.iter().filter_map(|&i| latest[i]).collect();
     fit_entries.sort_unstable();
     fit_entries.dedup();
-    let x: Vec<f32> = fit_entries.iter().flat_map(|&e| enc.embedding(e).iter().copied()).collect();
-    let (mean, components, explained) = Pca::fit(&x, enc.width, k)?;
+    let mut x = FeatureMatrix::zeros((fit_entries.len(), enc.width));
+    for (mut row, &e) in x.rows_mut().into_iter().zip(&fit_entries) {
+        row.assign(&ArrayView1::from(enc.embedding(e)));
+    }
+    let (mean, components, explained) = Pca::fit(x.view(), k)?;
     let last = fit_rows.iter().map(|&i| targets.fridays[i]).max().unwrap_or(0);
     Ok(Pca {
         model: enc.model.id.clone(),

@@ -5,6 +5,7 @@
 //! into eras and [`summarize`] turns per-era scores into the statistics Numerai reports.
 
 use nalgebra::DMatrix;
+use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -90,12 +91,21 @@ pub fn numerai_corr(predictions: &[f64], targets: &[f64]) -> f64 {
     pearson(&power(&t, 1.5), &power(&gaussian(&rank(&p)), 1.5))
 }
 
+/// One row per observation, one column per neutraliser (or feature), in f64 for numerai-tools
+/// parity; built from columns with [`from_columns`].
+pub type Neutralizers = Array2<f64>;
+
+/// The matrix whose columns are `columns`, each `rows` long.
+pub fn from_columns(rows: usize, columns: &[Vec<f64>]) -> Neutralizers {
+    Array2::from_shape_fn((rows, columns.len()), |(r, c)| columns[c][r])
+}
+
 /// Least-squares residual `v − proportion · [N, 1] · lstsq([N, 1], v)`, with numpy's rcond = 1e-6.
-/// `neutralizers` are columns of the same length as `v`, without NaN.
-pub fn neutralize(v: &[f64], neutralizers: &[Vec<f64>], proportion: f64) -> Vec<f64> {
+/// `neutralizers` has one row per value of `v`, without NaN; the SVD is nalgebra's.
+pub fn neutralize(v: &[f64], neutralizers: ArrayView2<f64>, proportion: f64) -> Vec<f64> {
     let n = v.len();
-    let k = neutralizers.len() + 1;
-    let a = DMatrix::from_fn(n, k, |r, c| if c < k - 1 { neutralizers[c][r] } else { 1.0 });
+    let k = neutralizers.ncols() + 1;
+    let a = DMatrix::from_fn(n, k, |r, c| if c < k - 1 { neutralizers[[r, c]] } else { 1.0 });
     let svd = a.svd(true, true);
     let (u, s) = (svd.u.expect("u computed"), &svd.singular_values);
     let cut = LSTSQ_RCOND * s.max();
@@ -117,16 +127,16 @@ pub fn neutralize(v: &[f64], neutralizers: &[Vec<f64>], proportion: f64) -> Vec<
 /// Feature-neutral correlation for one era: rank → Φ⁻¹ the predictions, neutralise them to the
 /// features, scale to unit std (ddof 0), then numerai_corr. Rows with a NaN prediction or
 /// feature are left out.
-pub fn feature_neutral_corr(predictions: &[f64], features: &[Vec<f64>], targets: &[f64]) -> f64 {
+pub fn feature_neutral_corr(predictions: &[f64], features: ArrayView2<f64>, targets: &[f64]) -> f64 {
     let keep: Vec<usize> = (0..predictions.len())
-        .filter(|&i| !predictions[i].is_nan() && features.iter().all(|f| !f[i].is_nan()))
+        .filter(|&i| !predictions[i].is_nan() && features.row(i).iter().all(|f| !f.is_nan()))
         .collect();
     if keep.len() < 2 {
         return f64::NAN;
     }
     let pick = |x: &[f64]| keep.iter().map(|&i| x[i]).collect::<Vec<f64>>();
     let g = gaussian(&rank(&pick(predictions)));
-    let neutral = neutralize(&g, &features.iter().map(|f| pick(f)).collect::<Vec<_>>(), 1.0);
+    let neutral = neutralize(&g, features.select(Axis(0), &keep).view(), 1.0);
     let sd = std_dev(&neutral);
     let scaled: Vec<f64> = neutral.iter().map(|x| x / sd).collect();
     numerai_corr(&scaled, &pick(targets))
@@ -134,11 +144,12 @@ pub fn feature_neutral_corr(predictions: &[f64], features: &[Vec<f64>], targets:
 
 /// Feature exposure for one era: the largest |Pearson| of the predictions with any feature,
 /// and that feature's index (numerai-tools `max_feature_correlation`).
-pub fn max_feature_correlation(predictions: &[f64], features: &[&[f64]]) -> Option<(usize, f64)> {
+pub fn max_feature_correlation(predictions: &[f64], features: ArrayView2<f64>) -> Option<(usize, f64)> {
     features
-        .iter()
+        .columns()
+        .into_iter()
         .enumerate()
-        .map(|(j, f)| (j, pearson(f, predictions).abs()))
+        .map(|(j, f)| (j, pearson(&f.to_vec(), predictions).abs()))
         .filter(|(_, c)| !c.is_nan())
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
@@ -221,6 +232,21 @@ pub struct Summary {
     pub eras: usize,
 }
 
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "mean {:.4}, std {:.4}, sharpe {:.2}, max drawdown {:.4}, {:.0}% eras positive, {} eras",
+            self.mean,
+            self.std,
+            self.sharpe,
+            self.max_drawdown,
+            100.0 * self.share_positive,
+            self.eras
+        )
+    }
+}
+
 /// Mean, std (ddof 0), sharpe, max drawdown `max(cummax(cumsum) − cumsum)`, share positive.
 pub fn summarize(scores: &[f64]) -> Summary {
     let n = scores.len();
@@ -276,7 +302,7 @@ mod tests {
     fn neutralizing_removes_the_feature() {
         let f: Vec<f64> = (0..50).map(|i| (i as f64 * 0.37).sin()).collect();
         let v: Vec<f64> = f.iter().enumerate().map(|(i, x)| 2.0 * x + (i as f64 * 1.3).cos()).collect();
-        let n = neutralize(&v, std::slice::from_ref(&f), 1.0);
+        let n = neutralize(&v, from_columns(v.len(), std::slice::from_ref(&f)).view(), 1.0);
         assert!(pearson(&n, &f).abs() < 1e-10);
     }
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use lightgbm3::{Booster, ImportanceType};
+use ndarray::Array2;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -86,8 +87,12 @@ pub(crate) fn f32_values(path: &Path, col: &Column) -> Result<Vec<f32>> {
     Ok(cast.f32().map_err(|e| Error::table(path, e))?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
 }
 
-/// Every row of the feature columns as one row-major f32 matrix (null → NaN).
-pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String]) -> Result<Vec<f32>> {
+/// The feature matrix every stage shares: one row per table row, one column per feature, f32,
+/// row-major (standard layout: LightGBM reads it as one slice), NaN for a missing value.
+pub type FeatureMatrix = Array2<f32>;
+
+/// Every row of the feature columns as one [`FeatureMatrix`] (null → NaN).
+pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String]) -> Result<FeatureMatrix> {
     let mut matrices = take_matrices(
         path,
         &mut frame.select(features.iter().map(|f| f.as_str())).map_err(|_| {
@@ -96,20 +101,20 @@ pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String]) -> Re
         features,
         &[&(0..frame.height()).collect::<Vec<_>>()],
     )?;
-    Ok(matrices.pop().unwrap_or_default())
+    Ok(matrices.pop().unwrap_or_else(|| Array2::zeros((0, features.len()))))
 }
 
-/// Moves the feature columns out of `frame` into one row-major f32 matrix per row set (the layout
-/// LightGBM bins fastest),
-/// dropping each column once copied (peak memory: the table plus one column, not two tables).
+/// Moves the feature columns out of `frame` into one [`FeatureMatrix`] per row set (row-major:
+/// the layout LightGBM bins fastest), dropping each column once copied (peak memory: the table
+/// plus one column, not two tables).
 pub fn take_matrices(
     path: &Path,
     frame: &mut DataFrame,
     features: &[String],
     sets: &[&[usize]],
-) -> Result<Vec<Vec<f32>>> {
+) -> Result<Vec<FeatureMatrix>> {
     let k = features.len();
-    let mut out: Vec<Vec<f32>> = sets.iter().map(|rows| vec![0.0f32; rows.len() * k]).collect();
+    let mut out: Vec<FeatureMatrix> = sets.iter().map(|rows| Array2::zeros((rows.len(), k))).collect();
     for (j, name) in features.iter().enumerate() {
         let col = frame.drop_in_place(name).map_err(|_| {
             Error::at(path, None, name, "feature column missing: list only columns of this table in train.features")
@@ -117,12 +122,18 @@ pub fn take_matrices(
         let values = f32_values(path, &col)?;
         drop(col);
         for (x, rows) in out.iter_mut().zip(sets) {
-            for (r, &i) in rows.iter().enumerate() {
-                x[r * k + j] = values[i];
+            for (cell, &i) in x.column_mut(j).iter_mut().zip(rows.iter()) {
+                *cell = values[i];
             }
         }
     }
     Ok(out)
+}
+
+/// The matrix as one row-major slice, as LightGBM reads it (every matrix here is built in
+/// standard layout).
+pub fn row_major(x: &FeatureMatrix) -> &[f32] {
+    x.as_slice().expect("feature matrices are built in standard (row-major) layout")
 }
 
 /// Where a model lives: `DIR/model.txt` and `DIR/model.json` (pass either the folder or the file).
@@ -231,7 +242,7 @@ impl Model {
             // A zero-copy slice: each chunk converts only its own rows.
             let chunk = frame.slice(start as i64, PREDICT_CHUNK);
             let x = feature_matrix(path, &chunk, &self.card.features)?;
-            out.extend(self.booster.predict_with_params(&x, k, true, "num_threads=0").map_err(lgbm)?);
+            out.extend(self.booster.predict_with_params(row_major(&x), k, true, "num_threads=0").map_err(lgbm)?);
             start += chunk.height();
         }
         Ok(out)

@@ -58,6 +58,13 @@ pub struct SampleSummary {
     pub files: Vec<PathBuf>,
 }
 
+impl std::fmt::Display for SampleSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (rows, n, after) = (self.rows, self.headlines, self.after_friday);
+        write!(f, "{rows} rows, {n} headlines ({after} published after their Friday)")
+    }
+}
+
 const POSITIVE: [&str; 12] = [
     "{c} beats quarterly earnings estimates and raises full-year guidance",
     "{c} shares jump after analyst upgrade to buy",

@@ -20,8 +20,8 @@ use crate::provenance::{Provenance, mismatch_error};
 pub use crate::data::targets::DEFAULT_TARGET;
 pub use crate::era::era_of_days;
 pub use crate::model::{
-    CARD_FILE, MODEL_FILE, Model, ModelCard, Split, default_features, feature_matrix, importance, model_paths,
-    take_matrices,
+    CARD_FILE, FeatureMatrix, MODEL_FILE, Model, ModelCard, Split, default_features, feature_matrix, importance,
+    model_paths, row_major, take_matrices,
 };
 pub use crate::provenance::InputFile;
 
@@ -197,20 +197,20 @@ fn release_freed_memory() {
     }
 }
 
-/// Trains a booster on a row-major f32 matrix with exactly these LightGBM parameters. The
-/// matrices are dropped once LightGBM has binned them, before boosting starts.
+/// Trains a booster on a feature matrix with exactly these LightGBM parameters. The matrices
+/// are dropped once LightGBM has binned them, before boosting starts.
 pub fn train_booster(
-    x: Vec<f32>,
+    x: FeatureMatrix,
     y: &[f32],
-    n_features: usize,
-    valid: Option<(Vec<f32>, Vec<f32>)>,
+    valid: Option<(FeatureMatrix, Vec<f32>)>,
     params: &Map<String, Value>,
 ) -> Result<Booster> {
-    let train = Dataset::from_slice(&x, y, n_features as i32, true).map_err(lgbm)?;
+    let k = x.ncols() as i32;
+    let train = Dataset::from_slice(row_major(&x), y, k, true).map_err(lgbm)?;
     drop(x);
     let valid = match valid {
         Some((vx, vy)) if !vy.is_empty() => {
-            Some(Dataset::from_slice_with_reference(&vx, &vy, n_features as i32, true, Some(&train)).map_err(lgbm)?)
+            Some(Dataset::from_slice_with_reference(row_major(&vx), &vy, k, true, Some(&train)).map_err(lgbm)?)
         }
         _ => None,
     };
@@ -237,6 +237,23 @@ pub struct TrainSummary {
     pub model: PathBuf,
     /// Every row's prediction (ticker, Friday as YYYYMMDD, split role, prediction).
     pub predictions: PathBuf,
+}
+
+impl std::fmt::Display for TrainSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let k = &self.card;
+        write!(
+            f,
+            "{} trees, {} features, {} rows in {} train eras, {} embargo, {} validation eras ({:.1}s)",
+            k.trees,
+            k.features.len(),
+            k.rows_train,
+            k.split.train.len(),
+            k.split.embargo.len(),
+            k.split.validation.len(),
+            k.train_seconds
+        )
+    }
 }
 
 /// One row's identity columns for outputs: ticker column, era, data role.
@@ -387,16 +404,15 @@ fn fit(
         Some(stop) => vec![train_rows, stop],
         None => vec![train_rows],
     };
-    let mut matrices = take_matrices(&args.features, &mut frame, features, &sets)?;
+    let mut matrices = take_matrices(&args.features, &mut frame, features, &sets)?.into_iter();
     drop(frame);
-    let vx = if stop_rows.is_some() { matrices.pop().unwrap_or_default() } else { Vec::new() };
-    let x = matrices.pop().unwrap_or_default();
+    let x = matrices.next().expect("one matrix per row set");
+    let valid = matrices.next().map(|vx| (vx, stop_rows.unwrap_or_default().iter().map(|&i| y[i]).collect()));
     let ty: Vec<f32> = train_rows.iter().map(|&i| y[i]).collect();
-    let vy: Vec<f32> = stop_rows.unwrap_or_default().iter().map(|&i| y[i]).collect();
     // Timed like Python's lgb.train: LightGBM's Dataset construction plus boosting.
     let started = Instant::now();
     let spinner = training_spinner(params, train_rows.len(), features.len());
-    let booster = train_booster(x, &ty, features.len(), Some((vx, vy)), params);
+    let booster = train_booster(x, &ty, valid, params);
     spinner.finish_and_clear();
     Ok((booster?, started.elapsed().as_secs_f64()))
 }
@@ -446,6 +462,12 @@ pub struct PredictSummary {
     pub rows: usize,
     /// Eras written.
     pub eras: usize,
+}
+
+impl std::fmt::Display for PredictSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rows in {} era(s)", self.rows, self.eras)
+    }
 }
 
 /// Ranks values within each group into (0, 1): `(rank − 0.5) / n`, ties averaged.

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use signalkit::metrics::{self, Summary};
+use signalkit::model::FeatureMatrix;
 use signalkit::train::train_booster;
 
 fn fixture(name: &str) -> Value {
@@ -39,14 +40,13 @@ fn metrics_match_numerai_tools() {
         // numerai-tools is given the rows with a prediction for FNC and exposure.
         let keep: Vec<usize> = rows.iter().copied().filter(|&i| !p[i].is_nan()).collect();
         let pick = |v: &[f64]| keep.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-        let fe: Vec<Vec<f64>> = feats.iter().map(|c| pick(c)).collect();
+        let fe = metrics::from_columns(keep.len(), &feats.iter().map(|c| pick(c)).collect::<Vec<_>>());
         close(
-            metrics::feature_neutral_corr(&pick(&p), &fe, &pick(&t)),
+            metrics::feature_neutral_corr(&pick(&p), fe.view(), &pick(&t)),
             floats(&want["fnc"])[k],
             &format!("FNC era {era}"),
         );
-        let refs: Vec<&[f64]> = fe.iter().map(|c| c.as_slice()).collect();
-        let (_, exposure) = metrics::max_feature_correlation(&pick(&p), &refs).unwrap();
+        let (_, exposure) = metrics::max_feature_correlation(&pick(&p), fe.view()).unwrap();
         close(exposure, floats(&want["exposure"])[k], &format!("exposure era {era}"));
     }
     let s: Summary = metrics::summarize(&per_era.iter().map(|e| e.corr).collect::<Vec<_>>());
@@ -68,7 +68,8 @@ fn lightgbm_predictions_match_python() {
     let y: Vec<f32> = floats(&f["y"]).into_iter().map(|v| v as f32).collect();
     // Row-major, as signalkit's trainer builds it.
     let params = f["params"].as_object().unwrap().clone();
-    let booster = train_booster(x[..n_train * k].to_vec(), &y[..n_train], k, None, &params).unwrap();
+    let train_x = FeatureMatrix::from_shape_vec((n_train, k), x[..n_train * k].to_vec()).unwrap();
+    let booster = train_booster(train_x, &y[..n_train], None, &params).unwrap();
     let got = booster.predict(&x[n_train * k..], k as i32, true).unwrap();
     let want = floats(&f["prediction"]);
     assert_eq!(got.len(), want.len());

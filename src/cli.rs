@@ -1,0 +1,634 @@
+//! The command line's flags, and for each subcommand the function that turns its flags into a
+//! stage's arguments (through the same conversions `signalkit run` uses), runs it and prints
+//! its summary.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use signalkit::config::{Config, DataConfig, EncodeConfig, JoinConfig};
+use signalkit::data::time::Zone;
+use signalkit::features::PcaOption;
+
+#[derive(Parser)]
+#[command(name = "signalkit", version, about = "Turn financial news into Numerai Signals", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Join headlines to Numerai rows point-in-time: each row sees only news published strictly
+    /// before its cutoff and within the look-back window.
+    Join(JoinCmd),
+    /// Encode headlines with a BERT-family model (FinBERT by default) into a resumable store:
+    /// class probabilities, sentiment and the [CLS] embedding per distinct text.
+    Encode(EncodeCmd),
+    /// Build the feature table: the joined rows plus the latest headline's probabilities,
+    /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
+    Features(FeaturesCmd),
+    /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
+    Sample(SampleCmd),
+    /// Train LightGBM on the training eras (embargo before validation); saves model.txt,
+    /// model.json and every row's prediction.
+    Train(TrainCmd),
+    /// Predict with a trained model: ticker and signal ranked strictly inside (0, 1) per era.
+    Predict(PredictCmd),
+    /// Score predictions out of sample the Numerai way: report.json, report.md, plots.
+    Evaluate(EvaluateCmd),
+    /// Feature importance (gain, splits) and each feature's per-era correlation with the target.
+    Importance(ImportanceCmd),
+    /// Run join → encode → features → train → evaluate → importance from one config
+    /// (no config: the shipped sample with the tiny offline encoder).
+    Run(RunCmd),
+    /// List the Signals dataset files Numerai offers (this round, or --round N).
+    Datasets(DatasetsCmd),
+    /// Download a Signals dataset file (e.g. signals/v2.1/live.parquet) into a folder.
+    Download(DownloadCmd),
+    /// Check a submission against every Signals rule, then upload it for a model (or --dry-run).
+    Submit(SubmitCmd),
+}
+
+#[derive(Args)]
+pub struct JoinCmd {
+    /// Numerai rows: legacy historical_targets (CSV/parquet) or Signals v2 parquet.
+    #[arg(long)]
+    targets: PathBuf,
+    /// Output parquet: the rows as given plus the latest visible headline and counts.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    pit: PitOpts,
+}
+
+/// The point-in-time options, given once to the join (its output records them).
+#[derive(Args)]
+struct PitOpts {
+    /// Headlines: CSV, Parquet or JSON Lines.
+    #[arg(long)]
+    headlines: PathBuf,
+    /// Look-back window in days.
+    #[arg(long, default_value_t = 30)]
+    window_days: u32,
+    /// Cutoff = Friday 00:00 UTC plus this many hours (21 = US close; negative allowed).
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    cutoff_hours: f64,
+    /// CSV mapping headline tickers to row tickers (columns ticker,bloomberg_ticker).
+    #[arg(long)]
+    ticker_map: Option<PathBuf>,
+    /// Suffix that turns a headline ticker into a row ticker when no map is given.
+    #[arg(long, default_value = " US")]
+    ticker_suffix: String,
+    #[command(flatten)]
+    cols: HeadlineCols,
+}
+
+#[derive(Args)]
+pub struct FeaturesCmd {
+    /// The output of signalkit join.
+    #[arg(long)]
+    rows: PathBuf,
+    /// Store folder filled by signalkit encode.
+    #[arg(long)]
+    store: PathBuf,
+    /// Which encoder's outputs, as given to encode [default: the only model in the store].
+    #[arg(long)]
+    model: Option<String>,
+    /// The encoder's weights fingerprint (a prefix), when the store holds several for one id.
+    #[arg(long)]
+    fingerprint: Option<String>,
+    /// The encoder's precision (f32, bf16, f16), when the store holds several.
+    #[arg(long)]
+    dtype: Option<String>,
+    /// The encoder's max tokens per headline, when the store holds several.
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Make features exactly as a trained model's were: its encoder (id, fingerprint, dtype,
+    /// max_len) and its PCA projection, read from its card (the weekly job's choice).
+    /// Options given beside it take precedence (predict still refuses what differs).
+    #[arg(long, value_name = "MODEL_DIR", conflicts_with = "pca")]
+    like: Option<PathBuf>,
+    /// Output parquet: the rows plus the features.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replace the [CLS] columns by K principal components fitted on the training eras
+    /// (data_type == train); the projection is saved as <out>.pca.json.
+    #[arg(long, value_name = "K", conflicts_with = "pca_from")]
+    pca: Option<usize>,
+    /// Fit the PCA on Fridays up to this date (YYYY-MM-DD) instead of data_type == train.
+    #[arg(long, requires = "pca")]
+    pca_fit_until: Option<String>,
+    /// Apply a saved projection (e.g. the training run's features.pca.json to the live week).
+    #[arg(long)]
+    pca_from: Option<PathBuf>,
+    #[command(flatten)]
+    pit: PitRestated,
+}
+
+/// The join's options, restated to `features`: not needed (the rows file records them); each one
+/// given must equal the join's. Rows from other tools are re-joined with them.
+#[derive(Args)]
+struct PitRestated {
+    /// The headlines the join read, if moved since [default: the path the join recorded].
+    #[arg(long)]
+    headlines: Option<PathBuf>,
+    /// Look-back window in days [default: the join's].
+    #[arg(long)]
+    window_days: Option<u32>,
+    /// Cutoff hours after Friday 00:00 UTC [default: the join's].
+    #[arg(long, allow_hyphen_values = true)]
+    cutoff_hours: Option<f64>,
+    /// Ticker map [default: the join's].
+    #[arg(long)]
+    ticker_map: Option<PathBuf>,
+    /// Ticker suffix [default: the join's].
+    #[arg(long)]
+    ticker_suffix: Option<String>,
+    /// Headline ticker column [default: the join's].
+    #[arg(long)]
+    ticker_col: Option<String>,
+    /// Headline time column [default: the join's].
+    #[arg(long)]
+    time_col: Option<String>,
+    /// Headline text column [default: the join's].
+    #[arg(long)]
+    text_col: Option<String>,
+    /// The feed's time zone [default: the join's].
+    #[arg(long)]
+    timezone: Option<Zone>,
+}
+
+impl PitRestated {
+    fn restated(self) -> signalkit::features::Restated {
+        signalkit::features::Restated {
+            headlines: self.headlines,
+            window_days: self.window_days,
+            cutoff_hours: self.cutoff_hours,
+            timezone: self.timezone,
+            ticker_map: self.ticker_map,
+            ticker_suffix: self.ticker_suffix,
+            ticker_column: self.ticker_col,
+            time_column: self.time_col,
+            text_column: self.text_col,
+        }
+    }
+}
+
+/// How to read a headlines file (shared by join, encode and features).
+#[derive(Args)]
+struct HeadlineCols {
+    /// Headline ticker column.
+    #[arg(long, default_value = "ticker")]
+    ticker_col: String,
+    /// Headline publication-time column [default: published_at, else published_date].
+    #[arg(long)]
+    time_col: Option<String>,
+    /// Headline text column.
+    #[arg(long, default_value = "headline")]
+    text_col: String,
+    /// The feed's time zone (IANA name, UTC, or +05:30): naive timestamps are read in it, and a
+    /// day-only date D counts from the end of D there (without it: UTC, naive stamps refused).
+    #[arg(long)]
+    timezone: Option<Zone>,
+}
+
+#[derive(Args)]
+pub struct EncodeCmd {
+    /// Hub id (downloaded into the Hugging Face cache) or a local model directory.
+    #[arg(long, default_value = "ProsusAI/finbert")]
+    model: String,
+    /// Hub revision (branch, tag or commit).
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Never touch the network: read the model from the Hugging Face cache (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    offline: bool,
+    /// Headlines: CSV, Parquet or JSON Lines.
+    #[arg(long)]
+    headlines: PathBuf,
+    /// Store folder (created if missing; re-runs encode only what it lacks).
+    #[arg(long)]
+    store: PathBuf,
+    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Headlines per forward pass [default: 32 on cpu, 256 on cuda].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Maximum tokens per headline (FinBERT was fine-tuned with 64).
+    #[arg(long, default_value_t = 64)]
+    max_len: usize,
+    /// Precision: f32, or bf16 / f16 (opt-ins meant for GPUs; kept apart in the store).
+    #[arg(long, default_value = "f32")]
+    dtype: signalkit::encode::model::Precision,
+    /// Headlines per shard: the most a killed run can lose.
+    #[arg(long, default_value_t = 4096)]
+    shard_size: usize,
+    #[command(flatten)]
+    cols: HeadlineCols,
+}
+
+#[derive(Args)]
+pub struct TrainCmd {
+    /// Feature table (output of signalkit features).
+    #[arg(long)]
+    features: PathBuf,
+    /// Output folder: model.txt, model.json, predictions.parquet.
+    #[arg(long)]
+    out: PathBuf,
+    /// TOML with a [train] table (target, embargo_eras, features, early_stopping_rounds, [train.params]).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Target column [default: target_20d_factor_neutral, alias target_factor_neutral_20].
+    #[arg(long)]
+    target: Option<String>,
+    /// Train on eras up to this date (YYYY-MM-DD) instead of data_type == train.
+    #[arg(long)]
+    train_until: Option<String>,
+    /// Eras left out between training and validation [default: 4].
+    #[arg(long)]
+    embargo: Option<u32>,
+    /// Stop when validation l2 has not improved for N rounds (uses the validation eras).
+    #[arg(long)]
+    early_stopping: Option<u32>,
+    /// Trees [default: 2000].
+    #[arg(long)]
+    num_iterations: Option<u32>,
+}
+
+/// A trained model and a feature table to apply it to.
+#[derive(Args)]
+struct ModelInput {
+    /// Model folder (or its model.txt) written by signalkit train.
+    #[arg(long)]
+    model: PathBuf,
+    /// Feature table with the model's feature columns (for importance, with the targets too).
+    #[arg(long)]
+    features: PathBuf,
+}
+
+#[derive(Args)]
+pub struct PredictCmd {
+    #[command(flatten)]
+    input: ModelInput,
+    /// Output .csv or .parquet.
+    #[arg(long)]
+    out: PathBuf,
+    /// Write every era (with a date column), not only the latest (the live week).
+    #[arg(long)]
+    all_eras: bool,
+}
+
+#[derive(Args)]
+pub struct EvaluateCmd {
+    /// Predictions (from train's predictions.parquet or predict --all-eras).
+    #[arg(long)]
+    predictions: PathBuf,
+    /// Numerai targets, or the feature table (it carries the targets).
+    #[arg(long)]
+    targets: PathBuf,
+    /// Output folder: report.json, report.md, plots/.
+    #[arg(long)]
+    out: PathBuf,
+    /// Target column.
+    #[arg(long, default_value = "target_20d_factor_neutral")]
+    target: String,
+    /// Model folder: only its validation eras count as out of sample.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Feature table, for feature exposure and feature-neutral corr.
+    #[arg(long)]
+    features: Option<PathBuf>,
+    /// Column of the targets file to report correlation with.
+    #[arg(long)]
+    benchmark: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ImportanceCmd {
+    #[command(flatten)]
+    input: ModelInput,
+    /// Output folder: importance.json, importance.md, plots/importance.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// Features in the table and plot.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+}
+
+#[derive(Args)]
+pub struct RunCmd {
+    /// TOML config (see signalkit.example.toml); relative paths are from its folder.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Encoder: hub id (e.g. ProsusAI/finbert) or local folder [default: the tiny fixture].
+    #[arg(long)]
+    model: Option<String>,
+    /// Run folder [default: runs/sample].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SampleCmd {
+    /// Folder to write targets.csv and headlines.csv into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of tickers.
+    #[arg(long, default_value_t = 250)]
+    tickers: usize,
+    /// Number of weekly eras.
+    #[arg(long, default_value_t = 150)]
+    fridays: usize,
+    /// Random seed (same seed, same files).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Where the Numerai API is and which API key to use.
+#[derive(Args)]
+struct ApiOpts {
+    /// GraphQL endpoint [default: $NUMERAI_API_URL, else https://api-tournament.numer.ai].
+    #[arg(long)]
+    api_url: Option<String>,
+    /// Credentials file with public_id = "..." and secret_key = "..." lines, mode 600
+    /// [default: $NUMERAI_PUBLIC_ID + $NUMERAI_SECRET_KEY, else ~/.numerai/credentials].
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+}
+
+impl ApiOpts {
+    fn args(self) -> signalkit::numerai::ApiArgs {
+        signalkit::numerai::ApiArgs { api_url: self.api_url, credentials: self.credentials }
+    }
+}
+
+#[derive(Args)]
+pub struct DatasetsCmd {
+    /// Round number [default: the current round].
+    #[arg(long)]
+    round: Option<i64>,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+#[derive(Args)]
+pub struct DownloadCmd {
+    /// Dataset file name as listed by `signalkit datasets`, e.g. signals/v2.1/live.parquet.
+    filename: String,
+    /// Folder to write into (the file keeps its base name, e.g. DIR/live.parquet).
+    #[arg(long)]
+    out: PathBuf,
+    /// Round number [default: the current round].
+    #[arg(long)]
+    round: Option<i64>,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+#[derive(Args)]
+pub struct SubmitCmd {
+    /// Submission file (CSV or parquet): one ticker column and a signal column.
+    file: PathBuf,
+    /// Your Signals model's name on numer.ai.
+    #[arg(long)]
+    model_name: String,
+    /// This week's live universe (signals/v2.1/live.parquet) to check the tickers against.
+    #[arg(long)]
+    universe: Option<PathBuf>,
+    /// Validate and print what would be sent; no network call.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+impl HeadlineCols {
+    /// The data settings these flags give for `headlines`.
+    fn data(self, headlines: PathBuf) -> DataConfig {
+        DataConfig {
+            headlines,
+            ticker_col: self.ticker_col,
+            time_col: self.time_col,
+            text_col: self.text_col,
+            timezone: self.timezone.map(|z| z.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+impl PitOpts {
+    /// The data and join settings these flags give for the rows in `targets`.
+    fn config(self, targets: PathBuf) -> (DataConfig, JoinConfig) {
+        let join = JoinConfig { window_days: self.window_days, cutoff_hours: self.cutoff_hours };
+        let data = DataConfig {
+            targets,
+            ticker_map: self.ticker_map,
+            ticker_suffix: self.ticker_suffix,
+            ..self.cols.data(self.headlines)
+        };
+        (data, join)
+    }
+}
+
+impl JoinCmd {
+    /// Joins and prints the summary.
+    pub fn run(self) -> Result<()> {
+        let (data, join) = self.pit.config(self.targets);
+        let args = data.join_args(&join, self.out)?;
+        let summary = signalkit::join_files(&args).context("join failed")?;
+        println!("join: {summary} → {} ({})", args.out.display(), summary.seconds);
+        Ok(())
+    }
+}
+
+impl FeaturesCmd {
+    /// Builds the feature table and prints the summary.
+    pub fn run(self) -> Result<()> {
+        let args = signalkit::FeatureArgs {
+            rows: self.rows,
+            restated: self.pit.restated(),
+            store: self.store,
+            encoder: signalkit::encode::store::StoreQuery {
+                id: self.model,
+                fingerprint: self.fingerprint,
+                dtype: self.dtype,
+                max_len: self.max_len,
+            },
+            out: self.out,
+            pca: PcaOption::choose(self.pca, self.pca_fit_until, self.pca_from),
+        };
+        let args = match &self.like {
+            Some(model) => signalkit::features::like_model(model)?.under(args),
+            None => args,
+        };
+        let s = signalkit::build_features(&args).context("features failed")?;
+        println!("features: {s} → {}", args.out.display());
+        Ok(())
+    }
+}
+
+impl EncodeCmd {
+    /// Encodes the headlines into the store and prints the summary.
+    pub fn run(self) -> Result<()> {
+        let encoder = EncodeConfig {
+            model: self.model,
+            revision: self.revision,
+            offline: self.offline,
+            device: self.device,
+            batch_size: self.batch_size,
+            max_len: self.max_len,
+            dtype: self.dtype.to_string(),
+            store: self.store,
+            shard_size: self.shard_size,
+        };
+        let args = encoder.encode_args(&self.cols.data(self.headlines))?;
+        let s = signalkit::encode_files(&args).context("encode failed")?;
+        if s.embeddings_only {
+            println!("note: {} has no classification head: embeddings only (no probabilities)", s.model);
+        }
+        println!("encode: {s}");
+        Ok(())
+    }
+}
+
+impl SampleCmd {
+    /// Writes the synthetic universe and prints what it holds.
+    pub fn run(self) -> Result<()> {
+        let opts =
+            signalkit::SampleOptions { tickers: self.tickers, fridays: self.fridays, seed: self.seed, ..Default::default() };
+        let s = signalkit::write_sample(&self.out, &opts).context("sample failed")?;
+        println!("sample: {s} → {}", self.out.display());
+        Ok(())
+    }
+}
+
+impl TrainCmd {
+    /// The config file's [train] table (or the defaults) with these flags over it.
+    fn config(&self) -> Result<signalkit::train::TrainConfig> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::read(p)?.train,
+            None => Default::default(),
+        };
+        cfg.target = self.target.clone().unwrap_or(cfg.target);
+        cfg.train_until = self.train_until.clone().or(cfg.train_until);
+        cfg.embargo_eras = self.embargo.unwrap_or(cfg.embargo_eras);
+        cfg.early_stopping_rounds = self.early_stopping.or(cfg.early_stopping_rounds);
+        if let Some(n) = self.num_iterations {
+            cfg.params.insert("num_iterations".into(), n.into());
+        }
+        Ok(cfg)
+    }
+
+    /// Trains and prints the summary.
+    pub fn run(self) -> Result<()> {
+        let args = signalkit::train::TrainArgs { config: self.config()?, features: self.features, out: self.out };
+        let s = signalkit::train::train(&args).context("train failed")?;
+        println!("train: {s} → {}", s.model.display());
+        Ok(())
+    }
+}
+
+impl PredictCmd {
+    /// Predicts and prints what was written.
+    pub fn run(self) -> Result<()> {
+        let args = signalkit::train::PredictArgs {
+            model: self.input.model,
+            features: self.input.features,
+            out: self.out,
+            latest_only: !self.all_eras,
+        };
+        let s = signalkit::train::predict(&args).context("predict failed")?;
+        println!("predict: {s} → {}", args.out.display());
+        Ok(())
+    }
+}
+
+impl EvaluateCmd {
+    /// Scores the predictions and prints the summary.
+    pub fn run(self) -> Result<()> {
+        let mut args = signalkit::evaluate::EvaluateArgs::new(self.predictions, self.targets, self.out);
+        args.target = self.target;
+        args.model = self.model;
+        args.features = self.features;
+        args.benchmark = self.benchmark;
+        let r = signalkit::evaluate::evaluate(&args).context("evaluate failed")?;
+        println!("evaluate: numerai_corr {} → {}", r.summary, args.out.join("report.md").display());
+        Ok(())
+    }
+}
+
+impl ImportanceCmd {
+    /// Ranks the features and prints the top ten.
+    pub fn run(self) -> Result<()> {
+        let args = signalkit::evaluate::ImportanceArgs {
+            model: self.input.model,
+            features: self.input.features,
+            out: self.out,
+            top: self.top,
+        };
+        let rows = signalkit::evaluate::importance(&args).context("importance failed")?;
+        rows.iter().take(10).for_each(|r| println!("{r}"));
+        println!("importance: {} features → {}", rows.len(), args.out.join("importance.md").display());
+        Ok(())
+    }
+}
+
+impl RunCmd {
+    /// Runs the whole chain and prints the out-of-sample summary.
+    pub fn run(self) -> Result<()> {
+        let mut cfg = match &self.config {
+            Some(p) => Config::read(p)?,
+            None => Config::sample(),
+        };
+        cfg.encode.model = self.model.unwrap_or(cfg.encode.model);
+        cfg.out = self.out.unwrap_or(cfg.out);
+        let s = signalkit::run::run(&cfg).context("run failed")?;
+        let r = &s.report.summary;
+        println!(
+            "run: out-of-sample numerai_corr mean {:.4}, sharpe {:.2}, max drawdown {:.4} over {} validation eras → {}",
+            r.mean,
+            r.sharpe,
+            r.max_drawdown,
+            r.eras,
+            s.out.display()
+        );
+        Ok(())
+    }
+}
+
+impl DatasetsCmd {
+    /// Prints the dataset files on offer.
+    pub fn run(self) -> Result<()> {
+        for name in signalkit::numerai::list_datasets(&self.api.args(), self.round).context("datasets failed")? {
+            println!("{name}");
+        }
+        Ok(())
+    }
+}
+
+impl DownloadCmd {
+    /// Downloads one dataset file.
+    pub fn run(self) -> Result<()> {
+        let path = signalkit::numerai::download_dataset(&self.api.args(), &self.filename, &self.out, self.round)
+            .with_context(|| format!("download of {} failed", self.filename))?;
+        println!("download: {} → {}", self.filename, path.display());
+        Ok(())
+    }
+}
+
+impl SubmitCmd {
+    /// Checks and uploads the submission (or shows what would be sent).
+    pub fn run(self) -> Result<()> {
+        let args = signalkit::numerai::SubmitArgs {
+            file: self.file,
+            model_name: self.model_name,
+            universe: self.universe,
+            dry_run: self.dry_run,
+            api: self.api.args(),
+        };
+        println!("{}", signalkit::numerai::submit(&args).context("submit failed")?);
+        Ok(())
+    }
+}
