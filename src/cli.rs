@@ -496,8 +496,12 @@ impl EncodeCmd {
 impl SampleCmd {
     /// Writes the synthetic universe and prints what it holds.
     pub fn run(self) -> Result<()> {
-        let opts =
-            signalkit::SampleOptions { tickers: self.tickers, fridays: self.fridays, seed: self.seed, ..Default::default() };
+        let opts = signalkit::SampleOptions {
+            tickers: self.tickers,
+            fridays: self.fridays,
+            seed: self.seed,
+            ..Default::default()
+        };
         let s = signalkit::write_sample(&self.out, &opts).context("sample failed")?;
         println!("sample: {s} → {}", self.out.display());
         Ok(())

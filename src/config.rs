@@ -58,7 +58,8 @@ pub struct DataConfig {
 impl DataConfig {
     /// How to read the headlines file (its columns and time zone).
     pub fn headline_options(&self) -> Result<HeadlineOptions> {
-        let zone = self.timezone.as_deref().map(|z| z.parse().map_err(|e| Error::Config(format!("timezone {z:?}: {e}"))));
+        let zone =
+            self.timezone.as_deref().map(|z| z.parse().map_err(|e| Error::Config(format!("timezone {z:?}: {e}"))));
         Ok(HeadlineOptions {
             ticker_column: self.ticker_col.clone(),
             time_column: self.time_col.clone(),

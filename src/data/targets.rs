@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::{find_column, missing_column, read_table, rows_text, str_values};
@@ -168,25 +169,27 @@ fn parse_dates(path: &Path, df: &DataFrame, col: &str) -> Result<Vec<i32>> {
         dt if dt.is_integer() => {
             let phys = c.cast(&DataType::Int64).map_err(|e| Error::table(path, e))?;
             let ca = phys.i64().map_err(|e| Error::table(path, e))?;
-            ca.iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let v = v.ok_or_else(|| missing(i))?;
-                    parse_yyyymmdd(v).map(days_from_date).ok_or_else(|| bad(i, v.to_string()))
-                })
-                .collect()
+            parse_each(ca.iter(), |&v| parse_yyyymmdd(v), missing, bad)
         }
-        _ => {
-            let ca = str_values(path, df, col)?;
-            ca.iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let v = v.ok_or_else(|| missing(i))?;
-                    parse_date_str(v).map(days_from_date).ok_or_else(|| bad(i, v.to_string()))
-                })
-                .collect()
-        }
+        _ => parse_each(str_values(path, df, col)?.iter(), |v| parse_date_str(v), missing, bad),
     }
+}
+
+/// Each value parsed to days since 1970 by `parse`; a null or an unreadable value is the error
+/// `missing(row)` or `bad(row, value)` makes.
+fn parse_each<T: ToString>(
+    values: impl Iterator<Item = Option<T>>,
+    parse: impl Fn(&T) -> Option<NaiveDate>,
+    missing: impl Fn(usize) -> Error,
+    bad: impl Fn(usize, String) -> Error,
+) -> Result<Vec<i32>> {
+    values
+        .enumerate()
+        .map(|(i, v)| {
+            let v = v.ok_or_else(|| missing(i))?;
+            parse(&v).map(days_from_date).ok_or_else(|| bad(i, v.to_string()))
+        })
+        .collect()
 }
 
 /// Numerai dates are Fridays, or (Signals v2.1, market-close dates) the Thursday before a Friday

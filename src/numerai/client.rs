@@ -805,43 +805,52 @@ impl Client {
                 );
             }
             std::thread::sleep(delay);
-            match self.find_submission(model_id, stored, Some(since)) {
-                Ok(Some(found)) => {
-                    return Ok(SubmissionReceipt {
-                        id: found.id,
-                        filename: stored.to_string(),
-                        first_effective_date: None,
-                        confirmed: Confirmed::FoundAfterFailure,
-                    });
-                }
-                Ok(None) if may_still_run => {
-                    return Err(Error::Api(format!(
-                        "{what}: {why}; the model's submissions do not list {stored} yet, but Numerai may still be creating it, so it is not sent again. \
-                         Look at the model's submissions on signals.numer.ai in a few minutes, or run the same `signalkit submit` again later: \
-                         it asks Numerai first and uploads only if the submission is not there"
-                    )));
-                }
-                Ok(None) if n >= tries => {
-                    return Err(Error::Api(format!(
-                        "{what}: {why} (gave up after {tries} tries; each time Numerai listed no submission of {stored}, so none was created); \
-                         Numerai may be down — run again later"
-                    )));
-                }
-                Ok(None) => {
-                    if self.options.log_retries {
-                        eprintln!("numerai: {what}: no submission of {stored} on the server; sending the create again");
-                    }
-                    n += 1;
-                }
-                Err(e) => {
-                    return Err(Error::Api(format!(
-                        "{what}: {why}; the request may have reached Numerai, and checking whether it created the submission failed too ({}). \
-                         THE SUBMISSION MAY EXIST: look at the model's submissions on signals.numer.ai, or run the same `signalkit submit` again \
-                         when the API answers (it asks Numerai first and uploads only if the submission is not there); do not upload by hand before checking",
-                        error_text(e)
-                    )));
-                }
+            let asked = Asked { what: &what, why: &why, model_id, stored, since };
+            if let Some(receipt) = self.created_after_failure(&asked, may_still_run, n >= tries)? {
+                return Ok(receipt);
             }
+            n += 1;
+        }
+    }
+
+    /// After a create that may have reached Numerai: the receipt when the model's submissions
+    /// list `stored`, `None` when they do not and sending again is safe, else the error to show.
+    fn created_after_failure(
+        &self,
+        a: &Asked,
+        may_still_run: bool,
+        last_try: bool,
+    ) -> Result<Option<SubmissionReceipt>> {
+        let (what, why, stored) = (a.what, a.why, a.stored);
+        match self.find_submission(a.model_id, stored, Some(a.since)) {
+            Ok(Some(found)) => Ok(Some(SubmissionReceipt {
+                id: found.id,
+                filename: stored.to_string(),
+                first_effective_date: None,
+                confirmed: Confirmed::FoundAfterFailure,
+            })),
+            Ok(None) if may_still_run => Err(Error::Api(format!(
+                "{what}: {why}; the model's submissions do not list {stored} yet, but Numerai may still be creating it, so it is not sent again. \
+                 Look at the model's submissions on signals.numer.ai in a few minutes, or run the same `signalkit submit` again later: \
+                 it asks Numerai first and uploads only if the submission is not there"
+            ))),
+            Ok(None) if last_try => Err(Error::Api(format!(
+                "{what}: {why} (gave up after {} tries; each time Numerai listed no submission of {stored}, so none was created); \
+                 Numerai may be down — run again later",
+                self.options.retry.max_attempts.max(1)
+            ))),
+            Ok(None) => {
+                if self.options.log_retries {
+                    eprintln!("numerai: {what}: no submission of {stored} on the server; sending the create again");
+                }
+                Ok(None)
+            }
+            Err(e) => Err(Error::Api(format!(
+                "{what}: {why}; the request may have reached Numerai, and checking whether it created the submission failed too ({}). \
+                 THE SUBMISSION MAY EXIST: look at the model's submissions on signals.numer.ai, or run the same `signalkit submit` again \
+                 when the API answers (it asks Numerai first and uploads only if the submission is not there); do not upload by hand before checking",
+                error_text(e)
+            ))),
         }
     }
 
@@ -951,6 +960,16 @@ impl Client {
 /// How far apart this machine's clock and Numerai's may be when matching a submission's
 /// `insertedAt` against the time this client started creating it.
 pub const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::hours(6);
+
+/// What a create that may have reached Numerai was: the request, why it failed, and which
+/// submission (model, stored file name, not before `since`) to look for.
+struct Asked<'a> {
+    what: &'a str,
+    why: &'a str,
+    model_id: &'a str,
+    stored: &'a str,
+    since: chrono::DateTime<chrono::Utc>,
+}
 
 /// A failed `createSignalsSubmission`, by what the server may have done.
 enum CreateFailure {
