@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::data::targets::Targets;
 use crate::data::tickers::TickerRule;
-use crate::data::time::{US_PER_DAY, US_PER_HOUR};
+use crate::data::time::US_PER_DAY;
 use crate::data::{guard_output, write_parquet_with};
 use crate::error::{Error, Result};
 use crate::provenance::{JoinRecord, Provenance};
@@ -23,55 +23,7 @@ use crate::provenance::{JoinRecord, Provenance};
 pub const OUTPUT_COLUMNS: [&str; 5] =
     ["headline", "headline_published_at", "headline_age_days", "n_headlines_7d", "n_headlines_30d"];
 
-/// Cutoff and look-back window.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Window {
-    /// Look-back window in days (default 30).
-    pub days: u32,
-    /// Cutoff offset from Friday 00:00 UTC, in hours (default 0; 21 = US close).
-    pub cutoff_hours: f64,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Window { days: 30, cutoff_hours: 0.0 }
-    }
-}
-
-impl Window {
-    /// The cutoff of the row for `friday` (days since epoch), UTC microseconds.
-    pub fn cutoff_us(&self, friday: i32) -> i64 {
-        friday as i64 * US_PER_DAY + (self.cutoff_hours * US_PER_HOUR as f64).round() as i64
-    }
-
-    /// The window length in microseconds.
-    pub fn len_us(&self) -> i64 {
-        self.days as i64 * US_PER_DAY
-    }
-
-    /// Refuses a window that makes no sense: 1 to 3,660 days, a finite cutoff within a week of
-    /// Friday 00:00 UTC.
-    pub fn check(&self) -> Result<()> {
-        if !(1..=MAX_WINDOW_DAYS).contains(&self.days) {
-            return Err(Error::Config(format!(
-                "--window-days {}: the look-back window must be 1 to {MAX_WINDOW_DAYS} days (30 is the usual choice)",
-                self.days
-            )));
-        }
-        if !self.cutoff_hours.is_finite() || self.cutoff_hours.abs() > MAX_CUTOFF_HOURS {
-            return Err(Error::Config(format!(
-                "--cutoff-hours {}: the cutoff must be a number of hours within ±{MAX_CUTOFF_HOURS} of Friday 00:00 UTC (0 = strictest, 21 = US close)",
-                self.cutoff_hours
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// The longest look-back window accepted, in days (ten years).
-pub const MAX_WINDOW_DAYS: u32 = 3_660;
-/// The furthest the cutoff may move from Friday 00:00 UTC, in hours (a week).
-pub const MAX_CUTOFF_HOURS: f64 = 168.0;
+pub use crate::data::window::{MAX_CUTOFF_HOURS, MAX_WINDOW_DAYS, Window};
 
 /// What one row sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

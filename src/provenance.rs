@@ -13,12 +13,46 @@ use serde::{Deserialize, Serialize};
 use crate::data::file_hash;
 use crate::data::headlines::HeadlineOptions;
 use crate::data::tickers::TickerRule;
-use crate::encode::store::ModelKey;
+use crate::data::window::Window;
 use crate::error::{Error, Result};
-use crate::pit::Window;
 
 /// The parquet key-value metadata key that holds the provenance JSON.
 pub const METADATA_KEY: &str = "signalkit.provenance";
+
+/// What identifies a model's outputs: the same fingerprint means the same numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelKey {
+    /// Hub id or local path, for people.
+    pub id: String,
+    /// Hash of the weights, config and vocabulary files (hex).
+    pub fingerprint: String,
+    /// Maximum tokens per headline.
+    pub max_len: usize,
+    /// Class labels in output order (empty for embedding-only models).
+    pub labels: Vec<String>,
+    /// Precision the outputs were computed in ("f32" unless opted into "bf16" or "f16").
+    #[serde(default = "f32_name", skip_serializing_if = "is_f32")]
+    pub dtype: String,
+}
+
+fn f32_name() -> String {
+    "f32".into()
+}
+
+fn is_f32(d: &String) -> bool {
+    d == "f32"
+}
+
+impl ModelKey {
+    /// The folder name of this model's shards inside a store.
+    pub fn slug(&self) -> String {
+        let name: String =
+            self.id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        let tail: String = name.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        let dtype = if is_f32(&self.dtype) { String::new() } else { format!("-{}", self.dtype) };
+        format!("{tail}-{}-len{}{dtype}", &self.fingerprint[..12.min(self.fingerprint.len())], self.max_len)
+    }
+}
 
 /// An input file and its content hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ pub mod headlines;
 pub mod targets;
 pub mod tickers;
 pub mod time;
+pub mod window;
 
 use std::fs::File;
 use std::path::Path;

@@ -24,40 +24,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result};
 
-/// What identifies a model's outputs: the same fingerprint means the same numbers.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ModelKey {
-    /// Hub id or local path, for people.
-    pub id: String,
-    /// Hash of the weights, config and vocabulary files (hex).
-    pub fingerprint: String,
-    /// Maximum tokens per headline.
-    pub max_len: usize,
-    /// Class labels in output order (empty for embedding-only models).
-    pub labels: Vec<String>,
-    /// Precision the outputs were computed in ("f32" unless opted into "bf16" or "f16").
-    #[serde(default = "f32_name", skip_serializing_if = "is_f32")]
-    pub dtype: String,
-}
-
-fn f32_name() -> String {
-    "f32".into()
-}
-
-fn is_f32(d: &String) -> bool {
-    d == "f32"
-}
-
-impl ModelKey {
-    /// The folder name of this model's shards inside a store.
-    pub fn slug(&self) -> String {
-        let name: String =
-            self.id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
-        let tail: String = name.chars().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-        let dtype = if is_f32(&self.dtype) { String::new() } else { format!("-{}", self.dtype) };
-        format!("{tail}-{}-len{}{dtype}", &self.fingerprint[..12.min(self.fingerprint.len())], self.max_len)
-    }
-}
+pub use crate::provenance::ModelKey;
 
 /// The text the store keys on: trimmed, with every run of whitespace made one space.
 pub fn normalise(text: &str) -> String {
@@ -69,7 +36,7 @@ pub fn key(model: &ModelKey, normalised: &str) -> String {
     let mut buf = Vec::with_capacity(model.fingerprint.len() + normalised.len() + 16);
     buf.extend_from_slice(model.fingerprint.as_bytes());
     buf.extend_from_slice(format!("|{}|", model.max_len).as_bytes());
-    if !is_f32(&model.dtype) {
+    if model.dtype != "f32" {
         // Reduced-precision outputs never share keys with f32 ones (f32 keys are unchanged).
         buf.extend_from_slice(format!("{}|", model.dtype).as_bytes());
     }
