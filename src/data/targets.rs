@@ -11,17 +11,22 @@ use super::{find_column, missing_column, read_table, rows_text, str_values};
 use crate::era::{WEEKDAYS, date_from_days, days_from_date, parse_date_str, parse_yyyymmdd, weekday};
 use crate::error::{Error, Result};
 
-/// Ticker columns, in order of preference.
-pub const TICKER_COLUMNS: [&str; 2] = ["numerai_ticker", "bloomberg_ticker"];
+/// Ticker columns, in order of preference (Signals v2.1 also keys rows by `composite_figi`,
+/// used when the file has no ticker column).
+pub const TICKER_COLUMNS: [&str; 3] = ["numerai_ticker", "bloomberg_ticker", "composite_figi"];
 /// Date columns, in order of preference.
 pub const DATE_COLUMNS: [&str; 2] = ["friday_date", "date"];
 /// The default target (Signals v2 calls it `target_factor_neutral_20`).
 pub const DEFAULT_TARGET: &str = "target_20d_factor_neutral";
 /// Pairs of names for one target (legacy name, Signals v2 name).
-pub const TARGET_ALIASES: [(&str, &str); 4] = [
+/// Any other target (e.g. v2.1's `target_chili_60`) is selected by its own name.
+pub const TARGET_ALIASES: [(&str, &str); 7] = [
     ("target_20d_factor_neutral", "target_factor_neutral_20"),
     ("target_20d_raw_return", "target_raw_return_20"),
     ("target_20d_factor_feat_neutral", "target_factor_feat_neutral_20"),
+    ("target_60d_factor_neutral", "target_factor_neutral_60"),
+    ("target_60d_raw_return", "target_raw_return_60"),
+    ("target_60d_factor_feat_neutral", "target_factor_feat_neutral_60"),
     ("target_20d", "target"),
 ];
 
@@ -370,5 +375,21 @@ mod tests {
         assert!(check_unique(p, &[0, 1], &uni, &[-1, -1], "t", "d").is_ok());
         let e = check_unique(p, &[0, 1, 0, 0], &uni, &[5, 5, 5, 5], "t", "d").unwrap_err().to_string();
         assert!(e.contains("rows 1 and 3") && e.contains("'A US'") && e.contains("2 repeated rows in all"), "{e}");
+    }
+
+    #[test]
+    fn signals_v2_1_keys_and_targets() {
+        let frame = df!(
+            "composite_figi" => ["BBG000B9XRY4", "BBG000BPH459"],
+            "date" => [20240301i64, 20240301],
+            "target_factor_neutral_60" => [0.25f64, 0.75],
+            "target_chili_60" => [0.5f64, 0.5],
+        )
+        .unwrap();
+        let t = KeyedTable::from_frame(Path::new("v21.parquet"), frame).unwrap();
+        assert_eq!(t.ticker_column, "composite_figi");
+        assert_eq!(t.target_column("target_60d_factor_neutral").as_deref(), Some("target_factor_neutral_60"));
+        assert_eq!(t.target_column("target_chili_60").as_deref(), Some("target_chili_60"));
+        assert_eq!(t.target_column("target_20d_factor_neutral"), None);
     }
 }
