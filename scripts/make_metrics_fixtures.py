@@ -279,7 +279,8 @@ for name, shift in [("cleaned_weeks_weights", 4), ("cleaned_weeks_weights_shifte
         cols = neutralizer_columns(len(u), 3)
         nz = pd.DataFrame(np.column_stack(cols), index=pd.Index(u, name="numerai_ticker"))
         sw = pd.Series(np.full(len(u), 1.0 / len(u)), index=nz.index)
-        ws.append(scoring.generate_neutralized_weights(keyed(u, sv).to_frame(), nz, sw, center_and_normalize=True)["s"])
+        w = scoring.generate_neutralized_weights(keyed(u, sv).to_frame(), nz, sw, center_and_normalize=True)["s"]
+        ws.append(w.round(9))  # rounded inputs keep the file small
     v, e = attempt(lambda: signals.turnover(ws[0], ws[1]))
     turnover_cases.append(
         {"name": name, "ids1": u1, "s1": jl(ws[0].values), "ids2": u2, "s2": jl(ws[1].values), "expected": jf(v), "error": e}
@@ -399,6 +400,71 @@ score_cases = [
     era_case("constant_meta_model", 40, 0.0, 0.0, 0.0, 0.0, 0.0, constant_meta=True),
 ]
 write("scores.json", {"cases": score_cases})
+
+
+# --- the churn gate: calculate_max_churn_and_turnover, calculate_mean_neutral_churn -----------
+# Eras share one list; a case names its current era and previous eras by position. A universe is
+# the sample weights' tickers; neutralizer columns are parallel to it (null rows: absent).
+def gate_era(start, n_univ, live, base, noise, neutral_missing=0.0, values=None):
+    universe = ids_of(n_univ, start=start)
+    rng.shuffle(universe)
+    cols = drop_rows([np.round(rng.normal(size=n_univ) / np.sqrt(n_univ), 3) for _ in range(2)], neutral_missing)
+    sw = np.round(rng.uniform(0.5, 1.5, size=n_univ) / n_univ, 5)
+    sub = universe[:live] + ids_of(2, start=900)  # two tickers outside the universe
+    if values is None:
+        raw = np.array([base[int(t[1:])] for t in sub]) + noise * rng.normal(size=len(sub))
+        values = np.round((raw - raw.min() + 0.05) / (raw.max() - raw.min() + 0.1), 3)
+    return {"ids": sub, "signal": list(values), "universe": universe, "sample_weights": list(sw), "neutralizers": cols}
+
+
+def gate_objects(era):
+    sub = pd.Series(era["signal"], index=pd.Index(era["ids"], name="numerai_ticker"), name="signal")
+    sw = pd.Series(era["sample_weights"], index=pd.Index(era["universe"], name="numerai_ticker"), name="weight")
+    return sub, frame(era["universe"], era["neutralizers"]), sw
+
+
+gate_base = rng.normal(size=1000)
+gate_eras = [gate_era(0, 106, 102, gate_base, 0.3)]
+gate_eras += [gate_era(k, 106, 102, gate_base, 0.3 + 0.2 * k, neutral_missing=0.04 * (k == 2)) for k in (1, 2, 3, 4)]
+gate_eras.append(gate_era(40, 106, 102, gate_base, 0.3))  # 5: universe moved on, too little overlap
+shuffled = list(rng.permutation(gate_eras[0]["signal"]))
+gate_eras.append(gate_era(0, 106, 102, gate_base, 0.3, values=shuffled))  # 6: a shuffled copy of era 0
+gate_eras[6]["ids"] = gate_eras[0]["ids"]
+gate_eras.append(gate_era(0, 106, 60, gate_base, 0.3))  # 7: too few tickers: refused
+gate_eras.append(gate_era(1, 106, 102, gate_base, 0.3, neutral_missing=0.3))  # 8: neutralizers miss 30 %
+gate_cases = []
+for name, current, previous in [
+    ("five_weeks", 0, [1, 2, 3, 4, 5]),
+    ("shuffled_copy", 0, [1, 6]),
+    ("nothing_comparable", 0, [5]),
+    ("no_previous", 0, []),
+    ("refused_previous", 0, [1, 7]),
+    ("refused_current", 7, [1]),
+    ("neutralizers_miss_too_many", 0, [8]),
+]:
+    cur = gate_objects(gate_eras[current])
+    prev = {str(k): gate_objects(gate_eras[k]) for k in previous}
+    args = (*cur, {k: v[0] for k, v in prev.items()}, {k: v[1] for k, v in prev.items()}, {k: v[2] for k, v in prev.items()})
+    ct, e1 = attempt(lambda: signals.calculate_max_churn_and_turnover(*args))
+    mnc, e2 = attempt(lambda: signals.calculate_mean_neutral_churn(*args))
+    gate_cases.append(
+        {
+            "name": name,
+            "current": current,
+            "previous": previous,
+            "max_churn": jf(ct[0]) if ct else None,
+            "max_turnover": jf(ct[1]) if ct else None,
+            "max_error": e1,
+            "mean_neutral_churn": jf(mnc),
+            "mean_error": e2,
+        }
+    )
+for era in gate_eras:
+    era["signal"] = jl(era["signal"])
+    era["neutralizers"] = [jl(c) for c in era["neutralizers"]]
+write("gate.json", {"eras": gate_eras, "cases": gate_cases})
+for c in gate_cases:
+    print(c)
 
 total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
 print(f"wrote {len(os.listdir(OUT))} files to {OUT} ({total / 1024:.0f} KiB)")

@@ -1,8 +1,11 @@
 //! Numerai scoring as pure functions, with numerai-tools' exact formulas: scores must equal
-//! numerai-tools' to 1e-9 on the same rows (tests/metrics.rs checks this against its output).
+//! numerai-tools' to 1e-9 on the same rows (tests/metrics.rs and, for how Signals pays,
+//! tests/metrics_parity.rs check this against its output).
 //!
 //! Missing values are NaN. Every function works on one era's values; [`per_era`] groups rows
-//! into eras and [`summarize`] turns per-era scores into the statistics Numerai reports.
+//! into eras and [`summarize`] turns per-era scores into the statistics Numerai reports. The
+//! Signals payout section (churn, turnover, neutral scores, alpha, contributions, cleaning, the
+//! churn gate) follows numerai-tools 0.7.2's `signals.py` and `scoring.py`.
 
 use std::collections::{HashMap, HashSet};
 
@@ -472,18 +475,29 @@ pub fn generate_neutralized_weights(
     center_and_normalize: bool,
 ) -> Vec<f64> {
     let mut out = vec![f64::NAN; predictions.len()];
-    let frame = frame_rows(neutralizers, predictions.len());
-    if frame.usable.iter().filter(|u| **u).count() != frame.len {
-        return out;
-    }
-    let s = power(&gaussian(&rank(predictions)), 1.5);
-    let Some(rows) = common_rows(&[series_rows(&s), frame, series_rows(sample_weights)]) else { return out };
-    let w = neutral_weights(&pick(&s, &rows), &pick_columns(neutralizers, &rows), &pick(sample_weights, &rows));
-    let w = if center_and_normalize { weight_normalize(&center(&w)) } else { w };
-    for (&r, v) in rows.iter().zip(w) {
-        out[r] = v;
+    if let Some((rows, w)) = weighted_rows(predictions, neutralizers, sample_weights, center_and_normalize) {
+        for (&r, v) in rows.iter().zip(w) {
+            out[r] = v;
+        }
     }
     out
+}
+
+/// [`generate_neutralized_weights`] as the rows it keeps and their weights; None where it raises.
+fn weighted_rows(
+    predictions: &[f64],
+    neutralizers: &[Vec<f64>],
+    sample_weights: &[f64],
+    center_and_normalize: bool,
+) -> Option<(Vec<usize>, Vec<f64>)> {
+    let frame = frame_rows(neutralizers, predictions.len());
+    if frame.usable.iter().filter(|u| **u).count() != frame.len {
+        return None;
+    }
+    let s = power(&gaussian(&rank(predictions)), 1.5);
+    let rows = common_rows(&[series_rows(&s), frame, series_rows(sample_weights)])?;
+    let w = neutral_weights(&pick(&s, &rows), &pick_columns(neutralizers, &rows), &pick(sample_weights, &rows));
+    Some((rows, if center_and_normalize { weight_normalize(&center(&w)) } else { w }))
 }
 
 /// `(s − N·Nᵀ(sw∘s))∘sw` on aligned rows.
@@ -560,6 +574,105 @@ pub fn neutral_contribution(
     let p = neutral_gaussian(&pick(predictions, &rows), &columns);
     let m = neutral_gaussian(&pick(meta_model, &rows), &columns);
     contribution_score(&orthogonalize(&p, &m), &pick(targets, &rows))
+}
+
+/// One era's submission as numerai-tools' churn gate takes it: the submission keyed by ticker,
+/// and the era's universe (the sample weights' tickers) with its sample weights and neutralizer
+/// columns parallel to it (all NaN on a row the neutralizer frame lacks).
+#[derive(Debug, Clone, Copy)]
+pub struct SubmissionEra<'a> {
+    /// Submitted tickers.
+    pub ids: &'a [String],
+    /// Submitted signal, parallel to `ids`.
+    pub signal: &'a [f64],
+    /// The era's universe: the sample weights' tickers (unique).
+    pub universe: &'a [String],
+    /// Sample weights, parallel to `universe`.
+    pub sample_weights: &'a [f64],
+    /// Neutralizer columns, parallel to `universe`.
+    pub neutralizers: &'a [Vec<f64>],
+}
+
+/// numerai-tools' fewest submitted universe tickers (`SIGNALS_MIN_TICKERS`).
+pub const SIGNALS_MIN_TICKERS: usize = 100;
+
+/// numerai-tools `signals._clean_signal_submission`: `validate_submission_signals` (no repeated
+/// universe ticker, at least [`SIGNALS_MIN_TICKERS`] of them, no NaN, values within [0, 1] up to
+/// numpy's `isclose`, not constant), then [`clean_submission`] on the universe; None if refused.
+pub fn validate_and_clean(era: &SubmissionEra) -> Option<Vec<f64>> {
+    let universe: HashSet<&str> = era.universe.iter().map(|u| u.as_str()).collect();
+    let live: Vec<usize> = (0..era.ids.len()).filter(|&i| universe.contains(era.ids[i].as_str())).collect();
+    let distinct: HashSet<&str> = live.iter().map(|&i| era.ids[i].as_str()).collect();
+    let values = pick(era.signal, &live);
+    let valid = distinct.len() == live.len() && live.len() >= SIGNALS_MIN_TICKERS && valid_values(&values);
+    valid.then(|| clean_submission(era.universe, &live.iter().map(|&i| &era.ids[i]).collect::<Vec<_>>(), &values))
+}
+
+/// numerai-tools `validate_values`: no NaN, min ≥ 0 or ≈ 0, max ≤ 1 or ≈ 1, std (ddof 1) not ≈ 0.
+fn valid_values(values: &[f64]) -> bool {
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-8 + 1e-5 * b.abs();
+    let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0)).sqrt();
+    !values.iter().any(|v| v.is_nan())
+        && (min >= 0.0 || close(min, 0.0))
+        && (max <= 1.0 || close(max, 1.0))
+        && !close(0.0, std)
+}
+
+/// The universe tickers and centred, normalised neutralized weights of a cleaned submission.
+fn gate_weights<'a>(era: &SubmissionEra<'a>, cleaned: &[f64]) -> Option<(Vec<&'a str>, Vec<f64>)> {
+    let (rows, w) = weighted_rows(cleaned, era.neutralizers, era.sample_weights, true)?;
+    Some((rows.iter().map(|&r| era.universe[r].as_str()).collect(), w))
+}
+
+/// numerai-tools `signals.calculate_max_churn_and_turnover`: the largest |churn| of the current
+/// cleaned submission against each previous one and the largest |turnover| of their centred,
+/// normalised neutralized weights, skipping a previous one that overlaps too little; 1.0 when none
+/// is left. None where numerai-tools raises (a refused submission, neutralizers or weights that
+/// miss too many rows, a cleaned submission constant on the common tickers).
+pub fn max_churn_and_turnover(current: &SubmissionEra, previous: &[SubmissionEra]) -> Option<(f64, f64)> {
+    let cur = validate_and_clean(current)?;
+    let (cur_ids, cur_w) = gate_weights(current, &cur)?;
+    let (mut churns, mut turnovers) = (Vec::new(), Vec::new());
+    for prev in previous {
+        let p = validate_and_clean(prev)?;
+        let (prev_ids, prev_w) = gate_weights(prev, &p)?;
+        let Some((a, b)) = filter_sort_index(current.universe, &cur, prev.universe, &p) else { continue };
+        if !varies(&a) || !varies(&b) {
+            return None;
+        }
+        let t = turnover(&cur_ids, &cur_w, &prev_ids, &prev_w);
+        if t.is_nan() {
+            continue;
+        }
+        churns.push((1.0 - pearson(&rank(&a), &rank(&b))).abs());
+        turnovers.push(t.abs());
+    }
+    let max_or_one = |v: &[f64]| v.iter().copied().reduce(f64::max).unwrap_or(1.0);
+    Some((max_or_one(&churns), max_or_one(&turnovers)))
+}
+
+/// numerai-tools `signals.calculate_mean_neutral_churn`: the mean [`neutral_churn`] of the current
+/// cleaned submission against each previous one (each neutralised to its own era), skipping those
+/// it cannot compare; 1.0 when none is left. None where numerai-tools raises.
+pub fn mean_neutral_churn(current: &SubmissionEra, previous: &[SubmissionEra]) -> Option<f64> {
+    let cur = validate_and_clean(current)?;
+    let (cur_ids, cur_n) = neutral_signal(current.universe, &cur, current.neutralizers)?;
+    if cur_n.iter().any(|v| v.is_nan()) || !varies(&cur_n) {
+        return None;
+    }
+    let mut churns = Vec::new();
+    for prev in previous {
+        let p = validate_and_clean(prev)?;
+        let (prev_ids, prev_n) = neutral_signal(prev.universe, &p, prev.neutralizers)?;
+        let c = churn(&cur_ids, &cur_n, &prev_ids, &prev_n, None);
+        if !c.is_nan() {
+            churns.push(c);
+        }
+    }
+    Some(if churns.is_empty() { 1.0 } else { churns.iter().sum::<f64>() / churns.len() as f64 })
 }
 
 #[cfg(test)]

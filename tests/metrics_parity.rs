@@ -245,3 +245,56 @@ fn generate_neutralized_weights_matches() {
         parity.report(key);
     }
 }
+
+/// One era of gate.json, owned; `era()` lends it as a SubmissionEra.
+struct GateEra {
+    ids: Vec<String>,
+    signal: Vec<f64>,
+    universe: Vec<String>,
+    sample_weights: Vec<f64>,
+    neutralizers: Vec<Vec<f64>>,
+}
+
+impl GateEra {
+    fn era(&self) -> metrics::SubmissionEra<'_> {
+        metrics::SubmissionEra {
+            ids: &self.ids,
+            signal: &self.signal,
+            universe: &self.universe,
+            sample_weights: &self.sample_weights,
+            neutralizers: &self.neutralizers,
+        }
+    }
+}
+
+#[test]
+fn churn_gate_matches() {
+    let f = fixture("gate.json");
+    let eras: Vec<GateEra> = f["eras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| GateEra {
+            ids: strings(&e["ids"]),
+            signal: floats(&e["signal"]),
+            universe: strings(&e["universe"]),
+            sample_weights: floats(&e["sample_weights"]),
+            neutralizers: columns(&e["neutralizers"]),
+        })
+        .collect();
+    let (mut churn, mut turnover, mut neutral) = (Parity::default(), Parity::default(), Parity::default());
+    for case in f["cases"].as_array().unwrap() {
+        let name = &case["name"];
+        let current = eras[case["current"].as_u64().unwrap() as usize].era();
+        let previous: Vec<metrics::SubmissionEra> =
+            case["previous"].as_array().unwrap().iter().map(|k| eras[k.as_u64().unwrap() as usize].era()).collect();
+        let (c, t) = metrics::max_churn_and_turnover(&current, &previous).unwrap_or((f64::NAN, f64::NAN));
+        churn.check(&format!("max churn {name}"), c, &case["max_churn"]);
+        turnover.check(&format!("max turnover {name}"), t, &case["max_turnover"]);
+        let m = metrics::mean_neutral_churn(&current, &previous).unwrap_or(f64::NAN);
+        neutral.check(&format!("mean neutral churn {name}"), m, &case["mean_neutral_churn"]);
+    }
+    churn.report("max_churn_and_turnover (churn)");
+    turnover.report("max_churn_and_turnover (turnover)");
+    neutral.report("mean_neutral_churn");
+}
