@@ -6,6 +6,11 @@ Every expected number comes from numerai-tools 0.7.2, the reference for how Sign
     python3 -m venv /tmp/nt && /tmp/nt/bin/pip install numerai-tools==0.7.2
     /tmp/nt/bin/python scripts/make_metrics_fixtures.py            # writes tests/fixtures/metrics/
 
+Writes clean_submission, churn, turnover, neutral_churn, neutral_churn_penalty, scores
+(numerai_corr, neutral_correlation, alpha, generate_neutralized_weights, correlation_contribution,
+neutral_contribution per era) and gate (calculate_max_churn_and_turnover,
+calculate_mean_neutral_churn) .json, about 190 KB in all.
+
 Deterministic: a fixed seed, so a rerun writes the same files (given the same numpy/pandas/scipy).
 The data have ties, NaNs, partial universes, rows shuffled out of ticker order and neutralizer
 frames that miss rows. Where numerai-tools raises, the expected value is null and the error is
