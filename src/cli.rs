@@ -400,6 +400,21 @@ pub struct SubmitCmd {
     /// Validate and print what would be sent; no network call.
     #[arg(long)]
     dry_run: bool,
+    /// Upload even when churn (≥ 0.15) or turnover (≥ 0.25) against the model's last five
+    /// uploads would set its stake to zero.
+    #[arg(long)]
+    allow_churn: bool,
+    /// Upload history: what was sent, kept to compute churn next week
+    /// [default: $SIGNALKIT_HISTORY, else ~/.numerai/signalkit-history].
+    #[arg(long, value_name = "DIR")]
+    history: Option<PathBuf>,
+    /// Signals v2.1 neutralizer file: the churn gate adds turnover and neutral churn (its
+    /// latest date stands in for the live week, which Numerai publishes none for).
+    #[arg(long, requires = "sample_weights")]
+    neutralizers: Option<PathBuf>,
+    /// Signals v2.1 sample weights matching --neutralizers.
+    #[arg(long, requires = "neutralizers")]
+    sample_weights: Option<PathBuf>,
     #[command(flatten)]
     api: ApiOpts,
 }
@@ -631,6 +646,10 @@ impl SubmitCmd {
             universe: self.universe,
             dry_run: self.dry_run,
             api: self.api.args(),
+            history: self.history,
+            allow_churn: self.allow_churn,
+            neutralizers: self.neutralizers,
+            sample_weights: self.sample_weights,
         };
         println!("{}", signalkit::numerai::submit(&args).context("submit failed")?);
         Ok(())

@@ -4,7 +4,12 @@
 //! numerai-tools does ([`crate::metrics`]) and refuses above the limits.
 
 use std::fmt;
+use std::path::Path;
 
+use polars::prelude::*;
+
+use crate::data::targets::KeyedTable;
+use crate::error::{Error, Result};
 use crate::metrics::{self, SubmissionEra};
 
 /// Churn at or above this zeroes a stake (numerai-tools `calculate_max_churn_and_turnover`).
@@ -37,9 +42,55 @@ pub struct EraData {
     pub neutralizers: Vec<Vec<f64>>,
 }
 
+impl EraData {
+    /// The latest date of a Signals v2.1 neutralizer file (its rows are the universe; every other
+    /// numeric column is a neutralizer) with the sample weights of that date (one numeric column).
+    pub fn read(neutralizers: &Path, sample_weights: &Path) -> Result<EraData> {
+        let n = KeyedTable::read(neutralizers)?;
+        let latest = *n.fridays.iter().max().ok_or_else(|| Error::input(neutralizers, "no rows"))?;
+        let rows: Vec<usize> = (0..n.len()).filter(|&i| n.fridays[i] == latest).collect();
+        let universe: Vec<String> = rows.iter().map(|&i| n.universe[n.ticker_ids[i] as usize].clone()).collect();
+        let columns = numeric_columns(&n)?;
+        if columns.is_empty() {
+            return Err(Error::input(neutralizers, "no numeric neutralizer column besides the ticker and date"));
+        }
+        let neutralizers = columns.iter().map(|c| rows.iter().map(|&i| c[i]).collect()).collect();
+        let w = KeyedTable::read(sample_weights)?;
+        let [weights] = numeric_columns(&w)?.try_into().map_err(|_| {
+            Error::input(
+                sample_weights,
+                "a sample-weights file has exactly one numeric column besides the ticker and date",
+            )
+        })?;
+        let by_ticker: std::collections::HashMap<&str, f64> = (0..w.len())
+            .filter(|&i| w.fridays[i] == latest)
+            .map(|i| (w.universe[w.ticker_ids[i] as usize].as_str(), weights[i]))
+            .collect();
+        let sample_weights = universe.iter().map(|t| by_ticker.get(t.as_str()).copied().unwrap_or(f64::NAN)).collect();
+        Ok(EraData { universe, sample_weights, neutralizers })
+    }
+}
+
+/// Every numeric column of a keyed table other than its keys, targets and roles, as f64 (null → NaN).
+fn numeric_columns(t: &KeyedTable) -> Result<Vec<Vec<f64>>> {
+    let keys = [t.ticker_column.as_str(), t.date_column.as_str()];
+    let mut out = Vec::new();
+    for c in t.frame.columns() {
+        let name = c.name().as_str();
+        if keys.contains(&name) || name.starts_with("target") || !c.dtype().is_primitive_numeric() {
+            continue;
+        }
+        let f = c.cast(&DataType::Float64).map_err(|e| Error::table(&t.path, e))?;
+        out.push(f.f64().map_err(|e| Error::table(&t.path, e))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect());
+    }
+    Ok(out)
+}
+
 /// What the gate found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateReport {
+    /// Previous submissions in the window (up to [`GATE_WINDOW`]).
+    pub previous: usize,
     /// Churn against each previous submission compared (label, churn), newest first.
     pub churns: Vec<(String, f64)>,
     /// Max churn over the window (1.0 when previous submissions exist but none could be
@@ -70,7 +121,15 @@ impl fmt::Display for GateReport {
         let Some(churn) = self.churn else {
             return write!(f, "churn gate: no previous submission to compare with (first week): passes");
         };
-        write!(f, "churn gate: churn {churn:.4} (limit {CHURN_LIMIT}, max over {} previous)", self.churns.len())?;
+        match self.churns.len() {
+            0 => write!(
+                f,
+                "churn gate: none of the {} previous submissions shares enough tickers with this one to compare; \
+                 Numerai counts that as churn {churn:.4} (limit {CHURN_LIMIT})",
+                self.previous
+            )?,
+            n => write!(f, "churn gate: churn {churn:.4} (limit {CHURN_LIMIT}, max over the last {n} submissions)")?,
+        }
         match self.turnover {
             Some(t) => write!(f, ", turnover {t:.4} (limit {TURNOVER_LIMIT})")?,
             None => write!(f, ", turnover not computed (needs --neutralizers and --sample-weights)")?,
@@ -123,7 +182,7 @@ pub fn churn_gate(
         Some(e) if !window.is_empty() => era_scores(current, window, e),
         _ => (None, None),
     };
-    GateReport { churns, churn, turnover, neutral_churn }
+    GateReport { previous: window.len(), churns, churn, turnover, neutral_churn }
 }
 
 /// Turnover and neutral churn through numerai-tools' own gate functions, every submission read

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod gate;
+pub mod history;
 pub mod submission;
 
 use std::fmt;
@@ -15,6 +16,8 @@ pub use client::{
     Client, ClientOptions, Confirmed, Credentials, DEFAULT_API_URL, Model, RetryPolicy, SIGNALS_TOURNAMENT,
     ServerSubmission, SubmissionReceipt,
 };
+pub use gate::{EraData, GateReport};
+pub use history::{History, Record};
 pub use submission::{Problem, SubmissionCheck, check_submission, validate_submission};
 
 use chrono::Datelike;
@@ -63,6 +66,15 @@ pub struct SubmitArgs {
     pub dry_run: bool,
     /// API location and key.
     pub api: ApiArgs,
+    /// The upload history folder (`None`: `$SIGNALKIT_HISTORY`, else `~/.numerai/signalkit-history`).
+    pub history: Option<PathBuf>,
+    /// Upload even when the churn gate finds churn or turnover above Numerai's limits.
+    pub allow_churn: bool,
+    /// A Signals v2.1 neutralizer file (with `sample_weights`): the gate adds turnover and
+    /// neutral churn, on its latest date.
+    pub neutralizers: Option<PathBuf>,
+    /// The sample weights matching `neutralizers`.
+    pub sample_weights: Option<PathBuf>,
 }
 
 /// What `submit` did.
@@ -72,6 +84,8 @@ pub enum SubmitOutcome {
     DryRun {
         /// The validation summary.
         check: SubmissionCheck,
+        /// The churn gate's numbers.
+        gate: GateReport,
         /// The model name that would be used.
         model_name: String,
         /// The API the upload would go to.
@@ -83,6 +97,8 @@ pub enum SubmitOutcome {
     Uploaded {
         /// The validation summary.
         check: SubmissionCheck,
+        /// The churn gate's numbers.
+        gate: GateReport,
         /// The model name.
         model_name: String,
         /// The model id it resolved to.
@@ -95,8 +111,9 @@ pub enum SubmitOutcome {
 impl fmt::Display for SubmitOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SubmitOutcome::DryRun { check, model_name, api_url, public_id } => {
+            SubmitOutcome::DryRun { check, gate, model_name, api_url, public_id } => {
                 writeln!(f, "dry run: valid submission {check}")?;
+                writeln!(f, "{gate}")?;
                 for w in &check.warnings {
                     writeln!(f, "warning: {w}")?;
                 }
@@ -113,8 +130,9 @@ impl fmt::Display for SubmitOutcome {
                     }
                 }
             }
-            SubmitOutcome::Uploaded { check, model_name, model_id, receipt } => {
+            SubmitOutcome::Uploaded { check, gate, model_name, model_id, receipt } => {
                 writeln!(f, "valid submission {check}")?;
+                writeln!(f, "{gate}")?;
                 for w in &check.warnings {
                     writeln!(f, "warning: {w}")?;
                 }
@@ -156,7 +174,7 @@ impl SubmitOutcome {
     pub fn receipt_json(&self) -> Option<serde_json::Value> {
         match self {
             SubmitOutcome::DryRun { .. } => None,
-            SubmitOutcome::Uploaded { check, model_name, model_id, receipt } => Some(json!({
+            SubmitOutcome::Uploaded { check, model_name, model_id, receipt, .. } => Some(json!({
                 "id": receipt.id,
                 "filename": receipt.filename,
                 "model_name": model_name,
@@ -234,12 +252,17 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
         return Err(Error::Config("--model-name is empty: give your Signals model's name as on numer.ai".into()));
     }
     let check = validate_submission(&args.file, args.universe.as_deref())?;
+    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
+    let content_xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+    let history = History::at(args.history.as_deref())?;
+    let gate = churn_gate_of(args, &check, &history, &content_xxh3)?;
     let creds = Credentials::discover(args.api.credentials.as_deref())?;
     if args.dry_run {
         let client = Client::new(creds, ClientOptions { api_url: args.api.api_url.clone(), ..Default::default() })?;
         let public_id = client.credentials().map(|c| c.public_id().to_string());
         return Ok(SubmitOutcome::DryRun {
             check,
+            gate,
             model_name: args.model_name.clone(),
             api_url: client.api_url().to_string(),
             public_id,
@@ -253,20 +276,64 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
     };
     let client = Client::new(Some(creds), ClientOptions { api_url: args.api.api_url.clone(), ..Default::default() })?;
     let model_id = client.model_id(&args.model_name)?;
-    let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
     let attempt = Attempt {
         args,
         client: &client,
-        content_xxh3: format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)),
+        content_xxh3: content_xxh3.clone(),
         journal_path: Journal::path(&args.file, &model_id),
         model_id: &model_id,
     };
-    drop(bytes);
     let receipt = match attempt.earlier_submission()? {
         Some(receipt) => receipt,
         None => attempt.create_once(&check)?,
     };
-    Ok(SubmitOutcome::Uploaded { check, model_name: args.model_name.clone(), model_id, receipt })
+    let record = Record {
+        model_name: args.model_name.clone(),
+        model_id: model_id.clone(),
+        submission_id: receipt.id.clone(),
+        file: args.file.display().to_string(),
+        content_xxh3,
+        ext: args.file.extension().and_then(|e| e.to_str()).unwrap_or("csv").to_ascii_lowercase(),
+        uploaded_at: chrono::Utc::now().to_rfc3339(),
+    };
+    if let Err(e) = history.append(&record, &bytes) {
+        eprintln!(
+            "submit: warning: submission {} exists, but recording it in the upload history failed: {e}",
+            receipt.id
+        );
+    }
+    Ok(SubmitOutcome::Uploaded { check, gate, model_name: args.model_name.clone(), model_id, receipt })
+}
+
+/// The churn gate of the file against the model's last uploads in `history` (on the live
+/// universe when given, with turnover when neutralizers are given); an error above Numerai's
+/// limits unless `--allow-churn`.
+fn churn_gate_of(args: &SubmitArgs, check: &SubmissionCheck, history: &History, xxh3: &str) -> Result<GateReport> {
+    let current = history::read_signal(&args.file, &args.file.display().to_string())?;
+    let previous = history.recent(&args.model_name, xxh3, gate::GATE_WINDOW)?;
+    let universe = match (&args.universe, &check.ticker_column) {
+        (Some(u), Some(col)) => history::universe_tickers(u, col)?,
+        _ => None,
+    };
+    let era = match (&args.neutralizers, &args.sample_weights) {
+        (Some(n), Some(w)) => Some(EraData::read(n, w)?),
+        (None, None) => None,
+        _ => return Err(Error::Config("--neutralizers and --sample-weights go together: give both or neither".into())),
+    };
+    let report = gate::churn_gate(&current, &previous, universe.as_deref(), era.as_ref());
+    let breaches = report.breaches();
+    if breaches.is_empty() || args.allow_churn {
+        return Ok(report);
+    }
+    Err(Error::input(
+        &args.file,
+        format!(
+            "{report}\nrefused: {}: Numerai would set model '{}''s stake to zero. Blend with last week's signal \
+             (signalkit predict --smooth-with LAST_SIGNAL --smooth A) or pass --allow-churn to upload anyway",
+            breaches.join(", "),
+            args.model_name
+        ),
+    ))
 }
 
 /// One upload of a file for a model, journalled so that it is created at most once.

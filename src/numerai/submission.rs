@@ -425,7 +425,7 @@ fn date_rules(file: &Path, df: &DataFrame, check: &mut SubmissionCheck) -> Resul
 }
 
 /// The universe column that holds the same kind of ticker as submission column `col`.
-fn universe_candidates(col: &str) -> &'static [&'static str] {
+pub(crate) fn universe_candidates(col: &str) -> &'static [&'static str] {
     match col {
         "numerai_ticker" | "bloomberg_ticker" => &["numerai_ticker", "bloomberg_ticker"],
         "composite_figi" => &["composite_figi"],

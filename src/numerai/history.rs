@@ -1,0 +1,167 @@
+//! The local record of what was uploaded, so the churn gate can compare this week's signal with
+//! the model's last ones: `history.jsonl` (one JSON line per confirmed submission: model, server
+//! id, file, content hash, time) and `signals/<xxh3>.<ext>`, a copy of each file sent (the file a
+//! weekly job overwrites is still there next week). Lines are appended under an exclusive lock
+//! and synced; a reader skips a torn last line (a writer killed mid-line) with a warning.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::gate::Signal;
+use super::submission::{SIGNAL_COLUMN, SUBMISSION_TICKER_COLUMNS};
+use crate::data::{find_column, read_table, str_values, write_bytes_atomic};
+use crate::error::{Error, Result};
+
+/// Environment variable naming the history folder.
+pub const HISTORY_ENV: &str = "SIGNALKIT_HISTORY";
+
+/// One confirmed submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The model's name on numer.ai.
+    pub model_name: String,
+    /// The model's id.
+    pub model_id: String,
+    /// Numerai's submission id.
+    pub submission_id: String,
+    /// The file as given to `submit`.
+    pub file: String,
+    /// xxh3-128 of its bytes (hex); its copy is `signals/<this>.<ext>`.
+    pub content_xxh3: String,
+    /// The copy's extension (csv or parquet).
+    pub ext: String,
+    /// When it was confirmed (RFC 3339, UTC).
+    pub uploaded_at: String,
+}
+
+/// A history folder.
+#[derive(Debug, Clone)]
+pub struct History {
+    dir: PathBuf,
+}
+
+impl History {
+    /// The folder given, else `$SIGNALKIT_HISTORY`, else `~/.numerai/signalkit-history`.
+    pub fn at(dir: Option<&Path>) -> Result<History> {
+        let dir = match (dir, std::env::var_os(HISTORY_ENV)) {
+            (Some(d), _) => d.to_path_buf(),
+            (None, Some(d)) if !d.is_empty() => PathBuf::from(d),
+            _ => std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".numerai/signalkit-history"))
+                .ok_or_else(|| Error::Config(format!("no home folder: pass --history DIR or set {HISTORY_ENV}")))?,
+        };
+        Ok(History { dir })
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("history.jsonl")
+    }
+
+    fn copy_path(&self, r: &Record) -> PathBuf {
+        self.dir.join("signals").join(format!("{}.{}", r.content_xxh3, r.ext))
+    }
+
+    /// Keeps a copy of `bytes` and appends `r`, unless that submission id is already recorded.
+    pub fn append(&self, r: &Record, bytes: &[u8]) -> Result<()> {
+        fs::create_dir_all(self.dir.join("signals")).map_err(|e| Error::io(&self.dir, e))?;
+        if self.records()?.iter().any(|old| old.submission_id == r.submission_id && old.model_id == r.model_id) {
+            return Ok(());
+        }
+        let copy = self.copy_path(r);
+        if !copy.exists() {
+            write_bytes_atomic(&copy, bytes)?;
+        }
+        let path = self.log_path();
+        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        f.lock().map_err(|e| Error::io(&path, e))?;
+        let mut line = serde_json::to_string(r).map_err(|e| Error::Config(e.to_string()))?;
+        line.push('\n');
+        f.write_all(line.as_bytes()).and_then(|_| f.sync_data()).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Every record, oldest first.
+    pub fn records(&self) -> Result<Vec<Record>> {
+        let path = self.log_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let complete =
+            if text.ends_with('\n') { text.as_str() } else { &text[..text.rfind('\n').map_or(0, |i| i + 1)] };
+        if complete.len() < text.len() {
+            eprintln!("history: {}: ignoring an unfinished last line (a writer was stopped mid-line)", path.display());
+        }
+        complete
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| {
+                serde_json::from_str(l).map_err(|e| {
+                    Error::at(&path, Some(i + 1), "", format!("not a history record ({e}); fix or delete the line"))
+                })
+            })
+            .collect()
+    }
+
+    /// The model's last `k` submissions (newest first) other than the bytes `current_xxh3`, read
+    /// from their copies; a record whose copy is gone is skipped with a warning.
+    pub fn recent(&self, model_name: &str, current_xxh3: &str, k: usize) -> Result<Vec<Signal>> {
+        let mut out = Vec::new();
+        for r in self.records()?.iter().rev() {
+            if out.len() == k {
+                break;
+            }
+            if r.model_name != model_name || r.content_xxh3 == current_xxh3 {
+                continue;
+            }
+            let copy = self.copy_path(r);
+            if !copy.exists() {
+                eprintln!(
+                    "history: the copy of submission {} ({}) is gone; not compared",
+                    r.submission_id,
+                    copy.display()
+                );
+                continue;
+            }
+            out.push(read_signal(&copy, &format!("submission {} of {}", r.submission_id, r.uploaded_at))?);
+        }
+        Ok(out)
+    }
+}
+
+/// A submission file's tickers (upper-cased) and signal, rows without either left out.
+pub fn read_signal(path: &Path, label: &str) -> Result<Signal> {
+    let df = read_table(path, true)?;
+    let col = find_column(&df, &SUBMISSION_TICKER_COLUMNS)
+        .ok_or_else(|| Error::input(path, "no ticker column: is this a Signals submission?"))?;
+    let tickers = str_values(path, &df, &col)?;
+    let signal = df.column(SIGNAL_COLUMN).map_err(|e| Error::table(path, e))?;
+    let signal = signal.cast(&DataType::Float64).map_err(|e| Error::table(path, e))?;
+    let values = signal.f64().map_err(|e| Error::table(path, e))?;
+    let (mut ids, mut out) = (Vec::new(), Vec::new());
+    for (t, v) in tickers.iter().zip(values.iter()) {
+        if let (Some(t), Some(v)) = (t.map(str::trim).filter(|t| !t.is_empty()), v) {
+            ids.push(t.to_ascii_uppercase());
+            out.push(v);
+        }
+    }
+    Ok(Signal { label: label.to_string(), tickers: ids, values: out })
+}
+
+/// The upper-cased tickers of a live universe file in the submission's ticker column (or its
+/// Numerai equivalent), None when it has no such column.
+pub fn universe_tickers(universe: &Path, ticker_column: &str) -> Result<Option<Vec<String>>> {
+    let df = read_table(universe, true)?;
+    let Some(col) = find_column(&df, super::submission::universe_candidates(ticker_column)) else { return Ok(None) };
+    let mut out: Vec<String> =
+        str_values(universe, &df, &col)?.iter().flatten().map(|t| t.trim().to_ascii_uppercase()).collect();
+    out.sort();
+    out.dedup();
+    Ok(Some(out))
+}
