@@ -16,6 +16,7 @@ pub mod features;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod news;
 pub mod numerai;
 pub mod pit;
 pub mod provenance;

@@ -1,0 +1,292 @@
+//! The news folder: per source, monthly parquet partitions in the headline layout `join` reads
+//! (`ticker, published_at, headline, source, id, url` plus `symbol, updated_at, first_seen_at`),
+//! de-duplicated by (ticker, vendor id); records whose symbols map to no ticker of the universe
+//! kept aside in `unmapped.parquet`; and `headlines.parquet`, every source's partitions in one
+//! file. Every write is atomic; a record already stored keeps its `published_at`, headline and
+//! `first_seen_at` (a revision never moves a headline earlier), only `updated_at` advances.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::data::atomic::write_atomic;
+use crate::data::tickers::TickerRule;
+use crate::error::{Error, Result};
+
+/// One article as a source gives it, its publication instant already chosen (see each source).
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// The vendor's id (SEC: the accession number).
+    pub id: String,
+    /// The vendor's symbols for it.
+    pub symbols: Vec<String>,
+    /// Headline text.
+    pub headline: String,
+    /// Link to the article or filing.
+    pub url: String,
+    /// Publication instant, UTC microseconds (the vendor's stamp made at the time).
+    pub published_us: i64,
+    /// The vendor's last-revision instant, if it gives one.
+    pub updated_us: Option<i64>,
+}
+
+/// One stored row: an item for one ticker.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Numerai ticker (or, for unmapped rows, the vendor symbol).
+    pub ticker: String,
+    /// The vendor symbol it came from.
+    pub symbol: String,
+    /// Publication instant, UTC microseconds.
+    pub published_us: i64,
+    /// Headline text.
+    pub headline: String,
+    /// Source name (`sec`, `alpaca`, ...).
+    pub source: String,
+    /// Vendor id.
+    pub id: String,
+    /// Link.
+    pub url: String,
+    /// Last revision, if known.
+    pub updated_us: Option<i64>,
+    /// When signalkit first saw it, UTC microseconds.
+    pub first_seen_us: i64,
+}
+
+/// What one page added.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Added {
+    /// New (ticker, id) rows.
+    pub new: usize,
+    /// Rows already stored (or repeated in the page).
+    pub duplicate: usize,
+    /// New rows for symbols outside the universe (kept in unmapped.parquet).
+    pub unmapped: usize,
+    /// Items outside the asked date range (not stored).
+    pub out_of_range: usize,
+}
+
+/// The store of one source under the output folder.
+pub struct SourceStore {
+    /// `<out>/<source>`.
+    pub dir: PathBuf,
+    source: String,
+    rule: TickerRule,
+    universe: HashSet<String>,
+    range: (i64, i64),
+    now_us: i64,
+}
+
+impl SourceStore {
+    /// The store for `source` under `out`, mapping the `universe` symbols through `rule`, keeping
+    /// items published in `[range.0, range.1)`.
+    pub fn new(out: &Path, source: &str, rule: TickerRule, universe: &[String], range: (i64, i64)) -> Self {
+        SourceStore {
+            dir: out.join(source),
+            source: source.to_string(),
+            rule,
+            universe: universe.iter().map(|s| s.trim().to_ascii_uppercase()).collect(),
+            range,
+            now_us: chrono::Utc::now().timestamp_micros(),
+        }
+    }
+
+    /// The Numerai ticker of a vendor symbol in the universe, `None` outside it or the map.
+    pub fn ticker_of(&self, symbol: &str) -> Option<String> {
+        let s = symbol.trim().to_ascii_uppercase();
+        if !self.universe.contains(&s) {
+            return None;
+        }
+        match &self.rule {
+            TickerRule::Map(m) => m.get(&s).cloned(),
+            rule => rule.candidates(&s).into_iter().flatten().next(),
+        }
+    }
+
+    /// Stores one page: rows merged into their month partitions and unmapped.parquet.
+    pub fn add(&self, items: &[Item]) -> Result<Added> {
+        let mut added = Added::default();
+        let (mut mapped, mut aside) = (Vec::new(), Vec::new());
+        for it in items {
+            if it.published_us < self.range.0 || it.published_us >= self.range.1 {
+                added.out_of_range += 1;
+                continue;
+            }
+            let symbols: Vec<&String> = if it.symbols.is_empty() { vec![&it.id] } else { it.symbols.iter().collect() };
+            for sym in symbols {
+                let sym = sym.trim().to_ascii_uppercase();
+                match self.ticker_of(&sym) {
+                    Some(t) => mapped.push(self.row(it, t, sym)),
+                    None => aside.push(self.row(it, sym.clone(), sym)),
+                }
+            }
+        }
+        let mut by_month: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+        for r in mapped {
+            by_month.entry(month_of(r.published_us)).or_default().push(r);
+        }
+        for (month, rows) in by_month {
+            let (n, d) = merge_into(&self.dir.join(format!("{month}.parquet")), rows)?;
+            added.new += n;
+            added.duplicate += d;
+        }
+        if !aside.is_empty() {
+            let (n, d) = merge_into(&self.dir.join("unmapped.parquet"), aside)?;
+            added.unmapped += n;
+            added.duplicate += d;
+        }
+        Ok(added)
+    }
+
+    fn row(&self, it: &Item, ticker: String, symbol: String) -> Row {
+        Row {
+            ticker,
+            symbol,
+            published_us: it.published_us,
+            headline: it.headline.trim().to_string(),
+            source: self.source.clone(),
+            id: it.id.clone(),
+            url: it.url.clone(),
+            updated_us: it.updated_us,
+            first_seen_us: self.now_us,
+        }
+    }
+}
+
+/// `YYYY-MM` of an instant (UTC).
+pub fn month_of(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us)
+        .map(|d| d.format("%Y-%m").to_string())
+        .unwrap_or_else(|| "invalid".into())
+}
+
+/// Merges `rows` into the partition at `path` (new and duplicate counts), written atomically.
+fn merge_into(path: &Path, rows: Vec<Row>) -> Result<(usize, usize)> {
+    let mut all = if path.exists() { read_rows(path)? } else { Vec::new() };
+    let mut seen: HashMap<(String, String), usize> =
+        all.iter().enumerate().map(|(i, r)| ((r.ticker.clone(), r.id.clone()), i)).collect();
+    let (mut new, mut dup) = (0, 0);
+    for r in rows {
+        match seen.get(&(r.ticker.clone(), r.id.clone())) {
+            Some(&i) => {
+                // The stored record keeps its time, text and first sighting; revisions advance only updated_at.
+                let old = &mut all[i];
+                old.updated_us = match (old.updated_us, r.updated_us) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                dup += 1;
+            }
+            None => {
+                seen.insert((r.ticker.clone(), r.id.clone()), all.len());
+                all.push(r);
+                new += 1;
+            }
+        }
+    }
+    sort_rows(&mut all);
+    write_rows(path, &all)?;
+    Ok((new, dup))
+}
+
+/// Sorts by (published_at, ticker, source, id): the files' order.
+pub fn sort_rows(rows: &mut [Row]) {
+    rows.sort_by(|a, b| {
+        (a.published_us, &a.ticker, &a.source, &a.id).cmp(&(b.published_us, &b.ticker, &b.source, &b.id))
+    });
+}
+
+fn utc(name: &str, v: Vec<Option<i64>>) -> Result<Column> {
+    let ca = Int64Chunked::from_iter_options(name.into(), v.into_iter());
+    Ok(ca.into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_column())
+}
+
+/// Writes rows as parquet, atomically.
+pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
+    let s = |f: fn(&Row) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let mut df = DataFrame::new(
+        rows.len(),
+        vec![
+            Column::new("ticker".into(), s(|r| &r.ticker)),
+            utc("published_at", rows.iter().map(|r| Some(r.published_us)).collect())?,
+            Column::new("headline".into(), s(|r| &r.headline)),
+            Column::new("source".into(), s(|r| &r.source)),
+            Column::new("id".into(), s(|r| &r.id)),
+            Column::new("url".into(), s(|r| &r.url)),
+            Column::new("symbol".into(), s(|r| &r.symbol)),
+            utc("updated_at", rows.iter().map(|r| r.updated_us).collect())?,
+            utc("first_seen_at", rows.iter().map(|r| Some(r.first_seen_us)).collect())?,
+        ],
+    )
+    .map_err(|e| Error::table(path, e))?;
+    write_atomic(path, |tmp, f| ParquetWriter::new(f).finish(&mut df).map(|_| ()).map_err(|e| Error::table(tmp, e)))
+}
+
+/// Reads rows written by [`write_rows`].
+pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let df = ParquetReader::new(f).finish().map_err(|e| Error::table(path, e))?;
+    let fail = |e: PolarsError| Error::table(path, e);
+    let strs = |c: &str| -> Result<Vec<String>> {
+        Ok(df.column(c).map_err(fail)?.str().map_err(fail)?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    };
+    let ints = |c: &str| -> Result<Vec<Option<i64>>> {
+        let col = df.column(c).map_err(fail)?.cast(&DataType::Int64).map_err(fail)?;
+        Ok(col.i64().map_err(fail)?.iter().collect())
+    };
+    let (ticker, headline, source, id, url, symbol) =
+        (strs("ticker")?, strs("headline")?, strs("source")?, strs("id")?, strs("url")?, strs("symbol")?);
+    let (published, updated, first) = (ints("published_at")?, ints("updated_at")?, ints("first_seen_at")?);
+    Ok((0..df.height())
+        .map(|i| Row {
+            ticker: ticker[i].clone(),
+            symbol: symbol[i].clone(),
+            published_us: published[i].unwrap_or_default(),
+            headline: headline[i].clone(),
+            source: source[i].clone(),
+            id: id[i].clone(),
+            url: url[i].clone(),
+            updated_us: updated[i],
+            first_seen_us: first[i].unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// Every source's month partitions under `out`, in one sorted file `out/headlines.parquet`;
+/// returns its path and row count.
+pub fn write_combined(out: &Path) -> Result<(PathBuf, usize)> {
+    let mut rows = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .map_err(|e| Error::io(out, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        for p in month_files(&d)? {
+            rows.extend(read_rows(&p)?);
+        }
+    }
+    sort_rows(&mut rows);
+    let path = out.join("headlines.parquet");
+    write_rows(&path, &rows)?;
+    Ok((path, rows.len()))
+}
+
+/// The `YYYY-MM.parquet` partitions in a source folder, sorted.
+pub fn month_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            n.len() == "YYYY-MM.parquet".len()
+                && n.ends_with(".parquet")
+                && n.as_bytes()[4] == b'-'
+                && !n.starts_with('.')
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
