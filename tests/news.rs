@@ -598,9 +598,9 @@ fn polygon_follows_next_url_and_stamps_published_utc() {
 }
 
 #[test]
-fn tiingo_pages_by_offset_and_stamps_the_earlier_of_published_and_crawl() {
-    // 230 articles a day apart from 2024-01-01 (three pages of 100), each crawled an hour later;
-    // article 7 claims a publication time after its crawl (the crawl wins), 8 lists ZZZZ too.
+fn tiingo_pages_by_offset_and_stamps_crawl_date() {
+    // 230 articles six hours apart from 2024-01-01 (three pages of 100), each crawled an hour
+    // later; article 7 claims a publication time after its crawl, 8 lists ZZZZ too.
     let arts: Vec<Value> = (0..230)
         .map(|i| {
             let p = us("2024-01-01T12:00:00Z") + i * 3_600_000_000 * 6;
@@ -629,9 +629,17 @@ fn tiingo_pages_by_offset_and_stamps_the_earlier_of_published_and_crawl() {
     let rows = rows_of(&out.join("headlines.parquet"));
     assert_eq!(rows.len(), 230, "{s}");
     let seven = rows.iter().find(|r| r.2 == "5007").unwrap();
-    assert_eq!(seven.1, us("2024-01-01T12:00:00Z") + 7 * 3_600_000_000 * 6 - 3_600_000_000, "crawlDate earlier wins");
+    assert_eq!(
+        seven.1,
+        us("2024-01-01T12:00:00Z") + 7 * 3_600_000_000 * 6 - 3_600_000_000,
+        "crawlDate, even when earlier"
+    );
     let six = rows.iter().find(|r| r.2 == "5006").unwrap();
-    assert_eq!(six.1, us("2024-01-01T12:00:00Z") + 6 * 3_600_000_000 * 6, "publishedDate otherwise");
+    assert_eq!(
+        six.1,
+        us("2024-01-01T12:00:00Z") + 6 * 3_600_000_000 * 6 + 3_600_000_000,
+        "crawlDate, not publishedDate"
+    );
     assert!(s.added.duplicate >= 1 && s.added.unmapped == 1, "{s}");
     common_checks(&s, elapsed, &out, || fetch(&a).unwrap());
 }

@@ -139,7 +139,7 @@ pub struct FetchSummary {
     pub skipped: usize,
     /// Tickers the source does not know (e.g. no CIK on SEC's list).
     pub unknown: Vec<String>,
-    /// Rows added, duplicates seen, unmapped rows kept aside, items outside the range.
+    /// Rows added, duplicates seen, unmapped rows kept aside, items stamped before --from.
     pub added: Added,
     /// Requests sent and retries among them.
     pub requests: u64,
@@ -157,8 +157,8 @@ impl fmt::Display for FetchSummary {
         writeln!(f, "news {}: {} ticker(s), {} already covered", self.source, self.tickers, self.skipped)?;
         writeln!(
             f,
-            "  rows: {} new, {} duplicate(s) ignored, {} for symbols outside the universe (kept in {}/unmapped.parquet), {} outside the dates",
-            a.new, a.duplicate, a.unmapped, self.source, a.out_of_range
+            "  rows: {} new, {} duplicate(s) ignored, {} for symbols outside the universe (kept in {}/unmapped.parquet), {} stamped before --from (not kept)",
+            a.new, a.duplicate, a.unmapped, self.source, a.before_start
         )?;
         if !self.unknown.is_empty() {
             writeln!(f, "  unknown to the source (nothing fetched): {}", self.unknown.join(", "))?;
@@ -214,9 +214,9 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
     let (base, overridden) = base_url(args, default_base(source))?;
     let http = connector_client(args, &base)?;
     let ctx = Ctx { http: &http, base, overridden, args };
-    let range = (day_start_us(args.from), day_start_us(args.to + chrono::Duration::days(1)));
-    let store = SourceStore::new(&args.out, source.name(), args.rule.clone(), &args.tickers, range);
+    let store = SourceStore::new(&args.out, source.name(), args.rule.clone(), &args.tickers, day_start_us(args.from));
     std::fs::create_dir_all(&store.dir).map_err(|e| Error::io(&store.dir, e))?;
+    let _lock = lock(&store.dir)?;
     let mut state = FetchState::load(&store.dir)?;
     let mut summary = FetchSummary { source: source.name().into(), tickers: args.tickers.len(), ..Default::default() };
     let bar = progress_bar(args, source);
@@ -250,11 +250,30 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
     Ok(summary)
 }
 
+/// One fetch per source folder at a time: an exclusive lock on `<dir>/.lock`, held until dropped.
+fn lock(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Config(format!(
+            "{}: another news fetch is writing this folder; wait for it to finish (or use another --out)",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
 fn add_counts(total: &mut Added, a: Added) {
     total.new += a.new;
     total.duplicate += a.duplicate;
     total.unmapped += a.unmapped;
-    total.out_of_range += a.out_of_range;
+    total.before_start += a.before_start;
 }
 
 /// What a source needs before the per-ticker loop (SEC: the ticker → CIK list).

@@ -63,8 +63,10 @@ pub struct Added {
     pub duplicate: usize,
     /// New rows for symbols outside the universe (kept in unmapped.parquet).
     pub unmapped: usize,
-    /// Items outside the asked date range (not stored).
-    pub out_of_range: usize,
+    /// Items stamped before the first day asked (a vendor's boundary slop; not stored). Items
+    /// stamped after the last day are kept: a late stamp is the honest one for an article the
+    /// vendor returned for the asked days.
+    pub before_start: usize,
 }
 
 /// The store of one source under the output folder.
@@ -74,20 +76,20 @@ pub struct SourceStore {
     source: String,
     rule: TickerRule,
     universe: HashSet<String>,
-    range: (i64, i64),
+    start: i64,
     now_us: i64,
 }
 
 impl SourceStore {
     /// The store for `source` under `out`, mapping the `universe` symbols through `rule`, keeping
-    /// items published in `[range.0, range.1)`.
-    pub fn new(out: &Path, source: &str, rule: TickerRule, universe: &[String], range: (i64, i64)) -> Self {
+    /// items stamped from `start` on.
+    pub fn new(out: &Path, source: &str, rule: TickerRule, universe: &[String], start: i64) -> Self {
         SourceStore {
             dir: out.join(source),
             source: source.to_string(),
             rule,
             universe: universe.iter().map(|s| s.trim().to_ascii_uppercase()).collect(),
-            range,
+            start,
             now_us: chrono::Utc::now().timestamp_micros(),
         }
     }
@@ -109,8 +111,8 @@ impl SourceStore {
         let mut added = Added::default();
         let (mut mapped, mut aside) = (Vec::new(), Vec::new());
         for it in items {
-            if it.published_us < self.range.0 || it.published_us >= self.range.1 {
-                added.out_of_range += 1;
+            if it.published_us < self.start {
+                added.before_start += 1;
                 continue;
             }
             let symbols: Vec<&String> = if it.symbols.is_empty() { vec![&it.id] } else { it.symbols.iter().collect() };

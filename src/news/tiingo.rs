@@ -1,9 +1,11 @@
 //! Tiingo news: `GET /tiingo/news?tickers&startDate&endDate&limit&offset&sortBy=publishedDate`
 //! with the key in an `Authorization: Token` header; paged by `offset` until a short page.
 //!
-//! Time: the earlier of `publishedDate` (the publisher's time, which Tiingo passes on) and
-//! `crawlDate` (when Tiingo stored it, stamped by Tiingo itself): the text was known by then.
-//! `crawlDate` later than `publishedDate` is the usual case and changes nothing.
+//! Time: `crawlDate`, when Tiingo added the story to its database, stamped by Tiingo itself at
+//! the time. `publishedDate` is the publisher's claim, which Tiingo passes on without control
+//! over its accuracy (date-only, wrong-zone or backdated stamps happen), so it is never used: a
+//! story is known through Tiingo from its crawl on. Back-filled history is therefore stamped
+//! late (never early). Stories without a `crawlDate` are skipped.
 
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -55,10 +57,7 @@ fn item(a: &Value) -> Option<Item> {
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|d| d.timestamp_micros())
     };
-    let published = match (stamp("publishedDate"), stamp("crawlDate")) {
-        (Some(p), Some(c)) => p.min(c),
-        (p, c) => p.or(c)?,
-    };
+    let published = stamp("crawlDate")?;
     let id = match a.get("id")? {
         Value::String(s) => s.clone(),
         other => other.to_string(),
