@@ -310,7 +310,15 @@ fn alpaca_article(id: i64, created: &str, updated: &str, symbols: &[&str], headl
 
 /// `revised`: the second version of article 3 (headline and updated_at changed).
 fn alpaca_mock(revised: bool) -> Mock {
+    alpaca_mock_with(revised, Arc::new(std::sync::atomic::AtomicBool::new(false)))
+}
+
+/// As [`alpaca_mock`]; while `hang` is set, the third AAPL page never comes (for a kill test).
+fn alpaca_mock_with(revised: bool, hang: Arc<std::sync::atomic::AtomicBool>) -> Mock {
     serve("/v1beta1/news", move |req, _| {
+        if req.query.get("page_token").map(String::as_str) == Some("p3") && hang.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_secs(30));
+        }
         if req.headers.get("apca-api-key-id").map(String::as_str) != Some(ALPACA_KEY)
             || req.headers.get("apca-api-secret-key").map(String::as_str) != Some(ALPACA_SECRET)
         {
@@ -480,6 +488,70 @@ fn cli_fetch_then_join_reads_the_output_and_no_key_is_printed() {
     assert_eq!(by[&("AAPL US".into(), "20240216".into())], (Some("Apple and Microsoft in talks".into()), Some(3)));
     assert_eq!(by[&("MSFT US".into(), "20240216".into())].0.as_deref(), Some("Apple and Microsoft in talks"));
     assert_eq!(by[&("MSFT US".into(), "20240112".into())].0, None);
+}
+
+#[test]
+fn a_fetch_killed_mid_ticker_resumes_without_duplicates() {
+    let hang = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mock = alpaca_mock_with(false, hang.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("news");
+    let cli = |out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_signalkit"));
+        c.args([
+            "news",
+            "fetch",
+            "--source",
+            "alpaca",
+            "--tickers",
+            "AAPL,MSFT",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-02-14",
+        ])
+        .arg("--out")
+        .arg(out)
+        .args(["--base-url", &mock.url, "--rate", "6000", "--quiet", "--max-tries", "1"])
+        .env("APCA_API_KEY_ID", ALPACA_KEY)
+        .env("APCA_API_SECRET_KEY", ALPACA_SECRET)
+        .env("HOME", dir.path());
+        c
+    };
+    // The mock answers 429, then 503, first: two runs of one try each take them.
+    let _ = cli(&out).output().unwrap();
+    let _ = cli(&out).output().unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    let mut child = cli(&out).spawn().unwrap();
+    let t0 = Instant::now();
+    while !mock.requests().iter().any(|r| r.query.get("page_token").map(String::as_str) == Some("p3")) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the fetch never reached page 3");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = rows_of(&out.join("alpaca/2024-02.parquet"));
+    assert_eq!(partial.len(), 1, "pages 1 and 2 were stored before the kill: {partial:?}");
+    assert!(!out.join("alpaca/state.json").exists(), "AAPL was not finished");
+    hang.store(false, Ordering::SeqCst);
+    let o = cli(&out).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    // Pages 1-2 again (6 rows, ZZZZ included) and MSFT (2) are duplicates; only page 3 is new.
+    assert!(text.contains("2 new, 8 duplicate"), "{text}");
+    let ids: Vec<(String, String)> = rows_of(&out.join("headlines.parquet")).into_iter().map(|r| (r.0, r.2)).collect();
+    let want: Vec<(String, String)> =
+        [("AAPL US", "1"), ("AAPL US", "2"), ("AAPL US", "3"), ("AAPL US", "4"), ("MSFT US", "4")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+    assert_eq!(ids, want);
+    let leftovers: Vec<_> = std::fs::read_dir(out.join("alpaca"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary file is left behind");
 }
 
 #[test]
