@@ -181,7 +181,11 @@ fn common_checks(first: &FetchSummary, elapsed: Duration, out: &Path, mut again:
     assert_eq!(keys.len(), rows.len(), "no (ticker, id) twice");
     let repeat = again();
     assert_eq!(repeat.added.new, 0, "a repeated fetch adds nothing: {repeat}");
-    assert_eq!(repeat.skipped, repeat.tickers, "the state says every ticker is covered: {repeat}");
+    assert_eq!(
+        repeat.skipped + repeat.unknown.len(),
+        repeat.tickers,
+        "the state says every ticker is covered (a ticker the source does not know is asked again): {repeat}"
+    );
     let src = out.join(&first.source);
     std::fs::remove_file(src.join("state.json")).unwrap();
     let resumed = again();
@@ -631,6 +635,34 @@ fn finnhub_pages_by_week_and_stamps_datetime() {
     assert_eq!(windows.first().unwrap(), &("2024-01-01".to_string(), "2024-01-07".to_string()));
     assert_eq!(windows.len(), 5, "five week-long windows cover January: {windows:?}");
     common_checks(&s, elapsed, &out, || fetch(&a).unwrap());
+}
+
+#[test]
+fn finnhub_asks_a_busy_week_again_day_by_day() {
+    // 120 articles in the first week; the mock caps every answer at 100, so only the day-by-day
+    // requests find them all.
+    let mock = serve("/none", |req, _| {
+        let (from, to) = (day(&req.query["from"]), day(&req.query["to"]));
+        let all: Vec<Value> = (0..120i64)
+            .map(|i| {
+                let t = us("2024-01-01T00:30:00Z") / 1_000_000 + i * 4800;
+                json!({"category": "company", "datetime": t, "headline": format!("busy {i}"), "id": 900 + i, "related": "AAPL",
+                       "source": "x", "summary": "", "url": ""})
+            })
+            .filter(|a| {
+                let d = chrono::DateTime::from_timestamp(a["datetime"].as_i64().unwrap(), 0).unwrap().date_naive();
+                d >= from && d <= to
+            })
+            .take(100)
+            .collect();
+        ok(Value::Array(all))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("news");
+    let s =
+        fetch(&args(Source::Finnhub, &mock, &out, &[("FINNHUB_API_KEY", "k1234")], &["AAPL"], "2024-01-14")).unwrap();
+    assert_eq!(s.added.new, 120, "every article of the busy week is found: {s}");
+    assert_eq!(rows_of(&out.join("headlines.parquet")).len(), 120);
 }
 
 #[test]

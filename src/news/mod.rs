@@ -234,11 +234,12 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
             add_counts(&mut summary.added, a);
             Ok(())
         };
-        let known = fetch_one(&ctx, &resolver, &sym, from, to, &mut sink)?;
-        if !known {
+        if fetch_one(&ctx, &resolver, &sym, from, to, &mut sink)? {
+            state.done(&sym, from, to)?;
+        } else {
+            // Not marked covered: a later run asks again (the source may list it by then).
             summary.unknown.push(sym.clone());
         }
-        state.done(&sym, from, to)?;
         bar.inc(1);
     }
     bar.finish_and_clear();

@@ -30,10 +30,12 @@ mod ymd {
     use chrono::NaiveDate;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes a date as YYYY-MM-DD.
     pub fn serialize<S: Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&d.format("%Y-%m-%d").to_string())
     }
 
+    /// Reads a YYYY-MM-DD date.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
         let t = String::deserialize(d)?;
         NaiveDate::parse_from_str(&t, "%Y-%m-%d").map_err(serde::de::Error::custom)
