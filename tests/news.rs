@@ -534,8 +534,10 @@ fn a_fetch_killed_mid_ticker_resumes_without_duplicates() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let partial = rows_of(&out.join("alpaca/2024-02.parquet"));
-    assert_eq!(partial.len(), 1, "pages 1 and 2 were stored before the kill: {partial:?}");
+    let pending: Vec<_> =
+        std::fs::read_dir(out.join("alpaca/pending")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let stored: usize = pending.iter().map(|p| rows_of(p).len()).sum();
+    assert_eq!(stored, 6, "pages 1 and 2 were stored (as pending pages) before the kill: {pending:?}");
     assert!(!out.join("alpaca/state.json").exists(), "AAPL was not finished");
     hang.store(false, Ordering::SeqCst);
     let o = cli(&out).output().unwrap();
@@ -556,6 +558,8 @@ fn a_fetch_killed_mid_ticker_resumes_without_duplicates() {
         .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "no temporary file is left behind");
+    let left = std::fs::read_dir(out.join("alpaca/pending")).unwrap().count();
+    assert_eq!(left, 0, "the pending pages were merged into the month files");
 }
 
 #[test]

@@ -217,6 +217,8 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
     let store = SourceStore::new(&args.out, source.name(), args.rule.clone(), &args.tickers, day_start_us(args.from));
     std::fs::create_dir_all(&store.dir).map_err(|e| Error::io(&store.dir, e))?;
     let _lock = lock(&store.dir)?;
+    // Pages a killed fetch stored but did not merge yet.
+    store.compact()?;
     let mut state = FetchState::load(&store.dir)?;
     let mut summary = FetchSummary { source: source.name().into(), tickers: args.tickers.len(), ..Default::default() };
     let bar = progress_bar(args, source);
@@ -245,6 +247,7 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
     bar.finish_and_clear();
     summary.requests = http.requests.get();
     summary.retries = http.retries.get();
+    store.compact()?;
     let (combined, n) = store::write_combined(&args.out)?;
     summary.combined = combined;
     summary.combined_rows = n;

@@ -4,7 +4,14 @@
 //! kept aside in `unmapped.parquet`; and `headlines.parquet`, every source's partitions in one
 //! file. Every write is atomic; a record already stored keeps its `published_at`, headline and
 //! `first_seen_at` (a revision never moves a headline earlier), only `updated_at` advances.
+//!
+//! Each page is written at once, atomically, as a new file under `<source>/pending/` (named by
+//! time and sequence, so their order is the order they were seen); [`SourceStore::compact`]
+//! merges the pending pages into the month files, one rewrite per month per fetch, and deletes
+//! them. A fetch compacts what a killed one left before it starts. New and duplicate rows are
+//! counted at once against an index of the stored keys.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -78,6 +85,9 @@ pub struct SourceStore {
     universe: HashSet<String>,
     start: i64,
     now_us: i64,
+    /// Target file name (`YYYY-MM.parquet`, `unmapped.parquet`) → its stored and pending keys.
+    index: RefCell<HashMap<String, HashSet<(String, String)>>>,
+    seq: Cell<u64>,
 }
 
 impl SourceStore {
@@ -91,6 +101,8 @@ impl SourceStore {
             universe: universe.iter().map(|s| s.trim().to_ascii_uppercase()).collect(),
             start,
             now_us: chrono::Utc::now().timestamp_micros(),
+            index: RefCell::new(HashMap::new()),
+            seq: Cell::new(0),
         }
     }
 
@@ -106,7 +118,7 @@ impl SourceStore {
         }
     }
 
-    /// Stores one page: rows merged into their month partitions and unmapped.parquet.
+    /// Stores one page: one pending file, counted against the stored keys.
     pub fn add(&self, items: &[Item]) -> Result<Added> {
         let mut added = Added::default();
         let (mut mapped, mut aside) = (Vec::new(), Vec::new());
@@ -118,27 +130,77 @@ impl SourceStore {
             let symbols: Vec<&String> = if it.symbols.is_empty() { vec![&it.id] } else { it.symbols.iter().collect() };
             for sym in symbols {
                 let sym = sym.trim().to_ascii_uppercase();
-                match self.ticker_of(&sym) {
-                    Some(t) => mapped.push(self.row(it, t, sym)),
-                    None => aside.push(self.row(it, sym.clone(), sym)),
+                let (row, target) = match self.ticker_of(&sym) {
+                    Some(t) => (self.row(it, t, sym), None),
+                    None => (self.row(it, sym.clone(), sym), Some(UNMAPPED.to_string())),
+                };
+                let target = target.unwrap_or_else(|| format!("{}.parquet", month_of(row.published_us)));
+                let new = self.index_of(&target)?.insert((row.ticker.clone(), row.id.clone()));
+                match (new, target == UNMAPPED) {
+                    (true, true) => added.unmapped += 1,
+                    (true, false) => added.new += 1,
+                    (false, _) => added.duplicate += 1,
                 }
+                if target == UNMAPPED { aside.push(row) } else { mapped.push(row) }
             }
         }
-        let mut by_month: BTreeMap<String, Vec<Row>> = BTreeMap::new();
-        for r in mapped {
-            by_month.entry(month_of(r.published_us)).or_default().push(r);
-        }
-        for (month, rows) in by_month {
-            let (n, d) = merge_into(&self.dir.join(format!("{month}.parquet")), rows)?;
-            added.new += n;
-            added.duplicate += d;
-        }
-        if !aside.is_empty() {
-            let (n, d) = merge_into(&self.dir.join("unmapped.parquet"), aside)?;
-            added.unmapped += n;
-            added.duplicate += d;
+        let n = self.seq.get() + 1;
+        self.seq.set(n);
+        let stem = format!("{:020}-{n:08}", chrono::Utc::now().timestamp_micros());
+        for (rows, kind) in [(mapped, "m"), (aside, "u")] {
+            if !rows.is_empty() {
+                write_rows(&self.dir.join(PENDING).join(format!("{stem}-{kind}.parquet")), &rows)?;
+            }
         }
         Ok(added)
+    }
+
+    /// The keys stored in (or pending for) `target`, loaded on first use.
+    fn index_of(&self, target: &str) -> Result<std::cell::RefMut<'_, HashSet<(String, String)>>> {
+        if !self.index.borrow().contains_key(target) {
+            let path = self.dir.join(target);
+            let keys = if path.exists() {
+                read_rows(&path)?.into_iter().map(|r| (r.ticker, r.id)).collect()
+            } else {
+                HashSet::new()
+            };
+            self.index.borrow_mut().insert(target.to_string(), keys);
+        }
+        Ok(std::cell::RefMut::map(self.index.borrow_mut(), |m| m.get_mut(target).expect("just inserted")))
+    }
+
+    /// Merges every pending page into its month file (or unmapped.parquet), oldest first, then
+    /// deletes the pages; returns how many were merged.
+    pub fn compact(&self) -> Result<usize> {
+        let dir = self.dir.join(PENDING);
+        if !dir.exists() {
+            return Ok(0);
+        }
+        let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "parquet")
+                    && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        parts.sort();
+        let mut by_target: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+        for p in &parts {
+            let unmapped = p.to_string_lossy().ends_with("-u.parquet");
+            for r in read_rows(p)? {
+                let target =
+                    if unmapped { UNMAPPED.to_string() } else { format!("{}.parquet", month_of(r.published_us)) };
+                by_target.entry(target).or_default().push(r);
+            }
+        }
+        for (target, rows) in by_target {
+            merge_into(&self.dir.join(target), rows)?;
+        }
+        for p in &parts {
+            std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+        }
+        Ok(parts.len())
     }
 
     fn row(&self, it: &Item, ticker: String, symbol: String) -> Row {
@@ -155,6 +217,11 @@ impl SourceStore {
         }
     }
 }
+
+/// The folder of pending pages inside a source folder.
+pub const PENDING: &str = "pending";
+/// The file of rows for symbols outside the universe.
+pub const UNMAPPED: &str = "unmapped.parquet";
 
 /// `YYYY-MM` of an instant (UTC).
 pub fn month_of(us: i64) -> String {
