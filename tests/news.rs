@@ -751,3 +751,55 @@ fn tiingo_pages_by_offset_and_stamps_crawl_date() {
     assert!(s.added.duplicate >= 1 && s.added.unmapped == 1, "{s}");
     common_checks(&s, elapsed, &out, || fetch(&a).unwrap());
 }
+
+/// Throughput on loopback: 200 tickers × 5 pages × 50 articles (50,000 rows over two months).
+/// `cargo test --release --test news -- --ignored --nocapture throughput`
+#[test]
+#[ignore]
+fn throughput() {
+    let mock = serve("/none", |req, _| {
+        let sym = req.query.get("symbols").cloned().unwrap_or_default();
+        let page: usize = req.query.get("page_token").map_or(0, |t| t.parse().unwrap());
+        let news: Vec<Value> = (0..50)
+            .map(|k| {
+                let i = page * 50 + k;
+                let t = us("2024-01-01T00:00:00Z") + (i as i64) * 4_000_000_000 + sym.len() as i64;
+                let ts = chrono::DateTime::from_timestamp_micros(t).unwrap().to_rfc3339();
+                alpaca_article(
+                    (sym[1..].parse::<i64>().unwrap()) * 1000 + i as i64,
+                    &ts,
+                    &ts,
+                    &[&sym],
+                    &format!("{sym} story {i}"),
+                )
+            })
+            .collect();
+        let next = (page < 4).then(|| (page + 1).to_string());
+        ok(json!({"news": news, "next_page_token": next}))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("news");
+    let tickers: Vec<String> = (0..200).map(|i| format!("T{i:03}")).collect();
+    let refs: Vec<&str> = tickers.iter().map(String::as_str).collect();
+    let mut a = args(
+        Source::Alpaca,
+        &mock,
+        &out,
+        &[("APCA_API_KEY_ID", "k1234"), ("APCA_API_SECRET_KEY", "s1234")],
+        &refs,
+        "2024-03-31",
+    );
+    a.rate_per_minute = Some(1e9);
+    let t0 = Instant::now();
+    let s = fetch(&a).unwrap();
+    let first = t0.elapsed();
+    let t1 = Instant::now();
+    let again = fetch(&a).unwrap();
+    println!(
+        "first fetch: {first:?} ({} requests, {} rows); repeat: {:?}\n{s}\n{again}",
+        s.requests,
+        s.combined_rows,
+        t1.elapsed()
+    );
+    assert_eq!(s.combined_rows, 50_000);
+}
