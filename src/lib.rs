@@ -3,7 +3,8 @@
 //! Stages (ARCHITECTURE.md draws the data flow): [`data`] ingest, [`pit`] point-in-time join, [`encode`] headline encoder
 //! and store, [`features`] feature table, [`train`] LightGBM, [`metrics`] Numerai scoring,
 //! [`evaluate`] out-of-sample reports, [`run`] the whole chain from a [`config`], [`sample`] synthetic data.
-//! [`numerai`]: the Numerai API client, submission validation and upload.
+//! [`numerai`]: the Numerai API client, submission validation and upload. [`news`]: headlines
+//! fetched point-in-time from news APIs (SEC EDGAR, Alpaca, Finnhub, Polygon, Tiingo).
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
 pub mod config;
