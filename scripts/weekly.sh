@@ -18,7 +18,17 @@
 #   MODEL_NAME     your Signals model's name on numer.ai                                  (required)
 #   MODEL          trained model, e.g. models/model.txt (with model.json beside it)        (required)
 #   HEADLINES_DIR  folder with the headlines of the look-back window (30 days by default):
-#                  one CSV/Parquet/JSONL file, or several CSV files with the same header  (required)
+#                  one CSV/Parquet/JSONL file, or several CSV files with the same header
+#                  (required unless NEWS_SOURCE is set)
+#   NEWS_SOURCE    fetch the headlines instead: `signalkit news fetch` from these sources,
+#                  comma-separated (sec, alpaca, finnhub, polygon, tiingo); HEADLINES_DIR is then unused
+#   NEWS_TICKERS   the symbols to fetch: a file (one per line, or CSV with a ticker column) or
+#                  AAPL,MSFT                                      (required with NEWS_SOURCE)
+#   NEWS_DIR       news folder kept between weeks (fetch state, monthly partitions)  [~/.signalkit/news]
+#   NEWS_DAYS      days back from today to fetch (only what the state lacks is asked)  [35]
+#   NEWS_OPTS      extra options for `signalkit news fetch`, e.g. "--ticker-map map.csv --rate 100";
+#                  keys come from the environment (SEC_USER_AGENT, APCA_API_KEY_ID, ...) or
+#                  ~/.signalkit/credentials (mode 600)
 #   STORE          encoder store folder, kept between weeks      [~/.signalkit/store]
 #   ENCODE_MODEL   encoder: hub id or local folder; the same one the model was trained with
 #                  [ProsusAI/finbert]
@@ -45,7 +55,16 @@ die() {
 
 : "${MODEL_NAME:?set MODEL_NAME to your Signals model name}"
 : "${MODEL:?set MODEL to the trained model file (model.txt)}"
-: "${HEADLINES_DIR:?set HEADLINES_DIR to the folder holding the headlines of the week}"
+NEWS_SOURCE=${NEWS_SOURCE:-}
+if [[ -z $NEWS_SOURCE ]]; then
+    : "${HEADLINES_DIR:?set HEADLINES_DIR to the folder holding the headlines of the week (or NEWS_SOURCE to fetch them)}"
+else
+    : "${NEWS_TICKERS:?set NEWS_TICKERS to the symbols to fetch news for (a file or AAPL,MSFT)}"
+fi
+HEADLINES_DIR=${HEADLINES_DIR:-}
+NEWS_DIR=${NEWS_DIR:-$HOME/.signalkit/news}
+NEWS_DAYS=${NEWS_DAYS:-35}
+NEWS_OPTS=${NEWS_OPTS:-}
 STORE=${STORE:-$HOME/.signalkit/store}
 ENCODE_MODEL=${ENCODE_MODEL:-ProsusAI/finbert}
 ENCODE_OPTS=${ENCODE_OPTS:-}
@@ -65,7 +84,7 @@ if [[ -z ${SIGNALKIT:-} ]]; then
 fi
 [[ -x $SIGNALKIT ]] || die "signalkit binary not found at '$SIGNALKIT': build it (cargo build --release) or set SIGNALKIT"
 [[ -f $MODEL ]] || die "model file '$MODEL' not found: train one (signalkit train) or fix MODEL"
-[[ -d $HEADLINES_DIR ]] || die "headlines folder '$HEADLINES_DIR' not found: fix HEADLINES_DIR"
+[[ -n $NEWS_SOURCE || -d $HEADLINES_DIR ]] || die "headlines folder '$HEADLINES_DIR' not found: fix HEADLINES_DIR"
 
 WORK="$WORK_ROOT/$WEEK"
 mkdir -p "$WORK"
@@ -131,25 +150,38 @@ else
     [[ $base == live.parquet ]] || mv -f "$WORK/$base" "$WORK/live.parquet"
 fi
 
-# 2. This week's headlines: one file as is, or several CSV files joined under one header.
-mapfile -t files < <(find "$HEADLINES_DIR" -maxdepth 1 -type f \
-    \( -name '*.csv' -o -name '*.parquet' -o -name '*.pq' -o -name '*.jsonl' -o -name '*.ndjson' \) | LC_ALL=C sort)
-((${#files[@]} > 0)) || die "no headline files (*.csv, *.parquet, *.jsonl) in $HEADLINES_DIR"
-if ((${#files[@]} == 1)); then
-    HEADLINES=${files[0]}
-else
-    HEADLINES="$WORK/headlines.csv"
-    header=$(head -n 1 "${files[0]}")
-    tmp="$WORK/.headlines.csv.tmp"
-    echo "$header" >"$tmp"
-    for f in "${files[@]}"; do
-        [[ $f == *.csv ]] || die "$f: several headline files must all be CSV (or give one file)"
-        [[ $(head -n 1 "$f") == "$header" ]] || die "$f: its header differs from ${files[0]}'s; use the same columns"
-        tail -n +2 "$f" | sed -e '$a\' >>"$tmp"
+# 2. This week's headlines: fetched (NEWS_SOURCE), or one file as is, or several CSV files joined
+#    under one header.
+if [[ -n $NEWS_SOURCE ]]; then
+    from=$(date -u -d "-$NEWS_DAYS days" +%F)
+    to=$(date -u +%F)
+    IFS=',' read -r -a sources <<<"$NEWS_SOURCE"
+    for src in "${sources[@]}"; do
+        # shellcheck disable=SC2086  # NEWS_OPTS is an option list
+        sk news fetch --source "$src" --tickers "$NEWS_TICKERS" --from "$from" --to "$to" --out "$NEWS_DIR" --quiet $NEWS_OPTS
     done
-    mv -f "$tmp" "$HEADLINES"
+    HEADLINES="$NEWS_DIR/headlines.parquet"
+    log "headlines: $HEADLINES (fetched from $NEWS_SOURCE, $from to $to)"
+else
+    mapfile -t files < <(find "$HEADLINES_DIR" -maxdepth 1 -type f \
+        \( -name '*.csv' -o -name '*.parquet' -o -name '*.pq' -o -name '*.jsonl' -o -name '*.ndjson' \) | LC_ALL=C sort)
+    ((${#files[@]} > 0)) || die "no headline files (*.csv, *.parquet, *.jsonl) in $HEADLINES_DIR"
+    if ((${#files[@]} == 1)); then
+        HEADLINES=${files[0]}
+    else
+        HEADLINES="$WORK/headlines.csv"
+        header=$(head -n 1 "${files[0]}")
+        tmp="$WORK/.headlines.csv.tmp"
+        echo "$header" >"$tmp"
+        for f in "${files[@]}"; do
+            [[ $f == *.csv ]] || die "$f: several headline files must all be CSV (or give one file)"
+            [[ $(head -n 1 "$f") == "$header" ]] || die "$f: its header differs from ${files[0]}'s; use the same columns"
+            tail -n +2 "$f" | sed -e '$a\' >>"$tmp"
+        done
+        mv -f "$tmp" "$HEADLINES"
+    fi
+    log "headlines: $HEADLINES (${#files[@]} file(s))"
 fi
-log "headlines: $HEADLINES (${#files[@]} file(s))"
 
 # 3. Encode (the store skips texts it already has), join, features, predict.
 # shellcheck disable=SC2086  # ENCODE_OPTS, PIT_OPTS and FEATURES_OPTS are option lists

@@ -3,7 +3,8 @@
 //! Stages (ARCHITECTURE.md draws the data flow): [`data`] ingest, [`pit`] point-in-time join, [`encode`] headline encoder
 //! and store, [`features`] feature table, [`train`] LightGBM, [`metrics`] Numerai scoring,
 //! [`evaluate`] out-of-sample reports, [`run`] the whole chain from a [`config`], [`sample`] synthetic data.
-//! [`numerai`]: the Numerai API client, submission validation and upload.
+//! [`numerai`]: the Numerai API client, submission validation and upload. [`news`]: headlines
+//! fetched point-in-time from news APIs (SEC EDGAR, Alpaca, Finnhub, Polygon, Tiingo).
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
 pub mod config;
@@ -13,8 +14,10 @@ pub mod era;
 pub mod error;
 pub mod evaluate;
 pub mod features;
+pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod news;
 pub mod numerai;
 pub mod pit;
 pub mod provenance;

@@ -21,5 +21,6 @@ fn main() -> Result<()> {
         Command::Datasets(c) => c.run(),
         Command::Download(c) => c.run(),
         Command::Submit(c) => c.run(),
+        Command::News(c) => c.run(),
     }
 }

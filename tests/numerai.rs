@@ -1156,6 +1156,74 @@ fn weekly_script_end_to_end_against_the_mock() {
     assert!(log.contains("FAILED (exit 1) in step: signalkit predict"), "{log}");
     assert!(log.contains("window 30 days vs 7 days"), "{log}");
     assert_eq!((puts(), server.count()), (uploads, 2));
+
+    // NEWS_SOURCE: the job fetches the week's news itself (SEC EDGAR, from a loopback mock), with
+    // no HEADLINES_DIR, and runs the same steps on what it fetched: one 8-K per company, two days
+    // before the live Friday, NEWS_DAYS reaching back to it.
+    let symbols: Vec<String> = {
+        let mut v: Vec<String> =
+            strs(&t, "bloomberg_ticker").into_iter().flatten().map(|s| s.trim_end_matches(" US").to_string()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let accepted = format!("{}T10:00:00.000Z", (live_date - chrono::Duration::days(2)).format("%Y-%m-%d"));
+    let items = ["1.01", "2.02", "5.02", "8.01", "7.01"];
+    let syms = symbols.clone();
+    let sec = serve(move |req, _, _| {
+        if req.path == "/files/company_tickers.json" {
+            let m: serde_json::Map<String, Value> = syms
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i.to_string(), json!({"cik_str": 1000 + i, "ticker": s, "title": s})))
+                .collect();
+            return ok(Value::Object(m));
+        }
+        let Some(i) = req
+            .path
+            .strip_prefix("/submissions/CIK")
+            .and_then(|r| r.strip_suffix(".json"))
+            .and_then(|c| c.parse::<usize>().ok())
+        else {
+            return Reply::Text(404, "{}".into());
+        };
+        let i = i - 1000;
+        ok(json!({"name": format!("{} Corp", syms[i]), "tickers": [syms[i]], "filings": {"recent": {
+            "accessionNumber": [format!("0000001234-26-{i:06}")], "filingDate": [&accepted[..10]], "acceptanceDateTime": [&accepted],
+            "form": ["8-K"], "items": [items[i % items.len()]], "primaryDocument": ["a.htm"], "primaryDocDescription": ["8-K"]}, "files": []}}))
+    });
+    let news_days = (chrono::Utc::now().date_naive() - live_date).num_days() + 10;
+    let news_dir = d.join("fetched-news");
+    let out = Command::new("bash")
+        .arg(&script)
+        .env("SIGNALKIT", bin)
+        .env("NUMERAI_API_URL", &mock.url)
+        .env("NUMERAI_PUBLIC_ID", PUBLIC)
+        .env("NUMERAI_SECRET_KEY", SECRET)
+        .env("MODEL_NAME", "mymodel")
+        .env("MODEL", &model)
+        .env_remove("HEADLINES_DIR")
+        .env("NEWS_SOURCE", "sec")
+        .env("NEWS_TICKERS", symbols.join(","))
+        .env("NEWS_DAYS", news_days.to_string())
+        .env("NEWS_OPTS", "--rate 60000")
+        .env("NEWS_DIR", &news_dir)
+        .env("SIGNALKIT_NEWS_BASE_URL", &sec.url)
+        .env("SEC_USER_AGENT", "Jane Doe jane@example.com")
+        .env("STORE", &store)
+        .env("ENCODE_MODEL", fixture)
+        .env("WORK_ROOT", &work)
+        .env("WEEK", "2026-W52")
+        .env("DRY_RUN", "1")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    assert_no_secret(&out);
+    assert!(out.status.success(), "weekly.sh with NEWS_SOURCE failed:\n{}", text(&out));
+    let log = std::fs::read_to_string(work.join("2026-W52/weekly.log")).unwrap();
+    assert!(log.contains("signalkit news fetch --source sec") && log.contains(&format!("{n} new")), "{log}");
+    assert!(log.contains("100.0% with a headline") && log.contains("DRY_RUN=1"), "{log}");
+    assert_eq!((puts(), server.count()), (uploads, 2));
 }
 
 fn read_table_any(p: &Path) -> DataFrame {

@@ -22,10 +22,12 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::StatusCode;
 use reqwest::blocking::Response;
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
+pub use crate::http::RetryPolicy;
+use crate::http::{check_private, error_chain};
 
 /// Numerai's GraphQL endpoint.
 pub const DEFAULT_API_URL: &str = "https://api-tournament.numer.ai";
@@ -183,54 +185,6 @@ fn unquote(v: &str) -> String {
     v.to_string()
 }
 
-#[cfg(unix)]
-fn check_private(path: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(Error::input(
-            path,
-            format!(
-                "holds an API secret but is readable by others (mode {mode:04o}); run `chmod 600 {}`",
-                path.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<()> {
-    Ok(())
-}
-
-/// How failed requests are retried: up to `max_attempts` tries, waiting `base_delay`, then twice
-/// that, and so on, capped at `max_delay` (a 429's `Retry-After` is honoured up to the cap).
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Total tries, the first included (1 = no retry).
-    pub max_attempts: u32,
-    /// Wait before the first retry.
-    pub base_delay: Duration,
-    /// Longest wait between tries.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { max_attempts: 5, base_delay: Duration::from_secs(2), max_delay: Duration::from_secs(60) }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `retry` (1-based).
-    pub fn delay(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.base_delay.saturating_mul(factor).min(self.max_delay)
-    }
-}
-
 /// Client settings.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -365,17 +319,8 @@ impl Client {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::Config(format!("API URL '{api_url}' must start with https:// (or http://)")));
         }
-        let mut builder = reqwest::blocking::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!("signalkit/", env!("CARGO_PKG_VERSION")));
-        if url
-            .host_str()
-            .is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
-        {
-            builder = builder.no_proxy();
-        }
-        let http = builder.build().map_err(|e| Error::Api(format!("cannot build the HTTP client: {e}")))?;
+        let http =
+            crate::http::blocking_client(&url, options.timeout, concat!("signalkit/", env!("CARGO_PKG_VERSION")))?;
         Ok(Client { http, api_url: url.to_string(), credentials, options })
     }
 
@@ -417,7 +362,7 @@ impl Client {
                             "{what}: {why} (gave up after {tries} tries); Numerai may be down or your network flaky — try again later"
                         )));
                     }
-                    let delay = after.map_or(policy.delay(n), |a| a.max(policy.delay(n))).min(policy.max_delay);
+                    let delay = policy.wait(n, after);
                     if self.options.log_retries {
                         eprintln!("numerai: {what}: {why}; retry {n}/{} in {:.1}s", tries - 1, delay.as_secs_f64());
                     }
@@ -440,17 +385,7 @@ impl Client {
 
     /// A transient HTTP status (429, 5xx) as a retry, with its `Retry-After`.
     fn retry_status<T>(resp: &Response) -> Option<Attempt<T>> {
-        let status = resp.status();
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            let after = resp
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            return Some(Attempt::Retry(format!("HTTP {status}"), after));
-        }
-        None
+        crate::http::transient(resp).map(|after| Attempt::Retry(format!("HTTP {}", resp.status()), after))
     }
 
     /// Posts a GraphQL query and returns its `data`.
@@ -1009,21 +944,6 @@ enum StreamError {
 fn operation_name(query: &str) -> String {
     let body = query.split_once('{').map_or(query, |(_, b)| b).trim_start();
     body.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
-}
-
-/// A reqwest error with its causes, e.g. "error sending request: connection refused".
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let s_msg = s.to_string();
-        if !msg.contains(&s_msg) {
-            msg.push_str(": ");
-            msg.push_str(&s_msg);
-        }
-        src = s.source();
-    }
-    msg
 }
 
 /// The start of a response body for an error message.
