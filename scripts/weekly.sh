@@ -44,6 +44,11 @@
 #   DATASET        Numerai's live universe file                  [signals/v2.1/live.parquet]
 #   SIGNALKIT      the signalkit binary        [signalkit on PATH, else target/release/signalkit]
 #   DRY_RUN=1      validate and print what would be sent; upload nothing
+#   GATE_OPTS      options for submit's churn gate, e.g. "--neutralizers N.parquet --sample-weights W.parquet"
+#                  (adds turnover) or "--history DIR"; the gate compares this week's signal with the
+#                  model's last five uploads and fails the week, before any upload, when churn ≥ 0.15
+#                  or turnover ≥ 0.25 (Numerai would set the stake to zero)
+#   ALLOW_CHURN=1  upload even above those limits (the numbers are still logged)
 # The API key comes from NUMERAI_PUBLIC_ID + NUMERAI_SECRET_KEY or ~/.numerai/credentials (mode 600);
 # NUMERAI_API_URL overrides the API endpoint. The script never prints the key.
 set -Eeuo pipefail
@@ -109,7 +114,12 @@ sk() {
 }
 
 log "start: model '$MODEL_NAME', work folder $WORK"
+GATE_OPTS=${GATE_OPTS:-}
 SUBMIT=(submit "$WORK/signal.csv" --model-name "$MODEL_NAME" --universe "$WORK/live.parquet")
+# shellcheck disable=SC2206 # GATE_OPTS is a list of options, split on purpose
+SUBMIT+=($GATE_OPTS)
+ALLOW=()
+[[ ${ALLOW_CHURN:-0} == 1 ]] && ALLOW=(--allow-churn)
 
 # Uploads signal.csv (at most one submission: see above) and writes the `submitted` marker from
 # the receipt. STEP is set here, in this shell: inside $(...) it would not reach the ERR trap.
@@ -117,7 +127,7 @@ upload() {
     STEP="upload: signalkit ${SUBMIT[*]}"
     log "$STEP"
     local out receipt
-    out=$("$SIGNALKIT" "${SUBMIT[@]}")
+    out=$("$SIGNALKIT" "${SUBMIT[@]}" "${ALLOW[@]}")
     echo "$out"
     receipt=$(sed -n 's/^receipt: //p' <<<"$out" | tail -n 1)
     [[ -n $receipt ]] || die "signalkit submit printed no receipt: look at the model's submissions on signals.numer.ai before running again"
@@ -128,7 +138,7 @@ upload() {
 
 if [[ -f $WORK/submitted ]]; then
     log "already submitted this week ($(head -n 1 "$WORK/submitted")); re-validating only"
-    sk "${SUBMIT[@]}" --dry-run
+    sk "${SUBMIT[@]}" --dry-run --allow-churn
     log "done (nothing uploaded)"
     exit 0
 fi
@@ -194,7 +204,7 @@ sk features --rows "$WORK/rows.parquet" --store "$STORE" --like "$MODEL" --out "
 sk predict --model "$MODEL" --features "$WORK/features.parquet" --out "$WORK/signal.csv"
 
 # 4. Validate, then upload (submit validates again before any network call).
-sk "${SUBMIT[@]}" --dry-run
+sk "${SUBMIT[@]}" "${ALLOW[@]}" --dry-run
 if [[ $DRY_RUN == 1 ]]; then
     log "DRY_RUN=1: nothing uploaded"
     exit 0

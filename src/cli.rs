@@ -281,6 +281,14 @@ pub struct PredictCmd {
     /// Write every era (with a date column), not only the latest (the live week).
     #[arg(long)]
     all_eras: bool,
+    /// Lower churn: keep this share (0 ≤ A < 1) of last week's rank, `A·last + (1 − A)·this`,
+    /// re-ranked; tickers without news this week decay toward 0.5. With --all-eras, each era is
+    /// blended with the one before (what a weekly job would have sent).
+    #[arg(long, value_name = "A", allow_hyphen_values = true)]
+    smooth: Option<f64>,
+    /// Last week's signal file, blended into the live week by --smooth.
+    #[arg(long, value_name = "LAST_SIGNAL", requires = "smooth")]
+    smooth_with: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -560,6 +568,8 @@ impl PredictCmd {
             features: self.input.features,
             out: self.out,
             latest_only: !self.all_eras,
+            smooth: self.smooth,
+            smooth_with: self.smooth_with,
         };
         let s = signalkit::train::predict(&args).context("predict failed")?;
         println!("predict: {s} → {}", args.out.display());

@@ -24,6 +24,7 @@ pub mod provenance;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod smooth;
 pub mod train;
 
 pub use encode::{EncodeArgs, EncodeSummary, encode_files};

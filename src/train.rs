@@ -453,6 +453,11 @@ pub struct PredictArgs {
     pub out: PathBuf,
     /// Keep only the latest era (the live week), as a submission wants.
     pub latest_only: bool,
+    /// Blend with last week's signal: the share of it kept (see [`crate::smooth`]).
+    pub smooth: Option<f64>,
+    /// Last week's signal file, blended into the live week (needs `smooth`); without it, every
+    /// era written is blended with the era before.
+    pub smooth_with: Option<PathBuf>,
 }
 
 /// What `predict` wrote.
@@ -502,7 +507,11 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     let latest = eras.iter().copied().max().unwrap_or(0);
     let keep: Vec<usize> = (0..eras.len()).filter(|&i| !args.latest_only || eras[i] == latest).collect();
     let kept_eras: Vec<i32> = keep.iter().map(|&i| eras[i]).collect();
-    let signal = rank_by_era(&keep.iter().map(|&i| raw[i]).collect::<Vec<_>>(), &kept_eras);
+    let kept_raw: Vec<f64> = keep.iter().map(|&i| raw[i]).collect();
+    let signal = match args.smooth {
+        Some(a) => smoothed(args, &t, &keep, &kept_raw, &kept_eras, a)?,
+        None => rank_by_era(&kept_raw, &kept_eras),
+    };
     let idx = IdxCa::from_vec("idx".into(), keep.iter().map(|&i| i as IdxSize).collect());
     let tickers = t.frame.column(&t.ticker_column).and_then(|c| c.take(&idx)).map_err(|e| Error::table(&t.path, e))?;
     let n_eras = crate::metrics::era_groups(&kept_eras).len();
@@ -516,6 +525,37 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     let provenance = Provenance { model: Some(InputFile::of(&model_file)?), ..live.unwrap_or_else(Provenance::new) };
     write_signal(&mut out, &args.out, &provenance)?;
     Ok(PredictSummary { rows: out.height(), eras: n_eras })
+}
+
+/// The kept rows' signal blended with last week's file (the live week) or era by era.
+fn smoothed(args: &PredictArgs, t: &KeyedTable, keep: &[usize], raw: &[f64], eras: &[i32], a: f64) -> Result<Vec<f64>> {
+    crate::smooth::check_weight(a)?;
+    let tickers: Vec<String> = keep.iter().map(|&i| t.universe[t.ticker_ids[i] as usize].clone()).collect();
+    let news = has_news(t)?;
+    let news: Vec<bool> = keep.iter().map(|&i| news[i]).collect();
+    match &args.smooth_with {
+        Some(prev) if args.latest_only => {
+            guard_output(&args.out, &[prev])?;
+            let previous = crate::smooth::read_previous(prev, &t.ticker_column)?;
+            Ok(crate::smooth::blend_week(&tickers, raw, &news, &previous, a))
+        }
+        Some(_) => Err(Error::Config(
+            "--smooth-with blends the live week: drop --all-eras (or drop --smooth-with to blend era by era)".into(),
+        )),
+        None if args.latest_only => {
+            Err(Error::Config("--smooth needs last week's signal: pass --smooth-with LAST_SIGNAL".into()))
+        }
+        None => Ok(crate::smooth::smooth_eras(eras, &tickers, raw, &news, a)),
+    }
+}
+
+/// Whether each row has a headline in its window (the join's `headline` column; every row when
+/// the table has none).
+fn has_news(t: &KeyedTable) -> Result<Vec<bool>> {
+    match t.frame.column("headline") {
+        Ok(c) => Ok(c.is_not_null().iter().map(|v| v.unwrap_or(false)).collect()),
+        Err(_) => Ok(vec![true; t.len()]),
+    }
 }
 
 /// Writes a signal with its provenance: in the metadata of a parquet file, beside a CSV as

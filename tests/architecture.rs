@@ -8,7 +8,7 @@ use std::path::Path;
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "error" | "era" | "data" => 0,
-        "provenance" | "metrics" | "report" | "model" | "http" => 1,
+        "provenance" | "metrics" | "report" | "model" | "http" | "smooth" => 1,
         "pit" | "encode" | "features" | "train" | "evaluate" | "numerai" | "sample" | "news" => 2,
         "config" | "run" => 3,
         _ => return None,

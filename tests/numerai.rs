@@ -295,6 +295,9 @@ fn signalkit(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("NUMERAI_API_URL")
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE");
+    // Each run keeps its own upload history unless the test shares one (never the user's).
+    let history = tempfile::tempdir().unwrap().keep();
+    cmd.env("SIGNALKIT_HISTORY", history);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -942,6 +945,70 @@ fn cli_datasets_download_and_submit() {
     assert!(text(&out).contains("401") && !text(&out).contains("wrong-secret-value"), "{}", text(&out));
 }
 
+/// The week's rows with the signal of row i taken from row `perm(i)` (a reordering of the ranks).
+fn permuted_rows(n: usize, perm: impl Fn(usize) -> usize) -> Vec<String> {
+    (0..n).map(|i| format!("{},{}", ticker(i), (perm(i) as f64 + 0.5) / n as f64)).collect()
+}
+
+#[test]
+fn the_churn_gate_refuses_a_reshuffled_week_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Arc::new(Server::default());
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let history = d.join("history");
+    let env = [("NUMERAI_API_URL", mock.url.as_str()), ("SIGNALKIT_HISTORY", history.to_str().unwrap())];
+    let n = 300;
+    let submit = |name: &str, rows: &[String], extra: &[&str]| {
+        let f = csv(d, name, "numerai_ticker,signal", rows);
+        signalkit(&[&["submit", f.to_str().unwrap(), "--model-name", "mymodel"][..], extra].concat(), &env)
+    };
+
+    // Week 1: nothing to compare with.
+    let out = submit("w1.csv", &good_rows(n), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("first week"), "{}", text(&out));
+    assert_eq!(server.count(), 1);
+
+    // Week 2, two neighbours swapped: a steady week passes.
+    let out = submit("w2.csv", &permuted_rows(n, |i| [1, 0].get(i).copied().unwrap_or(i)), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("max over the last 1 submissions"), "{}", text(&out));
+
+    // Week 3, the same ranks reshuffled: refused before any upload, with the numbers and the fix.
+    let shuffled = permuted_rows(n, |i| (i * 7919) % n);
+    let out = submit("w3.csv", &shuffled, &[]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("churn gate: churn") && said.contains("≥ limit 0.15") && said.contains("--allow-churn"),
+        "{said}"
+    );
+    assert_eq!(server.count(), 2, "nothing uploaded");
+
+    // --allow-churn uploads it anyway, and says the numbers.
+    let out = submit("w3.csv", &shuffled, &["--allow-churn"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("max over the last 2 submissions"), "{}", text(&out));
+    assert_eq!(server.count(), 3);
+
+    // Week 4, week 3 with two neighbours swapped, is still refused: weeks 1 and 2 are among the
+    // last five.
+    let near_w3 = permuted_rows(n, |i| match i {
+        0 => (7919) % n,
+        1 => 0,
+        _ => (i * 7919) % n,
+    });
+    let out = submit("w4.csv", &near_w3, &[]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("max over the last 3 submissions"), "{}", text(&out));
+
+    // The history holds every confirmed upload, one line each, with a copy of what was sent.
+    let lines = std::fs::read_to_string(history.join("history.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert_eq!(std::fs::read_dir(history.join("signals")).unwrap().count(), lines.lines().count());
+}
+
 // ---------------------------------------------------------------------------------------------
 // scripts/weekly.sh end to end
 // ---------------------------------------------------------------------------------------------
@@ -1028,6 +1095,7 @@ fn weekly_script_end_to_end_against_the_mock() {
         let out = Command::new("bash")
             .arg(&script)
             .env("SIGNALKIT", bin)
+            .env("SIGNALKIT_HISTORY", d.join("history"))
             .env("NUMERAI_API_URL", &mock.url)
             .env("NUMERAI_PUBLIC_ID", PUBLIC)
             .env("NUMERAI_SECRET_KEY", SECRET)
@@ -1071,6 +1139,7 @@ fn weekly_script_end_to_end_against_the_mock() {
         Command::new("bash")
             .arg(&script)
             .env("SIGNALKIT", bin)
+            .env("SIGNALKIT_HISTORY", d.join("history"))
             .env("NUMERAI_API_URL", &mock.url)
             .env("NUMERAI_PUBLIC_ID", PUBLIC)
             .env("NUMERAI_SECRET_KEY", SECRET)
@@ -1137,6 +1206,7 @@ fn weekly_script_end_to_end_against_the_mock() {
     let out = Command::new("bash")
         .arg(&script)
         .env("SIGNALKIT", bin)
+        .env("SIGNALKIT_HISTORY", d.join("history"))
         .env("NUMERAI_API_URL", &mock.url)
         .env("NUMERAI_PUBLIC_ID", PUBLIC)
         .env("NUMERAI_SECRET_KEY", SECRET)
@@ -1194,34 +1264,46 @@ fn weekly_script_end_to_end_against_the_mock() {
     });
     let news_days = (chrono::Utc::now().date_naive() - live_date).num_days() + 10;
     let news_dir = d.join("fetched-news");
-    let out = Command::new("bash")
-        .arg(&script)
-        .env("SIGNALKIT", bin)
-        .env("NUMERAI_API_URL", &mock.url)
-        .env("NUMERAI_PUBLIC_ID", PUBLIC)
-        .env("NUMERAI_SECRET_KEY", SECRET)
-        .env("MODEL_NAME", "mymodel")
-        .env("MODEL", &model)
-        .env_remove("HEADLINES_DIR")
-        .env("NEWS_SOURCE", "sec")
-        .env("NEWS_TICKERS", symbols.join(","))
-        .env("NEWS_DAYS", news_days.to_string())
-        .env("NEWS_OPTS", "--rate 60000")
-        .env("NEWS_DIR", &news_dir)
-        .env("SIGNALKIT_NEWS_BASE_URL", &sec.url)
-        .env("SEC_USER_AGENT", "Jane Doe jane@example.com")
-        .env("STORE", &store)
-        .env("ENCODE_MODEL", fixture)
-        .env("WORK_ROOT", &work)
-        .env("WEEK", "2026-W52")
-        .env("DRY_RUN", "1")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .unwrap();
+    let news_week = |history: &str, week: &str| {
+        Command::new("bash")
+            .arg(&script)
+            .env("SIGNALKIT", bin)
+            .env("SIGNALKIT_HISTORY", d.join(history))
+            .env("NUMERAI_API_URL", &mock.url)
+            .env("NUMERAI_PUBLIC_ID", PUBLIC)
+            .env("NUMERAI_SECRET_KEY", SECRET)
+            .env("MODEL_NAME", "mymodel")
+            .env("MODEL", &model)
+            .env_remove("HEADLINES_DIR")
+            .env("NEWS_SOURCE", "sec")
+            .env("NEWS_TICKERS", symbols.join(","))
+            .env("NEWS_DAYS", news_days.to_string())
+            .env("NEWS_OPTS", "--rate 60000")
+            .env("NEWS_DIR", &news_dir)
+            .env("SIGNALKIT_NEWS_BASE_URL", &sec.url)
+            .env("SEC_USER_AGENT", "Jane Doe jane@example.com")
+            .env("STORE", &store)
+            .env("ENCODE_MODEL", fixture)
+            .env("WORK_ROOT", &work)
+            .env("WEEK", week)
+            .env("DRY_RUN", "1")
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap()
+    };
+    // With the history of the week uploaded above, this week's different signal trips the churn
+    // gate: the week fails at submit, naming the numbers, and nothing is uploaded.
+    let out = news_week("history", "2026-W51");
+    assert!(!out.status.success(), "the churn gate should stop the week:\n{}", text(&out));
+    let log = std::fs::read_to_string(work.join("2026-W51/weekly.log")).unwrap();
+    assert!(log.contains("churn gate: churn") && log.contains("in step: signalkit submit"), "{log}");
+    assert!(log.contains("signalkit news fetch --source sec") && log.contains(&format!("{n} new")), "{log}");
+    assert_eq!((puts(), server.count()), (uploads, 2));
+    let out = news_week("history-news", "2026-W52");
     assert_no_secret(&out);
     assert!(out.status.success(), "weekly.sh with NEWS_SOURCE failed:\n{}", text(&out));
     let log = std::fs::read_to_string(work.join("2026-W52/weekly.log")).unwrap();
-    assert!(log.contains("signalkit news fetch --source sec") && log.contains(&format!("{n} new")), "{log}");
+    assert!(log.contains("signalkit news fetch --source sec") && log.contains("already covered"), "{log}");
     assert!(log.contains("100.0% with a headline") && log.contains("DRY_RUN=1"), "{log}");
     assert_eq!((puts(), server.count()), (uploads, 2));
 }

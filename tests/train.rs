@@ -28,7 +28,12 @@ fn sample_config(out: &Path, store: &Path, cutoff_hours: f64) -> Config {
 }
 
 fn signalkit(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_signalkit"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .env("SIGNALKIT_HISTORY", std::env::temp_dir().join("signalkit-test-history-empty"))
+        .output()
+        .unwrap();
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
@@ -146,6 +151,40 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
     assert!(values.iter().all(|v| *v > 0.0 && *v < 1.0));
     let (ok, log) = signalkit(&["submit", &s("signal.csv"), "--model-name", "my_model", "--dry-run"]);
     assert!(ok, "submit --dry-run should accept predict's output: {log}");
+
+    // Churn control: blended with a reversed "last week", the live signal moves toward it, stays a
+    // valid signal, and nonsense weights are refused naming the flag.
+    let reversed: Vec<String> = std::fs::read_to_string(d.join("signal.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (t, v) = l.rsplit_once(',').unwrap();
+            format!("{t},{}", 1.0 - v.parse::<f64>().unwrap())
+        })
+        .collect();
+    std::fs::write(d.join("last.csv"), format!("bloomberg_ticker,signal\n{}\n", reversed.join("\n"))).unwrap();
+    let smooth = |a: &str, out: &str| {
+        let f = s("f.parquet");
+        let (m, last, out) = (s("m1"), s("last.csv"), s(out));
+        signalkit(&["predict", "--model", &m, "--features", &f, "--out", &out, "--smooth", a, "--smooth-with", &last])
+    };
+    let (ok, log) = smooth("0.5", "smoothed.csv");
+    assert!(ok, "{log}");
+    let read = |p: &str| -> Vec<f64> {
+        let text = std::fs::read_to_string(d.join(p)).unwrap();
+        text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect()
+    };
+    let (now, blended) = (read("signal.csv"), read("smoothed.csv"));
+    assert!(blended.len() == now.len() && blended.iter().all(|v| *v > 0.0 && *v < 1.0));
+    let last: Vec<f64> = now.iter().map(|v| 1.0 - v).collect();
+    let distance = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| (a - b).abs()).sum::<f64>();
+    assert!(distance(&blended, &last) < distance(&now, &last), "the blend must move toward last week");
+    assert!(distance(&blended, &now) > 0.0);
+    for bad in ["NaN", "1", "-0.1"] {
+        let (ok, log) = smooth(bad, "bad.csv");
+        assert!(!ok && log.contains("--smooth"), "{bad}: {log}");
+    }
 
     // Every era, with a date column, scores the same as train's own predictions.
     let (ok, log) = signalkit(&[

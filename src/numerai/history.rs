@@ -69,7 +69,8 @@ impl History {
     /// Keeps a copy of `bytes` and appends `r`, unless that submission id is already recorded.
     pub fn append(&self, r: &Record, bytes: &[u8]) -> Result<()> {
         fs::create_dir_all(self.dir.join("signals")).map_err(|e| Error::io(&self.dir, e))?;
-        if self.records()?.iter().any(|old| old.submission_id == r.submission_id && old.model_id == r.model_id) {
+        if self.records()?.iter().any(|old| old.submission_id == r.submission_id && old.content_xxh3 == r.content_xxh3)
+        {
             return Ok(());
         }
         let copy = self.copy_path(r);
