@@ -314,6 +314,10 @@ pub struct EvaluateCmd {
     /// Column of the targets file to report correlation with.
     #[arg(long)]
     benchmark: Option<String>,
+    /// Smoothing weights to compare, e.g. 0.3,0.5,0.7: corr and churn of the predictions
+    /// blended era by era as `predict --smooth A` would, beside the raw ones.
+    #[arg(long, value_name = "A,...", value_delimiter = ',', allow_hyphen_values = true)]
+    smooth: Vec<f64>,
 }
 
 #[derive(Args)]
@@ -585,6 +589,7 @@ impl EvaluateCmd {
         args.model = self.model;
         args.features = self.features;
         args.benchmark = self.benchmark;
+        args.smooth = self.smooth;
         let r = signalkit::evaluate::evaluate(&args).context("evaluate failed")?;
         println!("evaluate: numerai_corr {} → {}", r.summary, args.out.join("report.md").display());
         Ok(())

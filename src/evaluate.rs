@@ -32,6 +32,9 @@ pub struct EvaluateArgs {
     pub benchmark: Option<String>,
     /// Output folder: report.json, report.md, plots/.
     pub out: PathBuf,
+    /// Smoothing weights to compare (see [`crate::smooth`]): each adds corr and churn of the
+    /// predictions blended era by era with that weight.
+    pub smooth: Vec<f64>,
 }
 
 impl EvaluateArgs {
@@ -43,6 +46,7 @@ impl EvaluateArgs {
             target: DEFAULT_TARGET.into(),
             model: None,
             features: None,
+            smooth: Vec::new(),
             benchmark: None,
             out,
         }
@@ -80,6 +84,36 @@ pub struct EvalReport {
     pub unmatched_predictions: usize,
     /// OOS eras where every prediction was equal (e.g. no ticker had news): scored 0.
     pub constant_eras: usize,
+    /// The churn the model's weekly signals would have had over the OOS eras.
+    #[serde(default)]
+    pub churn: Option<ChurnSummary>,
+    /// Corr and churn of the predictions smoothed with each weight asked for.
+    #[serde(default)]
+    pub smoothing: Vec<SmoothedScores>,
+}
+
+/// Churn between weekly signals, as Numerai's stake rule reads it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChurnSummary {
+    /// Per OOS era after the first: (era, churn against the era before).
+    pub per_era: Vec<(i32, f64)>,
+    /// Mean of `per_era`.
+    pub mean: f64,
+    /// Largest churn against any of the five eras before (Numerai's rule), over all eras.
+    pub max_over_last_5: f64,
+    /// Eras whose churn against one of the five before reached the limit (0.15).
+    pub eras_over_limit: usize,
+}
+
+/// One smoothing weight's out-of-sample scores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SmoothedScores {
+    /// The share of last week's rank kept.
+    pub weight: f64,
+    /// numerai_corr statistics of the smoothed predictions.
+    pub summary: Summary,
+    /// Their churn.
+    pub churn: Option<ChurnSummary>,
 }
 
 /// Rows keyed by (TICKER, era).
@@ -166,6 +200,9 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         Some(col) => Some(benchmark_summary(&args.targets, &targets, col, &s, &oos)?),
         None => None,
     };
+    let tickers: Vec<String> = preds.ticker_ids.iter().map(|&i| preds.universe[i as usize].clone()).collect();
+    let churn = churn_summary(&tickers, &s.p, &oos);
+    let smoothing = smoothed_scores(args, &tickers, &s, &oos)?;
     let report = EvalReport {
         predictions: args.predictions.display().to_string(),
         targets: args.targets.display().to_string(),
@@ -181,9 +218,62 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         benchmark,
         unmatched_predictions: s.matched.iter().filter(|m| m.is_none()).count(),
         constant_eras,
+        churn,
+        smoothing,
     };
     write_eval_outputs(&args.out, &report)?;
     Ok(report)
+}
+
+/// Churn of the out-of-sample eras' signals: each against the era before, and the max against the
+/// five before (metrics::churn, 1 − Spearman on the common tickers); None with under two eras.
+fn churn_summary(tickers: &[String], p: &[f64], oos: &OutOfSample) -> Option<ChurnSummary> {
+    let weeks: Vec<(i32, Vec<String>, Vec<f64>)> = metrics::era_groups(&oos.eras)
+        .into_iter()
+        .map(|(era, rows)| {
+            let rows: Vec<usize> = rows.iter().map(|&r| oos.rows[r]).collect();
+            (era, rows.iter().map(|&i| tickers[i].clone()).collect(), pick(p, &rows))
+        })
+        .collect();
+    let churn_of = |a: usize, b: usize| metrics::churn(&weeks[a].1, &weeks[a].2, &weeks[b].1, &weeks[b].2, None);
+    let per_era: Vec<(i32, f64)> = (1..weeks.len()).map(|k| (weeks[k].0, churn_of(k, k - 1))).collect();
+    if per_era.is_empty() {
+        return None;
+    }
+    let gate: Vec<f64> =
+        (1..weeks.len()).map(|k| (k.saturating_sub(5)..k).map(|j| churn_of(k, j)).fold(f64::NAN, f64::max)).collect();
+    let present: Vec<f64> = per_era.iter().map(|c| c.1).filter(|c| !c.is_nan()).collect();
+    Some(ChurnSummary {
+        mean: present.iter().sum::<f64>() / present.len().max(1) as f64,
+        max_over_last_5: gate.iter().copied().fold(f64::NAN, f64::max),
+        eras_over_limit: gate.iter().filter(|c| **c >= metrics::CHURN_LIMIT).count(),
+        per_era,
+    })
+}
+
+/// For each weight asked for: the out-of-sample predictions blended era by era in time order,
+/// starting at the first out-of-sample era (in-sample predictions never leak in; every row counts
+/// as having news), scored and churned like the raw ones.
+fn smoothed_scores(
+    args: &EvaluateArgs,
+    tickers: &[String],
+    s: &Scored,
+    oos: &OutOfSample,
+) -> Result<Vec<SmoothedScores>> {
+    let (p, t) = (pick(&s.p, &oos.rows), pick(&s.t, &oos.rows));
+    let oos_tickers: Vec<String> = oos.rows.iter().map(|&i| tickers[i].clone()).collect();
+    let own = OutOfSample { scored: String::new(), rows: (0..p.len()).collect(), eras: oos.eras.clone() };
+    let news = vec![true; p.len()];
+    args.smooth
+        .iter()
+        .map(|&a| {
+            crate::smooth::check_weight(a)?;
+            let blended = crate::smooth::smooth_eras(&oos.eras, &oos_tickers, &p, &news, a);
+            let per_era = metrics::per_era(&blended, &t, &oos.eras);
+            let summary = metrics::summarize(&per_era.iter().map(|e| e.corr).collect::<Vec<_>>());
+            Ok(SmoothedScores { weight: a, summary, churn: churn_summary(&oos_tickers, &blended, &own) })
+        })
+        .collect()
 }
 
 /// The `prediction` (or `signal`) column of a predictions table.
@@ -359,6 +449,30 @@ fn eras_line(eras: &[i32]) -> String {
     }
 }
 
+/// The churn section of report.md: the raw model's churn and each smoothing weight's corr and churn.
+fn churn_markdown(r: &EvalReport) -> String {
+    let Some(c) = &r.churn else { return String::new() };
+    let mut md = format!(
+        "\n## Churn\n\nChurn (1 − Spearman with the era before), mean {:.4}; max against any of the five eras before \
+         {:.4}; {} eras at or above Numerai's limit {} (a stake is set to zero there).\n\n",
+        c.mean,
+        c.max_over_last_5,
+        c.eras_over_limit,
+        metrics::CHURN_LIMIT
+    );
+    if r.smoothing.is_empty() {
+        return md;
+    }
+    let row = |a: String, s: &Summary, c: Option<&ChurnSummary>| {
+        let (mean, over) = c.map_or((f64::NAN, 0), |c| (c.mean, c.eras_over_limit));
+        vec![a, fmt4(s.mean), format!("{:.2}", s.sharpe), fmt4(mean), over.to_string()]
+    };
+    let mut rows = vec![row("raw".into(), &r.summary, Some(c))];
+    rows.extend(r.smoothing.iter().map(|s| row(format!("{}", s.weight), &s.summary, s.churn.as_ref())));
+    md += &markdown_table(&["smoothing A", "corr mean", "sharpe", "churn mean", "eras over limit"], &rows);
+    md
+}
+
 fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     write_json(&out.join("report.json"), r)?;
     let eras: Vec<i32> = r.per_era.iter().map(|e| e.era).collect();
@@ -404,6 +518,7 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     if r.unmatched_predictions > 0 {
         md += &format!("\n{} prediction rows had no target row.\n", r.unmatched_predictions);
     }
+    md += &churn_markdown(r);
     md += "\n![cumulative](plots/cumulative_corr.png)\n\n![per era](plots/per_era_corr.png)\n\n## Per era\n\n";
     let era_rows: Vec<Vec<String>> =
         r.per_era.iter().map(|e| vec![era_text(e.era), format!("{:.4}", e.corr), e.n.to_string()]).collect();
@@ -538,4 +653,24 @@ fn write_importance_outputs(
         markdown_table(&["#", "feature", "gain", "splits", "corr mean", "corr sharpe"], &table)
     );
     crate::data::write_bytes_atomic(&args.out.join("importance.md"), md.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn churn_is_zero_for_a_steady_signal_and_large_for_a_reshuffled_one() {
+        let n = 200;
+        let tickers: Vec<String> = (0..3).flat_map(|_| (0..n).map(|i| format!("T{i}"))).collect();
+        let mut p: Vec<f64> = (0..3 * n).map(|i| (i % n) as f64).collect();
+        for (k, v) in p[2 * n..].iter_mut().enumerate() {
+            *v = ((k * 7919) % n) as f64; // week 3 reshuffled
+        }
+        let eras: Vec<i32> = (0..3 * n).map(|i| 20240105 + 7 * (i / n) as i32).collect();
+        let oos = OutOfSample { scored: String::new(), rows: (0..3 * n).collect(), eras };
+        let c = churn_summary(&tickers, &p, &oos).unwrap();
+        assert!(c.per_era[0].1.abs() < 1e-12, "{c:?}");
+        assert!(c.per_era[1].1 > 0.5 && c.eras_over_limit == 1 && c.max_over_last_5 > 0.5, "{c:?}");
+    }
 }

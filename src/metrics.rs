@@ -619,6 +619,11 @@ pub struct SubmissionEra<'a> {
     pub neutralizers: &'a [Vec<f64>],
 }
 
+/// Churn at or above this zeroes a stake (numerai-tools `calculate_max_churn_and_turnover`).
+pub const CHURN_LIMIT: f64 = 0.15;
+/// Turnover at or above this zeroes a stake.
+pub const TURNOVER_LIMIT: f64 = 0.25;
+
 /// numerai-tools' fewest submitted universe tickers (`SIGNALS_MIN_TICKERS`).
 pub const SIGNALS_MIN_TICKERS: usize = 100;
 

@@ -12,10 +12,7 @@ use crate::data::targets::KeyedTable;
 use crate::error::{Error, Result};
 use crate::metrics::{self, SubmissionEra};
 
-/// Churn at or above this zeroes a stake (numerai-tools `calculate_max_churn_and_turnover`).
-pub const CHURN_LIMIT: f64 = 0.15;
-/// Turnover at or above this zeroes a stake.
-pub const TURNOVER_LIMIT: f64 = 0.25;
+pub use crate::metrics::{CHURN_LIMIT, TURNOVER_LIMIT};
 /// How many recent submissions the limits look back over.
 pub const GATE_WINDOW: usize = 5;
 
