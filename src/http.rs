@@ -116,3 +116,35 @@ pub fn check_private(path: &Path) -> Result<()> {
 pub fn check_private(_path: &Path) -> Result<()> {
     Ok(())
 }
+
+/// Reads a private (mode 0600) secrets file of `KEY = value` lines — quotes, `#` comments,
+/// `[section]` lines and `export` allowed, so TOML and shell files both work — as (key as written,
+/// value) pairs. A malformed line is an error naming its number (never echoing it: it may hold a
+/// secret); `example` shows the expected form.
+pub fn read_key_file(path: &Path, example: &str) -> Result<Vec<(String, String)>> {
+    check_private(path)?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('[') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(Error::input(path, format!("line {}: expected KEY = value, e.g. {example}", i + 1)));
+        };
+        out.push((k.trim().trim_start_matches("export ").trim().to_string(), unquote(v)));
+    }
+    Ok(out)
+}
+
+/// The value without its surrounding quotes, if any.
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    for q in ['"', '\''] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            return v[1..v.len() - 1].to_string();
+        }
+    }
+    v.to_string()
+}

@@ -6,7 +6,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::http::check_private;
 
 /// Keys by variable name (`ALPACA_API_KEY_ID`, `FINNHUB_API_KEY`, ...); `Debug` shows names only.
 #[derive(Clone, Default)]
@@ -52,24 +51,10 @@ impl Keys {
 
     /// Reads `KEY = value` lines (quotes, `#` comments, `[sections]` and `export` allowed).
     pub fn from_file(path: &Path) -> Result<Self> {
-        check_private(path)?;
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut values = HashMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('[') {
-                continue;
-            }
-            // Never echo the line: it may hold a secret.
-            let Some((k, v)) = line.split_once('=') else {
-                return Err(Error::input(
-                    path,
-                    format!("line {}: expected KEY = value, e.g. FINNHUB_API_KEY = \"...\"", i + 1),
-                ));
-            };
-            let k = k.trim().trim_start_matches("export ").trim().to_ascii_uppercase();
-            values.insert(k, unquote(v));
-        }
+        let values = crate::http::read_key_file(path, "FINNHUB_API_KEY = \"...\"")?
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_uppercase(), v))
+            .collect();
         Ok(Keys { values, origin: path.display().to_string() })
     }
 
@@ -81,14 +66,4 @@ impl Keys {
             ))
         })
     }
-}
-
-fn unquote(v: &str) -> String {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
-            return v[1..v.len() - 1].to_string();
-        }
-    }
-    v.to_string()
 }

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 pub use crate::http::RetryPolicy;
-use crate::http::{check_private, error_chain};
+use crate::http::error_chain;
 
 /// Numerai's GraphQL endpoint.
 pub const DEFAULT_API_URL: &str = "https://api-tournament.numer.ai";
@@ -115,24 +115,9 @@ impl Credentials {
     /// `[section]` lines allowed), keys `public_id` / `NUMERAI_PUBLIC_ID` and `secret_key` /
     /// `NUMERAI_SECRET_KEY`. On Unix the file must not be readable by group or others (mode 0600).
     pub fn from_file(path: &Path) -> Result<Self> {
-        check_private(path)?;
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let (mut public_id, mut secret_key) = (None, None);
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with('[') {
-                continue;
-            }
-            // Never echo the line: it may hold the secret.
-            let Some((key, value)) = line.split_once('=') else {
-                return Err(Error::input(
-                    path,
-                    format!("line {}: expected KEY = value (public_id = \"...\", secret_key = \"...\")", i + 1),
-                ));
-            };
-            let key = key.trim().trim_start_matches("export ").trim().to_ascii_lowercase();
-            let value = unquote(value.trim());
-            match key.as_str() {
+        for (key, value) in crate::http::read_key_file(path, "public_id = \"...\", secret_key = \"...\"")? {
+            match key.to_ascii_lowercase().as_str() {
                 "public_id" | "numerai_public_id" => public_id = Some(value),
                 "secret_key" | "numerai_secret_key" => secret_key = Some(value),
                 _ => {}
@@ -173,16 +158,6 @@ impl Credentials {
         v.set_sensitive(true);
         Ok(v)
     }
-}
-
-fn unquote(v: &str) -> String {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
-            return v[1..v.len() - 1].to_string();
-        }
-    }
-    v.to_string()
 }
 
 /// Client settings.
