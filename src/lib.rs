@@ -13,6 +13,7 @@ pub mod era;
 pub mod error;
 pub mod evaluate;
 pub mod features;
+pub mod finetune;
 pub mod metrics;
 pub mod model;
 pub mod numerai;

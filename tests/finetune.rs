@@ -1,0 +1,125 @@
+//! Fine-tuning in candle: the trainable forward equals the frozen encoder's, gradients reach
+//! the weights that should train and no others, and a seeded run repeats exactly.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use signalkit::encode::model::{Encoder, ModelFiles};
+use signalkit::finetune::{Classifier, Hyper, Trainer};
+use tokenizers::Encoding;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert")
+}
+
+const TEXTS: [&str; 4] = [
+    "Apple beats estimates and raises guidance",
+    "Shares fall after the profit warning",
+    "Company holds annual meeting",
+    "Regulator fines the bank over reporting failures in its trading unit",
+];
+const LABELS: [u32; 4] = [0, 1, 2, 1];
+
+fn setup(seed: u64, labels: Option<&[String]>) -> (Classifier, Vec<Encoding>) {
+    let files = ModelFiles::from_dir(&fixture()).unwrap();
+    let enc = Encoder::load(&files, &Device::Cpu, 64).unwrap();
+    let encodings = enc.tokenize(&TEXTS).unwrap();
+    (Classifier::load(&files, &Device::Cpu, labels, seed).unwrap(), encodings)
+}
+
+fn hyper() -> Hyper {
+    Hyper {
+        lr: 1e-3,
+        weight_decay: 0.01,
+        warmup_steps: 2,
+        total_steps: 10,
+        max_grad_norm: 1.0,
+        freeze_layers: 0,
+        head_only: false,
+        seed: 7,
+        dropout: true,
+    }
+}
+
+fn flat(c: &Classifier, name: &str) -> Vec<f32> {
+    let data = c.varmap.data().lock().unwrap();
+    data[name].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn trainable_forward_equals_the_frozen_encoders_probabilities() {
+    let files = ModelFiles::from_dir(&fixture()).unwrap();
+    let enc = Encoder::load(&files, &Device::Cpu, 64).unwrap();
+    let (model, encodings) = setup(1, None);
+    assert!(!model.fresh_head, "the fixture's own head (positive, negative, neutral) is reused");
+    let refs: Vec<&Encoding> = encodings.iter().collect();
+    let frozen = enc.forward(&refs).unwrap();
+    let logits = model.logits(&refs).unwrap();
+    let probs = candle_nn::ops::softmax_last_dim(&logits).unwrap().to_vec2::<f32>().unwrap();
+    for (p, (q, _)) in probs.iter().zip(&frozen) {
+        for (a, b) in p.iter().zip(q) {
+            assert!((a - b).abs() < 1e-5, "{p:?} vs {q:?}");
+        }
+    }
+}
+
+#[test]
+fn a_seeded_run_repeats_and_the_loss_falls() {
+    let run = || {
+        let (model, encodings) = setup(3, None);
+        let refs: Vec<&Encoding> = encodings.iter().collect();
+        let mut t = Trainer::new(model, hyper()).unwrap();
+        let losses: Vec<f32> = (0..8).map(|_| t.step(&refs, &LABELS).unwrap()).collect();
+        (losses, flat(&t.model, "bert.encoder.layer.1.output.dense.weight"))
+    };
+    let (a, wa) = run();
+    let (b, wb) = run();
+    assert_eq!(a, b, "same seed, same losses (dropout included)");
+    assert_eq!(wa, wb, "same seed, same weights");
+    let (model, encodings) = setup(3, None);
+    let refs: Vec<&Encoding> = encodings.iter().collect();
+    let mut t = Trainer::new(model, Hyper { dropout: false, ..hyper() }).unwrap();
+    let losses: Vec<f32> = (0..8).map(|_| t.step(&refs, &LABELS).unwrap()).collect();
+    assert!(losses[7] < losses[0] * 0.5, "without dropout the loss falls on a fixed batch: {losses:?}");
+}
+
+#[test]
+fn frozen_layers_and_head_only_leave_those_weights_unchanged() {
+    for (freeze, head_only) in [(1usize, false), (0, true)] {
+        let (model, encodings) = setup(5, None);
+        let refs: Vec<&Encoding> = encodings.iter().collect();
+        let names = ["bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.output.dense.weight"];
+        let before: Vec<Vec<f32>> = names.iter().map(|n| flat(&model, n)).collect();
+        let moving = "bert.encoder.layer.1.output.dense.weight";
+        let moving_before = flat(&model, moving);
+        let head_before = flat(&model, "classifier.weight");
+        let mut t =
+            Trainer::new(model, Hyper { freeze_layers: freeze, head_only, warmup_steps: 0, ..hyper() }).unwrap();
+        t.step(&refs, &LABELS).unwrap();
+        for (n, b) in names.iter().zip(&before) {
+            assert_eq!(&flat(&t.model, n), b, "{n} must stay frozen");
+        }
+        assert_eq!(flat(&t.model, moving) == moving_before, head_only, "layer 1 trains unless head-only");
+        assert_ne!(flat(&t.model, "classifier.weight"), head_before, "the head always trains");
+    }
+}
+
+#[test]
+fn new_labels_get_a_new_seeded_head() {
+    let labels: Vec<String> = ["bin_0", "bin_1", "bin_2", "bin_3", "bin_4"].map(String::from).to_vec();
+    let (a, _) = setup(11, Some(&labels));
+    let (b, _) = setup(11, Some(&labels));
+    assert!(a.fresh_head);
+    assert_eq!(a.labels, labels);
+    assert_eq!(flat(&a, "classifier.weight").len(), 5 * 32);
+    assert_eq!(flat(&a, "classifier.weight"), flat(&b, "classifier.weight"));
+}
+
+#[test]
+fn the_schedule_warms_up_then_decays_to_zero() {
+    let h = Hyper { lr: 1.0, warmup_steps: 4, total_steps: 12, ..hyper() };
+    let lrs: Vec<f64> = (0..13).map(|s| h.lr_at(s)).collect();
+    assert_eq!(&lrs[..5], &[0.0, 0.25, 0.5, 0.75, 1.0]);
+    assert_eq!(lrs[8], 0.5);
+    assert_eq!(lrs[12], 0.0);
+}
