@@ -529,3 +529,35 @@ pub fn train_epoch(
     bar.finish_and_clear();
     Ok((total / batches.len().max(1) as f64, seen as f64 / start.elapsed().as_secs_f64().max(1e-9)))
 }
+
+impl Classifier {
+    /// Writes a Hugging Face folder `dir`: model.safetensors (every weight, transformers' names),
+    /// config.json with this head's id2label/label2id, and the base model's tokenizer files.
+    pub fn save(&self, dir: &Path, base: &ModelFiles) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tensors: HashMap<String, Tensor> = {
+            let data = self.varmap.data().lock().expect("varmap lock");
+            data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+        };
+        let weights = dir.join("model.safetensors");
+        crate::data::atomic::write_atomic(&weights, |tmp, _| {
+            candle_core::safetensors::save(&tensors, tmp).map_err(|e| Error::input(tmp, format!("cannot write: {e}")))
+        })?;
+        let mut config = self.config.clone();
+        let id2label: serde_json::Map<String, Value> =
+            self.labels.iter().enumerate().map(|(i, l)| (i.to_string(), Value::from(l.as_str()))).collect();
+        let label2id: serde_json::Map<String, Value> =
+            self.labels.iter().enumerate().map(|(i, l)| (l.clone(), Value::from(i))).collect();
+        config["id2label"] = Value::Object(id2label);
+        config["label2id"] = Value::Object(label2id);
+        config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
+        let text = serde_json::to_string_pretty(&config).expect("json");
+        crate::data::atomic::write_bytes_atomic(&dir.join("config.json"), text.as_bytes())?;
+        for src in [&base.tokenizer_json, &base.vocab, &base.tokenizer_config].into_iter().flatten() {
+            let bytes = std::fs::read(src).map_err(|e| Error::io(src, e))?;
+            let name = src.file_name().expect("a file name");
+            crate::data::atomic::write_bytes_atomic(&dir.join(name), &bytes)?;
+        }
+        Ok(())
+    }
+}

@@ -123,3 +123,85 @@ fn the_schedule_warms_up_then_decays_to_zero() {
     assert_eq!(lrs[8], 0.5);
     assert_eq!(lrs[12], 0.0);
 }
+
+/// transformers + torch's AdamW steps on the same batch (scripts/make_finetune_fixture.py).
+fn torch_reference() -> serde_json::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/finetune-reference.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn one_and_five_adamw_steps_match_torch_within_1e_5() {
+    let r = torch_reference();
+    let texts: Vec<&str> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let labels: Vec<u32> = r["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as u32).collect();
+    for name in ["one", "five"] {
+        let run = &r["runs"][name];
+        let files = ModelFiles::from_dir(&fixture()).unwrap();
+        let encodings = Encoder::load(&files, &Device::Cpu, 64).unwrap().tokenize(&texts).unwrap();
+        let refs: Vec<&Encoding> = encodings.iter().collect();
+        let model = Classifier::load(&files, &Device::Cpu, None, 0).unwrap();
+        let h = Hyper {
+            lr: r["lr"].as_f64().unwrap(),
+            weight_decay: r["weight_decay"].as_f64().unwrap(),
+            warmup_steps: run["warmup_steps"].as_u64().unwrap() as usize,
+            total_steps: run["total_steps"].as_u64().unwrap() as usize,
+            max_grad_norm: r["max_grad_norm"].as_f64().unwrap(),
+            freeze_layers: 0,
+            head_only: false,
+            seed: 0,
+            dropout: false,
+        };
+        let mut t = Trainer::new(model, h).unwrap();
+        let steps = run["steps"].as_u64().unwrap() as usize;
+        let losses: Vec<f32> = (0..steps).map(|_| t.step(&refs, &labels).unwrap()).collect();
+        let mut worst_loss = 0f64;
+        for (a, b) in losses.iter().zip(run["losses"].as_array().unwrap()) {
+            worst_loss = worst_loss.max((*a as f64 - b.as_f64().unwrap()).abs());
+        }
+        let mut worst_value = 0f64;
+        for (k, vals) in run["values"].as_object().unwrap() {
+            for (a, b) in flat(&t.model, k).iter().zip(vals.as_array().unwrap()) {
+                worst_value = worst_value.max((*a as f64 - b.as_f64().unwrap()).abs());
+            }
+        }
+        let mut worst_sum = 0f64;
+        for (k, s) in run["sums"].as_object().unwrap() {
+            // An attention key bias adds the same q·b to every key's score, which softmax cancels:
+            // its true gradient is 0, both sides hold rounding noise (~1e-10), and Adam's
+            // g/(|g|+eps) turns that noise into steps of up to ±lr in any implementation.
+            if k.ends_with("attention.self.key.bias") {
+                continue;
+            }
+            let ours: f64 = flat(&t.model, k).iter().map(|&v| v as f64).sum();
+            let n = flat(&t.model, k).len() as f64;
+            let d = (ours - s.as_f64().unwrap()).abs() / n;
+            worst_sum = worst_sum.max(d);
+        }
+        eprintln!(
+            "{name}: loss max |diff| {worst_loss:.2e}, weights max |diff| {worst_value:.2e}, per-element sum diff {worst_sum:.2e}"
+        );
+        assert!(worst_loss < 1e-5, "{name}: losses {losses:?} vs {}", run["losses"]);
+        assert!(worst_value < 1e-5, "{name}: weights differ by {worst_value}");
+        assert!(worst_sum < 1e-5, "{name}: a parameter's sum differs by {worst_sum} per element");
+    }
+}
+
+#[test]
+fn the_saved_folder_loads_in_encode_with_the_trained_outputs() {
+    let labels: Vec<String> = ["down", "flat", "up"].map(String::from).to_vec();
+    let (model, encodings) = setup(9, Some(&labels));
+    let refs: Vec<&Encoding> = encodings.iter().collect();
+    let mut t = Trainer::new(model, Hyper { dropout: false, warmup_steps: 0, ..hyper() }).unwrap();
+    t.step(&refs, &LABELS).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    t.model.save(dir.path(), &ModelFiles::from_dir(&fixture()).unwrap()).unwrap();
+    let enc = Encoder::load(&ModelFiles::from_dir(dir.path()).unwrap(), &Device::Cpu, 64).unwrap();
+    assert_eq!(enc.labels, labels, "id2label comes from the new head");
+    let ours = candle_nn::ops::softmax_last_dim(&t.model.logits(&refs).unwrap()).unwrap().to_vec2::<f32>().unwrap();
+    for (p, (q, _)) in ours.iter().zip(enc.forward(&refs).unwrap()) {
+        for (a, b) in p.iter().zip(&q) {
+            assert!((a - b).abs() < 1e-5, "{p:?} vs {q:?}");
+        }
+    }
+}
