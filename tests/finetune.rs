@@ -205,3 +205,44 @@ fn the_saved_folder_loads_in_encode_with_the_trained_outputs() {
         }
     }
 }
+
+#[test]
+fn recipe_a_maps_labels_by_name_and_writes_a_loadable_folder_and_card() {
+    use signalkit::finetune::labelled::label_id;
+    let own: Vec<String> = ["positive", "negative", "neutral"].map(String::from).to_vec();
+    assert_eq!(label_id("0", &own), Some(1), "0 means negative, which is id 1 in this head");
+    assert_eq!(label_id("2", &own), Some(0), "2 means positive, id 0 here");
+    assert_eq!(label_id("Neutral", &own), Some(2));
+    assert_eq!(label_id("3", &own), None);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("labelled.csv");
+    let mut body = String::from("text,label\n");
+    for i in 0..12 {
+        body += &format!("\"{} number {i}\",{}\n", TEXTS[i % 4], ["positive", "0", "neutral", "negative"][i % 4]);
+    }
+    std::fs::write(&csv, body).unwrap();
+    let out = dir.path().join("tuned");
+    let args = signalkit::finetune::FinetuneArgs {
+        model: ModelFiles::from_dir(&fixture()).unwrap(),
+        out: out.clone(),
+        labelled: csv,
+        labels: None,
+        epochs: 2,
+        batch_size: 4,
+        warmup_share: 0.1,
+        held_out: 0.25,
+        max_len: 64,
+        device: "cpu".into(),
+        hyper: hyper(),
+    };
+    let s = signalkit::finetune::finetune_labelled(&args, false).unwrap();
+    assert_eq!((s.train, s.held_out, s.epochs.len()), (9, 3, 2));
+    assert!(s.epochs.iter().all(|m| m.held_out_accuracy.is_finite() && m.held_out_loss.is_finite()));
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["metrics"].as_array().unwrap().len(), 2);
+    assert_eq!(card["hyper"]["total_steps"], 6);
+    assert_eq!(card["base"]["fingerprint"].as_str().unwrap().len(), 32);
+    let enc = Encoder::load(&ModelFiles::from_dir(&out).unwrap(), &Device::Cpu, 64).unwrap();
+    assert_eq!(enc.labels, own);
+}

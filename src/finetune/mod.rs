@@ -561,3 +561,6 @@ impl Classifier {
         Ok(())
     }
 }
+
+pub mod labelled;
+pub use labelled::{FinetuneArgs, FinetuneSummary, finetune_labelled};
