@@ -13,3 +13,4 @@ if [ ! -x $venv/bin/python ]; then
     filelock typing-extensions sympy networkx jinja2 fsspec setuptools
 fi
 [ -n "${SIGNALKIT_VENV_ONLY:-}" ] || $venv/bin/python scripts/make_fixtures.py data/fixtures
+[ -n "${SIGNALKIT_VENV_ONLY:-}" ] || $venv/bin/python scripts/make_finetune_fixture.py data/fixtures

@@ -28,6 +28,9 @@ pub enum Command {
     /// Build the feature table: the joined rows plus the latest headline's probabilities,
     /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
     Features(FeaturesCmd),
+    /// Fine-tune a BERT-family checkpoint (FinBERT by default) on labelled text in candle:
+    /// writes a Hugging Face folder that `encode --model DIR` loads, plus card.json.
+    Finetune(FinetuneCmd),
     /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
     Sample(SampleCmd),
     /// Train LightGBM on the training eras (embargo before validation); saves model.txt,
@@ -769,6 +772,102 @@ impl NewsFetchCmd {
         };
         let summary = fetch(&args).with_context(|| format!("news fetch from {} failed", self.source.name()))?;
         println!("{summary}");
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct FinetuneCmd {
+    /// Base checkpoint: hub id or local model directory.
+    #[arg(long, default_value = "ProsusAI/finbert")]
+    model: String,
+    /// Output folder: config.json, model.safetensors, tokenizer files and card.json (rewritten every epoch).
+    #[arg(long)]
+    out: PathBuf,
+    /// Labelled texts (CSV, Parquet or JSON Lines) with columns text,label: a class name, or 0/1/2
+    /// meaning negative/neutral/positive, mapped onto the head's id2label by name.
+    #[arg(long)]
+    labelled: PathBuf,
+    /// Classes of a new head, comma-separated (default: the checkpoint's own head).
+    #[arg(long, value_delimiter = ',')]
+    labels: Option<Vec<String>>,
+    /// Passes over the training texts.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Texts per optimiser step (grouped by token length).
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Peak learning rate (AdamW).
+    #[arg(long, default_value_t = 2e-5)]
+    lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Share of the steps spent in linear warm-up (then linear decay to 0).
+    #[arg(long, default_value_t = 0.1)]
+    warmup: f64,
+    /// Largest gradient L2 norm (clipped above).
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Share of texts held out for per-epoch loss and accuracy.
+    #[arg(long, default_value_t = 0.1)]
+    held_out: f64,
+    /// Maximum tokens per text.
+    #[arg(long, default_value_t = 64)]
+    max_len: usize,
+    /// Freeze the embeddings and the first N encoder layers.
+    #[arg(long, default_value_t = 0)]
+    freeze_layers: usize,
+    /// Train the classification head only.
+    #[arg(long)]
+    head_only: bool,
+    /// Seed for the new head, dropout and batch order: equal seeds repeat a run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Train without dropout (the config's rates apply otherwise).
+    #[arg(long)]
+    no_dropout: bool,
+    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+impl FinetuneCmd {
+    pub fn run(self) -> Result<()> {
+        let model = signalkit::encode::hub::ModelSource::new(&self.model).resolve()?;
+        let hyper = signalkit::finetune::Hyper {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_steps: 0,
+            total_steps: 0,
+            max_grad_norm: self.max_grad_norm,
+            freeze_layers: self.freeze_layers,
+            head_only: self.head_only,
+            seed: self.seed,
+            dropout: !self.no_dropout,
+        };
+        let args = signalkit::finetune::FinetuneArgs {
+            model,
+            out: self.out.clone(),
+            labelled: self.labelled,
+            labels: self.labels,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            warmup_share: self.warmup,
+            held_out: self.held_out,
+            max_len: self.max_len,
+            device: self.device,
+            hyper,
+        };
+        let s = signalkit::finetune::finetune_labelled(&args, true).context("finetune")?;
+        println!("fine-tuned on {} texts ({} held out), classes {:?}", s.train, s.held_out, s.labels);
+        for m in &s.epochs {
+            println!(
+                "epoch {}: train loss {:.4}, held-out loss {:.4}, accuracy {:.3}, {:.1} texts/s",
+                m.epoch, m.train_loss, m.held_out_loss, m.held_out_accuracy, m.texts_per_s
+            );
+        }
+        println!("wrote {} (encode --model {} loads it)", self.out.display(), self.out.display());
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ pub mod era;
 pub mod error;
 pub mod evaluate;
 pub mod features;
+pub mod finetune;
 pub mod http;
 pub mod metrics;
 pub mod model;

@@ -12,6 +12,7 @@ fn main() -> Result<()> {
         Command::Join(c) => c.run(),
         Command::Encode(c) => c.run(),
         Command::Features(c) => c.run(),
+        Command::Finetune(c) => c.run(),
         Command::Sample(c) => c.run(),
         Command::Train(c) => c.run(),
         Command::Predict(c) => c.run(),

@@ -135,7 +135,7 @@ fn model_err(files: &ModelFiles, e: impl std::fmt::Display) -> Error {
 }
 
 /// Reads config.json into candle's BERT config, filling BERT's defaults for keys it omits.
-fn read_config(path: &Path) -> Result<(Config, Value)> {
+pub(crate) fn read_config(path: &Path) -> Result<(Config, Value)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
     let obj = v.as_object_mut().ok_or_else(|| Error::input(path, "config.json is not a JSON object"))?;
@@ -178,7 +178,7 @@ fn read_config(path: &Path) -> Result<(Config, Value)> {
 }
 
 /// Labels ordered by id from `id2label` (keys are strings of integers).
-fn labels_of(config: &Value, n: usize) -> Vec<String> {
+pub(crate) fn labels_of(config: &Value, n: usize) -> Vec<String> {
     let map = config.get("id2label").and_then(Value::as_object);
     (0..n)
         .map(|i| {
@@ -232,7 +232,7 @@ impl Embeddings {
 /// The additive attention mask (batch, 1, 1, seq): 0 where attended, the dtype's most negative
 /// finite value at padding. candle-transformers scales by `f32::MIN`, which is -inf in bf16 and
 /// turns every score into NaN (0 × -inf); this stays finite in every dtype.
-fn extended_mask(mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+pub(crate) fn extended_mask(mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
     let lowest = match dtype {
         DType::BF16 => -3.389_531_4e38_f64, // bfloat16's lowest finite value
         DType::F16 => -65_504.0,

@@ -1,0 +1,566 @@
+//! Fine-tuning a BERT-family checkpoint for sequence classification in candle.
+//!
+//! The weights live in a [`VarMap`] filled from the checkpoint, so one differentiable forward
+//! (embeddings, encoder layers with composed LayerNorm and softmax, pooler, classifier) both
+//! trains and predicts. Training: cross-entropy, candle-nn's AdamW with weight decay, linear
+//! warm-up then linear decay (as transformers' `get_linear_schedule_with_warmup`), gradient-norm
+//! clipping (as torch's `clip_grad_norm_`), frozen embeddings and first layers or head only,
+//! batches grouped by token length, seeded dropout and shuffling.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
+use candle_nn::{AdamW, Embedding, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_transformers::models::bert::{Config, HiddenAct};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use serde_json::Value;
+use tokenizers::Encoding;
+
+use crate::encode::model::{ModelFiles, extended_mask, labels_of, read_config};
+use crate::error::{Error, Result};
+
+type CResult<T> = candle_core::Result<T>;
+
+fn cerr(e: candle_core::Error) -> Error {
+    Error::Encoder(format!("finetune: {e}"))
+}
+
+/// A linear layer whose weight (out, in) and bias are variables.
+struct Dense {
+    w: Tensor,
+    b: Tensor,
+}
+
+impl Dense {
+    fn load(vb: VarBuilder, inp: usize, out: usize) -> CResult<Self> {
+        Ok(Dense { w: vb.get((out, inp), "weight")?, b: vb.get(out, "bias")? })
+    }
+
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        x.broadcast_matmul(&self.w.t()?)?.broadcast_add(&self.b)
+    }
+}
+
+/// LayerNorm from differentiable ops (candle-nn's fused one has no backward).
+struct Norm {
+    w: Tensor,
+    b: Tensor,
+    eps: f64,
+}
+
+impl Norm {
+    fn load(vb: VarBuilder, size: usize, eps: f64) -> CResult<Self> {
+        Ok(Norm { w: vb.get(size, "weight")?, b: vb.get(size, "bias")?, eps })
+    }
+
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        normed.broadcast_mul(&self.w)?.broadcast_add(&self.b)
+    }
+}
+
+/// One encoder layer: self-attention, then the feed-forward block, each with residual + norm.
+struct Layer {
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    attn_out: Dense,
+    attn_norm: Norm,
+    inter: Dense,
+    out: Dense,
+    out_norm: Norm,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &Config) -> CResult<Self> {
+        let (h, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
+        let att = vb.pp("attention");
+        Ok(Layer {
+            query: Dense::load(att.pp("self.query"), h, h)?,
+            key: Dense::load(att.pp("self.key"), h, h)?,
+            value: Dense::load(att.pp("self.value"), h, h)?,
+            attn_out: Dense::load(att.pp("output.dense"), h, h)?,
+            attn_norm: Norm::load(att.pp("output.LayerNorm"), h, eps)?,
+            inter: Dense::load(vb.pp("intermediate.dense"), h, i)?,
+            out: Dense::load(vb.pp("output.dense"), i, h)?,
+            out_norm: Norm::load(vb.pp("output.LayerNorm"), h, eps)?,
+        })
+    }
+}
+
+/// Dropout probabilities and the seeded generator behind their masks.
+struct Dropout {
+    hidden: f64,
+    attention: f64,
+    classifier: f64,
+    rng: RefCell<ChaCha8Rng>,
+    training: std::cell::Cell<bool>,
+}
+
+impl Dropout {
+    /// Zeroes each value with probability `p` and scales the rest by 1/(1-p), when training.
+    fn apply(&self, x: &Tensor, p: f64) -> CResult<Tensor> {
+        if !self.training.get() || p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let mut rng = self.rng.borrow_mut();
+        let keep = (1.0 / (1.0 - p)) as f32;
+        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect();
+        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+    }
+}
+
+/// A BERT encoder with pooler and classification head whose weights are trainable variables.
+pub struct Classifier {
+    /// Every weight, named as in a transformers `BertForSequenceClassification` checkpoint.
+    pub varmap: VarMap,
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    emb_norm: Norm,
+    layers: Vec<Layer>,
+    pooler: Dense,
+    classifier: Dense,
+    dropout: Dropout,
+    heads: usize,
+    act: HiddenAct,
+    pad_id: u32,
+    device: Device,
+    /// The checkpoint's config.json as read (id2label is rewritten on save).
+    pub config: Value,
+    /// Class names in output order.
+    pub labels: Vec<String>,
+    /// True when the head was newly initialised rather than read from the checkpoint.
+    pub fresh_head: bool,
+}
+
+/// Reads a checkpoint's tensors in f32, named `bert.…`/`classifier.…` with LayerNorm `weight`/`bias`.
+fn read_weights(files: &ModelFiles, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let p = &files.weights;
+    let raw: Vec<(String, Tensor)> = if p.extension().is_some_and(|e| e == "safetensors") {
+        candle_core::safetensors::load(p, device)
+            .map_err(|e| Error::input(p, format!("cannot read: {e}")))?
+            .into_iter()
+            .collect()
+    } else {
+        candle_core::pickle::read_all(p).map_err(|e| Error::input(p, format!("cannot read: {e}")))?
+    };
+    let mut out = HashMap::new();
+    for (k, t) in raw {
+        let mut k = k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias");
+        if !k.starts_with("bert.") && !k.starts_with("classifier.") && !k.starts_with("cls.") {
+            k = format!("bert.{k}");
+        }
+        let t = t.to_dtype(DType::F32).and_then(|t| t.to_device(device)).map_err(cerr)?;
+        out.insert(k, t);
+    }
+    Ok(out)
+}
+
+impl Classifier {
+    /// Loads a checkpoint for training: its own head when `labels` is `None` or names the same
+    /// classes in the same order, else a new head over `labels` (normal(0, initializer_range), seeded).
+    pub fn load(files: &ModelFiles, device: &Device, labels: Option<&[String]>, seed: u64) -> Result<Self> {
+        let (cfg, raw) = read_config(&files.config)?;
+        let saved = read_weights(files, device)?;
+        let own = saved.get("classifier.weight").map(|w| labels_of(&raw, w.dims()[0]));
+        let labels: Vec<String> = match (labels, &own) {
+            (Some(l), _) => l.to_vec(),
+            (None, Some(own)) => own.clone(),
+            (None, None) => {
+                return Err(Error::input(
+                    &files.weights,
+                    "this checkpoint has no classification head: name its classes with --labels (e.g. negative,neutral,positive)",
+                ));
+            }
+        };
+        let fresh_head = own.as_ref() != Some(&labels);
+        let varmap = VarMap::new();
+        let model = Self::build(&varmap, &cfg, raw, labels, fresh_head, device, seed).map_err(cerr)?;
+        model.fill(&saved, &files.weights, seed)?;
+        Ok(model)
+    }
+
+    fn build(
+        varmap: &VarMap,
+        cfg: &Config,
+        raw: Value,
+        labels: Vec<String>,
+        fresh_head: bool,
+        device: &Device,
+        seed: u64,
+    ) -> CResult<Self> {
+        let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+        let (bert, h) = (vb.pp("bert"), cfg.hidden_size);
+        let emb = bert.pp("embeddings");
+        let embedding = |n: usize, name: &str| -> CResult<Embedding> {
+            Ok(Embedding::new(emb.get((n, h), &format!("{name}.weight"))?, h))
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(bert.pp(format!("encoder.layer.{i}")), cfg))
+            .collect::<CResult<Vec<_>>>()?;
+        let prob = |k: &str, d: f64| raw.get(k).and_then(Value::as_f64).unwrap_or(d);
+        let hidden_p = prob("hidden_dropout_prob", 0.1);
+        Ok(Classifier {
+            varmap: varmap.clone(),
+            word: embedding(cfg.vocab_size, "word_embeddings")?,
+            position: embedding(cfg.max_position_embeddings, "position_embeddings")?,
+            token_type: embedding(cfg.type_vocab_size, "token_type_embeddings")?,
+            emb_norm: Norm::load(emb.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            layers,
+            pooler: Dense::load(bert.pp("pooler.dense"), h, h)?,
+            classifier: Dense::load(vb.pp("classifier"), h, labels.len())?,
+            dropout: Dropout {
+                hidden: hidden_p,
+                attention: prob("attention_probs_dropout_prob", 0.1),
+                classifier: prob("classifier_dropout", hidden_p),
+                rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_d40f)),
+                training: std::cell::Cell::new(false),
+            },
+            heads: cfg.num_attention_heads,
+            act: cfg.hidden_act,
+            pad_id: cfg.pad_token_id as u32,
+            device: device.clone(),
+            config: raw,
+            labels,
+            fresh_head,
+        })
+    }
+
+    /// Copies the checkpoint's tensors into the variables; initialises a new head (and a missing pooler).
+    fn fill(&self, saved: &HashMap<String, Tensor>, path: &Path, seed: u64) -> Result<()> {
+        let std = self.config.get("initializer_range").and_then(Value::as_f64).unwrap_or(0.02);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        for name in names {
+            let var = &data[name];
+            let new = (self.fresh_head && name.starts_with("classifier."))
+                || (name.starts_with("bert.pooler.") && !saved.contains_key(name.as_str()));
+            let value = if new {
+                init_tensor(var.dims(), name.ends_with(".weight"), std, &mut rng, &self.device).map_err(cerr)?
+            } else {
+                let t = saved.get(name.as_str()).ok_or_else(|| {
+                    Error::input(path, format!("the checkpoint has no tensor {name}: is it a BERT checkpoint?"))
+                })?;
+                if t.dims() != var.dims() {
+                    return Err(Error::input(
+                        path,
+                        format!("tensor {name} has shape {:?}, the config says {:?}", t.dims(), var.dims()),
+                    ));
+                }
+                t.clone()
+            };
+            var.set(&value).map_err(cerr)?;
+        }
+        Ok(())
+    }
+}
+
+/// A weight drawn from normal(0, std) or a zero bias, from the seeded generator.
+fn init_tensor(dims: &[usize], weight: bool, std: f64, rng: &mut ChaCha8Rng, device: &Device) -> CResult<Tensor> {
+    let n: usize = dims.iter().product();
+    let normal = Normal::new(0.0, std).expect("positive std");
+    let v: Vec<f32> = if weight { (0..n).map(|_| normal.sample(rng) as f32).collect() } else { vec![0.0; n] };
+    Tensor::from_vec(v, dims, device)
+}
+
+impl Classifier {
+    /// Switches dropout on (training) or off (evaluation and parity checks).
+    pub fn set_training(&self, on: bool) {
+        self.dropout.training.set(on);
+    }
+
+    /// The tokenised batch, padded to its longest member: ids and attention mask (n, width).
+    fn pad(&self, batch: &[&Encoding]) -> CResult<(Tensor, Tensor)> {
+        let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let n = batch.len();
+        let (mut ids, mut mask) = (vec![self.pad_id; n * width], vec![0u32; n * width]);
+        for (row, e) in batch.iter().enumerate() {
+            for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
+                ids[row * width + j] = id;
+                mask[row * width + j] = m;
+            }
+        }
+        Ok((Tensor::from_vec(ids, (n, width), &self.device)?, Tensor::from_vec(mask, (n, width), &self.device)?))
+    }
+
+    fn attention(&self, l: &Layer, x: &Tensor, mask: &Tensor) -> CResult<Tensor> {
+        let (n, s, h) = x.dims3()?;
+        let d = h / self.heads;
+        let split = |t: Tensor| t.reshape((n, s, self.heads, d))?.transpose(1, 2)?.contiguous();
+        let (q, k, v) = (split(l.query.forward(x)?)?, split(l.key.forward(x)?)?, split(l.value.forward(x)?)?);
+        let scores = (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?.broadcast_add(mask)?;
+        let probs = self.dropout.apply(&candle_nn::ops::softmax(&scores, D::Minus1)?, self.dropout.attention)?;
+        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, s, h))?;
+        let out = self.dropout.apply(&l.attn_out.forward(&ctx)?, self.dropout.hidden)?;
+        l.attn_norm.forward(&(out + x)?)
+    }
+
+    fn layer(&self, l: &Layer, x: &Tensor, mask: &Tensor) -> CResult<Tensor> {
+        let a = self.attention(l, x, mask)?;
+        let i = l.inter.forward(&a)?;
+        let i = match self.act {
+            HiddenAct::Gelu => i.gelu_erf()?,
+            HiddenAct::GeluApproximate => i.gelu()?,
+            HiddenAct::Relu => i.relu()?,
+        };
+        let o = self.dropout.apply(&l.out.forward(&i)?, self.dropout.hidden)?;
+        l.out_norm.forward(&(o + a)?)
+    }
+
+    /// The classification logits (n, classes) of a tokenised batch.
+    pub fn logits(&self, batch: &[&Encoding]) -> CResult<Tensor> {
+        let (ids, mask) = self.pad(batch)?;
+        let types = ids.zeros_like()?;
+        let positions = Tensor::arange(0u32, ids.dim(1)? as u32, &self.device)?;
+        let e = (self.word.forward(&ids)? + self.token_type.forward(&types)?)?
+            .broadcast_add(&self.position.forward(&positions)?)?;
+        let mut x = self.dropout.apply(&self.emb_norm.forward(&e)?, self.dropout.hidden)?;
+        let mask = extended_mask(&mask, DType::F32)?;
+        for l in &self.layers {
+            x = self.layer(l, &x, &mask)?;
+        }
+        let pooled = self.pooler.forward(&x.i((.., 0))?.contiguous()?)?.tanh()?;
+        self.classifier.forward(&self.dropout.apply(&pooled, self.dropout.classifier)?)
+    }
+
+    /// Mean cross-entropy of a batch against class ids.
+    pub fn loss(&self, batch: &[&Encoding], labels: &[u32]) -> CResult<Tensor> {
+        let targets = Tensor::new(labels, &self.device)?;
+        candle_nn::loss::cross_entropy(&self.logits(batch)?, &targets)
+    }
+
+    /// The variables a run updates: all, all but the embeddings and the first `freeze_layers`
+    /// layers, or the classifier alone (`head_only`); sorted by name.
+    pub fn trainable(&self, freeze_layers: usize, head_only: bool) -> Vec<(String, Var)> {
+        let frozen = |name: &str| {
+            if head_only {
+                return !name.starts_with("classifier.");
+            }
+            if freeze_layers == 0 {
+                return false;
+            }
+            name.starts_with("bert.embeddings.")
+                || name
+                    .strip_prefix("bert.encoder.layer.")
+                    .and_then(|r| r.split('.').next())
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .is_some_and(|i| i < freeze_layers)
+        };
+        let data = self.varmap.data().lock().expect("varmap lock");
+        let mut vars: Vec<(String, Var)> =
+            data.iter().filter(|(n, _)| !frozen(n)).map(|(n, v)| (n.clone(), v.clone())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        vars
+    }
+}
+
+/// Optimiser settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Hyper {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Optimiser steps of linear warm-up from 0 to `lr`.
+    pub warmup_steps: usize,
+    /// Total optimiser steps (the decay reaches 0 here).
+    pub total_steps: usize,
+    /// Largest global gradient L2 norm; larger gradients are scaled down.
+    pub max_grad_norm: f64,
+    /// Embeddings and the first N encoder layers stay fixed.
+    pub freeze_layers: usize,
+    /// Only the classifier trains.
+    pub head_only: bool,
+    /// Seeds the head, dropout and the batch order.
+    pub seed: u64,
+    /// Dropout at the config's rates while training (off for parity checks).
+    pub dropout: bool,
+}
+
+impl Hyper {
+    /// The learning rate at optimiser step `step` (0-based), as transformers' linear schedule.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let factor = if step < self.warmup_steps {
+            step as f64 / self.warmup_steps.max(1) as f64
+        } else {
+            let left = self.total_steps.saturating_sub(step) as f64;
+            (left / self.total_steps.saturating_sub(self.warmup_steps).max(1) as f64).max(0.0)
+        };
+        self.lr * factor
+    }
+}
+
+/// A model and its optimiser.
+pub struct Trainer {
+    /// The model being trained.
+    pub model: Classifier,
+    opt: AdamW,
+    vars: Vec<Var>,
+    /// The settings.
+    pub hyper: Hyper,
+    /// Optimiser steps taken.
+    pub step: usize,
+}
+
+impl Trainer {
+    /// An AdamW (betas 0.9/0.999, eps 1e-8) over the model's trainable variables.
+    pub fn new(model: Classifier, hyper: Hyper) -> Result<Self> {
+        let vars: Vec<Var> =
+            model.trainable(hyper.freeze_layers, hyper.head_only).into_iter().map(|(_, v)| v).collect();
+        let params = ParamsAdamW { lr: hyper.lr_at(0), weight_decay: hyper.weight_decay, ..Default::default() };
+        let opt = AdamW::new(vars.clone(), params).map_err(cerr)?;
+        Ok(Trainer { model, opt, vars, hyper, step: 0 })
+    }
+
+    /// One optimiser step on a batch (dropout on): returns the batch's loss before the step.
+    pub fn step(&mut self, batch: &[&Encoding], labels: &[u32]) -> Result<f32> {
+        self.model.set_training(self.hyper.dropout);
+        let loss = self.model.loss(batch, labels).map_err(cerr)?;
+        let mut grads = loss.backward().map_err(cerr)?;
+        let mut sq = 0f64;
+        for v in &self.vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                sq += g.sqr().and_then(|s| s.sum_all()).and_then(|s| s.to_scalar::<f32>()).map_err(cerr)? as f64;
+            }
+        }
+        let coef = self.hyper.max_grad_norm / (sq.sqrt() + 1e-6);
+        if coef < 1.0 {
+            for v in &self.vars {
+                if let Some(g) = grads.remove(v.as_tensor()) {
+                    grads.insert(v.as_tensor(), (g * coef).map_err(cerr)?);
+                }
+            }
+        }
+        self.opt.set_learning_rate(self.hyper.lr_at(self.step));
+        self.opt.step(&grads).map_err(cerr)?;
+        self.step += 1;
+        self.model.set_training(false);
+        loss.to_scalar::<f32>().map_err(cerr)
+    }
+
+    /// Mean loss and accuracy over texts (dropout off), in batches of `batch_size`.
+    pub fn evaluate(&self, encodings: &[Encoding], labels: &[u32], batch_size: usize) -> Result<(f64, f64)> {
+        self.model.set_training(false);
+        let (mut loss, mut right) = (0f64, 0usize);
+        for (chunk, lab) in encodings.chunks(batch_size.max(1)).zip(labels.chunks(batch_size.max(1))) {
+            let refs: Vec<&Encoding> = chunk.iter().collect();
+            let logits = self.model.logits(&refs).map_err(cerr)?;
+            let targets = Tensor::new(lab, &self.model.device).map_err(cerr)?;
+            let l =
+                candle_nn::loss::cross_entropy(&logits, &targets).and_then(|l| l.to_scalar::<f32>()).map_err(cerr)?;
+            loss += l as f64 * lab.len() as f64;
+            let pred = logits.argmax(D::Minus1).and_then(|p| p.to_vec1::<u32>()).map_err(cerr)?;
+            right += pred.iter().zip(lab).filter(|(p, l)| p == l).count();
+        }
+        let n = labels.len().max(1) as f64;
+        Ok((loss / n, right as f64 / n))
+    }
+}
+
+/// Batches of similar token length: a seeded shuffle, sorted by length within windows of 50
+/// batches, cut into batches, the batches shuffled again.
+pub fn length_batches(lens: &[usize], batch_size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+    let b = batch_size.max(1);
+    let mut idx: Vec<usize> = (0..lens.len()).collect();
+    idx.shuffle(rng);
+    for window in idx.chunks_mut(b * 50) {
+        window.sort_by_key(|&i| lens[i]);
+    }
+    let mut batches: Vec<Vec<usize>> = idx.chunks(b).map(<[usize]>::to_vec).collect();
+    batches.shuffle(rng);
+    batches
+}
+
+/// One epoch's numbers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Held-out loss (NaN without a held-out share).
+    pub held_out_loss: f64,
+    /// Held-out accuracy (NaN without a held-out share).
+    pub held_out_accuracy: f64,
+    /// Training texts per second.
+    pub texts_per_s: f64,
+}
+
+/// Trains one epoch over `train` (encodings, class ids) with a progress bar showing loss and texts/s.
+pub fn train_epoch(
+    t: &mut Trainer,
+    train: (&[Encoding], &[u32]),
+    batch_size: usize,
+    epoch: usize,
+    show: bool,
+) -> Result<(f64, f64)> {
+    let (enc, lab) = train;
+    let mut rng = ChaCha8Rng::seed_from_u64(t.hyper.seed.wrapping_add(epoch as u64));
+    let lens: Vec<usize> = enc.iter().map(|e| e.get_ids().len()).collect();
+    let batches = length_batches(&lens, batch_size, &mut rng);
+    let bar = if show {
+        ProgressBar::with_draw_target(Some(enc.len() as u64), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}").expect("template"));
+    bar.set_prefix(epoch.to_string());
+    let (start, mut total, mut seen) = (std::time::Instant::now(), 0f64, 0usize);
+    for (k, b) in batches.iter().enumerate() {
+        let refs: Vec<&Encoding> = b.iter().map(|&i| &enc[i]).collect();
+        let ys: Vec<u32> = b.iter().map(|&i| lab[i]).collect();
+        total += t.step(&refs, &ys)? as f64;
+        seen += b.len();
+        let rate = seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("loss {:.4} {rate:.1} texts/s", total / (k + 1) as f64));
+        bar.inc(b.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok((total / batches.len().max(1) as f64, seen as f64 / start.elapsed().as_secs_f64().max(1e-9)))
+}
+
+impl Classifier {
+    /// Writes a Hugging Face folder `dir`: model.safetensors (every weight, transformers' names),
+    /// config.json with this head's id2label/label2id, and the base model's tokenizer files.
+    pub fn save(&self, dir: &Path, base: &ModelFiles) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tensors: HashMap<String, Tensor> = {
+            let data = self.varmap.data().lock().expect("varmap lock");
+            data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+        };
+        let weights = dir.join("model.safetensors");
+        crate::data::atomic::write_atomic(&weights, |tmp, _| {
+            candle_core::safetensors::save(&tensors, tmp).map_err(|e| Error::input(tmp, format!("cannot write: {e}")))
+        })?;
+        let mut config = self.config.clone();
+        let id2label: serde_json::Map<String, Value> =
+            self.labels.iter().enumerate().map(|(i, l)| (i.to_string(), Value::from(l.as_str()))).collect();
+        let label2id: serde_json::Map<String, Value> =
+            self.labels.iter().enumerate().map(|(i, l)| (l.clone(), Value::from(i))).collect();
+        config["id2label"] = Value::Object(id2label);
+        config["label2id"] = Value::Object(label2id);
+        config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
+        let text = serde_json::to_string_pretty(&config).expect("json");
+        crate::data::atomic::write_bytes_atomic(&dir.join("config.json"), text.as_bytes())?;
+        for src in [&base.tokenizer_json, &base.vocab, &base.tokenizer_config].into_iter().flatten() {
+            let bytes = std::fs::read(src).map_err(|e| Error::io(src, e))?;
+            let name = src.file_name().expect("a file name");
+            crate::data::atomic::write_bytes_atomic(&dir.join(name), &bytes)?;
+        }
+        Ok(())
+    }
+}
+
+pub mod labelled;
+pub use labelled::{FinetuneArgs, FinetuneSummary, finetune_labelled};

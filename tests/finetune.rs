@@ -1,0 +1,248 @@
+//! Fine-tuning in candle: the trainable forward equals the frozen encoder's, gradients reach
+//! the weights that should train and no others, and a seeded run repeats exactly.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use signalkit::encode::model::{Encoder, ModelFiles};
+use signalkit::finetune::{Classifier, Hyper, Trainer};
+use tokenizers::Encoding;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert")
+}
+
+const TEXTS: [&str; 4] = [
+    "Apple beats estimates and raises guidance",
+    "Shares fall after the profit warning",
+    "Company holds annual meeting",
+    "Regulator fines the bank over reporting failures in its trading unit",
+];
+const LABELS: [u32; 4] = [0, 1, 2, 1];
+
+fn setup(seed: u64, labels: Option<&[String]>) -> (Classifier, Vec<Encoding>) {
+    let files = ModelFiles::from_dir(&fixture()).unwrap();
+    let enc = Encoder::load(&files, &Device::Cpu, 64).unwrap();
+    let encodings = enc.tokenize(&TEXTS).unwrap();
+    (Classifier::load(&files, &Device::Cpu, labels, seed).unwrap(), encodings)
+}
+
+fn hyper() -> Hyper {
+    Hyper {
+        lr: 1e-3,
+        weight_decay: 0.01,
+        warmup_steps: 2,
+        total_steps: 10,
+        max_grad_norm: 1.0,
+        freeze_layers: 0,
+        head_only: false,
+        seed: 7,
+        dropout: true,
+    }
+}
+
+fn flat(c: &Classifier, name: &str) -> Vec<f32> {
+    let data = c.varmap.data().lock().unwrap();
+    data[name].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn trainable_forward_equals_the_frozen_encoders_probabilities() {
+    let files = ModelFiles::from_dir(&fixture()).unwrap();
+    let enc = Encoder::load(&files, &Device::Cpu, 64).unwrap();
+    let (model, encodings) = setup(1, None);
+    assert!(!model.fresh_head, "the fixture's own head (positive, negative, neutral) is reused");
+    let refs: Vec<&Encoding> = encodings.iter().collect();
+    let frozen = enc.forward(&refs).unwrap();
+    let logits = model.logits(&refs).unwrap();
+    let probs = candle_nn::ops::softmax_last_dim(&logits).unwrap().to_vec2::<f32>().unwrap();
+    for (p, (q, _)) in probs.iter().zip(&frozen) {
+        for (a, b) in p.iter().zip(q) {
+            assert!((a - b).abs() < 1e-5, "{p:?} vs {q:?}");
+        }
+    }
+}
+
+#[test]
+fn a_seeded_run_repeats_and_the_loss_falls() {
+    let run = || {
+        let (model, encodings) = setup(3, None);
+        let refs: Vec<&Encoding> = encodings.iter().collect();
+        let mut t = Trainer::new(model, hyper()).unwrap();
+        let losses: Vec<f32> = (0..8).map(|_| t.step(&refs, &LABELS).unwrap()).collect();
+        (losses, flat(&t.model, "bert.encoder.layer.1.output.dense.weight"))
+    };
+    let (a, wa) = run();
+    let (b, wb) = run();
+    assert_eq!(a, b, "same seed, same losses (dropout included)");
+    assert_eq!(wa, wb, "same seed, same weights");
+    let (model, encodings) = setup(3, None);
+    let refs: Vec<&Encoding> = encodings.iter().collect();
+    let mut t = Trainer::new(model, Hyper { dropout: false, ..hyper() }).unwrap();
+    let losses: Vec<f32> = (0..8).map(|_| t.step(&refs, &LABELS).unwrap()).collect();
+    assert!(losses[7] < losses[0] * 0.5, "without dropout the loss falls on a fixed batch: {losses:?}");
+}
+
+#[test]
+fn frozen_layers_and_head_only_leave_those_weights_unchanged() {
+    for (freeze, head_only) in [(1usize, false), (0, true)] {
+        let (model, encodings) = setup(5, None);
+        let refs: Vec<&Encoding> = encodings.iter().collect();
+        let names = ["bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.output.dense.weight"];
+        let before: Vec<Vec<f32>> = names.iter().map(|n| flat(&model, n)).collect();
+        let moving = "bert.encoder.layer.1.output.dense.weight";
+        let moving_before = flat(&model, moving);
+        let head_before = flat(&model, "classifier.weight");
+        let mut t =
+            Trainer::new(model, Hyper { freeze_layers: freeze, head_only, warmup_steps: 0, ..hyper() }).unwrap();
+        t.step(&refs, &LABELS).unwrap();
+        for (n, b) in names.iter().zip(&before) {
+            assert_eq!(&flat(&t.model, n), b, "{n} must stay frozen");
+        }
+        assert_eq!(flat(&t.model, moving) == moving_before, head_only, "layer 1 trains unless head-only");
+        assert_ne!(flat(&t.model, "classifier.weight"), head_before, "the head always trains");
+    }
+}
+
+#[test]
+fn new_labels_get_a_new_seeded_head() {
+    let labels: Vec<String> = ["bin_0", "bin_1", "bin_2", "bin_3", "bin_4"].map(String::from).to_vec();
+    let (a, _) = setup(11, Some(&labels));
+    let (b, _) = setup(11, Some(&labels));
+    assert!(a.fresh_head);
+    assert_eq!(a.labels, labels);
+    assert_eq!(flat(&a, "classifier.weight").len(), 5 * 32);
+    assert_eq!(flat(&a, "classifier.weight"), flat(&b, "classifier.weight"));
+}
+
+#[test]
+fn the_schedule_warms_up_then_decays_to_zero() {
+    let h = Hyper { lr: 1.0, warmup_steps: 4, total_steps: 12, ..hyper() };
+    let lrs: Vec<f64> = (0..13).map(|s| h.lr_at(s)).collect();
+    assert_eq!(&lrs[..5], &[0.0, 0.25, 0.5, 0.75, 1.0]);
+    assert_eq!(lrs[8], 0.5);
+    assert_eq!(lrs[12], 0.0);
+}
+
+/// transformers + torch's AdamW steps on the same batch (scripts/make_finetune_fixture.py).
+fn torch_reference() -> serde_json::Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/finetune-reference.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[test]
+fn one_and_five_adamw_steps_match_torch_within_1e_5() {
+    let r = torch_reference();
+    let texts: Vec<&str> = r["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let labels: Vec<u32> = r["labels"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as u32).collect();
+    for name in ["one", "five"] {
+        let run = &r["runs"][name];
+        let files = ModelFiles::from_dir(&fixture()).unwrap();
+        let encodings = Encoder::load(&files, &Device::Cpu, 64).unwrap().tokenize(&texts).unwrap();
+        let refs: Vec<&Encoding> = encodings.iter().collect();
+        let model = Classifier::load(&files, &Device::Cpu, None, 0).unwrap();
+        let h = Hyper {
+            lr: r["lr"].as_f64().unwrap(),
+            weight_decay: r["weight_decay"].as_f64().unwrap(),
+            warmup_steps: run["warmup_steps"].as_u64().unwrap() as usize,
+            total_steps: run["total_steps"].as_u64().unwrap() as usize,
+            max_grad_norm: r["max_grad_norm"].as_f64().unwrap(),
+            freeze_layers: 0,
+            head_only: false,
+            seed: 0,
+            dropout: false,
+        };
+        let mut t = Trainer::new(model, h).unwrap();
+        let steps = run["steps"].as_u64().unwrap() as usize;
+        let losses: Vec<f32> = (0..steps).map(|_| t.step(&refs, &labels).unwrap()).collect();
+        let mut worst_loss = 0f64;
+        for (a, b) in losses.iter().zip(run["losses"].as_array().unwrap()) {
+            worst_loss = worst_loss.max((*a as f64 - b.as_f64().unwrap()).abs());
+        }
+        let mut worst_value = 0f64;
+        for (k, vals) in run["values"].as_object().unwrap() {
+            for (a, b) in flat(&t.model, k).iter().zip(vals.as_array().unwrap()) {
+                worst_value = worst_value.max((*a as f64 - b.as_f64().unwrap()).abs());
+            }
+        }
+        let mut worst_sum = 0f64;
+        for (k, s) in run["sums"].as_object().unwrap() {
+            // An attention key bias adds the same q·b to every key's score, which softmax cancels:
+            // its true gradient is 0, both sides hold rounding noise (~1e-10), and Adam's
+            // g/(|g|+eps) turns that noise into steps of up to ±lr in any implementation.
+            if k.ends_with("attention.self.key.bias") {
+                continue;
+            }
+            let ours: f64 = flat(&t.model, k).iter().map(|&v| v as f64).sum();
+            let n = flat(&t.model, k).len() as f64;
+            let d = (ours - s.as_f64().unwrap()).abs() / n;
+            worst_sum = worst_sum.max(d);
+        }
+        eprintln!(
+            "{name}: loss max |diff| {worst_loss:.2e}, weights max |diff| {worst_value:.2e}, per-element sum diff {worst_sum:.2e}"
+        );
+        assert!(worst_loss < 1e-5, "{name}: losses {losses:?} vs {}", run["losses"]);
+        assert!(worst_value < 1e-5, "{name}: weights differ by {worst_value}");
+        assert!(worst_sum < 1e-5, "{name}: a parameter's sum differs by {worst_sum} per element");
+    }
+}
+
+#[test]
+fn the_saved_folder_loads_in_encode_with_the_trained_outputs() {
+    let labels: Vec<String> = ["down", "flat", "up"].map(String::from).to_vec();
+    let (model, encodings) = setup(9, Some(&labels));
+    let refs: Vec<&Encoding> = encodings.iter().collect();
+    let mut t = Trainer::new(model, Hyper { dropout: false, warmup_steps: 0, ..hyper() }).unwrap();
+    t.step(&refs, &LABELS).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    t.model.save(dir.path(), &ModelFiles::from_dir(&fixture()).unwrap()).unwrap();
+    let enc = Encoder::load(&ModelFiles::from_dir(dir.path()).unwrap(), &Device::Cpu, 64).unwrap();
+    assert_eq!(enc.labels, labels, "id2label comes from the new head");
+    let ours = candle_nn::ops::softmax_last_dim(&t.model.logits(&refs).unwrap()).unwrap().to_vec2::<f32>().unwrap();
+    for (p, (q, _)) in ours.iter().zip(enc.forward(&refs).unwrap()) {
+        for (a, b) in p.iter().zip(&q) {
+            assert!((a - b).abs() < 1e-5, "{p:?} vs {q:?}");
+        }
+    }
+}
+
+#[test]
+fn recipe_a_maps_labels_by_name_and_writes_a_loadable_folder_and_card() {
+    use signalkit::finetune::labelled::label_id;
+    let own: Vec<String> = ["positive", "negative", "neutral"].map(String::from).to_vec();
+    assert_eq!(label_id("0", &own), Some(1), "0 means negative, which is id 1 in this head");
+    assert_eq!(label_id("2", &own), Some(0), "2 means positive, id 0 here");
+    assert_eq!(label_id("Neutral", &own), Some(2));
+    assert_eq!(label_id("3", &own), None);
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("labelled.csv");
+    let mut body = String::from("text,label\n");
+    for i in 0..12 {
+        body += &format!("\"{} number {i}\",{}\n", TEXTS[i % 4], ["positive", "0", "neutral", "negative"][i % 4]);
+    }
+    std::fs::write(&csv, body).unwrap();
+    let out = dir.path().join("tuned");
+    let args = signalkit::finetune::FinetuneArgs {
+        model: ModelFiles::from_dir(&fixture()).unwrap(),
+        out: out.clone(),
+        labelled: csv,
+        labels: None,
+        epochs: 2,
+        batch_size: 4,
+        warmup_share: 0.1,
+        held_out: 0.25,
+        max_len: 64,
+        device: "cpu".into(),
+        hyper: hyper(),
+    };
+    let s = signalkit::finetune::finetune_labelled(&args, false).unwrap();
+    assert_eq!((s.train, s.held_out, s.epochs.len()), (9, 3, 2));
+    assert!(s.epochs.iter().all(|m| m.held_out_accuracy.is_finite() && m.held_out_loss.is_finite()));
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["metrics"].as_array().unwrap().len(), 2);
+    assert_eq!(card["hyper"]["total_steps"], 6);
+    assert_eq!(card["base"]["fingerprint"].as_str().unwrap().len(), 32);
+    let enc = Encoder::load(&ModelFiles::from_dir(&out).unwrap(), &Device::Cpu, 64).unwrap();
+    assert_eq!(enc.labels, own);
+}
