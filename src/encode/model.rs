@@ -396,17 +396,8 @@ impl Encoder {
             return Ok(Vec::new());
         }
         let err = |e: candle_core::Error| Error::Encoder(e.to_string());
-        let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
         let n = batch.len();
-        let (mut ids, mut mask) = (vec![self.pad_id; n * width], vec![0u32; n * width]);
-        for (row, e) in batch.iter().enumerate() {
-            for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
-                ids[row * width + j] = id;
-                mask[row * width + j] = m;
-            }
-        }
-        let ids = Tensor::from_vec(ids, (n, width), &self.device).map_err(err)?;
-        let mask = Tensor::from_vec(mask, (n, width), &self.device).map_err(err)?;
+        let (ids, mask) = pad_batch(batch, self.pad_id, &self.device).map_err(err)?;
         let types = ids.zeros_like().map_err(err)?;
         let embedded = self.embeddings.forward(&ids, &types).map_err(err)?;
         let mask = extended_mask(&mask, embedded.dtype()).map_err(err)?;
@@ -430,4 +421,18 @@ impl Encoder {
         }
         Ok(probs.into_iter().zip(cls).collect())
     }
+}
+
+/// A tokenised batch padded to its longest member with `pad_id`: ids and attention mask, (n, width).
+pub(crate) fn pad_batch(batch: &[&Encoding], pad_id: u32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+    let n = batch.len();
+    let (mut ids, mut mask) = (vec![pad_id; n * width], vec![0u32; n * width]);
+    for (row, e) in batch.iter().enumerate() {
+        for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
+            ids[row * width + j] = id;
+            mask[row * width + j] = m;
+        }
+    }
+    Ok((Tensor::from_vec(ids, (n, width), device)?, Tensor::from_vec(mask, (n, width), device)?))
 }

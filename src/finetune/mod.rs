@@ -282,16 +282,7 @@ impl Classifier {
 
     /// The tokenised batch, padded to its longest member: ids and attention mask (n, width).
     fn pad(&self, batch: &[&Encoding]) -> CResult<(Tensor, Tensor)> {
-        let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-        let n = batch.len();
-        let (mut ids, mut mask) = (vec![self.pad_id; n * width], vec![0u32; n * width]);
-        for (row, e) in batch.iter().enumerate() {
-            for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
-                ids[row * width + j] = id;
-                mask[row * width + j] = m;
-            }
-        }
-        Ok((Tensor::from_vec(ids, (n, width), &self.device)?, Tensor::from_vec(mask, (n, width), &self.device)?))
+        crate::encode::model::pad_batch(batch, self.pad_id, &self.device)
     }
 
     fn attention(&self, l: &Layer, x: &Tensor, mask: &Tensor) -> CResult<Tensor> {
