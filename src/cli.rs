@@ -321,6 +321,15 @@ pub struct EvaluateCmd {
     /// blended era by era as `predict --smooth A` would, beside the raw ones.
     #[arg(long, value_name = "A,...", value_delimiter = ',', allow_hyphen_values = true)]
     smooth: Vec<f64>,
+    /// Signals v2.1 neutralizer file (ticker, date, factor columns): adds neutral corr per era.
+    #[arg(long)]
+    neutralizers: Option<PathBuf>,
+    /// Signals v2.1 sample-weights file (ticker, date, weight): with --neutralizers, adds alpha.
+    #[arg(long, requires = "neutralizers")]
+    sample_weights: Option<PathBuf>,
+    /// Meta-model column of the targets file: adds MMC (and neutral MMC with --neutralizers).
+    #[arg(long, value_name = "COL")]
+    meta_model: Option<String>,
 }
 
 #[derive(Args)]
@@ -593,6 +602,9 @@ impl EvaluateCmd {
         args.features = self.features;
         args.benchmark = self.benchmark;
         args.smooth = self.smooth;
+        args.neutralizers = self.neutralizers;
+        args.sample_weights = self.sample_weights;
+        args.meta_model = self.meta_model;
         let r = signalkit::evaluate::evaluate(&args).context("evaluate failed")?;
         println!("evaluate: numerai_corr {} → {}", r.summary, args.out.join("report.md").display());
         Ok(())

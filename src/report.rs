@@ -110,11 +110,40 @@ pub fn cumulative_plot(path: &Path, title: &str, eras: &[i32], scores: &[f64]) -
 pub fn per_era_plot(path: &Path, title: &str, eras: &[i32], scores: &[f64]) -> Result<()> {
     render_png(path, (WIDTH, HEIGHT), |root| {
         let mut chart = era_chart(root, title, eras, scores, "numerai_corr")?;
+        era_bars(&mut chart, scores)
+    })
+}
+
+/// Per-era bars on an existing chart (green positive, red negative).
+fn era_bars(
+    chart: &mut ChartContext<'_, BitMapBackend<'_>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    scores: &[f64],
+) -> std::result::Result<(), String> {
+    chart
+        .draw_series(scores.iter().enumerate().map(|(i, s)| {
+            let color = if *s >= 0.0 { GREEN_700 } else { RED_700 };
+            Rectangle::new([(i as f64 + 0.1, 0.0), (i as f64 + 0.9, *s)], color.filled())
+        }))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Two panels on one era axis: per-era corr bars above, churn against the era before below
+/// with the stake-zeroing `limit` as a red line (eras without a churn value left blank).
+pub fn corr_churn_plot(path: &Path, eras: &[i32], corr: &[f64], churn: &[(i32, f64)], limit: f64) -> Result<()> {
+    let at: std::collections::HashMap<i32, f64> = churn.iter().copied().collect();
+    let churn_by_era: Vec<f64> = eras.iter().map(|e| at.get(e).copied().unwrap_or(f64::NAN)).collect();
+    let shown: Vec<f64> = churn_by_era.iter().copied().filter(|c| !c.is_nan()).chain([limit * 1.2]).collect();
+    render_png(path, (WIDTH, HEIGHT * 2), |root| {
+        let (top, bottom) = root.split_vertically(HEIGHT);
+        let mut chart = era_chart(&top, "numerai_corr per era", eras, corr, "numerai_corr")?;
+        era_bars(&mut chart, corr)?;
+        let mut chart = era_chart(&bottom, "Churn against the era before", eras, &shown, "churn")?;
+        let points = churn_by_era.iter().enumerate().filter(|(_, c)| !c.is_nan()).map(|(i, c)| (i as f64 + 0.5, *c));
+        chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2))).map_err(|e| e.to_string())?;
+        let n = eras.len().max(1) as f64;
         chart
-            .draw_series(scores.iter().enumerate().map(|(i, s)| {
-                let color = if *s >= 0.0 { GREEN_700 } else { RED_700 };
-                Rectangle::new([(i as f64 + 0.1, 0.0), (i as f64 + 0.9, *s)], color.filled())
-            }))
+            .draw_series(LineSeries::new([(0.0, limit), (n, limit)], RED.stroke_width(2)))
             .map_err(|e| e.to_string())?;
         Ok(())
     })

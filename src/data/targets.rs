@@ -97,6 +97,32 @@ impl KeyedTable {
     pub fn target_column(&self, name: &str) -> Option<String> {
         resolve_target(&self.frame, name)
     }
+
+    /// Column `name` as f64 (null → NaN); the error names the file and the column.
+    pub fn f64_column(&self, name: &str) -> Result<Vec<f64>> {
+        let c = self
+            .frame
+            .column(name)
+            .map_err(|_| Error::at(&self.path, None, name, "no such column"))?
+            .cast(&DataType::Float64)
+            .map_err(|e| Error::at(&self.path, None, name, format!("not numeric: {e}")))?;
+        Ok(c.f64().map_err(|e| Error::table(&self.path, e))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    }
+
+    /// Every numeric column other than the keys and targets, as (name, f64 values): a Signals v2.1
+    /// neutralizer or sample-weights file's values.
+    pub fn numeric_columns(&self) -> Result<Vec<(String, Vec<f64>)>> {
+        let keys = [self.ticker_column.as_str(), self.date_column.as_str()];
+        let names: Vec<String> = self
+            .frame
+            .columns()
+            .iter()
+            .filter(|c| c.dtype().is_primitive_numeric())
+            .map(|c| c.name().to_string())
+            .filter(|n| !keys.contains(&n.as_str()) && !n.starts_with("target"))
+            .collect();
+        names.into_iter().map(|n| self.f64_column(&n).map(|v| (n, v))).collect()
+    }
 }
 
 /// The column of `df` that holds target `name`, under either of its names.

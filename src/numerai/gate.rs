@@ -6,8 +6,6 @@
 use std::fmt;
 use std::path::Path;
 
-use polars::prelude::*;
-
 use crate::data::targets::KeyedTable;
 use crate::error::{Error, Result};
 use crate::metrics::{self, SubmissionEra};
@@ -47,13 +45,13 @@ impl EraData {
         let latest = *n.fridays.iter().max().ok_or_else(|| Error::input(neutralizers, "no rows"))?;
         let rows: Vec<usize> = (0..n.len()).filter(|&i| n.fridays[i] == latest).collect();
         let universe: Vec<String> = rows.iter().map(|&i| n.universe[n.ticker_ids[i] as usize].clone()).collect();
-        let columns = numeric_columns(&n)?;
+        let columns: Vec<Vec<f64>> = n.numeric_columns()?.into_iter().map(|c| c.1).collect();
         if columns.is_empty() {
             return Err(Error::input(neutralizers, "no numeric neutralizer column besides the ticker and date"));
         }
         let neutralizers = columns.iter().map(|c| rows.iter().map(|&i| c[i]).collect()).collect();
         let w = KeyedTable::read(sample_weights)?;
-        let [weights] = numeric_columns(&w)?.try_into().map_err(|_| {
+        let [(_, weights)] = w.numeric_columns()?.try_into().map_err(|_| {
             Error::input(
                 sample_weights,
                 "a sample-weights file has exactly one numeric column besides the ticker and date",
@@ -66,21 +64,6 @@ impl EraData {
         let sample_weights = universe.iter().map(|t| by_ticker.get(t.as_str()).copied().unwrap_or(f64::NAN)).collect();
         Ok(EraData { universe, sample_weights, neutralizers })
     }
-}
-
-/// Every numeric column of a keyed table other than its keys, targets and roles, as f64 (null → NaN).
-fn numeric_columns(t: &KeyedTable) -> Result<Vec<Vec<f64>>> {
-    let keys = [t.ticker_column.as_str(), t.date_column.as_str()];
-    let mut out = Vec::new();
-    for c in t.frame.columns() {
-        let name = c.name().as_str();
-        if keys.contains(&name) || name.starts_with("target") || !c.dtype().is_primitive_numeric() {
-            continue;
-        }
-        let f = c.cast(&DataType::Float64).map_err(|e| Error::table(&t.path, e))?;
-        out.push(f.f64().map_err(|e| Error::table(&t.path, e))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect());
-    }
-    Ok(out)
 }
 
 /// What the gate found.

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +12,13 @@ use crate::era::{era_of_days, eras_of_days};
 use crate::error::{Error, Result};
 use crate::metrics::{self, EraScore, Summary};
 use crate::model::{Model, Split, default_features, importance as model_importance};
-use crate::report::{bar_plot, cumulative_plot, era_text, markdown_table, per_era_plot, write_json};
+mod churn;
+mod payout;
+
+use crate::report::{bar_plot, corr_churn_plot, cumulative_plot, era_text, markdown_table, per_era_plot, write_json};
+pub use churn::{ChurnSummary, SmoothedScores};
+use churn::{churn_markdown, churn_summary, smoothed_scores};
+pub use payout::{PayoutEra, PayoutScores};
 
 /// What `evaluate` needs.
 #[derive(Debug, Clone)]
@@ -35,6 +40,12 @@ pub struct EvaluateArgs {
     /// Smoothing weights to compare (see [`crate::smooth`]): each adds corr and churn of the
     /// predictions blended era by era with that weight.
     pub smooth: Vec<f64>,
+    /// Signals v2.1 neutralizer file (keyed by ticker and date): adds neutral corr per era.
+    pub neutralizers: Option<PathBuf>,
+    /// Signals v2.1 sample-weights file: with the neutralizers, adds alpha per era.
+    pub sample_weights: Option<PathBuf>,
+    /// A meta-model column of the targets file: adds (neutral) contribution per era.
+    pub meta_model: Option<String>,
 }
 
 impl EvaluateArgs {
@@ -48,6 +59,9 @@ impl EvaluateArgs {
             features: None,
             smooth: Vec::new(),
             benchmark: None,
+            neutralizers: None,
+            sample_weights: None,
+            meta_model: None,
             out,
         }
     }
@@ -90,40 +104,14 @@ pub struct EvalReport {
     /// Corr and churn of the predictions smoothed with each weight asked for.
     #[serde(default)]
     pub smoothing: Vec<SmoothedScores>,
-}
-
-/// Churn between weekly signals, as Numerai's stake rule reads it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChurnSummary {
-    /// Per OOS era after the first: (era, churn against the era before).
-    pub per_era: Vec<(i32, f64)>,
-    /// Mean of `per_era`.
-    pub mean: f64,
-    /// Largest churn against any of the five eras before (Numerai's rule), over all eras.
-    pub max_over_last_5: f64,
-    /// Eras whose churn against one of the five before reached the limit (0.15).
-    pub eras_over_limit: usize,
-}
-
-/// One smoothing weight's out-of-sample scores.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SmoothedScores {
-    /// The share of last week's rank kept.
-    pub weight: f64,
-    /// numerai_corr statistics of the smoothed predictions.
-    pub summary: Summary,
-    /// Their churn.
-    pub churn: Option<ChurnSummary>,
+    /// Neutral corr, alpha and meta-model contribution, when their inputs were given.
+    #[serde(default)]
+    pub payout: Option<PayoutScores>,
 }
 
 /// Rows keyed by (TICKER, era).
 fn keys(t: &KeyedTable) -> Vec<(u32, i32)> {
     t.ticker_ids.iter().zip(&t.fridays).map(|(id, d)| (*id, era_of_days(*d))).collect()
-}
-
-fn f64_column(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>> {
-    let c = frame.column(name).and_then(|c| c.cast(&DataType::Float64)).map_err(|e| Error::table(path, e))?;
-    Ok(c.f64().map_err(|e| Error::table(path, e))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
 }
 
 /// Aligns another table's rows to `base`: for each base row, the index of the same (ticker, era).
@@ -178,7 +166,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     let targets = KeyedTable::read(&args.targets)?;
     let target_col = resolve_target(&targets.frame, &args.target)
         .ok_or_else(|| Error::input(&args.targets, format!("no target column '{}' (or its alias)", args.target)))?;
-    let s = join_targets(args, &preds, &targets, &target_col, p)?;
+    let s = join_targets(&preds, &targets, &target_col, p)?;
     let model = args.model.as_deref().map(Model::load).transpose()?;
     let split = model.as_ref().map(|m| m.card.split.clone());
     let oos = out_of_sample(&args.predictions, split.as_ref(), &s.eras)?;
@@ -197,12 +185,13 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         None => FeatureScores::default(),
     };
     let benchmark = match &args.benchmark {
-        Some(col) => Some(benchmark_summary(&args.targets, &targets, col, &s, &oos)?),
+        Some(col) => Some(benchmark_summary(&targets, col, &s, &oos)?),
         None => None,
     };
     let tickers: Vec<String> = preds.ticker_ids.iter().map(|&i| preds.universe[i as usize].clone()).collect();
     let churn = churn_summary(&tickers, &s.p, &oos);
     let smoothing = smoothed_scores(args, &tickers, &s, &oos)?;
+    let payout = payout::payout_scores(args, &preds, &targets, &s, &oos)?;
     let report = EvalReport {
         predictions: args.predictions.display().to_string(),
         targets: args.targets.display().to_string(),
@@ -220,60 +209,10 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         constant_eras,
         churn,
         smoothing,
+        payout,
     };
     write_eval_outputs(&args.out, &report)?;
     Ok(report)
-}
-
-/// Churn of the out-of-sample eras' signals: each against the era before, and the max against the
-/// five before (metrics::churn, 1 − Spearman on the common tickers); None with under two eras.
-fn churn_summary(tickers: &[String], p: &[f64], oos: &OutOfSample) -> Option<ChurnSummary> {
-    let weeks: Vec<(i32, Vec<String>, Vec<f64>)> = metrics::era_groups(&oos.eras)
-        .into_iter()
-        .map(|(era, rows)| {
-            let rows: Vec<usize> = rows.iter().map(|&r| oos.rows[r]).collect();
-            (era, rows.iter().map(|&i| tickers[i].clone()).collect(), pick(p, &rows))
-        })
-        .collect();
-    let churn_of = |a: usize, b: usize| metrics::churn(&weeks[a].1, &weeks[a].2, &weeks[b].1, &weeks[b].2, None);
-    let per_era: Vec<(i32, f64)> = (1..weeks.len()).map(|k| (weeks[k].0, churn_of(k, k - 1))).collect();
-    if per_era.is_empty() {
-        return None;
-    }
-    let gate: Vec<f64> =
-        (1..weeks.len()).map(|k| (k.saturating_sub(5)..k).map(|j| churn_of(k, j)).fold(f64::NAN, f64::max)).collect();
-    let present: Vec<f64> = per_era.iter().map(|c| c.1).filter(|c| !c.is_nan()).collect();
-    Some(ChurnSummary {
-        mean: present.iter().sum::<f64>() / present.len().max(1) as f64,
-        max_over_last_5: gate.iter().copied().fold(f64::NAN, f64::max),
-        eras_over_limit: gate.iter().filter(|c| **c >= metrics::CHURN_LIMIT).count(),
-        per_era,
-    })
-}
-
-/// For each weight asked for: the out-of-sample predictions blended era by era in time order,
-/// starting at the first out-of-sample era (in-sample predictions never leak in; every row counts
-/// as having news), scored and churned like the raw ones.
-fn smoothed_scores(
-    args: &EvaluateArgs,
-    tickers: &[String],
-    s: &Scored,
-    oos: &OutOfSample,
-) -> Result<Vec<SmoothedScores>> {
-    let (p, t) = (pick(&s.p, &oos.rows), pick(&s.t, &oos.rows));
-    let oos_tickers: Vec<String> = oos.rows.iter().map(|&i| tickers[i].clone()).collect();
-    let own = OutOfSample { scored: String::new(), rows: (0..p.len()).collect(), eras: oos.eras.clone() };
-    let news = vec![true; p.len()];
-    args.smooth
-        .iter()
-        .map(|&a| {
-            crate::smooth::check_weight(a)?;
-            let blended = crate::smooth::smooth_eras(&oos.eras, &oos_tickers, &p, &news, a);
-            let per_era = metrics::per_era(&blended, &t, &oos.eras);
-            let summary = metrics::summarize(&per_era.iter().map(|e| e.corr).collect::<Vec<_>>());
-            Ok(SmoothedScores { weight: a, summary, churn: churn_summary(&oos_tickers, &blended, &own) })
-        })
-        .collect()
 }
 
 /// The `prediction` (or `signal`) column of a predictions table.
@@ -281,18 +220,12 @@ fn prediction_values(path: &Path, preds: &KeyedTable) -> Result<Vec<f64>> {
     let value_col = ["prediction", "signal"].into_iter().find(|c| preds.frame.column(c).is_ok()).ok_or_else(|| {
         Error::input(path, "no 'prediction' or 'signal' column: pass predictions from signalkit train or predict")
     })?;
-    f64_column(path, &preds.frame, value_col)
+    preds.f64_column(value_col)
 }
 
 /// Each prediction row with its target (NaN where the targets table has no such row) and era.
-fn join_targets(
-    args: &EvaluateArgs,
-    preds: &KeyedTable,
-    targets: &KeyedTable,
-    target_col: &str,
-    p: Vec<f64>,
-) -> Result<Scored> {
-    let t_all = f64_column(&args.targets, &targets.frame, target_col)?;
+fn join_targets(preds: &KeyedTable, targets: &KeyedTable, target_col: &str, p: Vec<f64>) -> Result<Scored> {
+    let t_all = targets.f64_column(target_col)?;
     let matched = align(preds, targets);
     let t = matched.iter().map(|m| m.map(|i| t_all[i]).unwrap_or(f64::NAN)).collect();
     Ok(Scored { p, t, eras: eras_of_days(&preds.fridays), matched })
@@ -377,10 +310,7 @@ fn feature_scores(
     let at = align(preds, &ft);
     let cols: Vec<Vec<f64>> = names
         .iter()
-        .map(|n| {
-            f64_column(fp, &ft.frame, n)
-                .map(|c| oos.rows.iter().map(|&i| at[i].map(|j| c[j]).unwrap_or(f64::NAN)).collect())
-        })
+        .map(|n| ft.f64_column(n).map(|c| oos.rows.iter().map(|&i| at[i].map(|j| c[j]).unwrap_or(f64::NAN)).collect()))
         .collect::<Result<_>>()?;
     let (p_oos, t_oos) = (pick(&s.p, &oos.rows), pick(&s.t, &oos.rows));
     let per: Vec<(Option<(usize, f64)>, f64)> = metrics::era_groups(&oos.eras)
@@ -413,9 +343,8 @@ fn most_often_max(per_era: impl Iterator<Item = Option<(usize, f64)>>) -> Option
 }
 
 /// Per-era Spearman correlation with a benchmark column of the targets table, summarised.
-fn benchmark_summary(path: &Path, targets: &KeyedTable, col: &str, s: &Scored, oos: &OutOfSample) -> Result<Summary> {
-    let b_all =
-        f64_column(path, &targets.frame, col).map_err(|_| Error::at(path, None, col, "benchmark column not found"))?;
+fn benchmark_summary(targets: &KeyedTable, col: &str, s: &Scored, oos: &OutOfSample) -> Result<Summary> {
+    let b_all = targets.f64_column(col)?;
     let b: Vec<f64> = oos.rows.iter().map(|&i| s.matched[i].map(|j| b_all[j]).unwrap_or(f64::NAN)).collect();
     let p_oos = pick(&s.p, &oos.rows);
     let per: Vec<f64> = metrics::era_groups(&oos.eras)
@@ -449,36 +378,15 @@ fn eras_line(eras: &[i32]) -> String {
     }
 }
 
-/// The churn section of report.md: the raw model's churn and each smoothing weight's corr and churn.
-fn churn_markdown(r: &EvalReport) -> String {
-    let Some(c) = &r.churn else { return String::new() };
-    let mut md = format!(
-        "\n## Churn\n\nChurn (1 − Spearman with the era before), mean {:.4}; max against any of the five eras before \
-         {:.4}; {} eras at or above Numerai's limit {} (a stake is set to zero there).\n\n",
-        c.mean,
-        c.max_over_last_5,
-        c.eras_over_limit,
-        metrics::CHURN_LIMIT
-    );
-    if r.smoothing.is_empty() {
-        return md;
-    }
-    let row = |a: String, s: &Summary, c: Option<&ChurnSummary>| {
-        let (mean, over) = c.map_or((f64::NAN, 0), |c| (c.mean, c.eras_over_limit));
-        vec![a, fmt4(s.mean), format!("{:.2}", s.sharpe), fmt4(mean), over.to_string()]
-    };
-    let mut rows = vec![row("raw".into(), &r.summary, Some(c))];
-    rows.extend(r.smoothing.iter().map(|s| row(format!("{}", s.weight), &s.summary, s.churn.as_ref())));
-    md += &markdown_table(&["smoothing A", "corr mean", "sharpe", "churn mean", "eras over limit"], &rows);
-    md
-}
-
 fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     write_json(&out.join("report.json"), r)?;
     let eras: Vec<i32> = r.per_era.iter().map(|e| e.era).collect();
     let scores: Vec<f64> = r.per_era.iter().map(|e| e.corr).collect();
     cumulative_plot(&out.join("plots/cumulative_corr.png"), "Cumulative out-of-sample numerai_corr", &eras, &scores)?;
     per_era_plot(&out.join("plots/per_era_corr.png"), "Out-of-sample numerai_corr per era", &eras, &scores)?;
+    if let Some(c) = &r.churn {
+        corr_churn_plot(&out.join("plots/corr_and_churn.png"), &eras, &scores, &c.per_era, metrics::CHURN_LIMIT)?;
+    }
 
     let mut md = format!(
         "# Out-of-sample evaluation\n\nPredictions `{}`, target `{}` from `{}`.\n\nScored: {}.\n\n",
@@ -498,6 +406,11 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     }
     if let Some(s) = &r.benchmark {
         rows.push(summary_row("corr with benchmark (OOS)", s));
+    }
+    if let Some(p) = &r.payout {
+        let named =
+            [("neutral corr", &p.neutral_corr), ("alpha", &p.alpha), ("MMC", &p.mmc), ("neutral MMC", &p.neutral_mmc)];
+        rows.extend(named.iter().filter_map(|(n, s)| s.as_ref().map(|s| summary_row(&format!("{n} (OOS)"), s))));
     }
     if let Some(s) = &r.in_sample {
         rows.push(summary_row("numerai_corr (train, in sample)", s));
@@ -573,7 +486,7 @@ pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
     let ft = KeyedTable::read(&args.features)?;
     let target_col = resolve_target(&ft.frame, &model.card.target)
         .ok_or_else(|| Error::input(&args.features, format!("no target column '{}'", model.card.target)))?;
-    let t = f64_column(&args.features, &ft.frame, &target_col)?;
+    let t = ft.f64_column(&target_col)?;
     let eras: Vec<i32> = eras_of_days(&ft.fridays);
     let groups = metrics::era_groups(&eras);
     let total: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
@@ -583,7 +496,7 @@ pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
         .par_iter()
         .enumerate()
         .map(|(j, name)| {
-            let f = f64_column(&args.features, &ft.frame, name)?;
+            let f = ft.f64_column(name)?;
             let per: Vec<f64> = groups
                 .iter()
                 .map(|(_, rows)| {

@@ -1,0 +1,175 @@
+//! `evaluate`'s payout scores: neutral corr, alpha and meta-model contribution per era, from
+//! Signals v2.1-shaped neutralizer and sample-weight files, equal to the numerai-tools formulas
+//! (parity-tested in tests/metrics_parity.rs) applied to the rows each era has.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use common::write;
+use signalkit::evaluate::{EvaluateArgs, evaluate};
+use signalkit::metrics;
+
+const ERAS: [i32; 4] = [20240105, 20240112, 20240119, 20240126];
+const TICKERS: usize = 150;
+
+/// A deterministic pseudo-random number in [0, 1).
+fn noise(i: usize, salt: u64) -> f64 {
+    let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(salt.wrapping_mul(1442695040888963407));
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// One era's synthetic values, per ticker: prediction, target bin, two factors, weight, meta model.
+struct Era {
+    p: Vec<f64>,
+    t: Vec<f64>,
+    n: Vec<Vec<f64>>,
+    w: Vec<f64>,
+    m: Vec<f64>,
+}
+
+fn era_values(k: usize) -> Era {
+    let r = |salt: u64| (0..TICKERS).map(|i| noise(i + 1000 * k, salt)).collect::<Vec<f64>>();
+    let (f1, f2, e) = (r(1), r(2), r(3));
+    let t = (0..TICKERS).map(|i| ((0.5 * f1[i] + e[i]) * 4.0 / 1.5).floor().min(4.0) / 4.0).collect();
+    let p = (0..TICKERS).map(|i| f1[i] + 0.7 * e[i]).collect();
+    let m = (0..TICKERS).map(|i| e[i] + 0.5 * f2[i]).collect();
+    Era { p, t, n: vec![f1.iter().map(|v| v - 0.5).collect(), f2.iter().map(|v| v - 0.5).collect()], w: r(4), m }
+}
+
+/// Writes predictions, targets (with a meta-model column), neutralizers and sample weights; the
+/// neutralizer and weight files lack the first `missing` tickers in the last era.
+fn write_inputs(d: &Path, missing: usize) -> Vec<Era> {
+    let eras: Vec<Era> = (0..ERAS.len()).map(era_values).collect();
+    let (mut p, mut t, mut n, mut w) = (
+        "bloomberg_ticker,friday_date,prediction\n".to_string(),
+        "bloomberg_ticker,friday_date,target_20d,meta_model\n".to_string(),
+        "bloomberg_ticker,date,factor_a,factor_b\n".to_string(),
+        "bloomberg_ticker,date,weight\n".to_string(),
+    );
+    for (k, (era, v)) in ERAS.iter().zip(&eras).enumerate() {
+        for i in 0..TICKERS {
+            writeln!(p, "T{i} US,{era},{}", v.p[i]).unwrap();
+            writeln!(t, "T{i} US,{era},{},{}", v.t[i], v.m[i]).unwrap();
+            if k + 1 < ERAS.len() || i >= missing {
+                writeln!(n, "T{i} US,{era},{},{}", v.n[0][i], v.n[1][i]).unwrap();
+                writeln!(w, "T{i} US,{era},{}", v.w[i]).unwrap();
+            }
+        }
+    }
+    for (name, text) in [("preds.csv", p), ("targets.csv", t), ("neutralizers.csv", n), ("weights.csv", w)] {
+        write(d, name, &text);
+    }
+    eras
+}
+
+fn args(d: &Path) -> EvaluateArgs {
+    let mut a = EvaluateArgs::new(d.join("preds.csv"), d.join("targets.csv"), d.join("eval"));
+    a.target = "target_20d".into();
+    a.neutralizers = Some(d.join("neutralizers.csv"));
+    a.sample_weights = Some(d.join("weights.csv"));
+    a.meta_model = Some("meta_model".into());
+    a
+}
+
+fn close(a: f64, b: f64, what: &str) {
+    assert!((a - b).abs() < 1e-12, "{what}: evaluate {a} vs formula {b}");
+}
+
+#[test]
+fn payout_scores_per_era_equal_the_formulas_on_each_eras_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let eras = write_inputs(dir.path(), 20);
+    let r = evaluate(&args(dir.path())).unwrap();
+    let p = r.payout.as_ref().expect("payout scores");
+    assert_eq!(p.neutralizer_columns, ["factor_a", "factor_b"]);
+    assert_eq!(p.rows_without_neutralizers, 20, "the last era lacks 20 tickers' neutralizer rows");
+    assert_eq!(p.per_era.len(), ERAS.len());
+    for (k, (e, v)) in p.per_era.iter().zip(&eras).enumerate() {
+        assert_eq!(e.era, ERAS[k]);
+        // The last era's missing neutralizer rows are NaN to the formulas; alpha keeps the covered rows.
+        let cut = if k + 1 == ERAS.len() { 20 } else { 0 };
+        let nan_missing = |c: &Vec<f64>| (0..TICKERS).map(|i| if i < cut { f64::NAN } else { c[i] }).collect();
+        let n: Vec<Vec<f64>> = v.n.iter().map(nan_missing).collect();
+        close(e.neutral_corr.unwrap(), metrics::neutral_correlation(&v.p, &n, &v.t), "neutral corr");
+        close(e.mmc.unwrap(), metrics::correlation_contribution(&v.p, &v.m, &v.t), "mmc");
+        close(e.neutral_mmc.unwrap(), metrics::neutral_contribution(&v.p, &v.m, &n, &v.t), "neutral mmc");
+        let c: Vec<Vec<f64>> = v.n.iter().map(|c| c[cut..].to_vec()).collect();
+        close(e.alpha.unwrap(), metrics::alpha(&v.p[cut..], &c, &v.w[cut..], &v.t[cut..]), "alpha");
+        assert!(e.alpha.unwrap().is_finite() && e.neutral_corr.unwrap().is_finite());
+    }
+    // The predictions load on factor_a: neutralising it removes most of their raw corr.
+    assert!(
+        p.neutral_corr.as_ref().unwrap().mean < r.summary.mean,
+        "{} vs {}",
+        p.neutral_corr.as_ref().unwrap().mean,
+        r.summary.mean
+    );
+    let md = std::fs::read_to_string(dir.path().join("eval/report.md")).unwrap();
+    for row in ["neutral corr (OOS)", "alpha (OOS)", "| MMC (OOS)", "neutral MMC (OOS)", "corr_and_churn.png"] {
+        assert!(md.contains(row), "report.md lacks {row}");
+    }
+    assert!(dir.path().join("eval/plots/corr_and_churn.png").metadata().unwrap().len() > 1000);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("eval/report.json")).unwrap()).unwrap();
+    assert_eq!(json["payout"]["per_era"].as_array().unwrap().len(), ERAS.len());
+}
+
+#[test]
+fn a_signal_equal_to_the_meta_model_contributes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs(dir.path(), 0);
+    let targets = std::fs::read_to_string(dir.path().join("targets.csv")).unwrap();
+    let preds: String = targets
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            if f[0] == "bloomberg_ticker" {
+                "bloomberg_ticker,friday_date,prediction\n".to_string()
+            } else {
+                format!("{},{},{}\n", f[0], f[1], f[3])
+            }
+        })
+        .collect();
+    write(dir.path(), "preds.csv", &preds);
+    let r = evaluate(&args(dir.path())).unwrap();
+    for e in &r.payout.unwrap().per_era {
+        assert!(e.mmc.unwrap().abs() < 1e-12 && e.neutral_mmc.unwrap().abs() < 1e-9, "{e:?}");
+    }
+}
+
+#[test]
+fn payout_inputs_that_cannot_be_used_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_inputs(d, 0);
+    let err = |a: EvaluateArgs| format!("{:#}", evaluate(&a).unwrap_err());
+
+    let mut a = args(d);
+    a.neutralizers = None;
+    a.meta_model = None;
+    let e = err(a);
+    assert!(e.contains("weights.csv") && e.contains("--sample-weights needs --neutralizers"), "{e}");
+
+    let mut a = args(d);
+    a.meta_model = Some("no_such".into());
+    let e = err(a);
+    assert!(e.contains("targets.csv") && e.contains("no_such"), "{e}");
+
+    // Tickers in another form than the predictions' match nothing.
+    write(d, "other.csv", "numerai_ticker,date,factor_a\nT1,20240105,0.3\n");
+    let mut a = args(d);
+    a.neutralizers = Some(d.join("other.csv"));
+    let e = err(a);
+    assert!(e.contains("other.csv") && e.contains("no row matches"), "{e}");
+
+    // Two numeric columns in a sample-weights file.
+    let mut a = args(d);
+    a.sample_weights = Some(d.join("neutralizers.csv"));
+    let e = err(a);
+    assert!(e.contains("neutralizers.csv") && e.contains("exactly one numeric column"), "{e}");
+}
