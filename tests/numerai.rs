@@ -3,15 +3,14 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::mock::*;
 use common::*;
 use polars::prelude::*;
 use serde_json::{Value, json};
@@ -23,129 +22,6 @@ use signalkit::numerai::{
 const PUBLIC: &str = "PUBLICID42";
 const SECRET: &str = "S3CRETxyz987secretKEY";
 const MODEL_ID: &str = "1b7d7a5e-0000-4000-8000-000000000011";
-
-// ---------------------------------------------------------------------------------------------
-// Mock server
-// ---------------------------------------------------------------------------------------------
-
-/// One request as the mock server saw it.
-#[derive(Debug, Clone)]
-struct Req {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn query(&self) -> String {
-        self.json()["query"].as_str().unwrap_or("").to_string()
-    }
-    fn vars(&self) -> Value {
-        self.json()["variables"].clone()
-    }
-    fn auth(&self) -> Option<&str> {
-        self.headers.get("authorization").map(String::as_str)
-    }
-}
-
-/// What the mock answers.
-enum Reply {
-    /// Status and a JSON (or any text) body.
-    Text(u16, String),
-    /// Status, extra headers and body.
-    Full(u16, Vec<(String, String)>, Vec<u8>),
-    /// Announces the whole body's length, sends only `send` bytes, then closes the socket.
-    Truncated(Vec<u8>, usize),
-}
-
-fn ok(v: Value) -> Reply {
-    Reply::Text(200, v.to_string())
-}
-
-type Handler = dyn Fn(&Req, usize, &str) -> Reply + Send + Sync;
-
-struct Mock {
-    url: String,
-    log: Arc<Mutex<Vec<Req>>>,
-}
-
-impl Mock {
-    fn requests(&self) -> Vec<Req> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-/// Starts a server on 127.0.0.1 that answers each request with `handler(request, index, base_url)`
-/// and closes the connection after each response.
-fn serve(handler: impl Fn(&Req, usize, &str) -> Reply + Send + Sync + 'static) -> Mock {
-    let handler: Arc<Handler> = Arc::new(handler);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (base, seen) = (url.clone(), log.clone());
-    std::thread::spawn(move || {
-        let n = Arc::new(AtomicUsize::new(0));
-        for stream in listener.incoming().flatten() {
-            // One thread per connection, so a slow answer does not hold up the next request.
-            let (handler, seen, base, n) = (handler.clone(), seen.clone(), base.clone(), n.clone());
-            std::thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let Some(req) = read_request(&stream) else { return };
-                let i = n.fetch_add(1, Ordering::SeqCst);
-                seen.lock().unwrap().push(req.clone());
-                let reply = handler(&req, i, &base);
-                respond(stream, reply);
-            });
-        }
-    });
-    Mock { url, log }
-}
-
-/// Writes `reply` and closes the connection.
-fn respond(mut out: std::net::TcpStream, reply: Reply) {
-    let (status, headers, body, send) = match reply {
-        Reply::Text(s, b) => (s, vec![("Content-Type".into(), "application/json".into())], b.into_bytes(), None),
-        Reply::Full(s, h, b) => (s, h, b, None),
-        Reply::Truncated(b, k) => (200, vec![], b, Some(k)),
-    };
-    let mut head = format!("HTTP/1.1 {status} Mock\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = out.write_all(head.as_bytes());
-    let _ = out.write_all(&body[..send.unwrap_or(body.len())]);
-    let _ = out.flush();
-    let _ = out.shutdown(std::net::Shutdown::Both);
-}
-
-fn read_request(stream: &std::net::TcpStream) -> Option<Req> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    if reader.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).ok()? == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some(Req { method, path, headers, body })
-}
 
 /// What a [`numerai_on`] server has recorded, and the faults it is told to show.
 #[derive(Default)]
