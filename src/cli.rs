@@ -51,6 +51,11 @@ pub enum Command {
     Download(DownloadCmd),
     /// Check a submission against every Signals rule, then upload it for a model (or --dry-run).
     Submit(SubmitCmd),
+    /// Upload validation predictions to Numerai's diagnostics, wait for the scores, and write
+    /// the per-era table and summary (report.json, report.md).
+    Diagnostics(DiagnosticsCmd),
+    /// List a Signals model's recent submissions and its scores per round.
+    Submissions(SubmissionsCmd),
     /// Fetch headlines from a news API (SEC EDGAR, Alpaca, Finnhub, Polygon, Tiingo),
     /// point-in-time, incrementally, into the layout `join` reads.
     News(NewsCmd),
@@ -444,6 +449,88 @@ pub struct SubmitCmd {
     sample_weights: Option<PathBuf>,
     #[command(flatten)]
     api: ApiOpts,
+}
+
+#[derive(Args)]
+pub struct DiagnosticsCmd {
+    /// Validation predictions (ticker, date, prediction or signal), e.g. predict --all-eras's
+    /// output; ranked per era and written with a `date` column before the upload.
+    #[arg(required_unless_present = "id")]
+    predictions: Option<PathBuf>,
+    /// Fetch an earlier diagnostics run by id instead of uploading.
+    #[arg(long, conflicts_with = "predictions")]
+    id: Option<String>,
+    /// Your Signals model's name on numer.ai.
+    #[arg(long)]
+    model_name: String,
+    /// Output folder: diagnostics-upload.csv, report.json, report.md.
+    #[arg(long)]
+    out: PathBuf,
+    /// Seconds between status checks.
+    #[arg(long, default_value_t = 10.0, value_parser = positive_seconds)]
+    poll_seconds: f64,
+    /// Minutes to wait for Numerai before stopping (rerun with --id to fetch it later).
+    #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
+    wait_minutes: f64,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+/// A finite, positive number of seconds or minutes.
+fn positive_seconds(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e7 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number below 10,000,000")),
+    }
+}
+
+#[derive(Args)]
+pub struct SubmissionsCmd {
+    /// Your Signals model's name on numer.ai.
+    #[arg(long)]
+    model_name: String,
+    /// How many recent submissions and rounds to show.
+    #[arg(long, default_value_t = 10)]
+    last: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    api: ApiOpts,
+}
+
+impl DiagnosticsCmd {
+    /// Uploads (or fetches) diagnostics and prints the summary.
+    pub fn run(self) -> Result<()> {
+        let args = signalkit::numerai::diagnostics::DiagnosticsArgs {
+            api: self.api.args(),
+            predictions: self.predictions,
+            id: self.id,
+            model_name: self.model_name,
+            out: self.out,
+            poll: std::time::Duration::from_secs_f64(self.poll_seconds),
+            wait: std::time::Duration::from_secs_f64(self.wait_minutes * 60.0),
+        };
+        let r = signalkit::numerai::diagnostics::diagnostics(&args, true).context("diagnostics failed")?;
+        let summary: Vec<String> = r.summary.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        println!("diagnostics {} {}: {} eras; {}", r.id, r.status, r.per_era.len(), summary.join(", "));
+        println!("→ {}", args.out.join("report.md").display());
+        Ok(())
+    }
+}
+
+impl SubmissionsCmd {
+    /// Lists the model's submissions and round scores.
+    pub fn run(self) -> Result<()> {
+        let r = signalkit::numerai::performance::submissions(&self.api.args(), &self.model_name, self.last)
+            .context("submissions failed")?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        } else {
+            print!("{r}");
+        }
+        Ok(())
+    }
 }
 
 impl HeadlineCols {

@@ -22,6 +22,8 @@ fn main() -> Result<()> {
         Command::Datasets(c) => c.run(),
         Command::Download(c) => c.run(),
         Command::Submit(c) => c.run(),
+        Command::Diagnostics(c) => c.run(),
+        Command::Submissions(c) => c.run(),
         Command::News(c) => c.run(),
     }
 }

@@ -648,8 +648,19 @@ impl Client {
             )));
         };
         let stored = stored.to_string();
-        self.with_retry(&format!("upload of {filename}"), || {
-            let resp = match self.http.put(url).body(bytes.clone()).send() {
+        self.put_presigned(url, &bytes, &filename)?;
+        before_create(&stored)?;
+        let trigger = std::env::var("TRIGGER_ID").ok().filter(|t| !t.is_empty());
+        let vars =
+            json!({ "filename": stored, "modelId": model_id, "triggerId": trigger, "dataDatestamp": data_datestamp });
+        self.create_submission(vars, model_id, &stored, chrono::Utc::now())
+    }
+
+    /// PUTs `bytes` to a presigned upload URL (without the API key), retried like a read; any
+    /// status but 2xx is an error naming `what`.
+    pub fn put_presigned(&self, url: &str, bytes: &[u8], what: &str) -> Result<()> {
+        self.with_retry(&format!("upload of {what}"), || {
+            let resp = match self.http.put(url).body(bytes.to_vec()).send() {
                 Ok(r) => r,
                 Err(e) => return self.send_error(e),
             };
@@ -661,14 +672,9 @@ impl Client {
                 Attempt::Done(())
             } else {
                 let text = resp.text().unwrap_or_default();
-                Attempt::Fail(self.fail(format!("upload of {filename}: HTTP {status}: {}", snippet(&text))))
+                Attempt::Fail(self.fail(format!("upload of {what}: HTTP {status}: {}", snippet(&text))))
             }
-        })?;
-        before_create(&stored)?;
-        let trigger = std::env::var("TRIGGER_ID").ok().filter(|t| !t.is_empty());
-        let vars =
-            json!({ "filename": stored, "modelId": model_id, "triggerId": trigger, "dataDatestamp": data_datestamp });
-        self.create_submission(vars, model_id, &stored, chrono::Utc::now())
+        })
     }
 
     /// `createSignalsSubmission`, sent again only after the server was asked and lists no

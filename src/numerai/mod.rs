@@ -5,8 +5,10 @@
 //! `~/.numerai/credentials` (`public_id = "..."` and `secret_key = "..."` lines, mode 0600).
 
 pub mod client;
+pub mod diagnostics;
 pub mod gate;
 pub mod history;
+pub mod performance;
 pub mod submission;
 
 use std::fmt;
