@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,6 +33,8 @@ struct Server {
     create_faults: Mutex<std::collections::VecDeque<Fault>>,
     /// `submissions(modelId:)` answers with a GraphQL error.
     list_fails: std::sync::atomic::AtomicBool,
+    /// The bytes of the last presigned PUT, and of each created submission by id.
+    uploaded: Mutex<(Vec<u8>, HashMap<String, Vec<u8>>)>,
 }
 
 /// A way for `createSignalsSubmission` to go wrong.
@@ -58,6 +61,9 @@ impl Server {
         let mut subs = self.submissions.lock().unwrap();
         let id = format!("sub-{}", 123 + subs.len());
         subs.push(json!({"id": id, "filename": filename, "insertedAt": chrono::Utc::now().to_rfc3339()}));
+        let mut up = self.uploaded.lock().unwrap();
+        let bytes = up.0.clone();
+        up.1.insert(id.clone(), bytes);
         id
     }
 }
@@ -75,12 +81,25 @@ fn numerai_on(live: Vec<u8>, server: Arc<Server>) -> impl Fn(&Req, usize, &str) 
             return Reply::Full(200, vec![], live.clone());
         }
         if req.method == "PUT" && req.path.starts_with("/upload/") {
+            server.uploaded.lock().unwrap().0 = req.body.clone();
             return Reply::Text(200, String::new());
         }
+        if let Some(id) = req.path.strip_prefix("/files/sub/").filter(|_| req.method == "GET") {
+            return match server.uploaded.lock().unwrap().1.get(id) {
+                Some(b) => Reply::Full(200, vec![], b.clone()),
+                None => Reply::Text(404, "no such object".into()),
+            };
+        }
         let q = req.query();
-        let private = ["createSignalsSubmission", "submissionUploadSignalsAuth", "account", "submissions("]
-            .iter()
-            .any(|k| q.contains(k));
+        let private = [
+            "createSignalsSubmission",
+            "submissionUploadSignalsAuth",
+            "account",
+            "submissions(",
+            "submissionDownloadAuth",
+        ]
+        .iter()
+        .any(|k| q.contains(k));
         if private && req.auth() != Some(format!("Token {PUBLIC}${SECRET}").as_str()) {
             return Reply::Text(401, r#"{"error":"not authenticated"}"#.into());
         }
@@ -118,6 +137,12 @@ fn numerai_on(live: Vec<u8>, server: Arc<Server>) -> impl Fn(&Req, usize, &str) 
                 _ => {}
             }
             return ok(json!({"data": {"createSignalsSubmission": {"id": id, "firstEffectiveDate": "2026-11-27"}}}));
+        }
+        if q.contains("submissionDownloadAuth") {
+            let id = req.vars()["id"].as_str().unwrap_or("").to_string();
+            return ok(
+                json!({"data": {"submissionDownloadAuth": {"filename": "stored-by-numerai.csv", "url": format!("{base}/files/sub/{id}")}}}),
+            );
         }
         if q.contains("submissions(") {
             assert_eq!(req.vars()["modelId"], json!(MODEL_ID));
@@ -883,6 +908,48 @@ fn the_churn_gate_refuses_a_reshuffled_week_unless_allowed() {
     let lines = std::fs::read_to_string(history.join("history.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 3, "{lines}");
     assert_eq!(std::fs::read_dir(history.join("signals")).unwrap().count(), lines.lines().count());
+}
+
+/// The gate reads the model's submissions from Numerai, so a week uploaded from another machine
+/// (or a fresh history) still counts; a listing that fails falls back to the local history.
+#[test]
+fn the_churn_gate_compares_with_the_submissions_numerai_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Arc::new(Server::default());
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let n = 300;
+    let submit = |name: &str, rows: &[String], history: &str| {
+        let f = csv(d, name, "numerai_ticker,signal", rows);
+        let env = [("NUMERAI_API_URL", mock.url.as_str()), ("SIGNALKIT_HISTORY", history)];
+        signalkit(&["submit", f.to_str().unwrap(), "--model-name", "mymodel"], &env)
+    };
+    let (laptop, server_box) = (d.join("laptop"), d.join("server"));
+    let out = submit("w1.csv", &good_rows(n), laptop.to_str().unwrap());
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Week 2 from another machine whose history is empty: week 1 is downloaded and compared.
+    let shuffled = permuted_rows(n, |i| (i * 7919) % n);
+    let out = submit("w2.csv", &shuffled, server_box.to_str().unwrap());
+    let said = text(&out);
+    assert!(!out.status.success() && said.contains("≥ limit 0.15"), "{said}");
+    assert!(said.contains("submission sub-123 on Numerai"), "{said}");
+    assert_eq!(server.count(), 1, "nothing uploaded");
+    let copies: Vec<String> = std::fs::read_dir(server_box.join("signals"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(copies, ["server-sub-123.csv"], "the download is kept for next week");
+    let calls_before = calls(&mock, "submissionDownloadAuth");
+    let out = submit("w2.csv", &shuffled, server_box.to_str().unwrap());
+    assert!(!out.status.success());
+    assert_eq!(calls(&mock, "submissionDownloadAuth"), calls_before, "a kept copy is not downloaded again");
+
+    // When Numerai cannot list the submissions, the local history still guards the upload.
+    server.list_fails.store(true, Ordering::SeqCst);
+    let out = submit("w2.csv", &shuffled, laptop.to_str().unwrap());
+    let said = text(&out);
+    assert!(!out.status.success() && said.contains("local history only") && said.contains("≥ limit 0.15"), "{said}");
 }
 
 // ---------------------------------------------------------------------------------------------

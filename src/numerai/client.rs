@@ -46,6 +46,7 @@ const LIST_DATASETS_QUERY: &str =
 const DATASET_QUERY: &str = "query($filename:String! $round:Int $tournament:Int){ dataset(filename:$filename round:$round tournament:$tournament) }";
 const UPLOAD_AUTH_QUERY: &str = "query($filename:String! $tournament:Int! $modelId:String){ submissionUploadSignalsAuth(filename:$filename tournament:$tournament modelId:$modelId){ filename url } }";
 const SUBMISSIONS_QUERY: &str = "query($modelId:String){ submissions(modelId:$modelId){ id filename insertedAt } }";
+const DOWNLOAD_AUTH_QUERY: &str = "query($id:String){ submissionDownloadAuth(id:$id){ filename url } }";
 const CREATE_SUBMISSION_MUTATION: &str = "mutation($filename:String! $modelId:String $triggerId:String $dataDatestamp:Int){ createSignalsSubmission(filename:$filename modelId:$modelId triggerId:$triggerId source:\"signalkit\" dataDatestamp:$dataDatestamp){ id firstEffectiveDate } }";
 
 /// An API key: public id and secret. `Debug` and `Display` never show the secret.
@@ -847,6 +848,20 @@ impl Client {
                 })
             })
             .collect())
+    }
+
+    /// Downloads submission `id` (`submissionDownloadAuth` → presigned GET) to `dest`; returns
+    /// the file name Numerai stored it under.
+    pub fn download_submission(&self, id: &str, dest: &Path) -> Result<String> {
+        self.require_credentials("downloading a submission")?;
+        let data = self.graphql(DOWNLOAD_AUTH_QUERY, json!({ "id": id }))?;
+        let field = |k: &str| data.pointer(&format!("/submissionDownloadAuth/{k}")).and_then(Value::as_str);
+        let Some(url) = field("url") else {
+            return Err(self.fail(format!("submissionDownloadAuth: no URL for {id}: {}", snippet(&data.to_string()))));
+        };
+        let name = field("filename").unwrap_or_default().to_string();
+        self.download_url(url, dest)?;
+        Ok(name)
     }
 
     /// The submission of model `model_id` whose stored file name is `stored` (the name

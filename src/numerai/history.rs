@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gate::Signal;
 use super::submission::{SIGNAL_COLUMN, SUBMISSION_TICKER_COLUMNS};
+use super::{Client, ServerSubmission};
 use crate::data::{find_column, read_table, str_values, write_bytes_atomic};
 use crate::error::{Error, Result};
 
@@ -133,6 +134,47 @@ impl History {
             out.push(read_signal(&copy, &format!("submission {} of {}", r.submission_id, r.uploaded_at))?);
         }
         Ok(out)
+    }
+}
+
+impl History {
+    /// The model's last `k` submissions as Numerai lists them (newest first), other than the bytes
+    /// `current_xxh3`: each read from this history's copy when it has one, else downloaded once
+    /// (`submissionDownloadAuth`) into `signals/server-<id>`. Numerai's list is the truth: it has
+    /// uploads made from other machines or tools too.
+    pub fn server_recent(&self, client: &Client, model_id: &str, current_xxh3: &str, k: usize) -> Result<Vec<Signal>> {
+        let mut listed = client.submissions(model_id)?;
+        listed.sort_by_key(|s| std::cmp::Reverse(s.inserted()));
+        let local = self.records()?;
+        let mut out = Vec::new();
+        for s in listed {
+            if out.len() == k {
+                break;
+            }
+            let path = match local.iter().find(|r| r.submission_id == s.id).map(|r| self.copy_path(r)) {
+                Some(copy) if copy.exists() => copy,
+                _ => self.server_copy(client, &s)?,
+            };
+            let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            if format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes)) == current_xxh3 {
+                continue;
+            }
+            let label =
+                format!("submission {} on Numerai, {}", s.id, s.inserted_at.as_deref().unwrap_or("time unknown"));
+            out.push(read_signal(&path, &label)?);
+        }
+        Ok(out)
+    }
+
+    /// Submission `s` downloaded into `signals/server-<id>.<ext>` (kept: the next week reuses it).
+    fn server_copy(&self, client: &Client, s: &ServerSubmission) -> Result<PathBuf> {
+        let ext = if s.filename.to_ascii_lowercase().ends_with(".parquet") { "parquet" } else { "csv" };
+        let safe: String = s.id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+        let path = self.dir.join("signals").join(format!("server-{safe}.{ext}"));
+        if !path.exists() {
+            client.download_submission(&s.id, &path)?;
+        }
+        Ok(path)
     }
 }
 

@@ -257,9 +257,9 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
     let bytes = std::fs::read(&args.file).map_err(|e| Error::io(&args.file, e))?;
     let content_xxh3 = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
     let history = History::at(args.history.as_deref())?;
-    let gate = churn_gate_of(args, &check, &history, &content_xxh3)?;
     let creds = Credentials::discover(args.api.credentials.as_deref())?;
     if args.dry_run {
+        let gate = churn_gate_of(args, &check, &history, &content_xxh3, None)?;
         let client = Client::new(creds, ClientOptions { api_url: args.api.api_url.clone(), ..Default::default() })?;
         let public_id = client.credentials().map(|c| c.public_id().to_string());
         return Ok(SubmitOutcome::DryRun {
@@ -278,6 +278,7 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
     };
     let client = Client::new(Some(creds), ClientOptions { api_url: args.api.api_url.clone(), ..Default::default() })?;
     let model_id = client.model_id(&args.model_name)?;
+    let gate = churn_gate_of(args, &check, &history, &content_xxh3, Some((&client, &model_id)))?;
     let attempt = Attempt {
         args,
         client: &client,
@@ -307,12 +308,37 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
     Ok(SubmitOutcome::Uploaded { check, gate, model_name: args.model_name.clone(), model_id, receipt })
 }
 
-/// The churn gate of the file against the model's last uploads in `history` (on the live
-/// universe when given, with turnover when neutralizers are given); an error above Numerai's
-/// limits unless `--allow-churn`.
-fn churn_gate_of(args: &SubmitArgs, check: &SubmissionCheck, history: &History, xxh3: &str) -> Result<GateReport> {
+/// The model's last submissions: Numerai's list when a client is given (the local history's
+/// copies where it has them), else, or when Numerai cannot be asked, the local history's.
+fn previous_signals(
+    args: &SubmitArgs,
+    history: &History,
+    xxh3: &str,
+    server: Option<(&Client, &str)>,
+) -> Result<Vec<gate::Signal>> {
+    if let Some((client, model_id)) = server {
+        match history.server_recent(client, model_id, xxh3, gate::GATE_WINDOW) {
+            Ok(p) => return Ok(p),
+            Err(e) => eprintln!(
+                "submit: warning: the model's submissions could not be read from Numerai ({e}); the churn gate compares with the local history only"
+            ),
+        }
+    }
+    history.recent(&args.model_name, xxh3, gate::GATE_WINDOW)
+}
+
+/// The churn gate of the file against the model's last submissions (see [`previous_signals`];
+/// on the live universe when given, with turnover when neutralizers are given); an error above
+/// Numerai's limits unless `--allow-churn`.
+fn churn_gate_of(
+    args: &SubmitArgs,
+    check: &SubmissionCheck,
+    history: &History,
+    xxh3: &str,
+    server: Option<(&Client, &str)>,
+) -> Result<GateReport> {
     let current = history::read_signal(&args.file, &args.file.display().to_string())?;
-    let previous = history.recent(&args.model_name, xxh3, gate::GATE_WINDOW)?;
+    let previous = previous_signals(args, history, xxh3, server)?;
     let universe = match (&args.universe, &check.ticker_column) {
         (Some(u), Some(col)) => history::universe_tickers(u, col)?,
         _ => None,
