@@ -34,8 +34,11 @@ struct Server {
     /// `submissions(modelId:)` answers with a GraphQL error.
     list_fails: std::sync::atomic::AtomicBool,
     /// The bytes of the last presigned PUT, and of each created submission by id.
-    uploaded: Mutex<(Vec<u8>, HashMap<String, Vec<u8>>)>,
+    uploaded: Mutex<Uploaded>,
 }
+
+/// The bytes of the last presigned PUT, and of each created submission by id.
+type Uploaded = (Vec<u8>, HashMap<String, Vec<u8>>);
 
 /// A way for `createSignalsSubmission` to go wrong.
 #[derive(Debug, Clone, Copy)]
