@@ -57,7 +57,7 @@ fn era_label(era: i32) -> String {
     format!("{}-{:02}-{:02}", era / 10_000, era / 100 % 100, era % 100)
 }
 
-/// Axes for a per-era series: eras along x (labelled as dates), `values` (and 0) within y.
+/// Axes for a per-era series: one slot per era along x (labelled as dates), `values` (and 0) within y.
 fn era_chart<'a, 'b>(
     root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
     title: &str,
@@ -73,7 +73,7 @@ fn era_chart<'a, 'b>(
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..values.len().max(1) as f64, (lo - pad)..(hi + pad))
+        .build_cartesian_2d(0f64..eras.len().max(1) as f64, (lo - pad)..(hi + pad))
         .map_err(|e| e.to_string())?;
     chart
         .configure_mesh()
