@@ -90,6 +90,20 @@ pub struct Provenance {
     /// The model (model.txt) that made a signal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<InputFile>,
+    /// How a signal was blended with earlier weeks (`predict --smooth`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoothing: Option<SmoothingRecord>,
+}
+
+/// A signal's smoothing: the share of the earlier rank kept, and last week's file when one was
+/// blended in (else the eras were blended one after another in the file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmoothingRecord {
+    /// The share of last week's rank kept (A).
+    pub weight: f64,
+    /// Last week's signal (`--smooth-with`), hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<InputFile>,
 }
 
 /// The join's inputs and every option that decides which headline a row sees.

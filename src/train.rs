@@ -14,7 +14,7 @@ use crate::data::{guard_output, write_bytes_atomic, write_parquet_with, write_ta
 use crate::era::{date_from_days, days_of_era, eras_of_days, parse_era};
 use crate::error::{Error, Result};
 use crate::model::{f32_values, lgbm};
-use crate::provenance::{Provenance, mismatch_error};
+use crate::provenance::{Provenance, SmoothingRecord, mismatch_error};
 
 // Kept here so `crate::train::…` paths from before the model and era modules still resolve.
 pub use crate::data::targets::DEFAULT_TARGET;
@@ -522,7 +522,14 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     }
     columns.push(Column::new("signal".into(), &signal));
     let mut out = DataFrame::new(keep.len(), columns).map_err(|e| Error::table(&args.out, e))?;
-    let provenance = Provenance { model: Some(InputFile::of(&model_file)?), ..live.unwrap_or_else(Provenance::new) };
+    let smoothing = match args.smooth {
+        Some(weight) => {
+            Some(SmoothingRecord { weight, previous: args.smooth_with.as_deref().map(InputFile::of).transpose()? })
+        }
+        None => None,
+    };
+    let provenance =
+        Provenance { model: Some(InputFile::of(&model_file)?), smoothing, ..live.unwrap_or_else(Provenance::new) };
     write_signal(&mut out, &args.out, &provenance)?;
     Ok(PredictSummary { rows: out.height(), eras: n_eras })
 }

@@ -181,6 +181,13 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
     let distance = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| (a - b).abs()).sum::<f64>();
     assert!(distance(&blended, &last) < distance(&now, &last), "the blend must move toward last week");
     assert!(distance(&blended, &now) > 0.0);
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("smoothed.csv.provenance.json")).unwrap()).unwrap();
+    assert_eq!(prov["smoothing"]["weight"], 0.5, "the blend is recorded: {prov}");
+    assert!(prov["smoothing"]["previous"]["path"].as_str().unwrap().ends_with("last.csv"), "{prov}");
+    let plain: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("signal.csv.provenance.json")).unwrap()).unwrap();
+    assert!(plain.get("smoothing").is_none(), "{plain}");
     for bad in ["NaN", "1", "-0.1"] {
         let (ok, log) = smooth(bad, "bad.csv");
         assert!(!ok && log.contains("--smooth"), "{bad}: {log}");

@@ -57,18 +57,20 @@ pub(super) fn churn_summary(tickers: &[String], p: &[f64], oos: &OutOfSample) ->
 }
 
 /// For each weight asked for: the out-of-sample predictions blended era by era in time order,
-/// starting at the first out-of-sample era (in-sample predictions never leak in; every row counts
-/// as having news), scored and churned like the raw ones.
+/// starting at the first out-of-sample era (in-sample predictions never leak in), scored and
+/// churned like the raw ones. `news` says which prediction rows had a headline (as `predict
+/// --smooth` reads the feature table: rows without one decay toward the middle).
 pub(super) fn smoothed_scores(
     args: &EvaluateArgs,
     tickers: &[String],
+    news: &[bool],
     s: &Scored,
     oos: &OutOfSample,
 ) -> Result<Vec<SmoothedScores>> {
     let (p, t) = (pick(&s.p, &oos.rows), pick(&s.t, &oos.rows));
     let oos_tickers: Vec<String> = oos.rows.iter().map(|&i| tickers[i].clone()).collect();
     let own = OutOfSample { scored: String::new(), rows: (0..p.len()).collect(), eras: oos.eras.clone() };
-    let news = vec![true; p.len()];
+    let news: Vec<bool> = oos.rows.iter().map(|&i| news[i]).collect();
     args.smooth
         .iter()
         .map(|&a| {

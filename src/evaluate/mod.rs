@@ -190,7 +190,10 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     };
     let tickers: Vec<String> = preds.ticker_ids.iter().map(|&i| preds.universe[i as usize].clone()).collect();
     let churn = churn_summary(&tickers, &s.p, &oos);
-    let smoothing = smoothed_scores(args, &tickers, &s, &oos)?;
+    let smoothing = match args.smooth.is_empty() {
+        true => Vec::new(),
+        false => smoothed_scores(args, &tickers, &has_news(args, &preds)?, &s, &oos)?,
+    };
     let payout = payout::payout_scores(args, &preds, &targets, &s, &oos)?;
     let report = EvalReport {
         predictions: args.predictions.display().to_string(),
@@ -213,6 +216,16 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     };
     write_eval_outputs(&args.out, &report)?;
     Ok(report)
+}
+
+/// Per prediction row: whether the feature table gives it a headline (its `headline` column);
+/// every row without `--features` or without that column.
+fn has_news(args: &EvaluateArgs, preds: &KeyedTable) -> Result<Vec<bool>> {
+    let Some(fp) = &args.features else { return Ok(vec![true; preds.len()]) };
+    let ft = KeyedTable::read(fp)?;
+    let Ok(headline) = ft.frame.column("headline") else { return Ok(vec![true; preds.len()]) };
+    let present: Vec<bool> = headline.is_not_null().iter().map(|v| v.unwrap_or(false)).collect();
+    Ok(align(preds, &ft).into_iter().map(|at| at.is_some_and(|j| present[j])).collect())
 }
 
 /// The `prediction` (or `signal`) column of a predictions table.
