@@ -553,5 +553,73 @@ impl Classifier {
     }
 }
 
+impl Hyper {
+    /// These settings with the schedule of a run: `epochs` passes over `n` texts in batches of
+    /// `batch_size`, the first `warmup_share` of the steps warming up.
+    pub fn scheduled(&self, epochs: usize, n: usize, batch_size: usize, warmup_share: f64) -> Hyper {
+        let total = epochs * n.div_ceil(batch_size.max(1));
+        Hyper { total_steps: total, warmup_steps: (total as f64 * warmup_share).round() as usize, ..self.clone() }
+    }
+}
+
+/// What a recipe hands the shared epoch loop: the data, where to write, and its card fields.
+pub struct EpochRun<'a> {
+    /// The base checkpoint (its fingerprint goes in the card, its tokenizer files in the folder).
+    pub base: &'a ModelFiles,
+    /// The output folder.
+    pub out: &'a Path,
+    /// Passes over the training texts.
+    pub epochs: usize,
+    /// Texts per optimiser step.
+    pub batch_size: usize,
+    /// Training encodings and class ids.
+    pub train: (&'a [Encoding], &'a [u32]),
+    /// Held-out encodings and class ids (may be empty).
+    pub held_out: (&'a [Encoding], &'a [u32]),
+    /// The recipe's own card fields (recipe, data, counts…), merged into every card.json.
+    pub card: Value,
+    /// Show a progress bar.
+    pub show: bool,
+}
+
+/// Trains `run.epochs` epochs; after each, scores the held-out texts and writes the Hugging
+/// Face folder and card.json.
+pub fn run_epochs(trainer: &mut Trainer, run: &EpochRun) -> Result<Vec<EpochMetrics>> {
+    let mut metrics = Vec::new();
+    for epoch in 1..=run.epochs {
+        let (train_loss, rate) = train_epoch(trainer, run.train, run.batch_size, epoch, run.show)?;
+        let (ho_e, ho_y) = run.held_out;
+        let (hl, ha) =
+            if ho_e.is_empty() { (f64::NAN, f64::NAN) } else { trainer.evaluate(ho_e, ho_y, run.batch_size)? };
+        metrics.push(EpochMetrics { epoch, train_loss, held_out_loss: hl, held_out_accuracy: ha, texts_per_s: rate });
+        trainer.model.save(run.out, run.base)?;
+        write_card(trainer, run, &metrics)?;
+    }
+    Ok(metrics)
+}
+
+/// Writes card.json: the base model, classes, settings and metrics so far, plus the recipe's fields.
+fn write_card(trainer: &Trainer, run: &EpochRun, metrics: &[EpochMetrics]) -> Result<()> {
+    let mut card = serde_json::json!({
+        "base": {"id": run.base.id, "fingerprint": run.base.fingerprint()?},
+        "labels": trainer.model.labels, "hyper": trainer.hyper, "epochs": run.epochs, "batch_size": run.batch_size,
+        "metrics": metrics,
+    });
+    if let (Some(c), Some(extra)) = (card.as_object_mut(), run.card.as_object()) {
+        c.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let text = serde_json::to_string_pretty(&card).expect("json");
+    crate::data::atomic::write_bytes_atomic(&run.out.join("card.json"), text.as_bytes())
+}
+
+/// Tokenises texts with the base checkpoint's tokenizer, at most `max_len` tokens each.
+pub fn tokenize(model: &ModelFiles, texts: &[String], max_len: usize) -> Result<Vec<Encoding>> {
+    let tokenizer = crate::encode::model::Encoder::load(model, &Device::Cpu, max_len)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    tokenizer.tokenize(&refs)
+}
+
 pub mod labelled;
+pub mod market;
 pub use labelled::{FinetuneArgs, FinetuneSummary, finetune_labelled};
+pub use market::{LabelBins, MarketArgs, MarketLabels, MarketSummary, finetune_market, market_labels};
