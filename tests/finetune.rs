@@ -377,3 +377,73 @@ fn recipe_b_writes_a_card_with_the_eras_and_counts() {
     let enc = Encoder::load(&ModelFiles::from_dir(&out).unwrap(), &Device::Cpu, 64).unwrap();
     assert_eq!(enc.labels, ["down", "flat", "up"]);
 }
+
+/// Runs `signalkit finetune` on a labelled table (2 epochs, dropout on), aborting after `abort_after`.
+fn finetune_cli(csv: &Path, out: &Path, lr: &str, abort_after: Option<&str>) -> std::process::Output {
+    use signalkit::finetune::ABORT_AFTER_EPOCH_ENV;
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"));
+    c.arg("finetune").arg("--model").arg(fixture()).arg("--labelled").arg(csv).arg("--out").arg(out);
+    c.args(["--epochs", "2", "--batch-size", "4", "--held-out", "0.25", "--seed", "3", "--lr", lr, "--warmup", "0.2"]);
+    match abort_after {
+        Some(e) => c.env(ABORT_AFTER_EPOCH_ENV, e),
+        None => c.env_remove(ABORT_AFTER_EPOCH_ENV),
+    };
+    c.output().unwrap()
+}
+
+fn saved_weights(dir: &Path) -> std::collections::HashMap<String, candle_core::Tensor> {
+    candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn a_run_killed_after_epoch_one_resumes_to_the_uninterrupted_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("labelled.csv");
+    let mut body = String::from("text,label\n");
+    for i in 0..12 {
+        body +=
+            &format!("\"{} number {i}\",{}\n", TEXTS[i % 4], ["positive", "negative", "neutral", "negative"][i % 4]);
+    }
+    std::fs::write(&csv, body).unwrap();
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    let ok = |o: &std::process::Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&finetune_cli(&csv, &whole, "1e-3", None));
+    assert!(!whole.join("checkpoint").exists(), "a finished run removes its checkpoint");
+
+    let aborted = finetune_cli(&csv, &killed, "1e-3", Some("1"));
+    assert!(!aborted.status.success(), "the hook aborts the process after epoch 1's checkpoint");
+    let left: Vec<_> = std::fs::read_dir(killed.join("checkpoint")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["state.safetensors"], "one checkpoint file, no temp files");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(killed.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["metrics"].as_array().unwrap().len(), 1);
+
+    let other = finetune_cli(&csv, &killed, "2e-3", None);
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && err.contains("hyper.lr"), "a changed setting is named: {err}");
+
+    ok(&finetune_cli(&csv, &killed, "1e-3", None));
+    let (a, b) = (saved_weights(&whole), saved_weights(&killed));
+    assert_eq!(a.len(), b.len());
+    for (name, ta) in &a {
+        let d = (ta - &b[name]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+        let d = d.to_scalar::<f32>().unwrap();
+        assert!(d <= 1e-6, "{name} differs by {d} after resuming");
+    }
+    let card = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p.join("card.json")).unwrap()).unwrap()
+    };
+    let losses = |c: &serde_json::Value| -> Vec<f64> {
+        c["metrics"].as_array().unwrap().iter().map(|m| m["train_loss"].as_f64().unwrap()).collect()
+    };
+    assert_eq!(losses(&card(&whole)), losses(&card(&killed)), "the resumed run's metrics are the whole run's");
+}
+
+#[test]
+fn checkpoint_differences_name_the_setting_and_skip_paths() {
+    use signalkit::finetune::checkpoint::differences;
+    let a = serde_json::json!({"hyper": {"lr": 1e-3, "seed": 3}, "data": {"path": "a.csv", "xxh3": "1"}});
+    let b = serde_json::json!({"hyper": {"lr": 1e-3, "seed": 4}, "data": {"path": "b.csv", "xxh3": "1"}});
+    assert_eq!(differences(&a, &a), Vec::<String>::new());
+    assert_eq!(differences(&a, &b), ["hyper.seed was 3 then, 4 now"]);
+}
