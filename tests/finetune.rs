@@ -374,6 +374,7 @@ fn recipe_b_writes_a_card_with_the_eras_and_counts() {
     assert_eq!(card["data"]["eras"]["train"], serde_json::json!([20240105, 20240112, 20240119, 20240126]));
     assert_eq!(card["data"]["dropped_not_training"], 4);
     assert_eq!(card["data"]["validation_labels_read"], 0);
+    assert_eq!(card["data"]["per_class"], serde_json::json!({"down": 1, "flat": 2, "up": 2}));
     let enc = Encoder::load(&ModelFiles::from_dir(&out).unwrap(), &Device::Cpu, 64).unwrap();
     assert_eq!(enc.labels, ["down", "flat", "up"]);
 }

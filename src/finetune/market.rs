@@ -235,6 +235,15 @@ impl fmt::Display for MarketSummary {
     }
 }
 
+/// Labelled headlines per class name.
+fn class_counts(m: &MarketLabels) -> serde_json::Map<String, serde_json::Value> {
+    let mut n = vec![0usize; m.labels.len()];
+    for &id in &m.ids {
+        n[id as usize] += 1;
+    }
+    m.labels.iter().zip(n).map(|(l, c)| (l.clone(), c.into())).collect()
+}
+
 /// The card's recipe fields: inputs, eras used and the counts.
 fn market_card(args: &MarketArgs, m: &MarketLabels, train: usize, held_out: usize) -> Result<serde_json::Value> {
     Ok(json!({
@@ -244,7 +253,7 @@ fn market_card(args: &MarketArgs, m: &MarketLabels, train: usize, held_out: usiz
             "target": m.target, "label_bins": m.labels.len(), "train_until": args.source.train_until,
             "embargo_eras": args.source.embargo,
             "eras": {"train": m.split.train, "embargo": m.split.embargo, "validation": m.split.validation},
-            "labelled": m.texts.len(), "train": train, "held_out": held_out,
+            "labelled": m.texts.len(), "per_class": class_counts(m), "train": train, "held_out": held_out,
             "dropped_not_training": m.dropped_not_training, "dropped_no_target": m.dropped_no_target,
             "never_visible": m.never_visible, "validation_labels_read": m.validation_labels_read,
         },

@@ -600,6 +600,9 @@ pub const ABORT_AFTER_EPOCH_ENV: &str = "SIGNALKIT_FINETUNE_ABORT_AFTER_EPOCH";
 /// the same run; after each epoch, scores the held-out texts and writes the Hugging Face folder,
 /// card.json and the checkpoint. The checkpoint is removed when the last epoch is done.
 pub fn run_epochs(trainer: &mut Trainer, run: &EpochRun) -> Result<Vec<EpochMetrics>> {
+    if run.out.exists() && !run.out.is_dir() {
+        return Err(Error::input(run.out, "--out is a file, not a folder: name a new folder for the fine-tuned model"));
+    }
     let identity = card_fields(trainer, run)?;
     let (done, mut metrics) = checkpoint::resume(trainer, run.out, &identity)?;
     let abort_after: Option<usize> = std::env::var(ABORT_AFTER_EPOCH_ENV).ok().and_then(|v| v.parse().ok());
