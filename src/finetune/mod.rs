@@ -605,6 +605,9 @@ pub fn run_epochs(trainer: &mut Trainer, run: &EpochRun) -> Result<Vec<EpochMetr
     }
     let identity = card_fields(trainer, run)?;
     let (done, mut metrics) = checkpoint::resume(trainer, run.out, &identity)?;
+    if done > 0 && run.show {
+        eprintln!("resuming after epoch {done} from {}", checkpoint::path(run.out).display());
+    }
     let abort_after: Option<usize> = std::env::var(ABORT_AFTER_EPOCH_ENV).ok().and_then(|v| v.parse().ok());
     for epoch in done + 1..=run.epochs {
         let (train_loss, rate) = train_epoch(trainer, run.train, run.batch_size, epoch, run.show)?;
