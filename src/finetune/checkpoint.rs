@@ -126,7 +126,12 @@ fn restore_weights(t: &Trainer, saved: &HashMap<String, Tensor>) -> std::result:
     for (name, var) in data.iter() {
         let w = saved.get(&format!("weight.{name}")).ok_or_else(|| format!("no tensor weight.{name}"))?;
         if w.dims() != var.dims() || w.dtype() != DType::F32 {
-            return Err(format!("tensor weight.{name} has shape {:?}, the model {:?}", w.dims(), var.dims()));
+            return Err(format!(
+                "tensor weight.{name} is {:?} {:?}, the model needs f32 {:?}",
+                w.dtype(),
+                w.dims(),
+                var.dims()
+            ));
         }
         var.set(w).map_err(|e| e.to_string())?;
     }

@@ -2,11 +2,12 @@
 //!
 //! The weights live in a [`VarMap`] filled from the checkpoint, so one differentiable forward
 //! (embeddings, encoder layers with composed LayerNorm and softmax, pooler, classifier) both
-//! trains and predicts. Training: cross-entropy, AdamW with weight decay (our own, torch's update,
-//! so its moments can be checkpointed), linear
-//! warm-up then linear decay (as transformers' `get_linear_schedule_with_warmup`), gradient-norm
-//! clipping (as torch's `clip_grad_norm_`), frozen embeddings and first layers or head only,
-//! batches grouped by token length, seeded dropout and shuffling.
+//! trains and predicts. Training: cross-entropy, AdamW with weight decay (our own, torch's
+//! update, so its moments can be checkpointed), linear warm-up then linear decay (as
+//! transformers' `get_linear_schedule_with_warmup`), gradient-norm clipping (as torch's
+//! `clip_grad_norm_`), frozen embeddings and first layers or head only, batches grouped by token
+//! length, seeded dropout and shuffling. [`run_epochs`] is the epoch loop both recipes share,
+//! with a checkpoint after every epoch that a rerun resumes from.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
