@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use signalkit::config::{Config, DataConfig, EncodeConfig, JoinConfig};
 use signalkit::data::time::Zone;
+use signalkit::encode::model::ModelFiles;
 use signalkit::features::PcaOption;
+use signalkit::finetune::Hyper;
 
 #[derive(Parser)]
 #[command(name = "signalkit", version, about = "Turn financial news into Numerai Signals", long_about = None)]
@@ -28,7 +30,7 @@ pub enum Command {
     /// Build the feature table: the joined rows plus the latest headline's probabilities,
     /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
     Features(FeaturesCmd),
-    /// Fine-tune a BERT-family checkpoint (FinBERT by default) on labelled text in candle:
+    /// Fine-tune a BERT-family checkpoint (FinBERT by default) in candle on labelled text (--labelled) or on market labels from a join's training rows (--rows):
     /// writes a Hugging Face folder that `encode --model DIR` loads, plus card.json.
     Finetune(FinetuneCmd),
     /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
@@ -883,10 +885,30 @@ pub struct FinetuneCmd {
     /// Output folder: config.json, model.safetensors, tokenizer files and card.json (rewritten every epoch).
     #[arg(long)]
     out: PathBuf,
-    /// Labelled texts (CSV, Parquet or JSON Lines) with columns text,label: a class name, or 0/1/2
-    /// meaning negative/neutral/positive, mapped onto the head's id2label by name.
+    /// Recipe (a): labelled texts (CSV, Parquet or JSON Lines) with columns text,label: a class
+    /// name, or 0/1/2 meaning negative/neutral/positive, mapped onto the head's id2label by name.
+    #[arg(long, required_unless_present = "rows", conflicts_with = "rows")]
+    labelled: Option<PathBuf>,
+    /// Recipe (b): rows.parquet from signalkit join; each headline is labelled with the target bin
+    /// of the first row that sees it, when that row is in a training era.
     #[arg(long)]
-    labelled: PathBuf,
+    rows: Option<PathBuf>,
+    /// Recipe (b): the headlines file, when it moved since the join (same content).
+    #[arg(long, requires = "rows")]
+    headlines: Option<PathBuf>,
+    /// Recipe (b): target column [default: target_20d_factor_neutral, alias target_factor_neutral_20].
+    #[arg(long, requires = "rows")]
+    target: Option<String>,
+    /// Recipe (b): 5 classes (target_0..target_4, one per bin) or 3 (down = bin 0, up = bin 1.0,
+    /// flat = the three middle bins).
+    #[arg(long, default_value_t = 5, requires = "rows")]
+    label_bins: usize,
+    /// Recipe (b): train on eras up to this date (YYYY-MM-DD) instead of data_type == train.
+    #[arg(long, requires = "rows")]
+    train_until: Option<String>,
+    /// Recipe (b): eras left out between training and validation [default: 4].
+    #[arg(long, requires = "rows")]
+    embargo: Option<u32>,
     /// Classes of a new head, comma-separated (default: the checkpoint's own head).
     #[arg(long, value_delimiter = ',')]
     labels: Option<Vec<String>>,
@@ -934,7 +956,7 @@ pub struct FinetuneCmd {
 impl FinetuneCmd {
     pub fn run(self) -> Result<()> {
         let model = signalkit::encode::hub::ModelSource::new(&self.model).resolve()?;
-        let hyper = signalkit::finetune::Hyper {
+        let hyper = Hyper {
             lr: self.lr,
             weight_decay: self.weight_decay,
             warmup_steps: 0,
@@ -945,10 +967,20 @@ impl FinetuneCmd {
             seed: self.seed,
             dropout: !self.no_dropout,
         };
+        let out = self.out.clone();
+        match self.rows.clone() {
+            Some(rows) => self.market(model, hyper, rows)?,
+            None => self.labelled(model, hyper)?,
+        }
+        println!("wrote {} (encode --model {} loads it)", out.display(), out.display());
+        Ok(())
+    }
+
+    fn labelled(self, model: ModelFiles, hyper: Hyper) -> Result<()> {
         let args = signalkit::finetune::FinetuneArgs {
             model,
-            out: self.out.clone(),
-            labelled: self.labelled,
+            out: self.out,
+            labelled: self.labelled.expect("clap requires --labelled or --rows"),
             labels: self.labels,
             epochs: self.epochs,
             batch_size: self.batch_size,
@@ -960,13 +992,47 @@ impl FinetuneCmd {
         };
         let s = signalkit::finetune::finetune_labelled(&args, true).context("finetune")?;
         println!("fine-tuned on {} texts ({} held out), classes {:?}", s.train, s.held_out, s.labels);
-        for m in &s.epochs {
-            println!(
-                "epoch {}: train loss {:.4}, held-out loss {:.4}, accuracy {:.3}, {:.1} texts/s",
-                m.epoch, m.train_loss, m.held_out_loss, m.held_out_accuracy, m.texts_per_s
-            );
-        }
-        println!("wrote {} (encode --model {} loads it)", self.out.display(), self.out.display());
+        print_epochs(&s.epochs);
         Ok(())
+    }
+
+    fn market(self, model: ModelFiles, hyper: Hyper, rows: PathBuf) -> Result<()> {
+        if self.labels.is_some() {
+            anyhow::bail!("--labels does not apply to --rows: the classes come from --label-bins (5 or 3)");
+        }
+        let source = signalkit::finetune::market::LabelSource {
+            rows,
+            headlines: self.headlines,
+            target: self.target.unwrap_or_else(|| signalkit::train::DEFAULT_TARGET.into()),
+            bins: signalkit::finetune::LabelBins::from_count(self.label_bins)?,
+            train_until: self.train_until,
+            embargo: self.embargo.unwrap_or(4),
+        };
+        let args = signalkit::finetune::MarketArgs {
+            model,
+            out: self.out,
+            source,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            warmup_share: self.warmup,
+            held_out: self.held_out,
+            max_len: self.max_len,
+            device: self.device,
+            hyper,
+        };
+        let s = signalkit::finetune::finetune_market(&args, true).context("finetune")?;
+        println!("{s}");
+        print_epochs(&s.epochs);
+        Ok(())
+    }
+}
+
+/// One line per epoch: losses, accuracy, speed.
+fn print_epochs(epochs: &[signalkit::finetune::EpochMetrics]) {
+    for m in epochs {
+        println!(
+            "epoch {}: train loss {:.4}, held-out loss {:.4}, accuracy {:.3}, {:.1} texts/s",
+            m.epoch, m.train_loss, m.held_out_loss, m.held_out_accuracy, m.texts_per_s
+        );
     }
 }

@@ -19,11 +19,11 @@ use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::data::targets::Targets;
 use crate::data::tickers::TickerRule;
 use crate::data::time::{US_PER_DAY, Zone};
-use crate::data::{file_hash, guard_output, read_table, str_values, write_parquet_with};
+use crate::data::{file_hash, guard_output, str_values, write_parquet_with};
 use crate::encode::store::{ModelKey, Store, StoreQuery, normalise, prob_columns};
 use crate::error::{Error, Result};
 use crate::model::FeatureMatrix;
-use crate::pit::{Visibility, Window, visibility};
+use crate::pit::{Visibility, Window, located_headlines, redo_join};
 use crate::provenance::{InputFile, JoinRecord, PcaRecord, Provenance, verify_unchanged};
 
 /// Half-life, in days, of the exponentially decayed sentiment.
@@ -143,8 +143,7 @@ fn resolve_join(rows: &Path, restated: &Restated) -> Result<(JoinRecord, PathBuf
             ),
         ));
     }
-    let path = restated.headlines.clone().unwrap_or_else(|| PathBuf::from(&rec.headlines.path));
-    verify_unchanged(&path, &rec.headlines, "the headlines file the join read")?;
+    let path = located_headlines(&rec, restated.headlines.as_deref())?;
     Ok((rec, path))
 }
 
@@ -375,10 +374,6 @@ fn aggregate(items: &[(f64, f32)]) -> Aggregates {
     }
 }
 
-fn quoted(t: Option<&str>) -> String {
-    t.map_or_else(|| "no headline".to_string(), |t| format!("'{t}'"))
-}
-
 /// Builds the feature table and writes it atomically to `args.out`, with the join's, the
 /// encoder's and the PCA's provenance in its metadata.
 pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
@@ -439,46 +434,6 @@ fn guard_outputs(args: &FeatureArgs, headlines: &Path) -> Result<()> {
         guard_output(&pca_path(&args.out), &inputs)?;
     }
     Ok(())
-}
-
-/// Redoes the join's point-in-time rule over its rows and headlines, and proves it redone
-/// exactly: each row must name the latest headline and 7/30-day counts these inputs give (rows
-/// edited after the join, or joined by other code, are refused).
-fn redo_join(rows: &Path, join: &JoinRecord, headlines_path: &Path) -> Result<(Targets, Headlines, Visibility)> {
-    let window = join.window();
-    window.check()?;
-    let frame = read_table(rows, false)?;
-    let recorded = str_values(rows, &frame, "headline")
-        .map_err(|_| Error::input(rows, "no 'headline' column: is this the output of signalkit join?"))?;
-    let counts = |name: &str| -> Result<Vec<Option<u32>>> {
-        let c = frame.column(name).and_then(|c| c.cast(&DataType::UInt32)).map_err(|e| Error::table(rows, e))?;
-        Ok(c.u32().map_err(|e| Error::table(rows, e))?.iter().collect())
-    };
-    let (n7, n30) = (counts("n_headlines_7d")?, counts("n_headlines_30d")?);
-    let targets = Targets::from_frame(rows, frame)?;
-    let headlines = Headlines::read(headlines_path, &join.headline_options()?)?;
-    let vis = visibility(&targets, &headlines, &join.ticker_rule()?, window);
-    for (i, (v, _)) in vis.rows.iter().enumerate() {
-        let ours = v.latest.and_then(|h| headlines.text.get(h as usize));
-        if ours != recorded.get(i) || (n7[i], n30[i]) != (Some(v.n_7d), Some(v.n_30d)) {
-            let n = |c: Option<u32>| c.map_or("?".into(), |n| n.to_string());
-            return Err(Error::at(
-                rows,
-                Some(i + 1),
-                "headline",
-                format!(
-                    "this row was joined with {} ({}/{} headlines in 7/30 days) but these inputs give {} ({}/{}): re-run signalkit join (or pass the same --headlines and join options)",
-                    quoted(recorded.get(i)),
-                    n(n7[i]),
-                    n(n30[i]),
-                    quoted(ours),
-                    v.n_7d,
-                    v.n_30d
-                ),
-            ));
-        }
-    }
-    Ok((targets, headlines, vis))
 }
 
 /// One encoder's stored outputs, column by column, and each normalised text's entry.

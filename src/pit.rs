@@ -15,7 +15,7 @@ use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::data::targets::Targets;
 use crate::data::tickers::TickerRule;
 use crate::data::time::US_PER_DAY;
-use crate::data::{guard_output, write_parquet_with};
+use crate::data::{guard_output, read_table, str_values, write_parquet_with};
 use crate::error::{Error, Result};
 use crate::provenance::{JoinRecord, Provenance};
 
@@ -368,4 +368,69 @@ pub fn join_files(args: &JoinArgs) -> Result<JoinSummary> {
 /// Reads a join output back (for later stages and tests).
 pub fn read_rows(path: &Path) -> Result<DataFrame> {
     crate::data::read_table(path, false)
+}
+
+/// Where the headlines a join read are now: `moved` when given (its content must be the join's),
+/// else the recorded path (which must still hold the same content).
+pub fn located_headlines(rec: &JoinRecord, moved: Option<&Path>) -> Result<PathBuf> {
+    let path = moved.map_or_else(|| PathBuf::from(&rec.headlines.path), Path::to_path_buf);
+    crate::provenance::verify_unchanged(&path, &rec.headlines, "the headlines file the join read")?;
+    Ok(path)
+}
+
+/// The join record of a rows file written by `signalkit join` and where its headlines are now
+/// (`moved`: their new path); refuses rows without the record.
+pub fn recorded_join(rows: &Path, moved: Option<&Path>) -> Result<(JoinRecord, PathBuf)> {
+    let rec = Provenance::read(rows)?.and_then(|p| p.join).ok_or_else(|| {
+        Error::input(
+            rows,
+            "this file does not record how it was joined (not written by this signalkit's join): re-run signalkit join",
+        )
+    })?;
+    let path = located_headlines(&rec, moved)?;
+    Ok((rec, path))
+}
+
+fn quoted(t: Option<&str>) -> String {
+    t.map_or_else(|| "no headline".to_string(), |t| format!("'{t}'"))
+}
+
+/// Redoes the join's point-in-time rule over its rows and headlines, and proves it redone
+/// exactly: each row must name the latest headline and 7/30-day counts these inputs give (rows
+/// edited after the join, or joined by other code, are refused).
+pub fn redo_join(rows: &Path, join: &JoinRecord, headlines_path: &Path) -> Result<(Targets, Headlines, Visibility)> {
+    let window = join.window();
+    window.check()?;
+    let frame = read_table(rows, false)?;
+    let recorded = str_values(rows, &frame, "headline")
+        .map_err(|_| Error::input(rows, "no 'headline' column: is this the output of signalkit join?"))?;
+    let counts = |name: &str| -> Result<Vec<Option<u32>>> {
+        let c = frame.column(name).and_then(|c| c.cast(&DataType::UInt32)).map_err(|e| Error::table(rows, e))?;
+        Ok(c.u32().map_err(|e| Error::table(rows, e))?.iter().collect())
+    };
+    let (n7, n30) = (counts("n_headlines_7d")?, counts("n_headlines_30d")?);
+    let targets = Targets::from_frame(rows, frame)?;
+    let headlines = Headlines::read(headlines_path, &join.headline_options()?)?;
+    let vis = visibility(&targets, &headlines, &join.ticker_rule()?, window);
+    for (i, (v, _)) in vis.rows.iter().enumerate() {
+        let ours = v.latest.and_then(|h| headlines.text.get(h as usize));
+        if ours != recorded.get(i) || (n7[i], n30[i]) != (Some(v.n_7d), Some(v.n_30d)) {
+            let n = |c: Option<u32>| c.map_or("?".into(), |n| n.to_string());
+            return Err(Error::at(
+                rows,
+                Some(i + 1),
+                "headline",
+                format!(
+                    "this row was joined with {} ({}/{} headlines in 7/30 days) but these inputs give {} ({}/{}): re-run signalkit join (or pass the same --headlines and join options)",
+                    quoted(recorded.get(i)),
+                    n(n7[i]),
+                    n(n30[i]),
+                    quoted(ours),
+                    v.n_7d,
+                    v.n_30d
+                ),
+            ));
+        }
+    }
+    Ok((targets, headlines, vis))
 }

@@ -272,8 +272,8 @@ fn id_frame(t: &KeyedTable, predictions: &[f64], split: &Split) -> Result<DataFr
     .map_err(|e| Error::table(&t.path, e))
 }
 
-/// Reads the table's target as f32 (NaN where missing).
-fn target_values(t: &KeyedTable, name: &str) -> Result<(String, Vec<f32>)> {
+/// Reads the table's target as f32 (NaN where missing), and the column's name in the table.
+pub fn target_values(t: &KeyedTable, name: &str) -> Result<(String, Vec<f32>)> {
     let col = resolve_target(&t.frame, name).ok_or_else(|| {
         Error::input(
             &t.path,
@@ -356,13 +356,26 @@ fn data_types(t: &KeyedTable) -> Result<Option<Vec<Option<String>>>> {
 /// The era split of the settings: by `train_until` or `data_type`, then the early-stopping eras.
 fn plan_split(args: &TrainArgs, t: &KeyedTable, eras: &[i32], labelled: &[bool]) -> Result<Split> {
     let cfg = &args.config;
-    let types = data_types(t)?;
-    let until = cfg.train_until.as_deref().map(parse_until).transpose()?;
-    let split = split_eras(&args.features, eras, types.as_deref(), labelled, until, cfg.embargo_eras)?;
+    let split = era_split(t, eras, labelled, cfg.train_until.as_deref(), cfg.embargo_eras)?;
     match cfg.early_stopping_rounds {
         Some(_) => split.with_early_stopping(&args.features, cfg.early_stopping_eras, cfg.embargo_eras),
         None => Ok(split),
     }
+}
+
+/// Train, embargo and validation eras of a keyed table (`eras` per row, `labelled`: the row has
+/// a target), by `train_until` (YYYY-MM-DD or YYYYMMDD) or else its `data_type` column.
+pub fn era_split(
+    t: &KeyedTable,
+    eras: &[i32],
+    labelled: &[bool],
+    train_until: Option<&str>,
+    embargo: u32,
+) -> Result<Split> {
+    check_embargo(embargo)?;
+    let types = data_types(t)?;
+    let until = train_until.map(parse_until).transpose()?;
+    split_eras(&t.path, eras, types.as_deref(), labelled, until, embargo)
 }
 
 /// The configured feature columns, or the table's default ones; refuses a table with none.

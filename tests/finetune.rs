@@ -246,3 +246,205 @@ fn recipe_a_maps_labels_by_name_and_writes_a_loadable_folder_and_card() {
     let enc = Encoder::load(&ModelFiles::from_dir(&out).unwrap(), &Device::Cpu, 64).unwrap();
     assert_eq!(enc.labels, own);
 }
+
+/// Eight weekly rows of AAA: four training eras (2024-01-05 … 01-26), then (data_type
+/// validation) 02-02 in the 1-week embargo and 02-09 … 02-23 validating, whose targets are all 1.
+const MARKET_ROWS: &str = "bloomberg_ticker,friday_date,data_type,target_20d_factor_neutral
+AAA US,20240105,train,0.25
+AAA US,20240112,train,0.0
+AAA US,20240119,train,1.0
+AAA US,20240126,train,0.75
+AAA US,20240202,validation,0.5
+AAA US,20240209,validation,1.0
+AAA US,20240216,validation,1.0
+AAA US,20240223,validation,1.0
+";
+
+/// Headlines: seen first by training rows (0-4), by the embargoed row (5), by validation rows
+/// only, with the planted perfect label "surges" (6-8), and by no row (9).
+const MARKET_HEADLINES: &str = "ticker,published_at,headline
+AAA,2024-01-03T12:00:00Z,Acme opens a new plant
+AAA,2024-01-10T09:00:00Z,Acme cuts its outlook
+AAA,2024-01-12T00:00:00Z,Acme news exactly at the cutoff
+AAA,2024-01-12T00:00:01Z,Acme news a second after the cutoff
+AAA,2024-01-25T23:59:59Z,Acme names a new chief executive
+AAA,2024-01-30T10:00:00Z,Acme during the embargo
+AAA,2024-02-05T10:00:00Z,Acme surges on record orders one
+AAA,2024-02-12T10:00:00Z,Acme surges on record orders two
+AAA,2024-02-20T10:00:00Z,Acme surges on record orders three
+AAA,2023-11-01T10:00:00Z,Acme story older than every window
+";
+
+/// Joins the market case into `dir/rows.parquet` (the join records its options there).
+fn market_rows(dir: &Path) -> PathBuf {
+    use signalkit::pit::{JoinArgs, Window, join_files};
+    let (targets, headlines) = (dir.join("t.csv"), dir.join("h.csv"));
+    std::fs::write(&targets, MARKET_ROWS).unwrap();
+    std::fs::write(&headlines, MARKET_HEADLINES).unwrap();
+    let rows = dir.join("rows.parquet");
+    join_files(&JoinArgs {
+        targets,
+        headlines,
+        out: rows.clone(),
+        window: Window::default(),
+        tickers: Default::default(),
+        ticker_map: None,
+        headline_options: Default::default(),
+    })
+    .unwrap();
+    rows
+}
+
+fn market_source(rows: PathBuf, bins: signalkit::finetune::LabelBins) -> signalkit::finetune::market::LabelSource {
+    signalkit::finetune::market::LabelSource {
+        rows,
+        headlines: None,
+        target: "target_20d_factor_neutral".into(),
+        bins,
+        train_until: None,
+        embargo: 1,
+    }
+}
+
+#[test]
+fn market_labels_come_from_training_rows_only() {
+    use signalkit::finetune::{LabelBins, market_labels};
+    let dir = tempfile::tempdir().unwrap();
+    let m = market_labels(&market_source(market_rows(dir.path()), LabelBins::Five)).unwrap();
+    assert_eq!(m.split.train, vec![20240105, 20240112, 20240119, 20240126]);
+    assert_eq!((m.split.embargo.clone(), m.split.validation.len()), (vec![20240202], 3));
+    assert!(m.texts.iter().all(|t| !t.contains("surges")), "validation-only headlines leaked: {:?}", m.texts);
+    assert!(!m.texts.iter().any(|t| t.contains("embargo")), "the embargoed row's headline is dropped");
+    assert_eq!(m.validation_labels_read, 0);
+    assert_eq!(m.headlines, vec![0, 1, 2, 3, 4]);
+    assert!(m.label_rows.iter().all(|&r| r < 4), "every label row is a training row: {:?}", m.label_rows);
+    assert_eq!((m.dropped_not_training, m.dropped_no_target, m.never_visible), (4, 0, 1));
+    assert_eq!(m.labels, ["target_0", "target_1", "target_2", "target_3", "target_4"]);
+}
+
+#[test]
+fn a_headline_after_a_cutoff_is_labelled_by_the_next_row() {
+    use signalkit::finetune::{LabelBins, market_labels};
+    let dir = tempfile::tempdir().unwrap();
+    let m = market_labels(&market_source(market_rows(dir.path()), LabelBins::Five)).unwrap();
+    // (headline, label row, class): 01-03 → 01-05 (0.25); 01-10 → 01-12 (0.0); at and after the
+    // 01-12 cutoff → 01-19 (1.0), never 01-12; 01-25 → 01-26 (0.75).
+    let got: Vec<(usize, usize, u32)> =
+        m.headlines.iter().zip(&m.label_rows).zip(&m.ids).map(|((&h, &r), &c)| (h, r, c)).collect();
+    assert_eq!(got, vec![(0, 0, 1), (1, 1, 0), (2, 2, 4), (3, 2, 4), (4, 3, 3)]);
+}
+
+#[test]
+fn three_bins_map_bottom_middle_top() {
+    use signalkit::finetune::market::target_bin;
+    use signalkit::finetune::{LabelBins, market_labels};
+    let three = LabelBins::Three;
+    assert_eq!(three.names(), ["down", "flat", "up"]);
+    let classes: Vec<u32> = [0.0, 0.25, 0.5, 0.75, 1.0].iter().map(|&v| three.class(target_bin(v).unwrap())).collect();
+    assert_eq!(classes, [0, 1, 1, 1, 2], "0 → down, 1 → up, the three middle bins → flat");
+    assert_eq!(target_bin(0.3), None);
+    assert!(LabelBins::from_count(4).is_err());
+    let dir = tempfile::tempdir().unwrap();
+    let m = market_labels(&market_source(market_rows(dir.path()), three)).unwrap();
+    assert_eq!(m.ids, vec![1, 0, 2, 2, 1]);
+}
+
+#[test]
+fn recipe_b_writes_a_card_with_the_eras_and_counts() {
+    use signalkit::finetune::{LabelBins, MarketArgs, finetune_market};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tuned");
+    let args = MarketArgs {
+        model: ModelFiles::from_dir(&fixture()).unwrap(),
+        out: out.clone(),
+        source: market_source(market_rows(dir.path()), LabelBins::Three),
+        epochs: 1,
+        batch_size: 2,
+        warmup_share: 0.0,
+        held_out: 0.0,
+        max_len: 64,
+        device: "cpu".into(),
+        hyper: hyper(),
+    };
+    let s = finetune_market(&args, false).unwrap();
+    assert_eq!((s.train, s.labelled, s.dropped_not_training, s.validation_labels_read), (5, 5, 4, 0));
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["recipe"], "market");
+    assert_eq!(card["data"]["eras"]["train"], serde_json::json!([20240105, 20240112, 20240119, 20240126]));
+    assert_eq!(card["data"]["dropped_not_training"], 4);
+    assert_eq!(card["data"]["validation_labels_read"], 0);
+    assert_eq!(card["data"]["per_class"], serde_json::json!({"down": 1, "flat": 2, "up": 2}));
+    let enc = Encoder::load(&ModelFiles::from_dir(&out).unwrap(), &Device::Cpu, 64).unwrap();
+    assert_eq!(enc.labels, ["down", "flat", "up"]);
+}
+
+/// Runs `signalkit finetune` on a labelled table (2 epochs, dropout on), aborting after `abort_after`.
+fn finetune_cli(csv: &Path, out: &Path, lr: &str, abort_after: Option<&str>) -> std::process::Output {
+    use signalkit::finetune::ABORT_AFTER_EPOCH_ENV;
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"));
+    c.arg("finetune").arg("--model").arg(fixture()).arg("--labelled").arg(csv).arg("--out").arg(out);
+    c.args(["--epochs", "2", "--batch-size", "4", "--held-out", "0.25", "--seed", "3", "--lr", lr, "--warmup", "0.2"]);
+    match abort_after {
+        Some(e) => c.env(ABORT_AFTER_EPOCH_ENV, e),
+        None => c.env_remove(ABORT_AFTER_EPOCH_ENV),
+    };
+    c.output().unwrap()
+}
+
+fn saved_weights(dir: &Path) -> std::collections::HashMap<String, candle_core::Tensor> {
+    candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn a_run_killed_after_epoch_one_resumes_to_the_uninterrupted_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("labelled.csv");
+    let mut body = String::from("text,label\n");
+    for i in 0..12 {
+        body +=
+            &format!("\"{} number {i}\",{}\n", TEXTS[i % 4], ["positive", "negative", "neutral", "negative"][i % 4]);
+    }
+    std::fs::write(&csv, body).unwrap();
+    let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
+    let ok = |o: &std::process::Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(&finetune_cli(&csv, &whole, "1e-3", None));
+    assert!(!whole.join("checkpoint").exists(), "a finished run removes its checkpoint");
+
+    let aborted = finetune_cli(&csv, &killed, "1e-3", Some("1"));
+    assert!(!aborted.status.success(), "the hook aborts the process after epoch 1's checkpoint");
+    let left: Vec<_> = std::fs::read_dir(killed.join("checkpoint")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["state.safetensors"], "one checkpoint file, no temp files");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(killed.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["metrics"].as_array().unwrap().len(), 1);
+
+    let other = finetune_cli(&csv, &killed, "2e-3", None);
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && err.contains("hyper.lr"), "a changed setting is named: {err}");
+
+    ok(&finetune_cli(&csv, &killed, "1e-3", None));
+    let (a, b) = (saved_weights(&whole), saved_weights(&killed));
+    assert_eq!(a.len(), b.len());
+    for (name, ta) in &a {
+        let d = (ta - &b[name]).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+        let d = d.to_scalar::<f32>().unwrap();
+        assert!(d <= 1e-6, "{name} differs by {d} after resuming");
+    }
+    let card = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p.join("card.json")).unwrap()).unwrap()
+    };
+    let losses = |c: &serde_json::Value| -> Vec<f64> {
+        c["metrics"].as_array().unwrap().iter().map(|m| m["train_loss"].as_f64().unwrap()).collect()
+    };
+    assert_eq!(losses(&card(&whole)), losses(&card(&killed)), "the resumed run's metrics are the whole run's");
+}
+
+#[test]
+fn checkpoint_differences_name_the_setting_and_skip_paths() {
+    use signalkit::finetune::checkpoint::differences;
+    let a = serde_json::json!({"hyper": {"lr": 1e-3, "seed": 3}, "data": {"path": "a.csv", "xxh3": "1"}});
+    let b = serde_json::json!({"hyper": {"lr": 1e-3, "seed": 4}, "data": {"path": "b.csv", "xxh3": "1"}});
+    assert_eq!(differences(&a, &a), Vec::<String>::new());
+    assert_eq!(differences(&a, &b), ["hyper.seed was 3 then, 4 now"]);
+}

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
 use polars::prelude::DataType;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -12,8 +11,8 @@ use serde_json::json;
 use tokenizers::Encoding;
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{Classifier, EpochMetrics, Hyper, Trainer, train_epoch};
-use crate::encode::model::{Encoder, ModelFiles};
+use super::{Classifier, EpochMetrics, EpochRun, Hyper, Trainer, run_epochs};
+use crate::encode::model::ModelFiles;
 use crate::error::{Error, Result};
 
 /// The common three-class layout of integer sentiment labels.
@@ -103,7 +102,7 @@ pub struct FinetuneSummary {
 }
 
 /// Splits indices into training and held-out (a seeded shuffle; the last `share` held out).
-fn split(n: usize, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub(crate) fn split(n: usize, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut idx: Vec<usize> = (0..n).collect();
     idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x4e1d));
     let held = ((n as f64) * share.clamp(0.0, 0.9)).round() as usize;
@@ -117,9 +116,7 @@ pub fn finetune_labelled(args: &FinetuneArgs, show: bool) -> Result<FinetuneSumm
     let model = Classifier::load(&args.model, &device, args.labels.as_deref(), args.hyper.seed)?;
     let labels = model.labels.clone();
     let (texts, ids) = read_labelled(&args.labelled, &labels)?;
-    let tokenizer = Encoder::load(&args.model, &Device::Cpu, args.max_len)?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let encodings = tokenizer.tokenize(&refs)?;
+    let encodings = super::tokenize(&args.model, &texts, args.max_len)?;
     let (tr, ho) = split(texts.len(), args.held_out, args.hyper.seed);
     if tr.is_empty() {
         return Err(Error::input(&args.labelled, "no training texts left: add rows or lower --held-out"));
@@ -128,30 +125,23 @@ pub fn finetune_labelled(args: &FinetuneArgs, show: bool) -> Result<FinetuneSumm
         (ix.iter().map(|&i| encodings[i].clone()).collect(), ix.iter().map(|&i| ids[i]).collect())
     };
     let ((tr_e, tr_y), (ho_e, ho_y)) = (pick(&tr), pick(&ho));
-    let total = args.epochs * tr.len().div_ceil(args.batch_size.max(1));
-    let hyper = Hyper {
-        total_steps: total,
-        warmup_steps: (total as f64 * args.warmup_share).round() as usize,
-        ..args.hyper.clone()
-    };
+    let hyper = args.hyper.scheduled(args.epochs, tr.len(), args.batch_size, args.warmup_share);
     let mut trainer = Trainer::new(model, hyper)?;
     let data_hash =
         format!("{:032x}", xxh3_128(&std::fs::read(&args.labelled).map_err(|e| Error::io(&args.labelled, e))?));
-    let mut metrics = Vec::new();
-    for epoch in 1..=args.epochs {
-        let (train_loss, rate) = train_epoch(&mut trainer, (&tr_e, &tr_y), args.batch_size, epoch, show)?;
-        let (hl, ha) =
-            if ho_e.is_empty() { (f64::NAN, f64::NAN) } else { trainer.evaluate(&ho_e, &ho_y, args.batch_size)? };
-        metrics.push(EpochMetrics { epoch, train_loss, held_out_loss: hl, held_out_accuracy: ha, texts_per_s: rate });
-        trainer.model.save(&args.out, &args.model)?;
-        let card = json!({
-            "base": {"id": args.model.id, "fingerprint": args.model.fingerprint()?},
-            "recipe": "labelled", "data": {"path": args.labelled, "xxh3": data_hash, "train": tr.len(), "held_out": ho.len()},
-            "labels": labels, "hyper": trainer.hyper, "epochs": args.epochs, "batch_size": args.batch_size, "max_len": args.max_len,
-            "metrics": metrics,
-        });
-        let text = serde_json::to_string_pretty(&card).expect("json");
-        crate::data::atomic::write_bytes_atomic(&args.out.join("card.json"), text.as_bytes())?;
-    }
+    let run = EpochRun {
+        base: &args.model,
+        out: &args.out,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        train: (&tr_e, &tr_y),
+        held_out: (&ho_e, &ho_y),
+        card: json!({
+            "recipe": "labelled", "max_len": args.max_len,
+            "data": {"path": args.labelled, "xxh3": data_hash, "train": tr.len(), "held_out": ho.len()},
+        }),
+        show,
+    };
+    let metrics = run_epochs(&mut trainer, &run)?;
     Ok(FinetuneSummary { train: tr.len(), held_out: ho.len(), labels, epochs: metrics })
 }

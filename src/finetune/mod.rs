@@ -2,17 +2,19 @@
 //!
 //! The weights live in a [`VarMap`] filled from the checkpoint, so one differentiable forward
 //! (embeddings, encoder layers with composed LayerNorm and softmax, pooler, classifier) both
-//! trains and predicts. Training: cross-entropy, candle-nn's AdamW with weight decay, linear
-//! warm-up then linear decay (as transformers' `get_linear_schedule_with_warmup`), gradient-norm
-//! clipping (as torch's `clip_grad_norm_`), frozen embeddings and first layers or head only,
-//! batches grouped by token length, seeded dropout and shuffling.
+//! trains and predicts. Training: cross-entropy, AdamW with weight decay (our own, torch's
+//! update, so its moments can be checkpointed), linear warm-up then linear decay (as
+//! transformers' `get_linear_schedule_with_warmup`), gradient-norm clipping (as torch's
+//! `clip_grad_norm_`), frozen embeddings and first layers or head only, batches grouped by token
+//! length, seeded dropout and shuffling. [`run_epochs`] is the epoch loop both recipes share,
+//! with a checkpoint after every epoch that a rerun resumes from.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
-use candle_nn::{AdamW, Embedding, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{Embedding, Module, VarBuilder, VarMap};
 use candle_transformers::models::bert::{Config, HiddenAct};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -275,6 +277,16 @@ fn init_tensor(dims: &[usize], weight: bool, std: f64, rng: &mut ChaCha8Rng, dev
 }
 
 impl Classifier {
+    /// How far the dropout generator has run (saved in checkpoints).
+    pub fn dropout_position(&self) -> u128 {
+        self.dropout.rng.borrow().get_word_pos()
+    }
+
+    /// Moves the dropout generator to a saved position.
+    pub fn set_dropout_position(&self, pos: u128) {
+        self.dropout.rng.borrow_mut().set_word_pos(pos);
+    }
+
     /// Switches dropout on (training) or off (evaluation and parity checks).
     pub fn set_training(&self, on: bool) {
         self.dropout.training.set(on);
@@ -396,7 +408,7 @@ impl Hyper {
 pub struct Trainer {
     /// The model being trained.
     pub model: Classifier,
-    opt: AdamW,
+    opt: adamw::AdamW,
     vars: Vec<Var>,
     /// The settings.
     pub hyper: Hyper,
@@ -407,10 +419,9 @@ pub struct Trainer {
 impl Trainer {
     /// An AdamW (betas 0.9/0.999, eps 1e-8) over the model's trainable variables.
     pub fn new(model: Classifier, hyper: Hyper) -> Result<Self> {
-        let vars: Vec<Var> =
-            model.trainable(hyper.freeze_layers, hyper.head_only).into_iter().map(|(_, v)| v).collect();
-        let params = ParamsAdamW { lr: hyper.lr_at(0), weight_decay: hyper.weight_decay, ..Default::default() };
-        let opt = AdamW::new(vars.clone(), params).map_err(cerr)?;
+        let named = model.trainable(hyper.freeze_layers, hyper.head_only);
+        let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
+        let opt = adamw::AdamW::new(named, hyper.lr_at(0), hyper.weight_decay).map_err(cerr)?;
         Ok(Trainer { model, opt, vars, hyper, step: 0 })
     }
 
@@ -433,7 +444,7 @@ impl Trainer {
                 }
             }
         }
-        self.opt.set_learning_rate(self.hyper.lr_at(self.step));
+        self.opt.lr = self.hyper.lr_at(self.step);
         self.opt.step(&grads).map_err(cerr)?;
         self.step += 1;
         self.model.set_training(false);
@@ -553,5 +564,100 @@ impl Classifier {
     }
 }
 
+impl Hyper {
+    /// These settings with the schedule of a run: `epochs` passes over `n` texts in batches of
+    /// `batch_size`, the first `warmup_share` of the steps warming up.
+    pub fn scheduled(&self, epochs: usize, n: usize, batch_size: usize, warmup_share: f64) -> Hyper {
+        let total = epochs * n.div_ceil(batch_size.max(1));
+        Hyper { total_steps: total, warmup_steps: (total as f64 * warmup_share).round() as usize, ..self.clone() }
+    }
+}
+
+/// What a recipe hands the shared epoch loop: the data, where to write, and its card fields.
+pub struct EpochRun<'a> {
+    /// The base checkpoint (its fingerprint goes in the card, its tokenizer files in the folder).
+    pub base: &'a ModelFiles,
+    /// The output folder.
+    pub out: &'a Path,
+    /// Passes over the training texts.
+    pub epochs: usize,
+    /// Texts per optimiser step.
+    pub batch_size: usize,
+    /// Training encodings and class ids.
+    pub train: (&'a [Encoding], &'a [u32]),
+    /// Held-out encodings and class ids (may be empty).
+    pub held_out: (&'a [Encoding], &'a [u32]),
+    /// The recipe's own card fields (recipe, data, counts…), merged into every card.json.
+    pub card: Value,
+    /// Show a progress bar.
+    pub show: bool,
+}
+
+/// Set to an epoch number, the process aborts (as if killed) once that epoch's checkpoint is
+/// written: the resume tests use it.
+pub const ABORT_AFTER_EPOCH_ENV: &str = "SIGNALKIT_FINETUNE_ABORT_AFTER_EPOCH";
+
+/// Trains `run.epochs` epochs, resuming from `out/checkpoint` when it holds an earlier epoch of
+/// the same run; after each epoch, scores the held-out texts and writes the Hugging Face folder,
+/// card.json and the checkpoint. The checkpoint is removed when the last epoch is done.
+pub fn run_epochs(trainer: &mut Trainer, run: &EpochRun) -> Result<Vec<EpochMetrics>> {
+    if run.out.exists() && !run.out.is_dir() {
+        return Err(Error::input(run.out, "--out is a file, not a folder: name a new folder for the fine-tuned model"));
+    }
+    let identity = card_fields(trainer, run)?;
+    let (done, mut metrics) = checkpoint::resume(trainer, run.out, &identity)?;
+    if done > 0 && run.show {
+        eprintln!("resuming after epoch {done} from {}", checkpoint::path(run.out).display());
+    }
+    let abort_after: Option<usize> = std::env::var(ABORT_AFTER_EPOCH_ENV).ok().and_then(|v| v.parse().ok());
+    for epoch in done + 1..=run.epochs {
+        let (train_loss, rate) = train_epoch(trainer, run.train, run.batch_size, epoch, run.show)?;
+        let (ho_e, ho_y) = run.held_out;
+        let (hl, ha) =
+            if ho_e.is_empty() { (f64::NAN, f64::NAN) } else { trainer.evaluate(ho_e, ho_y, run.batch_size)? };
+        metrics.push(EpochMetrics { epoch, train_loss, held_out_loss: hl, held_out_accuracy: ha, texts_per_s: rate });
+        trainer.model.save(run.out, run.base)?;
+        write_card(&identity, run.out, &metrics)?;
+        checkpoint::save(trainer, run.out, &identity, epoch, &metrics)?;
+        if abort_after == Some(epoch) {
+            std::process::abort();
+        }
+    }
+    checkpoint::remove(run.out)?;
+    Ok(metrics)
+}
+
+/// The card without its metrics: the base model, classes, settings and the recipe's fields
+/// (also what a checkpoint must match to be resumed).
+fn card_fields(trainer: &Trainer, run: &EpochRun) -> Result<Value> {
+    let mut card = serde_json::json!({
+        "base": {"id": run.base.id, "fingerprint": run.base.fingerprint()?},
+        "labels": trainer.model.labels, "hyper": trainer.hyper, "epochs": run.epochs, "batch_size": run.batch_size,
+    });
+    if let (Some(c), Some(extra)) = (card.as_object_mut(), run.card.as_object()) {
+        c.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    Ok(card)
+}
+
+/// Writes card.json: the card's fields plus the metrics so far.
+fn write_card(fields: &Value, out: &Path, metrics: &[EpochMetrics]) -> Result<()> {
+    let mut card = fields.clone();
+    card["metrics"] = serde_json::to_value(metrics).expect("json");
+    let text = serde_json::to_string_pretty(&card).expect("json");
+    crate::data::atomic::write_bytes_atomic(&out.join("card.json"), text.as_bytes())
+}
+
+/// Tokenises texts with the base checkpoint's tokenizer, at most `max_len` tokens each.
+pub fn tokenize(model: &ModelFiles, texts: &[String], max_len: usize) -> Result<Vec<Encoding>> {
+    let tokenizer = crate::encode::model::Encoder::load(model, &Device::Cpu, max_len)?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    tokenizer.tokenize(&refs)
+}
+
+pub mod adamw;
+pub mod checkpoint;
 pub mod labelled;
+pub mod market;
 pub use labelled::{FinetuneArgs, FinetuneSummary, finetune_labelled};
+pub use market::{LabelBins, MarketArgs, MarketLabels, MarketSummary, finetune_market, market_labels};
