@@ -10,6 +10,8 @@ use crate::data::tickers::TickerRule;
 use crate::encode::EncodeArgs;
 use crate::encode::hub::ModelSource;
 use crate::error::{Error, Result};
+use crate::finetune::market::LabelSource;
+use crate::finetune::{Hyper, LabelBins, MarketArgs};
 use crate::pit::{JoinArgs, Window};
 use crate::train::TrainConfig;
 
@@ -31,6 +33,96 @@ pub struct Config {
     pub train: TrainConfig,
     /// Evaluation.
     pub evaluate: EvaluateConfig,
+    /// Fine-tune the encoder on market labels of the training eras before encoding (absent: the
+    /// encoder is used as it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FinetuneConfig>,
+}
+
+/// `[finetune]`: recipe (b) inside `run` (see `signalkit finetune --rows`). The base model is
+/// `[encode] model`; the target, `train_until` and embargo are `[train]`'s, so the labels come
+/// from the training eras only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinetuneConfig {
+    /// Passes over the labelled headlines.
+    pub epochs: usize,
+    /// Headlines per optimiser step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Share of steps in linear warm-up.
+    pub warmup: f64,
+    /// Gradient clip norm.
+    pub max_grad_norm: f64,
+    /// Share of labelled headlines held out for per-epoch loss and accuracy.
+    pub held_out: f64,
+    /// 5 (one class per target bin) or 3 (down / flat / up).
+    pub label_bins: usize,
+    /// Freeze the embeddings and the first N layers.
+    pub freeze_layers: usize,
+    /// Train the classification head only.
+    pub head_only: bool,
+    /// Seed of the head, dropout and batch order.
+    pub seed: u64,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        FinetuneConfig {
+            epochs: 1,
+            batch_size: 16,
+            lr: 2e-5,
+            weight_decay: 0.01,
+            warmup: 0.1,
+            max_grad_norm: 1.0,
+            held_out: 0.1,
+            label_bins: 3,
+            freeze_layers: 0,
+            head_only: false,
+            seed: 0,
+        }
+    }
+}
+
+impl FinetuneConfig {
+    /// Recipe (b)'s arguments: the joined `rows`, the encoder's base model and `[train]`'s era
+    /// split, into `out`.
+    pub fn market_args(&self, cfg: &Config, rows: PathBuf, out: PathBuf) -> Result<MarketArgs> {
+        let hyper = Hyper {
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_steps: 0,
+            total_steps: 0,
+            max_grad_norm: self.max_grad_norm,
+            freeze_layers: self.freeze_layers,
+            head_only: self.head_only,
+            seed: self.seed,
+            dropout: true,
+        };
+        let source = LabelSource {
+            rows,
+            headlines: Some(cfg.data.headlines.clone()),
+            target: cfg.train.target.clone(),
+            bins: LabelBins::from_count(self.label_bins)?,
+            train_until: cfg.train.train_until.clone(),
+            embargo: cfg.train.embargo_eras,
+        };
+        Ok(MarketArgs {
+            model: cfg.encode.source().resolve()?,
+            out,
+            source,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            warmup_share: self.warmup,
+            held_out: self.held_out,
+            max_len: cfg.encode.max_len,
+            device: cfg.encode.device.clone(),
+            hyper,
+        })
+    }
 }
 
 /// Input files and how to read the headlines.

@@ -9,6 +9,7 @@ use crate::data::write_bytes_atomic;
 use crate::error::{Error, Result};
 use crate::evaluate::{EvalReport, EvaluateArgs, ImportanceArgs, evaluate, importance};
 use crate::features::PcaOption;
+use crate::finetune::finetune_market;
 use crate::train::{ModelCard, TrainArgs, train};
 use crate::{FeatureArgs, build_features, encode_files, join_files};
 
@@ -41,8 +42,17 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     let joined = join_files(&cfg.data.join_args(&cfg.join, rows.clone())?)?;
     log(format!("[1/6] join: {joined} ({:.1}s)", t.elapsed().as_secs_f64()));
 
-    let encoded = encode_files(&cfg.encode.encode_args(&cfg.data)?)?;
-    log(format!("[2/6] encode: {encoded}"));
+    let mut encode = cfg.encode.clone();
+    if let Some(ft) = &cfg.finetune {
+        let t = Instant::now();
+        let tuned = out.join("finetuned");
+        let s = finetune_market(&ft.market_args(cfg, rows.clone(), tuned.clone())?, true)?;
+        log(format!("[1b] finetune: {s} → {} ({:.1}s)", tuned.display(), t.elapsed().as_secs_f64()));
+        encode.model = tuned.display().to_string();
+        encode.offline = true;
+    }
+    let encoded = encode_files(&encode.encode_args(&cfg.data)?)?;
+    log(format!("[2/6] encode with {}: {encoded}", encode.model));
 
     let t = Instant::now();
     let features = out.join("features.parquet");

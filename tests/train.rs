@@ -97,6 +97,36 @@ fn run_on_the_sample_scores_out_of_sample_and_catches_a_leaky_join() {
     assert_eq!(again.encode.store, store);
 }
 
+/// `[finetune]` in a run: the encoder is fine-tuned on market labels of the training eras only,
+/// then encodes, and the report names the model that encoded.
+#[test]
+fn run_with_finetune_encodes_with_the_model_tuned_on_training_eras() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tuned");
+    let mut cfg = sample_config(&out, &dir.path().join("store"), 0.0);
+    cfg.finetune = toml::from_str::<Config>("[finetune]\nepochs = 1\nbatch_size = 32\n").unwrap().finetune;
+    assert_eq!(cfg.finetune.as_ref().unwrap().label_bins, 3, "defaults fill the table");
+    let r = run(&cfg).unwrap();
+    let card = json(&out.join("finetuned/card.json"));
+    assert_eq!(card["recipe"], "market");
+    assert_eq!(card["data"]["validation_labels_read"], 0);
+    assert!(card["data"]["labelled"].as_u64().unwrap() > 50, "{card}");
+    let last_train = card["data"]["eras"]["train"].as_array().unwrap().last().unwrap().as_i64().unwrap();
+    let split = r.report.split.as_ref().unwrap();
+    assert_eq!(split.train.last().copied().map(i64::from), Some(last_train), "finetune and train split alike");
+    assert!(split.validation.iter().all(|v| i64::from(*v) > last_train));
+    let encoder = r.report.encoder.as_ref().expect("the report names the encoder");
+    assert!(encoder.id.ends_with("finetuned"), "{encoder:?}");
+    let md = std::fs::read_to_string(out.join("evaluate/report.md")).unwrap();
+    assert!(md.contains("Encoder: `") && md.contains("finetuned"), "{md}");
+    assert!(r.stages.iter().any(|s| s.contains("finetune:")), "{:?}", r.stages);
+
+    // Settings that cannot train are refused by name.
+    cfg.finetune.as_mut().unwrap().lr = f64::NAN;
+    let e = run(&cfg).unwrap_err().to_string();
+    assert!(e.contains("lr = NaN"), "{e}");
+}
+
 #[test]
 fn train_is_deterministic_and_predict_writes_a_valid_signal() {
     let dir = tempfile::tempdir().unwrap();

@@ -107,6 +107,9 @@ pub struct EvalReport {
     /// Neutral corr, alpha and meta-model contribution, when their inputs were given.
     #[serde(default)]
     pub payout: Option<PayoutScores>,
+    /// The encoder whose outputs the model was trained on (from the model card's provenance).
+    #[serde(default)]
+    pub encoder: Option<crate::provenance::ModelKey>,
 }
 
 /// Rows keyed by (TICKER, era).
@@ -213,6 +216,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         churn,
         smoothing,
         payout,
+        encoder: model.as_ref().and_then(|m| m.card.provenance.as_ref()?.encoder.clone()),
     };
     write_eval_outputs(&args.out, &report)?;
     Ok(report)
@@ -405,6 +409,15 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
         "# Out-of-sample evaluation\n\nPredictions `{}`, target `{}` from `{}`.\n\nScored: {}.\n\n",
         r.predictions, r.target, r.targets, r.scored
     );
+    if let Some(e) = &r.encoder {
+        md += &format!(
+            "Encoder: `{}` (fingerprint {}, {}, max_len {}).\n\n",
+            e.id,
+            &e.fingerprint[..12.min(e.fingerprint.len())],
+            e.dtype,
+            e.max_len
+        );
+    }
     if let Some(s) = &r.split {
         md += &format!(
             "| split | eras |\n|---|---|\n| train | {} |\n| embargo | {} |\n| validation | {} |\n\n",

@@ -564,6 +564,28 @@ impl Classifier {
     }
 }
 
+/// Refuses settings that cannot train, naming the option (`--flag` and `[finetune]` key alike):
+/// no epochs or empty batches, and a learning rate, decay, clip norm or share that is NaN or out
+/// of its range.
+pub fn check_settings(epochs: usize, batch_size: usize, warmup_share: f64, held_out: f64, h: &Hyper) -> Result<()> {
+    let within = |v: f64, lo: f64, hi: f64, lo_ok: bool, hi_ok: bool| {
+        v.is_finite() && (v > lo || (lo_ok && v == lo)) && (v < hi || (hi_ok && v == hi))
+    };
+    let checks = [
+        ("epochs", epochs as f64, epochs >= 1, "at least 1"),
+        ("batch-size (batch_size)", batch_size as f64, batch_size >= 1, "at least 1"),
+        ("lr", h.lr, within(h.lr, 0.0, 1.0, false, true), "a number in (0, 1], e.g. 2e-5"),
+        ("weight-decay (weight_decay)", h.weight_decay, within(h.weight_decay, 0.0, 1.0, true, false), "in [0, 1)"),
+        ("max-grad-norm (max_grad_norm)", h.max_grad_norm, within(h.max_grad_norm, 0.0, 1e6, false, true), "> 0"),
+        ("warmup", warmup_share, within(warmup_share, 0.0, 1.0, true, true), "a share in [0, 1]"),
+        ("held-out (held_out)", held_out, within(held_out, 0.0, 1.0, true, false), "a share in [0, 1)"),
+    ];
+    match checks.iter().find(|c| !c.2) {
+        Some((name, v, _, want)) => Err(Error::Config(format!("finetune: {name} = {v} is not usable: give {want}"))),
+        None => Ok(()),
+    }
+}
+
 impl Hyper {
     /// These settings with the schedule of a run: `epochs` passes over `n` texts in batches of
     /// `batch_size`, the first `warmup_share` of the steps warming up.
