@@ -247,6 +247,49 @@ fn recipe_a_maps_labels_by_name_and_writes_a_loadable_folder_and_card() {
     assert_eq!(enc.labels, own);
 }
 
+/// The Python with transformers that scripts/make-fixtures.sh sets up, if it is there.
+fn transformers_python() -> Option<PathBuf> {
+    let p = std::env::var_os("SIGNALKIT_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-fixtures/bin/python"));
+    p.exists().then_some(p)
+}
+
+/// A fine-tuned folder is a standard Hugging Face checkpoint: transformers loads it as is and
+/// gives the probabilities signalkit's encoder gives (scripts/check_finetune_reload.py).
+#[test]
+fn transformers_loads_the_saved_folder_with_equal_outputs() {
+    let Some(python) = transformers_python() else {
+        eprintln!(
+            "SKIPPED transformers_loads_the_saved_folder_with_equal_outputs: no transformers venv (run SIGNALKIT_VENV_ONLY=1 scripts/make-fixtures.sh, or set SIGNALKIT_PYTHON)"
+        );
+        return;
+    };
+    let labels: Vec<String> = ["down", "flat", "up"].map(String::from).to_vec();
+    let (model, encodings) = setup(11, Some(&labels));
+    let refs: Vec<&Encoding> = encodings.iter().collect();
+    let mut t = Trainer::new(model, Hyper { dropout: false, warmup_steps: 0, ..hyper() }).unwrap();
+    t.step(&refs, &LABELS).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    t.model.save(dir.path(), &ModelFiles::from_dir(&fixture()).unwrap()).unwrap();
+    let enc = Encoder::load(&ModelFiles::from_dir(dir.path()).unwrap(), &Device::Cpu, 64).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_finetune_reload.py");
+    let out = std::process::Command::new(python).arg(script).arg(dir.path()).arg("64").args(TEXTS).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs["labels"], serde_json::json!(labels));
+    let mut worst = 0f32;
+    for (text, probs) in TEXTS.iter().zip(theirs["probs"].as_array().unwrap()) {
+        let one = enc.tokenize(&[text]).unwrap();
+        let (ours, _) = enc.forward(&one.iter().collect::<Vec<_>>()).unwrap().remove(0);
+        for (a, b) in ours.iter().zip(probs.as_array().unwrap()) {
+            worst = worst.max((a - b.as_f64().unwrap() as f32).abs());
+        }
+    }
+    eprintln!("transformers vs signalkit on the fine-tuned folder: max |Δp| {worst:.2e}");
+    assert!(worst < 1e-5, "max |Δp| {worst}");
+}
+
 /// Eight weekly rows of AAA: four training eras (2024-01-05 … 01-26), then (data_type
 /// validation) 02-02 in the 1-week embargo and 02-09 … 02-23 validating, whose targets are all 1.
 const MARKET_ROWS: &str = "bloomberg_ticker,friday_date,data_type,target_20d_factor_neutral
