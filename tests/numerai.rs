@@ -913,6 +913,35 @@ fn the_churn_gate_refuses_a_reshuffled_week_unless_allowed() {
     assert_eq!(std::fs::read_dir(history.join("signals")).unwrap().count(), lines.lines().count());
 }
 
+/// Two `submit` runs of one file for one model at once create one submission: the second waits
+/// for the first, finds its journal and asks Numerai before uploading.
+#[test]
+fn two_submits_at_once_create_one_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Arc::new(Server::default());
+    server.fail_next_create(Fault::SlowThenRecord(Duration::from_millis(1500)));
+    let mock = serve(numerai_on(Vec::new(), server.clone()));
+    let f = csv(dir.path(), "week.csv", "numerai_ticker,signal", &good_rows(300));
+    let spawn = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_signalkit"));
+        cmd.args(["submit", f.to_str().unwrap(), "--model-name", "mymodel"])
+            .env("NUMERAI_PUBLIC_ID", PUBLIC)
+            .env("NUMERAI_SECRET_KEY", SECRET)
+            .env("NUMERAI_API_URL", &mock.url)
+            .env("SIGNALKIT_HISTORY", dir.path().join("history"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let said: Vec<String> = outs.iter().map(text).collect();
+    assert!(outs.iter().all(|o| o.status.success()), "{said:?}");
+    assert_eq!(server.count(), 1, "one submission: {said:?}");
+    assert_eq!(calls(&mock, CREATE), 1, "{said:?}");
+    assert!(said.iter().any(|s| s.contains("already-on-server")), "{said:?}");
+}
+
 /// The gate reads the model's submissions from Numerai, so a week uploaded from another machine
 /// (or a fresh history) still counts; a listing that fails falls back to the local history.
 #[test]

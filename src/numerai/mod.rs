@@ -286,6 +286,7 @@ pub fn submit(args: &SubmitArgs) -> Result<SubmitOutcome> {
         journal_path: Journal::path(&args.file, &model_id),
         model_id: &model_id,
     };
+    let _lock = attempt.lock()?;
     let receipt = match attempt.earlier_submission()? {
         Some(receipt) => receipt,
         None => attempt.create_once(&check)?,
@@ -381,6 +382,28 @@ impl Attempt<'_> {
         if let Err(e) = journal.write(&self.journal_path) {
             eprintln!("submit: warning: submission {} exists, but noting it failed: {e}", receipt.id);
         }
+    }
+
+    /// Holds `<journal>.lock` exclusively (waiting, with a message, while another `submit` of this
+    /// file for this model runs), so two runs at once cannot both create the submission: the
+    /// second finds the first's journal and asks Numerai before uploading.
+    fn lock(&self) -> Result<std::fs::File> {
+        let path = self.journal_path.with_extension("json.lock");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!("submit: another submit of {} is running; waiting for it", self.args.file.display());
+                f.lock().map_err(|e| Error::io(&path, e))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        Ok(f)
     }
 
     /// When an earlier run got as far as creating a submission of these bytes, asks Numerai
