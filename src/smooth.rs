@@ -6,9 +6,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use polars::prelude::*;
-
-use crate::data::{find_column, read_table, str_values};
 use crate::error::{Error, Result};
 use crate::metrics::{era_groups, rank};
 
@@ -66,18 +63,8 @@ pub fn smooth_eras(eras: &[i32], tickers: &[String], values: &[f64], has_news: &
 /// Last week's signal file (CSV or parquet): ticker (upper-cased) → signal, keyed by the column
 /// `ticker_column` or a usual Numerai ticker column.
 pub fn read_previous(path: &Path, ticker_column: &str) -> Result<HashMap<String, f64>> {
-    let df = read_table(path, true)?;
-    let col = find_column(&df, &[ticker_column, "numerai_ticker", "bloomberg_ticker", "ticker"])
-        .ok_or_else(|| Error::input(path, format!("no '{ticker_column}' column: pass last week's signal file")))?;
-    let signal = df.column("signal").map_err(|_| Error::at(path, None, "signal", "missing: pass a signal file"))?;
-    let signal = signal.cast(&DataType::Float64).map_err(|e| Error::table(path, e))?;
-    let values = signal.f64().map_err(|e| Error::table(path, e))?;
-    let tickers = str_values(path, &df, &col)?;
-    Ok(tickers
-        .iter()
-        .zip(values.iter())
-        .filter_map(|(t, v)| Some((t?.trim().to_ascii_uppercase(), v.filter(|v| v.is_finite())?)))
-        .collect())
+    let (tickers, values) = crate::data::signal::read_signal_file(path, Some(ticker_column))?;
+    Ok(tickers.into_iter().zip(values).collect())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod headlines;
+pub mod signal;
 pub mod targets;
 pub mod tickers;
 pub mod time;

@@ -8,11 +8,9 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::gate::Signal;
-use super::submission::{SIGNAL_COLUMN, SUBMISSION_TICKER_COLUMNS};
 use super::{Client, ServerSubmission};
 use crate::data::{find_column, read_table, str_values, write_bytes_atomic};
 use crate::error::{Error, Result};
@@ -180,21 +178,8 @@ impl History {
 
 /// A submission file's tickers (upper-cased) and signal, rows without either left out.
 pub fn read_signal(path: &Path, label: &str) -> Result<Signal> {
-    let df = read_table(path, true)?;
-    let col = find_column(&df, &SUBMISSION_TICKER_COLUMNS)
-        .ok_or_else(|| Error::input(path, "no ticker column: is this a Signals submission?"))?;
-    let tickers = str_values(path, &df, &col)?;
-    let signal = df.column(SIGNAL_COLUMN).map_err(|e| Error::table(path, e))?;
-    let signal = signal.cast(&DataType::Float64).map_err(|e| Error::table(path, e))?;
-    let values = signal.f64().map_err(|e| Error::table(path, e))?;
-    let (mut ids, mut out) = (Vec::new(), Vec::new());
-    for (t, v) in tickers.iter().zip(values.iter()) {
-        if let (Some(t), Some(v)) = (t.map(str::trim).filter(|t| !t.is_empty()), v) {
-            ids.push(t.to_ascii_uppercase());
-            out.push(v);
-        }
-    }
-    Ok(Signal { label: label.to_string(), tickers: ids, values: out })
+    let (tickers, values) = crate::data::signal::read_signal_file(path, None)?;
+    Ok(Signal { label: label.to_string(), tickers, values })
 }
 
 /// The upper-cased tickers of a live universe file in the submission's ticker column (or its

@@ -17,11 +17,9 @@ use crate::data::time::parse_date_str;
 use crate::data::{find_column, read_table, str_values};
 use crate::error::{Error, Result};
 
-/// Ticker columns Numerai accepts in a Signals submission (exactly one must be present).
-pub const SUBMISSION_TICKER_COLUMNS: [&str; 5] =
-    ["numerai_ticker", "bloomberg_ticker", "composite_figi", "ticker", "sedol"];
-/// The signal column.
-pub const SIGNAL_COLUMN: &str = "signal";
+/// Ticker columns Numerai accepts in a Signals submission (exactly one must be present), and the
+/// signal column.
+pub use crate::data::signal::{SIGNAL_COLUMN, SIGNAL_TICKER_COLUMNS as SUBMISSION_TICKER_COLUMNS};
 /// The optional date column.
 pub const DATE_COLUMN: &str = "date";
 /// Fewest live-universe tickers a submission must cover.
