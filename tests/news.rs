@@ -7,15 +7,14 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use common::mock;
 use common::*;
 use serde_json::{Value, json};
 use signalkit::data::tickers::TickerRule;
@@ -23,10 +22,10 @@ use signalkit::http::RetryPolicy;
 use signalkit::news::{FetchArgs, FetchSummary, Keys, Source, fetch};
 
 // ---------------------------------------------------------------------------------------------
-// Loopback mock
+// Loopback mock (tests/common/mock.rs, seen as path, query pairs and headers)
 // ---------------------------------------------------------------------------------------------
 
-/// One request: path with query, headers (lower-case names).
+/// One request: path without the query, the query pairs, headers (lower-case names).
 #[derive(Debug, Clone)]
 struct Req {
     path: String,
@@ -34,85 +33,50 @@ struct Req {
     headers: HashMap<String, String>,
 }
 
+impl From<&mock::Req> for Req {
+    fn from(r: &mock::Req) -> Self {
+        let u = reqwest::Url::parse(&format!("http://x{}", r.path)).expect("a request target");
+        let query = u.query_pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Req { path: u.path().to_string(), query, headers: r.headers.clone() }
+    }
+}
+
 /// An answer: status, extra headers, JSON body.
 type Reply = (u16, Vec<(String, String)>, String);
-type Handler = dyn Fn(&Req, &str) -> Reply + Send + Sync;
 
-struct Mock {
-    url: String,
-    log: Arc<Mutex<Vec<Req>>>,
-}
+/// A running mock: its URL and what it was asked.
+struct Mock(mock::Mock);
 
 impl Mock {
     fn requests(&self) -> Vec<Req> {
-        self.log.lock().unwrap().clone()
+        self.0.requests().iter().map(Req::from).collect()
+    }
+}
+
+impl std::ops::Deref for Mock {
+    type Target = mock::Mock;
+    fn deref(&self) -> &mock::Mock {
+        &self.0
     }
 }
 
 /// Serves `handler` on 127.0.0.1; the first request to a path containing `fault_path` gets a
 /// 429 with `Retry-After: 1`, the second a 503.
 fn serve(fault_path: &'static str, handler: impl Fn(&Req, &str) -> Reply + Send + Sync + 'static) -> Mock {
-    let handler: Arc<Handler> = Arc::new(handler);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (base, seen) = (url.clone(), log.clone());
-    let faults = Arc::new(AtomicUsize::new(0));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (handler, seen, base, faults) = (handler.clone(), seen.clone(), base.clone(), faults.clone());
-            std::thread::spawn(move || {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                let Some(req) = read_request(&stream) else { return };
-                seen.lock().unwrap().push(req.clone());
-                let reply = if req.path.contains(fault_path) && faults.load(Ordering::SeqCst) < 2 {
-                    match faults.fetch_add(1, Ordering::SeqCst) {
-                        0 => (429, vec![("Retry-After".into(), "1".into())], r#"{"message":"slow down"}"#.into()),
-                        _ => (503, vec![], "unavailable".into()),
-                    }
-                } else {
-                    handler(&req, &base)
-                };
-                respond(stream, reply);
-            });
-        }
-    });
-    Mock { url, log }
-}
-
-fn respond(mut out: std::net::TcpStream, (status, headers, body): Reply) {
-    let mut head = format!(
-        "HTTP/1.1 {status} Mock\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = out.write_all(head.as_bytes());
-    let _ = out.write_all(body.as_bytes());
-    let _ = out.flush();
-    let _ = out.shutdown(std::net::Shutdown::Both);
-}
-
-fn read_request(stream: &std::net::TcpStream) -> Option<Req> {
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let target = line.split_whitespace().nth(1)?.to_string();
-    let mut headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).ok()? == 0 || h == "\r\n" {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let u = reqwest::Url::parse(&format!("http://x{target}")).ok()?;
-    let query = u.query_pairs().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    Some(Req { path: u.path().to_string(), query, headers })
+    let faults = AtomicUsize::new(0);
+    Mock(mock::serve(move |raw, _, base| {
+        let req = Req::from(raw);
+        let (status, mut headers, body) = if req.path.contains(fault_path) && faults.load(Ordering::SeqCst) < 2 {
+            match faults.fetch_add(1, Ordering::SeqCst) {
+                0 => (429, vec![("Retry-After".into(), "1".into())], r#"{"message":"slow down"}"#.into()),
+                _ => (503, vec![], "unavailable".into()),
+            }
+        } else {
+            handler(&req, base)
+        };
+        headers.push(("Content-Type".into(), "application/json".into()));
+        mock::Reply::Full(status, headers, body.into_bytes())
+    }))
 }
 
 fn ok(v: Value) -> Reply {
