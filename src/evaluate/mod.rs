@@ -395,6 +395,26 @@ fn eras_line(eras: &[i32]) -> String {
     }
 }
 
+/// The score table's rows: OOS corr, then each score the report has, then in-sample corr.
+fn score_rows(r: &EvalReport) -> Vec<Vec<String>> {
+    let mut rows = vec![summary_row("numerai_corr (OOS)", &r.summary)];
+    if let Some(s) = &r.feature_neutral {
+        rows.push(summary_row("feature-neutral corr (OOS)", s));
+    }
+    if let Some(s) = &r.benchmark {
+        rows.push(summary_row("corr with benchmark (OOS)", s));
+    }
+    if let Some(p) = &r.payout {
+        let named =
+            [("neutral corr", &p.neutral_corr), ("alpha", &p.alpha), ("MMC", &p.mmc), ("neutral MMC", &p.neutral_mmc)];
+        rows.extend(named.iter().filter_map(|(n, s)| s.as_ref().map(|s| summary_row(&format!("{n} (OOS)"), s))));
+    }
+    if let Some(s) = &r.in_sample {
+        rows.push(summary_row("numerai_corr (train, in sample)", s));
+    }
+    rows
+}
+
 fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     write_json(&out.join("report.json"), r)?;
     let eras: Vec<i32> = r.per_era.iter().map(|e| e.era).collect();
@@ -426,21 +446,7 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
             eras_line(&s.validation)
         );
     }
-    let mut rows = vec![summary_row("numerai_corr (OOS)", &r.summary)];
-    if let Some(s) = &r.feature_neutral {
-        rows.push(summary_row("feature-neutral corr (OOS)", s));
-    }
-    if let Some(s) = &r.benchmark {
-        rows.push(summary_row("corr with benchmark (OOS)", s));
-    }
-    if let Some(p) = &r.payout {
-        let named =
-            [("neutral corr", &p.neutral_corr), ("alpha", &p.alpha), ("MMC", &p.mmc), ("neutral MMC", &p.neutral_mmc)];
-        rows.extend(named.iter().filter_map(|(n, s)| s.as_ref().map(|s| summary_row(&format!("{n} (OOS)"), s))));
-    }
-    if let Some(s) = &r.in_sample {
-        rows.push(summary_row("numerai_corr (train, in sample)", s));
-    }
+    let rows = score_rows(r);
     md += &markdown_table(&["score", "mean", "std", "sharpe", "max drawdown", "positive eras", "eras"], &rows);
     if let Some(e) = r.feature_exposure {
         md += &format!(

@@ -8,10 +8,9 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use tokenizers::Encoding;
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{Classifier, EpochMetrics, EpochRun, Hyper, Trainer, run_epochs};
+use super::{Classifier, EpochMetrics, Fit, Hyper};
 use crate::encode::model::ModelFiles;
 use crate::error::{Error, Result};
 
@@ -122,27 +121,23 @@ pub fn finetune_labelled(args: &FinetuneArgs, show: bool) -> Result<FinetuneSumm
     if tr.is_empty() {
         return Err(Error::input(&args.labelled, "no training texts left: add rows or lower --held-out"));
     }
-    let pick = |ix: &[usize]| -> (Vec<Encoding>, Vec<u32>) {
-        (ix.iter().map(|&i| encodings[i].clone()).collect(), ix.iter().map(|&i| ids[i]).collect())
-    };
-    let ((tr_e, tr_y), (ho_e, ho_y)) = (pick(&tr), pick(&ho));
-    let hyper = args.hyper.scheduled(args.epochs, tr.len(), args.batch_size, args.warmup_share);
-    let mut trainer = Trainer::new(model, hyper)?;
     let data_hash =
         format!("{:032x}", xxh3_128(&std::fs::read(&args.labelled).map_err(|e| Error::io(&args.labelled, e))?));
-    let run = EpochRun {
+    let fit = Fit {
         base: &args.model,
         out: &args.out,
+        encodings: &encodings,
+        ids: &ids,
+        split: (&tr, &ho),
         epochs: args.epochs,
         batch_size: args.batch_size,
-        train: (&tr_e, &tr_y),
-        held_out: (&ho_e, &ho_y),
+        warmup_share: args.warmup_share,
         card: json!({
             "recipe": "labelled", "max_len": args.max_len,
             "data": {"path": args.labelled, "xxh3": data_hash, "train": tr.len(), "held_out": ho.len()},
         }),
         show,
     };
-    let metrics = run_epochs(&mut trainer, &run)?;
+    let metrics = super::fit(model, &args.hyper, fit)?;
     Ok(FinetuneSummary { train: tr.len(), held_out: ho.len(), labels, epochs: metrics })
 }

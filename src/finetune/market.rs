@@ -9,9 +9,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 use serde_json::json;
-use tokenizers::Encoding;
 
-use super::{Classifier, EpochMetrics, EpochRun, Hyper, Trainer, run_epochs};
+use super::{Classifier, EpochMetrics, Fit, Hyper};
 use crate::encode::model::ModelFiles;
 use crate::era::eras_of_days;
 use crate::error::{Error, Result};
@@ -277,23 +276,19 @@ pub fn finetune_market(args: &MarketArgs, show: bool) -> Result<MarketSummary> {
     let device = crate::encode::model::device(&args.device)?;
     let model = Classifier::load(&args.model, &device, Some(&m.labels), args.hyper.seed)?;
     let encodings = super::tokenize(&args.model, &m.texts, args.max_len)?;
-    let pick = |ix: &[usize]| -> (Vec<Encoding>, Vec<u32>) {
-        (ix.iter().map(|&i| encodings[i].clone()).collect(), ix.iter().map(|&i| m.ids[i]).collect())
-    };
-    let ((tr_e, tr_y), (ho_e, ho_y)) = (pick(&tr), pick(&ho));
-    let hyper = args.hyper.scheduled(args.epochs, tr.len(), args.batch_size, args.warmup_share);
-    let mut trainer = Trainer::new(model, hyper)?;
-    let run = EpochRun {
+    let fit = Fit {
         base: &args.model,
         out: &args.out,
+        encodings: &encodings,
+        ids: &m.ids,
+        split: (&tr, &ho),
         epochs: args.epochs,
         batch_size: args.batch_size,
-        train: (&tr_e, &tr_y),
-        held_out: (&ho_e, &ho_y),
+        warmup_share: args.warmup_share,
         card: market_card(args, &m, tr.len(), ho.len())?,
         show,
     };
-    let epochs = run_epochs(&mut trainer, &run)?;
+    let epochs = super::fit(model, &args.hyper, fit)?;
     Ok(MarketSummary {
         train: tr.len(),
         held_out: ho.len(),

@@ -670,6 +670,52 @@ fn write_card(fields: &Value, out: &Path, metrics: &[EpochMetrics]) -> Result<()
     crate::data::atomic::write_bytes_atomic(&out.join("card.json"), text.as_bytes())
 }
 
+/// The data and settings both recipes hand [`fit`]: encodings with class ids, the training and
+/// held-out indices, and the run's shape.
+pub struct Fit<'a> {
+    /// The base checkpoint.
+    pub base: &'a ModelFiles,
+    /// The output folder.
+    pub out: &'a Path,
+    /// Every labelled text, tokenised.
+    pub encodings: &'a [Encoding],
+    /// Class id per text.
+    pub ids: &'a [u32],
+    /// Indices trained on, and held out.
+    pub split: (&'a [usize], &'a [usize]),
+    /// Passes, batch size and warm-up share.
+    pub epochs: usize,
+    /// Texts per optimiser step.
+    pub batch_size: usize,
+    /// Share of the steps warming up.
+    pub warmup_share: f64,
+    /// The recipe's card fields.
+    pub card: Value,
+    /// Show a progress bar.
+    pub show: bool,
+}
+
+/// Schedules `hyper` for the data, trains `model` through [`run_epochs`] and returns the metrics.
+pub fn fit(model: Classifier, hyper: &Hyper, f: Fit) -> Result<Vec<EpochMetrics>> {
+    let pick = |ix: &[usize]| -> (Vec<Encoding>, Vec<u32>) {
+        (ix.iter().map(|&i| f.encodings[i].clone()).collect(), ix.iter().map(|&i| f.ids[i]).collect())
+    };
+    let ((tr_e, tr_y), (ho_e, ho_y)) = (pick(f.split.0), pick(f.split.1));
+    let hyper = hyper.scheduled(f.epochs, f.split.0.len(), f.batch_size, f.warmup_share);
+    let mut trainer = Trainer::new(model, hyper)?;
+    let run = EpochRun {
+        base: f.base,
+        out: f.out,
+        epochs: f.epochs,
+        batch_size: f.batch_size,
+        train: (&tr_e, &tr_y),
+        held_out: (&ho_e, &ho_y),
+        card: f.card,
+        show: f.show,
+    };
+    run_epochs(&mut trainer, &run)
+}
+
 /// Tokenises texts with the base checkpoint's tokenizer, at most `max_len` tokens each.
 pub fn tokenize(model: &ModelFiles, texts: &[String], max_len: usize) -> Result<Vec<Encoding>> {
     let tokenizer = crate::encode::model::Encoder::load(model, &Device::Cpu, max_len)?;

@@ -256,20 +256,12 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
 
 /// One fetch per source folder at a time: an exclusive lock on `<dir>/.lock`, held until dropped.
 fn lock(dir: &Path) -> Result<std::fs::File> {
-    let path = dir.join(".lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Config(format!(
+    match crate::data::atomic::try_lock_file(&dir.join(".lock"))? {
+        (f, true) => Ok(f),
+        (_, false) => Err(Error::Config(format!(
             "{}: another news fetch is writing this folder; wait for it to finish (or use another --out)",
             dir.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
     }
 }
 

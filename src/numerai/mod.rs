@@ -389,19 +389,10 @@ impl Attempt<'_> {
     /// second finds the first's journal and asks Numerai before uploading.
     fn lock(&self) -> Result<std::fs::File> {
         let path = self.journal_path.with_extension("json.lock");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
-        match f.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                eprintln!("submit: another submit of {} is running; waiting for it", self.args.file.display());
-                f.lock().map_err(|e| Error::io(&path, e))?;
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        let (f, taken) = crate::data::atomic::try_lock_file(&path)?;
+        if !taken {
+            eprintln!("submit: another submit of {} is running; waiting for it", self.args.file.display());
+            f.lock().map_err(|e| Error::io(&path, e))?;
         }
         Ok(f)
     }
