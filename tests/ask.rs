@@ -1,0 +1,137 @@
+//! `signalkit ask`: parity with transformers on the tiny Qwen2 fixture (scripts/make_ask_fixtures.py),
+//! questions files, the store, determinism.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde_json::Value;
+use signalkit::ask::model::{Decoder, Template};
+use signalkit::ask::{AskArgs, Question, read_answers, read_questions};
+use signalkit::data::headlines::HeadlineOptions;
+use signalkit::encode::hub::ModelSource;
+use signalkit::encode::model::ModelFiles;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-qwen2")
+}
+
+fn decoder() -> Decoder {
+    Decoder::load(&ModelFiles::from_dir(&fixture()).unwrap(), &Device::Cpu).unwrap()
+}
+
+fn reference() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture().join("reference.json")).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+#[test]
+fn prompts_tokens_and_answers_match_transformers_alone_and_batched() {
+    let mut d = decoder();
+    let r = reference();
+    let answers: Vec<String> = r["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
+    let ids = d.answer_tokens(&answers).unwrap();
+    assert_eq!(ids, r["answer_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<_>>());
+    let (mut alone, mut batched) = (0f32, 0f32);
+    let items = r["items"].as_array().unwrap();
+    assert!(items.len() >= 100);
+    for it in items {
+        let prompt = d.template.render(it["content"].as_str().unwrap()).unwrap();
+        assert_eq!(prompt, it["prompt"].as_str().unwrap(), "chat template render");
+        let want: Vec<u32> = it["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(d.token_ids(&prompt).unwrap(), want, "tokens of {prompt:?}");
+        let got = d.answer(&prompt, &ids).unwrap();
+        for (g, (a, b)) in got.iter().zip(floats(&it["probs"]).iter().zip(floats(&it["batched_probs"]))) {
+            alone = alone.max((g - a).abs());
+            batched = batched.max((g - b).abs());
+        }
+    }
+    eprintln!("max |Δp| vs transformers: alone {alone:.2e}, left-padded batch {batched:.2e}");
+    assert!(alone < 1e-4 && batched < 1e-4, "alone {alone}, batched {batched}");
+}
+
+#[test]
+fn answers_are_deterministic() {
+    let mut d = decoder();
+    let ids = d.answer_tokens(&["YES".into(), "NO".into(), "UNKNOWN".into()]).unwrap();
+    let p = d.template.render("Is this good? Apple beats estimates").unwrap();
+    let a = d.answer(&p, &ids).unwrap();
+    let b = d.answer(&p, &ids).unwrap();
+    assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    assert!((a.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn plain_template_without_a_chat_template() {
+    assert_eq!(Template::Plain.render("Q?").unwrap(), "User: Q?\nAssistant:");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn questions_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = read_questions(&fixture().join("questions.toml")).unwrap();
+    assert_eq!(qs.len(), 2);
+    assert_eq!(qs[0].answers, ["YES", "NO", "UNKNOWN"]);
+    assert!(!qs[0].uses_ticker() || qs[0].prompt.contains("{company}"));
+    let bad = [
+        ("[[ask.question]]\nname = \"x\"\nprompt = \"no placeholder\"\n", "must contain {headline}"),
+        ("[[ask.question]]\nname = \"x\"\nprompt = \"{headline} {sector}\"\n", "unknown placeholder {sector}"),
+        ("[[ask.question]]\nname = \"Bad Name\"\nprompt = \"{headline}\"\n", "lowercase letters"),
+        ("[[ask.question]]\nname = \"x\"\nprompt = \"{headline}\"\nanswers = [\"Y\", \"N\"]\n", "three words"),
+        (
+            "[[ask.question]]\nname = \"x\"\nprompt = \"{headline}\"\n[[ask.question]]\nname = \"x\"\nprompt = \"{headline}\"\n",
+            "appears twice",
+        ),
+        ("[ask]\nquestion = []\n", "no [[ask.question]]"),
+    ];
+    for (text, want) in bad {
+        let e = read_questions(&write(dir.path(), "q.toml", text)).unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("q.toml"), "{e}");
+    }
+    let q = Question { name: "t".into(), prompt: "{company} {headline}".into(), answers: vec![] };
+    assert_eq!(q.fill("H", "AAPL"), "AAPL H");
+}
+
+fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
+    AskArgs {
+        source: ModelSource::new(fixture().to_str().unwrap()),
+        questions: questions.to_path_buf(),
+        headlines: headlines.to_path_buf(),
+        headline_options: HeadlineOptions::default(),
+        store: dir.join("store"),
+        device: "cpu".into(),
+        shard_size: 2,
+    }
+}
+
+#[test]
+fn ask_fills_the_store_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let headlines = write(
+        dir.path(),
+        "h.csv",
+        "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats quarterly earnings estimates and raises full-year guidance\n\
+         TSLA,2024-01-03,Tesla shares fall after analyst downgrade to sell\nAAPL,2024-01-04,  Apple beats quarterly earnings estimates and raises full-year guidance \n",
+    );
+    let q = write(
+        dir.path(),
+        "q.toml",
+        "[[ask.question]]\nname = \"good_news\"\nprompt = \"Answer YES if good news, NO if bad news, or UNKNOWN if uncertain. Is this headline good or bad for the stock price of {company} in the next month?\\n{headline}\"\n",
+    );
+    let args = ask_args(dir.path(), &headlines, &q);
+    let s = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!((s.answered, s.already_stored, s.store_dirs.len()), (2, 0, 1));
+    let again = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!((again.answered, again.already_stored), (0, 2));
+    // Features look answers up by headline text: ticker-keyed questions are refused there.
+    let e = read_answers(&args.store).unwrap_err().to_string();
+    assert!(e.contains("{ticker} or {company}"), "{e}");
+}
