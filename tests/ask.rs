@@ -135,3 +135,74 @@ fn ask_fills_the_store_and_resumes() {
     let e = read_answers(&args.store).unwrap_err().to_string();
     assert!(e.contains("{ticker} or {company}"), "{e}");
 }
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).output().unwrap()
+}
+
+/// Every shard's answer rows in key order, as bytes of (key, text, probabilities).
+fn store_rows(store: &Path) -> Vec<(String, String, Vec<u32>)> {
+    let mut out = Vec::new();
+    for a in read_answers(store).unwrap() {
+        for (text, p) in a.by_text {
+            out.push((a.key.fingerprint.clone(), text, p.iter().map(|x| x.to_bits()).collect()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn cli_ask_writes_the_same_answers_every_time_and_names_bad_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(
+        dir.path(),
+        "h.csv",
+        "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats estimates\nTSLA,2024-01-03,Tesla recalls cars\n",
+    );
+    let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
+    let model = fixture();
+    let run = |store: &str| {
+        let s = dir.path().join(store);
+        let out = cli(&[
+            "ask",
+            "--model",
+            model.to_str().unwrap(),
+            "--questions",
+            q.to_str().unwrap(),
+            "--headlines",
+            h.to_str().unwrap(),
+            "--store",
+            s.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("2 answered"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        store_rows(&s)
+    };
+    let (a, b) = (run("s1"), run("s2"));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b, "same inputs, same answers to the bit");
+    let bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert");
+    let out = cli(&[
+        "ask",
+        "--model",
+        bert.to_str().unwrap(),
+        "--questions",
+        q.to_str().unwrap(),
+        "--headlines",
+        h.to_str().unwrap(),
+        "--store",
+        dir.path().join("s3").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("model_type 'bert' is not supported by ask")
+            && err.contains("config.json"),
+        "{err}"
+    );
+}
