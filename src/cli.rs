@@ -275,6 +275,13 @@ pub struct AskCmd {
     /// Answers per shard: the most a killed run can lose.
     #[arg(long, default_value_t = 1024)]
     shard_size: usize,
+    /// Hide the company from the model: {ticker}, {company} and the ticker in the headline read
+    /// "the company" (kept apart in the store).
+    #[arg(long)]
+    anonymise: bool,
+    /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's store folder.
+    #[arg(long, value_name = "DATE")]
+    knowledge_cutoff: Option<String>,
     #[command(flatten)]
     cols: HeadlineCols,
 }
@@ -677,6 +684,7 @@ impl AskCmd {
             store: self.store,
             device: self.device,
             shard_size: self.shard_size,
+            options: signalkit::ask::AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff },
         };
         let s = signalkit::ask::ask_files(&args).context("ask failed")?;
         println!("ask: {s} → {}", args.store.display());

@@ -97,7 +97,11 @@ fn questions_files_are_checked() {
         assert!(e.contains(want) && e.contains("q.toml"), "{e}");
     }
     let q = Question { name: "t".into(), prompt: "{company} {headline}".into(), answers: vec![] };
-    assert_eq!(q.fill("H", "AAPL"), "AAPL H");
+    assert_eq!(q.fill("H", "AAPL", false), "AAPL H");
+    assert_eq!(
+        q.fill("AAPL beats; AAPLX and $AAPL up", "AAPL", true),
+        "the company the company beats; AAPLX and $the company up"
+    );
 }
 
 fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
@@ -109,6 +113,7 @@ fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
         store: dir.join("store"),
         device: "cpu".into(),
         shard_size: 2,
+        options: Default::default(),
     }
 }
 
@@ -205,4 +210,27 @@ fn cli_ask_writes_the_same_answers_every_time_and_names_bad_models() {
             && err.contains("config.json"),
         "{err}"
     );
+}
+
+#[test]
+fn anonymised_answers_are_kept_apart_and_the_knowledge_cutoff_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-01-02,AAPL beats estimates\n");
+    let q = write(
+        dir.path(),
+        "q.toml",
+        "[[ask.question]]\nname = \"good\"\nprompt = \"Good news for {company}? {headline}\"\n",
+    );
+    let mut args = ask_args(dir.path(), &h, &q);
+    let plain = signalkit::ask::ask_files(&args).unwrap();
+    args.options = signalkit::ask::AskOptions { anonymise: true, knowledge_cutoff: Some("2024-06-30".into()) };
+    let hidden = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!((plain.answered, hidden.answered), (1, 1), "anonymised answers are a separate folder");
+    assert_ne!(plain.store_dirs, hidden.store_dirs);
+    let rec: Value =
+        serde_json::from_str(&std::fs::read_to_string(hidden.store_dirs[0].join("question.json")).unwrap()).unwrap();
+    assert_eq!((rec["anonymise"].as_bool(), rec["knowledge_cutoff"].as_str()), (Some(true), Some("2024-06-30")));
+    args.options.knowledge_cutoff = Some("30/06/2024".into());
+    let e = signalkit::ask::ask_files(&args).unwrap_err().to_string();
+    assert!(e.contains("--knowledge-cutoff") && e.contains("YYYY-MM-DD"), "{e}");
 }

@@ -100,9 +100,16 @@ impl Question {
         Ok(())
     }
 
-    /// The user message for one headline ({company} is the ticker: no names table yet).
-    pub fn fill(&self, headline: &str, ticker: &str) -> String {
-        self.prompt.replace("{headline}", headline).replace("{ticker}", ticker).replace("{company}", ticker)
+    /// The user message for one headline ({company} is the ticker: no names table yet). With
+    /// `anonymise`, {ticker} and {company} read "the company", and so does the ticker wherever it
+    /// stands as a whole word in the headline.
+    pub fn fill(&self, headline: &str, ticker: &str, anonymise: bool) -> String {
+        let (name, headline) = if anonymise {
+            (ANONYMOUS, replace_word(headline, ticker, ANONYMOUS))
+        } else {
+            (ticker, headline.to_string())
+        };
+        self.prompt.replace("{ticker}", name).replace("{company}", name).replace("{headline}", &headline)
     }
 
     /// The text this question's store keys on: the normalised headline, preceded by the ticker
@@ -110,6 +117,28 @@ impl Question {
     pub fn key_text(&self, headline: &str, ticker: &str) -> String {
         if self.uses_ticker() { format!("{ticker}\u{1f}{headline}") } else { headline.to_string() }
     }
+}
+
+/// What `--anonymise` puts in place of the company.
+pub const ANONYMOUS: &str = "the company";
+
+/// `text` with every whole-word occurrence of `word` (not inside a longer run of letters, digits
+/// or `_`) replaced by `by`.
+pub fn replace_word(text: &str, word: &str, by: &str) -> String {
+    if word.is_empty() {
+        return text.to_string();
+    }
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let (mut out, mut rest) = (String::with_capacity(text.len()), text);
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().next_back().or_else(|| out.chars().next_back());
+        let after = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        out.push_str(if is_word(before) || is_word(after) { word } else { by });
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Reads and checks the questions file (`[[ask.question]] name, prompt, answers`).
@@ -141,10 +170,17 @@ pub struct QuestionRecord {
     pub model_fingerprint: String,
     /// The chat template used ("" for the plain `User: …\nAssistant:` fallback).
     pub template: String,
+    /// Company and ticker hidden from the model (`--anonymise`).
+    #[serde(default)]
+    pub anonymise: bool,
+    /// The model's training-data cutoff as the user stated it (YYYY-MM-DD): headlines before
+    /// it may be answered with knowledge of what followed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge_cutoff: Option<String>,
 }
 
 /// The store identity of a question under a model: the same key means the same numbers.
-pub fn question_key(decoder: &Decoder, q: &Question) -> (ModelKey, QuestionRecord) {
+pub fn question_key(decoder: &Decoder, q: &Question, opts: &AskOptions) -> (ModelKey, QuestionRecord) {
     let template = match &decoder.template {
         Template::Jinja { source, bos, eos } => format!("{source}\u{1f}{bos}\u{1f}{eos}"),
         Template::Plain => String::new(),
@@ -154,8 +190,11 @@ pub fn question_key(decoder: &Decoder, q: &Question) -> (ModelKey, QuestionRecor
         model: decoder.id.clone(),
         model_fingerprint: decoder.fingerprint.clone(),
         template,
+        anonymise: opts.anonymise,
+        knowledge_cutoff: opts.knowledge_cutoff.clone(),
     };
-    let identity = serde_json::to_vec(&(&record.model_fingerprint, &record.template, &q.prompt, &q.answers, "ask-v1"))
+    let version = if opts.anonymise { "ask-v1-anonymised" } else { "ask-v1" };
+    let identity = serde_json::to_vec(&(&record.model_fingerprint, &record.template, &q.prompt, &q.answers, version))
         .expect("serialisable");
     let key = ModelKey {
         id: format!("{}#ask-{}", decoder.id, q.name),
@@ -184,6 +223,29 @@ pub struct AskArgs {
     pub device: String,
     /// Answers per shard (the most a killed run can lose).
     pub shard_size: usize,
+    /// Anonymising and the recorded knowledge cutoff.
+    pub options: AskOptions,
+}
+
+/// Options that shape (anonymise) or annotate (knowledge cutoff) a question's answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AskOptions {
+    /// Hide the company: {ticker}, {company} and the ticker in the headline read "the company".
+    pub anonymise: bool,
+    /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's folder.
+    pub knowledge_cutoff: Option<String>,
+}
+
+impl AskOptions {
+    /// Refuses a knowledge cutoff that is not a YYYY-MM-DD date.
+    pub fn check(&self) -> Result<()> {
+        match &self.knowledge_cutoff {
+            Some(d) if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() => Err(Error::Config(format!(
+                "--knowledge-cutoff {d:?} is not a date: write it as YYYY-MM-DD (e.g. 2024-06-30)"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// What an ask run did.
@@ -240,7 +302,7 @@ fn ask_question(
     pairs: &[(String, String)],
     args: &AskArgs,
 ) -> Result<(usize, usize, PathBuf)> {
-    let (mkey, record) = question_key(decoder, q);
+    let (mkey, record) = question_key(decoder, q, &args.options);
     let (mut store, _) = Store::open(&args.store, &mkey)?;
     let json = serde_json::to_vec_pretty(&record).expect("serialisable");
     crate::data::write_bytes_atomic(&store.dir().join(QUESTION_FILE), &json)?;
@@ -256,7 +318,7 @@ fn ask_question(
             stored += 1;
             continue;
         }
-        let prompt = decoder.template.render(&q.fill(headline, ticker))?;
+        let prompt = decoder.template.render(&q.fill(headline, ticker, args.options.anonymise))?;
         let probs = decoder.answer(&prompt, &answer_ids)?;
         rows.push(Encoded { key: k, text, probs, cls: Vec::new() });
         answered += 1;
@@ -272,6 +334,7 @@ fn ask_question(
 
 /// Reads the questions and headlines and fills the store with every answer it lacks.
 pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
+    args.options.check()?;
     let questions = read_questions(&args.questions)?;
     let files = args.source.resolve()?;
     let mut decoder = Decoder::load(&files, &device(&args.device)?)?;
