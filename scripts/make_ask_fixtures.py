@@ -10,6 +10,9 @@ data/fixtures/tiny-qwen2/   a Qwen2-shaped decoder (2 layers, hidden 64, 4 heads
                             last-position logits and softmax over the answer words' first tokens,
                             alone and in a left-padded batch (position ids from the mask, as
                             generate() sets them).
+data/fixtures/tiny-llama/   the same for a Llama-shaped decoder (LlamaForCausalLM, same sizes), its
+                            own tokenizer with a BOS token and a multi-line template that needs
+                            trim_blocks/lstrip_blocks and bos_token.
 """
 import json
 import os
@@ -18,7 +21,7 @@ import sys
 import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
 sys.path.insert(0, os.path.dirname(__file__))
 from make_fixtures import HEADLINES  # noqa: E402
@@ -36,6 +39,16 @@ CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+LLAMA_TEMPLATE = """{{ bos_token }}
+{%- for message in messages %}
+    {% if message['role'] == 'user' %}
+<|im_start|>user
+{{ message['content'] }}<|im_end|>
+    {% endif %}
+{% endfor %}
+{% if add_generation_prompt %}
+<|im_start|>assistant
+{% endif %}"""
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 BATCH = 8
 
@@ -44,26 +57,26 @@ def normalise(text):
     return " ".join(text.split())
 
 
-def train_tokenizer():
+def train_tokenizer(special=SPECIAL, template=CHATML, bos=None):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=SPECIAL,
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=special,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     corpus = HEADLINES + [q for _, q in QUESTIONS] + ANSWERS * 20 + ["user assistant system"] * 10
     tok.train_from_iterator(corpus, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   chat_template=CHATML, padding_side="left")
+                                   bos_token=bos, chat_template=template, padding_side="left")
 
 
-def tiny_qwen2(tok):
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=False, rms_norm_eps=1e-6, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
+def tiny_model(tok, config_class=Qwen2Config, model_class=Qwen2ForCausalLM):
+    cfg = config_class(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                       tie_word_embeddings=False, rms_norm_eps=1e-6, eos_token_id=tok.eos_token_id,
+                       pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
     cfg._attn_implementation = "eager"
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(cfg).eval()
+    model = model_class(cfg).eval()
     with torch.no_grad():  # larger random weights than the init, so answers are far from uniform
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
@@ -108,16 +121,15 @@ def references(tok, model, items):
     return answer_ids
 
 
-def main():
-    d = os.path.join(OUT, "tiny-qwen2")
+def write_fixture(name, tok, template, config_class, model_class):
+    d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
-    tok = train_tokenizer()
-    cfg, model = tiny_qwen2(tok)
+    cfg, model = tiny_model(tok, config_class, model_class)
     cfg.save_pretrained(d)
     tok.save_pretrained(d)
     tc_path = os.path.join(d, "tokenizer_config.json")
     tc = json.load(open(tc_path))
-    tc["chat_template"] = CHATML  # in tokenizer_config.json, as most hub checkpoints have it
+    tc["chat_template"] = template  # in tokenizer_config.json, as most hub checkpoints have it
     json.dump(tc, open(tc_path, "w"), ensure_ascii=False, indent=2)
     jinja = os.path.join(d, "chat_template.jinja")
     if os.path.exists(jinja):
@@ -131,6 +143,12 @@ def main():
     answer_ids = references(tok, model, items)
     json.dump({"answers": ANSWERS, "answer_ids": answer_ids, "batch": BATCH, "items": items},
               open(os.path.join(d, "reference.json"), "w"), ensure_ascii=False, indent=0)
+
+
+def main():
+    write_fixture("tiny-qwen2", train_tokenizer(), CHATML, Qwen2Config, Qwen2ForCausalLM)
+    llama_tok = train_tokenizer(SPECIAL + ["<|begin_of_text|>"], LLAMA_TEMPLATE, "<|begin_of_text|>")
+    write_fixture("tiny-llama", llama_tok, LLAMA_TEMPLATE, LlamaConfig, LlamaForCausalLM)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,15 @@ use signalkit::encode::hub::ModelSource;
 use signalkit::encode::model::ModelFiles;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-qwen2")
+    fixture_of("tiny-qwen2")
+}
+
+fn fixture_of(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures").join(name)
 }
 
 fn decoder() -> Decoder {
     Decoder::load(&ModelFiles::from_dir(&fixture()).unwrap(), &Device::Cpu).unwrap()
-}
-
-fn reference() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture().join("reference.json")).unwrap()).unwrap()
 }
 
 fn floats(v: &Value) -> Vec<f32> {
@@ -28,9 +28,20 @@ fn floats(v: &Value) -> Vec<f32> {
 }
 
 #[test]
-fn prompts_tokens_and_answers_match_transformers_alone_and_batched() {
-    let mut d = decoder();
-    let r = reference();
+fn qwen2_matches_transformers_alone_and_batched() {
+    parity("tiny-qwen2");
+}
+
+#[test]
+fn llama_matches_transformers_alone_and_batched() {
+    parity("tiny-llama");
+}
+
+/// Rendered prompts and token ids equal transformers', answer probabilities within 1e-4.
+fn parity(name: &str) {
+    let mut d = Decoder::load(&ModelFiles::from_dir(&fixture_of(name)).unwrap(), &Device::Cpu).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_of(name).join("reference.json")).unwrap()).unwrap();
     let answers: Vec<String> = r["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
     let ids = d.answer_tokens(&answers).unwrap();
     assert_eq!(ids, r["answer_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<_>>());
@@ -48,7 +59,7 @@ fn prompts_tokens_and_answers_match_transformers_alone_and_batched() {
             batched = batched.max((g - b).abs());
         }
     }
-    eprintln!("max |Δp| vs transformers: alone {alone:.2e}, left-padded batch {batched:.2e}");
+    eprintln!("{name}: max |Δp| vs transformers: alone {alone:.2e}, left-padded batch {batched:.2e}");
     assert!(alone < 1e-4 && batched < 1e-4, "alone {alone}, batched {batched}");
 }
 

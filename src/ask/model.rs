@@ -1,14 +1,16 @@
-//! Decoder checkpoints for `signalkit ask`: a Qwen2-architecture causal LM in candle
-//! (`candle_transformers::models::qwen2`), its tokenizer and chat template, and the answer
-//! words' probabilities at the answer position.
+//! Decoder checkpoints for `signalkit ask`: a Qwen2- or Llama-architecture causal LM in candle
+//! (`candle_transformers::models::{qwen2, llama}`), its tokenizer and chat template, and the
+//! answer words' probabilities at the answer position.
 //!
-//! Each prompt runs alone, unpadded (batch of one, key/value cache cleared before it): candle's
-//! Qwen2 takes no padding mask and no per-row positions, so left-padded batches are not built.
+//! Each prompt runs alone, unpadded (batch of one, no key/value cache kept between prompts):
+//! candle's decoders take no padding mask and no per-row positions, so left-padded batches are
+//! not built.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
+use candle_transformers::models::llama::{Cache, Llama, LlamaConfig};
 use candle_transformers::models::qwen2::{Config, ModelForCausalLM};
 use serde_json::Value;
 use tokenizers::Tokenizer;
@@ -32,9 +34,16 @@ pub enum Template {
     Plain,
 }
 
+/// The network of a loaded decoder.
+enum Network {
+    Qwen2(Box<ModelForCausalLM>),
+    /// Llama with its rotary tables and masks (no key/value cache).
+    Llama(Box<Llama>, Box<Cache>),
+}
+
 /// A loaded decoder.
 pub struct Decoder {
-    model: ModelForCausalLM,
+    model: Network,
     tokenizer: Tokenizer,
     device: Device,
     /// How prompts are rendered.
@@ -49,19 +58,55 @@ fn config_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::input(path, format!("not a Qwen2 config: {e}"))
 }
 
-/// Reads config.json into candle's Qwen2 config, filling keys newer transformers moved or omit
-/// (`rope_parameters.rope_theta`, a null `sliding_window`).
-pub fn read_config(path: &Path) -> Result<Config> {
+/// config.json as JSON and its `model_type`, refused unless qwen2 or llama.
+fn read_json(path: &Path) -> Result<(Value, String)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
     let kind = v.get("model_type").and_then(Value::as_str).unwrap_or("").to_string();
-    if kind != "qwen2" {
+    if kind != "qwen2" && kind != "llama" {
         return Err(Error::input(
             path,
             format!(
-                "model_type '{kind}' is not supported by ask: it runs Qwen2-architecture checkpoints (model_type qwen2)"
+                "model_type '{kind}' is not supported by ask: it runs Qwen2 and Llama architectures (model_type qwen2, llama)"
             ),
         ));
+    }
+    Ok((v, kind))
+}
+
+/// Reads a Llama config.json into candle's, taking `rope_theta` and llama3 rope scaling from
+/// `rope_parameters` where newer transformers put them.
+pub fn read_llama_config(path: &Path, mut v: Value) -> Result<candle_transformers::models::llama::Config> {
+    let obj = v.as_object_mut().ok_or_else(|| Error::input(path, "config.json is not a JSON object"))?;
+    if let Some(rope) = obj.get("rope_parameters").cloned() {
+        if let Some(theta) = rope.get("rope_theta").filter(|_| obj.get("rope_theta").is_none_or(Value::is_null)) {
+            obj.insert("rope_theta".into(), theta.clone());
+        }
+        if rope.get("rope_type").and_then(Value::as_str) == Some("llama3")
+            && obj.get("rope_scaling").is_none_or(Value::is_null)
+        {
+            obj.insert("rope_scaling".into(), rope);
+        }
+    }
+    let heads = obj.get("num_attention_heads").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let hidden = obj.get("hidden_size").and_then(Value::as_u64).unwrap_or(0);
+    if let Some(hd) = obj.get("head_dim").and_then(Value::as_u64).filter(|&hd| hd != hidden / heads) {
+        return Err(Error::input(
+            path,
+            format!("head_dim {hd} differs from hidden_size / num_attention_heads: not supported by candle's Llama"),
+        ));
+    }
+    let cfg: LlamaConfig =
+        serde_json::from_value(v).map_err(|e| Error::input(path, format!("not a Llama config: {e}")))?;
+    Ok(cfg.into_config(false))
+}
+
+/// Reads a Qwen2 config.json into candle's Qwen2 config, filling keys newer transformers moved or
+/// omit (`rope_parameters.rope_theta`, a null `sliding_window`).
+pub fn read_config(path: &Path) -> Result<Config> {
+    let (mut v, kind) = read_json(path)?;
+    if kind != "qwen2" {
+        return Err(Error::input(path, format!("model_type '{kind}' is not qwen2")));
     }
     let obj = v.as_object_mut().ok_or_else(|| config_err(path, "not an object"))?;
     let theta = obj.get("rope_parameters").and_then(|r| r.get("rope_theta")).cloned();
@@ -152,9 +197,9 @@ impl Template {
 }
 
 impl Decoder {
-    /// Loads a Qwen2 checkpoint (safetensors, f32) with its tokenizer.json and chat template.
+    /// Loads a Qwen2 or Llama checkpoint (safetensors, f32) with its tokenizer.json and chat template.
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Decoder> {
-        let cfg = read_config(&files.config)?;
+        let (json, kind) = read_json(&files.config)?;
         let tok_path = files.tokenizer_json.as_ref().ok_or_else(|| {
             Error::input(&files.config, "no tokenizer.json beside config.json: ask needs the fast tokenizer file")
         })?;
@@ -168,7 +213,18 @@ impl Decoder {
         let vb =
             unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, device) }
                 .map_err(load_err)?;
-        let model = ModelForCausalLM::new(&cfg, vb).map_err(load_err)?;
+        let model = if kind == "qwen2" {
+            Network::Qwen2(Box::new(ModelForCausalLM::new(&read_config(&files.config)?, vb).map_err(load_err)?))
+        } else {
+            let cfg = read_llama_config(&files.config, json)?;
+            let cache = Cache::new(false, DType::F32, &cfg, device).map_err(load_err)?;
+            // candle's Llama::load panics on a missing or misshapen tensor: turn that into an error.
+            let loaded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Llama::load(vb, &cfg))).map_err(|_| {
+                    Error::input(&files.weights, "cannot load the model: a Llama tensor is missing or misshapen")
+                })?;
+            Network::Llama(Box::new(loaded.map_err(load_err)?), Box::new(cache))
+        };
         Ok(Decoder {
             model,
             tokenizer,
@@ -208,9 +264,16 @@ impl Decoder {
             return Err(Error::Encoder(format!("{}: the prompt has no tokens", self.id)));
         }
         let input = Tensor::new(enc.get_ids(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(fail)?;
-        self.model.clear_kv_cache();
-        let logits = self.model.forward(&input, 0).and_then(|l| l.flatten_all()?.to_vec1::<f32>()).map_err(fail)?;
-        self.model.clear_kv_cache();
+        let logits = match &mut self.model {
+            Network::Qwen2(m) => {
+                m.clear_kv_cache();
+                let l = m.forward(&input, 0);
+                m.clear_kv_cache();
+                l
+            }
+            Network::Llama(m, cache) => m.forward(&input, 0, cache),
+        };
+        let logits = logits.and_then(|l| l.flatten_all()?.to_vec1::<f32>()).map_err(fail)?;
         let picked: Option<Vec<f64>> = answer_ids.iter().map(|&i| logits.get(i as usize).map(|&l| l as f64)).collect();
         let picked = picked.ok_or_else(|| {
             Error::Encoder(format!(
