@@ -9,6 +9,7 @@
 //! keyed by the headline text, resumable and safe for concurrent runs.
 
 pub mod model;
+pub mod padded;
 
 use std::collections::HashSet;
 use std::fmt;

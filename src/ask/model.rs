@@ -2,9 +2,10 @@
 //! (`candle_transformers::models::{qwen2, llama}`), its tokenizer and chat template, and the
 //! answer words' probabilities at the answer position.
 //!
-//! Each prompt runs alone, unpadded (batch of one, no key/value cache kept between prompts):
-//! candle's decoders take no padding mask and no per-row positions, so left-padded batches are
-//! not built.
+//! Batches are left-padded and run by [`super::padded`] (a causal mask that hides padding,
+//! positions counted per row) whenever the config allows (default rotary embedding, no sliding
+//! window); otherwise candle-transformers' models run each prompt alone, unpadded (they take no
+//! padding mask or per-row positions).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use candle_transformers::models::qwen2::{Config, ModelForCausalLM};
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
+use super::padded::{Padded, Shape};
 use crate::encode::model::ModelFiles;
 use crate::error::{Error, Result};
 
@@ -39,6 +41,8 @@ enum Network {
     Qwen2(Box<ModelForCausalLM>),
     /// Llama with its rotary tables and masks (no key/value cache).
     Llama(Box<Llama>, Box<Cache>),
+    /// Either architecture, batched with left padding.
+    Padded(Box<Padded>),
 }
 
 /// A loaded decoder.
@@ -197,8 +201,14 @@ impl Template {
 }
 
 impl Decoder {
-    /// Loads a Qwen2 or Llama checkpoint (safetensors, f32) with its tokenizer.json and chat template.
+    /// Loads a Qwen2 or Llama checkpoint (safetensors, f32) with its tokenizer.json and chat
+    /// template, for padded batches when its config allows.
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Decoder> {
+        Decoder::load_with(files, device, true)
+    }
+
+    /// [`Decoder::load`], choosing candle-transformers' unpadded models when `padded` is false.
+    pub fn load_with(files: &ModelFiles, device: &Device, padded: bool) -> Result<Decoder> {
         let (json, kind) = read_json(&files.config)?;
         let tok_path = files.tokenizer_json.as_ref().ok_or_else(|| {
             Error::input(&files.config, "no tokenizer.json beside config.json: ask needs the fast tokenizer file")
@@ -213,7 +223,10 @@ impl Decoder {
         let vb =
             unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, device) }
                 .map_err(load_err)?;
-        let model = if kind == "qwen2" {
+        let shape = Shape::of(&json, &kind).filter(|_| padded);
+        let model = if let Some(shape) = shape {
+            Network::Padded(Box::new(Padded::load(shape, vb).map_err(load_err)?))
+        } else if kind == "qwen2" {
             Network::Qwen2(Box::new(ModelForCausalLM::new(&read_config(&files.config)?, vb).map_err(load_err)?))
         } else {
             let cfg = read_llama_config(&files.config, json)?;
@@ -272,16 +285,27 @@ impl Decoder {
                 l
             }
             Network::Llama(m, cache) => m.forward(&input, 0, cache),
+            Network::Padded(m) => m.last_logits(&[enc.get_ids()]),
         };
         let logits = logits.and_then(|l| l.flatten_all()?.to_vec1::<f32>()).map_err(fail)?;
-        let picked: Option<Vec<f64>> = answer_ids.iter().map(|&i| logits.get(i as usize).map(|&l| l as f64)).collect();
-        let picked = picked.ok_or_else(|| {
-            Error::Encoder(format!(
-                "{}: an answer token is outside the model's vocabulary (tokenizer and weights differ)",
-                self.id
-            ))
-        })?;
-        Ok(softmax(&picked))
+        pick(&logits, answer_ids, &self.id)
+    }
+
+    /// [`Decoder::answer`] for several prompts: one left-padded forward pass when the model runs
+    /// padded, else one pass per prompt.
+    pub fn answer_batch(&mut self, prompts: &[String], answer_ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        if !matches!(self.model, Network::Padded(_)) {
+            return prompts.iter().map(|p| self.answer(p, answer_ids)).collect();
+        }
+        let fail = |e: candle_core::Error| Error::Encoder(format!("{}: forward pass: {e}", self.id));
+        let ids = prompts.iter().map(|p| self.token_ids(p)).collect::<Result<Vec<_>>>()?;
+        if ids.iter().any(Vec::is_empty) {
+            return Err(Error::Encoder(format!("{}: a prompt has no tokens", self.id)));
+        }
+        let Network::Padded(m) = &self.model else { unreachable!("checked above") };
+        let rows: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        let logits = m.last_logits(&rows).and_then(|l| super::padded::rows_of(&l)).map_err(fail)?;
+        logits.iter().map(|l| pick(l, answer_ids, &self.id)).collect()
     }
 
     /// The rendered prompt's token ids (as [`Decoder::answer`] feeds them).
@@ -289,6 +313,17 @@ impl Decoder {
         let enc = self.tokenizer.encode(prompt, false).map_err(|e| Error::Encoder(format!("tokenizer: {e}")))?;
         Ok(enc.get_ids().to_vec())
     }
+}
+
+/// The softmax over the answer tokens' logits, in the order of `answer_ids`.
+fn pick(logits: &[f32], answer_ids: &[u32], id: &str) -> Result<Vec<f32>> {
+    let picked: Option<Vec<f64>> = answer_ids.iter().map(|&i| logits.get(i as usize).map(|&l| l as f64)).collect();
+    let picked = picked.ok_or_else(|| {
+        Error::Encoder(format!(
+            "{id}: an answer token is outside the model's vocabulary (tokenizer and weights differ)"
+        ))
+    })?;
+    Ok(softmax(&picked))
 }
 
 /// Softmax in f64, returned as f32.
