@@ -275,6 +275,9 @@ pub struct AskCmd {
     /// Answers per shard: the most a killed run can lose.
     #[arg(long, default_value_t = 1024)]
     shard_size: usize,
+    /// Prompts per forward pass, left-padded [default: 16 on cpu, 64 on cuda].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Hide the company from the model: {ticker}, {company} and the ticker in the headline read
     /// "the company" (kept apart in the store).
     #[arg(long)]
@@ -682,6 +685,7 @@ impl AskCmd {
             headlines: data.headlines.clone(),
             headline_options: data.headline_options().context("ask failed")?,
             store: self.store,
+            batch_size: self.batch_size.unwrap_or(if self.device.starts_with("cuda") { 64 } else { 16 }),
             device: self.device,
             shard_size: self.shard_size,
             options: signalkit::ask::AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff },

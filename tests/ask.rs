@@ -139,6 +139,7 @@ fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
         store: dir.join("store"),
         device: "cpu".into(),
         shard_size: 2,
+        batch_size: 4,
         options: Default::default(),
     }
 }

@@ -297,6 +297,7 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         store: store.to_path_buf(),
         device: "cpu".into(),
         shard_size: 100,
+        batch_size: 4,
         options: Default::default(),
     })
     .unwrap();

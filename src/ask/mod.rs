@@ -224,6 +224,8 @@ pub struct AskArgs {
     pub device: String,
     /// Answers per shard (the most a killed run can lose).
     pub shard_size: usize,
+    /// Prompts per forward pass (left-padded).
+    pub batch_size: usize,
     /// Anonymising and the recorded knowledge cutoff.
     pub options: AskOptions,
 }
@@ -295,8 +297,37 @@ fn distinct_pairs(headlines: &Headlines) -> Vec<(String, String)> {
     out
 }
 
-/// Answers one question for every pair its store lacks, one shard per `shard_size` answers;
-/// returns (already stored, answered) and the question's folder.
+/// One answer still to compute: store key, key text, rendered prompt.
+type Todo = (String, String, String);
+
+/// The pairs a question's store lacks, rendered (each key once), and how many it already holds.
+fn missing(
+    store: &Store,
+    mkey: &ModelKey,
+    q: &Question,
+    pairs: &[(String, String)],
+    args: &AskArgs,
+    template: &Template,
+) -> Result<(Vec<Todo>, usize)> {
+    let (mut seen, mut todo, mut stored) = (HashSet::new(), Vec::new(), 0);
+    for (ticker, headline) in pairs {
+        let text = q.key_text(headline, ticker);
+        let k = key(mkey, &text);
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        if store.contains(&k) {
+            stored += 1;
+        } else {
+            todo.push((k, text, template.render(&q.fill(headline, ticker, args.options.anonymise))?));
+        }
+    }
+    Ok((todo, stored))
+}
+
+/// Answers one question for every pair its store lacks, shortest prompts first in batches of
+/// `batch_size`, one shard per `shard_size` answers; returns (already stored, answered) and the
+/// question's folder.
 fn ask_question(
     decoder: &mut Decoder,
     q: &Question,
@@ -308,29 +339,20 @@ fn ask_question(
     let json = serde_json::to_vec_pretty(&record).expect("serialisable");
     crate::data::write_bytes_atomic(&store.dir().join(QUESTION_FILE), &json)?;
     let answer_ids = decoder.answer_tokens(&q.answers)?;
-    let (mut seen, mut rows, mut stored, mut answered) = (HashSet::new(), Vec::new(), 0, 0);
-    for (ticker, headline) in pairs {
-        let text = q.key_text(headline, ticker);
-        let k = key(&mkey, &text);
-        if !seen.insert(k.clone()) {
-            continue;
+    let (todo, stored) = missing(&store, &mkey, q, pairs, args, &decoder.template)?;
+    let mut order: Vec<usize> = (0..todo.len()).collect();
+    order.sort_by_key(|&i| (todo[i].2.len(), i));
+    for shard in order.chunks(args.shard_size.max(1)) {
+        let mut rows = Vec::with_capacity(shard.len());
+        for batch in shard.chunks(args.batch_size.max(1)) {
+            let prompts: Vec<String> = batch.iter().map(|&i| todo[i].2.clone()).collect();
+            for (&i, probs) in batch.iter().zip(decoder.answer_batch(&prompts, &answer_ids)?) {
+                rows.push(Encoded { key: todo[i].0.clone(), text: todo[i].1.clone(), probs, cls: Vec::new() });
+            }
         }
-        if store.contains(&k) {
-            stored += 1;
-            continue;
-        }
-        let prompt = decoder.template.render(&q.fill(headline, ticker, args.options.anonymise))?;
-        let probs = decoder.answer(&prompt, &answer_ids)?;
-        rows.push(Encoded { key: k, text, probs, cls: Vec::new() });
-        answered += 1;
-        if rows.len() >= args.shard_size.max(1) {
-            store.write_shard(&std::mem::take(&mut rows))?;
-        }
-    }
-    if !rows.is_empty() {
         store.write_shard(&rows)?;
     }
-    Ok((stored, answered, store.dir().to_path_buf()))
+    Ok((stored, todo.len(), store.dir().to_path_buf()))
 }
 
 /// Reads the questions and headlines and fills the store with every answer it lacks.
