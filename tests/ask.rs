@@ -261,3 +261,20 @@ fn anonymised_answers_are_kept_apart_and_the_knowledge_cutoff_is_recorded() {
     let e = signalkit::ask::ask_files(&args).unwrap_err().to_string();
     assert!(e.contains("--knowledge-cutoff") && e.contains("YYYY-MM-DD"), "{e}");
 }
+
+#[test]
+fn batch_sizes_agree_and_an_empty_batch_is_empty() {
+    let mut d = decoder();
+    let ids = d.answer_tokens(&["YES".into(), "NO".into(), "UNKNOWN".into()]).unwrap();
+    let prompts: Vec<String> =
+        ["Up", "Apple beats quarterly earnings estimates and raises full-year guidance", "Tesla shares fall"]
+            .iter()
+            .map(|h| d.template.render(&format!("Good news? {h}")).unwrap())
+            .collect();
+    let batched = d.answer_batch(&prompts, &ids).unwrap();
+    for (p, b) in prompts.iter().zip(&batched) {
+        let alone = d.answer(p, &ids).unwrap();
+        assert!(alone.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5), "{alone:?} vs {b:?}");
+    }
+    assert!(d.answer_batch(&[], &ids).unwrap().is_empty());
+}

@@ -294,6 +294,9 @@ impl Decoder {
     /// [`Decoder::answer`] for several prompts: one left-padded forward pass when the model runs
     /// padded, else one pass per prompt.
     pub fn answer_batch(&mut self, prompts: &[String], answer_ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        if prompts.is_empty() {
+            return Ok(Vec::new());
+        }
         if !matches!(self.model, Network::Padded(_)) {
             return prompts.iter().map(|p| self.answer(p, answer_ids)).collect();
         }
