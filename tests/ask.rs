@@ -94,6 +94,15 @@ fn plain_template_without_a_chat_template() {
     assert_eq!(Template::Plain.render("Q?").unwrap(), "User: Q?\nAssistant:");
 }
 
+#[test]
+fn templates_may_call_python_string_methods_and_raise() {
+    let t = |source: &str| Template::Jinja { source: source.into(), bos: "<s>".into(), eos: "</s>".into() };
+    let strip = t("{{ bos_token }}{% for m in messages %}[{{ m['content'].strip() | upper }}]{% endfor %}");
+    assert_eq!(strip.render("  good news? ").unwrap(), "<s>[GOOD NEWS?]");
+    let raise = t("{% if messages[0]['role'] != 'system' %}{{ raise_exception('system first') }}{% endif %}");
+    assert!(raise.render("x").unwrap_err().to_string().contains("system first"));
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();

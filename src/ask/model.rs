@@ -179,7 +179,8 @@ pub fn read_template(files: &ModelFiles) -> Result<Template> {
 
 impl Template {
     /// The model's input for one user message, ending where the answer starts
-    /// (`add_generation_prompt=True`), rendered as transformers does (trim and lstrip blocks).
+    /// (`add_generation_prompt=True`), rendered as transformers does (trim and lstrip blocks,
+    /// Python string methods).
     pub fn render(&self, content: &str) -> Result<String> {
         let Template::Jinja { source, bos, eos } = self else {
             return Ok(format!("User: {content}\nAssistant:"));
@@ -188,6 +189,8 @@ impl Template {
         let mut env = minijinja::Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        // Python string and dict methods (`.strip()`, `.startswith()`, `.items()`, …) as in Jinja2.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
         });
