@@ -14,3 +14,4 @@ if [ ! -x $venv/bin/python ]; then
 fi
 [ -n "${SIGNALKIT_VENV_ONLY:-}" ] || $venv/bin/python scripts/make_fixtures.py data/fixtures
 [ -n "${SIGNALKIT_VENV_ONLY:-}" ] || $venv/bin/python scripts/make_finetune_fixture.py data/fixtures
+[ -n "${SIGNALKIT_VENV_ONLY:-}" ] || $venv/bin/python scripts/make_ask_fixtures.py data/fixtures

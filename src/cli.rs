@@ -27,6 +27,9 @@ pub enum Command {
     /// Encode headlines with a BERT-family model (FinBERT by default) into a resumable store:
     /// class probabilities, sentiment and the [CLS] embedding per distinct text.
     Encode(EncodeCmd),
+    /// Ask a local decoder LLM (Qwen2 architecture) fixed YES/NO/UNKNOWN questions about each
+    /// headline: p_yes, p_no, p_unknown per (headline, question) into a resumable store.
+    Ask(AskCmd),
     /// Build the feature table: the joined rows plus the latest headline's probabilities,
     /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
     Features(FeaturesCmd),
@@ -122,6 +125,10 @@ pub struct FeaturesCmd {
     /// Options given beside it take precedence (predict still refuses what differs).
     #[arg(long, value_name = "MODEL_DIR", conflicts_with = "pca")]
     like: Option<PathBuf>,
+    /// Store filled by `signalkit ask`: adds ask_<name>_{p_yes,p_no,p_unknown,score} of each row's
+    /// latest headline (keep it apart from the encode store).
+    #[arg(long, value_name = "DIR")]
+    ask_store: Option<PathBuf>,
     /// Output parquet: the rows plus the features.
     #[arg(long)]
     out: PathBuf,
@@ -238,6 +245,46 @@ pub struct EncodeCmd {
     /// Headlines per shard: the most a killed run can lose.
     #[arg(long, default_value_t = 4096)]
     shard_size: usize,
+    #[command(flatten)]
+    cols: HeadlineCols,
+}
+
+#[derive(Args)]
+pub struct AskCmd {
+    /// Hub id (downloaded into the Hugging Face cache) or a local model directory (Qwen2 architecture, model.safetensors).
+    #[arg(long)]
+    model: String,
+    /// Hub revision (branch, tag or commit).
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Never touch the network: read the model from the Hugging Face cache (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    offline: bool,
+    /// Questions TOML: [[ask.question]] name, prompt (with {headline}, {ticker}, {company}), answers.
+    #[arg(long)]
+    questions: PathBuf,
+    /// Headlines: CSV, Parquet or JSON Lines.
+    #[arg(long)]
+    headlines: PathBuf,
+    /// Store folder (one sub-folder per question; re-runs answer only what it lacks).
+    #[arg(long)]
+    store: PathBuf,
+    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Answers per shard: the most a killed run can lose.
+    #[arg(long, default_value_t = 1024)]
+    shard_size: usize,
+    /// Prompts per forward pass, left-padded [default: 16 on cpu, 64 on cuda].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Hide the company from the model: {ticker}, {company} and the ticker in the headline read
+    /// "the company" (kept apart in the store).
+    #[arg(long)]
+    anonymise: bool,
+    /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's store folder.
+    #[arg(long, value_name = "DATE")]
+    knowledge_cutoff: Option<String>,
     #[command(flatten)]
     cols: HeadlineCols,
 }
@@ -589,6 +636,7 @@ impl FeaturesCmd {
             },
             out: self.out,
             pca: PcaOption::choose(self.pca, self.pca_fit_until, self.pca_from),
+            ask_store: self.ask_store,
         };
         let args = match &self.like {
             Some(model) => signalkit::features::like_model(model)?.under(args),
@@ -620,6 +668,30 @@ impl EncodeCmd {
             println!("note: {} has no classification head: embeddings only (no probabilities)", s.model);
         }
         println!("encode: {s}");
+        Ok(())
+    }
+}
+
+impl AskCmd {
+    /// Answers every (headline, question) the store lacks and prints the summary.
+    pub fn run(self) -> Result<()> {
+        let data = self.cols.data(self.headlines);
+        let mut source = signalkit::encode::hub::ModelSource::new(&self.model);
+        source.revision = self.revision;
+        source.offline |= self.offline;
+        let args = signalkit::ask::AskArgs {
+            source,
+            questions: self.questions,
+            headlines: data.headlines.clone(),
+            headline_options: data.headline_options().context("ask failed")?,
+            store: self.store,
+            batch_size: self.batch_size.unwrap_or(if self.device.starts_with("cuda") { 64 } else { 16 }),
+            device: self.device,
+            shard_size: self.shard_size,
+            options: signalkit::ask::AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff },
+        };
+        let s = signalkit::ask::ask_files(&args).context("ask failed")?;
+        println!("ask: {s} → {}", args.store.display());
         Ok(())
     }
 }

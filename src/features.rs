@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use crate::ask::{Answers, read_answers};
 use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::data::targets::Targets;
 use crate::data::tickers::TickerRule;
@@ -44,6 +45,8 @@ pub struct FeatureArgs {
     pub out: PathBuf,
     /// Replace the [CLS] columns by principal components (`pc_000…`).
     pub pca: Option<PcaOption>,
+    /// Store filled by `signalkit ask`: adds `ask_<name>_{p_yes,p_no,p_unknown,score}` per question.
+    pub ask_store: Option<PathBuf>,
 }
 
 /// The join's options as restated to `features` (each `None`: not given). Rows written by
@@ -406,7 +409,12 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
         }
     };
     add_embedding_columns(&mut out, &encoded, &rows.latest, pca.as_ref().map(|(p, _)| p))?;
+    let asked = match &args.ask_store {
+        Some(root) => add_ask_columns(&mut out, root, &read_answers(root)?, &vis, &headlines)?,
+        None => Vec::new(),
+    };
     let provenance = Provenance {
+        ask: asked,
         join: Some(join),
         rows: Some(InputFile::of(&args.rows)?),
         encoder: Some(encoded.model.clone()),
@@ -608,4 +616,49 @@ fn add_embedding_columns(out: &mut Columns, enc: &Encoded, latest: &[Option<usiz
         }
     }
     Ok(())
+}
+
+/// Per question: the latest visible headline's p_yes, p_no, p_unknown and score (p_yes − p_no);
+/// refuses a latest headline the question was not asked about. Returns the questions' keys.
+fn add_ask_columns(
+    out: &mut Columns,
+    root: &Path,
+    answers: &[Answers],
+    vis: &Visibility,
+    headlines: &Headlines,
+) -> Result<Vec<ModelKey>> {
+    let texts: Vec<Option<&str>> = headlines.text.iter().collect();
+    for a in answers {
+        let mut missing = (0usize, String::new());
+        let latest: Vec<Option<[f32; 3]>> = vis
+            .rows
+            .iter()
+            .map(|(v, _)| {
+                let text = normalise(texts[v.latest? as usize].unwrap_or(""));
+                let found = a.by_text.get(&text).copied();
+                if found.is_none() {
+                    missing.0 += 1;
+                    if missing.1.is_empty() {
+                        missing.1 = text;
+                    }
+                }
+                found
+            })
+            .collect();
+        if missing.0 > 0 {
+            return Err(Error::input(
+                root,
+                format!(
+                    "{} rows' latest headlines were not asked question '{}' (e.g. {:?}): run signalkit ask on the join's headlines first",
+                    missing.0, a.question.name, missing.1
+                ),
+            ));
+        }
+        let name = &a.question.name;
+        for (j, label) in crate::ask::LABELS.iter().enumerate() {
+            out.add(format!("ask_{name}_p_{label}"), latest.iter().map(|p| p.map(|p| p[j])).collect())?;
+        }
+        out.add(format!("ask_{name}_score"), latest.iter().map(|p| p.as_ref().map(Answers::score)).collect())?;
+    }
+    Ok(answers.iter().map(|a| a.key.clone()).collect())
 }

@@ -7,6 +7,7 @@
 //! fetched point-in-time from news APIs (SEC EDGAR, Alpaca, Finnhub, Polygon, Tiingo).
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
+pub mod ask;
 pub mod config;
 pub mod data;
 pub mod encode;

@@ -84,6 +84,9 @@ pub struct Provenance {
     /// The encoder whose outputs became features.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<ModelKey>,
+    /// The questions (`signalkit ask`) whose answers became features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ask: Vec<ModelKey>,
     /// The projection applied to the [CLS] embedding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pca: Option<PcaRecord>,

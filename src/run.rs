@@ -63,6 +63,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         encoder: encoded.query.clone(),
         out: features.clone(),
         pca: PcaOption::choose(cfg.features.pca, cfg.train.train_until.clone(), None),
+        ask_store: None,
     })?;
     log(format!("[3/6] features: {f} ({:.1}s)", t.elapsed().as_secs_f64()));
 

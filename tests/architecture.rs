@@ -9,15 +9,22 @@ fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "error" | "era" | "data" => 0,
         "provenance" | "metrics" | "report" | "model" | "http" | "smooth" => 1,
-        "pit" | "encode" | "features" | "finetune" | "train" | "evaluate" | "numerai" | "sample" | "news" => 2,
+        "pit" | "encode" | "ask" | "features" | "finetune" | "train" | "evaluate" | "numerai" | "sample" | "news" => 2,
         "config" | "run" => 3,
         _ => return None,
     })
 }
 
 /// Stage → stages whose output it consumes (the only sideways imports allowed).
-const CONSUMES: &[(&str, &str)] =
-    &[("features", "pit"), ("features", "encode"), ("finetune", "encode"), ("finetune", "pit"), ("finetune", "train")];
+const CONSUMES: &[(&str, &str)] = &[
+    ("features", "pit"),
+    ("features", "encode"),
+    ("features", "ask"),
+    ("ask", "encode"),
+    ("finetune", "encode"),
+    ("finetune", "pit"),
+    ("finetune", "train"),
+];
 
 /// The top-level module a source file belongs to (`src/encode/store.rs` → `encode`).
 fn module_of(rel: &Path) -> String {

@@ -73,6 +73,7 @@ fn setup(encode: bool) -> Setup {
         encoder: Default::default(),
         out: d.join("features.parquet"),
         pca: None,
+        ask_store: None,
     };
     Setup { _dir: dir, args }
 }
@@ -232,6 +233,7 @@ fn pca_is_fitted_on_training_eras_and_reapplied_unchanged() {
         encoder: Default::default(),
         out: dir.path().join(out),
         pca,
+        ask_store: None,
     };
     let s = build_features(&args("fit.parquet", Some(PcaOption::Fit { k: 4, until: None }))).unwrap();
     let fit = read_parquet(&dir.path().join("fit.parquet"));
@@ -278,4 +280,59 @@ fn pca_is_fitted_on_training_eras_and_reapplied_unchanged() {
     std::fs::write(&p, serde_json::to_string(&other).unwrap()).unwrap();
     let e = build_features(&args("x.parquet", Some(PcaOption::Apply(p)))).unwrap_err().to_string();
     assert!(e.contains("someone/else") && e.contains("other.pca.json"), "{e}");
+}
+
+fn ask(dir: &Path, headlines: &Path, store: &Path) {
+    let q = write(
+        dir,
+        "q.toml",
+        "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? Answer YES, NO or UNKNOWN.\\n{headline}\"\n",
+    );
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-qwen2");
+    signalkit::ask::ask_files(&signalkit::ask::AskArgs {
+        source: ModelSource::new(model.to_str().unwrap()),
+        questions: q,
+        headlines: headlines.to_path_buf(),
+        headline_options: HeadlineOptions::default(),
+        store: store.to_path_buf(),
+        device: "cpu".into(),
+        shard_size: 100,
+        batch_size: 4,
+        options: Default::default(),
+    })
+    .unwrap();
+}
+
+#[test]
+fn ask_store_adds_the_latest_headlines_answers() {
+    let s = setup(true);
+    let d = s.args.rows.parent().unwrap().to_path_buf();
+    let store = d.join("ask");
+    ask(&d, &d.join("h.csv"), &store);
+    let args = FeatureArgs { ask_store: Some(store), ..s.args.clone() };
+    build_features(&args).unwrap();
+    let df = read_parquet(&args.out);
+    let col = |c: &str| f32s(&df, c);
+    let (y, n, u, score) =
+        (col("ask_good_p_yes"), col("ask_good_p_no"), col("ask_good_p_unknown"), col("ask_good_score"));
+    let (y0, n0, u0) = (y[0].unwrap(), n[0].unwrap(), u[0].unwrap());
+    assert!((y0 + n0 + u0 - 1.0).abs() < 1e-5 && (score[0].unwrap() - (y0 - n0)).abs() < 1e-6);
+    assert_eq!((y[1], score[1]), (None, None), "BBB has no headline");
+    let p = Provenance::read(&args.out).unwrap().unwrap();
+    assert_eq!(p.ask.len(), 1);
+    assert!(p.ask[0].id.ends_with("#ask-good"), "{:?}", p.ask);
+}
+
+#[test]
+fn ask_store_missing_the_latest_headline_is_refused() {
+    let s = setup(true);
+    let d = s.args.rows.parent().unwrap().to_path_buf();
+    let store = d.join("ask");
+    ask(
+        &d,
+        &write(&d, "other.csv", "ticker,published_at,headline\nAAA,2024-01-01T00:00:00Z,Acme story far too old\n"),
+        &store,
+    );
+    let e = build_features(&FeatureArgs { ask_store: Some(store), ..s.args.clone() }).unwrap_err().to_string();
+    assert!(e.contains("not asked question 'good'") && e.contains("Acme wins a record contract"), "{e}");
 }

@@ -1,0 +1,445 @@
+//! Ask: a local decoder LLM answers fixed YES/NO/UNKNOWN questions about each headline; the
+//! answer probabilities become features.
+//!
+//! One forward pass per (headline, question), no sampling: the question is filled in
+//! (`{headline}`, `{ticker}`, `{company}`), rendered with the checkpoint's chat template
+//! (`add_generation_prompt`), and the softmax over the answer words' first tokens at the answer
+//! position gives p_yes, p_no and p_unknown; score = p_yes − p_no. Answers go to the encode
+//! store's machinery ([`crate::encode::store`]): one folder per (model, question, answer words),
+//! keyed by the headline text, resumable and safe for concurrent runs.
+
+pub mod model;
+pub mod padded;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::data::headlines::{HeadlineOptions, Headlines};
+use crate::encode::hub::ModelSource;
+use crate::encode::model::device;
+use crate::encode::store::{Encoded, ModelKey, Store, StoreQuery, key, normalise};
+use crate::error::{Error, Result};
+use model::{Decoder, Template};
+
+/// The answer columns of every question, in answer-word order: p_yes, p_no, p_unknown.
+pub const LABELS: [&str; 3] = ["yes", "no", "unknown"];
+
+/// The file in each question's store folder that says which question it answers.
+pub const QUESTION_FILE: &str = "question.json";
+
+/// One fixed question (`[[ask.question]]` in the questions TOML).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Question {
+    /// Column-friendly name: features are `ask_<name>_score`, `ask_<name>_p_yes`, …
+    pub name: String,
+    /// The question, with `{headline}` and optionally `{ticker}` and `{company}`.
+    pub prompt: String,
+    /// The yes, no and unknown words, in that order (default YES, NO, UNKNOWN).
+    #[serde(default = "default_answers")]
+    pub answers: Vec<String>,
+}
+
+fn default_answers() -> Vec<String> {
+    ["YES", "NO", "UNKNOWN"].map(str::to_string).to_vec()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionsFile {
+    ask: AskTable,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AskTable {
+    question: Vec<Question>,
+}
+
+/// The placeholders a prompt may use.
+const PLACEHOLDERS: [&str; 3] = ["headline", "ticker", "company"];
+
+impl Question {
+    /// The `{name}` placeholders in the prompt, in order of appearance.
+    pub fn placeholders(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = self.prompt.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else { break };
+            out.push(rest[open + 1..open + close].to_string());
+            rest = &rest[open + close + 1..];
+        }
+        out
+    }
+
+    /// Whether the filled prompt depends on more than the headline.
+    pub fn uses_ticker(&self) -> bool {
+        self.placeholders().iter().any(|p| p == "ticker" || p == "company")
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        let bad = |m: String| Err(Error::input(path, format!("question '{}': {m}", self.name)));
+        if self.name.is_empty() || !self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return bad("name must be lowercase letters, digits and _ (it names feature columns)".into());
+        }
+        let found = self.placeholders();
+        if let Some(p) = found.iter().find(|p| !PLACEHOLDERS.contains(&p.as_str())) {
+            return bad(format!("unknown placeholder {{{p}}}: use {{headline}}, {{ticker}} or {{company}}"));
+        }
+        if !found.iter().any(|p| p == "headline") {
+            return bad("the prompt must contain {headline}".into());
+        }
+        if self.answers.len() != 3 || self.answers.iter().any(|a| a.trim().is_empty()) {
+            return bad("answers must be three words: yes, no, unknown (e.g. [\"YES\", \"NO\", \"UNKNOWN\"])".into());
+        }
+        Ok(())
+    }
+
+    /// The user message for one headline ({company} is the ticker: no names table yet). With
+    /// `anonymise`, {ticker} and {company} read "the company", and so does the ticker wherever it
+    /// stands as a whole word in the headline.
+    pub fn fill(&self, headline: &str, ticker: &str, anonymise: bool) -> String {
+        let (name, headline) = if anonymise {
+            (ANONYMOUS, replace_word(headline, ticker, ANONYMOUS))
+        } else {
+            (ticker, headline.to_string())
+        };
+        self.prompt.replace("{ticker}", name).replace("{company}", name).replace("{headline}", &headline)
+    }
+
+    /// The text this question's store keys on: the normalised headline, preceded by the ticker
+    /// and a unit separator when the prompt names it.
+    pub fn key_text(&self, headline: &str, ticker: &str) -> String {
+        if self.uses_ticker() { format!("{ticker}\u{1f}{headline}") } else { headline.to_string() }
+    }
+}
+
+/// What `--anonymise` puts in place of the company.
+pub const ANONYMOUS: &str = "the company";
+
+/// `text` with every whole-word occurrence of `word` (not inside a longer run of letters, digits
+/// or `_`) replaced by `by`.
+pub fn replace_word(text: &str, word: &str, by: &str) -> String {
+    if word.is_empty() {
+        return text.to_string();
+    }
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let (mut out, mut rest) = (String::with_capacity(text.len()), text);
+    while let Some(at) = rest.find(word) {
+        let before = rest[..at].chars().next_back().or_else(|| out.chars().next_back());
+        let after = rest[at + word.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        out.push_str(if is_word(before) || is_word(after) { word } else { by });
+        rest = &rest[at + word.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Reads and checks the questions file (`[[ask.question]] name, prompt, answers`).
+pub fn read_questions(path: &Path) -> Result<Vec<Question>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let file: QuestionsFile = toml::from_str(&text)
+        .map_err(|e| Error::input(path, format!("not a questions file ([[ask.question]] name, prompt): {e}")))?;
+    let mut names = HashSet::new();
+    for q in &file.ask.question {
+        q.check(path)?;
+        if !names.insert(q.name.clone()) {
+            return Err(Error::input(path, format!("question name '{}' appears twice: names must differ", q.name)));
+        }
+    }
+    if file.ask.question.is_empty() {
+        return Err(Error::input(path, "no [[ask.question]] entries"));
+    }
+    Ok(file.ask.question)
+}
+
+/// What a question's store folder holds, written beside its shards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionRecord {
+    /// The question as asked.
+    pub question: Question,
+    /// The model's id and file fingerprint.
+    pub model: String,
+    /// Fingerprint of the model's files.
+    pub model_fingerprint: String,
+    /// The chat template used ("" for the plain `User: …\nAssistant:` fallback).
+    pub template: String,
+    /// Company and ticker hidden from the model (`--anonymise`).
+    #[serde(default)]
+    pub anonymise: bool,
+    /// The model's training-data cutoff as the user stated it (YYYY-MM-DD): headlines before
+    /// it may be answered with knowledge of what followed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge_cutoff: Option<String>,
+}
+
+/// The store identity of a question under a model: the same key means the same numbers.
+pub fn question_key(decoder: &Decoder, q: &Question, opts: &AskOptions) -> (ModelKey, QuestionRecord) {
+    let template = match &decoder.template {
+        Template::Jinja { source, bos, eos } => format!("{source}\u{1f}{bos}\u{1f}{eos}"),
+        Template::Plain => String::new(),
+    };
+    let record = QuestionRecord {
+        question: q.clone(),
+        model: decoder.id.clone(),
+        model_fingerprint: decoder.fingerprint.clone(),
+        template,
+        anonymise: opts.anonymise,
+        knowledge_cutoff: opts.knowledge_cutoff.clone(),
+    };
+    let version = if opts.anonymise { "ask-v1-anonymised" } else { "ask-v1" };
+    let identity = serde_json::to_vec(&(&record.model_fingerprint, &record.template, &q.prompt, &q.answers, version))
+        .expect("serialisable");
+    let key = ModelKey {
+        id: format!("{}#ask-{}", decoder.id, q.name),
+        fingerprint: format!("{:032x}", xxh3_128(&identity)),
+        max_len: 0,
+        labels: LABELS.map(str::to_string).to_vec(),
+        dtype: "f32".into(),
+    };
+    (key, record)
+}
+
+/// Everything `signalkit ask` needs.
+#[derive(Debug, Clone)]
+pub struct AskArgs {
+    /// The decoder checkpoint.
+    pub source: ModelSource,
+    /// Questions TOML.
+    pub questions: PathBuf,
+    /// Headlines file (CSV, Parquet or JSON Lines).
+    pub headlines: PathBuf,
+    /// How to read it.
+    pub headline_options: HeadlineOptions,
+    /// Store folder (one sub-folder per question).
+    pub store: PathBuf,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// Answers per shard (the most a killed run can lose).
+    pub shard_size: usize,
+    /// Prompts per forward pass (left-padded).
+    pub batch_size: usize,
+    /// Anonymising and the recorded knowledge cutoff.
+    pub options: AskOptions,
+}
+
+/// Options that shape (anonymise) or annotate (knowledge cutoff) a question's answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AskOptions {
+    /// Hide the company: {ticker}, {company} and the ticker in the headline read "the company".
+    pub anonymise: bool,
+    /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's folder.
+    pub knowledge_cutoff: Option<String>,
+}
+
+impl AskOptions {
+    /// Refuses a knowledge cutoff that is not a YYYY-MM-DD date.
+    pub fn check(&self) -> Result<()> {
+        match &self.knowledge_cutoff {
+            Some(d) if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() => Err(Error::Config(format!(
+                "--knowledge-cutoff {d:?} is not a date: write it as YYYY-MM-DD (e.g. 2024-06-30)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What an ask run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AskSummary {
+    /// Headlines read.
+    pub headlines: usize,
+    /// Questions asked.
+    pub questions: usize,
+    /// (question, text) pairs already stored.
+    pub already_stored: usize,
+    /// Answered by this run.
+    pub answered: usize,
+    /// Seconds spent answering.
+    pub seconds: f64,
+    /// Each question's folder in the store.
+    pub store_dirs: Vec<PathBuf>,
+}
+
+impl fmt::Display for AskSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} headlines × {} questions: {} already stored, {} answered in {:.1}s into {} folders",
+            self.headlines,
+            self.questions,
+            self.already_stored,
+            self.answered,
+            self.seconds,
+            self.store_dirs.len()
+        )
+    }
+}
+
+/// The distinct (ticker, normalised headline) pairs of a headlines file, in file order.
+fn distinct_pairs(headlines: &Headlines) -> Vec<(String, String)> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (t, h) in headlines.tickers.iter().zip(headlines.text.iter()) {
+        let (Some(t), Some(h)) = (t, h) else { continue };
+        let pair = (t.to_string(), normalise(h));
+        if seen.insert(pair.clone()) {
+            out.push(pair);
+        }
+    }
+    out
+}
+
+/// One answer still to compute: store key, key text, rendered prompt.
+type Todo = (String, String, String);
+
+/// The pairs a question's store lacks, rendered (each key once), and how many it already holds.
+fn missing(
+    store: &Store,
+    mkey: &ModelKey,
+    q: &Question,
+    pairs: &[(String, String)],
+    args: &AskArgs,
+    template: &Template,
+) -> Result<(Vec<Todo>, usize)> {
+    let (mut seen, mut todo, mut stored) = (HashSet::new(), Vec::new(), 0);
+    for (ticker, headline) in pairs {
+        let text = q.key_text(headline, ticker);
+        let k = key(mkey, &text);
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        if store.contains(&k) {
+            stored += 1;
+        } else {
+            todo.push((k, text, template.render(&q.fill(headline, ticker, args.options.anonymise))?));
+        }
+    }
+    Ok((todo, stored))
+}
+
+/// Answers one question for every pair its store lacks, shortest prompts first in batches of
+/// `batch_size`, one shard per `shard_size` answers; returns (already stored, answered) and the
+/// question's folder.
+fn ask_question(
+    decoder: &mut Decoder,
+    q: &Question,
+    pairs: &[(String, String)],
+    args: &AskArgs,
+) -> Result<(usize, usize, PathBuf)> {
+    let (mkey, record) = question_key(decoder, q, &args.options);
+    let (mut store, _) = Store::open(&args.store, &mkey)?;
+    let json = serde_json::to_vec_pretty(&record).expect("serialisable");
+    crate::data::write_bytes_atomic(&store.dir().join(QUESTION_FILE), &json)?;
+    let answer_ids = decoder.answer_tokens(&q.answers)?;
+    let (todo, stored) = missing(&store, &mkey, q, pairs, args, &decoder.template)?;
+    let mut order: Vec<usize> = (0..todo.len()).collect();
+    order.sort_by_key(|&i| (todo[i].2.len(), i));
+    for shard in order.chunks(args.shard_size.max(1)) {
+        let mut rows = Vec::with_capacity(shard.len());
+        for batch in shard.chunks(args.batch_size.max(1)) {
+            let prompts: Vec<String> = batch.iter().map(|&i| todo[i].2.clone()).collect();
+            for (&i, probs) in batch.iter().zip(decoder.answer_batch(&prompts, &answer_ids)?) {
+                rows.push(Encoded { key: todo[i].0.clone(), text: todo[i].1.clone(), probs, cls: Vec::new() });
+            }
+        }
+        store.write_shard(&rows)?;
+    }
+    Ok((stored, todo.len(), store.dir().to_path_buf()))
+}
+
+/// Reads the questions and headlines and fills the store with every answer it lacks.
+pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
+    args.options.check()?;
+    let questions = read_questions(&args.questions)?;
+    let files = args.source.resolve()?;
+    let mut decoder = Decoder::load(&files, &device(&args.device)?)?;
+    let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
+    let pairs = distinct_pairs(&headlines);
+    let clock = Instant::now();
+    let mut summary = AskSummary { headlines: headlines.len(), questions: questions.len(), ..AskSummary::default() };
+    for q in &questions {
+        let (stored, answered, dir) = ask_question(&mut decoder, q, &pairs, args)?;
+        summary.already_stored += stored;
+        summary.answered += answered;
+        summary.store_dirs.push(dir);
+    }
+    summary.seconds = clock.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// One question's stored answers, for features: p_yes, p_no, p_unknown per normalised headline.
+#[derive(Debug, Clone)]
+pub struct Answers {
+    /// The question.
+    pub question: Question,
+    /// Its store identity (recorded in the features' provenance).
+    pub key: ModelKey,
+    /// Answer probabilities by normalised headline text.
+    pub by_text: std::collections::HashMap<String, [f32; 3]>,
+}
+
+impl Answers {
+    /// p_yes − p_no of one entry.
+    pub fn score(p: &[f32; 3]) -> f32 {
+        p[0] - p[1]
+    }
+}
+
+/// Every question folder under `root` (written by `signalkit ask`), with its answers; refuses
+/// questions keyed by ticker (features look answers up by headline text) and repeated names.
+pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
+    let mut out: Vec<Answers> = Vec::new();
+    for (dir, mkey) in Store::models(root)? {
+        let path = dir.join(QUESTION_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let rec: QuestionRecord =
+            serde_json::from_str(&text).map_err(|e| Error::input(&path, format!("invalid: {e}")))?;
+        let q = rec.question;
+        if q.uses_ticker() {
+            return Err(Error::input(
+                &path,
+                format!(
+                    "question '{}' names {{ticker}} or {{company}}: features read answers by headline text only so far; ask it in another store",
+                    q.name
+                ),
+            ));
+        }
+        if out.iter().any(|a| a.question.name == q.name) {
+            return Err(Error::input(
+                root,
+                format!(
+                    "question '{}' was answered by more than one model or wording here: keep one folder per name",
+                    q.name
+                ),
+            ));
+        }
+        let (store, _) = Store::find_by(root, &StoreQuery::exactly(&mkey))?;
+        out.push(Answers { by_text: answer_table(&store)?, question: q, key: mkey });
+    }
+    if out.is_empty() {
+        return Err(Error::input(root, "no answers in this store: run signalkit ask --store on it first"));
+    }
+    out.sort_by(|a, b| a.question.name.cmp(&b.question.name));
+    Ok(out)
+}
+
+/// A question folder's rows: text → (p_yes, p_no, p_unknown).
+fn answer_table(store: &Store) -> Result<std::collections::HashMap<String, [f32; 3]>> {
+    let df = store.read_all()?;
+    let fail = |e: polars::prelude::PolarsError| Error::table(store.dir(), e);
+    let text = df.column("text").and_then(|c| c.str().cloned()).map_err(fail)?;
+    let col = |name: &str| -> Result<Vec<f32>> {
+        let c = df.column(name).and_then(|c| c.cast(&polars::prelude::DataType::Float32)).map_err(fail)?;
+        Ok(c.f32().map_err(fail)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect())
+    };
+    let (y, n, u) = (col("p_yes")?, col("p_no")?, col("p_unknown")?);
+    Ok(text.iter().enumerate().filter_map(|(i, t)| Some((t?.to_string(), [y[i], n[i], u[i]]))).collect())
+}

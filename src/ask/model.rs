@@ -1,0 +1,341 @@
+//! Decoder checkpoints for `signalkit ask`: a Qwen2- or Llama-architecture causal LM in candle
+//! (`candle_transformers::models::{qwen2, llama}`), its tokenizer and chat template, and the
+//! answer words' probabilities at the answer position.
+//!
+//! Batches are left-padded and run by [`super::padded`] (a causal mask that hides padding,
+//! positions counted per row) whenever the config allows (default rotary embedding, no sliding
+//! window); otherwise candle-transformers' models run each prompt alone, unpadded (they take no
+//! padding mask or per-row positions).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::llama::{Cache, Llama, LlamaConfig};
+use candle_transformers::models::qwen2::{Config, ModelForCausalLM};
+use serde_json::Value;
+use tokenizers::Tokenizer;
+
+use super::padded::{Padded, Shape};
+use crate::encode::model::ModelFiles;
+use crate::error::{Error, Result};
+
+/// How a question becomes the model's input text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Template {
+    /// The checkpoint's Jinja chat template, with its BOS and EOS tokens.
+    Jinja {
+        /// Template source.
+        source: String,
+        /// `bos_token` of tokenizer_config.json ("" when none).
+        bos: String,
+        /// `eos_token` of tokenizer_config.json ("" when none).
+        eos: String,
+    },
+    /// No template in the checkpoint: `User: …\nAssistant:` (answers then start with a space).
+    Plain,
+}
+
+/// The network of a loaded decoder.
+enum Network {
+    Qwen2(Box<ModelForCausalLM>),
+    /// Llama with its rotary tables and masks (no key/value cache).
+    Llama(Box<Llama>, Box<Cache>),
+    /// Either architecture, batched with left padding.
+    Padded(Box<Padded>),
+}
+
+/// A loaded decoder.
+pub struct Decoder {
+    model: Network,
+    tokenizer: Tokenizer,
+    device: Device,
+    /// How prompts are rendered.
+    pub template: Template,
+    /// Hub id or local path, as the user named it.
+    pub id: String,
+    /// Fingerprint of config, tokenizer and weights (xxh3, hex).
+    pub fingerprint: String,
+}
+
+fn config_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::input(path, format!("not a Qwen2 config: {e}"))
+}
+
+/// config.json as JSON and its `model_type`, refused unless qwen2 or llama.
+fn read_json(path: &Path) -> Result<(Value, String)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
+    let kind = v.get("model_type").and_then(Value::as_str).unwrap_or("").to_string();
+    if kind != "qwen2" && kind != "llama" {
+        return Err(Error::input(
+            path,
+            format!(
+                "model_type '{kind}' is not supported by ask: it runs Qwen2 and Llama architectures (model_type qwen2, llama)"
+            ),
+        ));
+    }
+    Ok((v, kind))
+}
+
+/// Reads a Llama config.json into candle's, taking `rope_theta` and llama3 rope scaling from
+/// `rope_parameters` where newer transformers put them.
+pub fn read_llama_config(path: &Path, mut v: Value) -> Result<candle_transformers::models::llama::Config> {
+    let obj = v.as_object_mut().ok_or_else(|| Error::input(path, "config.json is not a JSON object"))?;
+    if let Some(rope) = obj.get("rope_parameters").cloned() {
+        if let Some(theta) = rope.get("rope_theta").filter(|_| obj.get("rope_theta").is_none_or(Value::is_null)) {
+            obj.insert("rope_theta".into(), theta.clone());
+        }
+        if rope.get("rope_type").and_then(Value::as_str) == Some("llama3")
+            && obj.get("rope_scaling").is_none_or(Value::is_null)
+        {
+            obj.insert("rope_scaling".into(), rope);
+        }
+    }
+    let heads = obj.get("num_attention_heads").and_then(Value::as_u64).unwrap_or(1).max(1);
+    let hidden = obj.get("hidden_size").and_then(Value::as_u64).unwrap_or(0);
+    if let Some(hd) = obj.get("head_dim").and_then(Value::as_u64).filter(|&hd| hd != hidden / heads) {
+        return Err(Error::input(
+            path,
+            format!("head_dim {hd} differs from hidden_size / num_attention_heads: not supported by candle's Llama"),
+        ));
+    }
+    let cfg: LlamaConfig =
+        serde_json::from_value(v).map_err(|e| Error::input(path, format!("not a Llama config: {e}")))?;
+    Ok(cfg.into_config(false))
+}
+
+/// Reads a Qwen2 config.json into candle's Qwen2 config, filling keys newer transformers moved or
+/// omit (`rope_parameters.rope_theta`, a null `sliding_window`).
+pub fn read_config(path: &Path) -> Result<Config> {
+    let (mut v, kind) = read_json(path)?;
+    if kind != "qwen2" {
+        return Err(Error::input(path, format!("model_type '{kind}' is not qwen2")));
+    }
+    let obj = v.as_object_mut().ok_or_else(|| config_err(path, "not an object"))?;
+    let theta = obj.get("rope_parameters").and_then(|r| r.get("rope_theta")).cloned();
+    let layers = obj.get("num_hidden_layers").cloned().unwrap_or(Value::from(0));
+    let max_pos = obj.get("max_position_embeddings").cloned().unwrap_or(Value::from(32768));
+    let defaults = [
+        ("rope_theta", theta.unwrap_or(Value::from(10000.0))),
+        ("max_window_layers", layers),
+        ("use_sliding_window", Value::from(false)),
+        ("tie_word_embeddings", Value::from(false)),
+        ("rms_norm_eps", Value::from(1e-6)),
+        ("hidden_act", Value::from("silu")),
+        ("max_position_embeddings", max_pos.clone()),
+    ];
+    for (k, d) in defaults {
+        if obj.get(k).is_none_or(Value::is_null) {
+            obj.insert(k.into(), d);
+        }
+    }
+    // candle always applies the window; without use_sliding_window transformers never does.
+    if obj.get("sliding_window").is_none_or(Value::is_null)
+        || obj.get("use_sliding_window") == Some(&Value::from(false))
+    {
+        obj.insert("sliding_window".into(), max_pos);
+    }
+    serde_json::from_value(v).map_err(|e| config_err(path, e))
+}
+
+/// A token's text in tokenizer_config.json (a string or `{"content": …}`), "" when absent.
+fn token_text(cfg: &Value, name: &str) -> String {
+    match cfg.get(name) {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.get("content").and_then(Value::as_str).unwrap_or("").to_string(),
+        None => String::new(),
+    }
+}
+
+/// The chat template: `chat_template` in tokenizer_config.json (a string, or a list of named
+/// templates: the one named `default`), else `chat_template.jinja` beside config.json.
+pub fn read_template(files: &ModelFiles) -> Result<Template> {
+    let cfg: Value = match &files.tokenizer_config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            serde_json::from_str(&text).map_err(|e| Error::input(p, format!("invalid JSON: {e}")))?
+        }
+        None => Value::Null,
+    };
+    let named = |list: &Vec<Value>| {
+        list.iter()
+            .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
+            .and_then(|t| t.get("template")?.as_str().map(str::to_string))
+    };
+    let source = match cfg.get("chat_template") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(list)) => named(list),
+        _ => None,
+    };
+    let jinja: Option<PathBuf> = files.config.parent().map(|d| d.join("chat_template.jinja")).filter(|p| p.is_file());
+    let source = match (source, jinja) {
+        (Some(s), _) => s,
+        (None, Some(p)) => std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?,
+        (None, None) => return Ok(Template::Plain),
+    };
+    Ok(Template::Jinja { source, bos: token_text(&cfg, "bos_token"), eos: token_text(&cfg, "eos_token") })
+}
+
+impl Template {
+    /// The model's input for one user message, ending where the answer starts
+    /// (`add_generation_prompt=True`), rendered as transformers does (trim and lstrip blocks,
+    /// Python string methods).
+    pub fn render(&self, content: &str) -> Result<String> {
+        let Template::Jinja { source, bos, eos } = self else {
+            return Ok(format!("User: {content}\nAssistant:"));
+        };
+        let fail = |e: minijinja::Error| Error::Encoder(format!("chat template: {e}"));
+        let mut env = minijinja::Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        // Python string and dict methods (`.strip()`, `.startswith()`, `.items()`, …) as in Jinja2.
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+        });
+        let tmpl = env.template_from_str(source).map_err(fail)?;
+        let ctx = serde_json::json!({
+            "messages": [{"role": "user", "content": content}],
+            "add_generation_prompt": true, "bos_token": bos, "eos_token": eos,
+        });
+        tmpl.render(ctx).map_err(fail)
+    }
+}
+
+impl Decoder {
+    /// Loads a Qwen2 or Llama checkpoint (safetensors, f32) with its tokenizer.json and chat
+    /// template, for padded batches when its config allows.
+    pub fn load(files: &ModelFiles, device: &Device) -> Result<Decoder> {
+        Decoder::load_with(files, device, true)
+    }
+
+    /// [`Decoder::load`], choosing candle-transformers' unpadded models when `padded` is false.
+    pub fn load_with(files: &ModelFiles, device: &Device, padded: bool) -> Result<Decoder> {
+        let (json, kind) = read_json(&files.config)?;
+        let tok_path = files.tokenizer_json.as_ref().ok_or_else(|| {
+            Error::input(&files.config, "no tokenizer.json beside config.json: ask needs the fast tokenizer file")
+        })?;
+        let tokenizer = Tokenizer::from_file(tok_path)
+            .map_err(|e| Error::input(tok_path, format!("cannot read the tokenizer: {e}")))?;
+        if files.weights.extension().is_none_or(|e| e != "safetensors") {
+            return Err(Error::input(&files.weights, "ask reads model.safetensors only: convert the checkpoint"));
+        }
+        let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
+        // SAFETY: the weights file is memory-mapped read-only and not modified while loaded.
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, device) }
+                .map_err(load_err)?;
+        let shape = Shape::of(&json, &kind).filter(|_| padded);
+        let model = if let Some(shape) = shape {
+            Network::Padded(Box::new(Padded::load(shape, vb).map_err(load_err)?))
+        } else if kind == "qwen2" {
+            Network::Qwen2(Box::new(ModelForCausalLM::new(&read_config(&files.config)?, vb).map_err(load_err)?))
+        } else {
+            let cfg = read_llama_config(&files.config, json)?;
+            let cache = Cache::new(false, DType::F32, &cfg, device).map_err(load_err)?;
+            // candle's Llama::load panics on a missing or misshapen tensor: turn that into an error.
+            let loaded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Llama::load(vb, &cfg))).map_err(|_| {
+                    Error::input(&files.weights, "cannot load the model: a Llama tensor is missing or misshapen")
+                })?;
+            Network::Llama(Box::new(loaded.map_err(load_err)?), Box::new(cache))
+        };
+        Ok(Decoder {
+            model,
+            tokenizer,
+            device: device.clone(),
+            template: read_template(files)?,
+            id: files.id.clone(),
+            fingerprint: files.fingerprint()?,
+        })
+    }
+
+    /// The first token of each answer word as it would follow the rendered prompt (a leading
+    /// space under the plain template); refused when two words share a first token.
+    pub fn answer_tokens(&self, words: &[String]) -> Result<Vec<u32>> {
+        let mut ids = Vec::with_capacity(words.len());
+        for w in words {
+            let text = if self.template == Template::Plain { format!(" {w}") } else { w.clone() };
+            let enc =
+                self.tokenizer.encode(text.as_str(), false).map_err(|e| Error::Encoder(format!("tokenizer: {e}")))?;
+            let id = *enc.get_ids().first().ok_or_else(|| Error::Config(format!("answer word '{w}' has no tokens")))?;
+            if let Some(j) = ids.iter().position(|&x| x == id) {
+                return Err(Error::Config(format!(
+                    "answer words '{}' and '{w}' start with the same token of {}: choose words that differ in their first token",
+                    words[j], self.id
+                )));
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Softmax over the answer tokens' logits at the last position of `prompt` (one forward
+    /// pass, no sampling), in the order of `answer_ids`.
+    pub fn answer(&mut self, prompt: &str, answer_ids: &[u32]) -> Result<Vec<f32>> {
+        let fail = |e: candle_core::Error| Error::Encoder(format!("{}: forward pass: {e}", self.id));
+        let enc = self.tokenizer.encode(prompt, false).map_err(|e| Error::Encoder(format!("tokenizer: {e}")))?;
+        if enc.get_ids().is_empty() {
+            return Err(Error::Encoder(format!("{}: the prompt has no tokens", self.id)));
+        }
+        let input = Tensor::new(enc.get_ids(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(fail)?;
+        let logits = match &mut self.model {
+            Network::Qwen2(m) => {
+                m.clear_kv_cache();
+                let l = m.forward(&input, 0);
+                m.clear_kv_cache();
+                l
+            }
+            Network::Llama(m, cache) => m.forward(&input, 0, cache),
+            Network::Padded(m) => m.last_logits(&[enc.get_ids()]),
+        };
+        let logits = logits.and_then(|l| l.flatten_all()?.to_vec1::<f32>()).map_err(fail)?;
+        pick(&logits, answer_ids, &self.id)
+    }
+
+    /// [`Decoder::answer`] for several prompts: one left-padded forward pass when the model runs
+    /// padded, else one pass per prompt.
+    pub fn answer_batch(&mut self, prompts: &[String], answer_ids: &[u32]) -> Result<Vec<Vec<f32>>> {
+        if prompts.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !matches!(self.model, Network::Padded(_)) {
+            return prompts.iter().map(|p| self.answer(p, answer_ids)).collect();
+        }
+        let fail = |e: candle_core::Error| Error::Encoder(format!("{}: forward pass: {e}", self.id));
+        let ids = prompts.iter().map(|p| self.token_ids(p)).collect::<Result<Vec<_>>>()?;
+        if ids.iter().any(Vec::is_empty) {
+            return Err(Error::Encoder(format!("{}: a prompt has no tokens", self.id)));
+        }
+        let Network::Padded(m) = &self.model else { unreachable!("checked above") };
+        let rows: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+        let logits = m.last_logits(&rows).and_then(|l| super::padded::rows_of(&l)).map_err(fail)?;
+        logits.iter().map(|l| pick(l, answer_ids, &self.id)).collect()
+    }
+
+    /// The rendered prompt's token ids (as [`Decoder::answer`] feeds them).
+    pub fn token_ids(&self, prompt: &str) -> Result<Vec<u32>> {
+        let enc = self.tokenizer.encode(prompt, false).map_err(|e| Error::Encoder(format!("tokenizer: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+}
+
+/// The softmax over the answer tokens' logits, in the order of `answer_ids`.
+fn pick(logits: &[f32], answer_ids: &[u32], id: &str) -> Result<Vec<f32>> {
+    let picked: Option<Vec<f64>> = answer_ids.iter().map(|&i| logits.get(i as usize).map(|&l| l as f64)).collect();
+    let picked = picked.ok_or_else(|| {
+        Error::Encoder(format!(
+            "{id}: an answer token is outside the model's vocabulary (tokenizer and weights differ)"
+        ))
+    })?;
+    Ok(softmax(&picked))
+}
+
+/// Softmax in f64, returned as f32.
+fn softmax(logits: &[f64]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}

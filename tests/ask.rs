@@ -1,0 +1,289 @@
+//! `signalkit ask`: parity with transformers on the tiny Qwen2 fixture (scripts/make_ask_fixtures.py),
+//! questions files, the store, determinism.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde_json::Value;
+use signalkit::ask::model::{Decoder, Template};
+use signalkit::ask::{AskArgs, Question, read_answers, read_questions};
+use signalkit::data::headlines::HeadlineOptions;
+use signalkit::encode::hub::ModelSource;
+use signalkit::encode::model::ModelFiles;
+
+fn fixture() -> PathBuf {
+    fixture_of("tiny-qwen2")
+}
+
+fn fixture_of(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures").join(name)
+}
+
+fn decoder() -> Decoder {
+    Decoder::load(&ModelFiles::from_dir(&fixture()).unwrap(), &Device::Cpu).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+#[test]
+fn qwen2_matches_transformers_alone_and_batched() {
+    parity("tiny-qwen2");
+}
+
+#[test]
+fn llama_matches_transformers_alone_and_batched() {
+    parity("tiny-llama");
+}
+
+/// Largest |Δp| between answers and a reference field over the items.
+fn worst(got: &[Vec<f32>], items: &[Value], field: &str) -> f32 {
+    got.iter()
+        .zip(items)
+        .flat_map(|(g, it)| g.iter().zip(floats(&it[field])).map(|(a, b)| (a - b).abs()))
+        .fold(0.0, f32::max)
+}
+
+/// Rendered prompts and token ids equal transformers', answer probabilities within 1e-4: the
+/// padded forward alone and in the fixture's left-padded batches, and candle-transformers' model.
+fn parity(name: &str) {
+    let files = ModelFiles::from_dir(&fixture_of(name)).unwrap();
+    let mut d = Decoder::load(&files, &Device::Cpu).unwrap();
+    let mut plain = Decoder::load_with(&files, &Device::Cpu, false).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_of(name).join("reference.json")).unwrap()).unwrap();
+    let answers: Vec<String> = r["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
+    let ids = d.answer_tokens(&answers).unwrap();
+    assert_eq!(ids, r["answer_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect::<Vec<_>>());
+    let items = r["items"].as_array().unwrap();
+    assert!(items.len() >= 100);
+    let mut prompts = Vec::new();
+    for it in items {
+        let prompt = d.template.render(it["content"].as_str().unwrap()).unwrap();
+        assert_eq!(prompt, it["prompt"].as_str().unwrap(), "chat template render");
+        let want: Vec<u32> = it["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(d.token_ids(&prompt).unwrap(), want, "tokens of {prompt:?}");
+        prompts.push(prompt);
+    }
+    let alone: Vec<Vec<f32>> = prompts.iter().map(|p| d.answer(p, &ids).unwrap()).collect();
+    let unpadded: Vec<Vec<f32>> = prompts.iter().map(|p| plain.answer(p, &ids).unwrap()).collect();
+    let batch = r["batch"].as_u64().unwrap() as usize;
+    let batched: Vec<Vec<f32>> = prompts.chunks(batch).flat_map(|c| d.answer_batch(c, &ids).unwrap()).collect();
+    let (a, u, b) =
+        (worst(&alone, items, "probs"), worst(&unpadded, items, "probs"), worst(&batched, items, "batched_probs"));
+    eprintln!(
+        "{name}: max |Δp| vs transformers: alone {a:.2e}, candle-transformers {u:.2e}, left-padded batches {b:.2e}"
+    );
+    assert!(a < 1e-4 && u < 1e-4 && b < 1e-4, "alone {a}, unpadded {u}, batched {b}");
+}
+
+#[test]
+fn answers_are_deterministic() {
+    let mut d = decoder();
+    let ids = d.answer_tokens(&["YES".into(), "NO".into(), "UNKNOWN".into()]).unwrap();
+    let p = d.template.render("Is this good? Apple beats estimates").unwrap();
+    let a = d.answer(&p, &ids).unwrap();
+    let b = d.answer(&p, &ids).unwrap();
+    assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    assert!((a.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn plain_template_without_a_chat_template() {
+    assert_eq!(Template::Plain.render("Q?").unwrap(), "User: Q?\nAssistant:");
+}
+
+#[test]
+fn templates_may_call_python_string_methods_and_raise() {
+    let t = |source: &str| Template::Jinja { source: source.into(), bos: "<s>".into(), eos: "</s>".into() };
+    let strip = t("{{ bos_token }}{% for m in messages %}[{{ m['content'].strip() | upper }}]{% endfor %}");
+    assert_eq!(strip.render("  good news? ").unwrap(), "<s>[GOOD NEWS?]");
+    let raise = t("{% if messages[0]['role'] != 'system' %}{{ raise_exception('system first') }}{% endif %}");
+    assert!(raise.render("x").unwrap_err().to_string().contains("system first"));
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn questions_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let qs = read_questions(&fixture().join("questions.toml")).unwrap();
+    assert_eq!(qs.len(), 2);
+    assert_eq!(qs[0].answers, ["YES", "NO", "UNKNOWN"]);
+    assert!(!qs[0].uses_ticker() || qs[0].prompt.contains("{company}"));
+    let bad = [
+        ("[[ask.question]]\nname = \"x\"\nprompt = \"no placeholder\"\n", "must contain {headline}"),
+        ("[[ask.question]]\nname = \"x\"\nprompt = \"{headline} {sector}\"\n", "unknown placeholder {sector}"),
+        ("[[ask.question]]\nname = \"Bad Name\"\nprompt = \"{headline}\"\n", "lowercase letters"),
+        ("[[ask.question]]\nname = \"x\"\nprompt = \"{headline}\"\nanswers = [\"Y\", \"N\"]\n", "three words"),
+        (
+            "[[ask.question]]\nname = \"x\"\nprompt = \"{headline}\"\n[[ask.question]]\nname = \"x\"\nprompt = \"{headline}\"\n",
+            "appears twice",
+        ),
+        ("[ask]\nquestion = []\n", "no [[ask.question]]"),
+    ];
+    for (text, want) in bad {
+        let e = read_questions(&write(dir.path(), "q.toml", text)).unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("q.toml"), "{e}");
+    }
+    let q = Question { name: "t".into(), prompt: "{company} {headline}".into(), answers: vec![] };
+    assert_eq!(q.fill("H", "AAPL", false), "AAPL H");
+    assert_eq!(
+        q.fill("AAPL beats; AAPLX and $AAPL up", "AAPL", true),
+        "the company the company beats; AAPLX and $the company up"
+    );
+}
+
+fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
+    AskArgs {
+        source: ModelSource::new(fixture().to_str().unwrap()),
+        questions: questions.to_path_buf(),
+        headlines: headlines.to_path_buf(),
+        headline_options: HeadlineOptions::default(),
+        store: dir.join("store"),
+        device: "cpu".into(),
+        shard_size: 2,
+        batch_size: 4,
+        options: Default::default(),
+    }
+}
+
+#[test]
+fn ask_fills_the_store_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let headlines = write(
+        dir.path(),
+        "h.csv",
+        "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats quarterly earnings estimates and raises full-year guidance\n\
+         TSLA,2024-01-03,Tesla shares fall after analyst downgrade to sell\nAAPL,2024-01-04,  Apple beats quarterly earnings estimates and raises full-year guidance \n",
+    );
+    let q = write(
+        dir.path(),
+        "q.toml",
+        "[[ask.question]]\nname = \"good_news\"\nprompt = \"Answer YES if good news, NO if bad news, or UNKNOWN if uncertain. Is this headline good or bad for the stock price of {company} in the next month?\\n{headline}\"\n",
+    );
+    let args = ask_args(dir.path(), &headlines, &q);
+    let s = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!((s.answered, s.already_stored, s.store_dirs.len()), (2, 0, 1));
+    let again = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!((again.answered, again.already_stored), (0, 2));
+    // Features look answers up by headline text: ticker-keyed questions are refused there.
+    let e = read_answers(&args.store).unwrap_err().to_string();
+    assert!(e.contains("{ticker} or {company}"), "{e}");
+}
+
+fn cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).output().unwrap()
+}
+
+/// Every shard's answer rows in key order, as bytes of (key, text, probabilities).
+fn store_rows(store: &Path) -> Vec<(String, String, Vec<u32>)> {
+    let mut out = Vec::new();
+    for a in read_answers(store).unwrap() {
+        for (text, p) in a.by_text {
+            out.push((a.key.fingerprint.clone(), text, p.iter().map(|x| x.to_bits()).collect()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn cli_ask_writes_the_same_answers_every_time_and_names_bad_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(
+        dir.path(),
+        "h.csv",
+        "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats estimates\nTSLA,2024-01-03,Tesla recalls cars\n",
+    );
+    let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
+    let model = fixture();
+    let run = |store: &str| {
+        let s = dir.path().join(store);
+        let out = cli(&[
+            "ask",
+            "--model",
+            model.to_str().unwrap(),
+            "--questions",
+            q.to_str().unwrap(),
+            "--headlines",
+            h.to_str().unwrap(),
+            "--store",
+            s.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("2 answered"),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        store_rows(&s)
+    };
+    let (a, b) = (run("s1"), run("s2"));
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b, "same inputs, same answers to the bit");
+    let bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert");
+    let out = cli(&[
+        "ask",
+        "--model",
+        bert.to_str().unwrap(),
+        "--questions",
+        q.to_str().unwrap(),
+        "--headlines",
+        h.to_str().unwrap(),
+        "--store",
+        dir.path().join("s3").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("model_type 'bert' is not supported by ask")
+            && err.contains("config.json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn anonymised_answers_are_kept_apart_and_the_knowledge_cutoff_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-01-02,AAPL beats estimates\n");
+    let q = write(
+        dir.path(),
+        "q.toml",
+        "[[ask.question]]\nname = \"good\"\nprompt = \"Good news for {company}? {headline}\"\n",
+    );
+    let mut args = ask_args(dir.path(), &h, &q);
+    let plain = signalkit::ask::ask_files(&args).unwrap();
+    args.options = signalkit::ask::AskOptions { anonymise: true, knowledge_cutoff: Some("2024-06-30".into()) };
+    let hidden = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!((plain.answered, hidden.answered), (1, 1), "anonymised answers are a separate folder");
+    assert_ne!(plain.store_dirs, hidden.store_dirs);
+    let rec: Value =
+        serde_json::from_str(&std::fs::read_to_string(hidden.store_dirs[0].join("question.json")).unwrap()).unwrap();
+    assert_eq!((rec["anonymise"].as_bool(), rec["knowledge_cutoff"].as_str()), (Some(true), Some("2024-06-30")));
+    args.options.knowledge_cutoff = Some("30/06/2024".into());
+    let e = signalkit::ask::ask_files(&args).unwrap_err().to_string();
+    assert!(e.contains("--knowledge-cutoff") && e.contains("YYYY-MM-DD"), "{e}");
+}
+
+#[test]
+fn batch_sizes_agree_and_an_empty_batch_is_empty() {
+    let mut d = decoder();
+    let ids = d.answer_tokens(&["YES".into(), "NO".into(), "UNKNOWN".into()]).unwrap();
+    let prompts: Vec<String> =
+        ["Up", "Apple beats quarterly earnings estimates and raises full-year guidance", "Tesla shares fall"]
+            .iter()
+            .map(|h| d.template.render(&format!("Good news? {h}")).unwrap())
+            .collect();
+    let batched = d.answer_batch(&prompts, &ids).unwrap();
+    for (p, b) in prompts.iter().zip(&batched) {
+        let alone = d.answer(p, &ids).unwrap();
+        assert!(alone.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5), "{alone:?} vs {b:?}");
+    }
+    assert!(d.answer_batch(&[], &ids).unwrap().is_empty());
+}
