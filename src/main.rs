@@ -8,6 +8,7 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() -> Result<()> {
+    quiet_candle_workers();
     match Cli::parse().command {
         Command::Join(c) => c.run(),
         Command::Encode(c) => c.run(),
@@ -26,5 +27,16 @@ fn main() -> Result<()> {
         Command::Diagnostics(c) => c.run(),
         Command::Submissions(c) => c.run(),
         Command::News(c) => c.run(),
+    }
+}
+
+/// candle's element-wise worker threads spin 25,000 times before sleeping, taking a core from the
+/// matmul threads between every small op; a short spin measured faster on 2-core machines
+/// (scripts/bench-encode.sh). A value the user sets is kept.
+fn quiet_candle_workers() {
+    const VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
+    if std::env::var_os(VAR).is_none() {
+        // SAFETY: called first thing in main, before any thread is started.
+        unsafe { std::env::set_var(VAR, "100") };
     }
 }

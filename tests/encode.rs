@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 use common::*;
 use serde_json::Value;
 use signalkit::data::headlines::HeadlineOptions;
@@ -376,9 +376,129 @@ fn bf16_and_f16_are_opt_ins_close_to_f32() {
             println!("{}: {precision} vs f32: min CLS cosine {worst_cos:.6}, max |Δp| {worst_p:.4}", dir.display());
             // f16 keeps 3 more mantissa bits than bf16: measured 0.99999+ vs 0.9997+.
             let floor = if precision == Precision::F16 { 0.9999 } else { 0.999 };
-            assert!(worst_cos > floor, "{precision}: {worst_cos}");
+            assert!(worst_cos >= floor, "{precision}: {worst_cos}");
+            // The tiny fixture's logits are sharp (p up to 0.996), so rounding moves p more than on
+            // real checkpoints: PyTorch's own bf16 autocast moves it by 0.048 there, signalkit 0.023.
+            // The 0.01 goal is checked on the BERT-base-shaped checkpoint below.
+            assert!(worst_p <= 0.03, "{precision}: |Δp| {worst_p}");
         }
     }
+}
+
+/// A BERT-base-shaped checkpoint (12 layers, width 768, 3 labels) with BERT's initialisation
+/// (normal, std 0.02), drawn from a fixed seed, and the fixture's vocabulary.
+fn bert_base_shaped() -> tempfile::TempDir {
+    let dir = fixture_subset(&["vocab.txt"]);
+    let vocab = std::fs::read_to_string(dir.path().join("vocab.txt")).unwrap().lines().count();
+    let config = serde_json::json!({"model_type": "bert", "vocab_size": vocab, "hidden_size": 768,
+        "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+        "id2label": {"0": "positive", "1": "negative", "2": "neutral"}});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut normal = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                let mut uniform = || {
+                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+                };
+                let (u, v) = (uniform(), uniform());
+                (0.02 * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+            })
+            .collect()
+    };
+    // (name, shape, true for a weight drawn from N(0, 0.02²); false for a LayerNorm or bias).
+    let mut specs: Vec<(String, Vec<usize>, bool)> = Vec::new();
+    let dense = |specs: &mut Vec<_>, name: &str, out: usize, inp: usize| {
+        specs.push((format!("{name}.weight"), vec![out, inp], true));
+        specs.push((format!("{name}.bias"), vec![out], false));
+    };
+    let norm = |specs: &mut Vec<_>, name: &str| specs.push((format!("{name}.weight"), vec![768], false));
+    for (name, rows) in [("word", vocab), ("position", 512), ("token_type", 2)] {
+        specs.push((format!("bert.embeddings.{name}_embeddings.weight"), vec![rows, 768], true));
+    }
+    norm(&mut specs, "bert.embeddings.LayerNorm");
+    for l in 0..12 {
+        let p = format!("bert.encoder.layer.{l}");
+        for part in ["query", "key", "value"] {
+            dense(&mut specs, &format!("{p}.attention.self.{part}"), 768, 768);
+        }
+        dense(&mut specs, &format!("{p}.attention.output.dense"), 768, 768);
+        norm(&mut specs, &format!("{p}.attention.output.LayerNorm"));
+        dense(&mut specs, &format!("{p}.intermediate.dense"), 3072, 768);
+        dense(&mut specs, &format!("{p}.output.dense"), 768, 3072);
+        norm(&mut specs, &format!("{p}.output.LayerNorm"));
+    }
+    dense(&mut specs, "bert.pooler.dense", 768, 768);
+    dense(&mut specs, "classifier", 3, 768);
+    let mut tensors = std::collections::HashMap::new();
+    for (name, shape, random) in specs {
+        let n = shape.iter().product();
+        let values = match (random, name.contains("LayerNorm")) {
+            (true, _) => normal(n),
+            (false, true) => vec![1.0; n],
+            (false, false) => vec![0.0; n],
+        };
+        if name.contains("LayerNorm") {
+            tensors.insert(
+                name.replace(".weight", ".bias"),
+                candle_core::Tensor::zeros(n, DType::F32, &Device::Cpu).unwrap(),
+            );
+        }
+        tensors.insert(name, candle_core::Tensor::from_vec(values, shape, &Device::Cpu).unwrap());
+    }
+    candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+    dir
+}
+
+#[test]
+fn bf16_on_a_bert_base_shaped_checkpoint_stays_close_to_f32() {
+    use signalkit::encode::model::Precision;
+    let dir = bert_base_shaped();
+    let files = ModelFiles::from_dir(dir.path()).unwrap();
+    let refs = reference(&fixture().join("reference.json"));
+    let texts: Vec<&str> = refs.iter().map(|r| r["text"].as_str().unwrap()).collect();
+    let exact = Encoder::load(&files, &Device::Cpu, 64).unwrap();
+    let fast = Encoder::load_with(&files, &Device::Cpu, 64, Precision::Bf16).unwrap();
+    let (want, _) = run_both(&exact, &texts);
+    let (alone, batched) = run_both(&fast, &texts);
+    let (mut worst_cos, mut worst_p) = (1f32, 0f32);
+    for i in 0..texts.len() {
+        worst_cos = worst_cos.min(cosine(&alone[i].1, &want[i].1)).min(cosine(&batched[i].1, &want[i].1));
+        worst_p = worst_p.max(max_diff(&alone[i].0, &want[i].0)).max(max_diff(&batched[i].0, &want[i].0));
+    }
+    println!("BERT-base-shaped: bf16 vs f32: min CLS cosine {worst_cos:.6}, max |Δp| {worst_p:.5}");
+    assert!(worst_cos >= 0.999 && worst_p <= 0.01, "cosine {worst_cos}, |Δp| {worst_p}");
+}
+
+#[test]
+fn bf16_on_a_cpu_without_avx512_bf16_falls_back_to_f32_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let heads = dir.path().join("h.csv");
+    std::fs::write(
+        &heads,
+        "ticker,published_date,headline\nAAPL,2020-01-01T00:00:00Z,Shares jump after record quarter\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"))
+        .args(["encode", "--model"])
+        .arg(fixture())
+        .arg("--headlines")
+        .arg(&heads)
+        .arg("--store")
+        .arg(dir.path().join("store"))
+        .args(["--dtype", "bf16"])
+        .env("SIGNALKIT_CPU_BF16", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("no AVX512-BF16") && err.contains("f32"), "{err}");
+    let folders: Vec<String> = std::fs::read_dir(dir.path().join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(folders.iter().all(|f| !f.contains("bf16")), "stored as f32, not bf16: {folders:?}");
 }
 
 #[test]

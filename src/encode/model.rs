@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, IndexOp, Tensor};
 use candle_nn::{Embedding, LayerNorm};
 use candle_nn::{Linear, Module, VarBuilder};
-use candle_transformers::models::bert::{BertEncoder, Config};
+use candle_transformers::models::bert::Config;
 use serde_json::Value;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
@@ -118,7 +118,7 @@ pub type Output = (Vec<f32>, Vec<f32>);
 pub struct Encoder {
     tokenizer: Tokenizer,
     embeddings: Embeddings,
-    encoder: BertEncoder,
+    encoder: super::bert::Encoder,
     head: Option<(Linear, Linear)>,
     pad_id: u32,
     device: Device,
@@ -248,8 +248,10 @@ pub enum Precision {
     /// 32-bit floats: matches transformers within 1e-5.
     #[default]
     F32,
-    /// bfloat16 weights and activations (probabilities still via an f32 softmax): opt-in, for
-    /// GPUs; its accuracy cost is measured by scripts/bench-encode.sh.
+    /// bfloat16. On a GPU, weights and activations in bf16 (probabilities via an f32 softmax);
+    /// on a CPU with AVX512-BF16, linear layers in bf16 with f32 sums and everything else in f32
+    /// (as PyTorch's autocast), other CPUs fall back to f32. Its accuracy cost and speed gain are
+    /// measured by scripts/bench-encode.sh.
     Bf16,
     /// float16 weights and activations: opt-in, for GPUs; more mantissa than bf16 but a range
     /// that ends at 65,504 (LayerNorm and the probabilities' softmax still run in f32).
@@ -279,6 +281,18 @@ impl std::fmt::Display for Precision {
 }
 
 impl Precision {
+    /// The precision `device` will run: bf16 on a CPU without AVX512-BF16 falls back to f32, saying so.
+    pub fn on(self, device: &Device) -> Self {
+        if self == Precision::Bf16 && device.is_cpu() && !super::bf16::supported() {
+            eprintln!(
+                "warning: --dtype bf16: this CPU has no AVX512-BF16 instructions, so signalkit encodes in f32 \
+                 (exact, slower) and stores the outputs as f32"
+            );
+            return Precision::F32;
+        }
+        self
+    }
+
     fn dtype(self) -> DType {
         match self {
             Precision::F32 => DType::F32,
@@ -331,18 +345,21 @@ impl Encoder {
         tokenizer.with_padding(None);
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(cfg.pad_token_id as u32);
 
+        let precision = precision.on(device);
+        let packed = precision == Precision::Bf16 && device.is_cpu();
+        let dtype = if packed { DType::F32 } else { precision.dtype() };
         let is_safetensors = files.weights.extension().is_some_and(|e| e == "safetensors");
         let vb = if is_safetensors {
             // SAFETY: the weights file is memory-mapped read-only and not modified while we run.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], precision.dtype(), device) }
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], dtype, device) }
         } else {
-            VarBuilder::from_pth(&files.weights, precision.dtype(), device)
+            VarBuilder::from_pth(&files.weights, dtype, device)
         }
         .map_err(|e| model_err(files, e))?;
         let prefixed = vb.contains_tensor("bert.embeddings.word_embeddings.weight");
         let base = if prefixed { vb.pp("bert") } else { vb.clone() };
         let embeddings = Embeddings::load(base.pp("embeddings"), &cfg).map_err(|e| model_err(files, e))?;
-        let encoder = BertEncoder::load(base.pp("encoder"), &cfg).map_err(|e| model_err(files, e))?;
+        let encoder = super::bert::Encoder::load(base.pp("encoder"), &cfg, packed).map_err(|e| model_err(files, e))?;
         let hidden = cfg.hidden_size;
         let head = if vb.contains_tensor("classifier.weight") {
             let w = vb.get_unchecked("classifier.weight").map_err(|e| model_err(files, e))?;
