@@ -74,7 +74,8 @@ impl Layer {
         })
     }
 
-    fn attention(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    /// Self-attention with residual and LayerNorm; with `cls_only`, for position 0 alone.
+    fn attention(&self, x: &Tensor, mask: &Tensor, cls_only: bool) -> Result<Tensor> {
         let qkv = self.qkv.forward(x)?;
         let (b, s, _) = qkv.dims3()?;
         let width = self.heads * self.head_size;
@@ -82,14 +83,16 @@ impl Layer {
             qkv.narrow(2, i * width, width)?.reshape((b, s, self.heads, self.head_size))?.transpose(1, 2)?.contiguous()
         };
         let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        let (q, x) = if cls_only { (q.narrow(2, 0, 1)?.contiguous()?, x.narrow(1, 0, 1)?) } else { (q, x.clone()) };
         let scores = (q.matmul(&k.t()?)? / (self.head_size as f64).sqrt())?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.flatten_from(D::Minus2)?;
         self.attention_norm.forward(&(self.attention_out.forward(&context)? + x)?)
     }
 
-    fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        let attended = self.attention(x, mask)?;
+    /// The layer's output, (batch, seq, hidden), or (batch, 1, hidden) for position 0 with `cls_only`.
+    fn forward(&self, x: &Tensor, mask: &Tensor, cls_only: bool) -> Result<Tensor> {
+        let attended = self.attention(x, mask, cls_only)?;
         let inner = self.intermediate.forward(&attended)?;
         let inner = match self.act {
             None => inner,
@@ -115,9 +118,13 @@ impl Encoder {
         Ok(Encoder { layers })
     }
 
-    /// Runs the layers over embedded inputs with an additive mask (batch, 1, 1, seq).
-    pub fn forward(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        self.layers.iter().try_fold(x.clone(), |h, layer| layer.forward(&h, mask))
+    /// The last hidden state at [CLS], (batch, hidden), from embedded inputs and an additive mask
+    /// (batch, 1, 1, seq). The last layer computes position 0 alone: no other position is read.
+    pub fn forward_cls(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let last = self.layers.len().saturating_sub(1);
+        let hidden =
+            self.layers.iter().enumerate().try_fold(x.clone(), |h, (i, layer)| layer.forward(&h, mask, i == last))?;
+        hidden.narrow(1, 0, 1)?.squeeze(1)
     }
 }
 
@@ -147,7 +154,8 @@ mod tests {
         )
         .unwrap();
         let mask = crate::encode::model::extended_mask(&mask, DType::F32).unwrap();
-        let diff = (ours.forward(&x, &mask).unwrap() - theirs.forward(&x, &mask).unwrap()).unwrap();
+        let theirs = theirs.forward(&x, &mask).unwrap().narrow(1, 0, 1).unwrap().squeeze(1).unwrap();
+        let diff = (ours.forward_cls(&x, &mask).unwrap() - theirs).unwrap();
         let worst = diff.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
         assert!(worst <= 1e-6, "max |difference| {worst}");
         eprintln!("fused-QKV f32 layers vs candle-transformers BertEncoder: max |difference| {worst:.1e}");

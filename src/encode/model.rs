@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{Embedding, LayerNorm};
 use candle_nn::{Linear, Module, VarBuilder};
 use candle_transformers::models::bert::Config;
@@ -418,8 +418,7 @@ impl Encoder {
         let types = ids.zeros_like().map_err(err)?;
         let embedded = self.embeddings.forward(&ids, &types).map_err(err)?;
         let mask = extended_mask(&mask, embedded.dtype()).map_err(err)?;
-        let hidden = self.encoder.forward(&embedded, &mask).map_err(err)?;
-        let cls = hidden.i((.., 0)).and_then(|t| t.contiguous()).map_err(err)?;
+        let cls = self.encoder.forward_cls(&embedded, &mask).and_then(|t| t.contiguous()).map_err(err)?;
         let probs = match &self.head {
             Some((pooler, classifier)) => {
                 let pooled = pooler.forward(&cls).and_then(|t| t.tanh()).map_err(err)?;
