@@ -30,6 +30,8 @@ pub enum Command {
     /// Ask a local decoder LLM (Qwen2 architecture) fixed YES/NO/UNKNOWN questions about each
     /// headline: p_yes, p_no, p_unknown per (headline, question) into a resumable store.
     Ask(AskCmd),
+    /// Store maintenance: `store merge` unions stores (the shard stores of a sharded encode/ask).
+    Store(StoreCmd),
     /// Build the feature table: the joined rows plus the latest headline's probabilities,
     /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
     Features(FeaturesCmd),
@@ -246,7 +248,28 @@ pub struct EncodeCmd {
     #[arg(long, default_value_t = 4096)]
     shard_size: usize,
     #[command(flatten)]
+    sharding: ShardOpts,
+    #[command(flatten)]
     cols: HeadlineCols,
+}
+
+/// Which part of the texts this process takes (README: "Sharding").
+#[derive(Args)]
+struct ShardOpts {
+    /// Take only shard I of N (texts whose xxh3 hash mod N is I) [default: from JOB_COMPLETION_INDEX
+    /// with SIGNALKIT_SHARDS, or SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT; else every text].
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// The shard count N when the scheduler gives only the index (JOB_COMPLETION_INDEX)
+    /// [env: SIGNALKIT_SHARDS].
+    #[arg(long, value_name = "N")]
+    shard_count: Option<usize>,
+}
+
+impl ShardOpts {
+    fn resolve(&self) -> Result<Option<signalkit::encode::shard::Shard>> {
+        Ok(signalkit::encode::shard::Shard::from_env_or(self.shard.as_deref(), self.shard_count)?)
+    }
 }
 
 #[derive(Args)]
@@ -285,6 +308,8 @@ pub struct AskCmd {
     /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's store folder.
     #[arg(long, value_name = "DATE")]
     knowledge_cutoff: Option<String>,
+    #[command(flatten)]
+    sharding: ShardOpts,
     #[command(flatten)]
     cols: HeadlineCols,
 }
@@ -662,7 +687,8 @@ impl EncodeCmd {
             store: self.store,
             shard_size: self.shard_size,
         };
-        let args = encoder.encode_args(&self.cols.data(self.headlines))?;
+        let mut args = encoder.encode_args(&self.cols.data(self.headlines))?;
+        args.shard = self.sharding.resolve().context("encode failed")?;
         let s = signalkit::encode_files(&args).context("encode failed")?;
         if s.embeddings_only {
             println!("note: {} has no classification head: embeddings only (no probabilities)", s.model);
@@ -689,6 +715,7 @@ impl AskCmd {
             device: self.device,
             shard_size: self.shard_size,
             options: signalkit::ask::AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff },
+            shard: self.sharding.resolve().context("ask failed")?,
         };
         let s = signalkit::ask::ask_files(&args).context("ask failed")?;
         println!("ask: {s} → {}", args.store.display());
@@ -847,6 +874,42 @@ impl SubmitCmd {
         };
         println!("{}", signalkit::numerai::submit(&args).context("submit failed")?);
         Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct StoreCmd {
+    #[command(subcommand)]
+    command: StoreSubcommand,
+}
+
+#[derive(Subcommand)]
+pub enum StoreSubcommand {
+    /// Union stores into --out (created whole, or an existing store that gains what it lacks):
+    /// refuses stores of different models or questions, and a key whose values differ.
+    Merge(StoreMergeCmd),
+}
+
+#[derive(Args)]
+pub struct StoreMergeCmd {
+    /// Output store folder (new, empty, or an existing store of the same models).
+    #[arg(long)]
+    out: PathBuf,
+    /// Source store folders (e.g. the shard stores of `encode --shard` or `ask --shard`).
+    #[arg(required = true)]
+    sources: Vec<PathBuf>,
+}
+
+impl StoreCmd {
+    /// Runs the store subcommand.
+    pub fn run(self) -> Result<()> {
+        match self.command {
+            StoreSubcommand::Merge(c) => {
+                let s = signalkit::encode::merge::merge(&c.out, &c.sources).context("store merge failed")?;
+                println!("store merge: {s}");
+                Ok(())
+            }
+        }
     }
 }
 

@@ -150,6 +150,7 @@ fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
         shard_size: 2,
         batch_size: 4,
         options: Default::default(),
+        shard: None,
     }
 }
 

@@ -61,6 +61,7 @@ fn setup(encode: bool) -> Setup {
             precision: signalkit::encode::model::Precision::F32,
             shard_size: 100,
             progress: false,
+            shard: None,
         })
         .unwrap();
     } else {
@@ -217,6 +218,7 @@ fn sample_encoded() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBu
         precision: signalkit::encode::model::Precision::F32,
         shard_size: 4096,
         progress: false,
+        shard: None,
     })
     .unwrap();
     (dir, rows, store)
@@ -299,6 +301,7 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         shard_size: 100,
         batch_size: 4,
         options: Default::default(),
+        shard: None,
     })
     .unwrap();
 }

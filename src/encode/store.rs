@@ -426,6 +426,33 @@ impl Store {
         self.read_all_report().map(|(df, _)| df)
     }
 
+    /// Every stored entry of this model as rows (see [`Store::read_all`]): key, text,
+    /// probabilities in label order, [CLS] embedding.
+    pub fn read_rows(&self) -> Result<Vec<Encoded>> {
+        let df = self.read_all()?;
+        let fail = |e: PolarsError| Error::table(&self.dir, e);
+        let strs = |name: &str| -> Result<Vec<String>> {
+            let c = df.column(name).and_then(|c| c.str().cloned()).map_err(fail)?;
+            Ok(c.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+        };
+        let (keys, texts) = (strs("key")?, strs("text")?);
+        let mut probs = Vec::new();
+        for name in prob_columns(&self.model.labels) {
+            let c = df.column(&name).and_then(|c| c.cast(&DataType::Float32)).map_err(fail)?;
+            probs.push(c.f32().map_err(fail)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect::<Vec<f32>>());
+        }
+        let cls = df.column("cls").and_then(|c| c.list().cloned()).map_err(fail)?;
+        let mut rows = Vec::with_capacity(df.height());
+        for (i, (key, text)) in keys.into_iter().zip(texts).enumerate() {
+            let emb = match cls.get_as_series(i) {
+                Some(s) => s.f32().map_err(fail)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect(),
+                None => Vec::new(),
+            };
+            rows.push(Encoded { key, text, probs: probs.iter().map(|p| p[i]).collect(), cls: emb });
+        }
+        Ok(rows)
+    }
+
     /// [`Store::read_all`] plus the shards it skipped because they could not be read.
     pub fn read_all_report(&self) -> Result<(DataFrame, Vec<PathBuf>)> {
         let mut all: Option<DataFrame> = None;
