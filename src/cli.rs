@@ -409,6 +409,10 @@ pub struct EvaluateCmd {
     /// Meta-model column of the targets file: adds MMC (and neutral MMC with --neutralizers).
     #[arg(long, value_name = "COL")]
     meta_model: Option<String>,
+    /// The language model's training-data cutoff (YYYY-MM-DD): OOS corr is split there
+    /// [default: the one `ask --knowledge-cutoff` recorded in the model's or features' provenance].
+    #[arg(long, value_name = "DATE")]
+    knowledge_cutoff: Option<String>,
 }
 
 #[derive(Args)]
@@ -793,7 +797,11 @@ impl EvaluateCmd {
         args.neutralizers = self.neutralizers;
         args.sample_weights = self.sample_weights;
         args.meta_model = self.meta_model;
+        args.knowledge_cutoff = self.knowledge_cutoff;
         let r = signalkit::evaluate::evaluate(&args).context("evaluate failed")?;
+        if let Some(w) = r.knowledge_cutoff.as_ref().and_then(|c| c.warning.as_ref()) {
+            eprintln!("warning: {w}");
+        }
         println!("evaluate: numerai_corr {} → {}", r.summary, args.out.join("report.md").display());
         Ok(())
     }

@@ -300,7 +300,7 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         device: "cpu".into(),
         shard_size: 100,
         batch_size: 4,
-        options: Default::default(),
+        options: signalkit::ask::AskOptions { anonymise: false, knowledge_cutoff: Some("2024-06-30".into()) },
         shard: None,
     })
     .unwrap();
@@ -324,6 +324,7 @@ fn ask_store_adds_the_latest_headlines_answers() {
     let p = Provenance::read(&args.out).unwrap().unwrap();
     assert_eq!(p.ask.len(), 1);
     assert!(p.ask[0].id.ends_with("#ask-good"), "{:?}", p.ask);
+    assert_eq!(p.knowledge_cutoff.as_deref(), Some("2024-06-30"), "ask --knowledge-cutoff reaches the provenance");
 }
 
 #[test]

@@ -414,9 +414,16 @@ pub struct Answers {
     pub key: ModelKey,
     /// Answer probabilities by normalised headline text.
     pub by_text: std::collections::HashMap<String, [f32; 3]>,
+    /// The model's training-data cutoff recorded with the answers (`--knowledge-cutoff`).
+    pub knowledge_cutoff: Option<String>,
 }
 
 impl Answers {
+    /// The latest knowledge cutoff recorded among `answers` (dates compare as YYYY-MM-DD text).
+    pub fn latest_cutoff(answers: &[Answers]) -> Option<String> {
+        answers.iter().filter_map(|a| a.knowledge_cutoff.clone()).max()
+    }
+
     /// p_yes − p_no of one entry.
     pub fn score(p: &[f32; 3]) -> f32 {
         p[0] - p[1]
@@ -432,7 +439,7 @@ pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let rec: QuestionRecord =
             serde_json::from_str(&text).map_err(|e| Error::input(&path, format!("invalid: {e}")))?;
-        let q = rec.question;
+        let (q, knowledge_cutoff) = (rec.question, rec.knowledge_cutoff);
         if q.uses_ticker() {
             return Err(Error::input(
                 &path,
@@ -452,7 +459,7 @@ pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
             ));
         }
         let (store, _) = Store::find_by(root, &StoreQuery::exactly(&mkey))?;
-        out.push(Answers { by_text: answer_table(&store)?, question: q, key: mkey });
+        out.push(Answers { by_text: answer_table(&store)?, question: q, key: mkey, knowledge_cutoff });
     }
     if out.is_empty() {
         return Err(Error::input(root, "no answers in this store: run signalkit ask --store on it first"));
