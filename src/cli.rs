@@ -308,6 +308,10 @@ pub struct AskCmd {
     /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's store folder.
     #[arg(long, value_name = "DATE")]
     knowledge_cutoff: Option<String>,
+    /// Compute every prompt whole instead of reusing the question's shared prefix (its keys and
+    /// values are computed once by default; the answers agree within float rounding).
+    #[arg(long)]
+    no_prefix_cache: bool,
     #[command(flatten)]
     sharding: ShardOpts,
     #[command(flatten)]
@@ -720,6 +724,7 @@ impl AskCmd {
             shard_size: self.shard_size,
             options: signalkit::ask::AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff },
             shard: self.sharding.resolve().context("ask failed")?,
+            prefix_cache: !self.no_prefix_cache,
         };
         let s = signalkit::ask::ask_files(&args).context("ask failed")?;
         println!("ask: {s} → {}", args.store.display());

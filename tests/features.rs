@@ -302,6 +302,7 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         batch_size: 4,
         options: signalkit::ask::AskOptions { anonymise: false, knowledge_cutoff: Some("2024-06-30".into()) },
         shard: None,
+        prefix_cache: true,
     })
     .unwrap();
 }

@@ -232,6 +232,9 @@ pub struct AskArgs {
     /// Answer only this shard's texts ([`Shard::keeps`] on each question's key text); `None`:
     /// every text.
     pub shard: Option<Shard>,
+    /// Compute the question's shared prompt prefix once and reuse its keys and values for every
+    /// headline (exact: the same numbers within float rounding; off only to measure it).
+    pub prefix_cache: bool,
 }
 
 /// Options that shape (anonymise) or annotate (knowledge cutoff) a question's answers.
@@ -364,6 +367,11 @@ fn ask_question(
     }
     let answer_ids = decoder.answer_tokens(&q.answers)?;
     let (todo, counts) = missing(&store, &mkey, q, pairs, args, &decoder.template)?;
+    if args.prefix_cache {
+        decoder.set_prefix(todo.iter().map(|t| t.2.as_str()))?;
+    } else {
+        decoder.clear_prefix();
+    }
     let mut order: Vec<usize> = (0..todo.len()).collect();
     order.sort_by_key(|&i| (todo[i].2.len(), i));
     for shard in order.chunks(args.shard_size.max(1)) {
