@@ -312,6 +312,10 @@ pub struct AskCmd {
     /// values are computed once by default; the answers agree within float rounding).
     #[arg(long)]
     no_prefix_cache: bool,
+    /// Weights from a qwen2 GGUF file (q8_0, q4_k_m, …: candle's quantised Qwen2, one prompt at a
+    /// time) instead of model.safetensors; config, tokenizer and template still from --model.
+    #[arg(long, value_name = "FILE")]
+    gguf: Option<PathBuf>,
     #[command(flatten)]
     sharding: ShardOpts,
     #[command(flatten)]
@@ -725,6 +729,7 @@ impl AskCmd {
             options: signalkit::ask::AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff },
             shard: self.sharding.resolve().context("ask failed")?,
             prefix_cache: !self.no_prefix_cache,
+            gguf: self.gguf,
         };
         let s = signalkit::ask::ask_files(&args).context("ask failed")?;
         println!("ask: {s} → {}", args.store.display());

@@ -303,6 +303,7 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         options: signalkit::ask::AskOptions { anonymise: false, knowledge_cutoff: Some("2024-06-30".into()) },
         shard: None,
         prefix_cache: true,
+        gguf: None,
     })
     .unwrap();
 }

@@ -8,6 +8,7 @@
 //! store's machinery ([`crate::encode::store`]): one folder per (model, question, answer words),
 //! keyed by the headline text, resumable and safe for concurrent runs.
 
+pub mod gguf;
 pub mod model;
 pub mod padded;
 
@@ -235,6 +236,9 @@ pub struct AskArgs {
     /// Compute the question's shared prompt prefix once and reuse its keys and values for every
     /// headline (exact: the same numbers within float rounding; off only to measure it).
     pub prefix_cache: bool,
+    /// Weights from this GGUF file (a quantised Qwen2) instead of the checkpoint's safetensors;
+    /// config, tokenizer and chat template still from the checkpoint.
+    pub gguf: Option<PathBuf>,
 }
 
 /// Options that shape (anonymise) or annotate (knowledge cutoff) a question's answers.
@@ -391,7 +395,10 @@ fn ask_question(
 pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
     args.options.check()?;
     let questions = read_questions(&args.questions)?;
-    let files = args.source.resolve()?;
+    let mut files = args.source.resolve()?;
+    if let Some(g) = &args.gguf {
+        files.weights = g.clone();
+    }
     let mut decoder = Decoder::load(&files, &device(&args.device)?)?;
     let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
     let pairs = distinct_pairs(&headlines);

@@ -43,6 +43,8 @@ enum Network {
     Llama(Box<Llama>, Box<Cache>),
     /// Either architecture, batched with left padding.
     Padded(Box<Padded>),
+    /// A quantised Qwen2 from a GGUF file (no key/value cache between prompts).
+    Gguf(Box<candle_transformers::models::quantized_qwen2::ModelWeights>),
 }
 
 /// A loaded decoder.
@@ -220,10 +222,21 @@ impl Decoder {
         })?;
         let tokenizer = Tokenizer::from_file(tok_path)
             .map_err(|e| Error::input(tok_path, format!("cannot read the tokenizer: {e}")))?;
-        if files.weights.extension().is_none_or(|e| e != "safetensors") {
-            return Err(Error::input(&files.weights, "ask reads model.safetensors only: convert the checkpoint"));
+        let gguf = files.weights.extension().is_some_and(|e| e == "gguf");
+        if !gguf && files.weights.extension().is_none_or(|e| e != "safetensors") {
+            return Err(Error::input(
+                &files.weights,
+                "ask reads model.safetensors, or a qwen2 file ending .gguf with --gguf: convert the checkpoint",
+            ));
+        }
+        if gguf && kind != "qwen2" {
+            return Err(Error::input(&files.config, format!("--gguf runs qwen2 checkpoints only, not '{kind}'")));
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
+        if gguf {
+            let model = Network::Gguf(Box::new(super::gguf::load(&files.weights, device)?));
+            return Decoder::assemble(model, tokenizer, files, device);
+        }
         // SAFETY: the weights file is memory-mapped read-only and not modified while loaded.
         let vb =
             unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, device) }
@@ -243,6 +256,10 @@ impl Decoder {
                 })?;
             Network::Llama(Box::new(loaded.map_err(load_err)?), Box::new(cache))
         };
+        Decoder::assemble(model, tokenizer, files, device)
+    }
+
+    fn assemble(model: Network, tokenizer: Tokenizer, files: &ModelFiles, device: &Device) -> Result<Decoder> {
         Ok(Decoder {
             model,
             tokenizer,
@@ -294,6 +311,12 @@ impl Decoder {
                 l
             }
             Network::Llama(m, cache) => m.forward(&input, 0, cache),
+            Network::Gguf(m) => {
+                m.clear_kv_cache();
+                let l = m.forward(&input, 0);
+                m.clear_kv_cache();
+                l
+            }
             Network::Padded(m) => m.last_logits(&[enc.get_ids()]),
         };
         let logits = logits.and_then(|l| l.flatten_all()?.to_vec1::<f32>()).map_err(fail)?;
