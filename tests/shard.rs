@@ -255,6 +255,27 @@ fn merge_refuses_mixed_stores_and_conflicting_values_and_handles_out_among_sourc
     let again = merge(&out, &[out.clone(), b.clone()]).unwrap();
     assert_eq!((again.created, again.folders[0].added, again.skipped_self.len()), (false, 0, 1), "{again}");
     assert_eq!(rows(&out).len(), 3);
+    // A conflict with the output's own rows is refused before anything is written.
+    let e = merge(&out, std::slice::from_ref(&d)).unwrap_err().to_string();
+    assert!(e.contains("key k2") && e.contains(&s(&out)) && e.contains(&s(&d)), "{e}");
+    assert_eq!(rows(&out).len(), 3);
+    // A key twice in one source (two runs both wrote it) is merged once; big sources go in
+    // several shards.
+    let (twice, big) = (dir.path().join("twice"), dir.path().join("big"));
+    store_with(&twice, &key("m"), &[row("k5", 0.1)]);
+    store_with(&twice, &key("m"), &[row("k5", 0.1)]);
+    let m = merge(&dir.path().join("out3"), &[twice]).unwrap();
+    assert_eq!((m.folders[0].added, rows(&dir.path().join("out3")).len()), (1, 1), "{m}");
+    let many: Vec<Encoded> = (0..5000).map(|i| row(&format!("r{i}"), i as f32)).collect();
+    store_with(&big, &key("m"), &many);
+    let out4 = dir.path().join("out4");
+    assert_eq!(merge(&out4, &[big]).unwrap().folders[0].added, 5000);
+    let folder = Store::models(&out4).unwrap()[0].0.clone();
+    let shards = std::fs::read_dir(&folder)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".parquet"))
+        .count();
+    assert_eq!((rows(&out4).len(), shards), (5000, 2));
     // A folder with files but no store is refused as --out.
     let junk = dir.path().join("junk");
     std::fs::create_dir_all(&junk).unwrap();

@@ -8,9 +8,11 @@
 //! hand). Values agree when within [`TOLERANCE`]: batches of other sizes or padding change the
 //! last bits of a float. A new `--out` is built in a temporary folder beside it and renamed into
 //! place whole; rows missing from an existing `--out` are added as new store shards, each written
-//! atomically under the store's writer lock, so readers never see half a shard.
+//! atomically under the store's writer lock, so readers never see half a shard. Every key is
+//! checked before anything is written. Memory holds the keys, the rows of keys that several
+//! sources hold, and one shard's rows at a time: sources are read shard by shard.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -181,37 +183,54 @@ fn difference(a: &Encoded, b: &Encoded) -> Option<String> {
     pair(&a.probs, &b.probs, "probabilities").or_else(|| pair(&a.cls, &b.cls, "embedding"))
 }
 
-/// The union of one model folder's rows over `dirs` (in order: the first value of a key is
-/// kept), with how many the first held; a key whose values differ is an error naming it.
-fn union(store_dirs: &[(PathBuf, ModelKey)]) -> Result<(BTreeMap<String, Encoded>, usize)> {
-    let mut rows: BTreeMap<String, Encoded> = BTreeMap::new();
-    let mut origin: HashMap<String, usize> = HashMap::new();
-    let mut first = 0;
-    for (n, (dir, model)) in store_dirs.iter().enumerate() {
-        let store = open_read(dir, model)?;
-        for row in store.read_rows()? {
-            if let Some(kept) = rows.get(&row.key) {
-                if let Some(why) = difference(kept, &row) {
-                    return Err(Error::Config(format!(
-                        "key {} ({:?}) has different values in {} and {}: {why}; the same text under the same \
-                         model must give the same numbers (nondeterminism, or a store edited by hand): \
-                         recompute it in one of them",
-                        row.key,
-                        row.text,
-                        store_dirs[origin[&row.key]].0.display(),
-                        dir.display()
-                    )));
-                }
-                continue;
+/// Which source first holds each key of one model folder, and the keys several sources hold.
+fn owners(stores: &[Store]) -> (HashMap<String, usize>, HashSet<String>) {
+    let (mut owner, mut dup) = (HashMap::new(), HashSet::new());
+    for (n, s) in stores.iter().enumerate() {
+        for k in s.keys() {
+            if owner.contains_key(k) {
+                dup.insert(k.to_string());
+            } else {
+                owner.insert(k.to_string(), n);
             }
-            origin.insert(row.key.clone(), n);
-            rows.insert(row.key.clone(), row);
-        }
-        if n == 0 {
-            first = rows.len();
         }
     }
-    Ok((rows, first))
+    (owner, dup)
+}
+
+/// Refuses a key whose values differ between sources; only the rows of keys several sources
+/// hold are kept in memory.
+fn check_conflicts(plan: &FolderPlan, dup: &HashSet<String>) -> Result<()> {
+    if dup.is_empty() {
+        return Ok(());
+    }
+    let mut first: HashMap<String, (Encoded, usize)> = HashMap::new();
+    for (n, s) in plan.stores.iter().enumerate() {
+        s.for_each_shard(|rows| {
+            for row in rows.into_iter().filter(|r| dup.contains(&r.key)) {
+                match first.get(&row.key) {
+                    Some((kept, m)) => {
+                        if let Some(why) = difference(kept, &row) {
+                            return Err(Error::Config(format!(
+                                "key {} ({:?}) has different values in {} and {}: {why}; the same text under the \
+                                 same model must give the same numbers (nondeterminism, or a store edited by hand): \
+                                 recompute it in one of them",
+                                row.key,
+                                row.text,
+                                plan.stores[*m].dir().display(),
+                                s.dir().display()
+                            )));
+                        }
+                    }
+                    None => {
+                        first.insert(row.key.clone(), (row, n));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// Opens one model folder for reading.
@@ -227,30 +246,40 @@ fn open_read(dir: &Path, model: &ModelKey) -> Result<Store> {
     Ok(store)
 }
 
-/// Writes the rows the store at `root` lacks, the metadata files and the shard records of one
-/// model folder; returns the rows added.
-fn fill(
-    root: &Path,
-    model: &ModelKey,
-    rows: &BTreeMap<String, Encoded>,
-    meta: &[PathBuf],
-    shards: &[Shard],
-) -> Result<usize> {
-    let (mut store, _) = Store::open(root, model)?;
-    let todo: Vec<Encoded> = rows.values().filter(|r| !store.contains(&r.key)).cloned().collect();
-    for chunk in todo.chunks(ROWS_PER_SHARD) {
-        store.write_shard(chunk)?;
+/// Writes the rows the store at `root` lacks (each key from the first source holding it, read
+/// shard by shard), the metadata files and the shard records of one model folder; returns the
+/// rows added.
+fn fill(root: &Path, plan: &FolderPlan) -> Result<usize> {
+    let (mut target, _) = Store::open(root, &plan.model)?;
+    let (mut written, mut chunk, mut added) = (HashSet::new(), Vec::new(), 0);
+    for (n, s) in plan.stores.iter().enumerate() {
+        s.for_each_shard(|rows| {
+            for row in rows {
+                let mine = plan.owner.get(&row.key) == Some(&n);
+                if mine && !target.contains(&row.key) && written.insert(row.key.clone()) {
+                    chunk.push(row);
+                    if chunk.len() == ROWS_PER_SHARD {
+                        target.write_shard(&chunk)?;
+                        added += std::mem::take(&mut chunk).len();
+                    }
+                }
+            }
+            Ok(())
+        })?;
     }
-    for src in meta {
-        let dir = store.dir().to_path_buf();
+    if !chunk.is_empty() {
+        target.write_shard(&chunk)?;
+        added += chunk.len();
+    }
+    for src in &plan.meta {
         let name = src.file_name().expect("a file");
         let bytes = fs::read(src).map_err(|e| Error::io(src, e))?;
-        crate::data::write_bytes_atomic(&dir.join(name), &bytes)?;
+        crate::data::write_bytes_atomic(&target.dir().join(name), &bytes)?;
     }
-    for s in shards {
-        s.record(store.dir())?;
+    for s in &plan.shards {
+        s.record(target.dir())?;
     }
-    Ok(todo.len())
+    Ok(added)
 }
 
 /// The output when it is an existing store; `None` when it is missing or an empty folder.
@@ -309,17 +338,21 @@ pub fn merge(out: &Path, sources: &[PathBuf]) -> Result<MergeSummary> {
     Ok(MergeSummary { out: out.to_path_buf(), created: folders.0, skipped_self, folders: folders.1 })
 }
 
-/// One model folder's merge: its model, the union of rows, rows the output held, metadata files
-/// to copy, shards recorded anywhere.
+/// One model folder's merge: its model, the sources opened for reading (the output first when
+/// it exists), which source gives each key, rows the output held, metadata files to copy, shards
+/// recorded anywhere.
 struct FolderPlan {
     name: String,
     model: ModelKey,
-    rows: BTreeMap<String, Encoded>,
+    stores: Vec<Store>,
+    owner: HashMap<String, usize>,
     before: usize,
     meta: Vec<PathBuf>,
     shards: Vec<Shard>,
 }
 
+/// Every model folder's plan, its keys' values checked across the sources before anything is
+/// written.
 fn plan(existing: Option<&Folders>, inputs: &[(PathBuf, Folders)]) -> Result<Vec<FolderPlan>> {
     let names: Vec<String> =
         existing.or(inputs.first().map(|(_, f)| f)).into_iter().flat_map(|f| f.keys().cloned()).collect();
@@ -330,8 +363,9 @@ fn plan(existing: Option<&Folders>, inputs: &[(PathBuf, Folders)]) -> Result<Vec
             dirs.push(f[&name].clone());
         }
         dirs.extend(inputs.iter().map(|(_, f)| f[&name].clone()));
-        let (rows, held) = union(&dirs)?;
-        let before = if existing.is_some() { held } else { 0 };
+        let stores = dirs.iter().map(|(d, m)| open_read(d, m)).collect::<Result<Vec<_>>>()?;
+        let before = if existing.is_some() { stores[0].len() } else { 0 };
+        let (owner, dup) = owners(&stores);
         let mut shards = BTreeSet::new();
         let mut meta = BTreeMap::new();
         for (dir, _) in &dirs {
@@ -340,14 +374,17 @@ fn plan(existing: Option<&Folders>, inputs: &[(PathBuf, Folders)]) -> Result<Vec
                 meta.entry(file.clone()).or_insert_with(|| dir.join(file));
             }
         }
-        plans.push(FolderPlan {
+        let plan = FolderPlan {
             model: dirs[0].1.clone(),
             name,
-            rows,
+            stores,
+            owner,
             before,
             meta: meta.into_values().collect(),
             shards: shards.into_iter().map(|(count, index)| Shard { index, count }).collect(),
-        });
+        };
+        check_conflicts(&plan, &dup)?;
+        plans.push(plan);
     }
     Ok(plans)
 }
@@ -356,7 +393,7 @@ fn plan(existing: Option<&Folders>, inputs: &[(PathBuf, Folders)]) -> Result<Vec
 fn write_folders(root: &Path, plans: &[FolderPlan]) -> Result<(bool, Vec<FolderMerge>)> {
     let mut done = Vec::new();
     for p in plans {
-        let added = fill(root, &p.model, &p.rows, &p.meta, &p.shards)?;
+        let added = fill(root, p)?;
         done.push(FolderMerge { folder: p.name.clone(), before: p.before, added, shards: p.shards.clone() });
     }
     Ok((false, done))
