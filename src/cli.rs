@@ -30,6 +30,8 @@ pub enum Command {
     /// Ask a local decoder LLM (Qwen2 architecture) fixed YES/NO/UNKNOWN questions about each
     /// headline: p_yes, p_no, p_unknown per (headline, question) into a resumable store.
     Ask(AskCmd),
+    /// Store maintenance: `store merge` unions stores (the shard stores of a sharded encode/ask).
+    Store(StoreCmd),
     /// Build the feature table: the joined rows plus the latest headline's probabilities,
     /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
     Features(FeaturesCmd),
@@ -246,7 +248,28 @@ pub struct EncodeCmd {
     #[arg(long, default_value_t = 4096)]
     shard_size: usize,
     #[command(flatten)]
+    sharding: ShardOpts,
+    #[command(flatten)]
     cols: HeadlineCols,
+}
+
+/// Which part of the texts this process takes (README: "Sharding").
+#[derive(Args)]
+struct ShardOpts {
+    /// Take only shard I of N (texts whose xxh3 hash mod N is I) [default: from JOB_COMPLETION_INDEX
+    /// with SIGNALKIT_SHARDS, or SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT; else every text].
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// The shard count N when the scheduler gives only the index (JOB_COMPLETION_INDEX)
+    /// [env: SIGNALKIT_SHARDS].
+    #[arg(long, value_name = "N")]
+    shard_count: Option<usize>,
+}
+
+impl ShardOpts {
+    fn resolve(&self) -> Result<Option<signalkit::encode::shard::Shard>> {
+        Ok(signalkit::encode::shard::Shard::from_env_or(self.shard.as_deref(), self.shard_count)?)
+    }
 }
 
 #[derive(Args)]
@@ -285,6 +308,16 @@ pub struct AskCmd {
     /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's store folder.
     #[arg(long, value_name = "DATE")]
     knowledge_cutoff: Option<String>,
+    /// Compute every prompt whole instead of reusing the question's shared prefix (its keys and
+    /// values are computed once by default; the answers agree within float rounding).
+    #[arg(long)]
+    no_prefix_cache: bool,
+    /// Weights from a qwen2 GGUF file (q8_0, q4_k_m, …: candle's quantised Qwen2, one prompt at a
+    /// time) instead of model.safetensors; config, tokenizer and template still from --model.
+    #[arg(long, value_name = "FILE")]
+    gguf: Option<PathBuf>,
+    #[command(flatten)]
+    sharding: ShardOpts,
     #[command(flatten)]
     cols: HeadlineCols,
 }
@@ -384,6 +417,10 @@ pub struct EvaluateCmd {
     /// Meta-model column of the targets file: adds MMC (and neutral MMC with --neutralizers).
     #[arg(long, value_name = "COL")]
     meta_model: Option<String>,
+    /// The language model's training-data cutoff (YYYY-MM-DD): OOS corr is split there
+    /// [default: the one `ask --knowledge-cutoff` recorded in the model's or features' provenance].
+    #[arg(long, value_name = "DATE")]
+    knowledge_cutoff: Option<String>,
 }
 
 #[derive(Args)]
@@ -662,7 +699,8 @@ impl EncodeCmd {
             store: self.store,
             shard_size: self.shard_size,
         };
-        let args = encoder.encode_args(&self.cols.data(self.headlines))?;
+        let mut args = encoder.encode_args(&self.cols.data(self.headlines))?;
+        args.shard = self.sharding.resolve().context("encode failed")?;
         let s = signalkit::encode_files(&args).context("encode failed")?;
         if s.embeddings_only {
             println!("note: {} has no classification head: embeddings only (no probabilities)", s.model);
@@ -689,6 +727,9 @@ impl AskCmd {
             device: self.device,
             shard_size: self.shard_size,
             options: signalkit::ask::AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff },
+            shard: self.sharding.resolve().context("ask failed")?,
+            prefix_cache: !self.no_prefix_cache,
+            gguf: self.gguf,
         };
         let s = signalkit::ask::ask_files(&args).context("ask failed")?;
         println!("ask: {s} → {}", args.store.display());
@@ -766,7 +807,11 @@ impl EvaluateCmd {
         args.neutralizers = self.neutralizers;
         args.sample_weights = self.sample_weights;
         args.meta_model = self.meta_model;
+        args.knowledge_cutoff = self.knowledge_cutoff;
         let r = signalkit::evaluate::evaluate(&args).context("evaluate failed")?;
+        if let Some(w) = r.knowledge_cutoff.as_ref().and_then(|c| c.warning.as_ref()) {
+            eprintln!("warning: {w}");
+        }
         println!("evaluate: numerai_corr {} → {}", r.summary, args.out.join("report.md").display());
         Ok(())
     }
@@ -847,6 +892,42 @@ impl SubmitCmd {
         };
         println!("{}", signalkit::numerai::submit(&args).context("submit failed")?);
         Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct StoreCmd {
+    #[command(subcommand)]
+    command: StoreSubcommand,
+}
+
+#[derive(Subcommand)]
+pub enum StoreSubcommand {
+    /// Union stores into --out (created whole, or an existing store that gains what it lacks):
+    /// refuses stores of different models or questions, and a key whose values differ.
+    Merge(StoreMergeCmd),
+}
+
+#[derive(Args)]
+pub struct StoreMergeCmd {
+    /// Output store folder (new, empty, or an existing store of the same models).
+    #[arg(long)]
+    out: PathBuf,
+    /// Source store folders (e.g. the shard stores of `encode --shard` or `ask --shard`).
+    #[arg(required = true)]
+    sources: Vec<PathBuf>,
+}
+
+impl StoreCmd {
+    /// Runs the store subcommand.
+    pub fn run(self) -> Result<()> {
+        match self.command {
+            StoreSubcommand::Merge(c) => {
+                let s = signalkit::encode::merge::merge(&c.out, &c.sources).context("store merge failed")?;
+                println!("store merge: {s}");
+                Ok(())
+            }
+        }
     }
 }
 

@@ -272,6 +272,7 @@ impl EncodeConfig {
             precision: self.dtype.parse().map_err(|e| Error::Config(format!("dtype {:?}: {e}", self.dtype)))?,
             shard_size: self.shard_size,
             progress: true,
+            shard: None,
         })
     }
 }

@@ -409,12 +409,16 @@ pub fn build_features(args: &FeatureArgs) -> Result<FeatureSummary> {
         }
     };
     add_embedding_columns(&mut out, &encoded, &rows.latest, pca.as_ref().map(|(p, _)| p))?;
-    let asked = match &args.ask_store {
-        Some(root) => add_ask_columns(&mut out, root, &read_answers(root)?, &vis, &headlines)?,
-        None => Vec::new(),
+    let (asked, knowledge_cutoff) = match &args.ask_store {
+        Some(root) => {
+            let answers = read_answers(root)?;
+            (add_ask_columns(&mut out, root, &answers, &vis, &headlines)?, Answers::latest_cutoff(&answers))
+        }
+        None => (Vec::new(), None),
     };
     let provenance = Provenance {
         ask: asked,
+        knowledge_cutoff,
         join: Some(join),
         rows: Some(InputFile::of(&args.rows)?),
         encoder: Some(encoded.model.clone()),

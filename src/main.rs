@@ -13,6 +13,7 @@ fn main() -> Result<()> {
         Command::Join(c) => c.run(),
         Command::Encode(c) => c.run(),
         Command::Ask(c) => c.run(),
+        Command::Store(c) => c.run(),
         Command::Features(c) => c.run(),
         Command::Finetune(c) => c.run(),
         Command::Sample(c) => c.run(),

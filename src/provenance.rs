@@ -87,6 +87,10 @@ pub struct Provenance {
     /// The questions (`signalkit ask`) whose answers became features.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ask: Vec<ModelKey>,
+    /// The latest training-data cutoff (YYYY-MM-DD) recorded for those questions' language
+    /// model (`ask --knowledge-cutoff`): eras before it may be scored with knowledge of the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knowledge_cutoff: Option<String>,
     /// The projection applied to the [CLS] embedding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pca: Option<PcaRecord>,

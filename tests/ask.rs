@@ -150,6 +150,9 @@ fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
         shard_size: 2,
         batch_size: 4,
         options: Default::default(),
+        shard: None,
+        prefix_cache: true,
+        gguf: None,
     }
 }
 
@@ -286,4 +289,210 @@ fn batch_sizes_agree_and_an_empty_batch_is_empty() {
         assert!(alone.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5), "{alone:?} vs {b:?}");
     }
     assert!(d.answer_batch(&[], &ids).unwrap().is_empty());
+}
+
+/// Largest |Δp| between two sets of answers.
+fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter().zip(b).flat_map(|(x, y)| x.iter().zip(y).map(|(u, v)| (u - v).abs())).fold(0.0, f32::max)
+}
+
+/// The prefix-cache path (the question's shared prefix computed once, its keys and values reused
+/// and expanded over the batch) equals full recomputation within 1e-5, alone and batched, and
+/// stays within 1e-4 of transformers.
+fn prefix_cache_is_exact(name: &str) {
+    let files = ModelFiles::from_dir(&fixture_of(name)).unwrap();
+    let mut d = Decoder::load(&files, &Device::Cpu).unwrap();
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_of(name).join("reference.json")).unwrap()).unwrap();
+    let answers: Vec<String> = r["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
+    let ids = d.answer_tokens(&answers).unwrap();
+    let items = r["items"].as_array().unwrap();
+    // One question's prompts (the fixture holds two questions): those sharing the first prompt's opening.
+    let prompts: Vec<String> = items.iter().map(|it| it["prompt"].as_str().unwrap().to_string()).collect();
+    let first_q: Vec<usize> = (0..prompts.len()).filter(|&i| prompts[i][..40] == prompts[0][..40]).collect();
+    assert!(first_q.len() >= 20 && first_q.len() < prompts.len(), "{}", first_q.len());
+    let qp: Vec<String> = first_q.iter().map(|&i| prompts[i].clone()).collect();
+    let full_alone: Vec<Vec<f32>> = qp.iter().map(|p| d.answer(p, &ids).unwrap()).collect();
+    let full_batched: Vec<Vec<f32>> = qp.chunks(8).flat_map(|c| d.answer_batch(c, &ids).unwrap()).collect();
+    let n = d.set_prefix(qp.iter().map(String::as_str)).unwrap();
+    assert!(n >= 10, "the shared prefix is the chat template's opening and the question: {n} tokens");
+    assert_eq!(d.prefix_len(), n);
+    let cached_alone: Vec<Vec<f32>> = qp.iter().map(|p| d.answer(p, &ids).unwrap()).collect();
+    let cached_batched: Vec<Vec<f32>> = qp.chunks(8).flat_map(|c| d.answer_batch(c, &ids).unwrap()).collect();
+    let (a, b) = (max_diff(&cached_alone, &full_alone), max_diff(&cached_batched, &full_batched));
+    let picked: Vec<Value> = first_q.iter().map(|&i| items[i].clone()).collect();
+    let t = worst(&cached_alone, &picked, "probs");
+    eprintln!(
+        "{name}: prefix cache ({n} tokens) vs full recomputation: alone {a:.2e}, batched {b:.2e}; vs transformers {t:.2e}"
+    );
+    assert!(a < 1e-5 && b < 1e-5 && t < 1e-4, "alone {a}, batched {b}, transformers {t}");
+    // Prompts that do not continue the prefix (the other question) are computed whole.
+    let other: Vec<String> =
+        (0..prompts.len()).filter(|i| !first_q.contains(i)).take(8).map(|i| prompts[i].clone()).collect();
+    let mixed = d.answer_batch(&other, &ids).unwrap();
+    d.clear_prefix();
+    assert_eq!(d.prefix_len(), 0);
+    assert!(max_diff(&mixed, &d.answer_batch(&other, &ids).unwrap()) < 1e-6);
+}
+
+#[test]
+fn qwen2_prefix_cache_equals_full_recomputation() {
+    prefix_cache_is_exact("tiny-qwen2");
+}
+
+#[test]
+fn llama_prefix_cache_equals_full_recomputation() {
+    prefix_cache_is_exact("tiny-llama");
+}
+
+#[test]
+fn ask_with_and_without_the_prefix_cache_stores_the_same_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(
+        dir.path(),
+        "h.csv",
+        "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats estimates\nTSLA,2024-01-03,Tesla recalls cars\n\
+         MSFT,2024-01-04,Microsoft raises its dividend by ten percent\n",
+    );
+    let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
+    let mut args = ask_args(dir.path(), &h, &q);
+    signalkit::ask::ask_files(&args).unwrap();
+    let cached = store_rows(&args.store);
+    args.store = dir.path().join("whole");
+    args.prefix_cache = false;
+    signalkit::ask::ask_files(&args).unwrap();
+    let whole = store_rows(&args.store);
+    assert_eq!(cached.len(), 3);
+    for (c, w) in cached.iter().zip(&whole) {
+        assert_eq!((&c.0, &c.1), (&w.0, &w.1));
+        let close = c.2.iter().zip(&w.2).all(|(x, y)| (f32::from_bits(*x) - f32::from_bits(*y)).abs() < 1e-5);
+        assert!(close, "{c:?} vs {w:?}");
+    }
+}
+
+/// The tiny Qwen2 fixture's weights as a GGUF file the way llama.cpp's converter names them:
+/// matrices quantised to `dtype`, vectors (norms, biases) kept in f32.
+fn write_gguf(dir: &Path, dtype: candle_core::quantized::GgmlDType) -> PathBuf {
+    use candle_core::quantized::{GgmlDType, QTensor, gguf_file::Value};
+    let tensors = candle_core::safetensors::load(fixture().join("model.safetensors"), &Device::Cpu).unwrap();
+    let cfg: Value2 = serde_json::from_str(&std::fs::read_to_string(fixture().join("config.json")).unwrap()).unwrap();
+    let rename = |name: &str| -> String {
+        let n = name.replace("model.embed_tokens", "token_embd").replace("model.norm", "output_norm");
+        let n = n.replace("lm_head", "output").replace("model.layers.", "blk.");
+        let pairs = [
+            ("self_attn.q_proj", "attn_q"),
+            ("self_attn.k_proj", "attn_k"),
+            ("self_attn.v_proj", "attn_v"),
+            ("self_attn.o_proj", "attn_output"),
+            ("mlp.gate_proj", "ffn_gate"),
+            ("mlp.up_proj", "ffn_up"),
+            ("mlp.down_proj", "ffn_down"),
+            ("post_attention_layernorm", "ffn_norm"),
+            ("input_layernorm", "attn_norm"),
+        ];
+        pairs.iter().fold(n, |n, (a, b)| n.replace(a, b))
+    };
+    let mut q: Vec<(String, QTensor)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let kind = if t.rank() == 2 { dtype } else { GgmlDType::F32 };
+            (rename(name), QTensor::quantize(t, kind).unwrap())
+        })
+        .collect();
+    q.sort_by(|a, b| a.0.cmp(&b.0));
+    let u = |k: &str| Value::U32(cfg[k].as_u64().unwrap() as u32);
+    let meta = [
+        ("general.architecture", Value::String("qwen2".into())),
+        ("qwen2.attention.head_count", u("num_attention_heads")),
+        ("qwen2.attention.head_count_kv", u("num_key_value_heads")),
+        ("qwen2.embedding_length", u("hidden_size")),
+        ("qwen2.context_length", u("max_position_embeddings")),
+        ("qwen2.block_count", u("num_hidden_layers")),
+        ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(cfg["rms_norm_eps"].as_f64().unwrap() as f32)),
+        ("qwen2.rope.freq_base", Value::F32(cfg["rope_parameters"]["rope_theta"].as_f64().unwrap() as f32)),
+    ];
+    let path = dir.join("tiny-qwen2.gguf");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = q.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    candle_core::quantized::gguf_file::write(&mut f, &meta_refs, &tensor_refs).unwrap();
+    path
+}
+
+type Value2 = serde_json::Value;
+
+/// A q8_0 GGUF of the fixture answers like the f32 safetensors within the stated tolerance
+/// (README: |Δp| at most 0.15, 0.03 on average, on this fixture's large random weights), and an f32 GGUF within 1e-5 (the loading is right, the rest is
+/// quantisation).
+#[test]
+fn gguf_q8_0_is_close_to_the_f32_model() {
+    use candle_core::quantized::GgmlDType;
+    let dir = tempfile::tempdir().unwrap();
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(fixture().join("reference.json")).unwrap()).unwrap();
+    let prompts: Vec<String> =
+        r["items"].as_array().unwrap().iter().map(|it| it["prompt"].as_str().unwrap().to_string()).collect();
+    let mut f32_model = decoder();
+    let ids = f32_model.answer_tokens(&["YES".into(), "NO".into(), "UNKNOWN".into()]).unwrap();
+    let want: Vec<Vec<f32>> = prompts.iter().map(|p| f32_model.answer(p, &ids).unwrap()).collect();
+    let mut worst = Vec::new();
+    for (dtype, name) in [(GgmlDType::F32, "f32"), (GgmlDType::Q8_0, "q8_0")] {
+        let mut files = ModelFiles::from_dir(&fixture()).unwrap();
+        files.weights = write_gguf(dir.path(), dtype);
+        assert!(signalkit::ask::gguf::dtypes(&files.weights).unwrap().contains(name));
+        let mut g = Decoder::load(&files, &Device::Cpu).unwrap();
+        assert_ne!(g.fingerprint, f32_model.fingerprint, "GGUF answers are kept apart in the store");
+        let got: Vec<Vec<f32>> = prompts.iter().map(|p| g.answer(p, &ids).unwrap()).collect();
+        assert_eq!(g.answer_batch(&prompts[..3], &ids).unwrap(), got[..3].to_vec(), "batches run prompt by prompt");
+        let diffs: Vec<f32> =
+            got.iter().zip(&want).flat_map(|(a, b)| a.iter().zip(b).map(|(x, y)| (x - y).abs())).collect();
+        worst.push((max_diff(&got, &want), diffs.iter().sum::<f32>() / diffs.len() as f32));
+    }
+    eprintln!(
+        "GGUF vs f32 safetensors over {} prompts, |Δp| max / mean: f32 {:.1e} / {:.1e}, q8_0 {:.1e} / {:.1e}",
+        prompts.len(),
+        worst[0].0,
+        worst[0].1,
+        worst[1].0,
+        worst[1].1
+    );
+    assert!(worst[0].0 < 1e-5 && worst[1].0 < 0.15 && worst[1].1 < 0.03 && worst[1].0 > 0.0, "{worst:?}");
+}
+
+#[test]
+fn cli_ask_reads_gguf_weights_and_refuses_what_it_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = write_gguf(dir.path(), candle_core::quantized::GgmlDType::Q8_0);
+    let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats estimates\n");
+    let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
+    let store = dir.path().join("store");
+    let run = |model: &Path, weights: &Path| {
+        cli(&[
+            "ask",
+            "--model",
+            model.to_str().unwrap(),
+            "--gguf",
+            weights.to_str().unwrap(),
+            "--questions",
+            q.to_str().unwrap(),
+            "--headlines",
+            h.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+        ])
+    };
+    let out = run(&fixture(), &gguf);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 answered"));
+    let rows = store_rows(&store);
+    assert_eq!(rows.len(), 1);
+    let p: Vec<f32> = rows[0].2.iter().map(|b| f32::from_bits(*b)).collect();
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{p:?}");
+    let err = |o: std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let e = err(run(&fixture(), &h));
+    assert!(e.contains("h.csv") && e.contains(".gguf"), "{e}");
+    let fake = write(dir.path(), "fake.gguf", "not gguf at all");
+    let e = err(run(&fixture(), &fake));
+    assert!(e.contains("fake.gguf") && e.contains("not a GGUF file"), "{e}");
+    let e = err(run(&fixture_of("tiny-llama"), &gguf));
+    assert!(e.contains("--gguf runs qwen2 checkpoints only"), "{e}");
 }

@@ -261,6 +261,7 @@ fn encode_args(store: &Path, headlines: &Path, shard_size: usize) -> EncodeArgs 
         precision: signalkit::encode::model::Precision::F32,
         shard_size,
         progress: false,
+        shard: None,
     }
 }
 

@@ -173,3 +173,85 @@ fn payout_inputs_that_cannot_be_used_are_refused_by_name() {
     let e = err(a);
     assert!(e.contains("neutralizers.csv") && e.contains("exactly one numeric column"), "{e}");
 }
+
+/// The mean of some eras' numerai_corr.
+fn mean_corr(r: &signalkit::evaluate::EvalReport, eras: &[i32]) -> f64 {
+    let c: Vec<f64> = r.per_era.iter().filter(|e| eras.contains(&e.era)).map(|e| e.corr).collect();
+    c.iter().sum::<f64>() / c.len() as f64
+}
+
+#[test]
+fn the_knowledge_cutoff_splits_oos_corr_and_warns_about_eras_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs(dir.path(), 0);
+    let mut a = args(dir.path());
+    a.knowledge_cutoff = Some("2024-01-15".into());
+    let r = evaluate(&a).unwrap();
+    let c = r.knowledge_cutoff.as_ref().expect("a cutoff split");
+    let (before, after) = (c.before.as_ref().unwrap(), c.after.as_ref().unwrap());
+    assert_eq!((before.eras, after.eras, c.validation_before, c.validation), (2, 2, 2, 4));
+    assert!(
+        (before.mean - mean_corr(&r, &ERAS[..2])).abs() < 1e-12
+            && (after.mean - mean_corr(&r, &ERAS[2..])).abs() < 1e-12
+    );
+    let w = c.warning.as_deref().unwrap();
+    assert!(
+        w.contains("2 of 4 validation eras") && w.contains("2024-01-15") && w.contains("--knowledge-cutoff"),
+        "{w}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("eval/report.md")).unwrap();
+    for want in
+        ["numerai_corr (OOS, before cutoff 2024-01-15)", "numerai_corr (OOS, from cutoff 2024-01-15)", "**Warning:**"]
+    {
+        assert!(md.contains(want), "report.md lacks {want}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("eval/report.json")).unwrap()).unwrap();
+    assert_eq!(json["knowledge_cutoff"]["before"]["eras"], 2);
+
+    // A cutoff before every era: nothing before it, no warning.
+    a.knowledge_cutoff = Some("2023-12-01".into());
+    let c = evaluate(&a).unwrap().knowledge_cutoff.unwrap();
+    assert_eq!((c.before.is_none(), c.after.as_ref().unwrap().eras, c.warning), (true, 4, None));
+    a.knowledge_cutoff = Some("15/01/2024".into());
+    let e = evaluate(&a).unwrap_err().to_string();
+    assert!(e.contains("--knowledge-cutoff") && e.contains("YYYY-MM-DD"), "{e}");
+    // Without a cutoff anywhere: no split.
+    assert!(evaluate(&args(dir.path())).unwrap().knowledge_cutoff.is_none());
+}
+
+#[test]
+fn the_knowledge_cutoff_is_read_from_the_predictions_provenance_and_warned_about_by_the_cli() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let eras = write_inputs(dir.path(), 0);
+    let (mut t, mut f, mut p) = (Vec::new(), Vec::new(), Vec::new());
+    for (era, v) in ERAS.iter().zip(&eras) {
+        for i in 0..TICKERS {
+            t.push(format!("T{i} US"));
+            f.push(*era as i64);
+            p.push(v.p[i]);
+        }
+    }
+    let mut df = df!("bloomberg_ticker" => t, "friday_date" => f, "prediction" => p).unwrap();
+    let prov = signalkit::provenance::Provenance {
+        knowledge_cutoff: Some("2024-01-20".into()),
+        ..signalkit::provenance::Provenance::new()
+    };
+    let preds = dir.path().join("preds.parquet");
+    signalkit::data::write_parquet_with(&mut df, &preds, Some(prov.to_metadata())).unwrap();
+    let mut a = EvaluateArgs::new(preds.clone(), dir.path().join("targets.csv"), dir.path().join("eval"));
+    a.target = "target_20d".into();
+    let c = evaluate(&a).unwrap().knowledge_cutoff.unwrap();
+    assert!(c.source.contains("predictions' provenance"), "{}", c.source);
+    assert_eq!((c.before.unwrap().eras, c.after.unwrap().eras), (3, 1));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"))
+        .args(["evaluate", "--predictions", preds.to_str().unwrap(), "--targets"])
+        .arg(dir.path().join("targets.csv"))
+        .args(["--target", "target_20d", "--out"])
+        .arg(dir.path().join("cli"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.contains("warning: 3 of 4 validation eras"), "{err}");
+}

@@ -61,6 +61,7 @@ fn setup(encode: bool) -> Setup {
             precision: signalkit::encode::model::Precision::F32,
             shard_size: 100,
             progress: false,
+            shard: None,
         })
         .unwrap();
     } else {
@@ -217,6 +218,7 @@ fn sample_encoded() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBu
         precision: signalkit::encode::model::Precision::F32,
         shard_size: 4096,
         progress: false,
+        shard: None,
     })
     .unwrap();
     (dir, rows, store)
@@ -298,7 +300,10 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         device: "cpu".into(),
         shard_size: 100,
         batch_size: 4,
-        options: Default::default(),
+        options: signalkit::ask::AskOptions { anonymise: false, knowledge_cutoff: Some("2024-06-30".into()) },
+        shard: None,
+        prefix_cache: true,
+        gguf: None,
     })
     .unwrap();
 }
@@ -321,6 +326,7 @@ fn ask_store_adds_the_latest_headlines_answers() {
     let p = Provenance::read(&args.out).unwrap().unwrap();
     assert_eq!(p.ask.len(), 1);
     assert!(p.ask[0].id.ends_with("#ask-good"), "{:?}", p.ask);
+    assert_eq!(p.knowledge_cutoff.as_deref(), Some("2024-06-30"), "ask --knowledge-cutoff reaches the provenance");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! store's machinery ([`crate::encode::store`]): one folder per (model, question, answer words),
 //! keyed by the headline text, resumable and safe for concurrent runs.
 
+pub mod gguf;
 pub mod model;
 pub mod padded;
 
@@ -22,6 +23,7 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::encode::hub::ModelSource;
 use crate::encode::model::device;
+use crate::encode::shard::Shard;
 use crate::encode::store::{Encoded, ModelKey, Store, StoreQuery, key, normalise};
 use crate::error::{Error, Result};
 use model::{Decoder, Template};
@@ -228,6 +230,15 @@ pub struct AskArgs {
     pub batch_size: usize,
     /// Anonymising and the recorded knowledge cutoff.
     pub options: AskOptions,
+    /// Answer only this shard's texts ([`Shard::keeps`] on each question's key text); `None`:
+    /// every text.
+    pub shard: Option<Shard>,
+    /// Compute the question's shared prompt prefix once and reuse its keys and values for every
+    /// headline (exact: the same numbers within float rounding; off only to measure it).
+    pub prefix_cache: bool,
+    /// Weights from this GGUF file (a quantised Qwen2) instead of the checkpoint's safetensors;
+    /// config, tokenizer and chat template still from the checkpoint.
+    pub gguf: Option<PathBuf>,
 }
 
 /// Options that shape (anonymise) or annotate (knowledge cutoff) a question's answers.
@@ -266,19 +277,27 @@ pub struct AskSummary {
     pub seconds: f64,
     /// Each question's folder in the store.
     pub store_dirs: Vec<PathBuf>,
+    /// The shard this run answered, if sharded.
+    pub shard: Option<Shard>,
+    /// (question, text) pairs left to the other shards.
+    pub other_shards: usize,
 }
 
 impl fmt::Display for AskSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} headlines × {} questions: {} already stored, {} answered in {:.1}s into {} folders",
+            "{} headlines × {} questions: {} already stored, {} answered in {:.1}s into {} folders{}",
             self.headlines,
             self.questions,
             self.already_stored,
             self.answered,
             self.seconds,
-            self.store_dirs.len()
+            self.store_dirs.len(),
+            match self.shard {
+                Some(s) => format!(" (shard {s}: {} left to the other shards)", self.other_shards),
+                None => String::new(),
+            }
         )
     }
 }
@@ -300,7 +319,14 @@ fn distinct_pairs(headlines: &Headlines) -> Vec<(String, String)> {
 /// One answer still to compute: store key, key text, rendered prompt.
 type Todo = (String, String, String);
 
-/// The pairs a question's store lacks, rendered (each key once), and how many it already holds.
+/// How many of a question's distinct texts are stored already and left to other shards.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    stored: usize,
+    other_shards: usize,
+}
+
+/// The pairs a question's store lacks in this shard, rendered (each key once), and the counts.
 fn missing(
     store: &Store,
     mkey: &ModelKey,
@@ -308,38 +334,48 @@ fn missing(
     pairs: &[(String, String)],
     args: &AskArgs,
     template: &Template,
-) -> Result<(Vec<Todo>, usize)> {
-    let (mut seen, mut todo, mut stored) = (HashSet::new(), Vec::new(), 0);
+) -> Result<(Vec<Todo>, Counts)> {
+    let (mut seen, mut todo, mut counts) = (HashSet::new(), Vec::new(), Counts::default());
     for (ticker, headline) in pairs {
         let text = q.key_text(headline, ticker);
         let k = key(mkey, &text);
         if !seen.insert(k.clone()) {
             continue;
         }
-        if store.contains(&k) {
-            stored += 1;
+        if args.shard.is_some_and(|s| !s.keeps(&text)) {
+            counts.other_shards += 1;
+        } else if store.contains(&k) {
+            counts.stored += 1;
         } else {
             todo.push((k, text, template.render(&q.fill(headline, ticker, args.options.anonymise))?));
         }
     }
-    Ok((todo, stored))
+    Ok((todo, counts))
 }
 
 /// Answers one question for every pair its store lacks, shortest prompts first in batches of
-/// `batch_size`, one shard per `shard_size` answers; returns (already stored, answered) and the
-/// question's folder.
+/// `batch_size`, one shard per `shard_size` answers; returns the counts, how many it answered
+/// and the question's folder.
 fn ask_question(
     decoder: &mut Decoder,
     q: &Question,
     pairs: &[(String, String)],
     args: &AskArgs,
-) -> Result<(usize, usize, PathBuf)> {
+) -> Result<(Counts, usize, PathBuf)> {
     let (mkey, record) = question_key(decoder, q, &args.options);
     let (mut store, _) = Store::open(&args.store, &mkey)?;
     let json = serde_json::to_vec_pretty(&record).expect("serialisable");
     crate::data::write_bytes_atomic(&store.dir().join(QUESTION_FILE), &json)?;
+    if let Some(s) = args.shard {
+        s.record(store.dir())?;
+    }
     let answer_ids = decoder.answer_tokens(&q.answers)?;
-    let (todo, stored) = missing(&store, &mkey, q, pairs, args, &decoder.template)?;
+    let (todo, counts) = missing(&store, &mkey, q, pairs, args, &decoder.template)?;
+    if args.prefix_cache {
+        decoder.set_prefix(todo.iter().map(|t| t.2.as_str()))?;
+    } else {
+        decoder.clear_prefix();
+    }
     let mut order: Vec<usize> = (0..todo.len()).collect();
     order.sort_by_key(|&i| (todo[i].2.len(), i));
     for shard in order.chunks(args.shard_size.max(1)) {
@@ -352,22 +388,31 @@ fn ask_question(
         }
         store.write_shard(&rows)?;
     }
-    Ok((stored, todo.len(), store.dir().to_path_buf()))
+    Ok((counts, todo.len(), store.dir().to_path_buf()))
 }
 
 /// Reads the questions and headlines and fills the store with every answer it lacks.
 pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
     args.options.check()?;
     let questions = read_questions(&args.questions)?;
-    let files = args.source.resolve()?;
+    let mut files = args.source.resolve()?;
+    if let Some(g) = &args.gguf {
+        files.weights = g.clone();
+    }
     let mut decoder = Decoder::load(&files, &device(&args.device)?)?;
     let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
     let pairs = distinct_pairs(&headlines);
     let clock = Instant::now();
-    let mut summary = AskSummary { headlines: headlines.len(), questions: questions.len(), ..AskSummary::default() };
+    let mut summary = AskSummary {
+        headlines: headlines.len(),
+        questions: questions.len(),
+        shard: args.shard,
+        ..AskSummary::default()
+    };
     for q in &questions {
-        let (stored, answered, dir) = ask_question(&mut decoder, q, &pairs, args)?;
-        summary.already_stored += stored;
+        let (counts, answered, dir) = ask_question(&mut decoder, q, &pairs, args)?;
+        summary.already_stored += counts.stored;
+        summary.other_shards += counts.other_shards;
         summary.answered += answered;
         summary.store_dirs.push(dir);
     }
@@ -384,9 +429,16 @@ pub struct Answers {
     pub key: ModelKey,
     /// Answer probabilities by normalised headline text.
     pub by_text: std::collections::HashMap<String, [f32; 3]>,
+    /// The model's training-data cutoff recorded with the answers (`--knowledge-cutoff`).
+    pub knowledge_cutoff: Option<String>,
 }
 
 impl Answers {
+    /// The latest knowledge cutoff recorded among `answers` (dates compare as YYYY-MM-DD text).
+    pub fn latest_cutoff(answers: &[Answers]) -> Option<String> {
+        answers.iter().filter_map(|a| a.knowledge_cutoff.clone()).max()
+    }
+
     /// p_yes − p_no of one entry.
     pub fn score(p: &[f32; 3]) -> f32 {
         p[0] - p[1]
@@ -402,7 +454,7 @@ pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
         let rec: QuestionRecord =
             serde_json::from_str(&text).map_err(|e| Error::input(&path, format!("invalid: {e}")))?;
-        let q = rec.question;
+        let (q, knowledge_cutoff) = (rec.question, rec.knowledge_cutoff);
         if q.uses_ticker() {
             return Err(Error::input(
                 &path,
@@ -422,7 +474,7 @@ pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
             ));
         }
         let (store, _) = Store::find_by(root, &StoreQuery::exactly(&mkey))?;
-        out.push(Answers { by_text: answer_table(&store)?, question: q, key: mkey });
+        out.push(Answers { by_text: answer_table(&store)?, question: q, key: mkey, knowledge_cutoff });
     }
     if out.is_empty() {
         return Err(Error::input(root, "no answers in this store: run signalkit ask --store on it first"));

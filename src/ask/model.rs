@@ -16,7 +16,7 @@ use candle_transformers::models::qwen2::{Config, ModelForCausalLM};
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
-use super::padded::{Padded, Shape};
+use super::padded::{Padded, PrefixCache, Shape};
 use crate::encode::model::ModelFiles;
 use crate::error::{Error, Result};
 
@@ -43,6 +43,8 @@ enum Network {
     Llama(Box<Llama>, Box<Cache>),
     /// Either architecture, batched with left padding.
     Padded(Box<Padded>),
+    /// A quantised Qwen2 from a GGUF file (no key/value cache between prompts).
+    Gguf(Box<candle_transformers::models::quantized_qwen2::ModelWeights>),
 }
 
 /// A loaded decoder.
@@ -56,6 +58,8 @@ pub struct Decoder {
     pub id: String,
     /// Fingerprint of config, tokenizer and weights (xxh3, hex).
     pub fingerprint: String,
+    /// The shared prompt prefix's keys and values, reused by every prompt that continues it.
+    prefix: Option<PrefixCache>,
 }
 
 fn config_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -218,10 +222,21 @@ impl Decoder {
         })?;
         let tokenizer = Tokenizer::from_file(tok_path)
             .map_err(|e| Error::input(tok_path, format!("cannot read the tokenizer: {e}")))?;
-        if files.weights.extension().is_none_or(|e| e != "safetensors") {
-            return Err(Error::input(&files.weights, "ask reads model.safetensors only: convert the checkpoint"));
+        let gguf = files.weights.extension().is_some_and(|e| e == "gguf");
+        if !gguf && files.weights.extension().is_none_or(|e| e != "safetensors") {
+            return Err(Error::input(
+                &files.weights,
+                "ask reads model.safetensors, or a qwen2 file ending .gguf with --gguf: convert the checkpoint",
+            ));
+        }
+        if gguf && kind != "qwen2" {
+            return Err(Error::input(&files.config, format!("--gguf runs qwen2 checkpoints only, not '{kind}'")));
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
+        if gguf {
+            let model = Network::Gguf(Box::new(super::gguf::load(&files.weights, device)?));
+            return Decoder::assemble(model, tokenizer, files, device);
+        }
         // SAFETY: the weights file is memory-mapped read-only and not modified while loaded.
         let vb =
             unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, device) }
@@ -241,6 +256,10 @@ impl Decoder {
                 })?;
             Network::Llama(Box::new(loaded.map_err(load_err)?), Box::new(cache))
         };
+        Decoder::assemble(model, tokenizer, files, device)
+    }
+
+    fn assemble(model: Network, tokenizer: Tokenizer, files: &ModelFiles, device: &Device) -> Result<Decoder> {
         Ok(Decoder {
             model,
             tokenizer,
@@ -248,6 +267,7 @@ impl Decoder {
             template: read_template(files)?,
             id: files.id.clone(),
             fingerprint: files.fingerprint()?,
+            prefix: None,
         })
     }
 
@@ -279,6 +299,9 @@ impl Decoder {
         if enc.get_ids().is_empty() {
             return Err(Error::Encoder(format!("{}: the prompt has no tokens", self.id)));
         }
+        if matches!(self.model, Network::Padded(_)) {
+            return Ok(self.answer_batch(&[prompt.to_string()], answer_ids)?.remove(0));
+        }
         let input = Tensor::new(enc.get_ids(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(fail)?;
         let logits = match &mut self.model {
             Network::Qwen2(m) => {
@@ -288,6 +311,12 @@ impl Decoder {
                 l
             }
             Network::Llama(m, cache) => m.forward(&input, 0, cache),
+            Network::Gguf(m) => {
+                m.clear_kv_cache();
+                let l = m.forward(&input, 0);
+                m.clear_kv_cache();
+                l
+            }
             Network::Padded(m) => m.last_logits(&[enc.get_ids()]),
         };
         let logits = logits.and_then(|l| l.flatten_all()?.to_vec1::<f32>()).map_err(fail)?;
@@ -309,9 +338,49 @@ impl Decoder {
             return Err(Error::Encoder(format!("{}: a prompt has no tokens", self.id)));
         }
         let Network::Padded(m) = &self.model else { unreachable!("checked above") };
-        let rows: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
-        let logits = m.last_logits(&rows).and_then(|l| super::padded::rows_of(&l)).map_err(fail)?;
+        // Every row continues the cached prefix (and is longer): only the continuations run.
+        let cached = self.prefix.as_ref().filter(|c| {
+            let p = c.ids();
+            ids.iter().all(|r| r.len() > p.len() && r.starts_with(p))
+        });
+        let skip = cached.map_or(0, |c| c.ids().len());
+        let rows: Vec<&[u32]> = ids.iter().map(|r| &r[skip..]).collect();
+        let logits = m.last_logits_after(cached, &rows).and_then(|l| super::padded::rows_of(&l)).map_err(fail)?;
         logits.iter().map(|l| pick(l, answer_ids, &self.id)).collect()
+    }
+
+    /// Computes and keeps the keys and values of the longest token prefix all `prompts` share
+    /// (at least one token of each left over): later [`Decoder::answer_batch`] calls whose
+    /// prompts all continue it run only the rest. Returns the prefix length (0: nothing cached,
+    /// as for models that do not run padded).
+    pub fn set_prefix<'a>(&mut self, prompts: impl IntoIterator<Item = &'a str>) -> Result<usize> {
+        self.prefix = None;
+        let Network::Padded(m) = &self.model else { return Ok(0) };
+        let mut common: Option<Vec<u32>> = None;
+        for p in prompts {
+            let ids = self.token_ids(p)?;
+            let keep = ids.len().saturating_sub(1);
+            common = Some(match common {
+                None => ids[..keep].to_vec(),
+                Some(c) => c.iter().zip(&ids[..keep]).take_while(|(a, b)| a == b).map(|(a, _)| *a).collect(),
+            });
+        }
+        let common = common.unwrap_or_default();
+        if !common.is_empty() {
+            let fail = |e: candle_core::Error| Error::Encoder(format!("{}: prefix forward pass: {e}", self.id));
+            self.prefix = Some(m.prefix(&common).map_err(fail)?);
+        }
+        Ok(common.len())
+    }
+
+    /// Drops the cached prefix: every prompt is computed whole.
+    pub fn clear_prefix(&mut self) {
+        self.prefix = None;
+    }
+
+    /// Tokens in the cached prefix (0 when none).
+    pub fn prefix_len(&self) -> usize {
+        self.prefix.as_ref().map_or(0, |c| c.ids().len())
     }
 
     /// The rendered prompt's token ids (as [`Decoder::answer`] feeds them).

@@ -118,35 +118,76 @@ impl Padded {
 
     /// The last position's logits of each row (rows of any lengths, left-padded here), (rows, vocab).
     pub fn last_logits(&self, rows: &[&[u32]]) -> CResult<Tensor> {
+        self.last_logits_after(None, rows)
+    }
+
+    /// The keys and values of a prompt prefix shared by many rows, computed once.
+    pub fn prefix(&self, ids: &[u32]) -> CResult<PrefixCache> {
+        let p = ids.len();
+        let (cos, sin) = self.rotary(&(0..p as u32).collect::<Vec<_>>(), 1, p)?;
+        let mask: Vec<f32> = (0..p * p).map(|x| if x % p <= x / p { 0.0 } else { -1e30 }).collect();
+        let mask = Tensor::from_vec(mask, (1, 1, p, p), &self.device)?;
+        let mut x = self.embed.forward(&Tensor::from_vec(ids.to_vec(), (1, p), &self.device)?)?;
+        let mut kv = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let (next, k, v) = self.block(l, &x, &cos, &sin, &mask, None)?;
+            kv.push((k, v));
+            x = next;
+        }
+        Ok(PrefixCache { ids: ids.to_vec(), kv })
+    }
+
+    /// [`Padded::last_logits`] of rows that each continue `prefix` (its keys and values reused,
+    /// expanded over the batch): `rows` are the continuations, left-padded after the prefix, at
+    /// positions counted on from it. `None`: the rows alone.
+    pub fn last_logits_after(&self, prefix: Option<&PrefixCache>, rows: &[&[u32]]) -> CResult<Tensor> {
+        let p = prefix.map_or(0, |c| c.ids.len());
         let (b, len) = (rows.len(), rows.iter().map(|r| r.len()).max().unwrap_or(0));
         let (mut ids, mut pos, mut real) = (vec![0u32; b * len], vec![0u32; b * len], vec![false; b * len]);
         for (i, r) in rows.iter().enumerate() {
             let pad = len - r.len();
             for (j, &t) in r.iter().enumerate() {
-                (ids[i * len + pad + j], pos[i * len + pad + j], real[i * len + pad + j]) = (t, j as u32, true);
+                (ids[i * len + pad + j], pos[i * len + pad + j], real[i * len + pad + j]) = (t, (p + j) as u32, true);
             }
         }
         let dev = &self.device;
-        let half = self.cos.dim(1)?;
-        let pos = Tensor::from_vec(pos, b * len, dev)?;
-        let cos = self.cos.index_select(&pos, 0)?.reshape((b, len, half))?;
-        let sin = self.sin.index_select(&pos, 0)?.reshape((b, len, half))?;
-        let mask: Vec<f32> = (0..b * len * len)
+        let (cos, sin) = self.rotary(&pos, b, len)?;
+        let keys = p + len;
+        let mask: Vec<f32> = (0..b * len * keys)
             .map(|x| {
-                let (row, q, k) = (x / (len * len), (x / len) % len, x % len);
-                if k <= q && real[row * len + k] { 0.0 } else { -1e30 }
+                let (row, q, k) = (x / (len * keys), (x / keys) % len, x % keys);
+                if k < p || (k - p <= q && real[row * len + k - p]) { 0.0 } else { -1e30 }
             })
             .collect();
-        let mask = Tensor::from_vec(mask, (b, 1, len, len), dev)?;
+        let mask = Tensor::from_vec(mask, (b, 1, len, keys), dev)?;
         let mut x = self.embed.forward(&Tensor::from_vec(ids, (b, len), dev)?)?;
-        for l in &self.layers {
-            x = self.block(l, &x, &cos, &sin, &mask)?;
+        for (i, l) in self.layers.iter().enumerate() {
+            x = self.block(l, &x, &cos, &sin, &mask, prefix.map(|c| &c.kv[i]))?.0;
         }
         self.norm.forward(&x)?.i((.., len - 1, ..))?.contiguous()?.apply(&self.lm_head)
     }
 
-    /// One decoder layer: attention (grouped keys and values, rotary, masked) then the SwiGLU MLP.
-    fn block(&self, l: &Layer, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor) -> CResult<Tensor> {
+    /// The rotary tables at the given positions, (b, len, head_dim / 2) each.
+    fn rotary(&self, pos: &[u32], b: usize, len: usize) -> CResult<(Tensor, Tensor)> {
+        let half = self.cos.dim(1)?;
+        let pos = Tensor::from_vec(pos.to_vec(), b * len, &self.device)?;
+        let cos = self.cos.index_select(&pos, 0)?.reshape((b, len, half))?;
+        let sin = self.sin.index_select(&pos, 0)?.reshape((b, len, half))?;
+        Ok((cos, sin))
+    }
+
+    /// One decoder layer: attention (grouped keys and values, rotary, masked; after `past`'s keys
+    /// and values when given) then the SwiGLU MLP. Returns the output and this layer's keys
+    /// (rotated) and values, before grouping.
+    fn block(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+        past: Option<&(Tensor, Tensor)>,
+    ) -> CResult<(Tensor, Tensor, Tensor)> {
         let s = &self.shape;
         let (b, len, _) = x.dims3()?;
         let d = s.hidden / s.heads;
@@ -155,15 +196,39 @@ impl Padded {
         let q = candle_nn::rotary_emb::rope(&split(l.q.forward(&h)?, s.heads)?, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&split(l.k.forward(&h)?, s.kv_heads)?, cos, sin)?;
         let v = split(l.v.forward(&h)?, s.kv_heads)?;
+        let (k_all, v_all) = match past {
+            None => (k.clone(), v.clone()),
+            Some((pk, pv)) => {
+                let grow = |t: &Tensor| -> CResult<Tensor> {
+                    let (_, n, p, d) = t.dims4()?;
+                    t.broadcast_as((b, n, p, d))?.contiguous()
+                };
+                (Tensor::cat(&[grow(pk)?, k.clone()], 2)?, Tensor::cat(&[grow(pv)?, v.clone()], 2)?)
+            }
+        };
         let rep = s.heads / s.kv_heads;
-        let k = candle_transformers::utils::repeat_kv(k, rep)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, rep)?.contiguous()?;
-        let att = (q.matmul(&k.transpose(2, 3)?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?.matmul(&v)?;
+        let ka = candle_transformers::utils::repeat_kv(k_all, rep)?.contiguous()?;
+        let va = candle_transformers::utils::repeat_kv(v_all, rep)?.contiguous()?;
+        let att = (q.matmul(&ka.transpose(2, 3)?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
+        let att = candle_nn::ops::softmax_last_dim(&att)?.matmul(&va)?;
         let x = (x + att.transpose(1, 2)?.reshape((b, len, s.hidden))?.apply(&l.o)?)?;
         let h = l.ln2.forward(&x)?;
         let mlp = (candle_nn::ops::silu(&l.gate.forward(&h)?)? * l.up.forward(&h)?)?.apply(&l.down)?;
-        x + mlp
+        Ok(((x + mlp)?, k, v))
+    }
+}
+
+/// The keys (rotated) and values of a shared prompt prefix, per layer (1, kv_heads, P, head_dim):
+/// computed once per question ([`Padded::prefix`]) and reused for every headline.
+pub struct PrefixCache {
+    ids: Vec<u32>,
+    kv: Vec<(Tensor, Tensor)>,
+}
+
+impl PrefixCache {
+    /// The prefix's token ids.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
     }
 }
 

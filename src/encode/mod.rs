@@ -8,7 +8,9 @@
 pub mod bert;
 pub mod bf16;
 pub mod hub;
+pub mod merge;
 pub mod model;
+pub mod shard;
 pub mod store;
 
 use std::collections::HashSet;
@@ -24,6 +26,7 @@ use crate::data::headlines::{HeadlineOptions, Headlines};
 use crate::error::{Error, Result};
 use hub::ModelSource;
 use model::Encoder;
+use shard::Shard;
 use store::{Encoded, Store, key, normalise};
 
 /// Everything `signalkit encode` needs.
@@ -49,6 +52,8 @@ pub struct EncodeArgs {
     pub shard_size: usize,
     /// Draw a progress bar on a terminal.
     pub progress: bool,
+    /// Encode only this shard's texts ([`shard::Shard::keeps`]); `None`: every text.
+    pub shard: Option<Shard>,
 }
 
 /// Headlines per forward pass when none is given: 256 on a GPU (`cuda`, `cuda:N`), 32 on the CPU.
@@ -65,7 +70,7 @@ pub struct EncodeSummary {
     pub query: store::StoreQuery,
     /// Headlines read.
     pub headlines: usize,
-    /// Distinct normalised texts among them.
+    /// Distinct normalised texts among them (this shard's, when sharded).
     pub unique: usize,
     /// Of those, already in the store.
     pub already_stored: usize,
@@ -81,6 +86,10 @@ pub struct EncodeSummary {
     pub embeddings_only: bool,
     /// This model's folder in the store.
     pub store_dir: PathBuf,
+    /// The shard this run encoded, if sharded.
+    pub shard: Option<Shard>,
+    /// Distinct texts left to the other shards.
+    pub other_shards: usize,
 }
 
 impl fmt::Display for EncodeSummary {
@@ -88,7 +97,7 @@ impl fmt::Display for EncodeSummary {
         let rate = if self.seconds > 0.0 { self.encoded as f64 / self.seconds } else { 0.0 };
         write!(
             f,
-            "{} headlines, {} distinct texts: {} already stored, {} encoded in {:.1}s ({:.1}/s) into {} shards{} → {}",
+            "{} headlines, {} distinct texts: {} already stored, {} encoded in {:.1}s ({:.1}/s) into {} shards{}{} → {}",
             self.headlines,
             self.unique,
             self.already_stored,
@@ -96,6 +105,10 @@ impl fmt::Display for EncodeSummary {
             self.seconds,
             rate,
             self.shards,
+            match self.shard {
+                Some(s) => format!(" (shard {s}: {} texts left to the other shards)", self.other_shards),
+                None => String::new(),
+            },
             if self.damaged > 0 { format!(" ({} damaged shards redone)", self.damaged) } else { String::new() },
             self.store_dir.display()
         )
@@ -216,13 +229,20 @@ pub fn encode_files(args: &EncodeArgs) -> Result<EncodeSummary> {
     let encoder = Encoder::load_with(&files, &device, args.max_len, args.precision)?;
     let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
     let (mut store, opened) = Store::open(&args.store, &encoder.key)?;
+    if let Some(s) = args.shard {
+        s.record(store.dir())?;
+    }
 
     let mut seen = HashSet::new();
-    let mut unique = 0;
+    let (mut unique, mut other_shards) = (0, 0);
     let mut missing = Vec::new();
     for t in headlines.text.iter().flatten() {
         let n = normalise(t);
         if seen.insert(n.clone()) {
+            if args.shard.is_some_and(|s| !s.keeps(&n)) {
+                other_shards += 1;
+                continue;
+            }
             unique += 1;
             if !store.contains(&key(&encoder.key, &n)) {
                 missing.push(n);
@@ -253,5 +273,7 @@ pub fn encode_files(args: &EncodeArgs) -> Result<EncodeSummary> {
         seconds: clock.elapsed().as_secs_f64(),
         embeddings_only: !encoder.has_head(),
         store_dir: store.dir().to_path_buf(),
+        shard: args.shard,
+        other_shards,
     })
 }

@@ -426,6 +426,29 @@ impl Store {
         self.read_all_report().map(|(df, _)| df)
     }
 
+    /// Every stored entry of this model as rows (see [`Store::read_all`]): key, text,
+    /// probabilities in label order, [CLS] embedding.
+    pub fn read_rows(&self) -> Result<Vec<Encoded>> {
+        rows_of(&self.model, &self.dir, &self.read_all()?)
+    }
+
+    /// Calls `f` with the rows of each readable shard in turn (shard order; a key two shards
+    /// hold comes twice), so a whole model folder never has to fit in memory.
+    pub fn for_each_shard(&self, mut f: impl FnMut(Vec<Encoded>) -> Result<()>) -> Result<()> {
+        for p in shard_paths(&self.dir)? {
+            let df = match fs::File::open(&p) {
+                Ok(file) => match ParquetReader::new(file).finish() {
+                    Ok(df) => df,
+                    Err(_) => continue, // unreadable: reported by open
+                },
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io(&p, e)),
+            };
+            f(rows_of(&self.model, &p, &df)?)?;
+        }
+        Ok(())
+    }
+
     /// [`Store::read_all`] plus the shards it skipped because they could not be read.
     pub fn read_all_report(&self) -> Result<(DataFrame, Vec<PathBuf>)> {
         let mut all: Option<DataFrame> = None;
@@ -462,6 +485,31 @@ impl Store {
         let df = if seen.len() < df.height() { df.filter(&first).map_err(|e| Error::table(&self.dir, e))? } else { df };
         Ok((df, skipped))
     }
+}
+
+/// A store table's rows (columns key, text, p_*, cls); `at` names it in errors.
+fn rows_of(model: &ModelKey, at: &Path, df: &DataFrame) -> Result<Vec<Encoded>> {
+    let fail = |e: PolarsError| Error::table(at, e);
+    let strs = |name: &str| -> Result<Vec<String>> {
+        let c = df.column(name).and_then(|c| c.str().cloned()).map_err(fail)?;
+        Ok(c.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+    };
+    let (keys, texts) = (strs("key")?, strs("text")?);
+    let mut probs = Vec::new();
+    for name in prob_columns(&model.labels) {
+        let c = df.column(&name).and_then(|c| c.cast(&DataType::Float32)).map_err(fail)?;
+        probs.push(c.f32().map_err(fail)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect::<Vec<f32>>());
+    }
+    let cls = df.column("cls").and_then(|c| c.list().cloned()).map_err(fail)?;
+    let mut rows = Vec::with_capacity(df.height());
+    for (i, (key, text)) in keys.into_iter().zip(texts).enumerate() {
+        let emb = match cls.get_as_series(i) {
+            Some(s) => s.f32().map_err(fail)?.iter().map(|v| v.unwrap_or(f32::NAN)).collect(),
+            None => Vec::new(),
+        };
+        rows.push(Encoded { key, text, probs: probs.iter().map(|p| p[i]).collect(), cls: emb });
+    }
+    Ok(rows)
 }
 
 fn describe(dir: &Path, m: &ModelKey) -> String {

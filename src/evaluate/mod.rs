@@ -13,11 +13,13 @@ use crate::error::{Error, Result};
 use crate::metrics::{self, EraScore, Summary};
 use crate::model::{Model, Split, default_features, importance as model_importance};
 mod churn;
+mod cutoff;
 mod payout;
 
 use crate::report::{bar_plot, corr_churn_plot, cumulative_plot, era_text, markdown_table, per_era_plot, write_json};
 pub use churn::{ChurnSummary, SmoothedScores};
 use churn::{churn_markdown, churn_summary, smoothed_scores};
+pub use cutoff::CutoffScores;
 pub use payout::{PayoutEra, PayoutScores};
 
 /// What `evaluate` needs.
@@ -46,6 +48,9 @@ pub struct EvaluateArgs {
     pub sample_weights: Option<PathBuf>,
     /// A meta-model column of the targets file: adds (neutral) contribution per era.
     pub meta_model: Option<String>,
+    /// The language model's training-data cutoff (YYYY-MM-DD) [default: the one recorded by
+    /// `ask --knowledge-cutoff` in the model card's, predictions' or features' provenance].
+    pub knowledge_cutoff: Option<String>,
 }
 
 impl EvaluateArgs {
@@ -62,6 +67,7 @@ impl EvaluateArgs {
             neutralizers: None,
             sample_weights: None,
             meta_model: None,
+            knowledge_cutoff: None,
             out,
         }
     }
@@ -110,6 +116,9 @@ pub struct EvalReport {
     /// The encoder whose outputs the model was trained on (from the model card's provenance).
     #[serde(default)]
     pub encoder: Option<crate::provenance::ModelKey>,
+    /// OOS corr before and after the language model's knowledge cutoff, when one is known.
+    #[serde(default)]
+    pub knowledge_cutoff: Option<CutoffScores>,
 }
 
 /// Rows keyed by (TICKER, era).
@@ -198,6 +207,10 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         false => smoothed_scores(args, &tickers, &has_news(args, &preds)?, &s, &oos)?,
     };
     let payout = payout::payout_scores(args, &preds, &targets, &s, &oos)?;
+    let knowledge_cutoff = match cutoff::find_cutoff(args, model.as_ref())? {
+        Some((date, source)) => Some(cutoff::cutoff_scores(&date, &source, &per_era, split.as_ref())?),
+        None => None,
+    };
     let report = EvalReport {
         predictions: args.predictions.display().to_string(),
         targets: args.targets.display().to_string(),
@@ -217,6 +230,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         smoothing,
         payout,
         encoder: model.as_ref().and_then(|m| m.card.provenance.as_ref()?.encoder.clone()),
+        knowledge_cutoff,
     };
     write_eval_outputs(&args.out, &report)?;
     Ok(report)
@@ -398,6 +412,9 @@ fn eras_line(eras: &[i32]) -> String {
 /// The score table's rows: OOS corr, then each score the report has, then in-sample corr.
 fn score_rows(r: &EvalReport) -> Vec<Vec<String>> {
     let mut rows = vec![summary_row("numerai_corr (OOS)", &r.summary)];
+    if let Some(c) = &r.knowledge_cutoff {
+        rows.extend(cutoff::cutoff_rows(c, summary_row));
+    }
     if let Some(s) = &r.feature_neutral {
         rows.push(summary_row("feature-neutral corr (OOS)", s));
     }
@@ -462,6 +479,9 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     }
     if r.unmatched_predictions > 0 {
         md += &format!("\n{} prediction rows had no target row.\n", r.unmatched_predictions);
+    }
+    if let Some(c) = &r.knowledge_cutoff {
+        md += &cutoff::cutoff_markdown(c);
     }
     md += &churn_markdown(r);
     md += "\n![cumulative](plots/cumulative_corr.png)\n\n![per era](plots/per_era_corr.png)\n\n## Per era\n\n";
