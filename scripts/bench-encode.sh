@@ -6,7 +6,8 @@
 #   bash scripts/bench-encode.sh [--device cpu|cuda] [--dtype f32|bf16|f16] [N_HEADLINES] [BATCH] [MAX_LEN]
 #   bash scripts/bench-encode.sh --dtype bf16 300   # signalkit in bf16, PyTorch autocast to bf16 too
 #   bash scripts/bench-encode.sh --all 2000   # CPU: signalkit f32 and bf16, PyTorch f32 and bf16
-#     autocast, one after another in one run, with the ratios and what bf16 costs in accuracy
+#     autocast, in ROUNDS (default 3) alternating rounds, each encoder's best round, with the
+#     ratios and what bf16 costs in accuracy
 #   SIGNALKIT=target/cuda/signalkit bash scripts/bench-encode.sh --device cuda --dtype bf16 100000 256 64
 #     on a GPU machine (scripts/build-cuda.sh); there PYTHON=python3 REAL=headlines.parquet
 #     VOCAB=vocab.txt use the machine's own torch (scripts/gpu-measure.sh does all of it)
@@ -40,11 +41,14 @@ ours() { # DTYPE STORE: signalkit encode into STORE, its summary line on stdout
   RAYON_NUM_THREADS=$threads "$bin" encode --device "$device" --model "$dir/model" --headlines "$dir/headlines.csv" \
     --store "$2" --batch-size "$batch" --max-len "$max_len" --dtype "$1"
 }
-if [ "$all" = 1 ]; then
-  for dt in f32 bf16; do
-    TORCH_DTYPE=$dt OUT_SUFFIX=-$dt DEVICE=$device THREADS=$threads $py scripts/bench_encode.py torch "$dir" "$batch" "$max_len" > "$dir/torch-$dt.txt"
-    ours $dt "$dir/store-$dt" > "$dir/ours-$dt.txt"
+if [ "$all" = 1 ]; then # ROUNDS alternating rounds (default 3); each encoder's best round counts
+  for round in $(seq "${ROUNDS:-3}"); do
+    for dt in f32 bf16; do
+      TORCH_DTYPE=$dt OUT_SUFFIX=-$dt DEVICE=$device THREADS=$threads $py scripts/bench_encode.py torch "$dir" "$batch" "$max_len" >> "$dir/torch-$dt.txt.$$"
+      ours $dt "$dir/store-$dt" >> "$dir/ours-$dt.txt.$$"
+    done
   done
+  for f in torch-f32 torch-bf16 ours-f32 ours-bf16; do mv "$dir/$f.txt.$$" "$dir/$f.txt"; done
   echo "batch $batch, max_len $max_len, $threads threads, $n real headlines, BERT-base-shaped checkpoint; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   $py scripts/bench_encode.py table "$dir"
   exit 0
