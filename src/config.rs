@@ -237,7 +237,7 @@ pub struct EncodeConfig {
     pub batch_size: Option<usize>,
     /// Maximum tokens per headline.
     pub max_len: usize,
-    /// f32, or bf16 / f16 (opt-ins, for GPUs).
+    /// f32 (exact), or bf16 (CPUs with AVX512-BF16 and GPUs) / f16 (GPUs): opt-ins, stored apart.
     pub dtype: String,
     /// Store folder, shared between runs so each text is encoded once.
     pub store: PathBuf,
