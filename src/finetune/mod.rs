@@ -297,11 +297,15 @@ impl Classifier {
         crate::encode::model::pad_batch(batch, self.pad_id, &self.device)
     }
 
-    fn attention(&self, l: &Layer, x: &Tensor, mask: &Tensor) -> CResult<Tensor> {
+    /// Self-attention with residual and norm; with `cls_only`, for position 0 alone (the last
+    /// layer: no other position reaches the logits, so the loss and its gradients are unchanged).
+    fn attention(&self, l: &Layer, x: &Tensor, mask: &Tensor, cls_only: bool) -> CResult<Tensor> {
         let (n, s, h) = x.dims3()?;
         let d = h / self.heads;
-        let split = |t: Tensor| t.reshape((n, s, self.heads, d))?.transpose(1, 2)?.contiguous();
-        let (q, k, v) = (split(l.query.forward(x)?)?, split(l.key.forward(x)?)?, split(l.value.forward(x)?)?);
+        let split = |t: Tensor, s: usize| t.reshape((n, s, self.heads, d))?.transpose(1, 2)?.contiguous();
+        let (k, v) = (split(l.key.forward(x)?, s)?, split(l.value.forward(x)?, s)?);
+        let (x, s) = if cls_only { (x.narrow(1, 0, 1)?, 1) } else { (x.clone(), s) };
+        let q = split(l.query.forward(&x)?, s)?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?.broadcast_add(mask)?;
         let probs = self.dropout.apply(&candle_nn::ops::softmax(&scores, D::Minus1)?, self.dropout.attention)?;
         let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, s, h))?;
@@ -309,8 +313,8 @@ impl Classifier {
         l.attn_norm.forward(&(out + x)?)
     }
 
-    fn layer(&self, l: &Layer, x: &Tensor, mask: &Tensor) -> CResult<Tensor> {
-        let a = self.attention(l, x, mask)?;
+    fn layer(&self, l: &Layer, x: &Tensor, mask: &Tensor, cls_only: bool) -> CResult<Tensor> {
+        let a = self.attention(l, x, mask, cls_only)?;
         let i = l.inter.forward(&a)?;
         let i = match self.act {
             HiddenAct::Gelu => i.gelu_erf()?,
@@ -330,8 +334,8 @@ impl Classifier {
             .broadcast_add(&self.position.forward(&positions)?)?;
         let mut x = self.dropout.apply(&self.emb_norm.forward(&e)?, self.dropout.hidden)?;
         let mask = extended_mask(&mask, DType::F32)?;
-        for l in &self.layers {
-            x = self.layer(l, &x, &mask)?;
+        for (i, l) in self.layers.iter().enumerate() {
+            x = self.layer(l, &x, &mask, i + 1 == self.layers.len())?;
         }
         let pooled = self.pooler.forward(&x.i((.., 0))?.contiguous()?)?.tanh()?;
         self.classifier.forward(&self.dropout.apply(&pooled, self.dropout.classifier)?)
