@@ -134,7 +134,7 @@ impl PackedLinear {
             let cols = (self.out_features - p * PANEL).min(PANEL);
             let bias = &self.bias[p * PANEL..(p + 1) * PANEL];
             for r0 in (0..rows).step_by(MR) {
-                let tile = kernel::Tile {
+                let tile = Tile {
                     a: &a[r0 * self.pairs..],
                     pairs: self.pairs,
                     w,
@@ -179,13 +179,23 @@ impl CustomOp1 for PackedLinear {
     }
 }
 
+/// Up to MR rows of input against one 32-column weight panel, and where its outputs go.
+struct Tile<'a> {
+    a: &'a [u32],
+    pairs: usize,
+    w: &'a [u32],
+    bias: &'a [f32],
+    out: &'a mut [MaybeUninit<f32>],
+    ld: usize,
+    cols: usize,
+    gelu: bool,
+}
+
 #[cfg(target_arch = "x86_64")]
 mod kernel {
     use std::arch::x86_64::*;
 
-    use std::mem::MaybeUninit;
-
-    use super::{MR, PANEL, bf16_bits};
+    use super::{MR, PANEL, Tile, bf16_bits};
 
     /// Rounds one f32 row to bf16 pairs (zero-padded to an even length).
     #[target_feature(enable = "avx512f,avx512bf16,avx512vl")]
@@ -203,18 +213,6 @@ mod kernel {
             let bits = bf16_bits(src[k]) as u32;
             dst[k / 2] |= if k % 2 == 0 { bits } else { bits << 16 };
         }
-    }
-
-    /// Up to MR rows of input against one 32-column weight panel.
-    pub(super) struct Tile<'a> {
-        pub a: &'a [u32],
-        pub pairs: usize,
-        pub w: &'a [u32],
-        pub bias: &'a [f32],
-        pub out: &'a mut [MaybeUninit<f32>],
-        pub ld: usize,
-        pub cols: usize,
-        pub gelu: bool,
     }
 
     impl Tile<'_> {
@@ -306,20 +304,10 @@ mod kernel {
 
 #[cfg(not(target_arch = "x86_64"))]
 mod kernel {
-    use std::mem::MaybeUninit;
+    use super::Tile;
 
     pub(super) unsafe fn round_row(_: &[f32], _: &mut [u32]) {
         unreachable!("bf16 kernel on a non-x86 CPU")
-    }
-    pub(super) struct Tile<'a> {
-        pub a: &'a [u32],
-        pub pairs: usize,
-        pub w: &'a [u32],
-        pub bias: &'a [f32],
-        pub out: &'a mut [MaybeUninit<f32>],
-        pub ld: usize,
-        pub cols: usize,
-        pub gelu: bool,
     }
     impl Tile<'_> {
         pub(super) unsafe fn run(self, _: usize) {
