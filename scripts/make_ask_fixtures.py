@@ -13,6 +13,9 @@ data/fixtures/tiny-qwen2/   a Qwen2-shaped decoder (2 layers, hidden 64, 4 heads
 data/fixtures/tiny-llama/   the same for a Llama-shaped decoder (LlamaForCausalLM, same sizes), its
                             own tokenizer with a BOS token and a multi-line template that needs
                             trim_blocks/lstrip_blocks and bos_token.
+data/fixtures/tiny-qwen3/   the same for a Qwen3-shaped decoder (per-head query/key RMSNorm, no
+                            attention bias, head_dim 24 set apart from hidden / heads = 16).
+  python make_ask_fixtures.py OUT [NAME]   # all fixtures, or only tiny-qwen2 / tiny-llama / tiny-qwen3
 """
 import json
 import os
@@ -21,7 +24,8 @@ import sys
 import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM,
+                          Qwen3Config, Qwen3ForCausalLM)
 
 sys.path.insert(0, os.path.dirname(__file__))
 from make_fixtures import HEADLINES  # noqa: E402
@@ -69,11 +73,11 @@ def train_tokenizer(special=SPECIAL, template=CHATML, bos=None):
                                    bos_token=bos, chat_template=template, padding_side="left")
 
 
-def tiny_model(tok, config_class=Qwen2Config, model_class=Qwen2ForCausalLM):
+def tiny_model(tok, config_class=Qwen2Config, model_class=Qwen2ForCausalLM, **extra):
     cfg = config_class(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                        tie_word_embeddings=False, rms_norm_eps=1e-6, eos_token_id=tok.eos_token_id,
-                       pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id)
+                       pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, **extra)
     cfg._attn_implementation = "eager"
     torch.manual_seed(0)
     model = model_class(cfg).eval()
@@ -121,10 +125,10 @@ def references(tok, model, items):
     return answer_ids
 
 
-def write_fixture(name, tok, template, config_class, model_class):
+def write_fixture(name, tok, template, config_class, model_class, **extra):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
-    cfg, model = tiny_model(tok, config_class, model_class)
+    cfg, model = tiny_model(tok, config_class, model_class, **extra)
     cfg.save_pretrained(d)
     tok.save_pretrained(d)
     tc_path = os.path.join(d, "tokenizer_config.json")
@@ -145,13 +149,18 @@ def write_fixture(name, tok, template, config_class, model_class):
               open(os.path.join(d, "reference.json"), "w"), ensure_ascii=False, indent=0)
 
 
-def main():
-    write_fixture("tiny-qwen2", train_tokenizer(), CHATML, Qwen2Config, Qwen2ForCausalLM)
-    llama_tok = train_tokenizer(SPECIAL + ["<|begin_of_text|>"], LLAMA_TEMPLATE, "<|begin_of_text|>")
-    write_fixture("tiny-llama", llama_tok, LLAMA_TEMPLATE, LlamaConfig, LlamaForCausalLM)
+def main(only=None):
+    if only in (None, "tiny-qwen2"):
+        write_fixture("tiny-qwen2", train_tokenizer(), CHATML, Qwen2Config, Qwen2ForCausalLM)
+    if only in (None, "tiny-llama"):
+        llama_tok = train_tokenizer(SPECIAL + ["<|begin_of_text|>"], LLAMA_TEMPLATE, "<|begin_of_text|>")
+        write_fixture("tiny-llama", llama_tok, LLAMA_TEMPLATE, LlamaConfig, LlamaForCausalLM)
+    if only in (None, "tiny-qwen3"):
+        write_fixture("tiny-qwen3", train_tokenizer(), CHATML, Qwen3Config, Qwen3ForCausalLM,
+                      head_dim=24, attention_bias=False)
 
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    main()
+    main(sys.argv[2] if len(sys.argv) > 2 else None)
     print("ask fixture written to", OUT, "with torch", torch.__version__)

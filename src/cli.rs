@@ -27,7 +27,7 @@ pub enum Command {
     /// Encode headlines with a BERT-family model (FinBERT by default) into a resumable store:
     /// class probabilities, sentiment and the [CLS] embedding per distinct text.
     Encode(EncodeCmd),
-    /// Ask a local decoder LLM (Qwen2 architecture) fixed YES/NO/UNKNOWN questions about each
+    /// Ask a local decoder LLM (Qwen2, Qwen3 or Llama) fixed YES/NO/UNKNOWN questions about each
     /// headline: p_yes, p_no, p_unknown per (headline, question) into a resumable store.
     Ask(AskCmd),
     /// Store maintenance: `store merge` unions stores (the shard stores of a sharded encode/ask).
@@ -278,7 +278,7 @@ impl ShardOpts {
 
 #[derive(Args)]
 pub struct AskCmd {
-    /// Hub id (downloaded into the Hugging Face cache) or a local model directory (Qwen2 architecture, model.safetensors).
+    /// Hub id (downloaded into the Hugging Face cache) or a local model directory (Qwen2, Qwen3 or Llama; model.safetensors).
     #[arg(long)]
     model: String,
     /// Hub revision (branch, tag or commit).

@@ -37,6 +37,12 @@ fn llama_matches_transformers_alone_and_batched() {
     parity("tiny-llama");
 }
 
+/// Qwen3: per-head query/key norms and a head_dim (24) set apart from hidden / heads (16).
+#[test]
+fn qwen3_matches_transformers_alone_and_batched() {
+    parity("tiny-qwen3");
+}
+
 /// Largest |Δp| between answers and a reference field over the items.
 fn worst(got: &[Vec<f32>], items: &[Value], field: &str) -> f32 {
     got.iter()
@@ -343,6 +349,11 @@ fn qwen2_prefix_cache_equals_full_recomputation() {
 #[test]
 fn llama_prefix_cache_equals_full_recomputation() {
     prefix_cache_is_exact("tiny-llama");
+}
+
+#[test]
+fn qwen3_prefix_cache_equals_full_recomputation() {
+    prefix_cache_is_exact("tiny-qwen3");
 }
 
 #[test]

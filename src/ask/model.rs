@@ -1,5 +1,5 @@
 //! Decoder checkpoints for `signalkit ask`: a Qwen2- or Llama-architecture causal LM in candle
-//! (`candle_transformers::models::{qwen2, llama}`), its tokenizer and chat template, and the
+//! (`candle_transformers::models::{qwen2, qwen3, llama}`), its tokenizer and chat template, and the
 //! answer words' probabilities at the answer position.
 //!
 //! Batches are left-padded and run by [`super::padded`] (a causal mask that hides padding,
@@ -39,6 +39,7 @@ pub enum Template {
 /// The network of a loaded decoder.
 enum Network {
     Qwen2(Box<ModelForCausalLM>),
+    Qwen3(Box<candle_transformers::models::qwen3::ModelForCausalLM>),
     /// Llama with its rotary tables and masks (no key/value cache).
     Llama(Box<Llama>, Box<Cache>),
     /// Either architecture, batched with left padding.
@@ -66,16 +67,17 @@ fn config_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::input(path, format!("not a Qwen2 config: {e}"))
 }
 
-/// config.json as JSON and its `model_type`, refused unless qwen2 or llama.
+/// config.json as JSON and its `model_type`, refused unless qwen2, qwen3 or llama.
 fn read_json(path: &Path) -> Result<(Value, String)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
     let kind = v.get("model_type").and_then(Value::as_str).unwrap_or("").to_string();
-    if kind != "qwen2" && kind != "llama" {
+    if !["qwen2", "qwen3", "llama"].contains(&kind.as_str()) {
         return Err(Error::input(
             path,
             format!(
-                "model_type '{kind}' is not supported by ask: it runs Qwen2 and Llama architectures (model_type qwen2, llama)"
+                "model_type '{kind}' is not supported by ask: it runs Qwen2 (and Qwen2.5), Qwen3 and Llama architectures \
+                 (model_type qwen2, qwen3, llama)"
             ),
         ));
     }
@@ -112,10 +114,35 @@ pub fn read_llama_config(path: &Path, mut v: Value) -> Result<candle_transformer
 /// Reads a Qwen2 config.json into candle's Qwen2 config, filling keys newer transformers moved or
 /// omit (`rope_parameters.rope_theta`, a null `sliding_window`).
 pub fn read_config(path: &Path) -> Result<Config> {
-    let (mut v, kind) = read_json(path)?;
+    let (v, kind) = read_json(path)?;
     if kind != "qwen2" {
         return Err(Error::input(path, format!("model_type '{kind}' is not qwen2")));
     }
+    serde_json::from_value(qwen_defaults(path, v)?).map_err(|e| config_err(path, e))
+}
+
+/// Reads a Qwen3 config.json into candle's Qwen3 config, with Qwen2's defaults plus `head_dim`
+/// (hidden / heads when absent) and `attention_bias` (false).
+pub fn read_qwen3_config(path: &Path) -> Result<candle_transformers::models::qwen3::Config> {
+    let (v, kind) = read_json(path)?;
+    if kind != "qwen3" {
+        return Err(Error::input(path, format!("model_type '{kind}' is not qwen3")));
+    }
+    let mut v = qwen_defaults(path, v)?;
+    let obj = v.as_object_mut().ok_or_else(|| config_err(path, "not an object"))?;
+    let n = |k: &str| obj.get(k).and_then(Value::as_u64).unwrap_or(1).max(1);
+    let head_dim = n("hidden_size") / n("num_attention_heads");
+    if obj.get("head_dim").is_none_or(Value::is_null) {
+        obj.insert("head_dim".into(), Value::from(head_dim));
+    }
+    if obj.get("attention_bias").is_none_or(Value::is_null) {
+        obj.insert("attention_bias".into(), Value::from(false));
+    }
+    serde_json::from_value(v).map_err(|e| Error::input(path, format!("not a Qwen3 config: {e}")))
+}
+
+/// A Qwen config with the keys newer transformers moved or omit filled in.
+fn qwen_defaults(path: &Path, mut v: Value) -> Result<Value> {
     let obj = v.as_object_mut().ok_or_else(|| config_err(path, "not an object"))?;
     let theta = obj.get("rope_parameters").and_then(|r| r.get("rope_theta")).cloned();
     let layers = obj.get("num_hidden_layers").cloned().unwrap_or(Value::from(0));
@@ -140,7 +167,7 @@ pub fn read_config(path: &Path) -> Result<Config> {
     {
         obj.insert("sliding_window".into(), max_pos);
     }
-    serde_json::from_value(v).map_err(|e| config_err(path, e))
+    Ok(v)
 }
 
 /// A token's text in tokenizer_config.json (a string or `{"content": …}`), "" when absent.
@@ -208,7 +235,7 @@ impl Template {
 }
 
 impl Decoder {
-    /// Loads a Qwen2 or Llama checkpoint (safetensors, f32) with its tokenizer.json and chat
+    /// Loads a Qwen2, Qwen3 or Llama checkpoint (safetensors, f32) with its tokenizer.json and chat
     /// template, for padded batches when its config allows.
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Decoder> {
         Decoder::load_with(files, device, true)
@@ -246,6 +273,11 @@ impl Decoder {
             Network::Padded(Box::new(Padded::load(shape, vb).map_err(load_err)?))
         } else if kind == "qwen2" {
             Network::Qwen2(Box::new(ModelForCausalLM::new(&read_config(&files.config)?, vb).map_err(load_err)?))
+        } else if kind == "qwen3" {
+            let cfg = read_qwen3_config(&files.config)?;
+            Network::Qwen3(Box::new(
+                candle_transformers::models::qwen3::ModelForCausalLM::new(&cfg, vb).map_err(load_err)?,
+            ))
         } else {
             let cfg = read_llama_config(&files.config, json)?;
             let cache = Cache::new(false, DType::F32, &cfg, device).map_err(load_err)?;
@@ -305,6 +337,12 @@ impl Decoder {
         let input = Tensor::new(enc.get_ids(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(fail)?;
         let logits = match &mut self.model {
             Network::Qwen2(m) => {
+                m.clear_kv_cache();
+                let l = m.forward(&input, 0);
+                m.clear_kv_cache();
+                l
+            }
+            Network::Qwen3(m) => {
                 m.clear_kv_cache();
                 let l = m.forward(&input, 0);
                 m.clear_kv_cache();

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 type CResult<T> = candle_core::Result<T>;
 
-/// The sizes the batch forward needs, read from config.json (Qwen2 or Llama keys).
+/// The sizes the batch forward needs, read from config.json (Qwen2, Qwen3 or Llama keys).
 #[derive(Debug, Clone)]
 pub struct Shape {
     vocab: usize,
@@ -23,11 +23,15 @@ pub struct Shape {
     max_positions: usize,
     qkv_bias: bool,
     tied: bool,
+    /// Width of one attention head (Qwen3 may set it apart from hidden / heads).
+    head_dim: usize,
+    /// Qwen3's RMSNorm of each head's queries and keys before the rotation.
+    qk_norm: bool,
 }
 
 impl Shape {
-    /// The shape of a qwen2 or llama config; `None` when it needs what this forward lacks
-    /// (rope scaling, a head_dim other than hidden / heads, sliding windows in use).
+    /// The shape of a qwen2, qwen3 or llama config; `None` when it needs what this forward lacks
+    /// (rope scaling, a Llama or Qwen2 head_dim other than hidden / heads, sliding windows in use).
     pub fn of(cfg: &Value, kind: &str) -> Option<Shape> {
         let n = |k: &str| cfg.get(k).and_then(Value::as_u64).map(|v| v as usize);
         let rope = cfg.get("rope_parameters");
@@ -35,7 +39,8 @@ impl Shape {
             || rope.and_then(|r| r.get("rope_type")).and_then(Value::as_str).is_some_and(|t| t != "default");
         let (hidden, heads) = (n("hidden_size")?, n("num_attention_heads")?);
         let sliding = cfg.get("use_sliding_window").and_then(Value::as_bool).unwrap_or(false);
-        if scaled || sliding || n("head_dim").is_some_and(|d| d * heads != hidden) {
+        let qwen3 = kind == "qwen3";
+        if scaled || sliding || (!qwen3 && n("head_dim").is_some_and(|d| d * heads != hidden)) {
             return None;
         }
         let theta = cfg.get("rope_theta").or_else(|| rope?.get("rope_theta")).and_then(Value::as_f64);
@@ -51,6 +56,8 @@ impl Shape {
             max_positions: n("max_position_embeddings").unwrap_or(4096),
             qkv_bias: kind == "qwen2" || cfg.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
             tied: cfg.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
+            head_dim: n("head_dim").unwrap_or(hidden / heads),
+            qk_norm: qwen3,
         })
     }
 }
@@ -65,6 +72,8 @@ struct Layer {
     down: Linear,
     ln1: RmsNorm,
     ln2: RmsNorm,
+    /// Qwen3's per-head query and key norms.
+    qk_norm: Option<(RmsNorm, RmsNorm)>,
 }
 
 /// A decoder whose forward takes left-padded batches.
@@ -80,7 +89,7 @@ pub struct Padded {
 }
 
 fn layer(s: &Shape, vb: VarBuilder) -> CResult<Layer> {
-    let d = s.hidden / s.heads;
+    let d = s.head_dim;
     let (a, m) = (vb.pp("self_attn"), vb.pp("mlp"));
     Ok(Layer {
         q: candle_nn::linear_b(s.hidden, s.heads * d, s.qkv_bias, a.pp("q_proj"))?,
@@ -92,6 +101,11 @@ fn layer(s: &Shape, vb: VarBuilder) -> CResult<Layer> {
         down: candle_nn::linear_no_bias(s.intermediate, s.hidden, m.pp("down_proj"))?,
         ln1: candle_nn::rms_norm(s.hidden, s.eps, vb.pp("input_layernorm"))?,
         ln2: candle_nn::rms_norm(s.hidden, s.eps, vb.pp("post_attention_layernorm"))?,
+        qk_norm: if s.qk_norm {
+            Some((candle_nn::rms_norm(d, s.eps, a.pp("q_norm"))?, candle_nn::rms_norm(d, s.eps, a.pp("k_norm"))?))
+        } else {
+            None
+        },
     })
 }
 
@@ -107,7 +121,7 @@ impl Padded {
         } else {
             candle_nn::linear_no_bias(shape.hidden, shape.vocab, vb.pp("lm_head"))?
         };
-        let d = shape.hidden / shape.heads;
+        let d = shape.head_dim;
         let inv: Vec<f32> = (0..d).step_by(2).map(|i| 1f32 / shape.theta.powf(i as f64 / d as f64) as f32).collect();
         let device = vb.device().clone();
         let inv = Tensor::from_vec(inv, (1, d / 2), &device)?;
@@ -190,11 +204,16 @@ impl Padded {
     ) -> CResult<(Tensor, Tensor, Tensor)> {
         let s = &self.shape;
         let (b, len, _) = x.dims3()?;
-        let d = s.hidden / s.heads;
+        let d = s.head_dim;
         let h = l.ln1.forward(x)?;
         let split = |t: Tensor, n: usize| t.reshape((b, len, n, d))?.transpose(1, 2)?.contiguous();
-        let q = candle_nn::rotary_emb::rope(&split(l.q.forward(&h)?, s.heads)?, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&split(l.k.forward(&h)?, s.kv_heads)?, cos, sin)?;
+        let (q, k) = (split(l.q.forward(&h)?, s.heads)?, split(l.k.forward(&h)?, s.kv_heads)?);
+        let (q, k) = match &l.qk_norm {
+            Some((qn, kn)) => (qn.forward(&q)?, kn.forward(&k)?),
+            None => (q, k),
+        };
+        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let v = split(l.v.forward(&h)?, s.kv_heads)?;
         let (k_all, v_all) = match past {
             None => (k.clone(), v.clone()),
@@ -211,7 +230,7 @@ impl Padded {
         let va = candle_transformers::utils::repeat_kv(v_all, rep)?.contiguous()?;
         let att = (q.matmul(&ka.transpose(2, 3)?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
         let att = candle_nn::ops::softmax_last_dim(&att)?.matmul(&va)?;
-        let x = (x + att.transpose(1, 2)?.reshape((b, len, s.hidden))?.apply(&l.o)?)?;
+        let x = (x + att.transpose(1, 2)?.reshape((b, len, s.heads * d))?.apply(&l.o)?)?;
         let h = l.ln2.forward(&x)?;
         let mlp = (candle_nn::ops::silu(&l.gate.forward(&h)?)? * l.up.forward(&h)?)?.apply(&l.down)?;
         Ok(((x + mlp)?, k, v))
