@@ -128,7 +128,8 @@ pub struct FeaturesCmd {
     #[arg(long, value_name = "MODEL_DIR", conflicts_with = "pca")]
     like: Option<PathBuf>,
     /// Store filled by `signalkit ask`: adds ask_<name>_{p_yes,p_no,p_unknown,score} of each row's
-    /// latest headline (keep it apart from the encode store).
+    /// latest headline and the score's window aggregates (ask_<name>_score_mean_7d, _mean_30d,
+    /// _decayed, _min_window, _max_window); keep it apart from the encode store.
     #[arg(long, value_name = "DIR")]
     ask_store: Option<PathBuf>,
     /// Output parquet: the rows plus the features.
