@@ -677,7 +677,7 @@ impl FeaturesCmd {
             ask_store: self.ask_store,
         };
         let args = match &self.like {
-            Some(model) => signalkit::features::like_model(model)?.under(args),
+            Some(model) => signalkit::features::like_model(model)?.under(args)?,
             None => args,
         };
         let s = signalkit::build_features(&args).context("features failed")?;

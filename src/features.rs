@@ -256,12 +256,22 @@ pub struct Like {
     pub encoder: StoreQuery,
     /// The model's projection, checked unchanged.
     pub pca: Option<PcaOption>,
+    /// The questions whose answers the model was trained on (`--ask-store` must hold them).
+    pub ask: Vec<ModelKey>,
 }
 
 impl Like {
     /// `args` with what it leaves unset taken from the model (explicit options win; `predict`
-    /// still refuses features that differ from the card).
-    pub fn under(self, args: FeatureArgs) -> FeatureArgs {
+    /// still refuses features that differ from the card); refused without an ask store when the
+    /// model was trained on prompt answers.
+    pub fn under(self, args: FeatureArgs) -> Result<FeatureArgs> {
+        if args.ask_store.is_none() && !self.ask.is_empty() {
+            let ids: Vec<&str> = self.ask.iter().map(|k| k.id.as_str()).collect();
+            return Err(Error::Config(format!(
+                "the model was trained on prompt answers ({}): pass --ask-store DIR (the training run's ask-store, after signalkit ask --store DIR on these headlines with the same model and questions)",
+                ids.join(", ")
+            )));
+        }
         let q = args.encoder;
         let encoder = StoreQuery {
             id: q.id.or(self.encoder.id),
@@ -269,7 +279,7 @@ impl Like {
             dtype: q.dtype.or(self.encoder.dtype),
             max_len: q.max_len.or(self.encoder.max_len),
         };
-        FeatureArgs { encoder, pca: args.pca.or(self.pca), ..args }
+        Ok(FeatureArgs { encoder, pca: args.pca.or(self.pca), ..args })
     }
 }
 
@@ -297,7 +307,7 @@ pub fn like_model(model: &Path) -> Result<Like> {
         }
         None => None,
     };
-    Ok(Like { encoder: p.encoder.as_ref().map(StoreQuery::exactly).unwrap_or_default(), pca })
+    Ok(Like { encoder: p.encoder.as_ref().map(StoreQuery::exactly).unwrap_or_default(), pca, ask: p.ask })
 }
 
 /// Where a fitted projection is saved: `features.parquet` → `features.pca.json`.

@@ -320,6 +320,15 @@ impl Provenance {
             }
             _ => {}
         }
+        for q in &self.ask {
+            if !live.ask.iter().any(|l| l.id == q.id && l.fingerprint == q.fingerprint) {
+                d.push(format!(
+                    "the model used the answers of {} (fingerprint {}); these features lack them: pass --ask-store with that question's answers",
+                    q.id,
+                    short(&q.fingerprint)
+                ));
+            }
+        }
         d
     }
 }
