@@ -317,6 +317,10 @@ pub struct AskCmd {
     /// time) instead of model.safetensors; config, tokenizer and template still from --model.
     #[arg(long, value_name = "FILE")]
     gguf: Option<PathBuf>,
+    /// CSV of ticker,name: {company} becomes the headline ticker's company name (a ticker not in
+    /// it keeps its ticker and is counted in the summary).
+    #[arg(long, value_name = "FILE")]
+    names: Option<PathBuf>,
     #[command(flatten)]
     sharding: ShardOpts,
     #[command(flatten)]
@@ -731,6 +735,7 @@ impl AskCmd {
             shard: self.sharding.resolve().context("ask failed")?,
             prefix_cache: !self.no_prefix_cache,
             gguf: self.gguf,
+            names: self.names,
         };
         let s = signalkit::ask::ask_files(&args).context("ask failed")?;
         println!("ask: {s} → {}", args.store.display());

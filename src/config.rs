@@ -68,6 +68,9 @@ pub struct AskConfig {
     /// The model's training-data cutoff (YYYY-MM-DD), recorded and split on in evaluate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knowledge_cutoff: Option<String>,
+    /// CSV of ticker,name: {company} becomes the company's name (else the ticker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub names: Option<PathBuf>,
 }
 
 impl Default for AskConfig {
@@ -82,6 +85,7 @@ impl Default for AskConfig {
             shard_size: 4096,
             anonymise: false,
             knowledge_cutoff: None,
+            names: None,
         }
     }
 }
@@ -119,6 +123,7 @@ impl AskConfig {
             shard: None,
             prefix_cache: true,
             gguf: None,
+            names: self.names.clone(),
         })
     }
 }
@@ -429,6 +434,9 @@ impl Config {
         local(&mut cfg.encode.model);
         if let Some(ask) = cfg.ask.as_mut() {
             fix(&mut ask.questions);
+            if let Some(n) = ask.names.as_mut() {
+                fix(n);
+            }
             local(&mut ask.model);
         }
         Ok(cfg)
@@ -470,10 +478,12 @@ mod tests {
     fn ask_paths_are_taken_from_the_config_folder() {
         let dir = std::env::temp_dir().join(format!("signalkit-ask-cfg-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("qwen")).unwrap();
-        std::fs::write(dir.join("c.toml"), "[ask]\nmodel = \"qwen\"\nquestions = \"q.toml\"\n").unwrap();
+        std::fs::write(dir.join("c.toml"), "[ask]\nmodel = \"qwen\"\nquestions = \"q.toml\"\nnames = \"n.csv\"\n")
+            .unwrap();
         let cfg = Config::read(&dir.join("c.toml")).unwrap();
         let ask = cfg.ask.as_ref().unwrap();
         assert_eq!((ask.questions.clone(), PathBuf::from(&ask.model)), (dir.join("q.toml"), dir.join("qwen")));
+        assert_eq!(ask.names, Some(dir.join("n.csv")));
         assert_eq!((ask.shard_size, ask.batch_size, ask.anonymise), (4096, None, false), "defaults fill the table");
         assert!(cfg.to_toml().unwrap().contains("[ask]"), "the run folder's config.toml keeps it");
         std::fs::remove_dir_all(dir).unwrap();

@@ -308,6 +308,7 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         shard: None,
         prefix_cache: true,
         gguf: None,
+        names: None,
     })
     .unwrap();
 }
