@@ -372,3 +372,29 @@ pub fn mismatch_error(path: &Path, model: &Path, differences: &[String]) -> Erro
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(fingerprint: &str) -> ModelKey {
+        ModelKey {
+            id: "qwen#ask-good".into(),
+            fingerprint: fingerprint.into(),
+            max_len: 0,
+            labels: vec!["yes".into(), "no".into(), "unknown".into()],
+            dtype: "f32".into(),
+        }
+    }
+
+    #[test]
+    fn features_lacking_the_models_questions_are_a_mismatch() {
+        let trained = Provenance { ask: vec![question("aaaa")], ..Provenance::default() };
+        let same = Provenance { ask: vec![question("aaaa"), question("bbbb")], ..Provenance::default() };
+        assert!(trained.mismatches(&same).is_empty(), "extra questions are not used by the model");
+        let none = trained.mismatches(&Provenance::default());
+        assert!(none.len() == 1 && none[0].contains("qwen#ask-good") && none[0].contains("--ask-store"), "{none:?}");
+        let other = trained.mismatches(&Provenance { ask: vec![question("cccc")], ..Provenance::default() });
+        assert_eq!(other.len(), 1, "another wording or model under the same name: {other:?}");
+    }
+}
