@@ -39,6 +39,12 @@
 #                  upload when they (or the encoder, or the PCA) differ from the model's card
 #   FEATURES_OPTS  extra options for `signalkit features` (rarely needed: the encoder folder and the
 #                  PCA projection come from the model's card through `features --like MODEL`)
+#   ASK_MODEL      for a model trained on prompt answers (`[ask]` in signalkit run): the same decoder
+#                  (hub id or folder); the week's headlines are asked into ASK_STORE and the features
+#                  read them. Unset, such a model stops at features (--like asks for --ask-store)
+#   ASK_QUESTIONS  the questions TOML the model was trained with          (required with ASK_MODEL)
+#   ASK_STORE      ask store folder, kept between weeks                [~/.signalkit/ask-store]
+#   ASK_OPTS       extra options for `signalkit ask` as in training, e.g. "--offline --anonymise"
 #   WORK_ROOT      where the dated work folders go               [~/.signalkit/weekly]
 #   WEEK           the work folder's name                        [ISO week, e.g. 2026-W47]
 #   DATASET        Numerai's live universe file                  [signals/v2.1/live.parquet]
@@ -75,6 +81,13 @@ ENCODE_MODEL=${ENCODE_MODEL:-ProsusAI/finbert}
 ENCODE_OPTS=${ENCODE_OPTS:-}
 PIT_OPTS=${PIT_OPTS:-}
 FEATURES_OPTS=${FEATURES_OPTS:-}
+ASK_MODEL=${ASK_MODEL:-}
+ASK_QUESTIONS=${ASK_QUESTIONS:-}
+ASK_STORE=${ASK_STORE:-$HOME/.signalkit/ask-store}
+ASK_OPTS=${ASK_OPTS:-}
+if [ -n "$ASK_MODEL" ] && [ -z "$ASK_QUESTIONS" ]; then
+    die "ASK_MODEL needs ASK_QUESTIONS: the questions TOML the model was trained with"
+fi
 WORK_ROOT=${WORK_ROOT:-$HOME/.signalkit/weekly}
 WEEK=${WEEK:-$(date -u +%G-W%V)}
 DATASET=${DATASET:-signals/v2.1/live.parquet}
@@ -199,8 +212,15 @@ fi
 sk encode --model "$ENCODE_MODEL" --headlines "$HEADLINES" --store "$STORE" $ENCODE_OPTS
 # shellcheck disable=SC2086
 sk join --targets "$WORK/live.parquet" --headlines "$HEADLINES" --out "$WORK/rows.parquet" $PIT_OPTS
+ask_store=()
+if [ -n "$ASK_MODEL" ]; then
+    # shellcheck disable=SC2086
+    sk ask --model "$ASK_MODEL" --questions "$ASK_QUESTIONS" --headlines "$HEADLINES" --store "$ASK_STORE" $ASK_OPTS
+    ask_store=(--ask-store "$ASK_STORE")
+fi
 # shellcheck disable=SC2086
-sk features --rows "$WORK/rows.parquet" --store "$STORE" --like "$MODEL" --out "$WORK/features.parquet" $FEATURES_OPTS
+sk features --rows "$WORK/rows.parquet" --store "$STORE" --like "$MODEL" --out "$WORK/features.parquet" \
+    ${ask_store[@]+"${ask_store[@]}"} $FEATURES_OPTS
 sk predict --model "$MODEL" --features "$WORK/features.parquet" --out "$WORK/signal.csv"
 
 # 4. Validate, then upload (submit validates again before any network call).

@@ -128,7 +128,8 @@ pub struct FeaturesCmd {
     #[arg(long, value_name = "MODEL_DIR", conflicts_with = "pca")]
     like: Option<PathBuf>,
     /// Store filled by `signalkit ask`: adds ask_<name>_{p_yes,p_no,p_unknown,score} of each row's
-    /// latest headline (keep it apart from the encode store).
+    /// latest headline and the score's window aggregates (ask_<name>_score_mean_7d, _mean_30d,
+    /// _decayed, _min_window, _max_window); keep it apart from the encode store.
     #[arg(long, value_name = "DIR")]
     ask_store: Option<PathBuf>,
     /// Output parquet: the rows plus the features.
@@ -320,6 +321,10 @@ pub struct AskCmd {
     /// time) instead of model.safetensors; config, tokenizer and template still from --model.
     #[arg(long, value_name = "FILE")]
     gguf: Option<PathBuf>,
+    /// CSV of ticker,name: {company} becomes the headline ticker's company name (a ticker not in
+    /// it keeps its ticker and is counted in the summary).
+    #[arg(long, value_name = "FILE")]
+    names: Option<PathBuf>,
     #[command(flatten)]
     sharding: ShardOpts,
     #[command(flatten)]
@@ -680,7 +685,7 @@ impl FeaturesCmd {
             ask_store: self.ask_store,
         };
         let args = match &self.like {
-            Some(model) => signalkit::features::like_model(model)?.under(args),
+            Some(model) => signalkit::features::like_model(model)?.under(args)?,
             None => args,
         };
         let s = signalkit::build_features(&args).context("features failed")?;
@@ -734,6 +739,7 @@ impl AskCmd {
             shard: self.sharding.resolve().context("ask failed")?,
             prefix_cache: !self.no_prefix_cache,
             gguf: self.gguf,
+            names: self.names,
         };
         let s = signalkit::ask::ask_files(&args).context("ask failed")?;
         println!("ask: {s} → {}", args.store.display());

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::ask::{AskArgs, AskOptions};
 use crate::data::headlines::HeadlineOptions;
 use crate::data::tickers::TickerRule;
 use crate::encode::EncodeArgs;
@@ -37,6 +38,94 @@ pub struct Config {
     /// encoder is used as it is).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finetune: Option<FinetuneConfig>,
+    /// Ask a local language model fixed questions about every headline (into `RUN/ask-store`)
+    /// and add its answers to the features (absent: no answers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ask: Option<AskConfig>,
+}
+
+/// `[ask]`: `signalkit ask` inside `run`, on `[data]`'s headlines, before the features.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AskConfig {
+    /// Decoder checkpoint: hub id or local folder (Qwen2 / Llama).
+    pub model: String,
+    /// Hub revision.
+    pub revision: String,
+    /// Never touch the network.
+    pub offline: bool,
+    /// Questions TOML (`[[ask.question]] name, prompt`).
+    pub questions: PathBuf,
+    /// cpu, cuda or cuda:N.
+    pub device: String,
+    /// Prompts per forward pass (default: 16 on cpu, 64 on cuda).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Answers per store shard.
+    pub shard_size: usize,
+    /// Hide the company from the model ({ticker}, {company} and the ticker in the headline).
+    pub anonymise: bool,
+    /// The model's training-data cutoff (YYYY-MM-DD), recorded and split on in evaluate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knowledge_cutoff: Option<String>,
+    /// CSV of ticker,name: {company} becomes the company's name (else the ticker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub names: Option<PathBuf>,
+}
+
+impl Default for AskConfig {
+    fn default() -> Self {
+        AskConfig {
+            model: String::new(),
+            revision: "main".into(),
+            offline: false,
+            questions: PathBuf::new(),
+            device: "cpu".into(),
+            batch_size: None,
+            shard_size: 4096,
+            anonymise: false,
+            knowledge_cutoff: None,
+            names: None,
+        }
+    }
+}
+
+impl AskConfig {
+    /// The ask of `data`'s headlines into `store`; refuses a missing model or questions file, a
+    /// zero batch or shard size and a knowledge cutoff that is not a date, by name.
+    pub fn ask_args(&self, data: &DataConfig, store: PathBuf) -> Result<AskArgs> {
+        let bad = |m: &str| Err(Error::Config(format!("[ask] {m} (see signalkit.example.toml)")));
+        if self.model.trim().is_empty() {
+            return bad("model is required: a hub id or a Qwen2/Llama checkpoint folder");
+        }
+        if self.questions.as_os_str().is_empty() {
+            return bad("questions is required: a TOML file of [[ask.question]] name, prompt");
+        }
+        if self.batch_size == Some(0) || self.shard_size == 0 {
+            return bad("batch_size and shard_size must be at least 1");
+        }
+        let options = AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff.clone() };
+        options.check().map_err(|e| Error::Config(format!("[ask] knowledge_cutoff: {e}")))?;
+        let mut source = ModelSource::new(&self.model);
+        source.revision = self.revision.clone();
+        source.offline |= self.offline;
+        let cuda = self.device.starts_with("cuda");
+        Ok(AskArgs {
+            source,
+            questions: self.questions.clone(),
+            headlines: data.headlines.clone(),
+            headline_options: data.headline_options()?,
+            store,
+            device: self.device.clone(),
+            shard_size: self.shard_size,
+            batch_size: self.batch_size.unwrap_or(if cuda { 64 } else { 16 }),
+            options,
+            shard: None,
+            prefix_cache: true,
+            gguf: None,
+            names: self.names.clone(),
+        })
+    }
 }
 
 /// `[finetune]`: recipe (b) inside `run` (see `signalkit finetune --rows`). The base model is
@@ -336,9 +425,19 @@ impl Config {
             fix(m);
         }
         fix(&mut cfg.encode.store);
-        let local = base.join(&cfg.encode.model);
-        if Path::new(&cfg.encode.model).is_relative() && local.is_dir() {
-            cfg.encode.model = local.display().to_string();
+        let local = |model: &mut String| {
+            let at = base.join(&*model);
+            if Path::new(model.as_str()).is_relative() && at.is_dir() {
+                *model = at.display().to_string();
+            }
+        };
+        local(&mut cfg.encode.model);
+        if let Some(ask) = cfg.ask.as_mut() {
+            fix(&mut ask.questions);
+            if let Some(n) = ask.names.as_mut() {
+                fix(n);
+            }
+            local(&mut ask.model);
         }
         Ok(cfg)
     }
@@ -373,5 +472,20 @@ mod tests {
         let e = Config::read(&bad).unwrap_err().to_string();
         assert!(e.contains("embargo") && e.contains(&bad.display().to_string()), "{e}");
         std::fs::remove_file(bad).unwrap();
+    }
+
+    #[test]
+    fn ask_paths_are_taken_from_the_config_folder() {
+        let dir = std::env::temp_dir().join(format!("signalkit-ask-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("qwen")).unwrap();
+        std::fs::write(dir.join("c.toml"), "[ask]\nmodel = \"qwen\"\nquestions = \"q.toml\"\nnames = \"n.csv\"\n")
+            .unwrap();
+        let cfg = Config::read(&dir.join("c.toml")).unwrap();
+        let ask = cfg.ask.as_ref().unwrap();
+        assert_eq!((ask.questions.clone(), PathBuf::from(&ask.model)), (dir.join("q.toml"), dir.join("qwen")));
+        assert_eq!(ask.names, Some(dir.join("n.csv")));
+        assert_eq!((ask.shard_size, ask.batch_size, ask.anonymise), (4096, None, false), "defaults fill the table");
+        assert!(cfg.to_toml().unwrap().contains("[ask]"), "the run folder's config.toml keeps it");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -24,7 +24,7 @@ use crate::data::{file_hash, guard_output, str_values, write_parquet_with};
 use crate::encode::store::{ModelKey, Store, StoreQuery, normalise, prob_columns};
 use crate::error::{Error, Result};
 use crate::model::FeatureMatrix;
-use crate::pit::{Visibility, Window, located_headlines, redo_join};
+use crate::pit::{Visibility, Visible, Window, located_headlines, redo_join};
 use crate::provenance::{InputFile, JoinRecord, PcaRecord, Provenance, verify_unchanged};
 
 /// Half-life, in days, of the exponentially decayed sentiment.
@@ -45,7 +45,8 @@ pub struct FeatureArgs {
     pub out: PathBuf,
     /// Replace the [CLS] columns by principal components (`pc_000…`).
     pub pca: Option<PcaOption>,
-    /// Store filled by `signalkit ask`: adds `ask_<name>_{p_yes,p_no,p_unknown,score}` per question.
+    /// Store filled by `signalkit ask`: adds `ask_<name>_{p_yes,p_no,p_unknown,score}` and the
+    /// score's window aggregates (`ask_<name>_score_mean_7d`, …) per question.
     pub ask_store: Option<PathBuf>,
 }
 
@@ -255,12 +256,22 @@ pub struct Like {
     pub encoder: StoreQuery,
     /// The model's projection, checked unchanged.
     pub pca: Option<PcaOption>,
+    /// The questions whose answers the model was trained on (`--ask-store` must hold them).
+    pub ask: Vec<ModelKey>,
 }
 
 impl Like {
     /// `args` with what it leaves unset taken from the model (explicit options win; `predict`
-    /// still refuses features that differ from the card).
-    pub fn under(self, args: FeatureArgs) -> FeatureArgs {
+    /// still refuses features that differ from the card); refused without an ask store when the
+    /// model was trained on prompt answers.
+    pub fn under(self, args: FeatureArgs) -> Result<FeatureArgs> {
+        if args.ask_store.is_none() && !self.ask.is_empty() {
+            let ids: Vec<&str> = self.ask.iter().map(|k| k.id.as_str()).collect();
+            return Err(Error::Config(format!(
+                "the model was trained on prompt answers ({}): pass --ask-store DIR (the training run's ask-store, after signalkit ask --store DIR on these headlines with the same model and questions)",
+                ids.join(", ")
+            )));
+        }
         let q = args.encoder;
         let encoder = StoreQuery {
             id: q.id.or(self.encoder.id),
@@ -268,7 +279,7 @@ impl Like {
             dtype: q.dtype.or(self.encoder.dtype),
             max_len: q.max_len.or(self.encoder.max_len),
         };
-        FeatureArgs { encoder, pca: args.pca.or(self.pca), ..args }
+        Ok(FeatureArgs { encoder, pca: args.pca.or(self.pca), ..args })
     }
 }
 
@@ -296,7 +307,7 @@ pub fn like_model(model: &Path) -> Result<Like> {
         }
         None => None,
     };
-    Ok(Like { encoder: p.encoder.as_ref().map(StoreQuery::exactly).unwrap_or_default(), pca })
+    Ok(Like { encoder: p.encoder.as_ref().map(StoreQuery::exactly).unwrap_or_default(), pca, ask: p.ask })
 }
 
 /// Where a fitted projection is saved: `features.parquet` → `features.pca.json`.
@@ -510,12 +521,12 @@ impl RowEntries {
         let mut rows = RowEntries { latest: Vec::with_capacity(vis.rows.len()), aggregates: Vec::new() };
         for (v, cutoff) in &vis.rows {
             let mut items = Vec::new();
-            for (h, t) in vis.index.members(v.range) {
-                match entries[h as usize] {
-                    Some(e) => items.push(((cutoff - t) as f64 / US_PER_DAY as f64, e)),
+            for (age, h) in window_members(vis, v, *cutoff) {
+                match entries[h] {
+                    Some(e) => items.push((age, e)),
                     None => {
                         missing += 1;
-                        example.get_or_insert_with(|| texts[h as usize].unwrap_or("").to_string());
+                        example.get_or_insert_with(|| texts[h].unwrap_or("").to_string());
                     }
                 }
             }
@@ -552,18 +563,33 @@ fn add_headline_columns(out: &mut Columns, enc: &Encoded, rows: &RowEntries) -> 
     }
     let Some(s) = &enc.sentiment else { return Ok(()) };
     out.add("sentiment".into(), latest(s))?;
-    type Pick = fn(&Aggregates) -> Option<f32>;
-    let aggs: [(&str, Pick); 5] = [
-        ("sentiment_mean_7d", |a| a.mean_7d),
-        ("sentiment_mean_30d", |a| a.mean_30d),
-        ("sentiment_decayed", |a| a.decayed),
-        ("sentiment_min_window", |a| a.min),
-        ("sentiment_max_window", |a| a.max),
-    ];
-    for (name, pick) in aggs {
-        out.add(name.into(), rows.aggregates.iter().map(|a| a.as_ref().and_then(pick)).collect())?;
+    add_aggregate_columns(out, "sentiment", &rows.aggregates)
+}
+
+/// Picks one aggregate out of a row's [`Aggregates`].
+type Pick = fn(&Aggregates) -> Option<f32>;
+
+/// The window aggregates, by column-name suffix: `<prefix>_mean_7d`, `_mean_30d`, `_decayed`,
+/// `_min_window`, `_max_window`.
+const AGGREGATES: [(&str, Pick); 5] = [
+    ("mean_7d", |a| a.mean_7d),
+    ("mean_30d", |a| a.mean_30d),
+    ("decayed", |a| a.decayed),
+    ("min_window", |a| a.min),
+    ("max_window", |a| a.max),
+];
+
+/// One column per [`AGGREGATES`] entry, named `<prefix>_<suffix>`.
+fn add_aggregate_columns(out: &mut Columns, prefix: &str, aggregates: &[Option<Aggregates>]) -> Result<()> {
+    for (suffix, pick) in AGGREGATES {
+        out.add(format!("{prefix}_{suffix}"), aggregates.iter().map(|a| a.as_ref().and_then(pick)).collect())?;
     }
     Ok(())
+}
+
+/// A row's window: (age in days at its cutoff, headline input index) of every headline it sees.
+fn window_members<'a>(vis: &'a Visibility, v: &Visible, cutoff: i64) -> impl Iterator<Item = (f64, usize)> + 'a {
+    vis.index.members(v.range).map(move |(h, t)| ((cutoff - t) as f64 / US_PER_DAY as f64, h as usize))
 }
 
 /// A saved projection, refused unless fitted on this encoder's embedding.
@@ -622,8 +648,9 @@ fn add_embedding_columns(out: &mut Columns, enc: &Encoded, latest: &[Option<usiz
     Ok(())
 }
 
-/// Per question: the latest visible headline's p_yes, p_no, p_unknown and score (p_yes − p_no);
-/// refuses a latest headline the question was not asked about. Returns the questions' keys.
+/// Per question: the latest visible headline's p_yes, p_no, p_unknown and score (p_yes − p_no),
+/// and the score's window aggregates (`ask_<name>_score_mean_7d`, …, as sentiment's); refuses a
+/// visible headline the question was not asked about. Returns the questions' keys.
 fn add_ask_columns(
     out: &mut Columns,
     root: &Path,
@@ -631,38 +658,56 @@ fn add_ask_columns(
     vis: &Visibility,
     headlines: &Headlines,
 ) -> Result<Vec<ModelKey>> {
-    let texts: Vec<Option<&str>> = headlines.text.iter().collect();
+    let texts: Vec<Option<String>> = headlines.text.par_iter().map(|t| t.map(normalise)).collect();
     for a in answers {
-        let mut missing = (0usize, String::new());
-        let latest: Vec<Option<[f32; 3]>> = vis
-            .rows
-            .iter()
-            .map(|(v, _)| {
-                let text = normalise(texts[v.latest? as usize].unwrap_or(""));
-                let found = a.by_text.get(&text).copied();
-                if found.is_none() {
-                    missing.0 += 1;
-                    if missing.1.is_empty() {
-                        missing.1 = text;
-                    }
-                }
-                found
-            })
-            .collect();
-        if missing.0 > 0 {
-            return Err(Error::input(
+        let entries: Vec<Option<[f32; 3]>> =
+            texts.iter().map(|t| t.as_ref().and_then(|t| a.by_text.get(t).copied())).collect();
+        let (latest, aggregates) = ask_rows(vis, &entries).map_err(|(n, h)| {
+            Error::input(
                 root,
                 format!(
-                    "{} rows' latest headlines were not asked question '{}' (e.g. {:?}): run signalkit ask on the join's headlines first",
-                    missing.0, a.question.name, missing.1
+                    "{n} visible headlines were not asked question '{}' (e.g. {:?}): run signalkit ask on the join's headlines first",
+                    a.question.name,
+                    texts[h].as_deref().unwrap_or("")
                 ),
-            ));
-        }
+            )
+        })?;
         let name = &a.question.name;
         for (j, label) in crate::ask::LABELS.iter().enumerate() {
             out.add(format!("ask_{name}_p_{label}"), latest.iter().map(|p| p.map(|p| p[j])).collect())?;
         }
         out.add(format!("ask_{name}_score"), latest.iter().map(|p| p.as_ref().map(Answers::score)).collect())?;
+        add_aggregate_columns(out, &format!("ask_{name}_score"), &aggregates)?;
     }
     Ok(answers.iter().map(|a| a.key.clone()).collect())
+}
+
+/// Per row: the latest headline's (p_yes, p_no, p_unknown), and the window's score aggregates.
+type AskRows = (Vec<Option<[f32; 3]>>, Vec<Option<Aggregates>>);
+
+/// Per row: the latest headline's answer and the window's score aggregates, from each headline's
+/// answer (`entries`, by input index); `Err((distinct unanswered headlines, an example's index))`
+/// (a latest headline first) when a visible headline has no answer.
+fn ask_rows(vis: &Visibility, entries: &[Option<[f32; 3]>]) -> std::result::Result<AskRows, (usize, usize)> {
+    let (mut unanswered, mut example) = (vec![false; entries.len()], None);
+    let mut latest = Vec::with_capacity(vis.rows.len());
+    let mut aggregates = Vec::with_capacity(vis.rows.len());
+    for (v, cutoff) in &vis.rows {
+        if let Some(h) = v.latest.map(|h| h as usize).filter(|&h| entries[h].is_none()) {
+            example.get_or_insert(h);
+        }
+        let mut items = Vec::new();
+        for (age, h) in window_members(vis, v, *cutoff) {
+            match entries[h] {
+                Some(p) => items.push((age, Answers::score(&p))),
+                None => unanswered[h] = true,
+            }
+        }
+        latest.push(v.latest.and_then(|h| entries[h as usize]));
+        aggregates.push(Some(aggregate(&items)));
+    }
+    match unanswered.iter().filter(|&&u| u).count() {
+        0 => Ok((latest, aggregates)),
+        n => Err((n, example.or_else(|| unanswered.iter().position(|&u| u)).unwrap_or(0))),
+    }
 }

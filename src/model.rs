@@ -64,6 +64,7 @@ pub fn default_features(frame: &DataFrame) -> Vec<String> {
                 || n.starts_with("pc_")
                 || n.starts_with("feature_")
                 || n.starts_with("n_headlines_")
+                || n.starts_with("ask_")
                 || n == "headline_age_days"
         })
         .collect()

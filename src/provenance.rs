@@ -320,6 +320,15 @@ impl Provenance {
             }
             _ => {}
         }
+        for q in &self.ask {
+            if !live.ask.iter().any(|l| l.id == q.id && l.fingerprint == q.fingerprint) {
+                d.push(format!(
+                    "the model used the answers of {} (fingerprint {}); these features lack them: pass --ask-store with that question's answers",
+                    q.id,
+                    short(&q.fingerprint)
+                ));
+            }
+        }
         d
     }
 }
@@ -362,4 +371,30 @@ pub fn mismatch_error(path: &Path, model: &Path, differences: &[String]) -> Erro
             differences.join("; ")
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(fingerprint: &str) -> ModelKey {
+        ModelKey {
+            id: "qwen#ask-good".into(),
+            fingerprint: fingerprint.into(),
+            max_len: 0,
+            labels: vec!["yes".into(), "no".into(), "unknown".into()],
+            dtype: "f32".into(),
+        }
+    }
+
+    #[test]
+    fn features_lacking_the_models_questions_are_a_mismatch() {
+        let trained = Provenance { ask: vec![question("aaaa")], ..Provenance::default() };
+        let same = Provenance { ask: vec![question("aaaa"), question("bbbb")], ..Provenance::default() };
+        assert!(trained.mismatches(&same).is_empty(), "extra questions are not used by the model");
+        let none = trained.mismatches(&Provenance::default());
+        assert!(none.len() == 1 && none[0].contains("qwen#ask-good") && none[0].contains("--ask-store"), "{none:?}");
+        let other = trained.mismatches(&Provenance { ask: vec![question("cccc")], ..Provenance::default() });
+        assert_eq!(other.len(), 1, "another wording or model under the same name: {other:?}");
+    }
 }

@@ -1,5 +1,5 @@
-//! `signalkit run`: join → encode → features → train → evaluate → importance, every stage's
-//! output kept in one run folder.
+//! `signalkit run`: join → encode (→ ask) → features → train → evaluate → importance, every
+//! stage's output kept in one run folder.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,6 +31,9 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     let out = cfg.out.clone();
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     write_bytes_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    let ask_store = out.join("ask-store");
+    let ask =
+        cfg.ask.as_ref().map(|a| Ok::<_, Error>((a.ask_args(&cfg.data, ask_store.clone())?, &a.model))).transpose()?;
     let mut stages = Vec::new();
     let mut log = |line: String| {
         eprintln!("{line}");
@@ -54,6 +57,15 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     let encoded = encode_files(&encode.encode_args(&cfg.data)?)?;
     log(format!("[2/6] encode with {}: {encoded}", encode.model));
 
+    let ask_store = match ask {
+        Some((args, model)) => {
+            let asked = crate::ask::ask_files(&args)?;
+            log(format!("[2b] ask with {model}: {asked}"));
+            Some(ask_store)
+        }
+        None => None,
+    };
+
     let t = Instant::now();
     let features = out.join("features.parquet");
     let f = build_features(&FeatureArgs {
@@ -63,7 +75,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         encoder: encoded.query.clone(),
         out: features.clone(),
         pca: PcaOption::choose(cfg.features.pca, cfg.train.train_until.clone(), None),
-        ask_store: None,
+        ask_store,
     })?;
     log(format!("[3/6] features: {f} ({:.1}s)", t.elapsed().as_secs_f64()));
 

@@ -39,7 +39,7 @@ pub struct TrainConfig {
     /// Train on eras up to this Friday (YYYY-MM-DD or YYYYMMDD) instead of `data_type == train`.
     pub train_until: Option<String>,
     /// Feature columns; empty = every `p_*`, `sentiment*`, `cls_*`, `pc_*`, `feature_*`,
-    /// `n_headlines_*` and `headline_age_days` column.
+    /// `n_headlines_*`, `ask_*` and `headline_age_days` column.
     pub features: Vec<String>,
     /// Stop when l2 on the last training eras (see `early_stopping_eras`) has not improved for
     /// this many rounds; the validation eras stay untouched.

@@ -138,9 +138,11 @@ fn questions_files_are_checked() {
         assert!(e.contains(want) && e.contains("q.toml"), "{e}");
     }
     let q = Question { name: "t".into(), prompt: "{company} {headline}".into(), answers: vec![] };
-    assert_eq!(q.fill("H", "AAPL", false), "AAPL H");
+    assert_eq!(q.fill("H", "AAPL", None, false), "AAPL H");
+    assert_eq!(q.fill("H", "AAPL", Some("Apple Inc."), false), "Apple Inc. H");
+    assert_eq!(q.fill("H", "AAPL", Some("Apple Inc."), true), "the company H");
     assert_eq!(
-        q.fill("AAPL beats; AAPLX and $AAPL up", "AAPL", true),
+        q.fill("AAPL beats; AAPLX and $AAPL up", "AAPL", None, true),
         "the company the company beats; AAPLX and $the company up"
     );
 }
@@ -159,6 +161,7 @@ fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
         shard: None,
         prefix_cache: true,
         gguf: None,
+        names: None,
     }
 }
 
@@ -506,4 +509,70 @@ fn cli_ask_reads_gguf_weights_and_refuses_what_it_cannot_run() {
     assert!(e.contains("fake.gguf") && e.contains("not a GGUF file"), "{e}");
     let e = err(run(&fixture_of("tiny-llama"), &gguf));
     assert!(e.contains("--gguf runs qwen2 checkpoints only"), "{e}");
+}
+
+/// Every stored (key text, probabilities) of the one question folder under `root`.
+fn stored_texts(root: &Path) -> std::collections::HashMap<String, Vec<f32>> {
+    use signalkit::encode::store::{Store, StoreQuery};
+    let models = Store::models(root).unwrap();
+    assert_eq!(models.len(), 1);
+    let (store, _) = Store::find_by(root, &StoreQuery::exactly(&models[0].1)).unwrap();
+    let df = store.read_all().unwrap();
+    let text = df.column("text").unwrap().str().unwrap().clone();
+    let yes = df.column("p_yes").unwrap().cast(&polars::prelude::DataType::Float32).unwrap();
+    let no = df.column("p_no").unwrap().cast(&polars::prelude::DataType::Float32).unwrap();
+    let (yes, no) = (yes.f32().unwrap().clone(), no.f32().unwrap().clone());
+    (0..df.height())
+        .map(|i| (text.get(i).unwrap().to_string(), vec![yes.get(i).unwrap(), no.get(i).unwrap()]))
+        .collect()
+}
+
+#[test]
+fn names_fill_company_and_never_share_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(
+        dir.path(),
+        "h.csv",
+        "ticker,published_at,headline\nAAPL,2024-01-02,Shares jump after results\nTSLA,2024-01-03,Shares jump after results\n",
+    );
+    let q = write(
+        dir.path(),
+        "q.toml",
+        "[[ask.question]]\nname = \"good\"\nprompt = \"Good news for {company}? {headline}\"\n",
+    );
+    let mut args = ask_args(dir.path(), &h, &q);
+    let plain = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!((plain.answered, plain.unnamed), (2, 0), "without --names every ticker names itself");
+    args.names = Some(write(dir.path(), "names.csv", "ticker,name\naapl, Apple Inc.\n"));
+    let named = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!(
+        (named.answered, named.already_stored, named.unnamed),
+        (1, 1, 1),
+        "AAPL is asked anew under its name; TSLA, not in the file, keeps its ticker's answer"
+    );
+    assert!(named.to_string().contains("1 tickers not in --names were named by their ticker"), "{named}");
+    args.names = Some(write(dir.path(), "other.csv", "ticker,name\nAAPL,Apple Computer\nTSLA,Tesla\n"));
+    let other = signalkit::ask::ask_files(&args).unwrap();
+    assert_eq!((other.answered, other.already_stored, other.unnamed), (2, 0, 0), "other names, other answers");
+    let stored = stored_texts(&args.store);
+    let key = |parts: &[&str]| parts.join("\u{1f}");
+    let h = "Shares jump after results";
+    let (by_ticker, inc, computer) = (
+        &stored[&key(&["AAPL", h])],
+        &stored[&key(&["AAPL", "Apple Inc.", h])],
+        &stored[&key(&["AAPL", "Apple Computer", h])],
+    );
+    assert_eq!(stored.len(), 5, "{:?}", stored.keys());
+    assert!(stored.contains_key(&key(&["TSLA", h])) && stored.contains_key(&key(&["TSLA", "Tesla", h])));
+    assert!(by_ticker != inc && inc != computer, "the name reaches the prompt: {by_ticker:?} {inc:?} {computer:?}");
+
+    for (text, want) in [
+        ("ticker,company\nAAPL,Apple\n", "no column name"),
+        ("ticker,name\nAAPL,Apple\nTSLA,\n", "ticker 'TSLA' has no name"),
+        ("ticker,name\nAAPL,Apple\nAAPL,Apple Computer\n", "ticker 'AAPL' has two names"),
+    ] {
+        args.names = Some(write(dir.path(), "bad.csv", text));
+        let e = signalkit::ask::ask_files(&args).unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("bad.csv"), "{e}");
+    }
 }

@@ -33,10 +33,14 @@ struct Setup {
 }
 
 fn setup(encode: bool) -> Setup {
+    setup_with(HEADLINES, encode)
+}
+
+fn setup_with(headline_csv: &str, encode: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert");
-    let (targets, headlines) = (write(d, "t.csv", TARGETS), write(d, "h.csv", HEADLINES));
+    let (targets, headlines) = (write(d, "t.csv", TARGETS), write(d, "h.csv", headline_csv));
     let rows = d.join("rows.parquet");
     join_files(&JoinArgs {
         targets,
@@ -304,6 +308,7 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         shard: None,
         prefix_cache: true,
         gguf: None,
+        names: None,
     })
     .unwrap();
 }
@@ -340,5 +345,42 @@ fn ask_store_missing_the_latest_headline_is_refused() {
         &store,
     );
     let e = build_features(&FeatureArgs { ask_store: Some(store), ..s.args.clone() }).unwrap_err().to_string();
-    assert!(e.contains("not asked question 'good'") && e.contains("Acme wins a record contract"), "{e}");
+    assert!(e.contains("2 visible headlines were not asked question 'good'"), "{e}");
+    assert!(e.contains("Acme wins a record contract"), "the latest headline is the example: {e}");
+}
+
+#[test]
+fn ask_score_window_aggregates_are_point_in_time() {
+    // The Friday 2024-03-01 cutoff: a headline exactly at it is not visible, nor one 60 days old.
+    let csv = format!("{HEADLINES}AAA,2024-03-01T00:00:00Z,Acme at the very cutoff\n");
+    let s = setup_with(&csv, true);
+    let d = s.args.rows.parent().unwrap().to_path_buf();
+    let store = d.join("ask");
+    ask(&d, &d.join("h.csv"), &store);
+    let args = FeatureArgs { ask_store: Some(store.clone()), ..s.args.clone() };
+    let summary = build_features(&args).unwrap();
+    assert_eq!(summary.features, 3 + 6 + 32 + 4 + 5, "4 answer columns and 5 window aggregates");
+    let answers = signalkit::ask::read_answers(&store).unwrap();
+    let score = |t: &str| signalkit::ask::Answers::score(&answers[0].by_text[t]);
+    let (good, bad) = (score("Acme wins a record contract"), score("Acme warns of weaker demand"));
+    let (old, at_cutoff) = (score("Acme story far too old"), score("Acme at the very cutoff"));
+    for (a, b) in [(good, bad), (good, old), (bad, old), (good, at_cutoff)] {
+        assert!((a - b).abs() > 1e-5, "the fixture's scores must differ for this test to bite: {a} {b}");
+    }
+    let df = read_parquet(&args.out);
+    let col = |c: &str| f32s(&df, &format!("ask_good_score{c}"));
+    let close = |got: Option<f32>, want: f64| assert!((got.unwrap() as f64 - want).abs() < 1e-6, "{got:?} {want}");
+    assert_eq!(col("")[0], Some(good), "the latest is 02-29, not the headline at the cutoff");
+    close(col("_mean_7d")[0], good as f64);
+    close(col("_mean_30d")[0], (good as f64 + bad as f64) / 2.0);
+    let (w1, w10) = (0.5f64.powf(1.0 / HALF_LIFE_DAYS), 0.5f64.powf(10.0 / HALF_LIFE_DAYS));
+    close(col("_decayed")[0], (w1 * good as f64 + w10 * bad as f64) / (w1 + w10));
+    close(col("_min_window")[0], good.min(bad) as f64);
+    close(col("_max_window")[0], good.max(bad) as f64);
+    for c in ["", "_mean_7d", "_mean_30d", "_decayed", "_min_window", "_max_window"] {
+        assert_eq!(col(c)[1], None, "BBB sees no headline: {c}");
+    }
+    let p = Provenance::read(&args.out).unwrap().unwrap();
+    assert!(p.ask.len() == 1 && p.ask[0].id.ends_with("#ask-good"), "the provenance names the question: {:?}", p.ask);
+    assert_eq!(p.ask[0], answers[0].key);
 }

@@ -127,6 +127,81 @@ fn run_with_finetune_encodes_with_the_model_tuned_on_training_eras() {
     assert!(e.contains("lr = NaN"), "{e}");
 }
 
+/// `[ask]` in a run: the tiny Qwen2 answers every sample headline into RUN/ask-store, the model
+/// trains on the answers and its card and report name the question; the weekly path (`features
+/// --like`) needs the ask store and then predicts; bad settings are refused by name.
+#[test]
+fn run_with_ask_trains_on_prompt_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("asked");
+    let q = dir.path().join("q.toml");
+    std::fs::write(
+        &q,
+        "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? Answer YES, NO or UNKNOWN.\\n{headline}\"\n",
+    )
+    .unwrap();
+    let mut cfg = sample_config(&out, &dir.path().join("store"), 0.0);
+    let model = repo("data/fixtures/tiny-qwen2").display().to_string();
+    let text = format!("[ask]\nmodel = {model:?}\nquestions = {:?}\nbatch_size = 8\n", q.display().to_string());
+    cfg.ask = toml::from_str::<Config>(&text).unwrap().ask;
+    let r = run(&cfg).unwrap();
+    assert!(r.stages.iter().any(|s| s.contains("ask with") && s.contains("tiny-qwen2")), "{:?}", r.stages);
+    let features = read_parquet(&out.join("features.parquet"));
+    let card = json(&out.join("model/model.json"));
+    let used: Vec<&str> = card["features"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for c in ["ask_good_p_yes", "ask_good_p_no", "ask_good_p_unknown", "ask_good_score", "ask_good_score_mean_7d"] {
+        let col = features.column(c).unwrap();
+        assert!(col.null_count() < col.len() / 2, "{c} is mostly null");
+        assert!(used.contains(&c), "the model trains on {c}: {used:?}");
+    }
+    let asked = card["provenance"]["ask"][0]["id"].as_str().unwrap();
+    assert!(asked.contains("tiny-qwen2#ask-good"), "the card names the ask model: {asked}");
+    let md = std::fs::read_to_string(out.join("evaluate/report.md")).unwrap();
+    assert!(md.contains(&format!("Asked: `{asked}`")), "the report names the ask model: {md}");
+
+    // The weekly path: features --like the model need its ask store, then predict accepts them.
+    let like = signalkit::features::like_model(&out.join("model")).unwrap();
+    let week = dir.path().join("week.parquet");
+    let args = signalkit::FeatureArgs {
+        rows: out.join("rows.parquet"),
+        restated: Default::default(),
+        store: cfg.encode.store.clone(),
+        encoder: Default::default(),
+        out: week.clone(),
+        pca: None,
+        ask_store: None,
+    };
+    let e = like.clone().under(args.clone()).unwrap_err().to_string();
+    assert!(e.contains("--ask-store") && e.contains("#ask-good"), "{e}");
+    let args = like.under(signalkit::FeatureArgs { ask_store: Some(out.join("ask-store")), ..args }).unwrap();
+    signalkit::build_features(&args).unwrap();
+    let s = |p: &Path| p.display().to_string();
+    let (ok, log) = signalkit(&[
+        "predict",
+        "--model",
+        &s(&out.join("model")),
+        "--features",
+        &s(&week),
+        "--out",
+        &s(&dir.path().join("signal.csv")),
+    ]);
+    assert!(ok, "{log}");
+
+    // Settings that cannot run are refused by name.
+    for (set, want) in [
+        ("batch_size = 0", "[ask] batch_size"),
+        ("knowledge_cutoff = \"June\"", "[ask] knowledge_cutoff"),
+        ("model = \"\"", "[ask] model is required"),
+    ] {
+        let mut bad = cfg.clone();
+        let text = format!("[ask]\nmodel = {model:?}\nquestions = {:?}\n{set}\n", q.display().to_string());
+        let text = if set.starts_with("model") { text.replacen(&format!("model = {model:?}\n"), "", 1) } else { text };
+        bad.ask = toml::from_str::<Config>(&text).unwrap().ask;
+        let e = run(&bad).unwrap_err().to_string();
+        assert!(e.contains(want), "{set}: {e}");
+    }
+}
+
 #[test]
 fn train_is_deterministic_and_predict_writes_a_valid_signal() {
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@
 
 pub mod gguf;
 pub mod model;
+pub mod names;
 pub mod padded;
 
 use std::collections::HashSet;
@@ -27,6 +28,7 @@ use crate::encode::shard::Shard;
 use crate::encode::store::{Encoded, ModelKey, Store, StoreQuery, key, normalise};
 use crate::error::{Error, Result};
 use model::{Decoder, Template};
+use names::Names;
 
 /// The answer columns of every question, in answer-word order: p_yes, p_no, p_unknown.
 pub const LABELS: [&str; 3] = ["yes", "no", "unknown"];
@@ -103,22 +105,28 @@ impl Question {
         Ok(())
     }
 
-    /// The user message for one headline ({company} is the ticker: no names table yet). With
-    /// `anonymise`, {ticker} and {company} read "the company", and so does the ticker wherever it
-    /// stands as a whole word in the headline.
-    pub fn fill(&self, headline: &str, ticker: &str, anonymise: bool) -> String {
-        let (name, headline) = if anonymise {
-            (ANONYMOUS, replace_word(headline, ticker, ANONYMOUS))
+    /// The user message for one headline: {company} is the company's name (`--names`), else
+    /// the ticker. With `anonymise`, {ticker} and {company} read "the company", and so does the
+    /// ticker wherever it stands as a whole word in the headline.
+    pub fn fill(&self, headline: &str, ticker: &str, company: Option<&str>, anonymise: bool) -> String {
+        let (ticker_text, company_text, headline) = if anonymise {
+            (ANONYMOUS, ANONYMOUS, replace_word(headline, ticker, ANONYMOUS))
         } else {
-            (ticker, headline.to_string())
+            (ticker, company.unwrap_or(ticker), headline.to_string())
         };
-        self.prompt.replace("{ticker}", name).replace("{company}", name).replace("{headline}", &headline)
+        self.prompt.replace("{ticker}", ticker_text).replace("{company}", company_text).replace("{headline}", &headline)
     }
 
     /// The text this question's store keys on: the normalised headline, preceded by the ticker
-    /// and a unit separator when the prompt names it.
-    pub fn key_text(&self, headline: &str, ticker: &str) -> String {
-        if self.uses_ticker() { format!("{ticker}\u{1f}{headline}") } else { headline.to_string() }
+    /// and a unit separator when the prompt names it, and by the company's name too when
+    /// {company} is filled with one (so different names never share an answer).
+    pub fn key_text(&self, headline: &str, ticker: &str, company: Option<&str>) -> String {
+        let named = company.filter(|_| self.placeholders().iter().any(|p| p == "company"));
+        match (self.uses_ticker(), named) {
+            (false, _) => headline.to_string(),
+            (true, None) => format!("{ticker}\u{1f}{headline}"),
+            (true, Some(name)) => format!("{ticker}\u{1f}{name}\u{1f}{headline}"),
+        }
     }
 }
 
@@ -239,6 +247,9 @@ pub struct AskArgs {
     /// Weights from this GGUF file (a quantised Qwen2) instead of the checkpoint's safetensors;
     /// config, tokenizer and chat template still from the checkpoint.
     pub gguf: Option<PathBuf>,
+    /// `ticker,name` file: {company} becomes the headline ticker's company name (a ticker not in
+    /// it: the ticker, counted in the summary).
+    pub names: Option<PathBuf>,
 }
 
 /// Options that shape (anonymise) or annotate (knowledge cutoff) a question's answers.
@@ -281,13 +292,15 @@ pub struct AskSummary {
     pub shard: Option<Shard>,
     /// (question, text) pairs left to the other shards.
     pub other_shards: usize,
+    /// Headline tickers missing from `--names` that a {company} question named by ticker.
+    pub unnamed: usize,
 }
 
 impl fmt::Display for AskSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} headlines × {} questions: {} already stored, {} answered in {:.1}s into {} folders{}",
+            "{} headlines × {} questions: {} already stored, {} answered in {:.1}s into {} folders{}{}",
             self.headlines,
             self.questions,
             self.already_stored,
@@ -297,6 +310,10 @@ impl fmt::Display for AskSummary {
             match self.shard {
                 Some(s) => format!(" (shard {s}: {} left to the other shards)", self.other_shards),
                 None => String::new(),
+            },
+            match self.unnamed {
+                0 => String::new(),
+                n => format!("; {n} tickers not in --names were named by their ticker"),
             }
         )
     }
@@ -334,10 +351,12 @@ fn missing(
     pairs: &[(String, String)],
     args: &AskArgs,
     template: &Template,
+    names: Option<&Names>,
 ) -> Result<(Vec<Todo>, Counts)> {
     let (mut seen, mut todo, mut counts) = (HashSet::new(), Vec::new(), Counts::default());
     for (ticker, headline) in pairs {
-        let text = q.key_text(headline, ticker);
+        let company = names.and_then(|n| n.get(ticker)).filter(|_| !args.options.anonymise);
+        let text = q.key_text(headline, ticker, company);
         let k = key(mkey, &text);
         if !seen.insert(k.clone()) {
             continue;
@@ -347,7 +366,7 @@ fn missing(
         } else if store.contains(&k) {
             counts.stored += 1;
         } else {
-            todo.push((k, text, template.render(&q.fill(headline, ticker, args.options.anonymise))?));
+            todo.push((k, text, template.render(&q.fill(headline, ticker, company, args.options.anonymise))?));
         }
     }
     Ok((todo, counts))
@@ -361,6 +380,7 @@ fn ask_question(
     q: &Question,
     pairs: &[(String, String)],
     args: &AskArgs,
+    names: Option<&Names>,
 ) -> Result<(Counts, usize, PathBuf)> {
     let (mkey, record) = question_key(decoder, q, &args.options);
     let (mut store, _) = Store::open(&args.store, &mkey)?;
@@ -370,7 +390,7 @@ fn ask_question(
         s.record(store.dir())?;
     }
     let answer_ids = decoder.answer_tokens(&q.answers)?;
-    let (todo, counts) = missing(&store, &mkey, q, pairs, args, &decoder.template)?;
+    let (todo, counts) = missing(&store, &mkey, q, pairs, args, &decoder.template, names)?;
     if args.prefix_cache {
         decoder.set_prefix(todo.iter().map(|t| t.2.as_str()))?;
     } else {
@@ -395,6 +415,7 @@ fn ask_question(
 pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
     args.options.check()?;
     let questions = read_questions(&args.questions)?;
+    let names = args.names.as_deref().map(Names::read).transpose()?;
     let mut files = args.source.resolve()?;
     if let Some(g) = &args.gguf {
         files.weights = g.clone();
@@ -407,10 +428,11 @@ pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
         headlines: headlines.len(),
         questions: questions.len(),
         shard: args.shard,
+        unnamed: unnamed(&questions, &pairs, names.as_ref()),
         ..AskSummary::default()
     };
     for q in &questions {
-        let (counts, answered, dir) = ask_question(&mut decoder, q, &pairs, args)?;
+        let (counts, answered, dir) = ask_question(&mut decoder, q, &pairs, args, names.as_ref())?;
         summary.already_stored += counts.stored;
         summary.other_shards += counts.other_shards;
         summary.answered += answered;
@@ -418,6 +440,16 @@ pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
     }
     summary.seconds = clock.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// Distinct headline tickers that `names` lacks, when a question fills {company} (0 without a
+/// names file: every ticker is then named by itself, as asked).
+fn unnamed(questions: &[Question], pairs: &[(String, String)], names: Option<&Names>) -> usize {
+    let Some(names) = names else { return 0 };
+    if !questions.iter().any(|q| q.placeholders().iter().any(|p| p == "company")) {
+        return 0;
+    }
+    pairs.iter().map(|(t, _)| t.as_str()).filter(|t| names.get(t).is_none()).collect::<HashSet<_>>().len()
 }
 
 /// One question's stored answers, for features: p_yes, p_no, p_unknown per normalised headline.

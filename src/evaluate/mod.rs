@@ -116,6 +116,9 @@ pub struct EvalReport {
     /// The encoder whose outputs the model was trained on (from the model card's provenance).
     #[serde(default)]
     pub encoder: Option<crate::provenance::ModelKey>,
+    /// The questions (`signalkit ask`) whose answers the model was trained on.
+    #[serde(default)]
+    pub ask: Vec<crate::provenance::ModelKey>,
     /// OOS corr before and after the language model's knowledge cutoff, when one is known.
     #[serde(default)]
     pub knowledge_cutoff: Option<CutoffScores>,
@@ -230,6 +233,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         smoothing,
         payout,
         encoder: model.as_ref().and_then(|m| m.card.provenance.as_ref()?.encoder.clone()),
+        ask: model.as_ref().and_then(|m| Some(m.card.provenance.as_ref()?.ask.clone())).unwrap_or_default(),
         knowledge_cutoff,
     };
     write_eval_outputs(&args.out, &report)?;
@@ -454,6 +458,9 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
             e.dtype,
             e.max_len
         );
+    }
+    for q in &r.ask {
+        md += &format!("Asked: `{}` (fingerprint {}).\n\n", q.id, &q.fingerprint[..12.min(q.fingerprint.len())]);
     }
     if let Some(s) = &r.split {
         md += &format!(
