@@ -660,8 +660,11 @@ fn add_ask_columns(
 ) -> Result<Vec<ModelKey>> {
     let texts: Vec<Option<String>> = headlines.text.par_iter().map(|t| t.map(normalise)).collect();
     for a in answers {
-        let entries: Vec<Option<[f32; 3]>> =
-            texts.iter().map(|t| t.as_ref().and_then(|t| a.by_text.get(t).copied())).collect();
+        let entries: Vec<Option<[f32; 3]>> = texts
+            .iter()
+            .zip(headlines.tickers.iter())
+            .map(|(t, ticker)| a.get(ticker.unwrap_or(""), t.as_deref()?))
+            .collect();
         let (latest, aggregates) = ask_rows(vis, &entries).map_err(|(n, h)| {
             Error::input(
                 root,

@@ -184,9 +184,10 @@ fn ask_fills_the_store_and_resumes() {
     assert_eq!((s.answered, s.already_stored, s.store_dirs.len()), (2, 0, 1));
     let again = signalkit::ask::ask_files(&args).unwrap();
     assert_eq!((again.answered, again.already_stored), (0, 2));
-    // Features look answers up by headline text: ticker-keyed questions are refused there.
-    let e = read_answers(&args.store).unwrap_err().to_string();
-    assert!(e.contains("{ticker} or {company}"), "{e}");
+    // Features look a ticker question's answers up by (ticker, headline).
+    let answers = read_answers(&args.store).unwrap();
+    let apple = "Apple beats quarterly earnings estimates and raises full-year guidance";
+    assert!(answers[0].get("AAPL", apple).is_some() && answers[0].get("TSLA", apple).is_none());
 }
 
 fn cli(args: &[&str]) -> std::process::Output {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use polars::prelude::*;
@@ -289,11 +289,13 @@ fn pca_is_fitted_on_training_eras_and_reapplied_unchanged() {
 }
 
 fn ask(dir: &Path, headlines: &Path, store: &Path) {
-    let q = write(
-        dir,
-        "q.toml",
-        "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? Answer YES, NO or UNKNOWN.\\n{headline}\"\n",
-    );
+    let q = "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? Answer YES, NO or UNKNOWN.\\n{headline}\"\n";
+    ask_with(dir, headlines, store, q, None);
+}
+
+/// `signalkit ask` with the tiny Qwen2 fixture, the questions `toml` and optional `--names`.
+fn ask_with(dir: &Path, headlines: &Path, store: &Path, toml: &str, names: Option<PathBuf>) {
+    let q = write(dir, "q.toml", toml);
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-qwen2");
     signalkit::ask::ask_files(&signalkit::ask::AskArgs {
         source: ModelSource::new(model.to_str().unwrap()),
@@ -308,9 +310,31 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
         shard: None,
         prefix_cache: true,
         gguf: None,
-        names: None,
+        names,
     })
     .unwrap();
+}
+
+#[test]
+fn ticker_questions_are_read_per_ticker_and_headline() {
+    let both = "ticker,published_at,headline\nAAA,2024-02-29T00:00:00Z,Shares rise after results\nBBB,2024-02-29T00:00:00Z,Shares rise after results\n";
+    let s = setup_with(both, true);
+    let d = s.args.rows.parent().unwrap().to_path_buf();
+    let store = d.join("ask");
+    let toml = "[[ask.question]]\nname = \"tick\"\nprompt = \"Good for {company} ({ticker})? YES, NO or UNKNOWN.\\n{headline}\"\n";
+    ask_with(&d, &d.join("h.csv"), &store, toml, None);
+    let args = FeatureArgs { ask_store: Some(store.clone()), ..s.args.clone() };
+    build_features(&args).unwrap();
+    let score = f32s(&read_parquet(&args.out), "ask_tick_score");
+    let answers = signalkit::ask::read_answers(&store).unwrap();
+    let want = |t: &str| signalkit::ask::Answers::score(&answers[0].get(t, "Shares rise after results").unwrap());
+    assert_eq!((score[0], score[1]), (Some(want("AAA")), Some(want("BBB"))), "each row reads its own ticker's answer");
+    assert_ne!(score[0], score[1], "the ticker reaches the prompt, so the same headline is answered twice");
+    // The same store asked again with AAA named "Acme": AAA now has two answers → refused.
+    let names = write(&d, "names.csv", "ticker,name\nAAA,Acme Corp\n");
+    ask_with(&d, &d.join("h.csv"), &store, toml, Some(names));
+    let e = build_features(&args).unwrap_err().to_string();
+    assert!(e.contains("ticker AAA under two company names") && e.contains("--names"), "{e}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ pub mod model;
 pub mod names;
 pub mod padded;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -459,13 +459,23 @@ pub struct Answers {
     pub question: Question,
     /// Its store identity (recorded in the features' provenance).
     pub key: ModelKey,
-    /// Answer probabilities by normalised headline text.
-    pub by_text: std::collections::HashMap<String, [f32; 3]>,
+    /// Answer probabilities by normalised headline text, or by `ticker␟headline` for a question
+    /// that names the ticker or company (see [`Answers::get`]).
+    pub by_text: HashMap<String, [f32; 3]>,
     /// The model's training-data cutoff recorded with the answers (`--knowledge-cutoff`).
     pub knowledge_cutoff: Option<String>,
 }
 
 impl Answers {
+    /// The answer about a headline (normalised) published for `ticker`.
+    pub fn get(&self, ticker: &str, headline: &str) -> Option<[f32; 3]> {
+        if self.question.uses_ticker() {
+            self.by_text.get(&format!("{ticker}\u{1f}{headline}")).copied()
+        } else {
+            self.by_text.get(headline).copied()
+        }
+    }
+
     /// The latest knowledge cutoff recorded among `answers` (dates compare as YYYY-MM-DD text).
     pub fn latest_cutoff(answers: &[Answers]) -> Option<String> {
         answers.iter().filter_map(|a| a.knowledge_cutoff.clone()).max()
@@ -487,15 +497,6 @@ pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
         let rec: QuestionRecord =
             serde_json::from_str(&text).map_err(|e| Error::input(&path, format!("invalid: {e}")))?;
         let (q, knowledge_cutoff) = (rec.question, rec.knowledge_cutoff);
-        if q.uses_ticker() {
-            return Err(Error::input(
-                &path,
-                format!(
-                    "question '{}' names {{ticker}} or {{company}}: features read answers by headline text only so far; ask it in another store",
-                    q.name
-                ),
-            ));
-        }
         if out.iter().any(|a| a.question.name == q.name) {
             return Err(Error::input(
                 root,
@@ -506,7 +507,9 @@ pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
             ));
         }
         let (store, _) = Store::find_by(root, &StoreQuery::exactly(&mkey))?;
-        out.push(Answers { by_text: answer_table(&store)?, question: q, key: mkey, knowledge_cutoff });
+        let table = answer_table(&store)?;
+        let by_text = if q.uses_ticker() { by_ticker_and_headline(table, &q.name, &dir)? } else { table };
+        out.push(Answers { by_text, question: q, key: mkey, knowledge_cutoff });
     }
     if out.is_empty() {
         return Err(Error::input(root, "no answers in this store: run signalkit ask --store on it first"));
@@ -515,8 +518,32 @@ pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
     Ok(out)
 }
 
+/// A ticker question's answers keyed `ticker␟headline`, whatever company name filled the
+/// prompt; one (ticker, headline) answered under two names with different answers is refused.
+fn by_ticker_and_headline(
+    table: HashMap<String, [f32; 3]>,
+    name: &str,
+    dir: &Path,
+) -> Result<HashMap<String, [f32; 3]>> {
+    let mut out: HashMap<String, [f32; 3]> = HashMap::with_capacity(table.len());
+    for (text, p) in table {
+        let parts: Vec<&str> = text.split('\u{1f}').collect();
+        let key = format!("{}\u{1f}{}", parts[0], parts[parts.len() - 1]);
+        if out.insert(key, p).is_some_and(|q| q != p) {
+            return Err(Error::input(
+                dir,
+                format!(
+                    "question '{name}' was answered for ticker {} under two company names: ask it into a store with one --names file",
+                    parts[0]
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// A question folder's rows: text → (p_yes, p_no, p_unknown).
-fn answer_table(store: &Store) -> Result<std::collections::HashMap<String, [f32; 3]>> {
+fn answer_table(store: &Store) -> Result<HashMap<String, [f32; 3]>> {
     let df = store.read_all()?;
     let fail = |e: polars::prelude::PolarsError| Error::table(store.dir(), e);
     let text = df.column("text").and_then(|c| c.str().cloned()).map_err(fail)?;
