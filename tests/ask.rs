@@ -194,6 +194,15 @@ fn cli(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).output().unwrap()
 }
 
+/// `signalkit ask --model M --questions Q --headlines H --store S`, then `extra`.
+fn cli_ask(model: &Path, q: &Path, h: &Path, store: &Path, extra: &[&str]) -> std::process::Output {
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let (model, q, h, store) = (s(model), s(q), s(h), s(store));
+    let mut args = vec!["ask", "--model", &model, "--questions", &q, "--headlines", &h, "--store", &store];
+    args.extend_from_slice(extra);
+    cli(&args)
+}
+
 /// Every shard's answer rows in key order, as bytes of (key, text, probabilities).
 fn store_rows(store: &Path) -> Vec<(String, String, Vec<u32>)> {
     let mut out = Vec::new();
@@ -218,17 +227,7 @@ fn cli_ask_writes_the_same_answers_every_time_and_names_bad_models() {
     let model = fixture();
     let run = |store: &str| {
         let s = dir.path().join(store);
-        let out = cli(&[
-            "ask",
-            "--model",
-            model.to_str().unwrap(),
-            "--questions",
-            q.to_str().unwrap(),
-            "--headlines",
-            h.to_str().unwrap(),
-            "--store",
-            s.to_str().unwrap(),
-        ]);
+        let out = cli_ask(&model, &q, &h, &s, &[]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("2 answered"),
@@ -241,17 +240,7 @@ fn cli_ask_writes_the_same_answers_every_time_and_names_bad_models() {
     assert_eq!(a.len(), 2);
     assert_eq!(a, b, "same inputs, same answers to the bit");
     let bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert");
-    let out = cli(&[
-        "ask",
-        "--model",
-        bert.to_str().unwrap(),
-        "--questions",
-        q.to_str().unwrap(),
-        "--headlines",
-        h.to_str().unwrap(),
-        "--store",
-        dir.path().join("s3").to_str().unwrap(),
-    ]);
+    let out = cli_ask(&bert, &q, &h, &dir.path().join("s3"), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success()
@@ -480,21 +469,7 @@ fn cli_ask_reads_gguf_weights_and_refuses_what_it_cannot_run() {
     let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats estimates\n");
     let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
     let store = dir.path().join("store");
-    let run = |model: &Path, weights: &Path| {
-        cli(&[
-            "ask",
-            "--model",
-            model.to_str().unwrap(),
-            "--gguf",
-            weights.to_str().unwrap(),
-            "--questions",
-            q.to_str().unwrap(),
-            "--headlines",
-            h.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-        ])
-    };
+    let run = |model: &Path, weights: &Path| cli_ask(model, &q, &h, &store, &["--gguf", weights.to_str().unwrap()]);
     let out = run(&fixture(), &gguf);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 answered"));
