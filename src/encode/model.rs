@@ -302,6 +302,39 @@ impl Precision {
     }
 }
 
+/// The checkpoint's tokenizer (tokenizer.json, else vocab.txt with tokenizer_config.json's
+/// casing), truncating to `max_len` tokens, which must fit the model, and never padding.
+fn load_tokenizer(files: &ModelFiles, cfg: &Config, max_len: usize) -> Result<Tokenizer> {
+    let mut tokenizer = match (&files.tokenizer_json, &files.vocab) {
+        (Some(p), _) => Tokenizer::from_file(p).map_err(|e| Error::input(p, format!("cannot read tokenizer: {e}")))?,
+        (None, Some(v)) => {
+            let lower = files
+                .tokenizer_config
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v.get("do_lower_case").and_then(Value::as_bool))
+                .unwrap_or(true);
+            tokenizer_from_vocab(v, lower)?
+        }
+        (None, None) => return Err(Error::input(&files.config, "no tokenizer.json or vocab.txt beside it")),
+    };
+    if !(MIN_MAX_LEN..=cfg.max_position_embeddings).contains(&max_len) {
+        return Err(Error::input(
+            &files.config,
+            format!(
+                "--max-len {max_len}: this model reads {MIN_MAX_LEN} to {} tokens per headline ([CLS], the words, [SEP]); 64 suits headlines",
+                cfg.max_position_embeddings
+            ),
+        ));
+    }
+    tokenizer
+        .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+        .map_err(|e| Error::Encoder(format!("truncation: {e}")))?;
+    tokenizer.with_padding(None);
+    Ok(tokenizer)
+}
+
 /// The fewest tokens per headline that still hold a word: [CLS], one token, [SEP].
 pub const MIN_MAX_LEN: usize = 3;
 
@@ -314,35 +347,7 @@ impl Encoder {
     /// Loads a checkpoint onto `device` in the given precision.
     pub fn load_with(files: &ModelFiles, device: &Device, max_len: usize, precision: Precision) -> Result<Self> {
         let (cfg, raw) = read_config(&files.config)?;
-        let mut tokenizer = match (&files.tokenizer_json, &files.vocab) {
-            (Some(p), _) => {
-                Tokenizer::from_file(p).map_err(|e| Error::input(p, format!("cannot read tokenizer: {e}")))?
-            }
-            (None, Some(v)) => {
-                let lower = files
-                    .tokenizer_config
-                    .as_ref()
-                    .and_then(|p| std::fs::read_to_string(p).ok())
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v.get("do_lower_case").and_then(Value::as_bool))
-                    .unwrap_or(true);
-                tokenizer_from_vocab(v, lower)?
-            }
-            (None, None) => return Err(Error::input(&files.config, "no tokenizer.json or vocab.txt beside it")),
-        };
-        if !(MIN_MAX_LEN..=cfg.max_position_embeddings).contains(&max_len) {
-            return Err(Error::input(
-                &files.config,
-                format!(
-                    "--max-len {max_len}: this model reads {MIN_MAX_LEN} to {} tokens per headline ([CLS], the words, [SEP]); 64 suits headlines",
-                    cfg.max_position_embeddings
-                ),
-            ));
-        }
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
-            .map_err(|e| Error::Encoder(format!("truncation: {e}")))?;
-        tokenizer.with_padding(None);
+        let tokenizer = load_tokenizer(files, &cfg, max_len)?;
         let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(cfg.pad_token_id as u32);
 
         let precision = precision.on(device);
