@@ -243,7 +243,7 @@ pub struct EncodeCmd {
     #[arg(long, default_value_t = 64)]
     max_len: usize,
     /// Precision, each kept apart in the store. f32: exact (within 1e-6 of transformers). bf16:
-    /// on a CPU with AVX512-BF16, linear layers in bf16 with f32 sums, measured 3.0x f32's
+    /// on a CPU with AVX512-BF16, linear layers in bf16 with f32 sums, measured 3.1x f32's
     /// speed with [CLS] cosine >= 0.99999 and |dp| <= 0.001 vs f32 on a BERT-base-shaped model
     /// (other CPUs fall back to f32, saying so); on a GPU, all bf16. f16: for GPUs (no gain on
     /// CPUs). Measured by scripts/bench-encode.sh --all.
