@@ -317,8 +317,9 @@ pub struct AskCmd {
     /// values are computed once by default; the answers agree within float rounding).
     #[arg(long)]
     no_prefix_cache: bool,
-    /// Weights from a qwen2 GGUF file (q8_0, q4_k_m, …: candle's quantised Qwen2, one prompt at a
-    /// time) instead of model.safetensors; config, tokenizer and template still from --model.
+    /// Weights from a qwen2, qwen3 or llama GGUF file (q8_0, q4_k_m, …: candle's quantised models,
+    /// one prompt at a time) instead of model.safetensors; config, tokenizer and template still
+    /// from --model, whose architecture the file must match.
     #[arg(long, value_name = "FILE")]
     gguf: Option<PathBuf>,
     /// CSV of ticker,name: {company} becomes the headline ticker's company name (a ticker not in

@@ -374,12 +374,22 @@ fn ask_with_and_without_the_prefix_cache_stores_the_same_answers() {
     }
 }
 
-/// The tiny Qwen2 fixture's weights as a GGUF file the way llama.cpp's converter names them:
-/// matrices quantised to `dtype`, vectors (norms, biases) kept in f32.
+/// The tiny Qwen2 fixture's weights as a GGUF file (see [`write_gguf_of`]).
 fn write_gguf(dir: &Path, dtype: candle_core::quantized::GgmlDType) -> PathBuf {
+    write_gguf_of("tiny-qwen2", dir, dtype)
+}
+
+/// A fixture's weights as a GGUF file the way llama.cpp's converter writes them: its tensor
+/// names and metadata keys, Llama's query and key rows permuted for its interleaved rotation,
+/// matrices quantised to `dtype`, vectors (norms, biases) kept in f32.
+fn write_gguf_of(fixture_name: &str, dir: &Path, dtype: candle_core::quantized::GgmlDType) -> PathBuf {
     use candle_core::quantized::{GgmlDType, QTensor, gguf_file::Value};
-    let tensors = candle_core::safetensors::load(fixture().join("model.safetensors"), &Device::Cpu).unwrap();
-    let cfg: Value2 = serde_json::from_str(&std::fs::read_to_string(fixture().join("config.json")).unwrap()).unwrap();
+    let folder = fixture_of(fixture_name);
+    let tensors = candle_core::safetensors::load(folder.join("model.safetensors"), &Device::Cpu).unwrap();
+    let cfg: Value2 = serde_json::from_str(&std::fs::read_to_string(folder.join("config.json")).unwrap()).unwrap();
+    let arch = cfg["model_type"].as_str().unwrap().to_string();
+    let n = |k: &str| cfg[k].as_u64().unwrap() as usize;
+    let head_dim = cfg["head_dim"].as_u64().map_or(n("hidden_size") / n("num_attention_heads"), |d| d as usize);
     let rename = |name: &str| -> String {
         let n = name.replace("model.embed_tokens", "token_embd").replace("model.norm", "output_norm");
         let n = n.replace("lm_head", "output").replace("model.layers.", "blk.");
@@ -388,6 +398,8 @@ fn write_gguf(dir: &Path, dtype: candle_core::quantized::GgmlDType) -> PathBuf {
             ("self_attn.k_proj", "attn_k"),
             ("self_attn.v_proj", "attn_v"),
             ("self_attn.o_proj", "attn_output"),
+            ("self_attn.q_norm", "attn_q_norm"),
+            ("self_attn.k_norm", "attn_k_norm"),
             ("mlp.gate_proj", "ffn_gate"),
             ("mlp.up_proj", "ffn_up"),
             ("mlp.down_proj", "ffn_down"),
@@ -396,28 +408,41 @@ fn write_gguf(dir: &Path, dtype: candle_core::quantized::GgmlDType) -> PathBuf {
         ];
         pairs.iter().fold(n, |n, (a, b)| n.replace(a, b))
     };
+    // llama.cpp's `permute`: rows (heads, 2, head_dim / 2) → (heads, head_dim / 2, 2).
+    let permute = |t: &candle_core::Tensor, heads: usize| {
+        let (rows, cols) = t.dims2().unwrap();
+        t.reshape((heads, 2, rows / heads / 2, cols)).unwrap().transpose(1, 2).unwrap().reshape((rows, cols)).unwrap()
+    };
     let mut q: Vec<(String, QTensor)> = tensors
         .iter()
         .map(|(name, t)| {
+            let t = match (arch.as_str(), name.ends_with("q_proj.weight"), name.ends_with("k_proj.weight")) {
+                ("llama", true, _) => permute(t, n("num_attention_heads")),
+                ("llama", _, true) => permute(t, n("num_key_value_heads")),
+                _ => t.clone(),
+            };
             let kind = if t.rank() == 2 { dtype } else { GgmlDType::F32 };
-            (rename(name), QTensor::quantize(t, kind).unwrap())
+            (rename(name), QTensor::quantize(&t, kind).unwrap())
         })
         .collect();
     q.sort_by(|a, b| a.0.cmp(&b.0));
-    let u = |k: &str| Value::U32(cfg[k].as_u64().unwrap() as u32);
+    let u = |k: &str| Value::U32(n(k) as u32);
+    let theta = cfg["rope_parameters"]["rope_theta"].as_f64().or(cfg["rope_theta"].as_f64()).unwrap() as f32;
     let meta = [
-        ("general.architecture", Value::String("qwen2".into())),
-        ("qwen2.attention.head_count", u("num_attention_heads")),
-        ("qwen2.attention.head_count_kv", u("num_key_value_heads")),
-        ("qwen2.embedding_length", u("hidden_size")),
-        ("qwen2.context_length", u("max_position_embeddings")),
-        ("qwen2.block_count", u("num_hidden_layers")),
-        ("qwen2.attention.layer_norm_rms_epsilon", Value::F32(cfg["rms_norm_eps"].as_f64().unwrap() as f32)),
-        ("qwen2.rope.freq_base", Value::F32(cfg["rope_parameters"]["rope_theta"].as_f64().unwrap() as f32)),
+        ("general.architecture".to_string(), Value::String(arch.clone())),
+        (format!("{arch}.attention.head_count"), u("num_attention_heads")),
+        (format!("{arch}.attention.head_count_kv"), u("num_key_value_heads")),
+        (format!("{arch}.attention.key_length"), Value::U32(head_dim as u32)),
+        (format!("{arch}.rope.dimension_count"), Value::U32(head_dim as u32)),
+        (format!("{arch}.embedding_length"), u("hidden_size")),
+        (format!("{arch}.context_length"), u("max_position_embeddings")),
+        (format!("{arch}.block_count"), u("num_hidden_layers")),
+        (format!("{arch}.attention.layer_norm_rms_epsilon"), Value::F32(cfg["rms_norm_eps"].as_f64().unwrap() as f32)),
+        (format!("{arch}.rope.freq_base"), Value::F32(theta)),
     ];
-    let path = dir.join("tiny-qwen2.gguf");
+    let path = dir.join(format!("{fixture_name}.gguf"));
     let mut f = std::fs::File::create(&path).unwrap();
-    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (*k, v)).collect();
+    let meta_refs: Vec<(&str, &Value)> = meta.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = q.iter().map(|(k, v)| (k.as_str(), v)).collect();
     candle_core::quantized::gguf_file::write(&mut f, &meta_refs, &tensor_refs).unwrap();
     path
@@ -430,18 +455,25 @@ type Value2 = serde_json::Value;
 /// quantisation).
 #[test]
 fn gguf_q8_0_is_close_to_the_f32_model() {
+    for name in ["tiny-qwen2", "tiny-qwen3", "tiny-llama"] {
+        gguf_close_to_f32(name);
+    }
+}
+
+fn gguf_close_to_f32(fixture_name: &str) {
     use candle_core::quantized::GgmlDType;
     let dir = tempfile::tempdir().unwrap();
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(fixture().join("reference.json")).unwrap()).unwrap();
+    let folder = fixture_of(fixture_name);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(folder.join("reference.json")).unwrap()).unwrap();
     let prompts: Vec<String> =
         r["items"].as_array().unwrap().iter().map(|it| it["prompt"].as_str().unwrap().to_string()).collect();
-    let mut f32_model = decoder();
+    let mut f32_model = Decoder::load(&ModelFiles::from_dir(&folder).unwrap(), &Device::Cpu).unwrap();
     let ids = f32_model.answer_tokens(&["YES".into(), "NO".into(), "UNKNOWN".into()]).unwrap();
     let want: Vec<Vec<f32>> = prompts.iter().map(|p| f32_model.answer(p, &ids).unwrap()).collect();
     let mut worst = Vec::new();
     for (dtype, name) in [(GgmlDType::F32, "f32"), (GgmlDType::Q8_0, "q8_0")] {
-        let mut files = ModelFiles::from_dir(&fixture()).unwrap();
-        files.weights = write_gguf(dir.path(), dtype);
+        let mut files = ModelFiles::from_dir(&folder).unwrap();
+        files.weights = write_gguf_of(fixture_name, dir.path(), dtype);
         assert!(signalkit::ask::gguf::dtypes(&files.weights).unwrap().contains(name));
         let mut g = Decoder::load(&files, &Device::Cpu).unwrap();
         assert_ne!(g.fingerprint, f32_model.fingerprint, "GGUF answers are kept apart in the store");
@@ -452,14 +484,17 @@ fn gguf_q8_0_is_close_to_the_f32_model() {
         worst.push((max_diff(&got, &want), diffs.iter().sum::<f32>() / diffs.len() as f32));
     }
     eprintln!(
-        "GGUF vs f32 safetensors over {} prompts, |Δp| max / mean: f32 {:.1e} / {:.1e}, q8_0 {:.1e} / {:.1e}",
+        "{fixture_name}: GGUF vs f32 safetensors over {} prompts, |Δp| max / mean: f32 {:.1e} / {:.1e}, q8_0 {:.1e} / {:.1e}",
         prompts.len(),
         worst[0].0,
         worst[0].1,
         worst[1].0,
         worst[1].1
     );
-    assert!(worst[0].0 < 1e-5 && worst[1].0 < 0.15 && worst[1].1 < 0.03 && worst[1].0 > 0.0, "{worst:?}");
+    // candle-transformers' quantized_qwen3 runs its own CPU attention kernel: on this fixture
+    // (head_dim 24) it moves answers by up to 0.017 even with f32 weights; the others are exact.
+    let exact = if fixture_name == "tiny-qwen3" { 0.03 } else { 1e-5 };
+    assert!(worst[0].0 < exact && worst[1].0 < 0.15 && worst[1].1 < 0.03 && worst[1].0 > 0.0, "{worst:?}");
 }
 
 #[test]
@@ -484,7 +519,7 @@ fn cli_ask_reads_gguf_weights_and_refuses_what_it_cannot_run() {
     let e = err(run(&fixture(), &fake));
     assert!(e.contains("fake.gguf") && e.contains("not a GGUF file"), "{e}");
     let e = err(run(&fixture_of("tiny-llama"), &gguf));
-    assert!(e.contains("--gguf runs qwen2 checkpoints only"), "{e}");
+    assert!(e.contains("GGUF architecture \"qwen2\" but config.json's model_type is \"llama\""), "{e}");
 }
 
 /// Every stored (key text, probabilities) of the one question folder under `root`.

@@ -13,9 +13,11 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::llama::{Cache, Llama, LlamaConfig};
 use candle_transformers::models::qwen2::{Config, ModelForCausalLM};
+use candle_transformers::models::qwen3::ModelForCausalLM as Qwen3ForCausalLM;
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
+use super::gguf::fresh;
 use super::padded::{Padded, PrefixCache, Shape};
 use crate::encode::model::ModelFiles;
 use crate::error::{Error, Result};
@@ -39,13 +41,13 @@ pub enum Template {
 /// The network of a loaded decoder.
 enum Network {
     Qwen2(Box<ModelForCausalLM>),
-    Qwen3(Box<candle_transformers::models::qwen3::ModelForCausalLM>),
+    Qwen3(Box<Qwen3ForCausalLM>),
     /// Llama with its rotary tables and masks (no key/value cache).
     Llama(Box<Llama>, Box<Cache>),
     /// Either architecture, batched with left padding.
     Padded(Box<Padded>),
-    /// A quantised Qwen2 from a GGUF file (no key/value cache between prompts).
-    Gguf(Box<candle_transformers::models::quantized_qwen2::ModelWeights>),
+    /// A quantised Qwen2, Qwen3 or Llama from a GGUF file (no key/value cache between prompts).
+    Gguf(Box<super::gguf::GgufModel>),
 }
 
 /// A loaded decoder.
@@ -253,15 +255,12 @@ impl Decoder {
         if !gguf && files.weights.extension().is_none_or(|e| e != "safetensors") {
             return Err(Error::input(
                 &files.weights,
-                "ask reads model.safetensors, or a qwen2 file ending .gguf with --gguf: convert the checkpoint",
+                "ask reads model.safetensors, or a qwen2, qwen3 or llama file ending .gguf with --gguf: convert the checkpoint",
             ));
-        }
-        if gguf && kind != "qwen2" {
-            return Err(Error::input(&files.config, format!("--gguf runs qwen2 checkpoints only, not '{kind}'")));
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
         if gguf {
-            let model = Network::Gguf(Box::new(super::gguf::load(&files.weights, device)?));
+            let model = Network::Gguf(Box::new(super::gguf::load(&files.weights, &kind, device)?));
             return Decoder::assemble(model, tokenizer, files, device);
         }
         // SAFETY: the weights file is memory-mapped read-only and not modified while loaded.
@@ -275,9 +274,7 @@ impl Decoder {
             Network::Qwen2(Box::new(ModelForCausalLM::new(&read_config(&files.config)?, vb).map_err(load_err)?))
         } else if kind == "qwen3" {
             let cfg = read_qwen3_config(&files.config)?;
-            Network::Qwen3(Box::new(
-                candle_transformers::models::qwen3::ModelForCausalLM::new(&cfg, vb).map_err(load_err)?,
-            ))
+            Network::Qwen3(Box::new(Qwen3ForCausalLM::new(&cfg, vb).map_err(load_err)?))
         } else {
             let cfg = read_llama_config(&files.config, json)?;
             let cache = Cache::new(false, DType::F32, &cfg, device).map_err(load_err)?;
@@ -336,25 +333,10 @@ impl Decoder {
         }
         let input = Tensor::new(enc.get_ids(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(fail)?;
         let logits = match &mut self.model {
-            Network::Qwen2(m) => {
-                m.clear_kv_cache();
-                let l = m.forward(&input, 0);
-                m.clear_kv_cache();
-                l
-            }
-            Network::Qwen3(m) => {
-                m.clear_kv_cache();
-                let l = m.forward(&input, 0);
-                m.clear_kv_cache();
-                l
-            }
+            Network::Qwen2(m) => fresh(m.as_mut(), ModelForCausalLM::clear_kv_cache, |m| m.forward(&input, 0)),
+            Network::Qwen3(m) => fresh(m.as_mut(), Qwen3ForCausalLM::clear_kv_cache, |m| m.forward(&input, 0)),
             Network::Llama(m, cache) => m.forward(&input, 0, cache),
-            Network::Gguf(m) => {
-                m.clear_kv_cache();
-                let l = m.forward(&input, 0);
-                m.clear_kv_cache();
-                l
-            }
+            Network::Gguf(m) => m.forward(&input),
             Network::Padded(m) => m.last_logits(&[enc.get_ids()]),
         };
         let logits = logits.and_then(|l| l.flatten_all()?.to_vec1::<f32>()).map_err(fail)?;
