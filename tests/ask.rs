@@ -250,15 +250,16 @@ fn cli_ask_writes_the_same_answers_every_time_and_names_bad_models() {
     );
 }
 
+/// A questions file with one question, "good", naming {company}.
+fn company_question(dir: &Path) -> PathBuf {
+    write(dir, "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news for {company}? {headline}\"\n")
+}
+
 #[test]
 fn anonymised_answers_are_kept_apart_and_the_knowledge_cutoff_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-01-02,AAPL beats estimates\n");
-    let q = write(
-        dir.path(),
-        "q.toml",
-        "[[ask.question]]\nname = \"good\"\nprompt = \"Good news for {company}? {headline}\"\n",
-    );
+    let q = company_question(dir.path());
     let mut args = ask_args(dir.path(), &h, &q);
     let plain = signalkit::ask::ask_files(&args).unwrap();
     args.options = signalkit::ask::AskOptions { anonymise: true, knowledge_cutoff: Some("2024-06-30".into()) };
@@ -546,11 +547,7 @@ fn names_fill_company_and_never_share_an_answer() {
         "h.csv",
         "ticker,published_at,headline\nAAPL,2024-01-02,Shares jump after results\nTSLA,2024-01-03,Shares jump after results\n",
     );
-    let q = write(
-        dir.path(),
-        "q.toml",
-        "[[ask.question]]\nname = \"good\"\nprompt = \"Good news for {company}? {headline}\"\n",
-    );
+    let q = company_question(dir.path());
     let mut args = ask_args(dir.path(), &h, &q);
     let plain = signalkit::ask::ask_files(&args).unwrap();
     assert_eq!((plain.answered, plain.unnamed), (2, 0), "without --names every ticker names itself");

@@ -187,16 +187,24 @@ fn one_and_five_adamw_steps_match_torch_within_1e_5() {
     }
 }
 
-#[test]
-fn the_saved_folder_loads_in_encode_with_the_trained_outputs() {
+/// A new down/flat/up head tuned one step from `seed`, saved to a temporary folder and loaded
+/// back in encode: (labels, trainer, the batch, the folder, the loaded encoder).
+fn tuned_and_saved(seed: u64) -> (Vec<String>, Trainer, Vec<Encoding>, tempfile::TempDir, Encoder) {
     let labels: Vec<String> = ["down", "flat", "up"].map(String::from).to_vec();
-    let (model, encodings) = setup(9, Some(&labels));
+    let (model, encodings) = setup(seed, Some(&labels));
     let refs: Vec<&Encoding> = encodings.iter().collect();
     let mut t = Trainer::new(model, Hyper { dropout: false, warmup_steps: 0, ..hyper() }).unwrap();
     t.step(&refs, &LABELS).unwrap();
     let dir = tempfile::tempdir().unwrap();
     t.model.save(dir.path(), &ModelFiles::from_dir(&fixture()).unwrap()).unwrap();
     let enc = Encoder::load(&ModelFiles::from_dir(dir.path()).unwrap(), &Device::Cpu, 64).unwrap();
+    (labels, t, encodings, dir, enc)
+}
+
+#[test]
+fn the_saved_folder_loads_in_encode_with_the_trained_outputs() {
+    let (labels, t, encodings, _dir, enc) = tuned_and_saved(9);
+    let refs: Vec<&Encoding> = encodings.iter().collect();
     assert_eq!(enc.labels, labels, "id2label comes from the new head");
     let ours = candle_nn::ops::softmax_last_dim(&t.model.logits(&refs).unwrap()).unwrap().to_vec2::<f32>().unwrap();
     for (p, (q, _)) in ours.iter().zip(enc.forward(&refs).unwrap()) {
@@ -265,14 +273,7 @@ fn transformers_loads_the_saved_folder_with_equal_outputs() {
         );
         return;
     };
-    let labels: Vec<String> = ["down", "flat", "up"].map(String::from).to_vec();
-    let (model, encodings) = setup(11, Some(&labels));
-    let refs: Vec<&Encoding> = encodings.iter().collect();
-    let mut t = Trainer::new(model, Hyper { dropout: false, warmup_steps: 0, ..hyper() }).unwrap();
-    t.step(&refs, &LABELS).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    t.model.save(dir.path(), &ModelFiles::from_dir(&fixture()).unwrap()).unwrap();
-    let enc = Encoder::load(&ModelFiles::from_dir(dir.path()).unwrap(), &Device::Cpu, 64).unwrap();
+    let (labels, _, _, dir, enc) = tuned_and_saved(11);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_finetune_reload.py");
     let out = std::process::Command::new(python).arg(script).arg(dir.path()).arg("64").args(TEXTS).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
