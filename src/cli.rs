@@ -6,14 +6,23 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use signalkit::config::{Config, DataConfig, EncodeConfig, JoinConfig};
+use signalkit::config::{
+    AskConfig, Config, DEFAULT_ENCODER, DataConfig, EncodeConfig, FinetuneConfig, FinetuneTarget, JoinConfig,
+};
 use signalkit::data::time::Zone;
-use signalkit::encode::model::ModelFiles;
 use signalkit::features::PcaOption;
-use signalkit::finetune::Hyper;
+use signalkit::settings::{Hours, Int, PerMinute, Share};
+use signalkit::train::{Embargo, StoppingRounds, Trees};
 
 #[derive(Parser)]
-#[command(name = "signalkit", version, about = "Turn financial news into Numerai Signals", long_about = None)]
+#[command(
+    name = "signalkit",
+    version,
+    about = "Turn financial news into Numerai Signals",
+    long_about = None,
+    after_help = "Start here: `signalkit run` runs the whole chain on the bundled sample (no network, about a minute);\n\
+                  the commands are listed in the order a weekly pipeline runs them."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -21,6 +30,14 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Run join → encode → features → train → evaluate → importance from one config
+    /// (no config: the shipped sample with the tiny offline encoder).
+    Run(RunCmd),
+    /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
+    Sample(SampleCmd),
+    /// Fetch headlines from a news API (SEC EDGAR, Alpaca, Finnhub, Polygon, Tiingo),
+    /// point-in-time, incrementally, into the layout `join` reads.
+    News(NewsCmd),
     /// Join headlines to Numerai rows point-in-time: each row sees only news published strictly
     /// before its cutoff and within the look-back window.
     Join(JoinCmd),
@@ -30,16 +47,12 @@ pub enum Command {
     /// Ask a local decoder LLM (Qwen2, Qwen3 or Llama) fixed YES/NO/UNKNOWN questions about each
     /// headline: p_yes, p_no, p_unknown per (headline, question) into a resumable store.
     Ask(AskCmd),
-    /// Store maintenance: `store merge` unions stores (the shard stores of a sharded encode/ask).
-    Store(StoreCmd),
-    /// Build the feature table: the joined rows plus the latest headline's probabilities,
-    /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
-    Features(FeaturesCmd),
     /// Fine-tune a BERT-family checkpoint (FinBERT by default) in candle on labelled text (--labelled) or on market labels from a join's training rows (--rows):
     /// writes a Hugging Face folder that `encode --model DIR` loads, plus card.json.
     Finetune(FinetuneCmd),
-    /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
-    Sample(SampleCmd),
+    /// Build the feature table: the joined rows plus the latest headline's probabilities,
+    /// sentiment and [CLS] embedding, and sentiment aggregates over the window.
+    Features(FeaturesCmd),
     /// Train LightGBM on the training eras (embargo before validation); saves model.txt,
     /// model.json and every row's prediction.
     Train(TrainCmd),
@@ -49,9 +62,6 @@ pub enum Command {
     Evaluate(EvaluateCmd),
     /// Feature importance (gain, splits) and each feature's per-era correlation with the target.
     Importance(ImportanceCmd),
-    /// Run join → encode → features → train → evaluate → importance from one config
-    /// (no config: the shipped sample with the tiny offline encoder).
-    Run(RunCmd),
     /// List the Signals dataset files Numerai offers (this round, or --round N).
     Datasets(DatasetsCmd),
     /// Download a Signals dataset file (e.g. signals/v2.1/live.parquet) into a folder.
@@ -63,9 +73,8 @@ pub enum Command {
     Diagnostics(DiagnosticsCmd),
     /// List a Signals model's recent submissions and its scores per round.
     Submissions(SubmissionsCmd),
-    /// Fetch headlines from a news API (SEC EDGAR, Alpaca, Finnhub, Polygon, Tiingo),
-    /// point-in-time, incrementally, into the layout `join` reads.
-    News(NewsCmd),
+    /// Store maintenance: `store merge` unions stores (the shard stores of a sharded encode/ask).
+    Store(StoreCmd),
 }
 
 #[derive(Args)]
@@ -86,17 +95,13 @@ struct PitOpts {
     /// Headlines: CSV, Parquet or JSON Lines.
     #[arg(long)]
     headlines: PathBuf,
-    /// Look-back window in days.
-    #[arg(long, default_value_t = 30)]
-    window_days: u32,
-    /// Cutoff = Friday 00:00 UTC plus this many hours (21 = US close; negative allowed).
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    cutoff_hours: f64,
+    #[command(flatten)]
+    join: JoinConfig,
     /// CSV mapping headline tickers to row tickers (columns ticker,bloomberg_ticker).
     #[arg(long)]
     ticker_map: Option<PathBuf>,
     /// Suffix that turns a headline ticker into a row ticker when no map is given.
-    #[arg(long, default_value = " US")]
+    #[arg(long, default_value = signalkit::data::tickers::DEFAULT_SUFFIX)]
     ticker_suffix: String,
     #[command(flatten)]
     cols: HeadlineCols,
@@ -121,7 +126,7 @@ pub struct FeaturesCmd {
     dtype: Option<String>,
     /// The encoder's max tokens per headline, when the store holds several.
     #[arg(long)]
-    max_len: Option<usize>,
+    max_len: Option<Int<1, 8192>>,
     /// Make features exactly as a trained model's were: its encoder (id, fingerprint, dtype,
     /// max_len) and its PCA projection, read from its card (the weekly job's choice).
     /// Options given beside it take precedence (predict still refuses what differs).
@@ -138,7 +143,7 @@ pub struct FeaturesCmd {
     /// Replace the [CLS] columns by K principal components fitted on the training eras
     /// (data_type == train); the projection is saved as <out>.pca.json.
     #[arg(long, value_name = "K", conflicts_with = "pca_from")]
-    pca: Option<usize>,
+    pca: Option<Int<1, 4096>>,
     /// Fit the PCA on Fridays up to this date (YYYY-MM-DD) instead of data_type == train.
     #[arg(long, requires = "pca")]
     pca_fit_until: Option<String>,
@@ -158,10 +163,10 @@ struct PitRestated {
     headlines: Option<PathBuf>,
     /// Look-back window in days [default: the join's].
     #[arg(long)]
-    window_days: Option<u32>,
+    window_days: Option<Int<1, 3650>>,
     /// Cutoff hours after Friday 00:00 UTC [default: the join's].
     #[arg(long, allow_hyphen_values = true)]
-    cutoff_hours: Option<f64>,
+    cutoff_hours: Option<Hours>,
     /// Ticker map [default: the join's].
     #[arg(long)]
     ticker_map: Option<PathBuf>,
@@ -186,8 +191,8 @@ impl PitRestated {
     fn restated(self) -> signalkit::features::Restated {
         signalkit::features::Restated {
             headlines: self.headlines,
-            window_days: self.window_days,
-            cutoff_hours: self.cutoff_hours,
+            window_days: self.window_days.map(|d| d.u32()),
+            cutoff_hours: self.cutoff_hours.map(Hours::get),
             timezone: self.timezone,
             ticker_map: self.ticker_map,
             ticker_suffix: self.ticker_suffix,
@@ -202,13 +207,13 @@ impl PitRestated {
 #[derive(Args)]
 struct HeadlineCols {
     /// Headline ticker column.
-    #[arg(long, default_value = "ticker")]
+    #[arg(long, default_value_t = DataConfig::default().ticker_col)]
     ticker_col: String,
     /// Headline publication-time column [default: published_at, else published_date].
     #[arg(long)]
     time_col: Option<String>,
     /// Headline text column.
-    #[arg(long, default_value = "headline")]
+    #[arg(long, default_value_t = DataConfig::default().text_col)]
     text_col: String,
     /// The feed's time zone (IANA name, UTC, or +05:30): naive timestamps are read in it, and a
     /// day-only date D counts from the end of D there (without it: UTC, naive stamps refused).
@@ -218,40 +223,11 @@ struct HeadlineCols {
 
 #[derive(Args)]
 pub struct EncodeCmd {
-    /// Hub id (downloaded into the Hugging Face cache) or a local model directory.
-    #[arg(long, default_value = "ProsusAI/finbert")]
-    model: String,
-    /// Hub revision (branch, tag or commit).
-    #[arg(long, default_value = "main")]
-    revision: String,
-    /// Never touch the network: read the model from the Hugging Face cache (also HF_HUB_OFFLINE=1).
-    #[arg(long)]
-    offline: bool,
+    #[command(flatten)]
+    encode: EncodeConfig,
     /// Headlines: CSV, Parquet or JSON Lines.
     #[arg(long)]
     headlines: PathBuf,
-    /// Store folder (created if missing; re-runs encode only what it lacks).
-    #[arg(long)]
-    store: PathBuf,
-    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Headlines per forward pass [default: 32 on cpu, 256 on cuda].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Maximum tokens per headline (FinBERT was fine-tuned with 64).
-    #[arg(long, default_value_t = 64)]
-    max_len: usize,
-    /// Precision, each kept apart in the store. f32: exact (within 1e-6 of transformers). bf16:
-    /// on a CPU with AVX512-BF16, linear layers in bf16 with f32 sums, measured 3.1x f32's
-    /// speed with [CLS] cosine >= 0.99999 and |dp| <= 0.001 vs f32 on a BERT-base-shaped model
-    /// (other CPUs fall back to f32, saying so); on a GPU, all bf16. f16: for GPUs (no gain on
-    /// CPUs). Measured by scripts/bench-encode.sh --all.
-    #[arg(long, default_value = "f32")]
-    dtype: signalkit::encode::model::Precision,
-    /// Headlines per shard: the most a killed run can lose.
-    #[arg(long, default_value_t = 4096)]
-    shard_size: usize,
     #[command(flatten)]
     sharding: ShardOpts,
     #[command(flatten)]
@@ -264,55 +240,32 @@ struct ShardOpts {
     /// Take only shard I of N (texts whose xxh3 hash mod N is I) [default: from JOB_COMPLETION_INDEX
     /// with SIGNALKIT_SHARDS, or SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT; else every text].
     #[arg(long, value_name = "I/N")]
-    shard: Option<String>,
+    shard: Option<signalkit::encode::shard::Shard>,
     /// The shard count N when the scheduler gives only the index (JOB_COMPLETION_INDEX)
     /// [env: SIGNALKIT_SHARDS].
     #[arg(long, value_name = "N")]
-    shard_count: Option<usize>,
+    shard_count: Option<Int<1, { signalkit::encode::shard::MAX_SHARDS }>>,
 }
 
 impl ShardOpts {
     fn resolve(&self) -> Result<Option<signalkit::encode::shard::Shard>> {
-        Ok(signalkit::encode::shard::Shard::from_env_or(self.shard.as_deref(), self.shard_count)?)
+        Ok(signalkit::encode::shard::Shard::from_env_or(
+            self.shard.map(|s| s.to_string()).as_deref(),
+            self.shard_count.map(Int::usize),
+        )?)
     }
 }
 
 #[derive(Args)]
 pub struct AskCmd {
-    /// Hub id (downloaded into the Hugging Face cache) or a local model directory (Qwen2, Qwen3 or Llama; model.safetensors).
-    #[arg(long)]
-    model: String,
-    /// Hub revision (branch, tag or commit).
-    #[arg(long, default_value = "main")]
-    revision: String,
-    /// Never touch the network: read the model from the Hugging Face cache (also HF_HUB_OFFLINE=1).
-    #[arg(long)]
-    offline: bool,
-    /// Questions TOML: [[ask.question]] name, prompt (with {headline}, {ticker}, {company}), answers.
-    #[arg(long)]
-    questions: PathBuf,
+    #[command(flatten)]
+    ask: AskConfig,
     /// Headlines: CSV, Parquet or JSON Lines.
     #[arg(long)]
     headlines: PathBuf,
     /// Store folder (one sub-folder per question; re-runs answer only what it lacks).
     #[arg(long)]
     store: PathBuf,
-    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
-    device: String,
-    /// Answers per shard: the most a killed run can lose.
-    #[arg(long, default_value_t = 1024)]
-    shard_size: usize,
-    /// Prompts per forward pass, left-padded [default: 16 on cpu, 64 on cuda].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Hide the company from the model: {ticker}, {company} and the ticker in the headline read
-    /// "the company" (kept apart in the store).
-    #[arg(long)]
-    anonymise: bool,
-    /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's store folder.
-    #[arg(long, value_name = "DATE")]
-    knowledge_cutoff: Option<String>,
     /// Compute every prompt whole instead of reusing the question's shared prefix (its keys and
     /// values are computed once by default; the answers agree within float rounding).
     #[arg(long)]
@@ -322,10 +275,6 @@ pub struct AskCmd {
     /// from --model, whose architecture the file must match.
     #[arg(long, value_name = "FILE")]
     gguf: Option<PathBuf>,
-    /// CSV of ticker,name: {company} becomes the headline ticker's company name (a ticker not in
-    /// it keeps its ticker and is counted in the summary).
-    #[arg(long, value_name = "FILE")]
-    names: Option<PathBuf>,
     #[command(flatten)]
     sharding: ShardOpts,
     #[command(flatten)]
@@ -349,15 +298,16 @@ pub struct TrainCmd {
     /// Train on eras up to this date (YYYY-MM-DD) instead of data_type == train.
     #[arg(long)]
     train_until: Option<String>,
-    /// Eras left out between training and validation [default: 4].
+    /// Eras left out between training and validation, 0 to 520 [default: 4].
     #[arg(long)]
-    embargo: Option<u32>,
-    /// Stop when validation l2 has not improved for N rounds (uses the validation eras).
+    embargo: Option<Embargo>,
+    /// Stop when l2 on the last training eras (a fifth of them, after an embargo; the validation
+    /// eras stay untouched) has not improved for N rounds (1 or more).
     #[arg(long)]
-    early_stopping: Option<u32>,
-    /// Trees [default: 2000].
+    early_stopping: Option<StoppingRounds>,
+    /// Trees, 1 to 1000000 [default: 2000].
     #[arg(long)]
-    num_iterations: Option<u32>,
+    num_iterations: Option<Trees>,
 }
 
 /// A trained model and a feature table to apply it to.
@@ -385,7 +335,7 @@ pub struct PredictCmd {
     /// re-ranked; tickers without news this week decay toward 0.5. With --all-eras, each era is
     /// blended with the one before (what a weekly job would have sent).
     #[arg(long, value_name = "A", allow_hyphen_values = true)]
-    smooth: Option<f64>,
+    smooth: Option<Share>,
     /// Last week's signal file, blended into the live week by --smooth.
     #[arg(long, value_name = "LAST_SIGNAL", requires = "smooth")]
     smooth_with: Option<PathBuf>,
@@ -417,7 +367,7 @@ pub struct EvaluateCmd {
     /// Smoothing weights to compare, e.g. 0.3,0.5,0.7: corr and churn of the predictions
     /// blended era by era as `predict --smooth A` would, beside the raw ones.
     #[arg(long, value_name = "A,...", value_delimiter = ',', allow_hyphen_values = true)]
-    smooth: Vec<f64>,
+    smooth: Vec<Share>,
     /// Signals v2.1 neutralizer file (ticker, date, factor columns): adds neutral corr per era.
     #[arg(long)]
     neutralizers: Option<PathBuf>,
@@ -441,8 +391,8 @@ pub struct ImportanceCmd {
     #[arg(long)]
     out: PathBuf,
     /// Features in the table and plot.
-    #[arg(long, default_value_t = 20)]
-    top: usize,
+    #[arg(long, default_value_t = Int::new(20))]
+    top: Int<1, 100_000>,
 }
 
 #[derive(Args)]
@@ -463,12 +413,12 @@ pub struct SampleCmd {
     /// Folder to write targets.csv and headlines.csv into.
     #[arg(long)]
     out: PathBuf,
-    /// Number of tickers.
-    #[arg(long, default_value_t = 250)]
-    tickers: usize,
-    /// Number of weekly eras.
-    #[arg(long, default_value_t = 150)]
-    fridays: usize,
+    /// Number of tickers (1 to 20000).
+    #[arg(long, default_value_t = Int::new(signalkit::SampleOptions::default().tickers as u64))]
+    tickers: Int<1, 20_000>,
+    /// Number of weekly eras (1 to 2600, fifty years).
+    #[arg(long, default_value_t = Int::new(signalkit::SampleOptions::default().fridays as u64))]
+    fridays: Int<1, 2600>,
     /// Random seed (same seed, same files).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -496,7 +446,7 @@ impl ApiOpts {
 pub struct DatasetsCmd {
     /// Round number [default: the current round].
     #[arg(long)]
-    round: Option<i64>,
+    round: Option<Int<1, 1_000_000>>,
     #[command(flatten)]
     api: ApiOpts,
 }
@@ -510,7 +460,7 @@ pub struct DownloadCmd {
     out: PathBuf,
     /// Round number [default: the current round].
     #[arg(long)]
-    round: Option<i64>,
+    round: Option<Int<1, 1_000_000>>,
     #[command(flatten)]
     api: ApiOpts,
 }
@@ -586,8 +536,8 @@ pub struct SubmissionsCmd {
     #[arg(long)]
     model_name: String,
     /// How many recent submissions and rounds to show.
-    #[arg(long, default_value_t = 10)]
-    last: usize,
+    #[arg(long, default_value_t = Int::new(10))]
+    last: Int<1, 1000>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -618,7 +568,7 @@ impl DiagnosticsCmd {
 impl SubmissionsCmd {
     /// Lists the model's submissions and round scores.
     pub fn run(self) -> Result<()> {
-        let r = signalkit::numerai::performance::submissions(&self.api.args(), &self.model_name, self.last)
+        let r = signalkit::numerai::performance::submissions(&self.api.args(), &self.model_name, self.last.usize())
             .context("submissions failed")?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&r)?);
@@ -646,14 +596,13 @@ impl HeadlineCols {
 impl PitOpts {
     /// The data and join settings these flags give for the rows in `targets`.
     fn config(self, targets: PathBuf) -> (DataConfig, JoinConfig) {
-        let join = JoinConfig { window_days: self.window_days, cutoff_hours: self.cutoff_hours };
         let data = DataConfig {
             targets,
             ticker_map: self.ticker_map,
             ticker_suffix: self.ticker_suffix,
             ..self.cols.data(self.headlines)
         };
-        (data, join)
+        (data, self.join)
     }
 }
 
@@ -679,10 +628,10 @@ impl FeaturesCmd {
                 id: self.model,
                 fingerprint: self.fingerprint,
                 dtype: self.dtype,
-                max_len: self.max_len,
+                max_len: self.max_len.map(Int::usize),
             },
             out: self.out,
-            pca: PcaOption::choose(self.pca, self.pca_fit_until, self.pca_from),
+            pca: PcaOption::choose(self.pca.map(Int::usize), self.pca_fit_until, self.pca_from),
             ask_store: self.ask_store,
         };
         let args = match &self.like {
@@ -698,18 +647,7 @@ impl FeaturesCmd {
 impl EncodeCmd {
     /// Encodes the headlines into the store and prints the summary.
     pub fn run(self) -> Result<()> {
-        let encoder = EncodeConfig {
-            model: self.model,
-            revision: self.revision,
-            offline: self.offline,
-            device: self.device,
-            batch_size: self.batch_size,
-            max_len: self.max_len,
-            dtype: self.dtype.to_string(),
-            store: self.store,
-            shard_size: self.shard_size,
-        };
-        let mut args = encoder.encode_args(&self.cols.data(self.headlines))?;
+        let mut args = self.encode.encode_args(&self.cols.data(self.headlines))?;
         args.shard = self.sharding.resolve().context("encode failed")?;
         let s = signalkit::encode_files(&args).context("encode failed")?;
         if s.embeddings_only {
@@ -724,24 +662,10 @@ impl AskCmd {
     /// Answers every (headline, question) the store lacks and prints the summary.
     pub fn run(self) -> Result<()> {
         let data = self.cols.data(self.headlines);
-        let mut source = signalkit::encode::hub::ModelSource::new(&self.model);
-        source.revision = self.revision;
-        source.offline |= self.offline;
-        let args = signalkit::ask::AskArgs {
-            source,
-            questions: self.questions,
-            headlines: data.headlines.clone(),
-            headline_options: data.headline_options().context("ask failed")?,
-            store: self.store,
-            batch_size: self.batch_size.unwrap_or(if self.device.starts_with("cuda") { 64 } else { 16 }),
-            device: self.device,
-            shard_size: self.shard_size,
-            options: signalkit::ask::AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff },
-            shard: self.sharding.resolve().context("ask failed")?,
-            prefix_cache: !self.no_prefix_cache,
-            gguf: self.gguf,
-            names: self.names,
-        };
+        let mut args = self.ask.ask_args(&data, self.store).context("ask failed")?;
+        args.shard = self.sharding.resolve().context("ask failed")?;
+        args.prefix_cache = !self.no_prefix_cache;
+        args.gguf = self.gguf;
         let s = signalkit::ask::ask_files(&args).context("ask failed")?;
         println!("ask: {s} → {}", args.store.display());
         Ok(())
@@ -752,8 +676,8 @@ impl SampleCmd {
     /// Writes the synthetic universe and prints what it holds.
     pub fn run(self) -> Result<()> {
         let opts = signalkit::SampleOptions {
-            tickers: self.tickers,
-            fridays: self.fridays,
+            tickers: self.tickers.usize(),
+            fridays: self.fridays.usize(),
             seed: self.seed,
             ..Default::default()
         };
@@ -775,7 +699,7 @@ impl TrainCmd {
         cfg.embargo_eras = self.embargo.unwrap_or(cfg.embargo_eras);
         cfg.early_stopping_rounds = self.early_stopping.or(cfg.early_stopping_rounds);
         if let Some(n) = self.num_iterations {
-            cfg.params.insert("num_iterations".into(), n.into());
+            cfg.params.insert("num_iterations".into(), n.get().into());
         }
         Ok(cfg)
     }
@@ -797,7 +721,7 @@ impl PredictCmd {
             features: self.input.features,
             out: self.out,
             latest_only: !self.all_eras,
-            smooth: self.smooth,
+            smooth: self.smooth.map(Share::get),
             smooth_with: self.smooth_with,
         };
         let s = signalkit::train::predict(&args).context("predict failed")?;
@@ -814,7 +738,7 @@ impl EvaluateCmd {
         args.model = self.model;
         args.features = self.features;
         args.benchmark = self.benchmark;
-        args.smooth = self.smooth;
+        args.smooth = self.smooth.into_iter().map(Share::get).collect();
         args.neutralizers = self.neutralizers;
         args.sample_weights = self.sample_weights;
         args.meta_model = self.meta_model;
@@ -835,7 +759,7 @@ impl ImportanceCmd {
             model: self.input.model,
             features: self.input.features,
             out: self.out,
-            top: self.top,
+            top: self.top.usize(),
         };
         let rows = signalkit::evaluate::importance(&args).context("importance failed")?;
         rows.iter().take(10).for_each(|r| println!("{r}"));
@@ -849,6 +773,10 @@ impl RunCmd {
     pub fn run(self) -> Result<()> {
         let mut cfg = match &self.config {
             Some(p) => Config::read(p)?,
+            None if signalkit::config::sample_root().is_none() => anyhow::bail!(
+                "the bundled sample (data/sample) is neither in this folder nor beside the binary: run `signalkit run` \
+                 from the signalkit repository folder, or pass --config FILE (see signalkit.example.toml)"
+            ),
             None => Config::sample(),
         };
         cfg.encode.model = self.model.unwrap_or(cfg.encode.model);
@@ -870,7 +798,9 @@ impl RunCmd {
 impl DatasetsCmd {
     /// Prints the dataset files on offer.
     pub fn run(self) -> Result<()> {
-        for name in signalkit::numerai::list_datasets(&self.api.args(), self.round).context("datasets failed")? {
+        for name in signalkit::numerai::list_datasets(&self.api.args(), self.round.map(|r| r.get() as i64))
+            .context("datasets failed")?
+        {
             println!("{name}");
         }
         Ok(())
@@ -880,8 +810,13 @@ impl DatasetsCmd {
 impl DownloadCmd {
     /// Downloads one dataset file.
     pub fn run(self) -> Result<()> {
-        let path = signalkit::numerai::download_dataset(&self.api.args(), &self.filename, &self.out, self.round)
-            .with_context(|| format!("download of {} failed", self.filename))?;
+        let path = signalkit::numerai::download_dataset(
+            &self.api.args(),
+            &self.filename,
+            &self.out,
+            self.round.map(|r| r.get() as i64),
+        )
+        .with_context(|| format!("download of {} failed", self.filename))?;
         println!("download: {} → {}", self.filename, path.display());
         Ok(())
     }
@@ -976,15 +911,15 @@ pub struct NewsFetchCmd {
     #[arg(long)]
     ticker_map: Option<PathBuf>,
     /// Suffix that turns a symbol into a Numerai ticker when no map is given, as for join.
-    #[arg(long, default_value = " US")]
+    #[arg(long, default_value = signalkit::data::tickers::DEFAULT_SUFFIX)]
     ticker_suffix: String,
     /// Credentials file (KEY = value lines, mode 600) [default: ~/.signalkit/credentials];
     /// environment variables win over it.
     #[arg(long)]
     credentials: Option<PathBuf>,
-    /// Requests a minute [default: the source's free-plan limit].
+    /// Requests a minute, above 0 and at most 60000 [default: the source's free-plan limit].
     #[arg(long)]
-    rate: Option<f64>,
+    rate: Option<PerMinute>,
     /// SEC forms to keep, comma-separated, or "all" [default: 8-K,8-K/A,10-K,10-K/A,10-Q,10-Q/A,6-K,20-F,40-F].
     #[arg(long)]
     forms: Option<String>,
@@ -992,8 +927,8 @@ pub struct NewsFetchCmd {
     #[arg(long)]
     base_url: Option<String>,
     /// Tries per request (429, 5xx and dropped connections are retried with backoff).
-    #[arg(long, default_value_t = 5)]
-    max_tries: u32,
+    #[arg(long, default_value_t = Int::new(5))]
+    max_tries: Int<1, 100>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -1030,8 +965,8 @@ impl NewsFetchCmd {
             rule,
             keys: Keys::discover(self.credentials.as_deref(), self.source.key_names())?,
             base_url: self.base_url,
-            rate_per_minute: self.rate,
-            retry: signalkit::http::RetryPolicy { max_attempts: self.max_tries.max(1), ..Default::default() },
+            rate_per_minute: self.rate.map(PerMinute::get),
+            retry: signalkit::http::RetryPolicy { max_attempts: self.max_tries.u32(), ..Default::default() },
             forms,
             progress: !self.quiet,
         };
@@ -1044,7 +979,7 @@ impl NewsFetchCmd {
 #[derive(Args)]
 pub struct FinetuneCmd {
     /// Base checkpoint: hub id or local model directory.
-    #[arg(long, default_value = "ProsusAI/finbert")]
+    #[arg(long, default_value = DEFAULT_ENCODER)]
     model: String,
     /// Output folder: config.json, model.safetensors, tokenizer files and card.json (rewritten every epoch).
     #[arg(long)]
@@ -1063,104 +998,56 @@ pub struct FinetuneCmd {
     /// Recipe (b): target column [default: target_20d_factor_neutral, alias target_factor_neutral_20].
     #[arg(long, requires = "rows")]
     target: Option<String>,
-    /// Recipe (b): 5 classes (target_0..target_4, one per bin) or 3 (down = bin 0, up = bin 1.0,
-    /// flat = the three middle bins).
-    #[arg(long, default_value_t = 5, requires = "rows")]
-    label_bins: usize,
     /// Recipe (b): train on eras up to this date (YYYY-MM-DD) instead of data_type == train.
     #[arg(long, requires = "rows")]
     train_until: Option<String>,
-    /// Recipe (b): eras left out between training and validation [default: 4].
+    /// Recipe (b): eras left out between training and validation, 0 to 520 [default: 4, as train].
     #[arg(long, requires = "rows")]
-    embargo: Option<u32>,
-    /// Classes of a new head, comma-separated (default: the checkpoint's own head).
+    embargo: Option<Embargo>,
+    /// Recipe (a): classes of a new head, comma-separated (default: the checkpoint's own head).
     #[arg(long, value_delimiter = ',')]
     labels: Option<Vec<String>>,
-    /// Passes over the training texts.
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
-    /// Texts per optimiser step (grouped by token length).
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
-    /// Peak learning rate (AdamW).
-    #[arg(long, default_value_t = 2e-5)]
-    lr: f64,
-    /// AdamW weight decay.
-    #[arg(long, default_value_t = 0.01)]
-    weight_decay: f64,
-    /// Share of the steps spent in linear warm-up (then linear decay to 0).
-    #[arg(long, default_value_t = 0.1)]
-    warmup: f64,
-    /// Largest gradient L2 norm (clipped above).
-    #[arg(long, default_value_t = 1.0)]
-    max_grad_norm: f64,
-    /// Share of texts held out for per-epoch loss and accuracy.
-    #[arg(long, default_value_t = 0.1)]
-    held_out: f64,
+    #[command(flatten)]
+    train: FinetuneConfig,
     /// Maximum tokens per text.
-    #[arg(long, default_value_t = 64)]
-    max_len: usize,
-    /// Freeze the embeddings and the first N encoder layers.
-    #[arg(long, default_value_t = 0)]
-    freeze_layers: usize,
-    /// Train the classification head only.
-    #[arg(long)]
-    head_only: bool,
-    /// Seed for the new head, dropout and batch order: equal seeds repeat a run.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[arg(long, default_value_t = EncodeConfig::default().max_len)]
+    max_len: Int<1, 8192>,
     /// Train without dropout (the config's rates apply otherwise).
     #[arg(long)]
     no_dropout: bool,
     /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value_t = EncodeConfig::default().device)]
     device: String,
 }
 
 impl FinetuneCmd {
     pub fn run(self) -> Result<()> {
-        let model = signalkit::encode::hub::ModelSource::new(&self.model).resolve()?;
-        let hyper = Hyper {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            warmup_steps: 0,
-            total_steps: 0,
-            max_grad_norm: self.max_grad_norm,
-            freeze_layers: self.freeze_layers,
-            head_only: self.head_only,
-            seed: self.seed,
+        let out = self.out.clone();
+        let to = FinetuneTarget {
+            model: signalkit::encode::hub::ModelSource::new(&self.model).resolve()?,
+            out: self.out.clone(),
+            max_len: self.max_len.usize(),
+            device: self.device.clone(),
             dropout: !self.no_dropout,
         };
-        let out = self.out.clone();
         match self.rows.clone() {
-            Some(rows) => self.market(model, hyper, rows)?,
-            None => self.labelled(model, hyper)?,
+            Some(rows) => self.market(to, rows)?,
+            None => self.labelled(to)?,
         }
         println!("wrote {} (encode --model {} loads it)", out.display(), out.display());
         Ok(())
     }
 
-    fn labelled(self, model: ModelFiles, hyper: Hyper) -> Result<()> {
-        let args = signalkit::finetune::FinetuneArgs {
-            model,
-            out: self.out,
-            labelled: self.labelled.expect("clap requires --labelled or --rows"),
-            labels: self.labels,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            warmup_share: self.warmup,
-            held_out: self.held_out,
-            max_len: self.max_len,
-            device: self.device,
-            hyper,
-        };
+    fn labelled(self, to: FinetuneTarget) -> Result<()> {
+        let labelled = self.labelled.expect("clap requires --labelled or --rows");
+        let args = self.train.labelled_args(to, labelled, self.labels);
         let s = signalkit::finetune::finetune_labelled(&args, true).context("finetune")?;
         println!("fine-tuned on {} texts ({} held out), classes {:?}", s.train, s.held_out, s.labels);
         print_epochs(&s.epochs);
         Ok(())
     }
 
-    fn market(self, model: ModelFiles, hyper: Hyper, rows: PathBuf) -> Result<()> {
+    fn market(self, to: FinetuneTarget, rows: PathBuf) -> Result<()> {
         if self.labels.is_some() {
             anyhow::bail!("--labels does not apply to --rows: the classes come from --label-bins (5 or 3)");
         }
@@ -1168,23 +1055,11 @@ impl FinetuneCmd {
             rows,
             headlines: self.headlines,
             target: self.target.unwrap_or_else(|| signalkit::train::DEFAULT_TARGET.into()),
-            bins: signalkit::finetune::LabelBins::from_count(self.label_bins)?,
+            bins: self.train.label_bins,
             train_until: self.train_until,
-            embargo: self.embargo.unwrap_or(4),
+            embargo: self.embargo.unwrap_or(signalkit::train::TrainConfig::default().embargo_eras).u32(),
         };
-        let args = signalkit::finetune::MarketArgs {
-            model,
-            out: self.out,
-            source,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            warmup_share: self.warmup,
-            held_out: self.held_out,
-            max_len: self.max_len,
-            device: self.device,
-            hyper,
-        };
-        let s = signalkit::finetune::finetune_market(&args, true).context("finetune")?;
+        let s = signalkit::finetune::finetune_market(&self.train.market(to, source), true).context("finetune")?;
         println!("{s}");
         print_epochs(&s.epochs);
         Ok(())
@@ -1200,3 +1075,7 @@ fn print_epochs(epochs: &[signalkit::finetune::EpochMetrics]) {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

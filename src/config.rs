@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use crate::ask::{AskArgs, AskOptions};
@@ -10,10 +11,12 @@ use crate::data::headlines::HeadlineOptions;
 use crate::data::tickers::TickerRule;
 use crate::encode::EncodeArgs;
 use crate::encode::hub::ModelSource;
+use crate::encode::model::{ModelFiles, Precision};
 use crate::error::{Error, Result};
 use crate::finetune::market::LabelSource;
-use crate::finetune::{Hyper, LabelBins, MarketArgs};
+use crate::finetune::{FinetuneArgs, Hyper, LabelBins, MarketArgs};
 use crate::pit::{JoinArgs, Window};
+use crate::settings::{Hours, Int, LearningRate, Positive, Share, Weight};
 use crate::train::TrainConfig;
 
 /// The whole pipeline's settings.
@@ -44,31 +47,55 @@ pub struct Config {
     pub ask: Option<AskConfig>,
 }
 
-/// `[ask]`: `signalkit ask` inside `run`, on `[data]`'s headlines, before the features.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The default checkpoint of `encode`, `finetune` and `[encode]` (the sample run sets the tiny
+/// fixture instead, which needs no network).
+pub const DEFAULT_ENCODER: &str = "ProsusAI/finbert";
+
+/// Prompts per forward pass of `ask` (1 to 4096).
+pub type AskBatch = Int<1, 4096>;
+/// Texts per store shard of `encode` and `ask`: the most a killed run can lose.
+pub type ShardSize = Int<1, 16_777_216>;
+
+/// `signalkit ask`'s settings and `[ask]` in `run` (on `[data]`'s headlines, before the features):
+/// one definition, each default written once.
+#[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct AskConfig {
-    /// Decoder checkpoint: hub id or local folder (Qwen2 / Llama).
+    /// Hub id (downloaded into the Hugging Face cache) or a local model directory (Qwen2, Qwen3 or
+    /// Llama; model.safetensors).
+    #[arg(long)]
     pub model: String,
-    /// Hub revision.
+    /// Hub revision (branch, tag or commit).
+    #[arg(long, default_value_t = AskConfig::default().revision)]
     pub revision: String,
-    /// Never touch the network.
+    /// Never touch the network: read the model from the Hugging Face cache (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
     pub offline: bool,
-    /// Questions TOML (`[[ask.question]] name, prompt`).
+    /// Questions TOML: [[ask.question]] name, prompt (with {headline}, {ticker}, {company}), answers.
+    #[arg(long)]
     pub questions: PathBuf,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value_t = AskConfig::default().device)]
     pub device: String,
-    /// Prompts per forward pass (default: 16 on cpu, 64 on cuda).
+    /// Prompts per forward pass, left-padded, 1 to 4096 [default: 16 on cpu, 64 on cuda].
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_size: Option<usize>,
-    /// Answers per store shard.
-    pub shard_size: usize,
-    /// Hide the company from the model ({ticker}, {company} and the ticker in the headline).
+    pub batch_size: Option<AskBatch>,
+    /// Answers per store shard: the most a killed run can lose.
+    #[arg(long, default_value_t = AskConfig::default().shard_size)]
+    pub shard_size: ShardSize,
+    /// Hide the company from the model: {ticker}, {company} and the ticker in the headline read
+    /// "the company" (kept apart in the store).
+    #[arg(long)]
     pub anonymise: bool,
-    /// The model's training-data cutoff (YYYY-MM-DD), recorded and split on in evaluate.
+    /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's store folder
+    /// and split on in evaluate.
+    #[arg(long, value_name = "DATE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knowledge_cutoff: Option<String>,
-    /// CSV of ticker,name: {company} becomes the company's name (else the ticker).
+    /// CSV of ticker,name: {company} becomes the headline ticker's company name (a ticker not in
+    /// it keeps its ticker and is counted in the summary).
+    #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub names: Option<PathBuf>,
 }
@@ -82,7 +109,7 @@ impl Default for AskConfig {
             questions: PathBuf::new(),
             device: "cpu".into(),
             batch_size: None,
-            shard_size: 4096,
+            shard_size: ShardSize::new(4096),
             anonymise: false,
             knowledge_cutoff: None,
             names: None,
@@ -91,8 +118,8 @@ impl Default for AskConfig {
 }
 
 impl AskConfig {
-    /// The ask of `data`'s headlines into `store`; refuses a missing model or questions file, a
-    /// zero batch or shard size and a knowledge cutoff that is not a date, by name.
+    /// The ask of `data`'s headlines into `store`; refuses a missing model or questions file and a
+    /// knowledge cutoff that is not a date, by name.
     pub fn ask_args(&self, data: &DataConfig, store: PathBuf) -> Result<AskArgs> {
         let bad = |m: &str| Err(Error::Config(format!("[ask] {m} (see signalkit.example.toml)")));
         if self.model.trim().is_empty() {
@@ -101,11 +128,8 @@ impl AskConfig {
         if self.questions.as_os_str().is_empty() {
             return bad("questions is required: a TOML file of [[ask.question]] name, prompt");
         }
-        if self.batch_size == Some(0) || self.shard_size == 0 {
-            return bad("batch_size and shard_size must be at least 1");
-        }
         let options = AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff.clone() };
-        options.check().map_err(|e| Error::Config(format!("[ask] knowledge_cutoff: {e}")))?;
+        options.check().map_err(|e| Error::Config(format!("--knowledge-cutoff / [ask] knowledge_cutoff: {e}")))?;
         let mut source = ModelSource::new(&self.model);
         source.revision = self.revision.clone();
         source.offline |= self.offline;
@@ -117,8 +141,8 @@ impl AskConfig {
             headline_options: data.headline_options()?,
             store,
             device: self.device.clone(),
-            shard_size: self.shard_size,
-            batch_size: self.batch_size.unwrap_or(if cuda { 64 } else { 16 }),
+            shard_size: self.shard_size.usize(),
+            batch_size: self.batch_size.map_or(if cuda { 64 } else { 16 }, AskBatch::usize),
             options,
             shard: None,
             prefix_cache: true,
@@ -128,89 +152,150 @@ impl AskConfig {
     }
 }
 
-/// `[finetune]`: recipe (b) inside `run` (see `signalkit finetune --rows`). The base model is
-/// `[encode] model`; the target, `train_until` and embargo are `[train]`'s, so the labels come
-/// from the training eras only.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `signalkit finetune`'s training settings and `[finetune]` in `run` (recipe (b), whose base
+/// model is `[encode] model` and whose target, `train_until` and embargo are `[train]`'s, so the
+/// labels come from the training eras only): one definition, each default written once. The
+/// defaults are the ones measured on real data (1 epoch, 3 bins).
+#[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct FinetuneConfig {
-    /// Passes over the labelled headlines.
-    pub epochs: usize,
-    /// Headlines per optimiser step.
-    pub batch_size: usize,
-    /// Peak learning rate.
-    pub lr: f64,
+    /// Passes over the training texts.
+    #[arg(long, default_value_t = FinetuneConfig::default().epochs)]
+    pub epochs: Int<1, 1000>,
+    /// Texts per optimiser step (grouped by token length).
+    #[arg(long, default_value_t = FinetuneConfig::default().batch_size)]
+    pub batch_size: Int<1, 4096>,
+    /// Peak learning rate (AdamW).
+    #[arg(long, default_value_t = FinetuneConfig::default().lr)]
+    pub lr: LearningRate,
     /// AdamW weight decay.
-    pub weight_decay: f64,
-    /// Share of steps in linear warm-up.
-    pub warmup: f64,
-    /// Gradient clip norm.
-    pub max_grad_norm: f64,
-    /// Share of labelled headlines held out for per-epoch loss and accuracy.
-    pub held_out: f64,
-    /// 5 (one class per target bin) or 3 (down / flat / up).
-    pub label_bins: usize,
-    /// Freeze the embeddings and the first N layers.
-    pub freeze_layers: usize,
+    #[arg(long, default_value_t = FinetuneConfig::default().weight_decay)]
+    pub weight_decay: Weight,
+    /// Share of the steps spent in linear warm-up (then linear decay to 0).
+    #[arg(long, default_value_t = FinetuneConfig::default().warmup)]
+    pub warmup: Share,
+    /// Largest gradient L2 norm (clipped above).
+    #[arg(long, default_value_t = FinetuneConfig::default().max_grad_norm)]
+    pub max_grad_norm: Positive,
+    /// Share of texts held out for per-epoch loss and accuracy.
+    #[arg(long, default_value_t = FinetuneConfig::default().held_out)]
+    pub held_out: Share,
+    /// Recipe (b): 5 classes (target_0..target_4, one per bin) or 3 (down = bin 0, up = bin 1.0,
+    /// flat = the three middle bins).
+    #[arg(long, default_value_t = FinetuneConfig::default().label_bins, requires = "rows")]
+    pub label_bins: LabelBins,
+    /// Freeze the embeddings and the first N encoder layers.
+    #[arg(long, default_value_t = FinetuneConfig::default().freeze_layers)]
+    pub freeze_layers: Int<0, 1000>,
     /// Train the classification head only.
+    #[arg(long)]
     pub head_only: bool,
-    /// Seed of the head, dropout and batch order.
+    /// Seed for the new head, dropout and batch order: equal seeds repeat a run.
+    #[arg(long, default_value_t = FinetuneConfig::default().seed)]
     pub seed: u64,
 }
 
 impl Default for FinetuneConfig {
     fn default() -> Self {
         FinetuneConfig {
-            epochs: 1,
-            batch_size: 16,
-            lr: 2e-5,
-            weight_decay: 0.01,
-            warmup: 0.1,
-            max_grad_norm: 1.0,
-            held_out: 0.1,
-            label_bins: 3,
-            freeze_layers: 0,
+            epochs: Int::new(1),
+            batch_size: Int::new(16),
+            lr: LearningRate::new(2e-5),
+            weight_decay: Weight::new(0.01),
+            warmup: Share::new(0.1),
+            max_grad_norm: Positive::new(1.0),
+            held_out: Share::new(0.1),
+            label_bins: LabelBins::Three,
+            freeze_layers: Int::new(0),
             head_only: false,
             seed: 0,
         }
     }
 }
 
+/// Where and how a fine-tune runs, beside its training settings.
+#[derive(Debug, Clone)]
+pub struct FinetuneTarget {
+    /// The base checkpoint.
+    pub model: ModelFiles,
+    /// The output folder.
+    pub out: PathBuf,
+    /// Maximum tokens per text.
+    pub max_len: usize,
+    /// cpu, cuda or cuda:N.
+    pub device: String,
+    /// Dropout at the config's rates while training.
+    pub dropout: bool,
+}
+
 impl FinetuneConfig {
-    /// Recipe (b)'s arguments: the joined `rows`, the encoder's base model and `[train]`'s era
-    /// split, into `out`.
-    pub fn market_args(&self, cfg: &Config, rows: PathBuf, out: PathBuf) -> Result<MarketArgs> {
-        let hyper = Hyper {
-            lr: self.lr,
-            weight_decay: self.weight_decay,
+    /// The optimiser settings (steps are derived from the data later).
+    pub fn hyper(&self, dropout: bool) -> Hyper {
+        Hyper {
+            lr: self.lr.get(),
+            weight_decay: self.weight_decay.get(),
             warmup_steps: 0,
             total_steps: 0,
-            max_grad_norm: self.max_grad_norm,
-            freeze_layers: self.freeze_layers,
+            max_grad_norm: self.max_grad_norm.get(),
+            freeze_layers: self.freeze_layers.usize(),
             head_only: self.head_only,
             seed: self.seed,
-            dropout: true,
-        };
+            dropout,
+        }
+    }
+
+    /// Recipe (a)'s arguments: the labelled table and the classes of a new head.
+    pub fn labelled_args(&self, to: FinetuneTarget, labelled: PathBuf, labels: Option<Vec<String>>) -> FinetuneArgs {
+        FinetuneArgs {
+            hyper: self.hyper(to.dropout),
+            model: to.model,
+            out: to.out,
+            labelled,
+            labels,
+            epochs: self.epochs.usize(),
+            batch_size: self.batch_size.usize(),
+            warmup_share: self.warmup.get(),
+            held_out: self.held_out.get(),
+            max_len: to.max_len,
+            device: to.device,
+        }
+    }
+
+    /// Recipe (b)'s arguments: labels from `source`.
+    pub fn market(&self, to: FinetuneTarget, source: LabelSource) -> MarketArgs {
+        MarketArgs {
+            hyper: self.hyper(to.dropout),
+            model: to.model,
+            out: to.out,
+            source,
+            epochs: self.epochs.usize(),
+            batch_size: self.batch_size.usize(),
+            warmup_share: self.warmup.get(),
+            held_out: self.held_out.get(),
+            max_len: to.max_len,
+            device: to.device,
+        }
+    }
+
+    /// Recipe (b) inside `run`: the joined `rows`, the encoder's base model and `[train]`'s era
+    /// split, into `out`.
+    pub fn market_args(&self, cfg: &Config, rows: PathBuf, out: PathBuf) -> Result<MarketArgs> {
         let source = LabelSource {
             rows,
             headlines: Some(cfg.data.headlines.clone()),
             target: cfg.train.target.clone(),
-            bins: LabelBins::from_count(self.label_bins)?,
+            bins: self.label_bins,
             train_until: cfg.train.train_until.clone(),
-            embargo: cfg.train.embargo_eras,
+            embargo: cfg.train.embargo_eras.u32(),
         };
-        Ok(MarketArgs {
+        let to = FinetuneTarget {
             model: cfg.encode.source().resolve()?,
             out,
-            source,
-            epochs: self.epochs,
-            batch_size: self.batch_size,
-            warmup_share: self.warmup,
-            held_out: self.held_out,
-            max_len: cfg.encode.max_len,
+            max_len: cfg.encode.max_len.usize(),
             device: cfg.encode.device.clone(),
-            hyper,
-        })
+            dropout: true,
+        };
+        Ok(self.market(to, source))
     }
 }
 
@@ -281,63 +366,81 @@ impl Default for DataConfig {
             text_col: "headline".into(),
             timezone: None,
             ticker_map: None,
-            ticker_suffix: " US".into(),
+            ticker_suffix: crate::data::tickers::DEFAULT_SUFFIX.into(),
         }
     }
 }
 
-/// Look-back window and cutoff.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The point-in-time window of `join` (and every command that joins) and `[join]`.
+#[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct JoinConfig {
-    /// Look-back window in days.
-    pub window_days: u32,
-    /// Cutoff = Friday 00:00 UTC plus this many hours.
-    pub cutoff_hours: f64,
+    /// Look-back window in days (1 to 3650).
+    #[arg(long, default_value_t = JoinConfig::default().window_days)]
+    pub window_days: Int<1, 3650>,
+    /// Cutoff = Friday 00:00 UTC plus this many hours (21 = US close; -168 to 168).
+    #[arg(long, default_value_t = JoinConfig::default().cutoff_hours, allow_hyphen_values = true)]
+    pub cutoff_hours: Hours,
 }
 
 impl JoinConfig {
     /// The look-back window and cutoff.
     pub fn window(&self) -> Window {
-        Window { days: self.window_days, cutoff_hours: self.cutoff_hours }
+        Window { days: self.window_days.u32(), cutoff_hours: self.cutoff_hours.get() }
     }
 }
 
 impl Default for JoinConfig {
     fn default() -> Self {
-        JoinConfig { window_days: 30, cutoff_hours: 0.0 }
+        JoinConfig { window_days: Int::new(30), cutoff_hours: Hours::new(0.0) }
     }
 }
 
-/// The encoder and its store.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Headlines per encoder forward pass (1 to 65536).
+pub type EncodeBatch = Int<1, 65_536>;
+
+/// `signalkit encode`'s settings and `[encode]`: the encoder and its store.
+#[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct EncodeConfig {
-    /// Hub id or local folder (default: the tiny fixture checkpoint, available offline).
+    /// Hub id (downloaded into the Hugging Face cache) or a local model directory.
+    #[arg(long, default_value_t = EncodeConfig::default().model)]
     pub model: String,
-    /// Hub revision.
+    /// Hub revision (branch, tag or commit).
+    #[arg(long, default_value_t = EncodeConfig::default().revision)]
     pub revision: String,
-    /// Never touch the network.
+    /// Never touch the network: read the model from the Hugging Face cache (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
     pub offline: bool,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda or cuda:N (CUDA needs a build with --features cuda).
+    #[arg(long, default_value_t = EncodeConfig::default().device)]
     pub device: String,
-    /// Headlines per forward pass (default: 32 on cpu, 256 on cuda).
+    /// Headlines per forward pass, 1 to 65536 [default: 32 on cpu, 256 on cuda].
+    #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_size: Option<usize>,
-    /// Maximum tokens per headline.
-    pub max_len: usize,
-    /// f32 (exact), or bf16 (CPUs with AVX512-BF16 and GPUs) / f16 (GPUs): opt-ins, stored apart.
-    pub dtype: String,
-    /// Store folder, shared between runs so each text is encoded once.
+    pub batch_size: Option<EncodeBatch>,
+    /// Maximum tokens per headline (FinBERT was fine-tuned with 64).
+    #[arg(long, default_value_t = EncodeConfig::default().max_len)]
+    pub max_len: Int<1, 8192>,
+    /// Precision, each kept apart in the store. f32: exact (within 1e-6 of transformers). bf16:
+    /// on a CPU with AVX512-BF16, linear layers in bf16 with f32 sums, [CLS] cosine >= 0.99999
+    /// vs f32 (other CPUs fall back to f32, saying so); on a GPU, all bf16. f16: for GPUs (no
+    /// gain on CPUs). Speed per CPU: docs/benchmarks.md.
+    #[arg(long, default_value_t = EncodeConfig::default().dtype)]
+    pub dtype: Precision,
+    /// Store folder (created if missing; re-runs encode only what it lacks), shared between runs
+    /// so each text is encoded once.
+    #[arg(long)]
     pub store: PathBuf,
-    /// Headlines per shard: the most a killed encode can lose.
-    pub shard_size: usize,
+    /// Headlines per store shard: the most a killed run can lose.
+    #[arg(long, default_value_t = EncodeConfig::default().shard_size)]
+    pub shard_size: ShardSize,
 }
 
 impl EncodeConfig {
     /// The batch size given, or the device's default.
     pub fn batch_size(&self) -> usize {
-        self.batch_size.unwrap_or_else(|| crate::encode::default_batch_size(&self.device))
+        self.batch_size.map_or_else(|| crate::encode::default_batch_size(&self.device), EncodeBatch::usize)
     }
 
     /// The checkpoint: hub id or folder, revision, offline.
@@ -357,9 +460,9 @@ impl EncodeConfig {
             store: self.store.clone(),
             device: self.device.clone(),
             batch_size: self.batch_size(),
-            max_len: self.max_len,
-            precision: self.dtype.parse().map_err(|e| Error::Config(format!("dtype {:?}: {e}", self.dtype)))?,
-            shard_size: self.shard_size,
+            max_len: self.max_len.usize(),
+            precision: self.dtype,
+            shard_size: self.shard_size.usize(),
             progress: true,
             shard: None,
         })
@@ -369,17 +472,33 @@ impl EncodeConfig {
 impl Default for EncodeConfig {
     fn default() -> Self {
         EncodeConfig {
-            model: "data/fixtures/tiny-finbert".into(),
+            model: DEFAULT_ENCODER.into(),
             revision: "main".into(),
             offline: false,
             device: "cpu".into(),
             batch_size: None,
-            max_len: 64,
-            dtype: "f32".into(),
+            max_len: Int::new(64),
+            dtype: Precision::F32,
             store: "runs/store".into(),
-            shard_size: 4096,
+            shard_size: ShardSize::new(4096),
         }
     }
+}
+
+/// The sample run's encoder: the tiny fixture checkpoint (random weights), available offline.
+pub const SAMPLE_ENCODER: &str = "data/fixtures/tiny-finbert";
+
+/// The folder holding the bundled sample (`data/sample/targets.csv`): the current folder, else
+/// the repository of the binary (`target/release/signalkit` → `../..`), else the source folder it
+/// was built from; `None` when none has it.
+pub fn sample_root() -> Option<PathBuf> {
+    let has = |d: &Path| d.join("data/sample/targets.csv").is_file();
+    let exe = std::env::current_exe().ok();
+    let from_exe = exe.as_deref().and_then(|e| e.parent()?.parent()?.parent()).map(Path::to_path_buf);
+    [Some(PathBuf::new()), from_exe, Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")))]
+        .into_iter()
+        .flatten()
+        .find(|d| has(if d.as_os_str().is_empty() { Path::new(".") } else { d }))
 }
 
 /// Feature table options.
@@ -387,7 +506,7 @@ impl Default for EncodeConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct FeaturesConfig {
     /// Replace the [CLS] columns by this many principal components fitted on the training eras.
-    pub pca: Option<usize>,
+    pub pca: Option<Int<1, 4096>>,
 }
 
 /// Evaluation options.
@@ -400,8 +519,36 @@ pub struct EvaluateConfig {
 
 impl Config {
     /// The built-in default: data/sample with the tiny fixture encoder, into runs/sample.
+    /// Its inputs are read from the current folder when it holds data/sample, else from the
+    /// repository the binary was built in ([`sample_root`]); the outputs go to the current folder.
     pub fn sample() -> Self {
-        Config { out: "runs/sample".into(), ..Default::default() }
+        let root = sample_root().unwrap_or_default();
+        let mut cfg = Config { out: "runs/sample".into(), ..Default::default() };
+        cfg.data.targets = root.join(&cfg.data.targets);
+        cfg.data.headlines = root.join(&cfg.data.headlines);
+        cfg.encode.model = root.join(SAMPLE_ENCODER).display().to_string();
+        cfg
+    }
+
+    /// The config with every relative path made absolute (from the current folder), as a run
+    /// saves it: its config.toml then runs again from any folder.
+    pub fn with_absolute_paths(&self) -> Config {
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let abs_model =
+            |m: &str| if Path::new(m).is_dir() { abs(Path::new(m)).display().to_string() } else { m.into() };
+        let mut c = self.clone();
+        c.out = abs(&c.out);
+        c.data.targets = abs(&c.data.targets);
+        c.data.headlines = abs(&c.data.headlines);
+        c.data.ticker_map = c.data.ticker_map.as_deref().map(abs);
+        c.encode.store = abs(&c.encode.store);
+        c.encode.model = abs_model(&c.encode.model);
+        if let Some(a) = c.ask.as_mut() {
+            a.questions = abs(&a.questions);
+            a.names = a.names.as_deref().map(abs);
+            a.model = abs_model(&a.model);
+        }
+        c
     }
 
     /// Reads a TOML file over the defaults; relative paths in it are taken from its folder.
@@ -457,7 +604,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("signalkit.example.toml");
         let cfg = Config::read(&path).unwrap();
         assert_eq!(cfg.train.params["num_iterations"], 2000);
-        assert_eq!(cfg.join.window_days, 30);
+        assert_eq!(cfg.join.window_days.get(), 30);
         assert!(cfg.data.targets.ends_with("data/sample/targets.csv"));
         let back: Config = toml::from_str(&cfg.to_toml().unwrap()).unwrap();
         assert_eq!(back.encode.model, cfg.encode.model);
@@ -484,7 +631,11 @@ mod tests {
         let ask = cfg.ask.as_ref().unwrap();
         assert_eq!((ask.questions.clone(), PathBuf::from(&ask.model)), (dir.join("q.toml"), dir.join("qwen")));
         assert_eq!(ask.names, Some(dir.join("n.csv")));
-        assert_eq!((ask.shard_size, ask.batch_size, ask.anonymise), (4096, None, false), "defaults fill the table");
+        assert_eq!(
+            (ask.shard_size.get(), ask.batch_size, ask.anonymise),
+            (4096, None, false),
+            "defaults fill the table"
+        );
         assert!(cfg.to_toml().unwrap().contains("[ask]"), "the run folder's config.toml keeps it");
         std::fs::remove_dir_all(dir).unwrap();
     }

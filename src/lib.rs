@@ -26,6 +26,7 @@ pub mod provenance;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod settings;
 pub mod smooth;
 pub mod train;
 

@@ -29,8 +29,9 @@ pub struct RunSummary {
 /// Runs every stage from `cfg`, printing one line per stage as it finishes.
 pub fn run(cfg: &Config) -> Result<RunSummary> {
     let out = cfg.out.clone();
+    crate::train::check_tree_count(&cfg.train.params)?;
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    write_bytes_atomic(&out.join("config.toml"), cfg.to_toml()?.as_bytes())?;
+    write_bytes_atomic(&out.join("config.toml"), cfg.with_absolute_paths().to_toml()?.as_bytes())?;
     let ask_store = out.join("ask-store");
     let ask =
         cfg.ask.as_ref().map(|a| Ok::<_, Error>((a.ask_args(&cfg.data, ask_store.clone())?, &a.model))).transpose()?;
@@ -74,7 +75,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         store: cfg.encode.store.clone(),
         encoder: encoded.query.clone(),
         out: features.clone(),
-        pca: PcaOption::choose(cfg.features.pca, cfg.train.train_until.clone(), None),
+        pca: PcaOption::choose(cfg.features.pca.map(|k| k.usize()), cfg.train.train_until.clone(), None),
         ask_store,
     })?;
     log(format!("[3/6] features: {f} ({:.1}s)", t.elapsed().as_secs_f64()));

@@ -15,6 +15,7 @@ use crate::era::{date_from_days, days_of_era, eras_of_days, parse_era};
 use crate::error::{Error, Result};
 use crate::model::{f32_values, lgbm};
 use crate::provenance::{Provenance, SmoothingRecord, mismatch_error};
+use crate::settings::Int;
 
 // Kept here so `crate::train::…` paths from before the model and era modules still resolve.
 pub use crate::data::targets::DEFAULT_TARGET;
@@ -27,6 +28,12 @@ pub use crate::provenance::InputFile;
 
 /// The longest embargo accepted, in weekly eras (ten years).
 pub const MAX_EMBARGO_ERAS: u32 = 520;
+/// Eras between training and validation: 0 to [`MAX_EMBARGO_ERAS`] (flag and TOML alike).
+pub type Embargo = Int<0, 520>;
+/// Rounds without improvement before early stopping ends training.
+pub type StoppingRounds = Int<1, 1_000_000>;
+/// LightGBM's tree count.
+pub type Trees = Int<1, 1_000_000>;
 /// Training settings; every field defaults to Numerai's example model (the LightGBM parameters
 /// of [`default_params`], a 4-era embargo, the 20-day factor-neutral target, every feature column).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,7 +42,7 @@ pub struct TrainConfig {
     /// Target column (legacy and v2 names are aliases).
     pub target: String,
     /// Eras left out between the last training era and the first validation era.
-    pub embargo_eras: u32,
+    pub embargo_eras: Embargo,
     /// Train on eras up to this Friday (YYYY-MM-DD or YYYYMMDD) instead of `data_type == train`.
     pub train_until: Option<String>,
     /// Feature columns; empty = every `p_*`, `sentiment*`, `cls_*`, `pc_*`, `feature_*`,
@@ -43,10 +50,10 @@ pub struct TrainConfig {
     pub features: Vec<String>,
     /// Stop when l2 on the last training eras (see `early_stopping_eras`) has not improved for
     /// this many rounds; the validation eras stay untouched.
-    pub early_stopping_rounds: Option<u32>,
+    pub early_stopping_rounds: Option<StoppingRounds>,
     /// Training eras, at the end of training, that early stopping watches (an embargo of
     /// `embargo_eras` weeks before them is dropped) [default: a fifth of the training eras, ≥ 4].
-    pub early_stopping_eras: Option<u32>,
+    pub early_stopping_eras: Option<Int<1, 5200>>,
     /// LightGBM parameters, merged over the defaults (any LightGBM parameter name).
     pub params: Map<String, Value>,
 }
@@ -55,7 +62,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             target: DEFAULT_TARGET.into(),
-            embargo_eras: 4,
+            embargo_eras: Embargo::new(4),
             train_until: None,
             features: Vec::new(),
             early_stopping_rounds: None,
@@ -295,7 +302,7 @@ fn parse_until(s: &str) -> Result<i32> {
 /// prediction (`predictions.parquet`: ticker, era, split, prediction).
 pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let cfg = &args.config;
-    check_embargo(cfg.embargo_eras)?;
+    check_tree_count(&cfg.params)?;
     let t = KeyedTable::read(&args.features)?;
     let (target, y) = target_values(&t, &cfg.target)?;
     let eras = eras_of_days(&t.fridays);
@@ -335,6 +342,35 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     Ok(TrainSummary { card: model.card, model: args.out.join(MODEL_FILE), predictions: pred_path })
 }
 
+/// LightGBM's names for the tree count (its aliases of `num_iterations`).
+const TREE_COUNT_KEYS: [&str; 11] = [
+    "num_iterations",
+    "num_iteration",
+    "n_iter",
+    "num_tree",
+    "num_trees",
+    "num_round",
+    "num_rounds",
+    "nrounds",
+    "num_boost_round",
+    "n_estimators",
+    "max_iter",
+];
+
+/// Refuses a `[train.params]` tree count that is not a whole number from 1 to 1,000,000, by key,
+/// before the table is read (LightGBM would say it without the key, or train nothing).
+pub fn check_tree_count(params: &Map<String, Value>) -> Result<()> {
+    for key in TREE_COUNT_KEYS {
+        let Some(v) = params.get(key) else { continue };
+        if v.as_i64().is_none_or(|n| Trees::checked(n.into()).is_err()) {
+            return Err(Error::Config(format!(
+                "[train.params] {key} = {v}: give a whole number of trees from 1 to 1000000 (--num-iterations on the command line)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses an embargo longer than [`MAX_EMBARGO_ERAS`].
 fn check_embargo(embargo_eras: u32) -> Result<()> {
     if embargo_eras > MAX_EMBARGO_ERAS {
@@ -356,9 +392,10 @@ fn data_types(t: &KeyedTable) -> Result<Option<Vec<Option<String>>>> {
 /// The era split of the settings: by `train_until` or `data_type`, then the early-stopping eras.
 fn plan_split(args: &TrainArgs, t: &KeyedTable, eras: &[i32], labelled: &[bool]) -> Result<Split> {
     let cfg = &args.config;
-    let split = era_split(t, eras, labelled, cfg.train_until.as_deref(), cfg.embargo_eras)?;
+    let embargo = cfg.embargo_eras.u32();
+    let split = era_split(t, eras, labelled, cfg.train_until.as_deref(), embargo)?;
     match cfg.early_stopping_rounds {
-        Some(_) => split.with_early_stopping(&args.features, cfg.early_stopping_eras, cfg.embargo_eras),
+        Some(_) => split.with_early_stopping(&args.features, cfg.early_stopping_eras.map(|n| n.u32()), embargo),
         None => Ok(split),
     }
 }
@@ -396,7 +433,7 @@ fn training_params(cfg: &TrainConfig) -> Map<String, Value> {
     let mut params = default_params();
     params.extend(cfg.params.clone());
     if let Some(r) = cfg.early_stopping_rounds {
-        params.insert("early_stopping_rounds".into(), json!(r));
+        params.insert("early_stopping_rounds".into(), json!(r.get()));
     }
     params
 }
@@ -480,11 +517,18 @@ pub struct PredictSummary {
     pub rows: usize,
     /// Eras written.
     pub eras: usize,
+    /// The first and last Friday written (the live week's date when one era is written).
+    pub dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
 }
 
 impl std::fmt::Display for PredictSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} rows in {} era(s)", self.rows, self.eras)
+        write!(f, "{} rows in {} era(s)", self.rows, self.eras)?;
+        match self.dates {
+            Some((a, b)) if a == b => write!(f, " for the week of {a}"),
+            Some((a, b)) => write!(f, " from {a} to {b}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -544,7 +588,9 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     let provenance =
         Provenance { model: Some(InputFile::of(&model_file)?), smoothing, ..live.unwrap_or_else(Provenance::new) };
     write_signal(&mut out, &args.out, &provenance)?;
-    Ok(PredictSummary { rows: out.height(), eras: n_eras })
+    let day = |e: Option<&i32>| e.map(|&e| date_from_days(days_of_era(e)));
+    let dates = day(kept_eras.iter().min()).zip(day(kept_eras.iter().max()));
+    Ok(PredictSummary { rows: out.height(), eras: n_eras, dates })
 }
 
 /// The kept rows' signal blended with last week's file (the live week) or era by era.

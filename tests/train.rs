@@ -23,7 +23,7 @@ fn sample_config(out: &Path, store: &Path, cutoff_hours: f64) -> Config {
     cfg.data.headlines = repo("data/sample/headlines.csv");
     cfg.encode.model = repo("data/fixtures/tiny-finbert").display().to_string();
     cfg.encode.store = store.to_path_buf();
-    cfg.join.cutoff_hours = cutoff_hours;
+    cfg.join.cutoff_hours = signalkit::settings::Hours::new(cutoff_hours);
     cfg
 }
 
@@ -93,7 +93,7 @@ fn run_on_the_sample_scores_out_of_sample_and_catches_a_leaky_join() {
 
     // The saved config runs again as is.
     let again = Config::read(&out.join("config.toml")).unwrap();
-    assert_eq!(again.join.cutoff_hours, 0.0);
+    assert_eq!(again.join.cutoff_hours.get(), 0.0);
     assert_eq!(again.encode.store, store);
 }
 
@@ -105,7 +105,7 @@ fn run_with_finetune_encodes_with_the_model_tuned_on_training_eras() {
     let out = dir.path().join("tuned");
     let mut cfg = sample_config(&out, &dir.path().join("store"), 0.0);
     cfg.finetune = toml::from_str::<Config>("[finetune]\nepochs = 1\nbatch_size = 32\n").unwrap().finetune;
-    assert_eq!(cfg.finetune.as_ref().unwrap().label_bins, 3, "defaults fill the table");
+    assert_eq!(cfg.finetune.as_ref().unwrap().label_bins.to_string(), "3", "defaults fill the table");
     let r = run(&cfg).unwrap();
     let card = json(&out.join("finetuned/card.json"));
     assert_eq!(card["recipe"], "market");
@@ -121,10 +121,9 @@ fn run_with_finetune_encodes_with_the_model_tuned_on_training_eras() {
     assert!(md.contains("Encoder: `") && md.contains("finetuned"), "{md}");
     assert!(r.stages.iter().any(|s| s.contains("finetune:")), "{:?}", r.stages);
 
-    // Settings that cannot train are refused by name.
-    cfg.finetune.as_mut().unwrap().lr = f64::NAN;
-    let e = run(&cfg).unwrap_err().to_string();
-    assert!(e.contains("lr = NaN"), "{e}");
+    // Settings that cannot train are refused by name, when the TOML is read (before any work).
+    let e = toml::from_str::<Config>("[finetune]\nlr = nan\n").err().expect("NaN refused").to_string();
+    assert!(e.contains("lr = nan") && e.contains("above 0 and at most 1"), "{e}");
 }
 
 /// `[ask]` in a run: the tiny Qwen2 answers every sample headline into RUN/ask-store, the model
@@ -187,12 +186,13 @@ fn run_with_ask_trains_on_prompt_answers() {
     ]);
     assert!(ok, "{log}");
 
-    // Settings that cannot run are refused by name.
-    for (set, want) in [
-        ("batch_size = 0", "[ask] batch_size"),
-        ("knowledge_cutoff = \"June\"", "[ask] knowledge_cutoff"),
-        ("model = \"\"", "[ask] model is required"),
-    ] {
+    // Settings that cannot run are refused by name (a zero batch already when the TOML is read).
+    let zero = format!("[ask]\nmodel = {model:?}\nquestions = \"q.toml\"\nbatch_size = 0\n");
+    let e = toml::from_str::<Config>(&zero).err().expect("a zero batch is refused").to_string();
+    assert!(e.contains("batch_size = 0") && e.contains("from 1 to 4096"), "{e}");
+    for (set, want) in
+        [("knowledge_cutoff = \"June\"", "[ask] knowledge_cutoff"), ("model = \"\"", "[ask] model is required")]
+    {
         let mut bad = cfg.clone();
         let text = format!("[ask]\nmodel = {model:?}\nquestions = {:?}\n{set}\n", q.display().to_string());
         let text = if set.starts_with("model") { text.replacen(&format!("model = {model:?}\n"), "", 1) } else { text };

@@ -6,6 +6,10 @@ use std::path::Path;
 use super::{find_column, missing_column, read_table, rows_text, str_values};
 use crate::error::{Error, Result};
 
+/// The suffix that turns a US headline ticker into Numerai's Bloomberg-style ticker (AAPL → "AAPL US"),
+/// the default of `join`, `news fetch` and `[data]`.
+pub const DEFAULT_SUFFIX: &str = " US";
+
 /// How a headline's ticker becomes a Numerai row ticker.
 #[derive(Debug, Clone)]
 pub enum TickerRule {

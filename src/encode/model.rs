@@ -242,8 +242,9 @@ pub(crate) fn extended_mask(mask: &Tensor, dtype: DType) -> candle_core::Result<
     (mask.ones_like()? - &mask)?.affine(lowest, 0.0)
 }
 
-/// The weights' floating-point precision.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The weights' floating-point precision (written f32, bf16 or f16 on the command line and in TOML).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Precision {
     /// 32-bit floats: matches transformers within 1e-5.
     #[default]
@@ -267,6 +268,19 @@ impl std::str::FromStr for Precision {
             "f16" | "fp16" | "float16" | "half" => Ok(Precision::F16),
             _ => Err(format!("unknown dtype {s:?}: use f32, bf16 or f16")),
         }
+    }
+}
+
+impl TryFrom<String> for Precision {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Precision> for String {
+    fn from(p: Precision) -> String {
+        p.to_string()
     }
 }
 

@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 /// (a Kubernetes Indexed Job sets `JOB_COMPLETION_INDEX` but not the completions).
 pub const SHARDS_ENV: &str = "SIGNALKIT_SHARDS";
 
+/// The most shards a text set is split into (a count read from a flag, the environment or a
+/// shard record sizes what `store merge` builds, so it is bounded).
+pub const MAX_SHARDS: u64 = 65_536;
+
 /// The folder inside a model folder holding one record per shard written into it.
 pub const SHARDS_DIR: &str = "shards";
 
@@ -36,6 +40,13 @@ impl fmt::Display for Shard {
     }
 }
 
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Shard::parse(s).map_err(|e| e.to_string())
+    }
+}
+
 /// What a shard record (`shards/<I>-of-<N>.json`) says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct ShardRecord {
@@ -50,8 +61,8 @@ impl Shard {
     /// A checked shard: `count` ≥ 1 and `index` < `count`; `what` names where the numbers came
     /// from in the error.
     pub fn new(index: usize, count: usize, what: &str) -> Result<Shard> {
-        if count == 0 {
-            return Err(Error::Config(format!("{what}: the shard count must be at least 1")));
+        if count == 0 || count as u64 > MAX_SHARDS {
+            return Err(Error::Config(format!("{what}: the shard count must be from 1 to {MAX_SHARDS}")));
         }
         if index >= count {
             return Err(Error::Config(format!(

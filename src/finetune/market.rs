@@ -18,8 +18,9 @@ use crate::model::Split;
 use crate::pit::{Visibility, recorded_join, redo_join};
 use crate::provenance::InputFile;
 
-/// How a target value becomes a class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a target value becomes a class; written as its class count, 5 or 3 (flag and TOML alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
 pub enum LabelBins {
     /// One class per Numerai bin: 0, 0.25, 0.5, 0.75, 1 → `target_0` … `target_4`.
     Five,
@@ -27,14 +28,45 @@ pub enum LabelBins {
     Three,
 }
 
-impl LabelBins {
-    /// 5 or 3; anything else is refused with the choices.
-    pub fn from_count(n: usize) -> Result<LabelBins> {
+impl TryFrom<i64> for LabelBins {
+    type Error = String;
+    fn try_from(n: i64) -> std::result::Result<Self, String> {
         match n {
             5 => Ok(LabelBins::Five),
             3 => Ok(LabelBins::Three),
-            _ => Err(Error::Config(format!("--label-bins {n}: use 5 (one class per target bin) or 3 (down/flat/up)"))),
+            _ => Err(format!("{n} label bins: use 5 (one class per target bin) or 3 (down/flat/up)")),
         }
+    }
+}
+
+impl From<LabelBins> for i64 {
+    fn from(b: LabelBins) -> i64 {
+        match b {
+            LabelBins::Five => 5,
+            LabelBins::Three => 3,
+        }
+    }
+}
+
+impl std::str::FromStr for LabelBins {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let n: i64 =
+            s.trim().parse().map_err(|_| format!("'{s}': use 5 (one class per target bin) or 3 (down/flat/up)"))?;
+        LabelBins::try_from(n)
+    }
+}
+
+impl std::fmt::Display for LabelBins {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        i64::from(*self).fmt(f)
+    }
+}
+
+impl LabelBins {
+    /// 5 or 3; anything else is refused with the choices.
+    pub fn from_count(n: usize) -> Result<LabelBins> {
+        LabelBins::try_from(n as i64).map_err(|e| Error::Config(format!("--label-bins / [finetune] label_bins: {e}")))
     }
 
     /// The head's class names, in id order.
