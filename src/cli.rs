@@ -747,7 +747,10 @@ impl EvaluateCmd {
         if let Some(w) = r.knowledge_cutoff.as_ref().and_then(|c| c.warning.as_ref()) {
             eprintln!("warning: {w}");
         }
-        println!("evaluate: numerai_corr {} → {}", r.summary, args.out.join("report.md").display());
+        if let Some(w) = r.in_sample_warning() {
+            eprintln!("warning: {w}");
+        }
+        println!("evaluate: numerai_corr ({}) {} → {}", r.scope(), r.summary, args.out.join("report.md").display());
         Ok(())
     }
 }
@@ -783,14 +786,29 @@ impl RunCmd {
         cfg.out = self.out.unwrap_or(cfg.out);
         let s = signalkit::run::run(&cfg).context("run failed")?;
         let r = &s.report.summary;
+        let churn = s.report.churn.as_ref();
         println!(
-            "run: out-of-sample numerai_corr mean {:.4}, sharpe {:.2}, max drawdown {:.4} over {} validation eras → {}",
+            "run: out-of-sample numerai_corr mean {:.4}, sharpe {:.2}, max drawdown {:.4} over {} validation eras; {} → {}",
             r.mean,
             r.sharpe,
             r.max_drawdown,
             r.eras,
+            churn.map_or("churn n/a (under two eras)".into(), |c| format!(
+                "churn mean {:.3} vs the week before, {} eras at or over {} vs any of the five before",
+                c.mean,
+                c.eras_over_limit,
+                signalkit::metrics::CHURN_LIMIT
+            )),
             s.out.display()
         );
+        if churn.is_some_and(|c| c.eras_over_limit > 0) {
+            println!(
+                "hint: churn at or over {} against any of the last five submissions sets the stake to zero; \
+                 blend with last week's signal (`predict --smooth 0.5`), comparing weights first with \
+                 `evaluate --smooth 0.3,0.5,0.7`",
+                signalkit::metrics::CHURN_LIMIT
+            );
+        }
         Ok(())
     }
 }

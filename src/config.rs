@@ -392,7 +392,8 @@ impl JoinConfig {
 
 impl Default for JoinConfig {
     fn default() -> Self {
-        JoinConfig { window_days: Int::new(30), cutoff_hours: Hours::new(0.0) }
+        let w = Window::default();
+        JoinConfig { window_days: Int::new(w.days.into()), cutoff_hours: Hours::new(w.cutoff_hours) }
     }
 }
 

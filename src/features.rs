@@ -91,8 +91,12 @@ impl Restated {
             text_column: self.text_column.clone().unwrap_or(defaults.text_column),
             zone: self.timezone,
         };
-        let window = Window { days: self.window_days.unwrap_or(30), cutoff_hours: self.cutoff_hours.unwrap_or(0.0) };
-        let rule = TickerRule::Suffix(self.ticker_suffix.clone().unwrap_or_else(|| " US".into()));
+        let d = Window::default();
+        let window = Window {
+            days: self.window_days.unwrap_or(d.days),
+            cutoff_hours: self.cutoff_hours.unwrap_or(d.cutoff_hours),
+        };
+        let rule = self.ticker_suffix.clone().map(TickerRule::Suffix).unwrap_or_default();
         JoinRecord::new(rows, headlines, window, &opts, self.ticker_map.as_deref(), &rule)
     }
 

@@ -255,3 +255,40 @@ fn the_knowledge_cutoff_is_read_from_the_predictions_provenance_and_warned_about
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && err.contains("warning: 3 of 4 validation eras"), "{err}");
 }
+
+/// Without a model card the predictions' own `split` column decides which eras are out of sample;
+/// without either, every figure is labelled "all eras (in-sample included)", never OOS, and the
+/// report warns.
+#[test]
+fn in_sample_eras_are_never_called_out_of_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_inputs(d, 0);
+    let mut a = EvaluateArgs::new(d.join("preds.csv"), d.join("targets.csv"), d.join("all"));
+    a.target = "target_20d".into();
+    let r = evaluate(&a).unwrap();
+    assert!(r.in_sample_included && r.summary.eras == ERAS.len(), "{}", r.scored);
+    let md = std::fs::read_to_string(d.join("all/report.md")).unwrap();
+    assert!(!md.contains("(OOS)") && !md.contains("# Out-of-sample"), "{md}");
+    assert!(md.contains("all eras (in-sample included)") && md.contains("Warning"), "{md}");
+
+    // The same predictions with train's split column: only the validation rows are scored.
+    let text = std::fs::read_to_string(d.join("preds.csv")).unwrap();
+    let mut marked = String::new();
+    for (k, line) in text.lines().enumerate() {
+        let split = if k == 0 {
+            "split"
+        } else if line.contains(&ERAS[3].to_string()) {
+            "validation"
+        } else {
+            "train"
+        };
+        writeln!(marked, "{line},{split}").unwrap();
+    }
+    write(d, "preds.csv", &marked);
+    a.out = d.join("split");
+    let r = evaluate(&a).unwrap();
+    assert!(!r.in_sample_included && r.summary.eras == 1, "{}", r.scored);
+    let md = std::fs::read_to_string(d.join("split/report.md")).unwrap();
+    assert!(md.contains("numerai_corr (OOS)") && !md.contains("Warning"), "{md}");
+}

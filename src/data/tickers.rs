@@ -22,7 +22,7 @@ pub enum TickerRule {
 
 impl Default for TickerRule {
     fn default() -> Self {
-        TickerRule::Suffix(" US".to_string())
+        TickerRule::Suffix(DEFAULT_SUFFIX.to_string())
     }
 }
 

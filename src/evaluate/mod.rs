@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use polars::prelude::DataType;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,10 @@ pub struct EvalReport {
     pub target: String,
     /// Which eras count as out of sample and why.
     pub scored: String,
+    /// True when in-sample eras are scored too (no model card and no `split` column): every
+    /// figure is then labelled "all eras, in-sample included", never OOS.
+    #[serde(default)]
+    pub in_sample_included: bool,
     /// The model's split, when a model card was given.
     pub split: Option<Split>,
     /// Out-of-sample per-era scores.
@@ -184,7 +189,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     let s = join_targets(&preds, &targets, &target_col, p)?;
     let model = args.model.as_deref().map(Model::load).transpose()?;
     let split = model.as_ref().map(|m| m.card.split.clone());
-    let oos = out_of_sample(&args.predictions, split.as_ref(), &s.eras)?;
+    let (oos, in_sample_included) = out_of_sample(&args.predictions, &preds, split.as_ref(), &s.eras)?;
     let per_era = metrics::per_era(&pick(&s.p, &oos.rows), &pick(&s.t, &oos.rows), &oos.eras);
     if per_era.is_empty() {
         return Err(Error::input(
@@ -219,6 +224,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
         targets: args.targets.display().to_string(),
         target: target_col,
         scored: oos.scored,
+        in_sample_included,
         split,
         per_era,
         summary,
@@ -266,10 +272,13 @@ fn join_targets(preds: &KeyedTable, targets: &KeyedTable, target_col: &str, p: V
     Ok(Scored { p, t, eras: eras_of_days(&preds.fridays), matched })
 }
 
-/// The validation eras of the model card, or every era when there is no card.
-fn out_of_sample(path: &Path, split: Option<&Split>, eras: &[i32]) -> Result<OutOfSample> {
-    let (scored, rows): (String, Vec<usize>) = match split {
-        Some(s) => (
+/// The eras scored as out of sample: the model card's validation eras, else the rows the
+/// predictions' own `split` column marks `validation`, else every era — then flagged as including
+/// in-sample eras (the second value), so no figure is called OOS.
+fn out_of_sample(path: &Path, preds: &KeyedTable, split: Option<&Split>, eras: &[i32]) -> Result<(OutOfSample, bool)> {
+    let marked = split_column(path, preds)?;
+    let (scored, rows, in_sample): (String, Vec<usize>, bool) = match (split, marked) {
+        (Some(s), _) => (
             format!(
                 "validation eras of the model card ({} eras; {} train and {} embargo eras excluded)",
                 s.validation.len(),
@@ -277,10 +286,19 @@ fn out_of_sample(path: &Path, split: Option<&Split>, eras: &[i32]) -> Result<Out
                 s.embargo.len()
             ),
             (0..eras.len()).filter(|&i| s.validation.binary_search(&eras[i]).is_ok()).collect(),
+            false,
         ),
-        None => (
-            "every era in the predictions (no model card given: cannot tell in-sample eras)".into(),
+        (None, Some(marks)) => (
+            "rows the predictions' `split` column marks validation (train, embargo and unused rows excluded)".into(),
+            (0..eras.len()).filter(|&i| marks[i]).collect(),
+            false,
+        ),
+        (None, None) => (
+            format!(
+                "{IN_SAMPLE_SCOPE}: no model card (--model) and no `split` column, so in-sample eras cannot be told apart"
+            ),
             (0..eras.len()).collect(),
+            true,
         ),
     };
     if rows.is_empty() {
@@ -290,7 +308,19 @@ fn out_of_sample(path: &Path, split: Option<&Split>, eras: &[i32]) -> Result<Out
         ));
     }
     let eras = rows.iter().map(|&i| eras[i]).collect();
-    Ok(OutOfSample { scored, rows, eras })
+    Ok((OutOfSample { scored, rows, eras }, in_sample))
+}
+
+/// How figures over every era, in-sample ones included, are labelled.
+pub const IN_SAMPLE_SCOPE: &str = "all eras (in-sample included)";
+
+/// Per row, whether the predictions' `split` column (train's predictions.parquet) says
+/// `validation`; `None` when there is no such column.
+fn split_column(path: &Path, preds: &KeyedTable) -> Result<Option<Vec<bool>>> {
+    let Ok(c) = preds.frame.column("split") else { return Ok(None) };
+    let c = c.cast(&DataType::String).map_err(|e| Error::table(path, e))?;
+    let ca = c.str().map_err(|e| Error::table(path, e))?;
+    Ok(Some(ca.iter().map(|v| v.is_some_and(|s| s.trim().eq_ignore_ascii_case("validation"))).collect()))
 }
 
 /// Out-of-sample eras whose predictions are all equal.
@@ -394,6 +424,22 @@ fn fmt4(v: f64) -> String {
     format!("{v:.4}")
 }
 
+impl EvalReport {
+    /// What the figures cover: "OOS", or every era with in-sample ones.
+    pub fn scope(&self) -> &'static str {
+        if self.in_sample_included { IN_SAMPLE_SCOPE } else { "OOS" }
+    }
+
+    /// The warning to show when in-sample eras are scored.
+    pub fn in_sample_warning(&self) -> Option<String> {
+        self.in_sample_included.then(|| {
+            "these figures include in-sample eras (the model saw their targets), so they overstate what the model \
+             would earn: pass --model MODEL_DIR, or predictions with train's `split` column"
+                .to_string()
+        })
+    }
+}
+
 fn summary_row(name: &str, s: &Summary) -> Vec<String> {
     vec![
         name.into(),
@@ -415,20 +461,21 @@ fn eras_line(eras: &[i32]) -> String {
 
 /// The score table's rows: OOS corr, then each score the report has, then in-sample corr.
 fn score_rows(r: &EvalReport) -> Vec<Vec<String>> {
-    let mut rows = vec![summary_row("numerai_corr (OOS)", &r.summary)];
+    let scope = r.scope();
+    let mut rows = vec![summary_row(&format!("numerai_corr ({scope})"), &r.summary)];
     if let Some(c) = &r.knowledge_cutoff {
         rows.extend(cutoff::cutoff_rows(c, summary_row));
     }
     if let Some(s) = &r.feature_neutral {
-        rows.push(summary_row("feature-neutral corr (OOS)", s));
+        rows.push(summary_row(&format!("feature-neutral corr ({scope})"), s));
     }
     if let Some(s) = &r.benchmark {
-        rows.push(summary_row("corr with benchmark (OOS)", s));
+        rows.push(summary_row(&format!("corr with benchmark ({scope})"), s));
     }
     if let Some(p) = &r.payout {
         let named =
             [("neutral corr", &p.neutral_corr), ("alpha", &p.alpha), ("MMC", &p.mmc), ("neutral MMC", &p.neutral_mmc)];
-        rows.extend(named.iter().filter_map(|(n, s)| s.as_ref().map(|s| summary_row(&format!("{n} (OOS)"), s))));
+        rows.extend(named.iter().filter_map(|(n, s)| s.as_ref().map(|s| summary_row(&format!("{n} ({scope})"), s))));
     }
     if let Some(s) = &r.in_sample {
         rows.push(summary_row("numerai_corr (train, in sample)", s));
@@ -440,16 +487,27 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     write_json(&out.join("report.json"), r)?;
     let eras: Vec<i32> = r.per_era.iter().map(|e| e.era).collect();
     let scores: Vec<f64> = r.per_era.iter().map(|e| e.corr).collect();
-    cumulative_plot(&out.join("plots/cumulative_corr.png"), "Cumulative out-of-sample numerai_corr", &eras, &scores)?;
-    per_era_plot(&out.join("plots/per_era_corr.png"), "Out-of-sample numerai_corr per era", &eras, &scores)?;
+    let scope = r.scope();
+    cumulative_plot(
+        &out.join("plots/cumulative_corr.png"),
+        &format!("Cumulative numerai_corr ({scope})"),
+        &eras,
+        &scores,
+    )?;
+    per_era_plot(&out.join("plots/per_era_corr.png"), &format!("numerai_corr per era ({scope})"), &eras, &scores)?;
     if let Some(c) = &r.churn {
         corr_churn_plot(&out.join("plots/corr_and_churn.png"), &eras, &scores, &c.per_era, metrics::CHURN_LIMIT)?;
     }
 
+    let title =
+        if r.in_sample_included { "Evaluation over all eras (in-sample included)" } else { "Out-of-sample evaluation" };
     let mut md = format!(
-        "# Out-of-sample evaluation\n\nPredictions `{}`, target `{}` from `{}`.\n\nScored: {}.\n\n",
+        "# {title}\n\nPredictions `{}`, target `{}` from `{}`.\n\nScored: {}.\n\n",
         r.predictions, r.target, r.targets, r.scored
     );
+    if let Some(w) = r.in_sample_warning() {
+        md += &format!("> **Warning:** {w}\n\n");
+    }
     if let Some(e) = &r.encoder {
         md += &format!(
             "Encoder: `{}` (fingerprint {}, {}, max_len {}).\n\n",
