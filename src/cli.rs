@@ -246,7 +246,7 @@ pub struct EncodeCmd {
     /// on a CPU with AVX512-BF16, linear layers in bf16 with f32 sums, measured 3.1x f32's
     /// speed with [CLS] cosine >= 0.99999 and |dp| <= 0.001 vs f32 on a BERT-base-shaped model
     /// (other CPUs fall back to f32, saying so); on a GPU, all bf16. f16: for GPUs (no gain on
-    /// CPUs). Measured by scripts/bench-encode.sh --all.
+    /// CPUs). Measured by scripts/bench/bench-encode.sh --all.
     #[arg(long, default_value = "f32")]
     dtype: signalkit::encode::model::Precision,
     /// Headlines per shard: the most a killed run can lose.

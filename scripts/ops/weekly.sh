@@ -97,7 +97,7 @@ if [[ -z ${SIGNALKIT:-} ]]; then
     if command -v signalkit >/dev/null 2>&1; then
         SIGNALKIT=$(command -v signalkit)
     else
-        SIGNALKIT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/release/signalkit"
+        SIGNALKIT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/signalkit"
     fi
 fi
 [[ -x $SIGNALKIT ]] || die "signalkit binary not found at '$SIGNALKIT': build it (cargo build --release) or set SIGNALKIT"

@@ -5,19 +5,19 @@
 # to a temporary folder. The same prompts (one question, N headlines), the same order (shortest
 # first) and batch size, f32, the same thread count; prompts/s with and without the prefix KV
 # cache, side by side with the ratios, and how far signalkit's answers are from transformers'.
-#   bash scripts/bench-ask.sh [N_HEADLINES] [BATCH]      (default 64 headlines, batch 16)
+#   bash scripts/bench/bench-ask.sh [N_HEADLINES] [BATCH]      (default 64 headlines, batch 16)
 # Env: THREADS (default 2), SIGNALKIT (binary), PYTHON (a Python with torch and transformers),
 # KEEP=DIR to keep the checkpoint in DIR between runs.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 n=${1:-64}; batch=${2:-16}; threads=${THREADS:-2}; bin=${SIGNALKIT:-target/release/signalkit}
 py=${PYTHON:-.venv-fixtures/bin/python}
-[ -x "$py" ] || { echo "needs a Python with torch and transformers: PYTHON=... (or bash scripts/make-fixtures.sh)"; exit 1; }
+[ -x "$py" ] || { echo "needs a Python with torch and transformers: PYTHON=... (or bash scripts/fixtures/make-fixtures.sh)"; exit 1; }
 [ -x "$bin" ] || cargo build --release --locked
 if [ -n "${KEEP:-}" ]; then dir=$KEEP; mkdir -p "$dir"; else dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT; fi
 [ -f "$dir/model/model.safetensors" ] && [ "$(($(wc -l < "$dir/headlines.csv") - 1))" -eq "$n" ] \
-  || "$py" scripts/bench_ask.py prepare "$dir" "$n"
-THREADS=$threads "$py" scripts/bench_ask.py torch "$dir" "$batch" | tee "$dir/torch.txt"
+  || "$py" scripts/bench/bench_ask.py prepare "$dir" "$n"
+THREADS=$threads "$py" scripts/bench/bench_ask.py torch "$dir" "$batch" | tee "$dir/torch.txt"
 rate() { sed -nE 's/.* ([0-9]+) answered in ([0-9.]+)s.*/\1 \2/p' "$1" | awk '{printf "%.2f", $1 / $2}'; }
 for mode in cache whole; do
   flag=(); [ $mode = whole ] && flag=(--no-prefix-cache)
@@ -25,8 +25,8 @@ for mode in cache whole; do
   RAYON_NUM_THREADS=$threads "$bin" ask --model "$dir/model" --questions "$dir/questions.toml" \
     --headlines "$dir/headlines.csv" --store "$dir/store-$mode" --batch-size "$batch" "${flag[@]}" > "$dir/ours-$mode.txt"
 done
-"$py" scripts/bench_ask.py check "$dir" "$dir/store-cache"
-"$py" scripts/bench_ask.py check "$dir" "$dir/store-whole"
+"$py" scripts/bench/bench_ask.py check "$dir" "$dir/store-cache"
+"$py" scripts/bench/bench_ask.py check "$dir" "$dir/store-whole"
 t_whole=$(sed -nE 's/transformers whole prompts: ([0-9.]+).*/\1/p' "$dir/torch.txt")
 t_cache=$(sed -nE 's/transformers prefix cache: ([0-9.]+).*/\1/p' "$dir/torch.txt")
 o_whole=$(rate "$dir/ours-whole.txt"); o_cache=$(rate "$dir/ours-cache.txt")

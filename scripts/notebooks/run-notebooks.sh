@@ -2,12 +2,12 @@
 # Executes every notebook in notebooks/ top to bottom (nbclient) against a run folder, default the
 # sample run (made with `signalkit run` if missing). Executed copies go to RUN/notebooks/. Then checks
 # that the executed copies show their figures inline: every figure cell must hold an image/png
-# output and every notebook at least one (scripts/check_notebook_pngs.py); fails otherwise.
-#   bash scripts/run-notebooks.sh [RUN_DIR]
+# output and every notebook at least one (scripts/notebooks/check_notebook_pngs.py); fails otherwise.
+#   bash scripts/notebooks/run-notebooks.sh [RUN_DIR]
 # Env: NB_VENV (Python venv, default .venv-notebooks, made if missing),
 #      SIGNALKIT (binary used to make a missing run, default target/release/signalkit).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 run=$(realpath -m "${1:-runs/sample}")
 venv=${NB_VENV:-.venv-notebooks}
 signalkit=${SIGNALKIT:-target/release/signalkit}
@@ -30,4 +30,4 @@ print(f"ran {sys.argv[1]} -> {sys.argv[2]}")
 PY
   executed+=("$out")
 done
-"$venv/bin/python" scripts/check_notebook_pngs.py "${executed[@]}"
+"$venv/bin/python" scripts/notebooks/check_notebook_pngs.py "${executed[@]}"

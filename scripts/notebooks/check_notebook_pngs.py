@@ -1,8 +1,8 @@
 """Checks that executed notebooks show their figures: every figure-making code cell (tagged "figure"
-by scripts/make_notebooks.py, or calling plt.subplots/plt.figure/plt.show) holds at least one
+by scripts/notebooks/make_notebooks.py, or calling plt.subplots/plt.figure/plt.show) holds at least one
 image/png output, and every notebook holds at least one. Prints the PNG count per notebook; exits 1
 with one line per failure otherwise.
-    python scripts/check_notebook_pngs.py EXECUTED.ipynb...
+    python scripts/notebooks/check_notebook_pngs.py EXECUTED.ipynb...
 """
 import re, sys
 

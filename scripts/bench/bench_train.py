@@ -1,4 +1,4 @@
-"""Helper for scripts/bench-train.sh.
+"""Helper for scripts/bench/bench-train.sh.
 
   gen DIR ROWS FEATURES   write DIR/features.parquet: f32 features, weekly eras, binned target
   python DIR ITERS        train Python lightgbm with signalkit's default parameters on the train

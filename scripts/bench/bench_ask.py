@@ -1,4 +1,4 @@
-"""Benchmark helper for scripts/bench-ask.sh: signalkit ask against transformers on a
+"""Benchmark helper for scripts/bench/bench-ask.sh: signalkit ask against transformers on a
 Qwen2-0.5B-shaped random checkpoint.
 
   prepare DIR N     writes DIR/model (Qwen2: hidden 896, 24 layers, 14 heads, 2 KV heads,

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build-side CUDA 13.0 toolchain from PyPI wheels (no GPU, no system CUDA needed).
-# Usage: eval "$(bash scripts/cuda-toolkit.sh PREFIX)"   -> prints the env exports
-# Used by scripts/build-cuda.sh; details in README (CUDA).
+# Usage: eval "$(bash scripts/gpu/cuda-toolkit.sh PREFIX)"   -> prints the env exports
+# Used by scripts/gpu/build-cuda.sh; details in README (CUDA).
 set -euo pipefail
-PREFIX=${1:?usage: setup-toolkit.sh PREFIX}
+PREFIX=${1:?usage: cuda-toolkit.sh PREFIX}
 CU=$PREFIX/nvidia/cu13
 if [ ! -x "$CU/nvvm/bin/cicc" ]; then
   rm -rf "$PREFIX"
