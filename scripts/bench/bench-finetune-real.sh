@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Frozen vs fine-tuned all-MiniLM-L6-v2 on the real 2011-2013 data (README "Fine-tuning"):
+# Frozen vs fine-tuned all-MiniLM-L6-v2 on the real 2011-2013 data (docs/research.md):
 #   1. the frozen run, scripts/bench/real-2011-2013.toml (skipped when its report exists);
 #   2. recipe (b) on that run's rows.parquet: each headline labelled with the target bin of the
 #      first row that sees it, training eras only (--train-until 2012-12-31, 4 embargo eras, as

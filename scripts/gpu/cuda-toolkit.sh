@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build-side CUDA 13.0 toolchain from PyPI wheels (no GPU, no system CUDA needed).
 # Usage: eval "$(bash scripts/gpu/cuda-toolkit.sh PREFIX)"   -> prints the env exports
-# Used by scripts/gpu/build-cuda.sh; details in README (CUDA).
+# Used by scripts/gpu/build-cuda.sh; details in docs/operations.md (CUDA builds).
 set -euo pipefail
 PREFIX=${1:?usage: cuda-toolkit.sh PREFIX}
 CU=$PREFIX/nvidia/cu13

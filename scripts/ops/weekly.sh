@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The weekly Numerai Signals job, unattended (cron or a systemd timer; see README "Weekly submission"):
+# The weekly Numerai Signals job, unattended (cron or a systemd timer; see docs/operations.md):
 #   download the live universe → this week's headlines → encode (only texts the store lacks)
 #   → join → features → predict → validate → upload.
 #
