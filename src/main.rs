@@ -33,7 +33,7 @@ fn main() -> Result<()> {
 
 /// candle's element-wise worker threads spin 25,000 times before sleeping, taking a core from the
 /// matmul threads between every small op; a short spin measured faster on 2-core machines
-/// (scripts/bench-encode.sh). A value the user sets is kept.
+/// (scripts/bench/bench-encode.sh). A value the user sets is kept.
 fn quiet_candle_workers() {
     const VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
     if std::env::var_os(VAR).is_none() {

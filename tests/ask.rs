@@ -1,4 +1,4 @@
-//! `signalkit ask`: parity with transformers on the tiny Qwen2 fixture (scripts/make_ask_fixtures.py),
+//! `signalkit ask`: parity with transformers on the tiny Qwen2 fixture (scripts/fixtures/make_ask_fixtures.py),
 //! questions files, the store, determinism.
 
 use std::path::{Path, PathBuf};

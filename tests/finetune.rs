@@ -124,7 +124,7 @@ fn the_schedule_warms_up_then_decays_to_zero() {
     assert_eq!(lrs[12], 0.0);
 }
 
-/// transformers + torch's AdamW steps on the same batch (scripts/make_finetune_fixture.py).
+/// transformers + torch's AdamW steps on the same batch (scripts/fixtures/make_finetune_fixture.py).
 fn torch_reference() -> serde_json::Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/finetune-reference.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
@@ -255,7 +255,7 @@ fn recipe_a_maps_labels_by_name_and_writes_a_loadable_folder_and_card() {
     assert_eq!(enc.labels, own);
 }
 
-/// The Python with transformers that scripts/make-fixtures.sh sets up, if it is there.
+/// The Python with transformers that scripts/fixtures/make-fixtures.sh sets up, if it is there.
 fn transformers_python() -> Option<PathBuf> {
     let p = std::env::var_os("SIGNALKIT_PYTHON")
         .map(PathBuf::from)
@@ -264,17 +264,17 @@ fn transformers_python() -> Option<PathBuf> {
 }
 
 /// A fine-tuned folder is a standard Hugging Face checkpoint: transformers loads it as is and
-/// gives the probabilities signalkit's encoder gives (scripts/check_finetune_reload.py).
+/// gives the probabilities signalkit's encoder gives (scripts/fixtures/check_finetune_reload.py).
 #[test]
 fn transformers_loads_the_saved_folder_with_equal_outputs() {
     let Some(python) = transformers_python() else {
         eprintln!(
-            "SKIPPED transformers_loads_the_saved_folder_with_equal_outputs: no transformers venv (run SIGNALKIT_VENV_ONLY=1 scripts/make-fixtures.sh, or set SIGNALKIT_PYTHON)"
+            "SKIPPED transformers_loads_the_saved_folder_with_equal_outputs: no transformers venv (run SIGNALKIT_VENV_ONLY=1 scripts/fixtures/make-fixtures.sh, or set SIGNALKIT_PYTHON)"
         );
         return;
     };
     let (labels, _, _, dir, enc) = tuned_and_saved(11);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check_finetune_reload.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fixtures/check_finetune_reload.py");
     let out = std::process::Command::new(python).arg(script).arg(dir.path()).arg("64").args(TEXTS).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

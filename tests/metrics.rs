@@ -1,5 +1,5 @@
 //! numerai_corr and per-era statistics against numerai-tools (data/fixtures/metrics.json, made
-//! by scripts/make-reference.sh), and LightGBM predictions against Python lightgbm.
+//! by scripts/fixtures/make-reference.sh), and LightGBM predictions against Python lightgbm.
 
 use serde_json::Value;
 use signalkit::metrics::{self, Summary};

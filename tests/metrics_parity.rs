@@ -1,5 +1,5 @@
 //! How Signals pays, against numerai-tools 0.7.2: every score in src/metrics.rs's Signals section
-//! on the fixtures scripts/make_metrics_fixtures.py writes to tests/fixtures/metrics/ (ties, NaNs,
+//! on the fixtures scripts/fixtures/make_metrics_fixtures.py writes to tests/fixtures/metrics/ (ties, NaNs,
 //! partial universes, missing neutralizer rows), within 1e-9 (relative below 1). An expected null means
 //! numerai-tools raised or gave NaN, and signalkit must give NaN. Run with `--nocapture` to see
 //! the largest difference per function.

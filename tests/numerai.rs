@@ -1,5 +1,5 @@
 //! The Numerai client against a mock server on 127.0.0.1, submission validation, the CLI's
-//! `submit`/`download`/`datasets`, and scripts/weekly.sh end to end.
+//! `submit`/`download`/`datasets`, and scripts/ops/weekly.sh end to end.
 
 mod common;
 
@@ -985,7 +985,7 @@ fn the_churn_gate_compares_with_the_submissions_numerai_lists() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// scripts/weekly.sh end to end
+// scripts/ops/weekly.sh end to end
 // ---------------------------------------------------------------------------------------------
 
 #[test]
@@ -1065,7 +1065,7 @@ fn weekly_script_end_to_end_against_the_mock() {
     std::fs::write(week_news.join("headlines.csv"), news).unwrap();
 
     let work = d.join("work");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/weekly.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ops/weekly.sh");
     let weekly = || {
         let out = Command::new("bash")
             .arg(&script)

@@ -92,13 +92,13 @@ pub fn device(name: &str) -> Result<Device> {
                 .map_err(|_| Error::Config(format!("bad device '{d}': use cpu, cuda or cuda:N")))?;
             if !candle_core::utils::cuda_is_available() {
                 return Err(Error::Config(
-                    "this signalkit was built without CUDA: rebuild with `cargo build --release --features cuda` (scripts/build-cuda.sh)".into(),
+                    "this signalkit was built without CUDA: rebuild with `cargo build --release --features cuda` (scripts/gpu/build-cuda.sh)".into(),
                 ));
             }
             Device::new_cuda(ordinal).map_err(|e| {
                 Error::Config(format!(
                     "cannot open {d}: {e}. Check that `nvidia-smi` lists GPU {ordinal}, the driver is >= 580 and \
-                     libcudart.so.13 / libcublas.so.13 are on LD_LIBRARY_PATH (scripts/run-on-gpu.sh sets it)"
+                     libcudart.so.13 / libcublas.so.13 are on LD_LIBRARY_PATH (scripts/gpu/run-on-gpu.sh sets it)"
                 ))
             })
         }
@@ -252,7 +252,7 @@ pub enum Precision {
     /// bfloat16. On a GPU, weights and activations in bf16 (probabilities via an f32 softmax);
     /// on a CPU with AVX512-BF16, linear layers in bf16 with f32 sums and everything else in f32
     /// (as PyTorch's autocast), other CPUs fall back to f32. Its accuracy cost and speed gain are
-    /// measured by scripts/bench-encode.sh.
+    /// measured by scripts/bench/bench-encode.sh.
     Bf16,
     /// float16 weights and activations: opt-in, for GPUs; more mantissa than bf16 but a range
     /// that ends at 65,504 (LayerNorm and the probabilities' softmax still run in f32).

@@ -172,7 +172,7 @@ impl SubmitOutcome {
     /// The one-line JSON receipt of a submission Numerai confirmed (`None` for a dry run): id,
     /// stored file name, model, the file sent, and how it was confirmed (`created`,
     /// `found-after-failure`, `already-on-server`). `signalkit submit` prints it last, after
-    /// `receipt: `; scripts/weekly.sh writes its `submitted` marker from it.
+    /// `receipt: `; scripts/ops/weekly.sh writes its `submitted` marker from it.
     pub fn receipt_json(&self) -> Option<serde_json::Value> {
         match self {
             SubmitOutcome::DryRun { .. } => None,
