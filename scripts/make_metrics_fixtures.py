@@ -4,7 +4,7 @@ Every expected number comes from numerai-tools 0.7.2, the reference for how Sign
 (DESIGN §4b). This script installs nothing; run it with numerai-tools from pip:
 
     python3 -m venv /tmp/nt && /tmp/nt/bin/pip install numerai-tools==0.7.2
-    /tmp/nt/bin/python scripts/make_metrics_fixtures.py            # writes tests/fixtures/metrics/
+    /tmp/nt/bin/python scripts/make_metrics_fixtures.py            # writes data/fixtures/metrics/
 
 Writes clean_submission, churn, turnover, neutral_churn, neutral_churn_penalty, scores
 (numerai_corr, neutral_correlation, alpha, generate_neutralized_weights, correlation_contribution,
@@ -33,7 +33,7 @@ import pandas as pd
 import scipy
 from numerai_tools import scoring, signals, submissions
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/metrics"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "data/fixtures/metrics"
 rng = np.random.default_rng(20261204)
 
 
