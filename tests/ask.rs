@@ -1,9 +1,12 @@
 //! `signalkit ask`: parity with transformers on the tiny Qwen2 fixture (scripts/fixtures/make_ask_fixtures.py),
 //! questions files, the store, determinism.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use common::{Run, fixtures, signalkit, write};
 use serde_json::Value;
 use signalkit::ask::model::{Decoder, Template};
 use signalkit::ask::{AskArgs, Question, read_answers, read_questions};
@@ -16,7 +19,7 @@ fn fixture() -> PathBuf {
 }
 
 fn fixture_of(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures").join(name)
+    fixtures(name)
 }
 
 fn decoder() -> Decoder {
@@ -109,12 +112,6 @@ fn templates_may_call_python_string_methods_and_raise() {
     assert!(raise.render("x").unwrap_err().to_string().contains("system first"));
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[test]
 fn questions_files_are_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -190,17 +187,13 @@ fn ask_fills_the_store_and_resumes() {
     assert!(answers[0].get("AAPL", apple).is_some() && answers[0].get("TSLA", apple).is_none());
 }
 
-fn cli(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).output().unwrap()
-}
-
 /// `signalkit ask --model M --questions Q --headlines H --store S`, then `extra`.
-fn cli_ask(model: &Path, q: &Path, h: &Path, store: &Path, extra: &[&str]) -> std::process::Output {
+fn cli_ask(model: &Path, q: &Path, h: &Path, store: &Path, extra: &[&str]) -> Run {
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let (model, q, h, store) = (s(model), s(q), s(h), s(store));
     let mut args = vec!["ask", "--model", &model, "--questions", &q, "--headlines", &h, "--store", &store];
     args.extend_from_slice(extra);
-    cli(&args)
+    signalkit(&args).run()
 }
 
 /// Every shard's answer rows in key order, as bytes of (key, text, probabilities).
@@ -228,20 +221,16 @@ fn cli_ask_writes_the_same_answers_every_time_and_names_bad_models() {
     let run = |store: &str| {
         let s = dir.path().join(store);
         let out = cli_ask(&model, &q, &h, &s, &[]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("2 answered"),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert!(out.status.success(), "{}", out.stderr);
+        assert!(out.stdout.contains("2 answered"), "{}", out.stdout);
         store_rows(&s)
     };
     let (a, b) = (run("s1"), run("s2"));
     assert_eq!(a.len(), 2);
     assert_eq!(a, b, "same inputs, same answers to the bit");
-    let bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert");
+    let bert = fixtures("tiny-finbert");
     let out = cli_ask(&bert, &q, &h, &dir.path().join("s3"), &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = &out.stderr;
     assert!(
         !out.status.success()
             && err.contains("model_type 'bert' is not supported by ask")
@@ -507,13 +496,13 @@ fn cli_ask_reads_gguf_weights_and_refuses_what_it_cannot_run() {
     let store = dir.path().join("store");
     let run = |model: &Path, weights: &Path| cli_ask(model, &q, &h, &store, &["--gguf", weights.to_str().unwrap()]);
     let out = run(&fixture(), &gguf);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("1 answered"));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("1 answered"));
     let rows = store_rows(&store);
     assert_eq!(rows.len(), 1);
     let p: Vec<f32> = rows[0].2.iter().map(|b| f32::from_bits(*b)).collect();
     assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{p:?}");
-    let err = |o: std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let err = |o: Run| o.stderr;
     let e = err(run(&fixture(), &h));
     assert!(e.contains("h.csv") && e.contains(".gguf"), "{e}");
     let fake = write(dir.path(), "fake.gguf", "not gguf at all");

@@ -4,23 +4,15 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn signalkit(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).output().unwrap();
-    let (so, se) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "signalkit {args:?} failed:\n{so}\n{se}");
-    so.into_owned()
-}
 
 fn join(dir: &Path, targets: &Path, headlines: &Path, extra: &[&str]) -> (String, polars::prelude::DataFrame) {
     let out = dir.join(format!("rows{}.parquet", extra.join("")));
     let mut args = vec!["join", "--targets", targets.to_str().unwrap(), "--headlines", headlines.to_str().unwrap()];
     args.extend(["--out", out.to_str().unwrap()]);
     args.extend(extra);
-    let printed = signalkit(&args);
+    let printed = signalkit(&args).run().ok().stdout;
     (printed, read_parquet(&out))
 }
 
@@ -95,9 +87,9 @@ fn mean_era_corr(df: &polars::prelude::DataFrame) -> f64 {
 fn sample_is_deterministic_and_carries_signal_but_catches_leaks() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let printed = signalkit(&["sample", "--out", d.join("a").to_str().unwrap()]);
+    let printed = signalkit(["sample", "--out", d.join("a").to_str().unwrap()]).run().ok().stdout;
     assert!(printed.contains("published after their Friday"), "{printed}");
-    signalkit(&["sample", "--out", d.join("b").to_str().unwrap()]);
+    signalkit(["sample", "--out", d.join("b").to_str().unwrap()]).run().ok();
     for f in ["targets.csv", "headlines.csv"] {
         assert_eq!(
             std::fs::read(d.join("a").join(f)).unwrap(),
@@ -120,7 +112,7 @@ fn sample_is_deterministic_and_carries_signal_but_catches_leaks() {
 #[test]
 fn shipped_sample_matches_the_generator() {
     let dir = tempfile::tempdir().unwrap();
-    signalkit(&["sample", "--out", dir.path().to_str().unwrap()]);
+    signalkit(["sample", "--out", dir.path().to_str().unwrap()]).run().ok();
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
     for f in ["targets.csv", "headlines.csv"] {
         assert!(
@@ -135,13 +127,11 @@ fn bad_input_exits_non_zero_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let t = write(dir.path(), "t.csv", "bloomberg_ticker,friday_date\nAAPL US,20240301\n");
     let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-02-28 10:00:00,naive\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_signalkit"))
-        .args(["join", "--targets", t.to_str().unwrap(), "--headlines", h.to_str().unwrap(), "--out"])
+    let out = signalkit(["join", "--targets", t.to_str().unwrap(), "--headlines", h.to_str().unwrap(), "--out"])
         .arg(dir.path().join("o.parquet"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+        .run();
+    let err = &out.stderr;
+    assert!(!out.success());
     assert!(err.contains("h.csv: row 1, column 'published_at'") && err.contains("--timezone"), "{err}");
     assert!(!dir.path().join("o.parquet").exists());
 }

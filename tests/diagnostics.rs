@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::mock::*;
-use common::write;
+use common::{signalkit, write};
 use serde_json::{Value, json};
 use signalkit::numerai::ApiArgs;
 use signalkit::numerai::diagnostics::{DiagnosticsArgs, diagnostics};
@@ -194,13 +194,11 @@ fn predictions_before_the_validation_window_are_refused_before_any_call() {
 #[test]
 fn submissions_lists_recent_uploads_and_each_rounds_latest_scores() {
     let mock = serve(stand_in(GOOD, Arc::default()));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"))
-        .args(["submissions", "--model-name", "newsbot", "--api-url", &mock.url])
+    let out = signalkit(["submissions", "--model-name", "newsbot", "--api-url", &mock.url])
         .env("NUMERAI_PUBLIC_ID", PUBLIC)
         .env("NUMERAI_SECRET_KEY", SECRET)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        .run();
+    let text = out.text();
     assert!(out.status.success(), "{text}");
     assert!(!text.contains(SECRET));
     let week2 = text.find("week2.csv").unwrap();

@@ -17,7 +17,7 @@ use signalkit::encode::model::{Encoder, ModelFiles, Output};
 use signalkit::encode::{EncodeArgs, encode_files};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert")
+    fixtures("tiny-finbert")
 }
 
 /// A temporary model folder holding some of the fixture's files.
@@ -185,20 +185,15 @@ fn hub_env_vars_through_the_cli() {
         "ticker,published_at,headline\nAAPL,2024-03-01,Apple beats\nMSFT,2024-03-01,Microsoft misses\n",
     );
     let run = |offline: bool| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"));
-        cmd.args(["encode", "--model", "test/tiny-finbert", "--headlines"])
+        let cli = signalkit(["encode", "--model", "test/tiny-finbert", "--headlines"])
             .arg(&heads)
             .arg("--store")
-            .arg(work.path().join("store"));
-        cmd.env("HF_ENDPOINT", &url).env("HF_HOME", home.path()).env_remove("HF_HUB_CACHE");
-        if offline {
-            cmd.env("HF_HUB_OFFLINE", "1");
-        } else {
-            cmd.env_remove("HF_HUB_OFFLINE");
-        }
-        let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+            .arg(work.path().join("store"))
+            .env("HF_ENDPOINT", &url)
+            .env("HF_HOME", home.path())
+            .env_remove("HF_HUB_CACHE");
+        let cli = if offline { cli.env("HF_HUB_OFFLINE", "1") } else { cli.env_remove("HF_HUB_OFFLINE") };
+        cli.run().ok().stdout
     };
     let first = run(false);
     assert!(first.contains("2 encoded"), "{first}");
@@ -237,7 +232,7 @@ fn all_minilm_l6_v2_real_weights_match_transformers() {
     };
     let enc = load(&dir);
     assert!(!enc.has_head() && enc.labels.is_empty());
-    let refs = reference(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/minilm-reference.json"));
+    let refs = reference(&fixtures("minilm-reference.json"));
     let texts: Vec<&str> = refs.iter().map(|r| r["text"].as_str().unwrap()).collect();
     let (alone, batched) = run_both(&enc, &texts);
     let mut worst = 0f32;
@@ -313,11 +308,11 @@ fn killed_run_resumes_without_redoing_finished_shards() {
     }
     let heads = write(dir.path(), "h.csv", &csv);
     let store = dir.path().join("store");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"))
-        .args(["encode", "--model", fixture().to_str().unwrap(), "--shard-size", "500", "--headlines"])
+    let mut child = signalkit(["encode", "--model", fixture().to_str().unwrap(), "--shard-size", "500", "--headlines"])
         .arg(&heads)
         .arg("--store")
         .arg(&store)
+        .command()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -481,8 +476,7 @@ fn bf16_on_a_cpu_without_avx512_bf16_falls_back_to_f32_and_says_so() {
         "ticker,published_date,headline\nAAPL,2020-01-01T00:00:00Z,Shares jump after record quarter\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"))
-        .args(["encode", "--model"])
+    let out = signalkit(["encode", "--model"])
         .arg(fixture())
         .arg("--headlines")
         .arg(&heads)
@@ -490,9 +484,8 @@ fn bf16_on_a_cpu_without_avx512_bf16_falls_back_to_f32_and_says_so() {
         .arg(dir.path().join("store"))
         .args(["--dtype", "bf16"])
         .env("SIGNALKIT_CPU_BF16", "off")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+        .run();
+    let err = &out.stderr;
     assert!(out.status.success(), "{err}");
     assert!(err.contains("no AVX512-BF16") && err.contains("f32"), "{err}");
     let folders: Vec<String> = std::fs::read_dir(dir.path().join("store"))

@@ -7,7 +7,7 @@ mod common;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use common::write;
+use common::{signalkit, write};
 use signalkit::evaluate::{EvaluateArgs, evaluate};
 use signalkit::metrics;
 
@@ -245,14 +245,12 @@ fn the_knowledge_cutoff_is_read_from_the_predictions_provenance_and_warned_about
     let c = evaluate(&a).unwrap().knowledge_cutoff.unwrap();
     assert!(c.source.contains("predictions' provenance"), "{}", c.source);
     assert_eq!((c.before.unwrap().eras, c.after.unwrap().eras), (3, 1));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"))
-        .args(["evaluate", "--predictions", preds.to_str().unwrap(), "--targets"])
+    let out = signalkit(["evaluate", "--predictions", preds.to_str().unwrap(), "--targets"])
         .arg(dir.path().join("targets.csv"))
         .args(["--target", "target_20d", "--out"])
         .arg(dir.path().join("cli"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+        .run();
+    let err = &out.stderr;
     assert!(out.status.success() && err.contains("warning: 3 of 4 validation eras"), "{err}");
 }
 

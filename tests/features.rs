@@ -39,7 +39,7 @@ fn setup(encode: bool) -> Setup {
 fn setup_with(headline_csv: &str, encode: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert");
+    let fixture = fixtures("tiny-finbert");
     let (targets, headlines) = (write(d, "t.csv", TARGETS), write(d, "h.csv", headline_csv));
     let rows = d.join("rows.parquet");
     join_files(&JoinArgs {
@@ -212,7 +212,7 @@ fn sample_encoded() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBu
     .unwrap();
     let store = dir.path().join("store");
     encode_files(&EncodeArgs {
-        source: ModelSource::new(root.join("data/fixtures/tiny-finbert").to_str().unwrap()),
+        source: ModelSource::new(fixtures("tiny-finbert").to_str().unwrap()),
         headlines: root.join("data/sample/headlines.csv"),
         headline_options: HeadlineOptions::default(),
         store: store.clone(),
@@ -296,7 +296,7 @@ fn ask(dir: &Path, headlines: &Path, store: &Path) {
 /// `signalkit ask` with the tiny Qwen2 fixture, the questions `toml` and optional `--names`.
 fn ask_with(dir: &Path, headlines: &Path, store: &Path, toml: &str, names: Option<PathBuf>) {
     let q = write(dir, "q.toml", toml);
-    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-qwen2");
+    let model = fixtures("tiny-qwen2");
     signalkit::ask::ask_files(&signalkit::ask::AskArgs {
         source: ModelSource::new(model.to_str().unwrap()),
         questions: q,

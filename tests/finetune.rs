@@ -1,15 +1,18 @@
 //! Fine-tuning in candle: the trainable forward equals the frozen encoder's, gradients reach
 //! the weights that should train and no others, and a seeded run repeats exactly.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
+use common::{Run, fixtures, signalkit};
 use signalkit::encode::model::{Encoder, ModelFiles};
 use signalkit::finetune::{Classifier, Hyper, Trainer};
 use tokenizers::Encoding;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert")
+    fixtures("tiny-finbert")
 }
 
 const TEXTS: [&str; 4] = [
@@ -126,7 +129,7 @@ fn the_schedule_warms_up_then_decays_to_zero() {
 
 /// transformers + torch's AdamW steps on the same batch (scripts/fixtures/make_finetune_fixture.py).
 fn torch_reference() -> serde_json::Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/finetune-reference.json");
+    let p = fixtures("finetune-reference.json");
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
@@ -424,16 +427,28 @@ fn recipe_b_writes_a_card_with_the_eras_and_counts() {
 }
 
 /// Runs `signalkit finetune` on a labelled table (2 epochs, dropout on), aborting after `abort_after`.
-fn finetune_cli(csv: &Path, out: &Path, lr: &str, abort_after: Option<&str>) -> std::process::Output {
+fn finetune_cli(csv: &Path, out: &Path, lr: &str, abort_after: Option<&str>) -> Run {
     use signalkit::finetune::ABORT_AFTER_EPOCH_ENV;
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_signalkit"));
-    c.arg("finetune").arg("--model").arg(fixture()).arg("--labelled").arg(csv).arg("--out").arg(out);
-    c.args(["--epochs", "2", "--batch-size", "4", "--held-out", "0.25", "--seed", "3", "--lr", lr, "--warmup", "0.2"]);
+    let c = signalkit(["finetune", "--model"]).arg(fixture()).arg("--labelled").arg(csv).arg("--out").arg(out);
+    let c = c.args([
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--held-out",
+        "0.25",
+        "--seed",
+        "3",
+        "--lr",
+        lr,
+        "--warmup",
+        "0.2",
+    ]);
     match abort_after {
         Some(e) => c.env(ABORT_AFTER_EPOCH_ENV, e),
         None => c.env_remove(ABORT_AFTER_EPOCH_ENV),
-    };
-    c.output().unwrap()
+    }
+    .run()
 }
 
 fn saved_weights(dir: &Path) -> std::collections::HashMap<String, candle_core::Tensor> {
@@ -451,8 +466,7 @@ fn a_run_killed_after_epoch_one_resumes_to_the_uninterrupted_weights() {
     }
     std::fs::write(&csv, body).unwrap();
     let (whole, killed) = (dir.path().join("whole"), dir.path().join("killed"));
-    let ok = |o: &std::process::Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    ok(&finetune_cli(&csv, &whole, "1e-3", None));
+    finetune_cli(&csv, &whole, "1e-3", None).ok();
     assert!(!whole.join("checkpoint").exists(), "a finished run removes its checkpoint");
 
     let aborted = finetune_cli(&csv, &killed, "1e-3", Some("1"));
@@ -464,10 +478,10 @@ fn a_run_killed_after_epoch_one_resumes_to_the_uninterrupted_weights() {
     assert_eq!(card["metrics"].as_array().unwrap().len(), 1);
 
     let other = finetune_cli(&csv, &killed, "2e-3", None);
-    let err = String::from_utf8_lossy(&other.stderr);
+    let err = &other.stderr;
     assert!(!other.status.success() && err.contains("hyper.lr"), "a changed setting is named: {err}");
 
-    ok(&finetune_cli(&csv, &killed, "1e-3", None));
+    finetune_cli(&csv, &killed, "1e-3", None).ok();
     let (a, b) = (saved_weights(&whole), saved_weights(&killed));
     assert_eq!(a.len(), b.len());
     for (name, ta) in &a {

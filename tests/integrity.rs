@@ -15,24 +15,9 @@ fn repo(p: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p).display().to_string()
 }
 
-fn signalkit(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-fn ok(args: &[&str]) -> String {
-    let (ok, log) = signalkit(args);
-    assert!(ok, "signalkit {args:?} failed:\n{log}");
-    log
-}
-
-fn refused(args: &[&str], wanted: &[&str]) -> String {
-    let (ok, log) = signalkit(args);
-    assert!(!ok, "signalkit {args:?} should have failed:\n{log}");
-    for w in wanted {
-        assert!(log.contains(w), "signalkit {args:?}: the message should name {w:?}:\n{log}");
-    }
-    log
+/// `signalkit ARGS` to the end, without a backtrace (messages are compared).
+fn cli(args: &[&str]) -> Run {
+    signalkit(args).no_backtrace().run()
 }
 
 /// The sample joined (with `join_extra`), encoded with the tiny fixture at `max_len`, and made
@@ -45,14 +30,14 @@ fn features(d: &Path, name: &str, join_extra: &[&str], max_len: &str) -> PathBuf
     let heads = repo("data/sample/headlines.csv");
     join.extend(["--headlines", &heads, "--out", &rows]);
     join.extend(join_extra);
-    ok(&join);
-    let model = repo("data/fixtures/tiny-finbert");
-    ok(&["encode", "--model", &model, "--headlines", &heads, "--store", &s("store"), "--max-len", max_len]);
+    cli(&join).ok();
+    let model = fixtures("tiny-finbert").display().to_string();
+    cli(&["encode", "--model", &model, "--headlines", &heads, "--store", &s("store"), "--max-len", max_len]).ok();
     let fp = s(&format!("{name}.parquet"));
     let store = s("store");
     let mut f = vec!["features", "--rows", &rows, "--store", &store, "--out", &fp];
     f.extend(["--max-len", max_len]);
-    ok(&f);
+    cli(&f).ok();
     PathBuf::from(fp)
 }
 
@@ -66,7 +51,7 @@ fn a_model_refuses_features_made_another_way() {
     let d = dir.path();
     let s = |p: &str| d.join(p).display().to_string();
     let trained = features(d, "train", &[], "64");
-    ok(&["train", "--features", &trained.display().to_string(), "--out", &s("m"), "--num-iterations", "30"]);
+    cli(&["train", "--features", &trained.display().to_string(), "--out", &s("m"), "--num-iterations", "30"]).ok();
     // The card says how the features were made.
     let card = json(&d.join("m/model.json"));
     let prov = &card["provenance"];
@@ -75,24 +60,24 @@ fn a_model_refuses_features_made_another_way() {
     assert!(prov["encoder"]["fingerprint"].as_str().unwrap().len() >= 16, "{prov}");
 
     // Same features: accepted, and the signal names the model and the encoder.
-    ok(&["predict", "--model", &s("m"), "--features", &trained.display().to_string(), "--out", &s("sig.parquet")]);
+    cli(&["predict", "--model", &s("m"), "--features", &trained.display().to_string(), "--out", &s("sig.parquet")])
+        .ok();
     let sig = Provenance::read(&d.join("sig.parquet")).unwrap().expect("the signal records its provenance");
     assert!(sig.model.is_some() && sig.encoder.is_some());
-    ok(&["predict", "--model", &s("m"), "--features", &trained.display().to_string(), "--out", &s("sig.csv")]);
+    cli(&["predict", "--model", &s("m"), "--features", &trained.display().to_string(), "--out", &s("sig.csv")]).ok();
     assert!(d.join("sig.csv.provenance.json").exists());
 
     // Same width, another max_len: refused before anything is written.
     let short = features(d, "short", &[], "32");
-    refused(
-        &["predict", "--model", &s("m"), "--features", &short.display().to_string(), "--out", &s("x.csv")],
-        &["short.parquet", "max_len 64 vs 32", "--max-len"],
-    );
+    cli(&["predict", "--model", &s("m"), "--features", &short.display().to_string(), "--out", &s("x.csv")]).refused(&[
+        "short.parquet",
+        "max_len 64 vs 32",
+        "--max-len",
+    ]);
     // Another window: refused, naming both.
     let week = features(d, "week", &["--window-days", "7"], "64");
-    refused(
-        &["predict", "--model", &s("m"), "--features", &week.display().to_string(), "--out", &s("x.csv")],
-        &["window 30 days vs 7 days", "--window-days"],
-    );
+    cli(&["predict", "--model", &s("m"), "--features", &week.display().to_string(), "--out", &s("x.csv")])
+        .refused(&["window 30 days vs 7 days", "--window-days"]);
     assert!(!d.join("x.csv").exists());
 }
 
@@ -104,19 +89,19 @@ fn outputs_never_replace_inputs() {
     let news = write(d, "news.csv", "ticker,published_at,headline\nAAPL,2024-02-28T10:00:00Z,Apple story\n");
     let before = std::fs::read(&news).unwrap();
     let (t, n) = (targets.display().to_string(), news.display().to_string());
-    refused(&["join", "--targets", &t, "--headlines", &n, "--out", &n], &["news.csv", "would replace the input"]);
+    cli(&["join", "--targets", &t, "--headlines", &n, "--out", &n]).refused(&["news.csv", "would replace the input"]);
     assert_eq!(std::fs::read(&news).unwrap(), before, "the news must be untouched");
     // Through a link to the input: the same file.
     std::os::unix::fs::symlink(&news, d.join("link.parquet")).unwrap();
-    refused(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "link.parquet")], &["symbolic link"]);
+    cli(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "link.parquet")]).refused(&["symbolic link"]);
     assert_eq!(std::fs::read(&news).unwrap(), before);
     // A FIFO is not a file to replace.
     assert!(Command::new("mkfifo").arg(d.join("fifo.parquet")).status().unwrap().success());
-    refused(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "fifo.parquet")], &["FIFO"]);
+    cli(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "fifo.parquet")]).refused(&["FIFO"]);
     // A folder neither.
     std::fs::create_dir(d.join("dir.parquet")).unwrap();
-    refused(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "dir.parquet")], &["folder"]);
-    ok(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "rows.parquet")]);
+    cli(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "dir.parquet")]).refused(&["folder"]);
+    cli(&["join", "--targets", &t, "--headlines", &n, "--out", &s(d, "rows.parquet")]).ok();
 }
 
 fn s(d: &Path, p: &str) -> String {
@@ -135,7 +120,7 @@ fn nonsense_options_are_refused_at_the_edge() {
     let join = |extra: &[&str], wanted: &[&str]| {
         let mut a = vec!["join", "--targets", &t, "--headlines", &h, "--out", &out];
         a.extend(extra);
-        refused(&a, wanted);
+        cli(&a).refused(wanted);
         assert!(!d.join("o.parquet").exists());
     };
     join(&["--cutoff-hours", "NaN"], &["--cutoff-hours NaN", "within ±168"]);
@@ -143,16 +128,12 @@ fn nonsense_options_are_refused_at_the_edge() {
     join(&["--cutoff-hours", "1e20"], &["--cutoff-hours 100000000000000000000"]);
     join(&["--window-days", "0"], &["--window-days 0", "1 to 3660 days"]);
     join(&["--window-days", "4294967295"], &["--window-days 4294967295"]);
-    refused(
-        &["train", "--features", &t, "--out", &s(d, "m"), "--embargo", "4294967295"],
-        &["--embargo 4294967295", "at most 520"],
-    );
-    let model = repo("data/fixtures/tiny-finbert");
+    cli(&["train", "--features", &t, "--out", &s(d, "m"), "--embargo", "4294967295"])
+        .refused(&["--embargo 4294967295", "at most 520"]);
+    let model = fixtures("tiny-finbert").display().to_string();
     for bad in ["0", "2", "100000"] {
-        refused(
-            &["encode", "--model", &model, "--headlines", &h, "--store", &s(d, "store"), "--max-len", bad],
-            &[&format!("--max-len {bad}"), "tokens per headline"],
-        );
+        cli(&["encode", "--model", &model, "--headlines", &h, "--store", &s(d, "store"), "--max-len", bad])
+            .refused(&[&format!("--max-len {bad}"), "tokens per headline"]);
     }
 }
 
@@ -161,7 +142,7 @@ fn early_stopping_watches_the_end_of_training_never_the_validation_eras() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let f = features(d, "f", &[], "64").display().to_string();
-    ok(&["train", "--features", &f, "--out", &s(d, "m"), "--num-iterations", "200", "--early-stopping", "5"]);
+    cli(&["train", "--features", &f, "--out", &s(d, "m"), "--num-iterations", "200", "--early-stopping", "5"]).ok();
     let card = json(&d.join("m/model.json"));
     let eras = |k: &str| -> Vec<i64> {
         card["split"][k].as_array().map(|a| a.iter().map(|v| v.as_i64().unwrap()).collect()).unwrap_or_default()
@@ -174,7 +155,7 @@ fn early_stopping_watches_the_end_of_training_never_the_validation_eras() {
     assert!(embargo.iter().any(|e| e < stop.iter().min().unwrap()));
     assert!(embargo.iter().any(|e| e > stop.iter().max().unwrap()));
     // The report scores exactly the validation eras.
-    ok(&[
+    cli(&[
         "evaluate",
         "--predictions",
         &s(d, "m/predictions.parquet"),
@@ -184,7 +165,8 @@ fn early_stopping_watches_the_end_of_training_never_the_validation_eras() {
         &s(d, "m"),
         "--out",
         &s(d, "eval"),
-    ]);
+    ])
+    .ok();
     let report = json(&d.join("eval/report.json"));
     let scored: Vec<i64> = report["per_era"].as_array().unwrap().iter().map(|e| e["era"].as_i64().unwrap()).collect();
     assert_eq!(scored, valid);
@@ -203,10 +185,11 @@ fn a_text_column_is_never_a_silent_all_null_feature() {
     )
     .unwrap();
     let p = write_parquet(dir.path(), "f.parquet", df).display().to_string();
-    refused(
-        &["train", "--features", &p, "--out", &s(dir.path(), "m"), "--target", "target"],
-        &["f.parquet", "feature_sector", "not numbers"],
-    );
+    cli(&["train", "--features", &p, "--out", &s(dir.path(), "m"), "--target", "target"]).refused(&[
+        "f.parquet",
+        "feature_sector",
+        "not numbers",
+    ]);
 }
 
 #[test]
@@ -219,10 +202,9 @@ fn a_broken_table_is_reported_once() {
         "h.jsonl",
         "{\"ticker\": \"AAPL\", \"published_at\": \"2024-02-28T10:00:00Z\", \"headline\": \"x\"}\n{not json\n",
     );
-    let log = refused(
-        &["join", "--targets", &t, "--headlines", &h.display().to_string(), "--out", &s(d, "o.parquet")],
-        &["h.jsonl"],
-    );
+    let log = cli(&["join", "--targets", &t, "--headlines", &h.display().to_string(), "--out", &s(d, "o.parquet")])
+        .refused(&["h.jsonl"])
+        .text();
     let cause = log.lines().find_map(|l| l.split("h.jsonl: ").nth(1)).expect("the file's error").trim();
     assert!(!cause.is_empty());
     assert_eq!(log.matches(cause).count(), 1, "the cause is printed once, not again under 'Caused by':\n{log}");

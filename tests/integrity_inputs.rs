@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use chrono::NaiveDate;
 use common::*;
@@ -17,24 +16,17 @@ fn err_of<T: std::fmt::Debug>(r: signalkit::Result<T>) -> String {
     r.expect_err("should fail").to_string()
 }
 
-/// Runs the binary; returns (success, stdout, stderr).
-fn signalkit(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_signalkit")).args(args).output().unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.success(), text(&out.stdout), text(&out.stderr))
-}
-
-fn join_cli(dir: &Path, targets: &Path, extra: &[&str]) -> (bool, String, String) {
+fn join_cli(dir: &Path, targets: &Path, extra: &[&str]) -> Run {
     let h = write(dir, "h.csv", "ticker,published_at,headline\nAAPL,2024-02-28T10:00:00Z,Apple news\n");
     join_cli_with(dir, targets, &h, extra)
 }
 
-fn join_cli_with(dir: &Path, targets: &Path, h: &Path, extra: &[&str]) -> (bool, String, String) {
+fn join_cli_with(dir: &Path, targets: &Path, h: &Path, extra: &[&str]) -> Run {
     let out = dir.join("rows.parquet");
     let mut args = vec!["join", "--targets", targets.to_str().unwrap(), "--headlines", h.to_str().unwrap()];
     args.extend(["--out", out.to_str().unwrap()]);
     args.extend(extra);
-    signalkit(&args)
+    signalkit(&args).run()
 }
 
 /// Finding 1: a (ticker, date) twice is refused, naming the file, both rows, the key and the fix.
@@ -72,7 +64,8 @@ fn duplicate_ticker_date_is_refused() {
     assert_eq!(Targets::read(&ok).unwrap().len(), 3);
 
     // join (the binary) refuses, with the message once and no polars noise.
-    let (ok, _, err) = join_cli(d, &csv, &[]);
+    let run = join_cli(d, &csv, &[]);
+    let (ok, err) = (run.success(), run.stderr);
     assert!(!ok && err.contains("dup.csv") && err.contains("rows 1 and 3"), "{err}");
     assert_eq!(err.matches("duplicate key").count(), 1, "{err}");
 }
@@ -154,7 +147,8 @@ fn ticker_map_one_to_two_is_refused() {
 
     // Through the binary.
     let t = write(d, "t.csv", "bloomberg_ticker,friday_date\nBRK/B US,20240301\n");
-    let (ok, _, err) = join_cli(d, &t, &["--ticker-map", bad.to_str().unwrap()]);
+    let run = join_cli(d, &t, &["--ticker-map", bad.to_str().unwrap()]);
+    let (ok, err) = (run.success(), run.stderr);
     assert!(!ok && err.contains("map.csv") && err.contains("maps to two tickers"), "{err}");
 }
 
@@ -171,7 +165,8 @@ fn non_friday_dates_warn_and_weekends_are_refused() {
         "bloomberg_ticker,friday_date\nAAPL US,20240301\nAAPL US,20240328\nMSFT US,20240328\nAAPL US,20240306\n",
     );
     assert_eq!(Targets::read(&t).unwrap().len(), 4, "kept, not refused");
-    let (ok, _, err) = join_cli(d, &t, &[]);
+    let run = join_cli(d, &t, &[]);
+    let (ok, err) = (run.success(), run.stderr);
     assert!(ok, "{err}");
     assert_eq!(err.matches("warning:").count(), 1, "once per file: {err}");
     assert!(err.contains("thu.csv") && err.contains("3 rows of 4 have a date that is not a Friday"), "{err}");
@@ -181,7 +176,8 @@ fn non_friday_dates_warn_and_weekends_are_refused() {
 
     // All Fridays: silent.
     let f = write(d, "fri.csv", "bloomberg_ticker,friday_date\nAAPL US,20240301\n");
-    let (ok, _, err) = join_cli(d, &f, &[]);
+    let run = join_cli(d, &f, &[]);
+    let (ok, err) = (run.success(), run.stderr);
     assert!(ok && !err.contains("warning"), "{err}");
 
     // A Saturday: refused with the row and the fix.
@@ -221,7 +217,8 @@ fn broken_csv_names_the_line() {
         "ticker,published_at,headline\nAAPL,2024-02-28,fine\nAAPL,2024-02-29,\"Apple says hi\nMSFT,2024-02-29,more\n",
     );
     let t = write(d, "t.csv", "bloomberg_ticker,friday_date\nAAPL US,20240301\n");
-    let (ok, _, err) = join_cli_with(d, &t, &quote, &[]);
+    let run = join_cli_with(d, &t, &quote, &[]);
+    let (ok, err) = (run.success(), run.stderr);
     assert!(!ok && err.contains("quote.csv") && err.contains("line 3"), "{err}");
     assert!(err.contains("never closes") && err.contains("balance the quote") && clean(&err), "{err}");
     // One message, not polars' text twice.

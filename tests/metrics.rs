@@ -1,13 +1,16 @@
 //! numerai_corr and per-era statistics against numerai-tools (data/fixtures/metrics.json, made
 //! by scripts/fixtures/make-reference.sh), and LightGBM predictions against Python lightgbm.
 
+mod common;
+
+use common::fixtures;
 use serde_json::Value;
 use signalkit::metrics::{self, Summary};
 use signalkit::model::FeatureMatrix;
 use signalkit::train::train_booster;
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/data/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = fixtures(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 

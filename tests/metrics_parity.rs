@@ -1,16 +1,19 @@
 //! How Signals pays, against numerai-tools 0.7.2: every score in src/metrics.rs's Signals section
-//! on the fixtures scripts/fixtures/make_metrics_fixtures.py writes to tests/fixtures/metrics/ (ties, NaNs,
+//! on the fixtures scripts/fixtures/make_metrics_fixtures.py writes to data/fixtures/metrics/ (ties, NaNs,
 //! partial universes, missing neutralizer rows), within 1e-9 (relative below 1). An expected null means
 //! numerai-tools raised or gave NaN, and signalkit must give NaN. Run with `--nocapture` to see
 //! the largest difference per function.
 
+mod common;
+
+use common::fixtures;
 use serde_json::Value;
 use signalkit::metrics;
 
 const TOLERANCE: f64 = 1e-9;
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/metrics/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = fixtures("metrics").join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 

@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -390,15 +389,13 @@ fn cli_fetch_then_join_reads_the_output_and_no_key_is_printed() {
     let out = dir.path().join("news");
     let tickers = write(dir.path(), "universe.txt", "AAPL\nMSFT\n");
     let run = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_signalkit"))
-            .args(args)
+        let o = signalkit(args)
             .env("APCA_API_KEY_ID", ALPACA_KEY)
             .env("APCA_API_SECRET_KEY", ALPACA_SECRET)
             .env("HOME", dir.path())
             .env_remove("SIGNALKIT_NEWS_BASE_URL")
-            .output()
-            .unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+            .run();
+        let text = o.text();
         assert!(!text.contains(ALPACA_SECRET) && !text.contains(ALPACA_KEY), "a key leaked:\n{text}");
         assert!(o.status.success(), "{args:?} failed:\n{text}");
         text
@@ -465,8 +462,7 @@ fn a_fetch_killed_mid_ticker_resumes_without_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("news");
     let cli = |out: &Path| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_signalkit"));
-        c.args([
+        signalkit([
             "news",
             "fetch",
             "--source",
@@ -483,14 +479,13 @@ fn a_fetch_killed_mid_ticker_resumes_without_duplicates() {
         .args(["--base-url", &mock.url, "--rate", "6000", "--quiet", "--max-tries", "1"])
         .env("APCA_API_KEY_ID", ALPACA_KEY)
         .env("APCA_API_SECRET_KEY", ALPACA_SECRET)
-        .env("HOME", dir.path());
-        c
+        .env("HOME", dir.path())
     };
     // The mock answers 429, then 503, first: two runs of one try each take them.
-    let _ = cli(&out).output().unwrap();
-    let _ = cli(&out).output().unwrap();
+    let _ = cli(&out).run();
+    let _ = cli(&out).run();
     std::fs::remove_dir_all(&out).unwrap();
-    let mut child = cli(&out).spawn().unwrap();
+    let mut child = cli(&out).command().spawn().unwrap();
     let t0 = Instant::now();
     while !mock.requests().iter().any(|r| r.query.get("page_token").map(String::as_str) == Some("p3")) {
         assert!(t0.elapsed() < Duration::from_secs(20), "the fetch never reached page 3");
@@ -504,9 +499,9 @@ fn a_fetch_killed_mid_ticker_resumes_without_duplicates() {
     assert_eq!(stored, 6, "pages 1 and 2 were stored (as pending pages) before the kill: {pending:?}");
     assert!(!out.join("alpaca/state.json").exists(), "AAPL was not finished");
     hang.store(false, Ordering::SeqCst);
-    let o = cli(&out).output().unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
-    assert!(o.status.success(), "{text}{}", String::from_utf8_lossy(&o.stderr));
+    let o = cli(&out).run();
+    let text = o.stdout.clone();
+    assert!(o.status.success(), "{text}{}", o.stderr);
     // Pages 1-2 again (6 rows, ZZZZ included) and MSFT (2) are duplicates; only page 3 is new.
     assert!(text.contains("2 new, 8 duplicate"), "{text}");
     let ids: Vec<(String, String)> = rows_of(&out.join("headlines.parquet")).into_iter().map(|r| (r.0, r.2)).collect();

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -190,32 +190,26 @@ fn api_message(e: Error) -> String {
     }
 }
 
-/// Runs the binary with the test key in its environment (and no stray Numerai settings).
-fn signalkit(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_signalkit"));
-    cmd.args(args)
+/// `signalkit ARGS` with the test key in its environment (and no stray Numerai settings), each
+/// run with its own upload history unless `env` names one (never the user's); the secret must
+/// not show in what it prints.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cli = signalkit(args)
         .env("NUMERAI_PUBLIC_ID", PUBLIC)
         .env("NUMERAI_SECRET_KEY", SECRET)
         .env_remove("NUMERAI_API_URL")
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LIB_BACKTRACE");
-    // Each run keeps its own upload history unless the test shares one (never the user's).
-    let history = tempfile::tempdir().unwrap().keep();
-    cmd.env("SIGNALKIT_HISTORY", history);
+        .no_backtrace()
+        .history(tempfile::tempdir().unwrap().keep());
     for (k, v) in env {
-        cmd.env(k, v);
+        cli = cli.env(k, v);
     }
-    let out = cmd.output().unwrap();
+    let out = cli.run();
     assert_no_secret(&out);
     out
 }
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn assert_no_secret(out: &Output) {
-    let all = text(out);
+fn assert_no_secret(out: &Run) {
+    let all = out.text();
     assert!(!all.contains(SECRET), "the secret leaked into the output:\n{all}");
 }
 
@@ -456,7 +450,7 @@ fn create_answered_503_after_the_server_acted_is_found_not_sent_again() {
     let server = Arc::new(Server::default());
     server.fail_next_create(Fault::RecordThen503);
     let mock = serve(numerai_on(Vec::new(), server.clone()));
-    let out = signalkit(
+    let out = cli(
         &[
             "submit",
             file.to_str().unwrap(),
@@ -469,9 +463,9 @@ fn create_answered_503_after_the_server_acted_is_found_not_sent_again() {
         ],
         &[],
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
     assert_eq!(server.count(), 1);
-    let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string();
+    let line = out.stdout.lines().last().unwrap_or("").to_string();
     let receipt: Value = serde_json::from_str(line.strip_prefix("receipt: ").expect(&line)).unwrap();
     assert_eq!(
         (&receipt["id"], &receipt["confirmed"], &receipt["model_id"]),
@@ -563,32 +557,32 @@ fn cli_rerun_after_an_unconfirmed_create_uploads_nothing() {
         &mock.url,
     ];
     // The server created it, the client could not tell: the command fails, saying so.
-    let out = signalkit(&args, &[]);
+    let out = cli(&args, &[]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("MAY EXIST"), "{}", text(&out));
+    assert!(out.text().contains("MAY EXIST"), "{}", out.text());
     assert_eq!(server.count(), 1);
     let puts = || mock.requests().iter().filter(|r| r.method == "PUT").count();
     assert_eq!(puts(), 1);
 
     // Still cannot ask: a re-run refuses to upload.
-    let out = signalkit(&args, &[]);
+    let out = cli(&args, &[]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("an earlier run already tried to submit"), "{}", text(&out));
+    assert!(out.text().contains("an earlier run already tried to submit"), "{}", out.text());
     assert_eq!((puts(), calls(&mock, CREATE)), (1, 1));
 
     // Numerai answers again: the re-run finds the submission and uploads nothing.
     server.list_fails.store(false, Ordering::SeqCst);
-    let out = signalkit(&args, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("already submitted") && text(&out).contains("sub-123"), "{}", text(&out));
-    assert!(text(&out).contains(r#""confirmed":"already-on-server""#), "{}", text(&out));
+    let out = cli(&args, &[]);
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("already submitted") && out.text().contains("sub-123"), "{}", out.text());
+    assert!(out.text().contains(r#""confirmed":"already-on-server""#), "{}", out.text());
     assert_eq!((puts(), calls(&mock, CREATE), server.count()), (1, 1, 1));
 
     // Different bytes are a new submission.
     let other = csv(d, "signal.csv", "numerai_ticker,signal", &good_rows(121));
-    let out = signalkit(&args, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("submission sub-124"), "{}", text(&out));
+    let out = cli(&args, &[]);
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("submission sub-124"), "{}", out.text());
     assert_eq!((puts(), server.count()), (2, 2));
     assert_eq!(std::fs::read(&other).unwrap(), mock.requests().iter().rfind(|r| r.method == "PUT").unwrap().body);
 }
@@ -765,9 +759,9 @@ fn credentials_file_must_be_private() {
     // Through the CLI: a readable file is refused before any request.
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
     let mock = serve(numerai(Vec::new()));
-    let out = signalkit(&["datasets", "--api-url", &mock.url, "--credentials", f.to_str().unwrap()], &[]);
+    let out = cli(&["datasets", "--api-url", &mock.url, "--credentials", f.to_str().unwrap()], &[]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("chmod 600"), "{}", text(&out));
+    assert!(out.text().contains("chmod 600"), "{}", out.text());
     assert!(mock.requests().is_empty());
 }
 
@@ -784,19 +778,18 @@ fn cli_datasets_download_and_submit() {
     let mock = serve(numerai(live_bytes.clone()));
     let api = ["--api-url", mock.url.as_str()];
 
-    let out = signalkit(&[&["datasets", "--round", "900"][..], &api].concat(), &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "signals/v2.1/live.parquet\nsignals/v2.1/train.parquet\n");
+    let out = cli(&[&["datasets", "--round", "900"][..], &api].concat(), &[]);
+    assert!(out.status.success(), "{}", out.text());
+    assert_eq!(out.stdout, "signals/v2.1/live.parquet\nsignals/v2.1/train.parquet\n");
 
     let dl = d.join("dl");
-    let out =
-        signalkit(&[&["download", "signals/v2.1/live.parquet", "--out", dl.to_str().unwrap()][..], &api].concat(), &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&[&["download", "signals/v2.1/live.parquet", "--out", dl.to_str().unwrap()][..], &api].concat(), &[]);
+    assert!(out.status.success(), "{}", out.text());
     assert_eq!(std::fs::read(dl.join("live.parquet")).unwrap(), live_bytes);
 
     // NUMERAI_API_URL works as well as --api-url.
-    let out = signalkit(&["datasets"], &[("NUMERAI_API_URL", mock.url.as_str())]);
-    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(&["datasets"], &[("NUMERAI_API_URL", mock.url.as_str())]);
+    assert!(out.status.success(), "{}", out.text());
 
     // An invalid file: refused with every problem, before any network call.
     let before = mock.requests().len();
@@ -804,7 +797,7 @@ fn cli_datasets_download_and_submit() {
     rows[0] = format!("{},0", ticker(0));
     rows[1] = format!("{},NaN", ticker(1));
     let bad = csv(d, "bad.csv", "numerai_ticker,signal", &rows);
-    let out = signalkit(
+    let out = cli(
         &[
             &["submit", bad.to_str().unwrap(), "--model-name", "mymodel", "--universe", live.to_str().unwrap()][..],
             &api,
@@ -813,7 +806,7 @@ fn cli_datasets_download_and_submit() {
         &[],
     );
     assert!(!out.status.success());
-    let err = text(&out);
+    let err = out.text();
     assert!(err.contains("2 problems") && err.contains("NaN signal") && err.contains("0 at row 1"), "{err}");
     assert!(err.contains(&bad.display().to_string()), "{err}");
     assert_eq!(mock.requests().len(), before, "no request for an invalid file");
@@ -825,9 +818,9 @@ fn cli_datasets_download_and_submit() {
         &api,
     ]
     .concat();
-    let out = signalkit(&[&args[..], &["--dry-run"]].concat(), &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    let said = text(&out);
+    let out = cli(&[&args[..], &["--dry-run"]].concat(), &[]);
+    assert!(out.status.success(), "{}", out.text());
+    let said = out.text();
     assert!(
         said.contains("dry run") && said.contains("120 rows") && said.contains("'mymodel'") && said.contains(PUBLIC),
         "{said}"
@@ -835,18 +828,18 @@ fn cli_datasets_download_and_submit() {
     assert_eq!(mock.requests().len(), before);
 
     // The real thing.
-    let out = signalkit(&args, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("submission sub-123"), "{}", text(&out));
+    let out = cli(&args, &[]);
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("submission sub-123"), "{}", out.text());
     let reqs = mock.requests();
     let put = reqs.iter().find(|r| r.method == "PUT").unwrap();
     assert_eq!(put.body, std::fs::read(&good).unwrap());
     assert_eq!(reqs.last().unwrap().vars()["modelId"], json!(MODEL_ID));
 
-    // A wrong key: a clear error, and still no secret anywhere (signalkit() asserts it).
-    let out = signalkit(&args, &[("NUMERAI_SECRET_KEY", "wrong-secret-value")]);
+    // A wrong key: a clear error, and still no secret anywhere (cli() asserts it).
+    let out = cli(&args, &[("NUMERAI_SECRET_KEY", "wrong-secret-value")]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("401") && !text(&out).contains("wrong-secret-value"), "{}", text(&out));
+    assert!(out.text().contains("401") && !out.text().contains("wrong-secret-value"), "{}", out.text());
 }
 
 /// The week's rows with the signal of row i taken from row `perm(i)` (a reordering of the ranks).
@@ -865,25 +858,25 @@ fn the_churn_gate_refuses_a_reshuffled_week_unless_allowed() {
     let n = 300;
     let submit = |name: &str, rows: &[String], extra: &[&str]| {
         let f = csv(d, name, "numerai_ticker,signal", rows);
-        signalkit(&[&["submit", f.to_str().unwrap(), "--model-name", "mymodel"][..], extra].concat(), &env)
+        cli(&[&["submit", f.to_str().unwrap(), "--model-name", "mymodel"][..], extra].concat(), &env)
     };
 
     // Week 1: nothing to compare with.
     let out = submit("w1.csv", &good_rows(n), &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("first week"), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("first week"), "{}", out.text());
     assert_eq!(server.count(), 1);
 
     // Week 2, two neighbours swapped: a steady week passes.
     let out = submit("w2.csv", &permuted_rows(n, |i| [1, 0].get(i).copied().unwrap_or(i)), &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("max over the last 1 submissions"), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("max over the last 1 submissions"), "{}", out.text());
 
     // Week 3, the same ranks reshuffled: refused before any upload, with the numbers and the fix.
     let shuffled = permuted_rows(n, |i| (i * 7919) % n);
     let out = submit("w3.csv", &shuffled, &[]);
     assert!(!out.status.success());
-    let said = text(&out);
+    let said = out.text();
     assert!(
         said.contains("churn gate: churn") && said.contains("≥ limit 0.15") && said.contains("--allow-churn"),
         "{said}"
@@ -892,8 +885,8 @@ fn the_churn_gate_refuses_a_reshuffled_week_unless_allowed() {
 
     // --allow-churn uploads it anyway, and says the numbers.
     let out = submit("w3.csv", &shuffled, &["--allow-churn"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("max over the last 2 submissions"), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("max over the last 2 submissions"), "{}", out.text());
     assert_eq!(server.count(), 3);
 
     // Week 4, week 3 with two neighbours swapped, is still refused: weeks 1 and 2 are among the
@@ -905,7 +898,7 @@ fn the_churn_gate_refuses_a_reshuffled_week_unless_allowed() {
     });
     let out = submit("w4.csv", &near_w3, &[]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("max over the last 3 submissions"), "{}", text(&out));
+    assert!(out.text().contains("max over the last 3 submissions"), "{}", out.text());
 
     // The history holds every confirmed upload, one line each, with a copy of what was sent.
     let lines = std::fs::read_to_string(history.join("history.jsonl")).unwrap();
@@ -923,19 +916,20 @@ fn two_submits_at_once_create_one_submission() {
     let mock = serve(numerai_on(Vec::new(), server.clone()));
     let f = csv(dir.path(), "week.csv", "numerai_ticker,signal", &good_rows(300));
     let spawn = || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_signalkit"));
-        cmd.args(["submit", f.to_str().unwrap(), "--model-name", "mymodel"])
+        signalkit(["submit", f.to_str().unwrap(), "--model-name", "mymodel"])
             .env("NUMERAI_PUBLIC_ID", PUBLIC)
             .env("NUMERAI_SECRET_KEY", SECRET)
             .env("NUMERAI_API_URL", &mock.url)
-            .env("SIGNALKIT_HISTORY", dir.path().join("history"))
+            .history(dir.path().join("history"))
+            .command()
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        cmd.spawn().unwrap()
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     };
     let (a, b) = (spawn(), spawn());
-    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
-    let said: Vec<String> = outs.iter().map(text).collect();
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()].map(Run::from);
+    let said: Vec<String> = outs.iter().map(Run::text).collect();
     assert!(outs.iter().all(|o| o.status.success()), "{said:?}");
     assert_eq!(server.count(), 1, "one submission: {said:?}");
     assert_eq!(calls(&mock, CREATE), 1, "{said:?}");
@@ -954,16 +948,16 @@ fn the_churn_gate_compares_with_the_submissions_numerai_lists() {
     let submit = |name: &str, rows: &[String], history: &str| {
         let f = csv(d, name, "numerai_ticker,signal", rows);
         let env = [("NUMERAI_API_URL", mock.url.as_str()), ("SIGNALKIT_HISTORY", history)];
-        signalkit(&["submit", f.to_str().unwrap(), "--model-name", "mymodel"], &env)
+        cli(&["submit", f.to_str().unwrap(), "--model-name", "mymodel"], &env)
     };
     let (laptop, server_box) = (d.join("laptop"), d.join("server"));
     let out = submit("w1.csv", &good_rows(n), laptop.to_str().unwrap());
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
 
     // Week 2 from another machine whose history is empty: week 1 is downloaded and compared.
     let shuffled = permuted_rows(n, |i| (i * 7919) % n);
     let out = submit("w2.csv", &shuffled, server_box.to_str().unwrap());
-    let said = text(&out);
+    let said = out.text();
     assert!(!out.status.success() && said.contains("≥ limit 0.15"), "{said}");
     assert!(said.contains("submission sub-123 on Numerai"), "{said}");
     assert_eq!(server.count(), 1, "nothing uploaded");
@@ -980,7 +974,7 @@ fn the_churn_gate_compares_with_the_submissions_numerai_lists() {
     // When Numerai cannot list the submissions, the local history still guards the upload.
     server.list_fails.store(true, Ordering::SeqCst);
     let out = submit("w2.csv", &shuffled, laptop.to_str().unwrap());
-    let said = text(&out);
+    let said = out.text();
     assert!(!out.status.success() && said.contains("local history only") && said.contains("≥ limit 0.15"), "{said}");
 }
 
@@ -994,10 +988,9 @@ fn weekly_script_end_to_end_against_the_mock() {
     let d = dir.path();
     let bin = env!("CARGO_BIN_EXE_signalkit");
     let run = |args: &[&str]| {
-        let out = Command::new(bin).args(args).env_remove("RUST_BACKTRACE").output().unwrap();
-        assert!(out.status.success(), "signalkit {args:?}:\n{}", text(&out));
+        signalkit(args).no_backtrace().run().ok();
     };
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert");
+    let fixture = fixtures("tiny-finbert");
     let fixture = fixture.to_str().unwrap();
 
     // History: a small synthetic universe → join → encode → features → train.
@@ -1083,12 +1076,13 @@ fn weekly_script_end_to_end_against_the_mock() {
             .env("WEEK", "2026-W47")
             .env_remove("RUST_BACKTRACE")
             .output()
+            .map(Run::from)
             .unwrap();
         assert_no_secret(&out);
         out
     };
     let out = weekly();
-    assert!(out.status.success(), "weekly.sh failed:\n{}", text(&out));
+    assert!(out.status.success(), "weekly.sh failed:\n{}", out.text());
     let week = work.join("2026-W47");
     let log = std::fs::read_to_string(week.join("weekly.log")).unwrap();
     assert!(!log.contains(SECRET), "secret in the log");
@@ -1105,9 +1099,9 @@ fn weekly_script_end_to_end_against_the_mock() {
     // Re-running a finished week uploads nothing again.
     let uploads = reqs.iter().filter(|r| r.method == "PUT").count();
     let out = weekly();
-    assert!(out.status.success(), "second run failed:\n{}", text(&out));
+    assert!(out.status.success(), "second run failed:\n{}", out.text());
     assert_eq!(mock.requests().iter().filter(|r| r.method == "PUT").count(), uploads);
-    assert!(text(&out).contains("already submitted"), "{}", text(&out));
+    assert!(out.text().contains("already submitted"), "{}", out.text());
 
     // A failing step fails the script, names the step in the log, and uploads nothing.
     let script_with = |model: &Path, week: &str| {
@@ -1127,15 +1121,16 @@ fn weekly_script_end_to_end_against_the_mock() {
             .env("WEEK", week)
             .env_remove("RUST_BACKTRACE")
             .output()
+            .map(Run::from)
             .unwrap()
     };
     let out = script_with(&d.join("missing/model.txt"), "2026-W48");
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("model file"), "{}", text(&out));
+    assert!(!out.status.success(), "{}", out.text());
+    assert!(out.text().contains("model file"), "{}", out.text());
     let bogus = write(d, "bogus-model.txt", "not a LightGBM model\n");
     let out = script_with(&bogus, "2026-W49");
     assert_no_secret(&out);
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", out.text());
     let log = std::fs::read_to_string(work.join("2026-W49/weekly.log")).unwrap();
     assert!(log.contains("FAILED (exit 1) in step: signalkit features") && log.contains("no model card"), "{log}");
     assert!(!work.join("2026-W49/submitted").exists());
@@ -1149,7 +1144,7 @@ fn weekly_script_end_to_end_against_the_mock() {
     let model = model_dir.join("model.txt");
     let out = script_with(&model, "2026-W50");
     assert_no_secret(&out);
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", out.text());
     let log = std::fs::read_to_string(work.join("2026-W50/weekly.log")).unwrap();
     assert!(log.contains("FAILED (exit 1) in step: upload: signalkit submit"), "{log}");
     assert!(log.contains("MAY EXIST"), "{log}");
@@ -1164,16 +1159,16 @@ fn weekly_script_end_to_end_against_the_mock() {
     server.list_fails.store(false, Ordering::SeqCst);
     let out = script_with(&model, "2026-W50");
     assert_no_secret(&out);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("reached the upload"), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("reached the upload"), "{}", out.text());
     assert_eq!((puts(), calls(&mock, CREATE), server.count()), (uploads, creates, 2));
     let marker = std::fs::read_to_string(work.join("2026-W50/submitted")).unwrap();
     assert!(marker.contains(r#""id":"sub-124""#) && marker.contains("already-on-server"), "{marker}");
 
     // And a third run sees the marker.
     let out = script_with(&model, "2026-W50");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("already submitted this week"), "{}", text(&out));
+    assert!(out.status.success(), "{}", out.text());
+    assert!(out.text().contains("already submitted this week"), "{}", out.text());
     assert_eq!((puts(), server.count()), (uploads, 2));
 
     // PIT_OPTS changed since training: the live features are not what the model was trained on,
@@ -1195,8 +1190,9 @@ fn weekly_script_end_to_end_against_the_mock() {
         .env("WEEK", "2026-W51")
         .env_remove("RUST_BACKTRACE")
         .output()
+        .map(Run::from)
         .unwrap();
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", out.text());
     let log = std::fs::read_to_string(work.join("2026-W51/weekly.log")).unwrap();
     assert!(log.contains("FAILED (exit 1) in step: signalkit predict"), "{log}");
     assert!(log.contains("window 30 days vs 7 days"), "{log}");
@@ -1264,19 +1260,20 @@ fn weekly_script_end_to_end_against_the_mock() {
             .env("DRY_RUN", "1")
             .env_remove("RUST_BACKTRACE")
             .output()
+            .map(Run::from)
             .unwrap()
     };
     // With the history of the week uploaded above, this week's different signal trips the churn
     // gate: the week fails at submit, naming the numbers, and nothing is uploaded.
     let out = news_week("history", "2026-W51");
-    assert!(!out.status.success(), "the churn gate should stop the week:\n{}", text(&out));
+    assert!(!out.status.success(), "the churn gate should stop the week:\n{}", out.text());
     let log = std::fs::read_to_string(work.join("2026-W51/weekly.log")).unwrap();
     assert!(log.contains("churn gate: churn") && log.contains("in step: signalkit submit"), "{log}");
     assert!(log.contains("signalkit news fetch --source sec") && log.contains(&format!("{n} new")), "{log}");
     assert_eq!((puts(), server.count()), (uploads, 2));
     let out = news_week("history-news", "2026-W52");
     assert_no_secret(&out);
-    assert!(out.status.success(), "weekly.sh with NEWS_SOURCE failed:\n{}", text(&out));
+    assert!(out.status.success(), "weekly.sh with NEWS_SOURCE failed:\n{}", out.text());
     let log = std::fs::read_to_string(work.join("2026-W52/weekly.log")).unwrap();
     assert!(log.contains("signalkit news fetch --source sec") && log.contains("already covered"), "{log}");
     assert!(log.contains("100.0% with a headline") && log.contains("DRY_RUN=1"), "{log}");

@@ -2,10 +2,14 @@
 //! merge give the same store as one run (encode and ask, N = 1, 2, 3); merging is idempotent;
 //! bad shard specs, mixed stores and conflicting values are refused with clear errors.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Cli, Run, fixtures, signalkit};
 use signalkit::encode::merge::merge;
 use signalkit::encode::shard::Shard;
 use signalkit::encode::store::{Encoded, ModelKey, Store};
@@ -22,18 +26,9 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The binary with no scheduler variables inherited from the test's environment.
-fn signalkit() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_signalkit"));
-    for v in SCHEDULER_VARS {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// `signalkit ARGS` with no scheduler variables inherited from the test's environment.
+fn cli<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Cli {
+    SCHEDULER_VARS.iter().fold(signalkit(args), |c, v| c.env_remove(v))
 }
 
 /// The first `n` headlines of the shipped sample.
@@ -77,37 +72,31 @@ enum Via {
     Slurm,
 }
 
-fn shard_cmd(base: &[String], i: usize, n: usize, via: Via) -> Command {
-    let mut c = signalkit();
-    c.args(base);
+fn shard_cmd(base: &[String], i: usize, n: usize, via: Via) -> Cli {
+    let c = cli(base);
     match via {
-        Via::Flag => {
-            c.arg("--shard").arg(format!("{i}/{n}"));
-        }
-        Via::Kubernetes => {
-            c.env("JOB_COMPLETION_INDEX", i.to_string()).env("SIGNALKIT_SHARDS", n.to_string());
-        }
-        Via::Slurm => {
-            c.env("SLURM_ARRAY_TASK_ID", (i + 4).to_string())
-                .env("SLURM_ARRAY_TASK_MIN", "4")
-                .env("SLURM_ARRAY_TASK_COUNT", n.to_string());
-        }
+        Via::Flag => c.arg("--shard").arg(format!("{i}/{n}")),
+        Via::Kubernetes => c.env("JOB_COMPLETION_INDEX", i.to_string()).env("SIGNALKIT_SHARDS", n.to_string()),
+        Via::Slurm => c
+            .env("SLURM_ARRAY_TASK_ID", (i + 4).to_string())
+            .env("SLURM_ARRAY_TASK_MIN", "4")
+            .env("SLURM_ARRAY_TASK_COUNT", n.to_string()),
     }
-    c
 }
 
 /// One run into `single`, then N concurrent shard processes into their own stores and a merge:
 /// the merged store equals the single one; the shard records say which shards were merged.
 fn sharded_equals_single(dir: &Path, base: impl Fn(&Path) -> Vec<String>) {
     let single = dir.join("single");
-    ok(&signalkit().args(base(&single)).output().unwrap());
+    cli(base(&single)).run().ok();
     let want = rows(&single);
     assert!(want.len() >= 10, "{}", want.len());
     for (n, via) in [(1, Via::Flag), (2, Via::Slurm), (3, Via::Kubernetes)] {
         let stores: Vec<PathBuf> = (0..n).map(|i| dir.join(format!("n{n}-shard{i}"))).collect();
-        let children: Vec<_> = (0..n).map(|i| shard_cmd(&base(&stores[i]), i, n, via).output_in_background()).collect();
+        let children: Vec<_> =
+            (0..n).map(|i| shard_cmd(&base(&stores[i]), i, n, via).command().output_in_background()).collect();
         for (i, c) in children.into_iter().enumerate() {
-            let out = ok(&c.wait_with_output().unwrap());
+            let out = Run::from(c.wait_with_output().unwrap()).ok().stdout;
             assert!(out.contains(&format!("shard {i}/{n}")), "{out}");
         }
         let sizes: Vec<usize> = stores.iter().map(|s| rows(s).len()).collect();
@@ -141,7 +130,7 @@ fn s(p: &Path) -> String {
 fn sharded_encode_plus_merge_equals_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let h = headlines(dir.path(), 60);
-    let model = root().join("data/fixtures/tiny-finbert");
+    let model = fixtures("tiny-finbert");
     sharded_equals_single(dir.path(), |store| {
         ["encode", "--model", &s(&model), "--headlines", &s(&h), "--store", &s(store), "--batch-size", "8"]
             .map(str::to_string)
@@ -153,7 +142,7 @@ fn sharded_encode_plus_merge_equals_one_run() {
 fn sharded_ask_plus_merge_equals_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let h = headlines(dir.path(), 14);
-    let fixture = root().join("data/fixtures/tiny-qwen2");
+    let fixture = fixtures("tiny-qwen2");
     let q = fixture.join("questions.toml");
     sharded_equals_single(dir.path(), |store| {
         ["ask", "--model", &s(&fixture), "--questions", &s(&q), "--headlines", &s(&h), "--store", &s(store)]
@@ -206,13 +195,13 @@ fn shard_specs_are_checked_and_read_from_the_scheduler() {
 fn the_cli_refuses_bad_shards_naming_the_option_or_variable() {
     let dir = tempfile::tempdir().unwrap();
     let h = headlines(dir.path(), 3);
-    let model = root().join("data/fixtures/tiny-finbert");
+    let model = fixtures("tiny-finbert");
     let base = ["encode", "--model", &s(&model), "--headlines", &s(&h), "--store", &s(&dir.path().join("st"))];
-    let out = signalkit().args(base).args(["--shard", "2/2"]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = cli(base).args(["--shard", "2/2"]).run();
+    let err = &out.stderr;
     assert!(!out.status.success() && err.contains("--shard 2/2") && err.contains("0 to 1"), "{err}");
-    let out = signalkit().args(base).env("JOB_COMPLETION_INDEX", "1").output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = cli(base).env("JOB_COMPLETION_INDEX", "1").run();
+    let err = &out.stderr;
     assert!(!out.status.success() && err.contains("SIGNALKIT_SHARDS"), "{err}");
     assert!(!dir.path().join("st").exists(), "nothing written on a refused shard");
 }
@@ -297,8 +286,8 @@ fn the_cli_merges() {
     let a = dir.path().join("a");
     store_with(&a, &key("m"), &[row("k1", 0.5)]);
     let out = dir.path().join("out");
-    let text = ok(&signalkit().args(["store", "merge", "--out", &s(&out), &s(&a)]).output().unwrap());
+    let text = cli(["store", "merge", "--out", &s(&out), &s(&a)]).run().ok().stdout;
     assert!(text.contains("created") && text.contains("1 rows added"), "{text}");
-    let bad = signalkit().args(["store", "merge", "--out", &s(&out)]).output().unwrap();
+    let bad = cli(["store", "merge", "--out", &s(&out)]).run();
     assert!(!bad.status.success());
 }

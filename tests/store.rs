@@ -6,14 +6,14 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use signalkit::encode::store::{Encoded, ModelKey, Store, StoreQuery, WRITERS, is_shard, key, normalise};
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures/tiny-finbert")
+    fixtures("tiny-finbert")
 }
 
 /// A headlines CSV with texts `range` (each distinct once normalised).
@@ -30,13 +30,13 @@ fn headlines(dir: &Path, name: &str, range: std::ops::Range<usize>) -> (PathBuf,
 
 /// Starts `signalkit encode` with the tiny fixture model.
 fn spawn_encode(store: &Path, heads: &Path, shard_size: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_signalkit"))
-        .args(["encode", "--model", fixture().to_str().unwrap(), "--batch-size", "16", "--shard-size"])
+    signalkit(["encode", "--model", fixture().to_str().unwrap(), "--batch-size", "16", "--shard-size"])
         .arg(shard_size.to_string())
         .arg("--headlines")
         .arg(heads)
         .arg("--store")
         .arg(store)
+        .command()
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -44,9 +44,7 @@ fn spawn_encode(store: &Path, heads: &Path, shard_size: usize) -> Child {
 }
 
 fn finish(child: Child) -> String {
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "encode failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    Run::from(child.wait_with_output().unwrap()).ok().stdout
 }
 
 /// The texts the store holds (one row per key is checked too).

@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::read_parquet;
+use common::{Run, fixtures, read_parquet, signalkit};
 use serde_json::Value;
 use signalkit::config::Config;
 use signalkit::run::run;
@@ -21,20 +20,15 @@ fn sample_config(out: &Path, store: &Path, cutoff_hours: f64) -> Config {
     cfg.out = out.to_path_buf();
     cfg.data.targets = repo("data/sample/targets.csv");
     cfg.data.headlines = repo("data/sample/headlines.csv");
-    cfg.encode.model = repo("data/fixtures/tiny-finbert").display().to_string();
+    cfg.encode.model = fixtures("tiny-finbert").display().to_string();
     cfg.encode.store = store.to_path_buf();
     cfg.join.cutoff_hours = signalkit::settings::Hours::new(cutoff_hours);
     cfg
 }
 
-fn signalkit(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_signalkit"))
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .env("SIGNALKIT_HISTORY", std::env::temp_dir().join("signalkit-test-history-empty"))
-        .output()
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+/// `signalkit ARGS` to the end, without a backtrace and with an empty upload history.
+fn cli(args: &[&str]) -> Run {
+    signalkit(args).no_backtrace().history(std::env::temp_dir().join("signalkit-test-history-empty")).run()
 }
 
 fn json(p: &Path) -> Value {
@@ -140,7 +134,7 @@ fn run_with_ask_trains_on_prompt_answers() {
     )
     .unwrap();
     let mut cfg = sample_config(&out, &dir.path().join("store"), 0.0);
-    let model = repo("data/fixtures/tiny-qwen2").display().to_string();
+    let model = fixtures("tiny-qwen2").display().to_string();
     let text = format!("[ask]\nmodel = {model:?}\nquestions = {:?}\nbatch_size = 8\n", q.display().to_string());
     cfg.ask = toml::from_str::<Config>(&text).unwrap().ask;
     let r = run(&cfg).unwrap();
@@ -175,7 +169,7 @@ fn run_with_ask_trains_on_prompt_answers() {
     let args = like.under(signalkit::FeatureArgs { ask_store: Some(out.join("ask-store")), ..args }).unwrap();
     signalkit::build_features(&args).unwrap();
     let s = |p: &Path| p.display().to_string();
-    let (ok, log) = signalkit(&[
+    cli(&[
         "predict",
         "--model",
         &s(&out.join("model")),
@@ -183,8 +177,8 @@ fn run_with_ask_trains_on_prompt_answers() {
         &s(&week),
         "--out",
         &s(&dir.path().join("signal.csv")),
-    ]);
-    assert!(ok, "{log}");
+    ])
+    .ok();
 
     // Settings that cannot run are refused by name (a zero batch already when the TOML is read).
     let zero = format!("[ask]\nmodel = {model:?}\nquestions = \"q.toml\"\nbatch_size = 0\n");
@@ -207,7 +201,7 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let s = |p: &str| d.join(p).display().to_string();
-    let (ok, log) = signalkit(&[
+    cli(&[
         "join",
         "--targets",
         &repo("data/sample/targets.csv").display().to_string(),
@@ -215,13 +209,12 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
         &repo("data/sample/headlines.csv").display().to_string(),
         "--out",
         &s("rows.parquet"),
-    ]);
-    assert!(ok, "{log}");
-    let model = repo("data/fixtures/tiny-finbert").display().to_string();
+    ])
+    .ok();
+    let model = fixtures("tiny-finbert").display().to_string();
     let heads = repo("data/sample/headlines.csv").display().to_string();
-    let (ok, log) = signalkit(&["encode", "--model", &model, "--headlines", &heads, "--store", &s("store")]);
-    assert!(ok, "{log}");
-    let (ok, log) = signalkit(&[
+    cli(&["encode", "--model", &model, "--headlines", &heads, "--store", &s("store")]).ok();
+    cli(&[
         "features",
         "--rows",
         &s("rows.parquet"),
@@ -231,11 +224,10 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
         &s("store"),
         "--out",
         &s("f.parquet"),
-    ]);
-    assert!(ok, "{log}");
+    ])
+    .ok();
     for m in ["m1", "m2"] {
-        let (ok, log) = signalkit(&["train", "--features", &s("f.parquet"), "--out", &s(m), "--num-iterations", "300"]);
-        assert!(ok, "{log}");
+        cli(&["train", "--features", &s("f.parquet"), "--out", &s(m), "--num-iterations", "300"]).ok();
     }
     let m1 = std::fs::read_to_string(d.join("m1/model.txt")).unwrap();
     assert_eq!(m1, std::fs::read_to_string(d.join("m2/model.txt")).unwrap(), "same data, same model");
@@ -245,16 +237,15 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
     assert!(card["inputs"][0]["xxh3"].as_str().unwrap().len() == 16);
 
     // The live-week signal: one row per ticker, strictly inside (0, 1), and it passes submit's checks.
-    let (ok, log) =
-        signalkit(&["predict", "--model", &s("m1"), "--features", &s("f.parquet"), "--out", &s("signal.csv")]);
-    assert!(ok, "{log}");
+    cli(&["predict", "--model", &s("m1"), "--features", &s("f.parquet"), "--out", &s("signal.csv")]).ok();
     let text = std::fs::read_to_string(d.join("signal.csv")).unwrap();
     let mut lines = text.lines();
     assert_eq!(lines.next().unwrap(), "bloomberg_ticker,signal");
     let values: Vec<f64> = lines.map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect();
     assert!(values.len() > 200);
     assert!(values.iter().all(|v| *v > 0.0 && *v < 1.0));
-    let (ok, log) = signalkit(&["submit", &s("signal.csv"), "--model-name", "my_model", "--dry-run"]);
+    let ran = cli(&["submit", &s("signal.csv"), "--model-name", "my_model", "--dry-run"]);
+    let (ok, log) = (ran.success(), ran.text());
     assert!(ok, "submit --dry-run should accept predict's output: {log}");
 
     // Churn control: blended with a reversed "last week", the live signal moves toward it, stays a
@@ -272,10 +263,9 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
     let smooth = |a: &str, out: &str| {
         let f = s("f.parquet");
         let (m, last, out) = (s("m1"), s("last.csv"), s(out));
-        signalkit(&["predict", "--model", &m, "--features", &f, "--out", &out, "--smooth", a, "--smooth-with", &last])
+        cli(&["predict", "--model", &m, "--features", &f, "--out", &out, "--smooth", a, "--smooth-with", &last])
     };
-    let (ok, log) = smooth("0.5", "smoothed.csv");
-    assert!(ok, "{log}");
+    smooth("0.5", "smoothed.csv").ok();
     let read = |p: &str| -> Vec<f64> {
         let text = std::fs::read_to_string(d.join(p)).unwrap();
         text.lines().skip(1).map(|l| l.rsplit(',').next().unwrap().parse().unwrap()).collect()
@@ -294,25 +284,17 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
         serde_json::from_slice(&std::fs::read(d.join("signal.csv.provenance.json")).unwrap()).unwrap();
     assert!(plain.get("smoothing").is_none(), "{plain}");
     for bad in ["NaN", "1", "-0.1"] {
-        let (ok, log) = smooth(bad, "bad.csv");
+        let ran = smooth(bad, "bad.csv");
+        let (ok, log) = (ran.success(), ran.text());
         assert!(!ok && log.contains("--smooth"), "{bad}: {log}");
     }
 
     // Every era, with a date column, scores the same as train's own predictions.
-    let (ok, log) = signalkit(&[
-        "predict",
-        "--model",
-        &s("m1"),
-        "--features",
-        &s("f.parquet"),
-        "--out",
-        &s("all.parquet"),
-        "--all-eras",
-    ]);
-    assert!(ok, "{log}");
+    cli(&["predict", "--model", &s("m1"), "--features", &s("f.parquet"), "--out", &s("all.parquet"), "--all-eras"])
+        .ok();
     let all = read_parquet(&d.join("all.parquet"));
     assert_eq!(all.get_column_names(), ["bloomberg_ticker", "date", "signal"]);
-    let (ok, log) = signalkit(&[
+    cli(&[
         "evaluate",
         "--predictions",
         &s("all.parquet"),
@@ -322,9 +304,9 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
         &s("m1"),
         "--out",
         &s("eval"),
-    ]);
-    assert!(ok, "{log}");
-    let (ok, log2) = signalkit(&[
+    ])
+    .ok();
+    cli(&[
         "evaluate",
         "--predictions",
         &s("m1/predictions.parquet"),
@@ -334,8 +316,8 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
         &s("m1"),
         "--out",
         &s("eval2"),
-    ]);
-    assert!(ok, "{log2}");
+    ])
+    .ok();
     let (a, b) = (json(&d.join("eval/report.json")), json(&d.join("eval2/report.json")));
     let (a, b) = (a["summary"]["mean"].as_f64().unwrap(), b["summary"]["mean"].as_f64().unwrap());
     assert!((a - b).abs() < 1e-9, "ranked signal and raw prediction score alike: {a} vs {b}");
@@ -344,8 +326,8 @@ fn train_is_deterministic_and_predict_writes_a_valid_signal() {
     let mut f = read_parquet(&d.join("f.parquet"));
     let _ = f.drop_in_place("p_neutral").unwrap();
     let broken = common::write_parquet(d, "broken.parquet", f);
-    let (ok, log) =
-        signalkit(&["predict", "--model", &s("m1"), "--features", &broken.display().to_string(), "--out", &s("x.csv")]);
+    let ran = cli(&["predict", "--model", &s("m1"), "--features", &broken.display().to_string(), "--out", &s("x.csv")]);
+    let (ok, log) = (ran.success(), ran.text());
     assert!(!ok && log.contains("p_neutral") && log.contains("broken.parquet"), "{log}");
     assert!(!d.join("x.csv").exists());
 }
@@ -362,10 +344,12 @@ fn a_table_without_data_type_needs_train_until() {
     .unwrap();
     let p = common::write_parquet(dir.path(), "f.parquet", df.clone());
     let out = dir.path().join("m").display().to_string();
-    let (ok, log) = signalkit(&["train", "--features", &p.display().to_string(), "--out", &out, "--target", "target"]);
+    let ran = cli(&["train", "--features", &p.display().to_string(), "--out", &out, "--target", "target"]);
+    let (ok, log) = (ran.success(), ran.text());
     assert!(!ok && log.contains("--train-until") && log.contains("f.parquet"), "{log}");
     let _ = df.drop_in_place("target");
     let p = common::write_parquet(dir.path(), "g.parquet", df);
-    let (ok, log) = signalkit(&["train", "--features", &p.display().to_string(), "--out", &out]);
+    let ran = cli(&["train", "--features", &p.display().to_string(), "--out", &out]);
+    let (ok, log) = (ran.success(), ran.text());
     assert!(!ok && log.contains("target_20d_factor_neutral"), "{log}");
 }

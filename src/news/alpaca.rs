@@ -5,11 +5,13 @@
 //! `updated_at` and never moves the headline earlier or later.
 
 use chrono::NaiveDate;
+use reqwest::Url;
 use serde_json::Value;
 
 use super::client::endpoint;
-use super::{Ctx, Item, day_start_us};
-use crate::error::{Error, Result};
+use super::fields::{day_bounds, id, link, listed, stamp, strings, text};
+use super::{About, Ctx, Item, Keys, Sink, Vendor};
+use crate::error::Result;
 
 /// Alpaca's market-data host.
 pub const DEFAULT_BASE: &str = "https://data.alpaca.markets";
@@ -20,71 +22,57 @@ pub const SECRET_ENV: &str = "APCA_API_SECRET_KEY";
 /// Articles per page (Alpaca's maximum).
 pub const PAGE: usize = 50;
 
-/// Fetches one symbol's articles created in `[from, to]`, page by page.
-pub fn fetch_ticker(
-    ctx: &Ctx,
-    sym: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-    sink: &mut dyn FnMut(Vec<Item>) -> Result<()>,
-) -> Result<()> {
-    let (start, end) = (rfc3339(day_start_us(from)), rfc3339(day_start_us(to + chrono::Duration::days(1)) - 1_000_000));
-    let mut token: Option<String> = None;
-    loop {
-        let mut q = vec![
-            ("symbols", sym.to_string()),
-            ("start", start.clone()),
-            ("end", end.clone()),
-            ("limit", PAGE.to_string()),
-            ("sort", "asc".to_string()),
-            ("include_content", "false".to_string()),
-        ];
-        if let Some(t) = &token {
-            q.push(("page_token", t.clone()));
-        }
-        let url = endpoint(&ctx.base, "/v1beta1/news", &q);
-        let v = ctx.http.get_json(&url, true)?;
-        let news = v
-            .get("news")
-            .and_then(Value::as_array)
-            .ok_or_else(|| Error::Api(format!("GET {url}: no `news` array in the answer")))?;
-        sink(news.iter().filter_map(item).collect())?;
-        token = v.get("next_page_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string);
-        if token.is_none() {
-            return Ok(());
-        }
+/// Alpaca news: its names, host, keys and free-plan rate (requests a minute).
+pub const ABOUT: About =
+    About { name: "alpaca", aliases: &[], base: DEFAULT_BASE, keys: &[KEY_ENV, SECRET_ENV], rate: 180.0 };
+
+/// Alpaca news.
+#[derive(Debug, Default)]
+pub struct Alpaca;
+
+impl Vendor for Alpaca {
+    fn about(&self) -> &'static About {
+        &ABOUT
+    }
+
+    fn key_headers(&self, keys: &Keys) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![("Apca-Api-Key-Id", self.key(keys, KEY_ENV)?), ("Apca-Api-Secret-Key", self.key(keys, SECRET_ENV)?)])
+    }
+
+    /// One symbol's articles created in `[from, to]`, following `next_page_token`.
+    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool> {
+        let (start, end) = day_bounds(from, to);
+        let request = |token: Option<&str>| {
+            let mut q = vec![
+                ("symbols", sym.to_string()),
+                ("start", start.clone()),
+                ("end", end.clone()),
+                ("limit", PAGE.to_string()),
+                ("sort", "asc".to_string()),
+                ("include_content", "false".to_string()),
+            ];
+            q.extend(token.map(|t| ("page_token", t.to_string())));
+            endpoint(&ctx.base, "/v1beta1/news", &q)
+        };
+        let items = |url: &Url, v: &Value| -> Result<Vec<Item>> {
+            Ok(listed(url, v, "news")?.iter().filter_map(item).collect())
+        };
+        let next = |_: &Url, v: &Value| -> Result<Option<Url>> {
+            Ok(v.get("next_page_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(|t| request(Some(t))))
+        };
+        ctx.pages(request(None), sink, items, next)?;
+        Ok(true)
     }
 }
 
 /// One article; `None` when it lacks an id, a headline or `created_at`.
 fn item(a: &Value) -> Option<Item> {
-    let id = match a.get("id")? {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let stamp = |k: &str| {
-        a.get(k)
-            .and_then(Value::as_str)
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|d| d.timestamp_micros())
-    };
     Some(Item {
-        id,
-        symbols: a
-            .get("symbols")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect(),
-        headline: a.get("headline").and_then(Value::as_str).filter(|h| !h.trim().is_empty())?.to_string(),
-        url: a.get("url").and_then(Value::as_str).unwrap_or("").to_string(),
-        published_us: stamp("created_at")?,
-        updated_us: stamp("updated_at"),
+        id: id(a)?,
+        symbols: strings(a, "symbols"),
+        headline: text(a, "headline")?,
+        url: link(a, "url"),
+        published_us: stamp(a, "created_at")?,
+        updated_us: stamp(a, "updated_at"),
     })
-}
-
-/// RFC 3339 with a `Z`, to the second.
-pub fn rfc3339(us: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(us).map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
 }

@@ -9,8 +9,9 @@ use chrono::NaiveDate;
 use serde_json::Value;
 
 use super::client::endpoint;
-use super::{Ctx, Item};
-use crate::error::{Error, Result};
+use super::fields::{articles, id, link, text};
+use super::{About, Ctx, Item, Keys, Sink, Vendor};
+use crate::error::Result;
 
 /// Finnhub's host.
 pub const DEFAULT_BASE: &str = "https://finnhub.io";
@@ -21,47 +22,54 @@ pub const WINDOW_DAYS: i64 = 7;
 /// Articles in a week's answer from which the week is asked again day by day.
 pub const DENSE: usize = 100;
 
-/// Fetches one symbol's news in `[from, to]`, one week-long window at a time.
-pub fn fetch_ticker(
-    ctx: &Ctx,
-    sym: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-    sink: &mut dyn FnMut(Vec<Item>) -> Result<()>,
-) -> Result<()> {
-    let mut day = from;
-    while day <= to {
-        let last = (day + chrono::Duration::days(WINDOW_DAYS - 1)).min(to);
-        let q = [("symbol", sym.to_string()), ("from", day.to_string()), ("to", last.to_string())];
-        let n = ask(ctx, &q, sym, sink)?;
-        if n >= DENSE && last > day {
-            // A busy week: ask day by day too, in case the answer was capped (repeats de-duplicate).
-            let mut d = day;
-            while d <= last {
-                ask(ctx, &[("symbol", sym.to_string()), ("from", d.to_string()), ("to", d.to_string())], sym, sink)?;
-                d += chrono::Duration::days(1);
-            }
-        }
-        day = last + chrono::Duration::days(1);
+/// Finnhub company news: its names, host, keys and free-plan rate (requests a minute).
+pub const ABOUT: About = About { name: "finnhub", aliases: &[], base: DEFAULT_BASE, keys: &[KEY_ENV], rate: 55.0 };
+
+/// Finnhub company news.
+#[derive(Debug, Default)]
+pub struct Finnhub;
+
+impl Vendor for Finnhub {
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
-    Ok(())
+
+    fn key_headers(&self, keys: &Keys) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![("X-Finnhub-Token", self.key(keys, KEY_ENV)?)])
+    }
+
+    /// One symbol's news in `[from, to]`, one week-long window at a time.
+    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool> {
+        let mut day = from;
+        while day <= to {
+            let last = (day + chrono::Duration::days(WINDOW_DAYS - 1)).min(to);
+            let n = ask(ctx, sym, day, last, sink)?;
+            if n >= DENSE && last > day {
+                // A busy week: ask day by day too, in case the answer was capped (repeats de-duplicate).
+                let mut d = day;
+                while d <= last {
+                    ask(ctx, sym, d, d, sink)?;
+                    d += chrono::Duration::days(1);
+                }
+            }
+            day = last + chrono::Duration::days(1);
+        }
+        Ok(true)
+    }
 }
 
-/// One request; stores its articles and returns how many came.
-fn ask(ctx: &Ctx, q: &[(&str, String)], sym: &str, sink: &mut dyn FnMut(Vec<Item>) -> Result<()>) -> Result<usize> {
-    let url = endpoint(&ctx.base, "/api/v1/company-news", q);
+/// One request for the days `[from, to]`; stores its articles and returns how many came.
+fn ask(ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<usize> {
+    let q = [("symbol", sym.to_string()), ("from", from.to_string()), ("to", to.to_string())];
+    let url = endpoint(&ctx.base, "/api/v1/company-news", &q);
     let v = ctx.http.get_json(&url, true)?;
-    let arr = v.as_array().ok_or_else(|| Error::Api(format!("GET {url}: expected an array of articles")))?;
+    let arr = articles(&url, &v)?;
     sink(arr.iter().filter_map(|a| item(a, sym)).collect())?;
     Ok(arr.len())
 }
 
 /// One article; `None` without an id, a headline or a time.
 fn item(a: &Value, sym: &str) -> Option<Item> {
-    let id = match a.get("id")? {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     let secs = a.get("datetime")?.as_i64().filter(|s| *s > 0)?;
     let mut symbols: Vec<String> = a
         .get("related")
@@ -75,10 +83,10 @@ fn item(a: &Value, sym: &str) -> Option<Item> {
         symbols.push(sym.to_string());
     }
     Some(Item {
-        id,
+        id: id(a)?,
         symbols,
-        headline: a.get("headline").and_then(Value::as_str).filter(|h| !h.trim().is_empty())?.to_string(),
-        url: a.get("url").and_then(Value::as_str).unwrap_or("").to_string(),
+        headline: text(a, "headline")?,
+        url: link(a, "url"),
         published_us: secs * 1_000_000,
         updated_us: None,
     })

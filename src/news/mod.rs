@@ -8,10 +8,12 @@
 
 pub mod alpaca;
 pub mod client;
+pub mod fields;
 pub mod finnhub;
 pub mod keys;
 pub mod polygon;
 pub mod sec;
+pub mod source;
 pub mod state;
 pub mod store;
 pub mod tiingo;
@@ -24,7 +26,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Url;
 
 pub use client::{NewsHttp, TokenBucket};
+pub use fields::day_start_us;
 pub use keys::Keys;
+pub use source::{About, Ctx, Sink, Vendor};
 use state::FetchState;
 pub use store::{Added, Item, Row, SourceStore};
 
@@ -35,68 +39,38 @@ use crate::http::RetryPolicy;
 /// Environment variable overriding every source's base URL (tests, proxies).
 pub const BASE_URL_ENV: &str = "SIGNALKIT_NEWS_BASE_URL";
 
-/// A news source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// SEC EDGAR filings (no key; a declared User-Agent).
-    Sec,
-    /// Alpaca news (Benzinga).
-    Alpaca,
-    /// Finnhub company news.
-    Finnhub,
-    /// Polygon (Massive) reference news.
-    Polygon,
-    /// Tiingo news.
-    Tiingo,
+/// Declares [`Source`] from the registry's lines `Variant => module::Type`: one variant per vendor,
+/// [`Source::ALL`] in the registry's order, and [`Source::vendor`] making the vendor's connector.
+macro_rules! registry {
+    ($($variant:ident => $module:ident :: $vendor:ident),+ $(,)?) => {
+        /// A news source: one of the vendors the registry lists (`--source` takes its name).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Source {
+            $(#[doc = concat!("The vendor in [`", stringify!($module), "`].")] $variant,)+
+        }
+
+        impl Source {
+            /// Every source, in the registry's order.
+            pub const ALL: &'static [Source] = &[$(Source::$variant),+];
+
+            /// A fresh connector to the source, for one fetch.
+            pub fn vendor(self) -> Box<dyn Vendor> {
+                match self {
+                    $(Source::$variant => Box::<$module::$vendor>::default(),)+
+                }
+            }
+        }
+    };
 }
 
-impl std::str::FromStr for Source {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Ok(match s.trim().to_ascii_lowercase().as_str() {
-            "sec" | "edgar" | "sec-edgar" => Source::Sec,
-            "alpaca" => Source::Alpaca,
-            "finnhub" => Source::Finnhub,
-            "polygon" | "massive" => Source::Polygon,
-            "tiingo" => Source::Tiingo,
-            _ => return Err(format!("unknown news source '{s}': use sec, alpaca, finnhub, polygon or tiingo")),
-        })
-    }
-}
-
-impl Source {
-    /// The name used for its folder and the `source` column.
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Sec => "sec",
-            Source::Alpaca => "alpaca",
-            Source::Finnhub => "finnhub",
-            Source::Polygon => "polygon",
-            Source::Tiingo => "tiingo",
-        }
-    }
-
-    /// Requests a minute the source allows on its free or basic plan (our default).
-    pub fn default_rate(self) -> f64 {
-        match self {
-            Source::Sec => 480.0,
-            Source::Alpaca => 180.0,
-            Source::Finnhub => 55.0,
-            Source::Polygon => 5.0,
-            Source::Tiingo => 0.8,
-        }
-    }
-
-    /// The key names (environment variables / credentials-file keys) the source reads.
-    pub fn key_names(self) -> &'static [&'static str] {
-        match self {
-            Source::Sec => &[sec::USER_AGENT_ENV],
-            Source::Alpaca => &[alpaca::KEY_ENV, alpaca::SECRET_ENV],
-            Source::Finnhub => &[finnhub::KEY_ENV],
-            Source::Polygon => &[polygon::KEY_ENV],
-            Source::Tiingo => &[tiingo::KEY_ENV],
-        }
-    }
+// The registry. Adding a vendor: its file (one type implementing `Vendor`), its `mod` line above
+// and one line here.
+registry! {
+    Sec => sec::Sec,
+    Alpaca => alpaca::Alpaca,
+    Finnhub => finnhub::Finnhub,
+    Polygon => polygon::Polygon,
+    Tiingo => tiingo::Tiingo,
 }
 
 /// What `news fetch` does.
@@ -168,35 +142,6 @@ impl fmt::Display for FetchSummary {
     }
 }
 
-/// A connector's view of one fetch: the client, the base URL and the keys.
-pub struct Ctx<'a> {
-    /// The rate-limited client.
-    pub http: &'a NewsHttp,
-    /// Base URL (the vendor's or the override).
-    pub base: Url,
-    /// True when the base URL was overridden (every host is then the override).
-    pub overridden: bool,
-    /// The fetch's arguments.
-    pub args: &'a FetchArgs,
-}
-
-/// The base URL: the argument, else [`BASE_URL_ENV`], else `default`; and whether it was overridden.
-fn base_url(args: &FetchArgs, default: &str) -> Result<(Url, bool)> {
-    let given = args.base_url.clone().or_else(|| std::env::var(BASE_URL_ENV).ok().filter(|v| !v.trim().is_empty()));
-    let text = given.clone().unwrap_or_else(|| default.to_string());
-    let url = Url::parse(text.trim())
-        .map_err(|e| Error::Config(format!("base URL '{text}' is not a URL ({e}); give e.g. {default}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::Config(format!("base URL '{text}' must start with https:// (or http://)")));
-    }
-    Ok((url, given.is_some()))
-}
-
-/// UTC microseconds of midnight starting `d`.
-pub fn day_start_us(d: NaiveDate) -> i64 {
-    d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros()
-}
-
 /// Fetches the source's news for every ticker into `args.out`, then writes `headlines.parquet`.
 pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
     if args.from > args.to {
@@ -210,19 +155,20 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
             "no tickers to fetch: give --tickers AAPL,MSFT or a file with a ticker column".into(),
         ));
     }
-    let source = args.source;
-    let (base, overridden) = base_url(args, default_base(source))?;
-    let http = connector_client(args, &base)?;
+    let mut vendor = args.source.vendor();
+    let about = vendor.about();
+    let (base, overridden) = source::base_url(args, about.base)?;
+    let http = connector_client(args, vendor.as_ref(), &base)?;
     let ctx = Ctx { http: &http, base, overridden, args };
-    let store = SourceStore::new(&args.out, source.name(), args.rule.clone(), &args.tickers, day_start_us(args.from));
+    let store = SourceStore::new(&args.out, about.name, args.rule.clone(), &args.tickers, day_start_us(args.from));
     std::fs::create_dir_all(&store.dir).map_err(|e| Error::io(&store.dir, e))?;
     let _lock = lock(&store.dir)?;
     // Pages a killed fetch stored but did not merge yet.
     store.compact()?;
     let mut state = FetchState::load(&store.dir)?;
-    let mut summary = FetchSummary { source: source.name().into(), tickers: args.tickers.len(), ..Default::default() };
-    let bar = progress_bar(args, source);
-    let resolver = Resolver::new(&ctx)?;
+    let mut summary = FetchSummary { source: about.name.into(), tickers: args.tickers.len(), ..Default::default() };
+    let bar = progress_bar(args, about.name);
+    vendor.prepare(&ctx)?;
     for sym in &args.tickers {
         let sym = sym.trim().to_ascii_uppercase();
         bar.set_message(sym.clone());
@@ -236,7 +182,7 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
             add_counts(&mut summary.added, a);
             Ok(())
         };
-        if fetch_one(&ctx, &resolver, &sym, from, to, &mut sink)? {
+        if vendor.fetch_ticker(&ctx, &sym, from, to, &mut sink)? {
             state.done(&sym, from, to)?;
         } else {
             // Not marked covered: a later run asks again (the source may list it by then).
@@ -272,79 +218,16 @@ fn add_counts(total: &mut Added, a: Added) {
     total.before_start += a.before_start;
 }
 
-/// What a source needs before the per-ticker loop (SEC: the ticker → CIK list).
-enum Resolver {
-    None,
-    Sec(std::collections::HashMap<String, u64>),
-}
-
-impl Resolver {
-    fn new(ctx: &Ctx) -> Result<Self> {
-        Ok(match ctx.args.source {
-            Source::Sec => Resolver::Sec(sec::cik_map(ctx)?),
-            _ => Resolver::None,
-        })
-    }
-}
-
-/// Fetches one ticker's `[from, to]`; false when the source does not know it.
-fn fetch_one(
-    ctx: &Ctx,
-    resolver: &Resolver,
-    sym: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-    sink: &mut dyn FnMut(Vec<Item>) -> Result<()>,
-) -> Result<bool> {
-    match (ctx.args.source, resolver) {
-        (Source::Sec, Resolver::Sec(ciks)) => match sec::cik_of(ciks, sym) {
-            Some(cik) => sec::fetch_ticker(ctx, cik, sym, from, to, sink).map(|_| true),
-            None => Ok(false),
-        },
-        (Source::Alpaca, _) => alpaca::fetch_ticker(ctx, sym, from, to, sink).map(|_| true),
-        (Source::Finnhub, _) => finnhub::fetch_ticker(ctx, sym, from, to, sink).map(|_| true),
-        (Source::Polygon, _) => polygon::fetch_ticker(ctx, sym, from, to, sink).map(|_| true),
-        (Source::Tiingo, _) => tiingo::fetch_ticker(ctx, sym, from, to, sink).map(|_| true),
-        (Source::Sec, Resolver::None) => unreachable!("SEC always has its resolver"),
-    }
-}
-
-fn default_base(source: Source) -> &'static str {
-    match source {
-        Source::Sec => sec::DEFAULT_BASE,
-        Source::Alpaca => alpaca::DEFAULT_BASE,
-        Source::Finnhub => finnhub::DEFAULT_BASE,
-        Source::Polygon => polygon::DEFAULT_BASE,
-        Source::Tiingo => tiingo::DEFAULT_BASE,
-    }
-}
-
-/// The client with the source's key headers and User-Agent.
-fn connector_client(args: &FetchArgs, base: &Url) -> Result<NewsHttp> {
-    let what = format!("news source {}", args.source.name());
-    let agent = concat!("signalkit/", env!("CARGO_PKG_VERSION")).to_string();
-    let (agent, headers): (String, Vec<(&str, String, bool)>) = match args.source {
-        Source::Sec => (sec::user_agent(&args.keys)?, vec![]),
-        Source::Alpaca => (
-            agent,
-            vec![
-                ("Apca-Api-Key-Id", args.keys.require(alpaca::KEY_ENV, &what)?, true),
-                ("Apca-Api-Secret-Key", args.keys.require(alpaca::SECRET_ENV, &what)?, true),
-            ],
-        ),
-        Source::Finnhub => (agent, vec![("X-Finnhub-Token", args.keys.require(finnhub::KEY_ENV, &what)?, true)]),
-        Source::Polygon => {
-            (agent, vec![("Authorization", format!("Bearer {}", args.keys.require(polygon::KEY_ENV, &what)?), true)])
-        }
-        Source::Tiingo => {
-            (agent, vec![("Authorization", format!("Token {}", args.keys.require(tiingo::KEY_ENV, &what)?), true)])
-        }
-    };
-    let rate = args.rate_per_minute.unwrap_or(args.source.default_rate());
+/// The client with the vendor's key headers and User-Agent.
+fn connector_client(args: &FetchArgs, vendor: &dyn Vendor, base: &Url) -> Result<NewsHttp> {
+    let agent = vendor.user_agent(&args.keys)?;
+    let headers: Vec<(&str, String, bool)> =
+        vendor.key_headers(&args.keys)?.into_iter().map(|(name, value)| (name, value, true)).collect();
+    let rate = args.rate_per_minute.unwrap_or(vendor.about().rate);
     NewsHttp::new(base, &agent, &headers, rate, args.retry)
 }
 
-fn progress_bar(args: &FetchArgs, source: Source) -> ProgressBar {
+fn progress_bar(args: &FetchArgs, name: &'static str) -> ProgressBar {
     if !args.progress {
         return ProgressBar::hidden();
     }
@@ -352,7 +235,7 @@ fn progress_bar(args: &FetchArgs, source: Source) -> ProgressBar {
     let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} tickers {msg} {elapsed}")
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
-    bar.set_prefix(source.name());
+    bar.set_prefix(name);
     bar
 }
 

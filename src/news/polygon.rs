@@ -9,9 +9,9 @@ use chrono::NaiveDate;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::alpaca::rfc3339;
 use super::client::endpoint;
-use super::{Ctx, Item, day_start_us};
+use super::fields::{day_bounds, link, listed, stamp, strings, text};
+use super::{About, Ctx, Item, Keys, Sink, Vendor};
 use crate::error::{Error, Result};
 
 /// Polygon's host (Massive serves the same API).
@@ -21,53 +21,58 @@ pub const KEY_ENV: &str = "POLYGON_API_KEY";
 /// Articles per page (the maximum).
 pub const PAGE: usize = 1000;
 
-/// Fetches one ticker's articles published in `[from, to]`, following `next_url`.
-pub fn fetch_ticker(
-    ctx: &Ctx,
-    sym: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-    sink: &mut dyn FnMut(Vec<Item>) -> Result<()>,
-) -> Result<()> {
-    let q = [
-        ("ticker", sym.to_string()),
-        ("published_utc.gte", rfc3339(day_start_us(from))),
-        ("published_utc.lte", rfc3339(day_start_us(to + chrono::Duration::days(1)) - 1_000_000)),
-        ("limit", PAGE.to_string()),
-        ("sort", "published_utc".to_string()),
-        ("order", "asc".to_string()),
-    ];
-    let mut url = endpoint(&ctx.base, "/v2/reference/news", &q);
-    loop {
-        let same_host =
-            url.host_str() == ctx.base.host_str() && url.port_or_known_default() == ctx.base.port_or_known_default();
-        let v = ctx.http.get_json(&url, same_host)?;
-        let results = v
-            .get("results")
-            .and_then(Value::as_array)
-            .ok_or_else(|| Error::Api(format!("GET {url}: no `results` array in the answer")))?;
-        sink(results.iter().filter_map(item).collect())?;
-        let Some(next) = v.get("next_url").and_then(Value::as_str).filter(|s| !s.is_empty()) else { return Ok(()) };
-        url = Url::parse(next).map_err(|e| Error::Api(format!("GET {url}: next_url '{next}' is not a URL ({e})")))?;
+/// Polygon (Massive) reference news: its names, host, keys and free-plan rate (requests a minute).
+pub const ABOUT: About =
+    About { name: "polygon", aliases: &["massive"], base: DEFAULT_BASE, keys: &[KEY_ENV], rate: 5.0 };
+
+/// Polygon (Massive) reference news.
+#[derive(Debug, Default)]
+pub struct Polygon;
+
+impl Vendor for Polygon {
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
+
+    fn key_headers(&self, keys: &Keys) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![("Authorization", format!("Bearer {}", self.key(keys, KEY_ENV)?))])
+    }
+
+    /// One ticker's articles published in `[from, to]`, following `next_url`.
+    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool> {
+        let (start, end) = day_bounds(from, to);
+        let q = [
+            ("ticker", sym.to_string()),
+            ("published_utc.gte", start),
+            ("published_utc.lte", end),
+            ("limit", PAGE.to_string()),
+            ("sort", "published_utc".to_string()),
+            ("order", "asc".to_string()),
+        ];
+        let items = |url: &Url, v: &Value| -> Result<Vec<Item>> {
+            Ok(listed(url, v, "results")?.iter().filter_map(item).collect())
+        };
+        ctx.pages(endpoint(&ctx.base, "/v2/reference/news", &q), sink, items, next_url)?;
+        Ok(true)
+    }
+}
+
+/// The answer's `next_url`, if any.
+fn next_url(url: &Url, v: &Value) -> Result<Option<Url>> {
+    let Some(next) = v.get("next_url").and_then(Value::as_str).filter(|s| !s.is_empty()) else { return Ok(None) };
+    let parsed =
+        Url::parse(next).map_err(|e| Error::Api(format!("GET {url}: next_url '{next}' is not a URL ({e})")))?;
+    Ok(Some(parsed))
 }
 
 /// One article; `None` without an id, a title or `published_utc`.
 fn item(a: &Value) -> Option<Item> {
-    let published =
-        a.get("published_utc").and_then(Value::as_str).and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())?;
     Some(Item {
         id: a.get("id")?.as_str()?.to_string(),
-        symbols: a
-            .get("tickers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_string))
-            .collect(),
-        headline: a.get("title").and_then(Value::as_str).filter(|h| !h.trim().is_empty())?.to_string(),
-        url: a.get("article_url").and_then(Value::as_str).unwrap_or("").to_string(),
-        published_us: published.timestamp_micros(),
+        symbols: strings(a, "tickers"),
+        headline: text(a, "title")?,
+        url: link(a, "article_url"),
+        published_us: stamp(a, "published_utc")?,
         updated_us: None,
     })
 }

@@ -15,7 +15,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::Value;
 
 use super::client::endpoint;
-use super::{Ctx, Item, Keys};
+use super::fields::strings;
+use super::{About, Ctx, Item, Keys, Sink, Vendor};
 use crate::data::time::{Zone, days_from_date};
 use crate::error::{Error, Result};
 
@@ -27,6 +28,42 @@ pub const TICKERS_URL: &str = "https://www.sec.gov/files/company_tickers.json";
 pub const USER_AGENT_ENV: &str = "SEC_USER_AGENT";
 /// Forms kept by default: current reports, periodic reports and foreign issuers' equivalents.
 pub const DEFAULT_FORMS: &[&str] = &["8-K", "8-K/A", "10-K", "10-K/A", "10-Q", "10-Q/A", "6-K", "20-F", "40-F"];
+
+/// SEC EDGAR: its names, host, keys and free-plan rate (requests a minute).
+pub const ABOUT: About =
+    About { name: "sec", aliases: &["edgar", "sec-edgar"], base: DEFAULT_BASE, keys: &[USER_AGENT_ENV], rate: 480.0 };
+
+/// SEC EDGAR filings; `prepare` reads SEC's ticker → CIK list once per fetch.
+#[derive(Debug, Default)]
+pub struct Sec {
+    ciks: HashMap<String, u64>,
+}
+
+impl Vendor for Sec {
+    fn about(&self) -> &'static About {
+        &ABOUT
+    }
+
+    fn user_agent(&self, keys: &Keys) -> Result<String> {
+        user_agent(keys)
+    }
+
+    fn key_headers(&self, _keys: &Keys) -> Result<Vec<(&'static str, String)>> {
+        Ok(Vec::new())
+    }
+
+    fn prepare(&mut self, ctx: &Ctx) -> Result<()> {
+        self.ciks = cik_map(ctx)?;
+        Ok(())
+    }
+
+    /// The company's filings, when SEC's list gives the symbol a CIK.
+    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool> {
+        let Some(cik) = cik_of(&self.ciks, sym) else { return Ok(false) };
+        fetch_company(ctx, cik, sym, from, to, sink)?;
+        Ok(true)
+    }
+}
 
 /// The declared User-Agent, checked for an e-mail address as SEC's fair-access rules ask.
 pub fn user_agent(keys: &Keys) -> Result<String> {
@@ -64,24 +101,18 @@ pub fn cik_of(ciks: &HashMap<String, u64>, sym: &str) -> Option<u64> {
 
 /// Fetches one company's filings accepted in `[from, to]`: the recent page, then each older page
 /// whose dates overlap.
-pub fn fetch_ticker(
+pub fn fetch_company(
     ctx: &Ctx,
     cik: u64,
     sym: &str,
     from: NaiveDate,
     to: NaiveDate,
-    sink: &mut dyn FnMut(Vec<Item>) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let url = endpoint(&ctx.base, &format!("/submissions/CIK{cik:010}.json"), &[]);
     let v = ctx.http.get_json(&url, false)?;
     let name = v.get("name").and_then(Value::as_str).unwrap_or(sym).to_string();
-    let mut symbols: Vec<String> = v
-        .get("tickers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.as_str().map(str::to_ascii_uppercase))
-        .collect();
+    let mut symbols: Vec<String> = strings(&v, "tickers").iter().map(|t| t.to_ascii_uppercase()).collect();
     if !symbols.iter().any(|s| s == sym) {
         symbols.insert(0, sym.to_string());
     }

@@ -8,11 +8,13 @@
 //! late (never early). Stories without a `crawlDate` are skipped.
 
 use chrono::NaiveDate;
+use reqwest::Url;
 use serde_json::Value;
 
 use super::client::endpoint;
-use super::{Ctx, Item};
-use crate::error::{Error, Result};
+use super::fields::{articles, id, link, stamp, strings, text};
+use super::{About, Ctx, Item, Keys, Sink, Vendor};
+use crate::error::Result;
 
 /// Tiingo's host.
 pub const DEFAULT_BASE: &str = "https://api.tiingo.com";
@@ -21,59 +23,55 @@ pub const KEY_ENV: &str = "TIINGO_API_KEY";
 /// Articles per page.
 pub const PAGE: usize = 100;
 
-/// Fetches one ticker's articles published in `[from, to]`, `PAGE` at a time.
-pub fn fetch_ticker(
-    ctx: &Ctx,
-    sym: &str,
-    from: NaiveDate,
-    to: NaiveDate,
-    sink: &mut dyn FnMut(Vec<Item>) -> Result<()>,
-) -> Result<()> {
-    for offset in (0..).step_by(PAGE) {
-        let q = [
-            ("tickers", sym.to_ascii_lowercase()),
-            ("startDate", from.to_string()),
-            ("endDate", to.to_string()),
-            ("limit", PAGE.to_string()),
-            ("offset", offset.to_string()),
-            ("sortBy", "publishedDate".to_string()),
-        ];
-        let url = endpoint(&ctx.base, "/tiingo/news", &q);
-        let v = ctx.http.get_json(&url, true)?;
-        let arr = v.as_array().ok_or_else(|| Error::Api(format!("GET {url}: expected an array of articles")))?;
-        sink(arr.iter().filter_map(item).collect())?;
-        if arr.len() < PAGE {
-            break;
-        }
+/// Tiingo news: its names, host, keys and free-plan rate (requests a minute).
+pub const ABOUT: About = About { name: "tiingo", aliases: &[], base: DEFAULT_BASE, keys: &[KEY_ENV], rate: 0.8 };
+
+/// Tiingo news.
+#[derive(Debug, Default)]
+pub struct Tiingo;
+
+impl Vendor for Tiingo {
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
-    Ok(())
+
+    fn key_headers(&self, keys: &Keys) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![("Authorization", format!("Token {}", self.key(keys, KEY_ENV)?))])
+    }
+
+    /// One ticker's articles published in `[from, to]`, `PAGE` at a time until a short page.
+    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool> {
+        let request = |offset: usize| {
+            let q = [
+                ("tickers", sym.to_ascii_lowercase()),
+                ("startDate", from.to_string()),
+                ("endDate", to.to_string()),
+                ("limit", PAGE.to_string()),
+                ("offset", offset.to_string()),
+                ("sortBy", "publishedDate".to_string()),
+            ];
+            endpoint(&ctx.base, "/tiingo/news", &q)
+        };
+        let items =
+            |url: &Url, v: &Value| -> Result<Vec<Item>> { Ok(articles(url, v)?.iter().filter_map(item).collect()) };
+        let mut offset = 0;
+        let next = |url: &Url, v: &Value| -> Result<Option<Url>> {
+            offset += PAGE;
+            Ok((articles(url, v)?.len() >= PAGE).then(|| request(offset)))
+        };
+        ctx.pages(request(0), sink, items, next)?;
+        Ok(true)
+    }
 }
 
 /// One article; `None` without an id, a title or a time.
 fn item(a: &Value) -> Option<Item> {
-    let stamp = |k: &str| {
-        a.get(k)
-            .and_then(Value::as_str)
-            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-            .map(|d| d.timestamp_micros())
-    };
-    let published = stamp("crawlDate")?;
-    let id = match a.get("id")? {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
     Some(Item {
-        id,
-        symbols: a
-            .get("tickers")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s.as_str().map(str::to_ascii_uppercase))
-            .collect(),
-        headline: a.get("title").and_then(Value::as_str).filter(|h| !h.trim().is_empty())?.to_string(),
-        url: a.get("url").and_then(Value::as_str).unwrap_or("").to_string(),
-        published_us: published,
+        id: id(a)?,
+        symbols: strings(a, "tickers").iter().map(|s| s.to_ascii_uppercase()).collect(),
+        headline: text(a, "title")?,
+        url: link(a, "url"),
+        published_us: stamp(a, "crawlDate")?,
         updated_us: None,
     })
 }

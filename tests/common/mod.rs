@@ -3,7 +3,9 @@
 
 pub mod mock;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output};
 
 use polars::prelude::*;
 
@@ -31,8 +33,131 @@ pub fn strs(df: &DataFrame, col: &str) -> Vec<Option<String>> {
     df.column(col).unwrap().str().unwrap().iter().map(|s| s.map(str::to_string)).collect()
 }
 
+/// `name` under data/fixtures, the one root of the test fixtures (tiny checkpoints, reference
+/// numbers, metrics cases).
+pub fn fixtures(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixtures").join(name)
+}
+
 /// The shared real data folder, if present.
 pub fn real_data() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real-2011-2013");
     p.join("targets.parquet").exists().then_some(p)
+}
+
+/// The signalkit binary about to run: arguments and environment, then [`Cli::run`].
+pub struct Cli {
+    cmd: Command,
+    args: Vec<String>,
+}
+
+/// `signalkit ARGS`; more arguments and environment may follow before [`Cli::run`].
+pub fn signalkit<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Cli {
+    Cli { cmd: Command::new(env!("CARGO_BIN_EXE_signalkit")), args: Vec::new() }.args(args)
+}
+
+impl Cli {
+    /// One more argument.
+    pub fn arg(self, arg: impl AsRef<OsStr>) -> Self {
+        self.args([arg])
+    }
+
+    /// More arguments.
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        for a in args {
+            self.args.push(a.as_ref().to_string_lossy().into_owned());
+            self.cmd.arg(a);
+        }
+        self
+    }
+
+    /// An environment variable for the run.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// An environment variable the run must not inherit.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    /// Without the caller's `RUST_BACKTRACE` / `RUST_LIB_BACKTRACE` (messages are compared).
+    pub fn no_backtrace(self) -> Self {
+        self.env_remove("RUST_BACKTRACE").env_remove("RUST_LIB_BACKTRACE")
+    }
+
+    /// The upload history (`SIGNALKIT_HISTORY`) the run reads and writes, never the user's.
+    pub fn history(self, dir: impl AsRef<OsStr>) -> Self {
+        self.env("SIGNALKIT_HISTORY", dir)
+    }
+
+    /// Runs it to the end.
+    pub fn run(mut self) -> Run {
+        let out = self.cmd.output().unwrap();
+        Run { args: self.args, ..Run::from(out) }
+    }
+
+    /// The command itself, for a test that spawns (and kills or races) the process.
+    pub fn command(self) -> Command {
+        self.cmd
+    }
+}
+
+/// What a run of signalkit did.
+#[derive(Debug)]
+pub struct Run {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+    /// Its arguments, for messages.
+    pub args: Vec<String>,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        Run { status: out.status, stdout: text(&out.stdout), stderr: text(&out.stderr), args: Vec::new() }
+    }
+}
+
+impl Run {
+    /// True when it exited with success.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Standard output, then standard error.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
+    /// Asserts that it succeeded (showing its output if not).
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert!(
+            self.success(),
+            "signalkit {:?} failed ({}):\n{}\n{}",
+            self.args,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that it failed and its output names each of `wanted`.
+    #[track_caller]
+    pub fn refused(self, wanted: &[&str]) -> Self {
+        let text = self.text();
+        assert!(!self.success(), "signalkit {:?} should have failed:\n{text}", self.args);
+        for w in wanted {
+            assert!(text.contains(w), "signalkit {:?}: the message should name {w:?}:\n{text}", self.args);
+        }
+        self
+    }
 }
