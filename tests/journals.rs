@@ -103,12 +103,13 @@ fn submits_after_a_torn_history_line_succeed_and_the_warning_names_the_local_fil
     fs::write(history.join("history.jsonl"), FRAGMENT).unwrap();
     let mock = numerai_stand_in();
     let first = submission_file(dir.path(), "week1.csv", 300);
-    let (ok, said) = submit(&first, &history, &mock.url);
-    assert!(ok, "{said}");
-    assert!(said.contains(&history.join("history.jsonl").display().to_string()) && said.contains("local"), "{said}");
+    let (ok, first_said) = submit(&first, &history, &mock.url);
+    assert!(ok, "{first_said}");
     let second = submission_file(dir.path(), "week2.csv", 300);
     let (ok, said) = submit(&second, &history, &mock.url);
     assert!(ok, "the next submit is not blocked: {said}");
+    let journal = history.join("history.jsonl").display().to_string();
+    assert!(first_said.contains(&journal) && first_said.contains("local file"), "{first_said}");
     let h = History::at(Some(history.as_path())).unwrap();
     let ids: Vec<String> = h.records().unwrap().into_iter().map(|r| r.submission_id).collect();
     assert_eq!(ids, ["sub-0", "sub-1"]);

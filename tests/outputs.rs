@@ -174,12 +174,23 @@ fn a_merge_removes_what_a_killed_merge_left_beside_its_output() {
     fs::write(stale.join("some-model/shard-1.parquet"), b"partial").unwrap();
     let other = dir.path().join(".other.merge-tmp-AbC123");
     fs::create_dir_all(&other).unwrap();
-    let s = signalkit::encode::merge::merge(&dir.path().join("out"), &[src]).unwrap();
-    assert!(!stale.exists(), "the killed merge's folder is removed: {s}");
+    let (out, src) = (dir.path().join("out"), src.to_str().unwrap().to_string());
+    let (ok, said) = signalkit_run(&["store", "merge", "--out", out.to_str().unwrap(), &src], &[]);
+    assert!(ok, "{said}");
+    assert!(!stale.exists(), "the killed merge's folder is removed: {said}");
     assert!(other.exists(), "another output's merge is left alone");
     let names: Vec<String> =
         fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert!(!names.iter().any(|n| n.starts_with(".out.")), "nothing left beside the output: {names:?}");
+}
+
+/// `submit --dry-run --credentials FILE` of a valid file: whether it succeeded, and what it said.
+fn dry_run_with(dir: &Path, credentials: &Path) -> (bool, String) {
+    let file = submission_file(dir, "week.csv", 300);
+    let (f, c) = (file.to_str().unwrap(), credentials.to_str().unwrap());
+    let history = dir.join("history");
+    let env = [("SIGNALKIT_HISTORY", history.to_str().unwrap())];
+    signalkit_run(&["submit", f, "--model-name", "mymodel", "--dry-run", "--credentials", c], &env)
 }
 
 #[test]
@@ -188,9 +199,9 @@ fn a_credentials_directory_is_named_a_directory() {
     let creds = dir.path().join("credentials");
     fs::create_dir_all(&creds).unwrap();
     fs::set_permissions(&creds, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let e = signalkit::numerai::Credentials::from_file(&creds).unwrap_err().to_string();
-    assert!(e.contains("is a directory") && e.contains("credentials file"), "{e}");
-    assert!(!e.contains("readable by others"), "{e}");
+    let (ok, said) = dry_run_with(dir.path(), &creds);
+    assert!(!ok && said.contains("is a directory") && said.contains("credentials file"), "{said}");
+    assert!(!said.contains("readable by others"), "{said}");
 }
 
 fn private(dir: &Path, text: &str) -> PathBuf {
@@ -202,14 +213,14 @@ fn private(dir: &Path, text: &str) -> PathBuf {
 #[test]
 fn a_key_given_twice_in_a_credentials_file_is_refused_naming_the_lines() {
     let dir = tempfile::tempdir().unwrap();
-    for text in [
-        "public_id = \"P\"\nsecret_key = \"S1\"\nsecret_key = \"S2\"\n",
-        "[default]\npublic_id = \"P\"\nsecret_key = \"S1\"\nNUMERAI_SECRET_KEY = \"S2\"\n",
+    for (text, lines) in [
+        ("public_id = \"P\"\nsecret_key = \"S1\"\nsecret_key = \"S2\"\n", "line 3"),
+        ("[default]\npublic_id = \"P\"\nsecret_key = \"S1\"\nNUMERAI_SECRET_KEY = \"S2\"\n", "line 4"),
     ] {
         let p = private(dir.path(), text);
-        let e = signalkit::numerai::Credentials::from_file(&p).unwrap_err().to_string();
-        assert!(e.contains("credentials") && e.contains("line") && e.contains("given again"), "{e}");
-        assert!(!e.contains("S1") && !e.contains("S2"), "no secret echoed: {e}");
+        let (ok, said) = dry_run_with(dir.path(), &p);
+        assert!(!ok && said.contains("credentials") && said.contains(lines) && said.contains("given again"), "{said}");
+        assert!(!said.contains("S1") && !said.contains("S2"), "no secret echoed: {said}");
     }
     let p = private(dir.path(), "FINNHUB_API_KEY = \"a\"\nfinnhub_api_key = \"b\"\n");
     let e = signalkit::news::Keys::from_file(&p).unwrap_err().to_string();
@@ -223,16 +234,9 @@ fn diagnostics_checks_its_file_before_any_network_call() {
     let (id, secret) = STAND_IN_KEY;
     let creds = private(dir.path(), &format!("public_id = \"{id}\"\nsecret_key = \"{secret}\"\n"));
     let bad = write(dir.path(), "preds.csv", "ticker,date\nAAA US,2013-01-04\n");
-    let args = signalkit::numerai::diagnostics::DiagnosticsArgs {
-        api: signalkit::numerai::ApiArgs { api_url: Some(mock.url.clone()), credentials: Some(creds) },
-        predictions: Some(bad.clone()),
-        id: None,
-        model_name: "mymodel".into(),
-        out: dir.path().join("diag"),
-        poll: std::time::Duration::from_millis(10),
-        wait: std::time::Duration::from_secs(5),
-    };
-    let e = signalkit::numerai::diagnostics::diagnostics(&args, false).unwrap_err().to_string();
-    assert!(e.contains("preds.csv"), "{e}");
-    assert!(mock.requests().is_empty(), "the API was called before the file was checked");
+    let (b, c, o) = (bad.to_str().unwrap(), creds.to_str().unwrap(), dir.path().join("diag"));
+    let args = ["diagnostics", b, "--model-name", "mymodel", "--out", o.to_str().unwrap(), "--credentials", c];
+    let (ok, said) = signalkit_run(&[&args[..], &["--api-url", mock.url.as_str()]].concat(), &[]);
+    assert!(!ok && said.contains("preds.csv"), "{said}");
+    assert!(mock.requests().is_empty(), "the API was called before the file was checked: {said}");
 }
