@@ -98,6 +98,13 @@ pub fn blocking_client(url: &reqwest::Url, timeout: Duration, user_agent: &str) 
 pub fn check_private(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() { "a directory" } else { "not a regular file (a FIFO, socket or device)" };
+        return Err(Error::input(
+            path,
+            format!("is {kind}, expected the credentials file itself (KEY = value lines, mode 600): name that file"),
+        ));
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::input(
@@ -119,12 +126,14 @@ pub fn check_private(_path: &Path) -> Result<()> {
 
 /// Reads a private (mode 0600) secrets file of `KEY = value` lines — quotes, `#` comments,
 /// `[section]` lines and `export` allowed, so TOML and shell files both work — as (key as written,
-/// value) pairs. A malformed line is an error naming its number (never echoing it: it may hold a
-/// secret); `example` shows the expected form.
-pub fn read_key_file(path: &Path, example: &str) -> Result<Vec<(String, String)>> {
+/// value) pairs. A malformed line, or a key given twice (`same_key` maps a key to the name it
+/// stands for, so aliases count as one), is an error naming its line (never echoing it: it may
+/// hold a secret); `example` shows the expected form.
+pub fn read_key_file(path: &Path, example: &str, same_key: impl Fn(&str) -> String) -> Result<Vec<(String, String)>> {
     check_private(path)?;
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with('[') {
@@ -133,7 +142,14 @@ pub fn read_key_file(path: &Path, example: &str) -> Result<Vec<(String, String)>
         let Some((k, v)) = line.split_once('=') else {
             return Err(Error::input(path, format!("line {}: expected KEY = value, e.g. {example}", i + 1)));
         };
-        out.push((k.trim().trim_start_matches("export ").trim().to_string(), unquote(v)));
+        let key = k.trim().trim_start_matches("export ").trim().to_string();
+        if let Some(first) = seen.insert(same_key(&key), i + 1) {
+            return Err(Error::input(
+                path,
+                format!("line {}: {key} is given again (first on line {first}): keep one of the two lines", i + 1),
+            ));
+        }
+        out.push((key, unquote(v)));
     }
     Ok(out)
 }

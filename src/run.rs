@@ -31,6 +31,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     let out = cfg.out.clone();
     crate::train::check_tree_count(&cfg.train.params)?;
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let _lock = crate::data::lock::lock_folder(&out, "run", "--out (config key `out`)")?;
     write_bytes_atomic(&out.join("config.toml"), cfg.with_absolute_paths().to_toml()?.as_bytes())?;
     let ask_store = out.join("ask-store");
     let ask =

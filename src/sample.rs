@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Poisson};
 
 use crate::data::time::{US_PER_DAY, days_from_date, fmt_us};
-use crate::data::write_csv_atomic;
+use crate::data::write_bytes_atomic;
 use crate::error::{Error, Result};
 
 /// Size and seed of the synthetic universe.
@@ -301,14 +301,68 @@ pub fn generate(opts: &SampleOptions) -> (DataFrame, DataFrame, usize) {
     (targets, headlines, after_friday)
 }
 
-/// Writes `targets.csv` and `headlines.csv` into `dir`.
+/// The file in a sample folder that records what `sample` wrote there: each file's xxh3.
+pub const MARKER: &str = ".signalkit-sample.json";
+
+/// Writes `targets.csv` and `headlines.csv` into `dir` (under the folder's lock). An existing
+/// file there is replaced only when it is this command's own earlier output, unchanged since
+/// (its hash is in [`MARKER`]), or already holds exactly the bytes about to be written; any other
+/// file is refused before anything is written: `sample` never overwrites a user's data.
 pub fn write_sample(dir: &Path, opts: &SampleOptions) -> Result<SampleSummary> {
     if opts.tickers < 10 || opts.fridays < opts.validation_eras + 2 {
         return Err(Error::Config("sample needs at least 10 tickers and more Fridays than validation eras + 2".into()));
     }
+    let _lock = crate::data::lock::lock_folder(dir, "sample", "--out")?;
     let (mut targets, mut headlines, after_friday) = generate(opts);
     let files = vec![dir.join("targets.csv"), dir.join("headlines.csv")];
-    write_csv_atomic(&mut targets, &files[0])?;
-    write_csv_atomic(&mut headlines, &files[1])?;
+    let bytes = [csv_bytes(&mut targets, &files[0])?, csv_bytes(&mut headlines, &files[1])?];
+    let ours = written_before(dir);
+    for (path, new) in files.iter().zip(&bytes) {
+        check_overwrite(path, new, &ours)?;
+    }
+    for (path, new) in files.iter().zip(&bytes) {
+        write_bytes_atomic(path, new)?;
+    }
+    let hashes: std::collections::BTreeMap<String, String> =
+        files.iter().zip(&bytes).map(|(p, b)| (file_name(p), hash(b))).collect();
+    let marker = serde_json::to_vec_pretty(&hashes).expect("serialisable");
+    write_bytes_atomic(&dir.join(MARKER), &marker)?;
     Ok(SampleSummary { rows: targets.height(), headlines: headlines.height(), after_friday, files })
+}
+
+fn csv_bytes(df: &mut DataFrame, path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    CsvWriter::new(&mut out).include_header(true).finish(df).map_err(|e| Error::table(path, e))?;
+    Ok(out)
+}
+
+fn hash(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// File name → hash of what an earlier `sample` wrote into `dir` (empty without a marker).
+fn written_before(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read(dir.join(MARKER)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+/// Refuses to replace `path` unless it is missing, holds `new` already, or is `sample`'s own
+/// unchanged earlier output (`ours`).
+fn check_overwrite(path: &Path, new: &[u8], ours: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    let old = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if old == new || ours.get(&file_name(path)) == Some(&hash(&old)) {
+        return Ok(());
+    }
+    Err(Error::input(
+        path,
+        "exists and is not a file `signalkit sample` wrote (or it was edited since): sample never overwrites other \
+         files; name a new or empty folder with --out, or move this file away first",
+    ))
 }

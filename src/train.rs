@@ -301,6 +301,7 @@ fn parse_until(s: &str) -> Result<i32> {
 /// Trains on the training eras, validates after the embargo, saves the model and every row's
 /// prediction (`predictions.parquet`: ticker, era, split, prediction).
 pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
+    let _out = crate::data::lock::lock_folder(&args.out, "train", "--out")?;
     let cfg = &args.config;
     check_tree_count(&cfg.params)?;
     let t = KeyedTable::read(&args.features)?;

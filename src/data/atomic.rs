@@ -77,20 +77,3 @@ pub fn check_replaceable(path: &Path, meta: &fs::Metadata) -> Result<()> {
     };
     Err(Error::input(path, format!("the output path is {kind}: name a regular file path for the output")))
 }
-
-/// Opens (creating) `path` and tries its exclusive lock: the file, and whether the lock was taken
-/// (false: another process holds it; `File::lock` on the file waits for it). Dropping the file
-/// releases the lock.
-pub fn try_lock_file(path: &Path) -> Result<(File, bool)> {
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok((f, true)),
-        Err(std::fs::TryLockError::WouldBlock) => Ok((f, false)),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(path, e)),
-    }
-}

@@ -2,6 +2,8 @@
 
 pub mod atomic;
 pub mod headlines;
+pub mod journal;
+pub mod lock;
 pub mod signal;
 pub mod targets;
 pub mod tickers;
@@ -350,6 +352,53 @@ pub fn guard_output(out: &Path, inputs: &[&Path]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Refuses an output folder `out` (named by the option `out_flag`) that is, holds or sits inside
+/// one of the input folders `inputs` (each with its option), through any path or link: writing
+/// there would overwrite or mix with the input's files. A missing `out` is fine; an existing
+/// one must be a folder.
+pub fn guard_output_folder(out: &Path, out_flag: &str, inputs: &[(&Path, &str)]) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::input(out, format!("{out_flag} is a file, not a folder: name a folder for the output")));
+    }
+    let o = resolved(out);
+    for (input, flag) in inputs {
+        let Ok(i) = std::fs::canonicalize(input) else { continue };
+        let how = if o == i {
+            format!("{out_flag} is the {flag} folder {}", input.display())
+        } else if o.starts_with(&i) {
+            format!("{out_flag} is inside the {flag} folder {}", input.display())
+        } else if i.starts_with(&o) {
+            format!("the {flag} folder {} is inside {out_flag}", input.display())
+        } else {
+            continue;
+        };
+        return Err(Error::input(
+            out,
+            format!("{how}: the output would overwrite or mix with {flag}'s files; name a new folder for {out_flag}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `p` made absolute with every link resolved, as far as it exists (the missing rest appended).
+fn resolved(p: &Path) -> std::path::PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut rest = Vec::new();
+    let mut at = abs.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |acc, name| acc.join(name));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return abs,
+        }
+    }
 }
 
 /// Writes a CSV file atomically (temporary file, then rename).

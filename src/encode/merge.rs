@@ -8,7 +8,9 @@
 //! hand). Values agree when within [`TOLERANCE`]: batches of other sizes or padding change the
 //! last bits of a float. A new `--out` is built in a temporary folder beside it and renamed into
 //! place whole; rows missing from an existing `--out` are added as new store shards, each written
-//! atomically under the store's writer lock, so readers never see half a shard. Every key is
+//! atomically under the store's writer lock, so readers never see half a shard. One merge into
+//! an output at a time (`.<out>.merge.lock` beside it); it removes the temporary folders of
+//! merges into that output that were killed. Every key is
 //! checked before anything is written. Memory holds the keys, the rows of keys that several
 //! sources hold, and one shard's rows at a time: sources are read shard by shard.
 
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::shard::Shard;
 use super::store::{Encoded, MANIFEST, ModelKey, Store};
+use crate::data::lock::Lock;
 use crate::error::{Error, Result};
 
 /// Largest difference between two values of one key that still counts as the same number,
@@ -63,6 +66,8 @@ pub struct MergeSummary {
     pub skipped_self: Vec<PathBuf>,
     /// Each model folder.
     pub folders: Vec<FolderMerge>,
+    /// Temporary folders of killed merges into this output, removed.
+    pub cleaned: Vec<PathBuf>,
 }
 
 impl std::fmt::Display for MergeSummary {
@@ -82,6 +87,9 @@ impl std::fmt::Display for MergeSummary {
                 write!(f, "; warning: shards {} not merged yet", list.join(", "))?;
             }
         }
+        for t in &self.cleaned {
+            write!(f, "\n  removed {}, left by a merge that was stopped", t.display())?;
+        }
         for s in &self.skipped_self {
             write!(f, "\n  {} is the output itself: nothing to copy from it", s.display())?;
         }
@@ -99,6 +107,12 @@ fn folders(root: &Path, what: &str) -> Result<Folders> {
         return Err(Error::input(root, format!("{what} is not a folder: name a store folder")));
     }
     let models = Store::models(root)?;
+    if models.is_empty() && root.join(MANIFEST).is_file() {
+        return Err(Error::input(
+            root,
+            format!("{what} is one model folder of a store, not a store: name the folder that holds it"),
+        ));
+    }
     if models.is_empty() {
         return Err(Error::input(
             root,
@@ -310,6 +324,9 @@ pub fn merge(out: &Path, sources: &[PathBuf]) -> Result<MergeSummary> {
     if sources.is_empty() {
         return Err(Error::Config("store merge: name at least one source store after --out DIR".into()));
     }
+    let (parent, name) = beside(out)?;
+    let _lock = Lock::take(&parent.join(format!(".{name}.merge.lock")), "store merge", out, "name another --out")?;
+    let cleaned = remove_stale_temps(&parent, &name)?;
     let existing = existing_out(out)?;
     let mut skipped_self = Vec::new();
     let mut inputs: Vec<(PathBuf, Folders)> = Vec::new();
@@ -333,9 +350,9 @@ pub fn merge(out: &Path, sources: &[PathBuf]) -> Result<MergeSummary> {
     let plan = plan(existing.as_ref(), &inputs)?;
     let folders = match existing {
         Some(_) => write_folders(out, &plan)?,
-        None => write_new(out, &plan)?,
+        None => write_new(out, (parent.as_path(), name.as_str()), &plan)?,
     };
-    Ok(MergeSummary { out: out.to_path_buf(), created: folders.0, skipped_self, folders: folders.1 })
+    Ok(MergeSummary { out: out.to_path_buf(), created: folders.0, skipped_self, folders: folders.1, cleaned })
 }
 
 /// One model folder's merge: its model, the sources opened for reading (the output first when
@@ -399,17 +416,45 @@ fn write_folders(root: &Path, plans: &[FolderPlan]) -> Result<(bool, Vec<FolderM
     Ok((false, done))
 }
 
-/// Builds the store in a temporary folder beside `out` and renames it into place whole.
-fn write_new(out: &Path, plans: &[FolderPlan]) -> Result<(bool, Vec<FolderMerge>)> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+/// Builds the store in a temporary folder beside `out` (in `parent`, named after `name`) and
+/// renames it into place whole.
+fn write_new(out: &Path, (parent, name): (&Path, &str), plans: &[FolderPlan]) -> Result<(bool, Vec<FolderMerge>)> {
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.merge-tmp-"))
+        .prefix(&format!(".{name}{TEMP_MARK}"))
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))?;
     let (_, done) = write_folders(tmp.path(), plans)?;
     // rename(2) replaces a missing or empty folder, never a non-empty one.
     fs::rename(tmp.path(), out).map_err(|e| Error::io(out, e))?;
     Ok((true, done))
+}
+
+/// What names a merge's temporary folder: `.<out name>.merge-tmp-<random>`.
+const TEMP_MARK: &str = ".merge-tmp-";
+
+/// The folder `out` is in and its name (an existing `.` or `..` resolved first).
+fn beside(out: &Path) -> Result<(PathBuf, String)> {
+    let path = match out.file_name() {
+        Some(_) => out.to_path_buf(),
+        None => fs::canonicalize(out).map_err(|e| Error::io(out, e))?,
+    };
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "store".into());
+    Ok((parent, name))
+}
+
+/// Removes the temporary folders that merges into `<parent>/<name>` left when they were killed.
+/// None of them is live: the caller holds the merge lock of that output.
+fn remove_stale_temps(parent: &Path, name: &str) -> Result<Vec<PathBuf>> {
+    let prefix = format!(".{name}{TEMP_MARK}");
+    let Ok(entries) = fs::read_dir(parent) else { return Ok(Vec::new()) };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) && e.path().is_dir() {
+            fs::remove_dir_all(e.path()).map_err(|err| Error::io(&e.path(), err))?;
+            removed.push(e.path());
+        }
+    }
+    Ok(removed)
 }

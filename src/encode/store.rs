@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use polars::prelude::*;
 use xxhash_rust::xxh3::xxh3_128;
 
+use crate::data::lock::Lock;
 use crate::error::{Error, Result};
 
 pub use crate::provenance::ModelKey;
@@ -127,20 +128,13 @@ impl StoreQuery {
     }
 }
 
-/// A writer's claim on a model folder: an exclusive lock on `writers/<token>.lock`, released and
-/// removed when the store is dropped (or by a later writer once this process is dead).
+/// A writer's claim on a model folder: an exclusive lock on `writers/<token>.lock` (the one
+/// lock helper, [`crate::data::lock`]), released and removed when the store is dropped (or by a
+/// later writer once this process is dead).
 #[derive(Debug)]
 struct WriterLock {
     token: String,
-    path: PathBuf,
-    _file: fs::File,
-}
-
-impl Drop for WriterLock {
-    fn drop(&mut self) {
-        // Removed while still locked: nobody can take a finished writer for a dead one.
-        let _ = fs::remove_file(&self.path);
-    }
+    _lock: Lock,
 }
 
 impl WriterLock {
@@ -152,18 +146,12 @@ impl WriterLock {
         let mut last = None;
         for _ in 0..8 {
             let token = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
-            let fresh = writers.join(format!("{token}.lock.new"));
-            let mut file = match fs::OpenOptions::new().read(true).write(true).create_new(true).open(&fresh) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(Error::io(&fresh, e)),
+            let Some(mut lock) = Lock::create_new(&writers.join(format!("{token}.lock.new")), "store writer")? else {
+                continue;
             };
-            // std's File::lock: flock on Unix (Rust 1.89+).
-            file.lock().map_err(|e| Error::io(&fresh, e))?;
-            let _ = writeln!(file, "pid {}", std::process::id());
             let path = writers.join(format!("{token}.lock"));
-            match fs::rename(&fresh, &path) {
-                Ok(()) => return Ok(WriterLock { token, path, _file: file }),
+            match lock.rename(&path) {
+                Ok(()) => return Ok(WriterLock { token, _lock: lock }),
                 // A cleaner took the fresh file for debris: try again under a new name.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => last = Some(e),
                 Err(e) => return Err(Error::io(&path, e)),
@@ -177,13 +165,6 @@ impl WriterLock {
 /// untouched before a writer removes it.
 const LEGACY_TEMP_AGE: Duration = Duration::from_secs(3600);
 
-/// Whether a lock file can be locked by us (its writer is dead); the locked file is returned so
-/// the lock is held until its debris is gone. `None` when it is held or gone.
-fn lock_if_dead(path: &Path) -> Option<fs::File> {
-    let f = fs::File::open(path).ok()?;
-    f.try_lock().ok().map(|_| f)
-}
-
 fn older_than(path: &Path, age: Duration) -> bool {
     fs::metadata(path)
         .and_then(|m| m.modified())
@@ -196,21 +177,20 @@ fn older_than(path: &Path, age: Duration) -> bool {
 /// any writer whose lock is held).
 fn clean_debris(dir: &Path, own: &str) -> Result<Vec<PathBuf>> {
     let writers = dir.join(WRITERS);
-    let mut dead = Vec::new(); // (token, lock path, locked file)
+    let mut dead = Vec::new(); // (token, its abandoned lock, removed when dropped)
     for e in fs::read_dir(&writers).map_err(|e| Error::io(&writers, e))?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if let Some(token) = name.strip_suffix(".lock") {
             if token == own {
                 continue;
             }
-            if let Some(f) = lock_if_dead(&e.path()) {
-                dead.push((token.to_string(), e.path(), f));
+            if let Some(lock) = Lock::abandoned(&e.path()) {
+                dead.push((token.to_string(), lock));
             }
         } else if name.ends_with(".lock.new") && older_than(&e.path(), Duration::from_secs(60)) {
             // A writer killed between creating its lock file and renaming it into place.
-            if let Some(_f) = lock_if_dead(&e.path()) {
-                let _ = fs::remove_file(e.path());
-            }
+            // Dropping the abandoned lock removes its file.
+            drop(Lock::abandoned(&e.path()));
         }
     }
     let mut removed = Vec::new();
@@ -219,7 +199,7 @@ fn clean_debris(dir: &Path, own: &str) -> Result<Vec<PathBuf>> {
         let Some((_, owner)) = name.rsplit_once(".tmp-") else { continue };
         let gone = if owner == own {
             false
-        } else if dead.iter().any(|(t, _, _)| t == owner) {
+        } else if dead.iter().any(|(t, _)| t == owner) {
             true
         } else if owner.contains('-') {
             // A writer's lock file exists before its first temporary file and is removed after
@@ -233,9 +213,7 @@ fn clean_debris(dir: &Path, own: &str) -> Result<Vec<PathBuf>> {
             removed.push(e.path());
         }
     }
-    for (_, path, _file) in dead {
-        let _ = fs::remove_file(path); // while still locked by us
-    }
+    drop(dead); // each lock file removed while still locked by us
     Ok(removed)
 }
 
@@ -343,8 +321,7 @@ impl Store {
         for e in fs::read_dir(root).map_err(|e| Error::io(root, e))?.flatten() {
             let m = e.path().join(MANIFEST);
             if let Ok(text) = fs::read_to_string(&m) {
-                let key: ModelKey =
-                    serde_json::from_str(&text).map_err(|e| Error::input(&m, format!("invalid: {e}")))?;
+                let key: ModelKey = serde_json::from_str(&text).map_err(|e| not_a_store(root, &m, &e))?;
                 models.push((e.path(), key));
             }
         }
@@ -485,6 +462,27 @@ impl Store {
         let df = if seen.len() < df.height() { df.filter(&first).map_err(|e| Error::table(&self.dir, e))? } else { df };
         Ok((df, skipped))
     }
+}
+
+/// The error for a `<folder>/model.json` under `root` that is not a store manifest: `root` is
+/// not a signalkit store (say what one holds).
+fn not_a_store(root: &Path, manifest: &Path, e: &serde_json::Error) -> Error {
+    let why = if manifest.with_file_name("model.txt").exists() {
+        "a trained model's card".to_string()
+    } else if e.classify() == serde_json::error::Category::Data {
+        "JSON of another kind".to_string()
+    } else {
+        format!("not valid JSON: {e}")
+    };
+    Error::input(
+        manifest,
+        format!(
+            "not a store manifest ({why}): {} is not a signalkit store. A store holds one folder per encoder \
+             (or ask question), each with model.json naming the model (id, fingerprint, max_len, dtype, labels) and \
+             shard-*.parquet files: name a folder written by encode or ask",
+            root.display()
+        ),
+    )
 }
 
 /// A store table's rows (columns key, text, p_*, cls); `at` names it in errors.

@@ -181,6 +181,7 @@ fn pick(v: &[f64], rows: &[usize]) -> Vec<f64> {
 
 /// Scores predictions per era against the targets, writes report.json, report.md and plots.
 pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
+    let _out = crate::data::lock::lock_folder(&args.out, "evaluate", "--out")?;
     let preds = KeyedTable::read(&args.predictions)?;
     let p = prediction_values(&args.predictions, &preds)?;
     let targets = KeyedTable::read(&args.targets)?;
@@ -598,6 +599,7 @@ impl std::fmt::Display for FeatureImportance {
 /// Gain and split importance, and each feature's per-era correlation with the target; writes
 /// importance.json, importance.md and plots/importance.png.
 pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
+    let _out = crate::data::lock::lock_folder(&args.out, "importance", "--out")?;
     let model = Model::load(&args.model)?;
     let (gain, splits) = model_importance(&model)?;
     let ft = KeyedTable::read(&args.features)?;

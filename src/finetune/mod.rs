@@ -619,6 +619,16 @@ pub struct EpochRun<'a> {
     pub show: bool,
 }
 
+/// Claims the output folder before any work: `--out` may not be, hold or sit inside the base
+/// checkpoint's folder (`--model`; the run would overwrite or mix with the checkpoint it reads),
+/// and one fine-tuning run at a time writes it (its lock is held until the returned value is
+/// dropped; a second run fails at once naming the first).
+pub fn claim_out(base: &ModelFiles, out: &Path) -> Result<crate::data::lock::Lock> {
+    let model_dir = base.config.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    crate::data::guard_output_folder(out, "--out", &[(model_dir, "--model")])?;
+    crate::data::lock::lock_folder(out, "finetune", "--out")
+}
+
 /// Set to an epoch number, the process aborts (as if killed) once that epoch's checkpoint is
 /// written: the resume tests use it.
 pub const ABORT_AFTER_EPOCH_ENV: &str = "SIGNALKIT_FINETUNE_ABORT_AFTER_EPOCH";

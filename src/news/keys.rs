@@ -51,7 +51,7 @@ impl Keys {
 
     /// Reads `KEY = value` lines (quotes, `#` comments, `[sections]` and `export` allowed).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let values = crate::http::read_key_file(path, "FINNHUB_API_KEY = \"...\"")?
+        let values = crate::http::read_key_file(path, "FINNHUB_API_KEY = \"...\"", str::to_ascii_uppercase)?
             .into_iter()
             .map(|(k, v)| (k.to_ascii_uppercase(), v))
             .collect();

@@ -200,15 +200,10 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
     Ok(summary)
 }
 
-/// One fetch per source folder at a time: an exclusive lock on `<dir>/.lock`, held until dropped.
-fn lock(dir: &Path) -> Result<std::fs::File> {
-    match crate::data::atomic::try_lock_file(&dir.join(".lock"))? {
-        (f, true) => Ok(f),
-        (_, false) => Err(Error::Config(format!(
-            "{}: another news fetch is writing this folder; wait for it to finish (or use another --out)",
-            dir.display()
-        ))),
-    }
+/// One fetch per source folder at a time: the folder's lock ([`crate::data::lock::lock_folder`]),
+/// held until dropped.
+fn lock(dir: &Path) -> Result<crate::data::lock::Lock> {
+    crate::data::lock::lock_folder(dir, "news fetch", "--out")
 }
 
 fn add_counts(total: &mut Added, a: Added) {

@@ -117,7 +117,9 @@ impl Credentials {
     /// `NUMERAI_SECRET_KEY`. On Unix the file must not be readable by group or others (mode 0600).
     pub fn from_file(path: &Path) -> Result<Self> {
         let (mut public_id, mut secret_key) = (None, None);
-        for (key, value) in crate::http::read_key_file(path, "public_id = \"...\", secret_key = \"...\"")? {
+        let example = "public_id = \"...\", secret_key = \"...\"";
+        let same = |k: &str| k.to_ascii_lowercase().trim_start_matches("numerai_").to_string();
+        for (key, value) in crate::http::read_key_file(path, example, same)? {
             match key.to_ascii_lowercase().as_str() {
                 "public_id" | "numerai_public_id" => public_id = Some(value),
                 "secret_key" | "numerai_secret_key" => secret_key = Some(value),

@@ -104,16 +104,20 @@ fn query() -> String {
 }
 
 /// Uploads the predictions (or takes `id`), waits for Numerai's scores and writes the report.
+/// The local predictions file is checked and prepared before any network call.
 pub fn diagnostics(args: &DiagnosticsArgs, show: bool) -> Result<DiagnosticsReport> {
+    let _out = crate::data::lock::lock_folder(&args.out, "diagnostics", "--out")?;
+    let file = match (&args.id, &args.predictions) {
+        (Some(_), _) => None,
+        (None, Some(p)) => Some(prepare_upload(p, &args.out)?),
+        (None, None) => return Err(Error::Config("diagnostics: give a predictions file or --id".into())),
+    };
     let client = args.api.client()?;
     let model_id = client.model_id(&args.model_name)?;
-    let id = match (&args.id, &args.predictions) {
+    let id = match (&args.id, file) {
         (Some(id), _) => id.clone(),
-        (None, Some(p)) => {
-            let file = prepare_upload(p, &args.out)?;
-            upload(&client, &file, &model_id)?
-        }
-        (None, None) => return Err(Error::Config("diagnostics: give a predictions file or --id".into())),
+        (None, Some(file)) => upload(&client, &file, &model_id)?,
+        (None, None) => unreachable!("refused above"),
     };
     if show {
         eprintln!("diagnostics {id}: waiting for Numerai's scores (resume with --id {id})");

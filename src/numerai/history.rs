@@ -1,17 +1,18 @@
 //! The local record of what was uploaded, so the churn gate can compare this week's signal with
 //! the model's last ones: `history.jsonl` (one JSON line per confirmed submission: model, server
 //! id, file, content hash, time) and `signals/<xxh3>.<ext>`, a copy of each file sent (the file a
-//! weekly job overwrites is still there next week). Lines are appended under an exclusive lock
-//! and synced; a reader skips a torn last line (a writer killed mid-line) with a warning.
+//! weekly job overwrites is still there next week). `history.jsonl` is a [`Journal`]: lines are
+//! appended under its lock and synced; a torn last line (a writer killed mid-line) is skipped by
+//! readers and moved to a side file by the next append, so it never blocks a submit.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::gate::Signal;
 use super::{Client, ServerSubmission};
+use crate::data::journal::Journal;
 use crate::data::{find_column, read_table, str_values, write_bytes_atomic};
 use crate::error::{Error, Result};
 
@@ -57,8 +58,8 @@ impl History {
         Ok(History { dir })
     }
 
-    fn log_path(&self) -> PathBuf {
-        self.dir.join("history.jsonl")
+    fn journal(&self) -> Journal {
+        Journal::new(&self.dir.join("history.jsonl"), "upload history record")
     }
 
     fn copy_path(&self, r: &Record) -> PathBuf {
@@ -68,52 +69,26 @@ impl History {
     /// Keeps a copy of `bytes` and appends `r`, unless that submission id is already recorded.
     pub fn append(&self, r: &Record, bytes: &[u8]) -> Result<()> {
         fs::create_dir_all(self.dir.join("signals")).map_err(|e| Error::io(&self.dir, e))?;
-        if self.records()?.iter().any(|old| old.submission_id == r.submission_id && old.content_xxh3 == r.content_xxh3)
-        {
-            return Ok(());
-        }
         let copy = self.copy_path(r);
         if !copy.exists() {
             write_bytes_atomic(&copy, bytes)?;
         }
-        let path = self.log_path();
-        let mut f = OpenOptions::new().create(true).append(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        f.lock().map_err(|e| Error::io(&path, e))?;
-        let mut line = serde_json::to_string(r).map_err(|e| Error::Config(e.to_string()))?;
-        line.push('\n');
-        f.write_all(line.as_bytes()).and_then(|_| f.sync_data()).map_err(|e| Error::io(&path, e))
+        self.journal()
+            .append(r, |old: &Record| old.submission_id == r.submission_id && old.content_xxh3 == r.content_xxh3)
+            .map(|_| ())
     }
 
     /// Every record, oldest first.
     pub fn records(&self) -> Result<Vec<Record>> {
-        let path = self.log_path();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let complete =
-            if text.ends_with('\n') { text.as_str() } else { &text[..text.rfind('\n').map_or(0, |i| i + 1)] };
-        if complete.len() < text.len() {
-            eprintln!("history: {}: ignoring an unfinished last line (a writer was stopped mid-line)", path.display());
-        }
-        complete
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| {
-                    Error::at(&path, Some(i + 1), "", format!("not a history record ({e}); fix or delete the line"))
-                })
-            })
-            .collect()
+        self.journal().read()
     }
 
-    /// The model's last `k` submissions (newest first) other than the bytes `current_xxh3`, read
-    /// from their copies; a record whose copy is gone is skipped with a warning.
-    pub fn recent(&self, model_name: &str, current_xxh3: &str, k: usize) -> Result<Vec<Signal>> {
+    /// The model's last `k` submissions (newest first) among `local` (this history's
+    /// [`History::records`]) other than the bytes `current_xxh3`, read from their copies; a
+    /// record whose copy is gone is skipped with a warning.
+    pub fn recent(&self, local: &[Record], model_name: &str, current_xxh3: &str, k: usize) -> Result<Vec<Signal>> {
         let mut out = Vec::new();
-        for r in self.records()?.iter().rev() {
+        for r in local.iter().rev() {
             if out.len() == k {
                 break;
             }
@@ -139,11 +114,19 @@ impl History {
     /// The model's last `k` submissions as Numerai lists them (newest first), other than the bytes
     /// `current_xxh3`: each read from this history's copy when it has one, else downloaded once
     /// (`submissionDownloadAuth`) into `signals/server-<id>`. Numerai's list is the truth: it has
-    /// uploads made from other machines or tools too.
-    pub fn server_recent(&self, client: &Client, model_id: &str, current_xxh3: &str, k: usize) -> Result<Vec<Signal>> {
+    /// uploads made from other machines or tools too. `local` is this history's
+    /// [`History::records`], read by the caller first so that a fault in the local file is never
+    /// taken for Numerai's.
+    pub fn server_recent(
+        &self,
+        client: &Client,
+        model_id: &str,
+        local: &[Record],
+        current_xxh3: &str,
+        k: usize,
+    ) -> Result<Vec<Signal>> {
         let mut listed = client.submissions(model_id)?;
         listed.sort_by_key(|s| std::cmp::Reverse(s.inserted()));
-        let local = self.records()?;
         let mut out = Vec::new();
         for s in listed {
             if out.len() == k {

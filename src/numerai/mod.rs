@@ -317,15 +317,17 @@ fn previous_signals(
     xxh3: &str,
     server: Option<(&Client, &str)>,
 ) -> Result<Vec<gate::Signal>> {
+    // The local history first: a damaged line there is an error about that file, not Numerai's.
+    let local = history.records()?;
     if let Some((client, model_id)) = server {
-        match history.server_recent(client, model_id, xxh3, gate::GATE_WINDOW) {
+        match history.server_recent(client, model_id, &local, xxh3, gate::GATE_WINDOW) {
             Ok(p) => return Ok(p),
             Err(e) => eprintln!(
                 "submit: warning: the model's submissions could not be read from Numerai ({e}); the churn gate compares with the local history only"
             ),
         }
     }
-    history.recent(&args.model_name, xxh3, gate::GATE_WINDOW)
+    history.recent(&local, &args.model_name, xxh3, gate::GATE_WINDOW)
 }
 
 /// The churn gate of the file against the model's last submissions (see [`previous_signals`];
@@ -387,14 +389,11 @@ impl Attempt<'_> {
     /// Holds `<journal>.lock` exclusively (waiting, with a message, while another `submit` of this
     /// file for this model runs), so two runs at once cannot both create the submission: the
     /// second finds the first's journal and asks Numerai before uploading.
-    fn lock(&self) -> Result<std::fs::File> {
+    fn lock(&self) -> Result<crate::data::lock::Lock> {
         let path = self.journal_path.with_extension("json.lock");
-        let (f, taken) = crate::data::atomic::try_lock_file(&path)?;
-        if !taken {
-            eprintln!("submit: another submit of {} is running; waiting for it", self.args.file.display());
-            f.lock().map_err(|e| Error::io(&path, e))?;
-        }
-        Ok(f)
+        crate::data::lock::Lock::wait(&path, "submit", |who| {
+            eprintln!("submit: another submit of {} is running ({who}); waiting for it", self.args.file.display());
+        })
     }
 
     /// When an earlier run got as far as creating a submission of these bytes, asks Numerai
