@@ -1119,6 +1119,7 @@ pub struct FinetuneCmd {
 
 impl FinetuneCmd {
     pub fn run(self) -> Result<()> {
+        signalkit::finetune::check_labels(self.labels.as_deref())?;
         let model = signalkit::encode::hub::ModelSource::new(&self.model).resolve()?;
         let hyper = Hyper {
             lr: self.lr,
