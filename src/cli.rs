@@ -793,15 +793,10 @@ impl RunCmd {
             r.sharpe,
             r.max_drawdown,
             r.eras,
-            churn.map_or("churn n/a (under two eras)".into(), |c| format!(
-                "churn mean {:.3} vs the week before, {} eras at or over {} vs any of the five before",
-                c.mean,
-                c.eras_over_limit,
-                signalkit::metrics::CHURN_LIMIT
-            )),
+            churn_line(churn),
             s.out.display()
         );
-        if churn.is_some_and(|c| c.eras_over_limit > 0) {
+        if churn.and_then(|c| c.eras_over_limit).is_some_and(|n| n > 0) {
             println!(
                 "hint: churn at or over {} against any of the last five submissions sets the stake to zero; \
                  blend with last week's signal (`predict --smooth 0.5`), comparing weights first with \
@@ -810,6 +805,20 @@ impl RunCmd {
             );
         }
         Ok(())
+    }
+}
+
+/// The run's churn, each figure with what it compares against ("n/a" where undefined).
+fn churn_line(churn: Option<&signalkit::evaluate::ChurnSummary>) -> String {
+    let na = |v: Option<String>| v.unwrap_or_else(|| "n/a".into());
+    match churn {
+        None => "churn n/a (under two eras)".into(),
+        Some(c) => format!(
+            "churn mean {} vs the week before, {} eras at or over {} vs any of the five before",
+            na(c.mean.map(|m| format!("{m:.3}"))),
+            na(c.eras_over_limit.map(|n| n.to_string())),
+            signalkit::metrics::CHURN_LIMIT
+        ),
     }
 }
 
@@ -1040,6 +1049,7 @@ pub struct FinetuneCmd {
 
 impl FinetuneCmd {
     pub fn run(self) -> Result<()> {
+        signalkit::finetune::check_labels(self.labels.as_deref())?;
         let out = self.out.clone();
         let to = FinetuneTarget {
             model: signalkit::encode::hub::ModelSource::new(&self.model).resolve()?,

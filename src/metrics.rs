@@ -277,6 +277,13 @@ pub fn summarize(scores: &[f64]) -> Summary {
     }
 }
 
+/// [`summarize`] over the defined (non-NaN) scores; None when there are none: a statistic over
+/// zero values is absent, never 0.
+pub fn summarize_defined(scores: &[f64]) -> Option<Summary> {
+    let defined: Vec<f64> = scores.iter().copied().filter(|s| !s.is_nan()).collect();
+    (!defined.is_empty()).then(|| summarize(&defined))
+}
+
 // --- How Signals pays (numerai-tools 0.7.2 `signals.py` and `scoring.py`) -------------------
 //
 // numerai-tools takes pandas objects indexed by ticker; these functions take slices:

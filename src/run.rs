@@ -33,6 +33,10 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let _lock = crate::data::lock::lock_folder(&out, "run", "--out (config key `out`)")?;
     write_bytes_atomic(&out.join("config.toml"), cfg.with_absolute_paths().to_toml()?.as_bytes())?;
+    if let Some(ft) = &cfg.finetune {
+        // Before the join: a [finetune] the base model cannot take is refused at once.
+        crate::finetune::check_depth(&cfg.encode.source().resolve()?, &ft.hyper(true))?;
+    }
     let ask_store = out.join("ask-store");
     let ask =
         cfg.ask.as_ref().map(|a| Ok::<_, Error>((a.ask_args(&cfg.data, ask_store.clone())?, &a.model))).transpose()?;

@@ -61,10 +61,35 @@ pub fn smooth_eras(eras: &[i32], tickers: &[String], values: &[f64], has_news: &
 }
 
 /// Last week's signal file (CSV or parquet): ticker (upper-cased) → signal, keyed by the column
-/// `ticker_column` or a usual Numerai ticker column.
-pub fn read_previous(path: &Path, ticker_column: &str) -> Result<HashMap<String, f64>> {
-    let (tickers, values) = crate::data::signal::read_signal_file(path, Some(ticker_column))?;
-    Ok(tickers.into_iter().zip(values).collect())
+/// `ticker_column` or a usual Numerai ticker column. Refuses a ticker on two rows, and a file
+/// that gives none of this week's `tickers` a value (smoothing would silently do nothing).
+pub fn read_previous(path: &Path, ticker_column: &str, tickers: &[String]) -> Result<HashMap<String, f64>> {
+    let rows = crate::data::signal::read_signal_rows(path, Some(ticker_column))?;
+    rows.check_unique(path)?;
+    let n_rows = rows.values.len();
+    let (ids, values) = rows.usable();
+    let previous: HashMap<String, f64> = ids.into_iter().zip(values).collect();
+    let shared = tickers.iter().filter(|t| previous.contains_key(*t)).count();
+    if shared == 0 {
+        return Err(Error::input(
+            path,
+            format!(
+                "--smooth-with: this file shares 0 of this week's {} tickers ({n_rows} rows, {} with a ticker and a finite signal), \
+                 so smoothing would change nothing: pass last week's signal for the same universe and ticker column \
+                 (predict's output from last week), or drop --smooth",
+                tickers.len(),
+                previous.len()
+            ),
+        ));
+    }
+    if 2 * shared < tickers.len() {
+        eprintln!(
+            "warning: {}: --smooth-with shares only {shared} of this week's {} tickers: the others are not smoothed",
+            path.display(),
+            tickers.len()
+        );
+    }
+    Ok(previous)
 }
 
 #[cfg(test)]

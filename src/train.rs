@@ -603,7 +603,7 @@ fn smoothed(args: &PredictArgs, t: &KeyedTable, keep: &[usize], raw: &[f64], era
     match &args.smooth_with {
         Some(prev) if args.latest_only => {
             guard_output(&args.out, &[prev])?;
-            let previous = crate::smooth::read_previous(prev, &t.ticker_column)?;
+            let previous = crate::smooth::read_previous(prev, &t.ticker_column, &tickers)?;
             Ok(crate::smooth::blend_week(&tickers, raw, &news, &previous, a))
         }
         Some(_) => Err(Error::Config(

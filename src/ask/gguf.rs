@@ -40,9 +40,10 @@ pub(crate) fn fresh<M, T>(m: &mut M, clear: fn(&mut M), run: impl FnOnce(&mut M)
     out
 }
 
-/// Loads a GGUF file whose architecture is `kind` (config.json's model_type); another
+/// Loads a GGUF file whose architecture is `kind` (config.json's model_type), with the most
+/// positions it runs (`<arch>.context_length`; at most candle's 4096 for llama); another
 /// architecture, or a file that is not GGUF, is an error naming it.
-pub fn load(path: &Path, kind: &str, device: &Device) -> Result<GgufModel> {
+pub fn load(path: &Path, kind: &str, device: &Device) -> Result<(GgufModel, Option<usize>)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let content = gguf_file::Content::read(&mut f)
         .map_err(|e| Error::input(path, format!("not a GGUF file ({e}): name a .gguf written by llama.cpp")))?;
@@ -57,7 +58,14 @@ pub fn load(path: &Path, kind: &str, device: &Device) -> Result<GgufModel> {
         ));
     }
     let fail = |e: candle_core::Error| Error::input(path, format!("cannot load the GGUF model: {e}"));
-    Ok(match kind {
+    let stated = content.metadata.get(&format!("{kind}.context_length")).and_then(|v| v.to_u32().ok());
+    let context = match kind {
+        "llama" => {
+            Some(stated.map_or(quantized_llama::MAX_SEQ_LEN, |n| (n as usize).min(quantized_llama::MAX_SEQ_LEN)))
+        }
+        _ => stated.map(|n| n as usize),
+    };
+    let model = match kind {
         "qwen2" => GgufModel::Qwen2(quantized_qwen2::ModelWeights::from_gguf(content, &mut f, device).map_err(fail)?),
         "qwen3" => GgufModel::Qwen3(quantized_qwen3::ModelWeights::from_gguf(content, &mut f, device).map_err(fail)?),
         "llama" => GgufModel::Llama(quantized_llama::ModelWeights::from_gguf(content, &mut f, device).map_err(fail)?),
@@ -67,7 +75,8 @@ pub fn load(path: &Path, kind: &str, device: &Device) -> Result<GgufModel> {
                 format!("GGUF architecture {other:?}: ask reads qwen2, qwen3 and llama GGUF files"),
             ));
         }
-    })
+    };
+    Ok((model, context))
 }
 
 /// The quantisation types of a GGUF file's tensors, for messages (e.g. "q8_0, f32").

@@ -319,22 +319,48 @@ impl fmt::Display for AskSummary {
     }
 }
 
+/// One distinct (ticker, normalised headline) pair of a headlines file.
+#[derive(Debug, Clone)]
+struct Pair {
+    ticker: String,
+    headline: String,
+    /// The 0-based data row where it first appears.
+    row: usize,
+}
+
 /// The distinct (ticker, normalised headline) pairs of a headlines file, in file order.
-fn distinct_pairs(headlines: &Headlines) -> Vec<(String, String)> {
+fn distinct_pairs(headlines: &Headlines) -> Vec<Pair> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for (t, h) in headlines.tickers.iter().zip(headlines.text.iter()) {
+    for (row, (t, h)) in headlines.tickers.iter().zip(headlines.text.iter()).enumerate() {
         let (Some(t), Some(h)) = (t, h) else { continue };
-        let pair = (t.to_string(), normalise(h));
-        if seen.insert(pair.clone()) {
-            out.push(pair);
+        let (ticker, headline) = (t.to_string(), normalise(h));
+        if seen.insert((ticker.clone(), headline.clone())) {
+            out.push(Pair { ticker, headline, row });
         }
     }
     out
 }
 
-/// One answer still to compute: store key, key text, rendered prompt.
-type Todo = (String, String, String);
+/// One answer still to compute.
+struct Todo {
+    /// Store key.
+    key: String,
+    /// The text the store keys on.
+    text: String,
+    /// The rendered prompt.
+    prompt: String,
+    /// The pair it asks about.
+    pair: usize,
+}
+
+/// A prompt longer than the model's context: never cut, never asked.
+#[derive(Debug, Clone)]
+struct TooLong {
+    question: String,
+    pair: usize,
+    tokens: usize,
+}
 
 /// How many of a question's distinct texts are stored already and left to other shards.
 #[derive(Debug, Clone, Copy, Default)]
@@ -348,13 +374,13 @@ fn missing(
     store: &Store,
     mkey: &ModelKey,
     q: &Question,
-    pairs: &[(String, String)],
+    pairs: &[Pair],
     args: &AskArgs,
     template: &Template,
     names: Option<&Names>,
 ) -> Result<(Vec<Todo>, Counts)> {
     let (mut seen, mut todo, mut counts) = (HashSet::new(), Vec::new(), Counts::default());
-    for (ticker, headline) in pairs {
+    for (i, Pair { ticker, headline, .. }) in pairs.iter().enumerate() {
         let company = names.and_then(|n| n.get(ticker)).filter(|_| !args.options.anonymise);
         let text = q.key_text(headline, ticker, company);
         let k = key(mkey, &text);
@@ -366,22 +392,53 @@ fn missing(
         } else if store.contains(&k) {
             counts.stored += 1;
         } else {
-            todo.push((k, text, template.render(&q.fill(headline, ticker, company, args.options.anonymise))?));
+            let prompt = template.render(&q.fill(headline, ticker, company, args.options.anonymise))?;
+            todo.push(Todo { key: k, text, prompt, pair: i });
         }
     }
     Ok((todo, counts))
 }
 
-/// Answers one question for every pair its store lacks, shortest prompts first in batches of
-/// `batch_size`, one shard per `shard_size` answers; returns the counts, how many it answered
-/// and the question's folder.
+/// Splits off the prompts longer than the model's context, before any forward pass, with a
+/// warning (they are listed again when the run ends).
+fn within_context(decoder: &Decoder, q: &Question, todo: Vec<Todo>) -> Result<(Vec<Todo>, Vec<TooLong>)> {
+    let (mut fits, mut long) = (Vec::with_capacity(todo.len()), Vec::new());
+    for t in todo {
+        let tokens = decoder.token_ids(&t.prompt)?.len();
+        if tokens > decoder.context() {
+            long.push(TooLong { question: q.name.clone(), pair: t.pair, tokens });
+        } else {
+            fits.push(t);
+        }
+    }
+    if !long.is_empty() {
+        eprintln!(
+            "warning: question '{}': {} prompt(s) longer than the model's context of {} tokens: not asked (listed when the run ends); answering the others",
+            q.name,
+            long.len(),
+            decoder.context()
+        );
+    }
+    Ok((fits, long))
+}
+
+/// What one question's run did.
+struct Asked {
+    counts: Counts,
+    answered: usize,
+    dir: PathBuf,
+    too_long: Vec<TooLong>,
+}
+
+/// Answers one question for every pair its store lacks whose prompt fits the model's context,
+/// shortest prompts first in batches of `batch_size`, one shard per `shard_size` answers.
 fn ask_question(
     decoder: &mut Decoder,
     q: &Question,
-    pairs: &[(String, String)],
+    pairs: &[Pair],
     args: &AskArgs,
     names: Option<&Names>,
-) -> Result<(Counts, usize, PathBuf)> {
+) -> Result<Asked> {
     let (mkey, record) = question_key(decoder, q, &args.options);
     let (mut store, _) = Store::open(&args.store, &mkey)?;
     let json = serde_json::to_vec_pretty(&record).expect("serialisable");
@@ -391,24 +448,58 @@ fn ask_question(
     }
     let answer_ids = decoder.answer_tokens(&q.answers)?;
     let (todo, counts) = missing(&store, &mkey, q, pairs, args, &decoder.template, names)?;
+    let (todo, too_long) = within_context(decoder, q, todo)?;
     if args.prefix_cache {
-        decoder.set_prefix(todo.iter().map(|t| t.2.as_str()))?;
+        decoder.set_prefix(todo.iter().map(|t| t.prompt.as_str()))?;
     } else {
         decoder.clear_prefix();
     }
     let mut order: Vec<usize> = (0..todo.len()).collect();
-    order.sort_by_key(|&i| (todo[i].2.len(), i));
+    order.sort_by_key(|&i| (todo[i].prompt.len(), i));
     for shard in order.chunks(args.shard_size.max(1)) {
         let mut rows = Vec::with_capacity(shard.len());
         for batch in shard.chunks(args.batch_size.max(1)) {
-            let prompts: Vec<String> = batch.iter().map(|&i| todo[i].2.clone()).collect();
+            let prompts: Vec<String> = batch.iter().map(|&i| todo[i].prompt.clone()).collect();
             for (&i, probs) in batch.iter().zip(decoder.answer_batch(&prompts, &answer_ids)?) {
-                rows.push(Encoded { key: todo[i].0.clone(), text: todo[i].1.clone(), probs, cls: Vec::new() });
+                rows.push(Encoded { key: todo[i].key.clone(), text: todo[i].text.clone(), probs, cls: Vec::new() });
             }
         }
         store.write_shard(&rows)?;
     }
-    Ok((counts, todo.len(), store.dir().to_path_buf()))
+    Ok(Asked { counts, answered: todo.len(), dir: store.dir().to_path_buf(), too_long })
+}
+
+/// The refusal of the prompts longer than the model's context, naming each one's question,
+/// headline row and length (the first ten), after every other answer was stored.
+fn too_long_error(args: &AskArgs, headlines: &Headlines, pairs: &[Pair], long: &[TooLong], context: usize) -> Error {
+    const SHOWN: usize = 10;
+    let lines: Vec<String> = long
+        .iter()
+        .take(SHOWN)
+        .map(|t| {
+            let p = &pairs[t.pair];
+            let start: String = headlines.text.get(p.row).unwrap_or("").chars().take(40).collect();
+            format!(
+                "question '{}', {} (ticker {}, \"{start}…\"): {} tokens",
+                t.question,
+                crate::data::rows_text(&args.headlines, &[p.row + 1]),
+                p.ticker,
+                t.tokens
+            )
+        })
+        .collect();
+    let more = long.len().saturating_sub(SHOWN);
+    Error::input(
+        &args.headlines,
+        format!(
+            "{} longer than the model's context of {context} tokens and not asked (a prompt is never cut: its end is the \
+             question):\n  {}{}\nShorten or drop those headlines (or use a model with a longer context) and run again: every \
+             other answer is stored, so only those are asked",
+            if long.len() == 1 { "1 prompt is".to_string() } else { format!("{} prompts are", long.len()) },
+            lines.join("\n  "),
+            if more > 0 { format!("\n  … and {more} more") } else { String::new() }
+        ),
+    )
 }
 
 /// Reads the questions and headlines and fills the store with every answer it lacks.
@@ -431,12 +522,17 @@ pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
         unnamed: unnamed(&questions, &pairs, names.as_ref()),
         ..AskSummary::default()
     };
+    let mut too_long = Vec::new();
     for q in &questions {
-        let (counts, answered, dir) = ask_question(&mut decoder, q, &pairs, args, names.as_ref())?;
-        summary.already_stored += counts.stored;
-        summary.other_shards += counts.other_shards;
-        summary.answered += answered;
-        summary.store_dirs.push(dir);
+        let asked = ask_question(&mut decoder, q, &pairs, args, names.as_ref())?;
+        summary.already_stored += asked.counts.stored;
+        summary.other_shards += asked.counts.other_shards;
+        summary.answered += asked.answered;
+        summary.store_dirs.push(asked.dir);
+        too_long.extend(asked.too_long);
+    }
+    if !too_long.is_empty() {
+        return Err(too_long_error(args, &headlines, &pairs, &too_long, decoder.context()));
     }
     summary.seconds = clock.elapsed().as_secs_f64();
     Ok(summary)
@@ -444,12 +540,12 @@ pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
 
 /// Distinct headline tickers that `names` lacks, when a question fills {company} (0 without a
 /// names file: every ticker is then named by itself, as asked).
-fn unnamed(questions: &[Question], pairs: &[(String, String)], names: Option<&Names>) -> usize {
+fn unnamed(questions: &[Question], pairs: &[Pair], names: Option<&Names>) -> usize {
     let Some(names) = names else { return 0 };
     if !questions.iter().any(|q| q.placeholders().iter().any(|p| p == "company")) {
         return 0;
     }
-    pairs.iter().map(|(t, _)| t.as_str()).filter(|t| names.get(t).is_none()).collect::<HashSet<_>>().len()
+    pairs.iter().map(|p| p.ticker.as_str()).filter(|t| names.get(t).is_none()).collect::<HashSet<_>>().len()
 }
 
 /// One question's stored answers, for features: p_yes, p_no, p_unknown per normalised headline.

@@ -63,6 +63,28 @@ pub struct Decoder {
     pub fingerprint: String,
     /// The shared prompt prefix's keys and values, reused by every prompt that continues it.
     prefix: Option<PrefixCache>,
+    /// The most tokens a prompt may have (see [`Decoder::context`]).
+    context: usize,
+}
+
+/// The positions a config allows when it names none (candle's Llama default; the padded forward's).
+pub const DEFAULT_CONTEXT: usize = 4096;
+
+/// The most tokens a prompt may have under a config.json: `max_position_embeddings`, else
+/// [`DEFAULT_CONTEXT`].
+pub fn context_of(cfg: &Value) -> usize {
+    cfg.get("max_position_embeddings").and_then(Value::as_u64).map_or(DEFAULT_CONTEXT, |n| n as usize)
+}
+
+/// The checkpoint's tokenizer.json with its own padding and truncation turned off: a padded
+/// prompt would be read at a pad position, a truncated one would lose its end (the question),
+/// and transformers applies neither to a chat prompt.
+fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
+    let mut tokenizer =
+        Tokenizer::from_file(path).map_err(|e| Error::input(path, format!("cannot read the tokenizer: {e}")))?;
+    tokenizer.with_padding(None);
+    tokenizer.with_truncation(None).map_err(|e| Error::input(path, format!("cannot turn truncation off: {e}")))?;
+    Ok(tokenizer)
 }
 
 fn config_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -249,8 +271,8 @@ impl Decoder {
         let tok_path = files.tokenizer_json.as_ref().ok_or_else(|| {
             Error::input(&files.config, "no tokenizer.json beside config.json: ask needs the fast tokenizer file")
         })?;
-        let tokenizer = Tokenizer::from_file(tok_path)
-            .map_err(|e| Error::input(tok_path, format!("cannot read the tokenizer: {e}")))?;
+        let tokenizer = load_tokenizer(tok_path)?;
+        let context = context_of(&json);
         let gguf = files.weights.extension().is_some_and(|e| e == "gguf");
         if !gguf && files.weights.extension().is_none_or(|e| e != "safetensors") {
             return Err(Error::input(
@@ -260,8 +282,9 @@ impl Decoder {
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
         if gguf {
-            let model = Network::Gguf(Box::new(super::gguf::load(&files.weights, &kind, device)?));
-            return Decoder::assemble(model, tokenizer, files, device);
+            let (model, limit) = super::gguf::load(&files.weights, &kind, device)?;
+            let context = limit.map_or(context, |n| n.min(context));
+            return Decoder::assemble(Network::Gguf(Box::new(model)), tokenizer, files, (device, context));
         }
         // SAFETY: the weights file is memory-mapped read-only and not modified while loaded.
         let vb =
@@ -285,19 +308,26 @@ impl Decoder {
                 })?;
             Network::Llama(Box::new(loaded.map_err(load_err)?), Box::new(cache))
         };
-        Decoder::assemble(model, tokenizer, files, device)
+        Decoder::assemble(model, tokenizer, files, (device, context))
     }
 
-    fn assemble(model: Network, tokenizer: Tokenizer, files: &ModelFiles, device: &Device) -> Result<Decoder> {
+    fn assemble(model: Network, tokenizer: Tokenizer, files: &ModelFiles, at: (&Device, usize)) -> Result<Decoder> {
         Ok(Decoder {
             model,
             tokenizer,
-            device: device.clone(),
+            device: at.0.clone(),
             template: read_template(files)?,
             id: files.id.clone(),
             fingerprint: files.fingerprint()?,
             prefix: None,
+            context: at.1,
         })
+    }
+
+    /// The most tokens a prompt may have: config.json's `max_position_embeddings` (a GGUF
+    /// file's context length when smaller). Longer prompts are refused, never cut.
+    pub fn context(&self) -> usize {
+        self.context
     }
 
     /// The first token of each answer word as it would follow the rendered prompt (a leading
@@ -324,20 +354,17 @@ impl Decoder {
     /// pass, no sampling), in the order of `answer_ids`.
     pub fn answer(&mut self, prompt: &str, answer_ids: &[u32]) -> Result<Vec<f32>> {
         let fail = |e: candle_core::Error| Error::Encoder(format!("{}: forward pass: {e}", self.id));
-        let enc = self.tokenizer.encode(prompt, false).map_err(|e| Error::Encoder(format!("tokenizer: {e}")))?;
-        if enc.get_ids().is_empty() {
-            return Err(Error::Encoder(format!("{}: the prompt has no tokens", self.id)));
-        }
+        let ids = self.checked_ids(prompt)?;
         if matches!(self.model, Network::Padded(_)) {
             return Ok(self.answer_batch(&[prompt.to_string()], answer_ids)?.remove(0));
         }
-        let input = Tensor::new(enc.get_ids(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(fail)?;
+        let input = Tensor::new(ids.as_slice(), &self.device).and_then(|t| t.unsqueeze(0)).map_err(fail)?;
         let logits = match &mut self.model {
             Network::Qwen2(m) => fresh(m.as_mut(), ModelForCausalLM::clear_kv_cache, |m| m.forward(&input, 0)),
             Network::Qwen3(m) => fresh(m.as_mut(), Qwen3ForCausalLM::clear_kv_cache, |m| m.forward(&input, 0)),
             Network::Llama(m, cache) => m.forward(&input, 0, cache),
             Network::Gguf(m) => m.forward(&input),
-            Network::Padded(m) => m.last_logits(&[enc.get_ids()]),
+            Network::Padded(m) => m.last_logits(&[ids.as_slice()]),
         };
         let logits = logits.and_then(|l| l.flatten_all()?.to_vec1::<f32>()).map_err(fail)?;
         pick(&logits, answer_ids, &self.id)
@@ -353,10 +380,7 @@ impl Decoder {
             return prompts.iter().map(|p| self.answer(p, answer_ids)).collect();
         }
         let fail = |e: candle_core::Error| Error::Encoder(format!("{}: forward pass: {e}", self.id));
-        let ids = prompts.iter().map(|p| self.token_ids(p)).collect::<Result<Vec<_>>>()?;
-        if ids.iter().any(Vec::is_empty) {
-            return Err(Error::Encoder(format!("{}: a prompt has no tokens", self.id)));
-        }
+        let ids = prompts.iter().map(|p| self.checked_ids(p)).collect::<Result<Vec<_>>>()?;
         let Network::Padded(m) = &self.model else { unreachable!("checked above") };
         // Every row continues the cached prefix (and is longer): only the continuations run.
         let cached = self.prefix.as_ref().filter(|c| {
@@ -407,6 +431,24 @@ impl Decoder {
     pub fn token_ids(&self, prompt: &str) -> Result<Vec<u32>> {
         let enc = self.tokenizer.encode(prompt, false).map_err(|e| Error::Encoder(format!("tokenizer: {e}")))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// [`Decoder::token_ids`], refusing a prompt without tokens or longer than [`Decoder::context`].
+    fn checked_ids(&self, prompt: &str) -> Result<Vec<u32>> {
+        let ids = self.token_ids(prompt)?;
+        if ids.is_empty() {
+            return Err(Error::Encoder(format!("{}: a prompt has no tokens", self.id)));
+        }
+        if ids.len() > self.context {
+            return Err(Error::Encoder(format!(
+                "{}: a prompt of {} tokens is longer than the model's context of {} tokens (max_position_embeddings): \
+                 shorten it (prompts are never cut: the question is at their end)",
+                self.id,
+                ids.len(),
+                self.context
+            )));
+        }
+        Ok(ids)
     }
 }
 

@@ -53,7 +53,7 @@ impl Shape {
             kv_heads: n("num_key_value_heads").unwrap_or(heads),
             eps: cfg.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
             theta: theta.unwrap_or(10_000.0),
-            max_positions: n("max_position_embeddings").unwrap_or(4096),
+            max_positions: super::model::context_of(cfg),
             qkv_bias: kind == "qwen2" || cfg.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
             tied: cfg.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
             head_dim: n("head_dim").unwrap_or(hidden / heads),

@@ -278,8 +278,41 @@ fn warn_once(path: &Path, message: &str) {
     }
 }
 
+/// The first key seen twice, as (its first row, the repeat's row), 0-based, and how many rows
+/// repeat an earlier key. One pass with a hash map.
+pub(crate) fn first_repeat<K: std::hash::Hash + Eq>(
+    keys: impl ExactSizeIterator<Item = K>,
+) -> Option<(usize, usize, usize)> {
+    let mut seen: PlHashMap<K, u32> = PlHashMap::with_capacity(keys.len());
+    let (mut first, mut repeats) = (None, 0usize);
+    for (i, k) in keys.enumerate() {
+        match seen.get(&k) {
+            Some(&j) => {
+                repeats += 1;
+                first.get_or_insert((j as usize, i));
+            }
+            None => {
+                seen.insert(k, i as u32);
+            }
+        }
+    }
+    first.map(|(a, b)| (a, b, repeats))
+}
+
+/// The refusal of a key that appears twice: rows `a` and `b` (0-based) both have `what`.
+pub(crate) fn duplicate_error(path: &Path, (a, b, repeats): (usize, usize, usize), what: &str, key: &str) -> Error {
+    Error::input(
+        path,
+        format!(
+            "duplicate key: {} both have {what} ({repeats} repeated row{} in all); each {key} must appear once — de-duplicate the file, keeping one row per {key}",
+            rows_text(path, &[a + 1, b + 1]),
+            if repeats == 1 { "" } else { "s" },
+        ),
+    )
+}
+
 /// Refuses a (ticker, date) that appears twice: joins would pick one row silently and scores
-/// would count it twice. One pass with a hash set of (ticker id, day).
+/// would count it twice.
 fn check_unique(
     path: &Path,
     ids: &[u32],
@@ -289,28 +322,10 @@ fn check_unique(
     date_col: &str,
 ) -> Result<()> {
     let key = |i: usize| ((ids[i] as u64) << 32) | (days[i] as u32 as u64);
-    let mut seen: PlHashMap<u64, u32> = PlHashMap::with_capacity(ids.len());
-    let mut first: Option<(usize, usize)> = None;
-    let mut repeats = 0usize;
-    for i in 0..ids.len() {
-        if let Some(&j) = seen.get(&key(i)) {
-            repeats += 1;
-            first.get_or_insert((j as usize, i));
-        } else {
-            seen.insert(key(i), i as u32);
-        }
-    }
-    let Some((a, b)) = first else { return Ok(()) };
-    Err(Error::input(
-        path,
-        format!(
-            "duplicate key: {} both have {ticker_col} '{}' and {date_col} {} ({repeats} repeated row{} in all); each (ticker, date) must appear once — de-duplicate the file, keeping one row per ticker and date",
-            rows_text(path, &[a + 1, b + 1]),
-            universe[ids[a] as usize],
-            date_from_days(days[a]),
-            if repeats == 1 { "" } else { "s" },
-        ),
-    ))
+    let Some(found) = first_repeat((0..ids.len()).map(key)) else { return Ok(()) };
+    let a = found.0;
+    let what = format!("{ticker_col} '{}' and {date_col} {}", universe[ids[a] as usize], date_from_days(days[a]));
+    Err(duplicate_error(path, found, &what, "(ticker, date)"))
 }
 
 fn check_target(path: &Path, df: &DataFrame, col: &str) -> Result<()> {

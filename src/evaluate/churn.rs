@@ -6,17 +6,23 @@ use crate::metrics::{self, Summary};
 use crate::report::markdown_table;
 use serde::{Deserialize, Serialize};
 
-/// Churn between weekly signals, as Numerai's stake rule reads it.
+/// Churn between weekly signals, as Numerai's stake rule reads it. A statistic over no era whose
+/// churn is defined is absent (`None`), never 0.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChurnSummary {
-    /// Per OOS era after the first: (era, churn against the era before).
-    pub per_era: Vec<(i32, f64)>,
-    /// Mean of `per_era`.
-    pub mean: f64,
+    /// Per OOS era after the first: (era, churn against the era before; None where numerai-tools
+    /// cannot compute it: too few common tickers with a prediction, or a constant week).
+    pub per_era: Vec<(i32, Option<f64>)>,
+    /// Mean of the defined `per_era` values.
+    pub mean: Option<f64>,
     /// Largest churn against any of the five eras before (Numerai's rule), over all eras.
-    pub max_over_last_5: f64,
-    /// Eras whose churn against one of the five before reached the limit (0.15).
-    pub eras_over_limit: usize,
+    pub max_over_last_5: Option<f64>,
+    /// Eras whose churn against one of the five before reached the limit (0.15), among the eras
+    /// where one is defined.
+    pub eras_over_limit: Option<usize>,
+    /// Eras after the first against none of whose five predecessors churn is defined.
+    #[serde(default)]
+    pub eras_undefined: usize,
 }
 
 /// One smoothing weight's out-of-sample scores.
@@ -24,34 +30,47 @@ pub struct ChurnSummary {
 pub struct SmoothedScores {
     /// The share of last week's rank kept.
     pub weight: f64,
-    /// numerai_corr statistics of the smoothed predictions.
-    pub summary: Summary,
+    /// numerai_corr statistics of the smoothed predictions (None: no era could be scored).
+    pub summary: Option<Summary>,
     /// Their churn.
     pub churn: Option<ChurnSummary>,
 }
 
-/// Churn of the out-of-sample eras' signals: each against the era before, and the max against the
-/// five before (metrics::churn, 1 − Spearman on the common tickers); None with under two eras.
-pub(super) fn churn_summary(tickers: &[String], p: &[f64], oos: &OutOfSample) -> Option<ChurnSummary> {
-    let weeks: Vec<(i32, Vec<String>, Vec<f64>)> = metrics::era_groups(&oos.eras)
+/// One week's signal as it would be submitted: its tickers and values, rows without a
+/// prediction dropped (a submission holds no NaN; numerai-tools drops them before matching).
+type Week = (i32, Vec<String>, Vec<f64>);
+
+fn weeks_of(tickers: &[String], p: &[f64], oos: &OutOfSample) -> Vec<Week> {
+    metrics::era_groups(&oos.eras)
         .into_iter()
         .map(|(era, rows)| {
-            let rows: Vec<usize> = rows.iter().map(|&r| oos.rows[r]).collect();
+            let rows: Vec<usize> = rows.iter().map(|&r| oos.rows[r]).filter(|&i| !p[i].is_nan()).collect();
             (era, rows.iter().map(|&i| tickers[i].clone()).collect(), pick(p, &rows))
         })
-        .collect();
-    let churn_of = |a: usize, b: usize| metrics::churn(&weeks[a].1, &weeks[a].2, &weeks[b].1, &weeks[b].2, None);
-    let per_era: Vec<(i32, f64)> = (1..weeks.len()).map(|k| (weeks[k].0, churn_of(k, k - 1))).collect();
+        .collect()
+}
+
+/// Churn of the out-of-sample eras' signals: each against the era before, and the max against the
+/// five before (metrics::churn, 1 − Spearman on the common tickers with a prediction); None with
+/// under two eras.
+pub(super) fn churn_summary(tickers: &[String], p: &[f64], oos: &OutOfSample) -> Option<ChurnSummary> {
+    let weeks = weeks_of(tickers, p, oos);
+    let churn_of = |a: usize, b: usize| {
+        Some(metrics::churn(&weeks[a].1, &weeks[a].2, &weeks[b].1, &weeks[b].2, None)).filter(|c| !c.is_nan())
+    };
+    let per_era: Vec<(i32, Option<f64>)> = (1..weeks.len()).map(|k| (weeks[k].0, churn_of(k, k - 1))).collect();
     if per_era.is_empty() {
         return None;
     }
-    let gate: Vec<f64> =
-        (1..weeks.len()).map(|k| (k.saturating_sub(5)..k).map(|j| churn_of(k, j)).fold(f64::NAN, f64::max)).collect();
-    let present: Vec<f64> = per_era.iter().map(|c| c.1).filter(|c| !c.is_nan()).collect();
+    let gate: Vec<Option<f64>> =
+        (1..weeks.len()).map(|k| (k.saturating_sub(5)..k).filter_map(|j| churn_of(k, j)).reduce(f64::max)).collect();
+    let defined: Vec<f64> = per_era.iter().filter_map(|c| c.1).collect();
+    let gated: Vec<f64> = gate.iter().flatten().copied().collect();
     Some(ChurnSummary {
-        mean: present.iter().sum::<f64>() / present.len().max(1) as f64,
-        max_over_last_5: gate.iter().copied().fold(f64::NAN, f64::max),
-        eras_over_limit: gate.iter().filter(|c| **c >= metrics::CHURN_LIMIT).count(),
+        mean: (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64),
+        max_over_last_5: gated.iter().copied().reduce(f64::max),
+        eras_over_limit: (!gated.is_empty()).then(|| gated.iter().filter(|c| **c >= metrics::CHURN_LIMIT).count()),
+        eras_undefined: gate.len() - gated.len(),
         per_era,
     })
 }
@@ -77,32 +96,52 @@ pub(super) fn smoothed_scores(
             crate::smooth::check_weight(a)?;
             let blended = crate::smooth::smooth_eras(&oos.eras, &oos_tickers, &p, &news, a);
             let per_era = metrics::per_era(&blended, &t, &oos.eras);
-            let summary = metrics::summarize(&per_era.iter().map(|e| e.corr).collect::<Vec<_>>());
+            let summary = metrics::summarize_defined(&per_era.iter().map(|e| e.corr).collect::<Vec<_>>());
             Ok(SmoothedScores { weight: a, summary, churn: churn_summary(&oos_tickers, &blended, &own) })
         })
         .collect()
 }
 
+/// A statistic for report.md: four decimals, or "n/a" when absent.
+pub(super) fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), fmt4)
+}
+
 /// The churn section of report.md: the raw model's churn and each smoothing weight's corr and churn.
 pub(super) fn churn_markdown(r: &EvalReport) -> String {
     let Some(c) = &r.churn else { return String::new() };
+    let over = c.eras_over_limit.map_or_else(|| "n/a (no era's churn is defined)".into(), |n| n.to_string());
     let mut md = format!(
-        "\n## Churn\n\nChurn (1 − Spearman with the era before), mean {:.4}; max against any of the five eras before \
-         {:.4}; {} eras at or above Numerai's limit {} (a stake is set to zero there).\n\n",
-        c.mean,
-        c.max_over_last_5,
-        c.eras_over_limit,
+        "\n## Churn\n\nChurn (1 − Spearman with the era before, on the tickers with a prediction in both), mean {}; \
+         max against any of the five eras before {}; eras at or above Numerai's limit {} (a stake is set to zero there): {over}.\n\n",
+        fmt_opt(c.mean),
+        fmt_opt(c.max_over_last_5),
         metrics::CHURN_LIMIT
-    ) + "![corr and churn](plots/corr_and_churn.png)\n\n";
+    );
+    if c.eras_undefined > 0 {
+        md += &format!(
+            "{} eras have no churn: too few tickers with a prediction in common with the five eras before \
+             (numerai-tools needs {:.0}% of each week's tickers), or a constant week.\n\n",
+            c.eras_undefined,
+            100.0 * (1.0 - metrics::MAX_FILTERED_INDEX_RATIO)
+        );
+    }
+    md += "![corr and churn](plots/corr_and_churn.png)\n\n";
     if r.smoothing.is_empty() {
         return md;
     }
-    let row = |a: String, s: &Summary, c: Option<&ChurnSummary>| {
-        let (mean, over) = c.map_or((f64::NAN, 0), |c| (c.mean, c.eras_over_limit));
-        vec![a, fmt4(s.mean), format!("{:.2}", s.sharpe), fmt4(mean), over.to_string()]
+    let row = |a: String, s: Option<&Summary>, c: Option<&ChurnSummary>| {
+        let (mean, over) = c.map_or((None, None), |c| (c.mean, c.eras_over_limit));
+        vec![
+            a,
+            fmt_opt(s.map(|s| s.mean)),
+            s.map_or_else(|| "n/a".into(), |s| format!("{:.2}", s.sharpe)),
+            fmt_opt(mean),
+            over.map_or_else(|| "n/a".into(), |n| n.to_string()),
+        ]
     };
-    let mut rows = vec![row("raw".into(), &r.summary, Some(c))];
-    rows.extend(r.smoothing.iter().map(|s| row(format!("{}", s.weight), &s.summary, s.churn.as_ref())));
+    let mut rows = vec![row("raw".into(), Some(&r.summary), Some(c))];
+    rows.extend(r.smoothing.iter().map(|s| row(format!("{}", s.weight), s.summary.as_ref(), s.churn.as_ref())));
     md += &markdown_table(&["smoothing A", "corr mean", "sharpe", "churn mean", "eras over limit"], &rows);
     md
 }

@@ -145,6 +145,48 @@ fn align(base: &KeyedTable, other: &KeyedTable) -> Vec<Option<usize>> {
     keys(base).into_iter().map(|(id, era)| at.get(&(base.universe[id as usize].as_str(), era)).copied()).collect()
 }
 
+/// Up to five of a table's tickers, for messages.
+fn some_tickers(t: &KeyedTable) -> String {
+    let shown: Vec<&str> = t.universe.iter().take(5).map(String::as_str).collect();
+    format!("{} ({} in all)", shown.join(", "), t.universe.len())
+}
+
+/// The refusal when no row of `other` matches a prediction row by (ticker, era): how many
+/// tickers the two share, and examples of each side's tickers (or dates, when tickers match).
+fn no_match(preds: &KeyedTable, other: &KeyedTable, what: &str) -> Error {
+    let theirs: std::collections::HashSet<&str> = other.universe.iter().map(String::as_str).collect();
+    let shared = preds.universe.iter().filter(|t| theirs.contains(t.as_str())).count();
+    let message = if shared == 0 {
+        format!(
+            "0 tickers matched between {what} and the predictions {}: predictions' {} e.g. {}; this file's {} e.g. {} — \
+             use the same kind of ticker on both sides (e.g. bloomberg_ticker in both)",
+            preds.path.display(),
+            preds.ticker_column,
+            some_tickers(preds),
+            other.ticker_column,
+            some_tickers(other)
+        )
+    } else {
+        let dates = |t: &KeyedTable| {
+            let mut d: Vec<i32> = t.fridays.clone();
+            d.sort_unstable();
+            d.dedup();
+            let shown: Vec<String> = d.iter().take(3).map(|&x| crate::era::date_from_days(x).to_string()).collect();
+            format!("{} ({} in all)", shown.join(", "), d.len())
+        };
+        format!(
+            "{shared} tickers matched between {what} and the predictions {} but no (ticker, date) did: predictions' {} e.g. {}; \
+             this file's {} e.g. {} — give both the same Fridays",
+            preds.path.display(),
+            preds.date_column,
+            dates(preds),
+            other.date_column,
+            dates(other)
+        )
+    };
+    Error::input(&other.path, format!("no row matches a prediction by (ticker, date): {message}"))
+}
+
 /// Predictions joined to their targets: one row per prediction row.
 struct Scored {
     /// Per row: the prediction.
@@ -188,6 +230,9 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     let target_col = resolve_target(&targets.frame, &args.target)
         .ok_or_else(|| Error::input(&args.targets, format!("no target column '{}' (or its alias)", args.target)))?;
     let s = join_targets(&preds, &targets, &target_col, p)?;
+    if s.matched.iter().all(Option::is_none) {
+        return Err(no_match(&preds, &targets, "the targets"));
+    }
     let model = args.model.as_deref().map(Model::load).transpose()?;
     let split = model.as_ref().map(|m| m.card.split.clone());
     let (oos, in_sample_included) = out_of_sample(&args.predictions, &preds, split.as_ref(), &s.eras)?;
@@ -200,13 +245,13 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     }
     let summary = metrics::summarize(&per_era.iter().map(|e| e.corr).collect::<Vec<_>>());
     let constant_eras = count_constant_eras(&s, &oos);
-    let in_sample = split.as_ref().map(|sp| in_sample_summary(&s, sp));
+    let in_sample = split.as_ref().and_then(|sp| in_sample_summary(&s, sp));
     let features = match &args.features {
         Some(fp) => feature_scores(fp, model.as_ref(), &preds, &s, &oos)?,
         None => FeatureScores::default(),
     };
     let benchmark = match &args.benchmark {
-        Some(col) => Some(benchmark_summary(&targets, col, &s, &oos)?),
+        Some(col) => benchmark_summary(&targets, col, &s, &oos)?,
         None => None,
     };
     let tickers: Vec<String> = preds.ticker_ids.iter().map(|&i| preds.universe[i as usize].clone()).collect();
@@ -335,12 +380,12 @@ fn count_constant_eras(s: &Scored, oos: &OutOfSample) -> usize {
         .count()
 }
 
-/// numerai_corr statistics over the training eras (in sample).
-fn in_sample_summary(s: &Scored, split: &Split) -> Summary {
+/// numerai_corr statistics over the training eras (in sample); None when none can be scored.
+fn in_sample_summary(s: &Scored, split: &Split) -> Option<Summary> {
     let rows: Vec<usize> = (0..s.eras.len()).filter(|&i| split.train.binary_search(&s.eras[i]).is_ok()).collect();
     let e: Vec<i32> = rows.iter().map(|&i| s.eras[i]).collect();
     let per = metrics::per_era(&pick(&s.p, &rows), &pick(&s.t, &rows), &e);
-    metrics::summarize(&per.iter().map(|x| x.corr).collect::<Vec<_>>())
+    metrics::summarize_defined(&per.iter().map(|x| x.corr).collect::<Vec<_>>())
 }
 
 /// A neutraliser column with its missing values (rows without a headline) set to the era's mean
@@ -392,10 +437,7 @@ fn feature_scores(
         out.exposure = Some(exposures.iter().sum::<f64>() / exposures.len() as f64);
         out.most_exposed = most_often_max(per.iter().map(|(e, _)| *e)).map(|j| names[j].clone());
     }
-    let fnc: Vec<f64> = per.iter().map(|(_, f)| *f).filter(|f| !f.is_nan()).collect();
-    if !fnc.is_empty() {
-        out.neutral = Some(metrics::summarize(&fnc));
-    }
+    out.neutral = metrics::summarize_defined(&per.iter().map(|(_, f)| *f).collect::<Vec<_>>());
     Ok(out)
 }
 
@@ -408,17 +450,17 @@ fn most_often_max(per_era: impl Iterator<Item = Option<(usize, f64)>>) -> Option
     counts.into_iter().max_by_key(|(j, c)| (*c, usize::MAX - j)).map(|(j, _)| j)
 }
 
-/// Per-era Spearman correlation with a benchmark column of the targets table, summarised.
-fn benchmark_summary(targets: &KeyedTable, col: &str, s: &Scored, oos: &OutOfSample) -> Result<Summary> {
+/// Per-era Spearman correlation with a benchmark column of the targets table, summarised (None
+/// when no era has one).
+fn benchmark_summary(targets: &KeyedTable, col: &str, s: &Scored, oos: &OutOfSample) -> Result<Option<Summary>> {
     let b_all = targets.f64_column(col)?;
     let b: Vec<f64> = oos.rows.iter().map(|&i| s.matched[i].map(|j| b_all[j]).unwrap_or(f64::NAN)).collect();
     let p_oos = pick(&s.p, &oos.rows);
     let per: Vec<f64> = metrics::era_groups(&oos.eras)
         .iter()
         .map(|(_, rows)| metrics::benchmark_corr(&pick(&p_oos, rows), &pick(&b, rows)))
-        .filter(|c| !c.is_nan())
         .collect();
-    Ok(metrics::summarize(&per))
+    Ok(metrics::summarize_defined(&per))
 }
 
 fn fmt4(v: f64) -> String {
@@ -497,7 +539,8 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     )?;
     per_era_plot(&out.join("plots/per_era_corr.png"), &format!("numerai_corr per era ({scope})"), &eras, &scores)?;
     if let Some(c) = &r.churn {
-        corr_churn_plot(&out.join("plots/corr_and_churn.png"), &eras, &scores, &c.per_era, metrics::CHURN_LIMIT)?;
+        let churn: Vec<(i32, f64)> = c.per_era.iter().map(|(e, v)| (*e, v.unwrap_or(f64::NAN))).collect();
+        corr_churn_plot(&out.join("plots/corr_and_churn.png"), &eras, &scores, &churn, metrics::CHURN_LIMIT)?;
     }
 
     let title =
@@ -549,6 +592,7 @@ fn write_eval_outputs(out: &Path, r: &EvalReport) -> Result<()> {
     if let Some(c) = &r.knowledge_cutoff {
         md += &cutoff::cutoff_markdown(c);
     }
+    md += &r.payout.as_ref().map(payout::payout_markdown).unwrap_or_default();
     md += &churn_markdown(r);
     md += "\n![cumulative](plots/cumulative_corr.png)\n\n![per era](plots/per_era_corr.png)\n\n## Per era\n\n";
     let era_rows: Vec<Vec<String>> =
@@ -581,10 +625,10 @@ pub struct FeatureImportance {
     pub gain_share: f64,
     /// Number of splits on it.
     pub splits: f64,
-    /// Mean per-era numerai_corr of the feature with the target.
-    pub corr_mean: f64,
-    /// corr_mean / std of the per-era corr.
-    pub corr_sharpe: f64,
+    /// Mean per-era numerai_corr of the feature with the target (None: no era could be scored).
+    pub corr_mean: Option<f64>,
+    /// corr_mean / std of the per-era corr (None: no era could be scored).
+    pub corr_sharpe: Option<f64>,
     /// Eras in which it could be scored.
     pub eras: usize,
 }
@@ -592,7 +636,11 @@ pub struct FeatureImportance {
 impl std::fmt::Display for FeatureImportance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (name, gain) = (&self.feature, 100.0 * self.gain_share);
-        write!(f, "{name:<24} gain {gain:>6.2}%  corr mean {:+.4}  sharpe {:+.2}", self.corr_mean, self.corr_sharpe)
+        let (mean, sharpe) = match (self.corr_mean, self.corr_sharpe) {
+            (Some(m), Some(s)) => (format!("{m:+.4}"), format!("{s:+.2}")),
+            _ => ("n/a".into(), "n/a".into()),
+        };
+        write!(f, "{name:<24} gain {gain:>6.2}%  corr mean {mean}  sharpe {sharpe}")
     }
 }
 
@@ -623,17 +671,16 @@ pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
                     let te: Vec<f64> = rows.iter().map(|&r| t[r]).collect();
                     metrics::numerai_corr(&fe, &te)
                 })
-                .filter(|c| !c.is_nan())
                 .collect();
-            let s = metrics::summarize(&per);
+            let s = metrics::summarize_defined(&per);
             Ok(FeatureImportance {
                 feature: name.clone(),
                 gain: gain[j],
                 gain_share: gain[j] / total,
                 splits: splits[j],
-                corr_mean: s.mean,
-                corr_sharpe: s.sharpe,
-                eras: s.eras,
+                corr_mean: s.as_ref().map(|s| s.mean),
+                corr_sharpe: s.as_ref().map(|s| s.sharpe),
+                eras: s.map_or(0, |s| s.eras),
             })
         })
         .collect::<Result<_>>()?;
@@ -669,8 +716,8 @@ fn write_importance_outputs(
                 format!("`{}`", r.feature),
                 format!("{:.1}%", 100.0 * r.gain_share),
                 format!("{:.0}", r.splits),
-                format!("{:.4}", r.corr_mean),
-                format!("{:.3}", r.corr_sharpe),
+                churn::fmt_opt(r.corr_mean),
+                r.corr_sharpe.map_or_else(|| "n/a".into(), |v| format!("{v:.3}")),
             ]
         })
         .collect();
@@ -702,7 +749,8 @@ mod tests {
         let eras: Vec<i32> = (0..3 * n).map(|i| 20240105 + 7 * (i / n) as i32).collect();
         let oos = OutOfSample { scored: String::new(), rows: (0..3 * n).collect(), eras };
         let c = churn_summary(&tickers, &p, &oos).unwrap();
-        assert!(c.per_era[0].1.abs() < 1e-12, "{c:?}");
-        assert!(c.per_era[1].1 > 0.5 && c.eras_over_limit == 1 && c.max_over_last_5 > 0.5, "{c:?}");
+        assert!(c.per_era[0].1.unwrap().abs() < 1e-12, "{c:?}");
+        assert!(c.per_era[1].1.unwrap() > 0.5 && c.eras_over_limit == Some(1), "{c:?}");
+        assert!(c.max_over_last_5.unwrap() > 0.5, "{c:?}");
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{EvaluateArgs, OutOfSample, Scored, align, pick};
+use super::{EvaluateArgs, OutOfSample, Scored, align, no_match, pick};
 use crate::data::targets::KeyedTable;
 use crate::error::{Error, Result};
 use crate::metrics::{self, Summary};
@@ -49,6 +49,9 @@ pub struct PayoutScores {
     pub neutral_mmc: Option<Summary>,
     /// Per era.
     pub per_era: Vec<PayoutEra>,
+    /// Eras whose rows all have sample weight 0: their alpha is absent.
+    #[serde(default)]
+    pub zero_weight_eras: Vec<i32>,
 }
 
 /// The payout inputs aligned to the out-of-sample rows.
@@ -75,13 +78,11 @@ pub(super) fn payout_scores(
     }
     let (aligned, columns) = align_inputs(args, preds, targets, s, oos)?;
     let (p, t) = (pick(&s.p, &oos.rows), pick(&s.t, &oos.rows));
-    let per_era: Vec<PayoutEra> = metrics::era_groups(&oos.eras)
-        .into_iter()
-        .map(|(era, rows)| era_scores(era, &rows, &p, &t, &aligned))
-        .collect();
+    let groups = metrics::era_groups(&oos.eras);
+    let per_era: Vec<PayoutEra> = groups.iter().map(|(era, rows)| era_scores(*era, rows, &p, &t, &aligned)).collect();
+    let zero_weight_eras = groups.iter().filter(|(_, rows)| all_zero_weight(rows, &aligned)).map(|g| g.0).collect();
     let stat = |f: fn(&PayoutEra) -> Option<f64>| -> Option<Summary> {
-        let v: Vec<f64> = per_era.iter().filter_map(f).filter(|x| !x.is_nan()).collect();
-        (!v.is_empty()).then(|| metrics::summarize(&v))
+        metrics::summarize_defined(&per_era.iter().filter_map(f).collect::<Vec<_>>())
     };
     Ok(Some(PayoutScores {
         neutralizers: args.neutralizers.as_ref().map(|p| p.display().to_string()),
@@ -94,7 +95,21 @@ pub(super) fn payout_scores(
         mmc: stat(|e| e.mmc),
         neutral_mmc: stat(|e| e.neutral_mmc),
         per_era,
+        zero_weight_eras,
     }))
+}
+
+/// The report.md line for eras whose alpha is absent because every sample weight is 0.
+pub(super) fn payout_markdown(p: &PayoutScores) -> String {
+    if p.zero_weight_eras.is_empty() {
+        return String::new();
+    }
+    let eras: Vec<String> = p.zero_weight_eras.iter().map(|&e| crate::report::era_text(e)).collect();
+    format!(
+        "\nAlpha is absent in {} eras where every sample weight is 0 ({}): nothing is weighted there.\n",
+        eras.len(),
+        eras.join(", ")
+    )
 }
 
 /// One era's scores from the rows `rows` (indices into the out-of-sample rows).
@@ -103,6 +118,7 @@ fn era_scores(era: i32, rows: &[usize], p: &[f64], t: &[f64], a: &Aligned) -> Pa
     let n: Option<Vec<Vec<f64>>> = a.neutralizers.as_ref().map(|cols| cols.iter().map(|c| pick(c, rows)).collect());
     let m = a.meta.as_ref().map(|m| pick(m, rows));
     let alpha = match (&a.weights, &a.neutralizers) {
+        (Some(_), Some(_)) if all_zero_weight(rows, a) => None,
         (Some(w), Some(cols)) => {
             let u: Vec<usize> = rows.iter().copied().filter(|&r| a.covered[r]).collect();
             let local: Vec<usize> = (0..rows.len()).filter(|&k| a.covered[rows[k]]).collect();
@@ -118,6 +134,14 @@ fn era_scores(era: i32, rows: &[usize], p: &[f64], t: &[f64], a: &Aligned) -> Pa
         mmc: m.as_ref().map(|m| metrics::correlation_contribution(&p, m, &t)),
         neutral_mmc: m.as_ref().zip(n.as_ref()).map(|(m, n)| metrics::neutral_contribution(&p, m, n, &t)),
     }
+}
+
+/// Whether every covered row among `rows` (one era's) that has a sample weight has weight 0:
+/// alpha weighs nothing there and is absent.
+fn all_zero_weight(rows: &[usize], a: &Aligned) -> bool {
+    let Some(w) = &a.weights else { return false };
+    let mut present = rows.iter().copied().filter(|&r| a.covered[r] && !w[r].is_nan()).peekable();
+    present.peek().is_some() && present.all(|r| w[r] == 0.0)
 }
 
 /// Reads the neutralizer, sample-weight and meta-model inputs and aligns them to the
@@ -164,20 +188,34 @@ fn read_aligned(path: &Path, preds: &KeyedTable, oos: &OutOfSample, single: bool
         let want = if single { "exactly one numeric column" } else { "numeric neutralizer columns" };
         return Err(Error::input(path, format!("needs {want} besides the ticker and date columns")));
     }
+    if single {
+        check_weights(path, &columns[0])?;
+    }
     let at = align(preds, &table);
     let covered: Vec<bool> = oos.rows.iter().map(|&i| at[i].is_some()).collect();
     if !covered.iter().any(|c| *c) {
-        return Err(Error::input(
-            path,
-            format!(
-                "no row matches an out-of-sample prediction by ({}, {}): are the tickers and dates in the same form?",
-                table.ticker_column, table.date_column
-            ),
-        ));
+        return Err(no_match(preds, &table, if single { "--sample-weights" } else { "--neutralizers" }));
     }
     let aligned = columns
         .iter()
         .map(|(_, c)| oos.rows.iter().map(|&i| at[i].map(|j| c[j]).unwrap_or(f64::NAN)).collect())
         .collect();
     Ok(AlignedFile { columns: aligned, covered, names: columns.into_iter().map(|c| c.0).collect() })
+}
+
+/// Refuses a sample weight that is missing, NaN, infinite or negative, naming its row.
+fn check_weights(path: &Path, (name, w): &(String, Vec<f64>)) -> Result<()> {
+    match w.iter().position(|v| !v.is_finite() || *v < 0.0) {
+        Some(i) => Err(Error::at(
+            path,
+            Some(i + 1),
+            name,
+            format!(
+                "sample weight {} is not usable: weights must be finite and at least 0 (0 leaves a row out); \
+                 fix or drop the row",
+                if w[i].is_nan() { "missing (or NaN)".to_string() } else { w[i].to_string() }
+            ),
+        )),
+        None => Ok(()),
+    }
 }

@@ -112,6 +112,8 @@ pub(crate) fn split(n: usize, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>)
 /// Fine-tunes on a labelled table, writing the folder and card after every epoch.
 pub fn finetune_labelled(args: &FinetuneArgs, show: bool) -> Result<FinetuneSummary> {
     super::check_settings(args.epochs, args.batch_size, args.warmup_share, args.held_out, &args.hyper)?;
+    super::check_labels(args.labels.as_deref())?;
+    super::check_depth(&args.model, &args.hyper)?;
     let _out = super::claim_out(&args.model, &args.out)?;
     let device = crate::encode::model::device(&args.device)?;
     let model = Classifier::load(&args.model, &device, args.labels.as_deref(), args.hyper.seed)?;

@@ -294,6 +294,7 @@ fn market_card(args: &MarketArgs, m: &MarketLabels, train: usize, held_out: usiz
 /// Fine-tunes on market-derived labels, writing the folder and card after every epoch.
 pub fn finetune_market(args: &MarketArgs, show: bool) -> Result<MarketSummary> {
     super::check_settings(args.epochs, args.batch_size, args.warmup_share, args.held_out, &args.hyper)?;
+    super::check_depth(&args.model, &args.hyper)?;
     let _out = super::claim_out(&args.model, &args.out)?;
     let m = market_labels(&args.source)?;
     let (tr, ho) = super::labelled::split(m.texts.len(), args.held_out, args.hyper.seed);

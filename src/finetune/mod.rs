@@ -590,6 +590,52 @@ pub fn check_settings(epochs: usize, batch_size: usize, warmup_share: f64, held_
     }
 }
 
+/// Refuses `--labels` that cannot name a head's classes: fewer than two, an empty one, or one
+/// given twice (case aside: answers match labels case-insensitively, and each names a `p_<label>`
+/// column). None (the checkpoint's own head) passes.
+pub fn check_labels(labels: Option<&[String]>) -> Result<()> {
+    let Some(labels) = labels else { return Ok(()) };
+    let given = labels.join(",");
+    let bad = |why: String| Err(Error::Config(format!("--labels {given}: {why}")));
+    if let Some(i) = labels.iter().position(|l| l.trim().is_empty()) {
+        return bad(format!("label {} is empty: name every class (e.g. negative,neutral,positive)", i + 1));
+    }
+    for (i, l) in labels.iter().enumerate() {
+        if let Some(j) = labels[..i].iter().position(|m| m.trim().eq_ignore_ascii_case(l.trim())) {
+            return bad(format!(
+                "labels {} and {} are both '{}': each class needs its own name (it names the p_<label> column)",
+                j + 1,
+                i + 1,
+                l.trim()
+            ));
+        }
+    }
+    if labels.len() < 2 {
+        return bad(format!(
+            "{} class: a classification head needs at least 2 (e.g. negative,neutral,positive)",
+            labels.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses freezing more encoder layers than the checkpoint has (its config.json's
+/// `num_hidden_layers`), before any data is read.
+pub fn check_depth(files: &ModelFiles, h: &Hyper) -> Result<()> {
+    let (cfg, _) = read_config(&files.config)?;
+    if h.freeze_layers <= cfg.num_hidden_layers {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "finetune: --freeze-layers (freeze_layers in [finetune]) = {} but {} has {} encoder layers (num_hidden_layers): \
+         give at most {} (0 trains them all; --head-only trains the head alone)",
+        h.freeze_layers,
+        files.config.display(),
+        cfg.num_hidden_layers,
+        cfg.num_hidden_layers
+    )))
+}
+
 impl Hyper {
     /// These settings with the schedule of a run: `epochs` passes over `n` texts in batches of
     /// `batch_size`, the first `warmup_share` of the steps warming up.
