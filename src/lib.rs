@@ -8,6 +8,7 @@
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
 pub mod ask;
+pub mod bert;
 pub mod config;
 pub mod data;
 pub mod encode;
@@ -27,6 +28,7 @@ pub mod report;
 pub mod run;
 pub mod sample;
 pub mod smooth;
+pub mod split;
 pub mod train;
 
 pub use encode::{EncodeArgs, EncodeSummary, encode_files};
