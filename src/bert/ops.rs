@@ -21,7 +21,7 @@ pub(super) enum Dense {
 
 impl Dense {
     /// Loads the linear layers named by `prefixes` (same input width) as one, outputs
-    /// concatenated; packed to bf16 when `compute` says so.
+    /// concatenated; packed to bf16 when `compute` asks for it.
     pub(super) fn load(
         vb: &VarBuilder,
         prefixes: &[&str],
@@ -34,8 +34,8 @@ impl Dense {
             .map(|p| Ok((vb.pp(*p).get((outputs, inputs), "weight")?, vb.pp(*p).get(outputs, "bias")?)))
             .collect::<Result<Vec<_>>>()?;
         let (ws, bs): (Vec<Tensor>, Vec<Tensor>) = parts.into_iter().unzip();
-        let (w, b) =
-            if ws.len() == 1 { (ws[0].clone(), bs[0].clone()) } else { (Tensor::cat(&ws, 0)?, Tensor::cat(&bs, 0)?) };
+        // One part is kept as the tensor itself (candle's `cat` of one), so a variable stays one.
+        let (w, b) = (Tensor::cat(&ws, 0)?, Tensor::cat(&bs, 0)?);
         Ok(match compute {
             Compute::Fused { packed_bf16: true } => Dense::Bf16(PackedLinear::from_tensors(&w, Some(&b))?),
             _ => Dense::Exact(Linear::new(w, Some(b))),

@@ -273,11 +273,10 @@ impl Encoder {
         }
         .map_err(|e| model_err(files, e))?;
         let prefixed = vb.contains_tensor("bert.embeddings.word_embeddings.weight");
-        let classes = match vb.contains_tensor("classifier.weight") {
-            true => {
-                Some(vb.get_unchecked("classifier.weight").and_then(|w| w.dim(0)).map_err(|e| model_err(files, e))?)
-            }
-            false => None,
+        let classes = if vb.contains_tensor("classifier.weight") {
+            Some(vb.get_unchecked("classifier.weight").and_then(|w| w.dim(0)).map_err(|e| model_err(files, e))?)
+        } else {
+            None
         };
         let options = Options {
             prefixed,
