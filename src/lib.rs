@@ -8,6 +8,7 @@
 //! Each stage is a library function and a CLI subcommand; each writes parquet.
 
 pub mod ask;
+pub mod bert;
 pub mod config;
 pub mod data;
 pub mod encode;
@@ -28,6 +29,7 @@ pub mod run;
 pub mod sample;
 pub mod settings;
 pub mod smooth;
+pub mod split;
 pub mod train;
 
 pub use encode::{EncodeArgs, EncodeSummary, encode_files};

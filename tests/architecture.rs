@@ -8,7 +8,7 @@ use std::path::Path;
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "error" | "era" | "data" => 0,
-        "provenance" | "metrics" | "report" | "model" | "http" | "smooth" => 1,
+        "provenance" | "metrics" | "report" | "model" | "http" | "smooth" | "bert" | "split" => 1,
         "pit" | "encode" | "ask" | "features" | "finetune" | "train" | "evaluate" | "numerai" | "sample" | "news" => 2,
         "config" | "run" => 3,
         _ => return None,
@@ -23,7 +23,6 @@ const CONSUMES: &[(&str, &str)] = &[
     ("ask", "encode"),
     ("finetune", "encode"),
     ("finetune", "pit"),
-    ("finetune", "train"),
 ];
 
 /// The top-level module a source file belongs to (`src/encode/store.rs` → `encode`).

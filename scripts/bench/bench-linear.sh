@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 threads=${THREADS:-2}; py=${PYTHON:-.venv-fixtures/bin/python}
 [ -x "$py" ] || SIGNALKIT_VENV_ONLY=1 bash scripts/fixtures/make-fixtures.sh
-RAYON_NUM_THREADS=$threads cargo test --release --locked --lib encode::bf16::speed -- --ignored --nocapture 2>&1 | grep GFLOP
+RAYON_NUM_THREADS=$threads cargo test --release --locked --lib bert::bf16::speed -- --ignored --nocapture 2>&1 | grep GFLOP
 THREADS=$threads $py scripts/bench/bench_linear.py

@@ -5,8 +5,6 @@
 //! finished chunk becomes one shard written atomically (on its own thread), so a killed run
 //! resumes where it stopped, and runs at once into one store never overwrite each other.
 
-pub mod bert;
-pub mod bf16;
 pub mod hub;
 pub mod merge;
 pub mod model;

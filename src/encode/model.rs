@@ -1,4 +1,5 @@
-//! BERT-family checkpoints in candle: tokenizer, encoder, pooler and sequence-classification head.
+//! BERT-family checkpoints for inference: the files, the tokenizer, and [`crate::bert::Bert`]
+//! loaded with fused kernels (and bf16-packed linear layers on request).
 //!
 //! Loads `config.json`, `tokenizer.json` or `vocab.txt`, and `model.safetensors` or a zip-format
 //! `pytorch_model.bin`. A checkpoint with a `classifier` (e.g. ProsusAI/finbert) gives class
@@ -6,9 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{Embedding, LayerNorm};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
 use candle_transformers::models::bert::Config;
 use serde_json::Value;
 use tokenizers::models::wordpiece::WordPiece;
@@ -19,6 +19,7 @@ use tokenizers::{AddedToken, Encoding, Tokenizer, TruncationParams};
 use xxhash_rust::xxh3::Xxh3;
 
 use super::store::ModelKey;
+use crate::bert::{Bert, Compute, DropoutRates, Options, labels_of, pad_batch, read_config};
 use crate::error::{Error, Result};
 
 /// The files of one checkpoint on disk.
@@ -117,9 +118,7 @@ pub type Output = (Vec<f32>, Vec<f32>);
 /// A loaded encoder.
 pub struct Encoder {
     tokenizer: Tokenizer,
-    embeddings: Embeddings,
-    encoder: super::bert::Encoder,
-    head: Option<(Linear, Linear)>,
+    bert: Bert,
     pad_id: u32,
     device: Device,
     /// Class labels in output order, from the config's `id2label` (empty without a head).
@@ -132,59 +131,6 @@ pub struct Encoder {
 
 fn model_err(files: &ModelFiles, e: impl std::fmt::Display) -> Error {
     Error::input(&files.weights, format!("cannot load the model: {e}"))
-}
-
-/// Reads config.json into candle's BERT config, filling BERT's defaults for keys it omits.
-pub(crate) fn read_config(path: &Path) -> Result<(Config, Value)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
-    let obj = v.as_object_mut().ok_or_else(|| Error::input(path, "config.json is not a JSON object"))?;
-    if let Some(t) = obj.get("model_type").and_then(Value::as_str)
-        && t != "bert"
-    {
-        return Err(Error::input(
-            path,
-            format!(
-                "model_type '{t}' is not supported: signalkit runs BERT-architecture checkpoints (model_type bert)"
-            ),
-        ));
-    }
-    let defaults = serde_json::json!({
-        "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "initializer_range": 0.02, "layer_norm_eps": 1e-12,
-        "pad_token_id": 0, "type_vocab_size": 2, "max_position_embeddings": 512, "position_embedding_type": "absolute"
-    });
-    for (k, d) in defaults.as_object().expect("object") {
-        if obj.get(k).is_none_or(Value::is_null) {
-            obj.insert(k.clone(), d.clone());
-        }
-    }
-    if let Some(act) = obj.get("hidden_act").and_then(Value::as_str) {
-        let mapped = match act {
-            "gelu" => "gelu",
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => "geluapproximate",
-            "relu" => "relu",
-            other => {
-                return Err(Error::input(
-                    path,
-                    format!("hidden_act '{other}' is not supported (gelu, gelu_new, relu)"),
-                ));
-            }
-        };
-        obj.insert("hidden_act".into(), Value::String(mapped.into()));
-    }
-    let cfg: Config =
-        serde_json::from_value(v.clone()).map_err(|e| Error::input(path, format!("not a BERT config: {e}")))?;
-    Ok((cfg, v))
-}
-
-/// Labels ordered by id from `id2label` (keys are strings of integers).
-pub(crate) fn labels_of(config: &Value, n: usize) -> Vec<String> {
-    let map = config.get("id2label").and_then(Value::as_object);
-    (0..n)
-        .map(|i| {
-            map.and_then(|m| m.get(&i.to_string())).and_then(Value::as_str).map_or(format!("label_{i}"), str::to_string)
-        })
-        .collect()
 }
 
 /// A BERT WordPiece tokenizer from vocab.txt (as transformers' BertTokenizer builds it).
@@ -200,46 +146,6 @@ fn tokenizer_from_vocab(vocab: &Path, lowercase: bool) -> Result<Tokenizer> {
     tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|s| AddedToken::from(s, true)))
         .map_err(err)?;
     Ok(tok)
-}
-
-/// BERT's input embeddings: word + token type + absolute position, then LayerNorm — the same
-/// operations, in the same order, as candle-transformers' (private) `BertEmbeddings`.
-struct Embeddings {
-    word: Embedding,
-    position: Embedding,
-    token_type: Embedding,
-    norm: LayerNorm,
-}
-
-impl Embeddings {
-    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
-        Ok(Embeddings {
-            word: candle_nn::embedding(cfg.vocab_size, cfg.hidden_size, vb.pp("word_embeddings"))?,
-            position: candle_nn::embedding(cfg.max_position_embeddings, cfg.hidden_size, vb.pp("position_embeddings"))?,
-            token_type: candle_nn::embedding(cfg.type_vocab_size, cfg.hidden_size, vb.pp("token_type_embeddings"))?,
-            norm: candle_nn::layer_norm(cfg.hidden_size, cfg.layer_norm_eps, vb.pp("LayerNorm"))?,
-        })
-    }
-
-    fn forward(&self, ids: &Tensor, types: &Tensor) -> candle_core::Result<Tensor> {
-        let seq_len = ids.dim(1)?;
-        let embedded = (self.word.forward(ids)? + self.token_type.forward(types)?)?;
-        let positions = Tensor::arange(0u32, seq_len as u32, ids.device())?;
-        self.norm.forward(&embedded.broadcast_add(&self.position.forward(&positions)?)?)
-    }
-}
-
-/// The additive attention mask (batch, 1, 1, seq): 0 where attended, the dtype's most negative
-/// finite value at padding. candle-transformers scales by `f32::MIN`, which is -inf in bf16 and
-/// turns every score into NaN (0 × -inf); this stays finite in every dtype.
-pub(crate) fn extended_mask(mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
-    let lowest = match dtype {
-        DType::BF16 => -3.389_531_4e38_f64, // bfloat16's lowest finite value
-        DType::F16 => -65_504.0,
-        _ => f32::MIN as f64,
-    };
-    let mask = mask.unsqueeze(1)?.unsqueeze(1)?.to_dtype(dtype)?;
-    (mask.ones_like()? - &mask)?.affine(lowest, 0.0)
 }
 
 /// The weights' floating-point precision (written f32, bf16 or f16 on the command line and in TOML).
@@ -297,7 +203,7 @@ impl std::fmt::Display for Precision {
 impl Precision {
     /// The precision `device` will run: bf16 on a CPU without AVX512-BF16 falls back to f32, saying so.
     pub fn on(self, device: &Device) -> Self {
-        if self == Precision::Bf16 && device.is_cpu() && !super::bf16::supported() {
+        if self == Precision::Bf16 && device.is_cpu() && !crate::bert::bf16::supported() {
             eprintln!(
                 "warning: --dtype bf16: this CPU has no AVX512-BF16 instructions, so signalkit encodes in f32 \
                  (exact, slower) and stores the outputs as f32"
@@ -349,6 +255,11 @@ fn load_tokenizer(files: &ModelFiles, cfg: &Config, max_len: usize) -> Result<To
     Ok(tokenizer)
 }
 
+/// The checkpoint's tokenizer alone (what fine-tuning needs), truncating to `max_len` tokens.
+pub fn checkpoint_tokenizer(files: &ModelFiles, max_len: usize) -> Result<Tokenizer> {
+    load_tokenizer(files, &read_config(&files.config)?.0, max_len)
+}
+
 /// The fewest tokens per headline that still hold a word: [CLS], one token, [SEP].
 pub const MIN_MAX_LEN: usize = 3;
 
@@ -376,20 +287,21 @@ impl Encoder {
         }
         .map_err(|e| model_err(files, e))?;
         let prefixed = vb.contains_tensor("bert.embeddings.word_embeddings.weight");
-        let base = if prefixed { vb.pp("bert") } else { vb.clone() };
-        let embeddings = Embeddings::load(base.pp("embeddings"), &cfg).map_err(|e| model_err(files, e))?;
-        let encoder = super::bert::Encoder::load(base.pp("encoder"), &cfg, packed).map_err(|e| model_err(files, e))?;
-        let hidden = cfg.hidden_size;
-        let head = if vb.contains_tensor("classifier.weight") {
-            let w = vb.get_unchecked("classifier.weight").map_err(|e| model_err(files, e))?;
-            let n = w.dim(0).map_err(|e| model_err(files, e))?;
-            let pooler = candle_nn::linear(hidden, hidden, base.pp("pooler.dense")).map_err(|e| model_err(files, e))?;
-            let classifier = candle_nn::linear(hidden, n, vb.pp("classifier")).map_err(|e| model_err(files, e))?;
-            Some((pooler, classifier, n))
+        let classes = if vb.contains_tensor("classifier.weight") {
+            Some(vb.get_unchecked("classifier.weight").and_then(|w| w.dim(0)).map_err(|e| model_err(files, e))?)
         } else {
             None
         };
-        let labels = head.as_ref().map_or(Vec::new(), |h| labels_of(&raw, h.2));
+        let options = Options {
+            prefixed,
+            classes,
+            compute: Compute::Fused { packed_bf16: packed },
+            dropout: DropoutRates::of(&raw),
+            seed: 0,
+        };
+        let bert = Bert::load(vb, &cfg, &options).map_err(|e| model_err(files, e))?;
+        let labels = classes.map_or(Vec::new(), |n| labels_of(&raw, n));
+        let hidden = cfg.hidden_size;
         let key = ModelKey {
             id: files.id.clone(),
             fingerprint: files.fingerprint()?,
@@ -397,22 +309,12 @@ impl Encoder {
             labels: labels.clone(),
             dtype: precision.to_string(),
         };
-        Ok(Encoder {
-            tokenizer,
-            embeddings,
-            encoder,
-            head: head.map(|(p, c, _)| (p, c)),
-            pad_id,
-            device: device.clone(),
-            labels,
-            hidden,
-            key,
-        })
+        Ok(Encoder { tokenizer, bert, pad_id, device: device.clone(), labels, hidden, key })
     }
 
     /// True when the checkpoint has a classification head (probabilities as well as embeddings).
     pub fn has_head(&self) -> bool {
-        self.head.is_some()
+        self.bert.has_head()
     }
 
     /// Tokenizes texts (truncated, unpadded), in parallel.
@@ -434,17 +336,12 @@ impl Encoder {
         let err = |e: candle_core::Error| Error::Encoder(e.to_string());
         let n = batch.len();
         let (ids, mask) = pad_batch(batch, self.pad_id, &self.device).map_err(err)?;
-        let types = ids.zeros_like().map_err(err)?;
-        let embedded = self.embeddings.forward(&ids, &types).map_err(err)?;
-        let mask = extended_mask(&mask, embedded.dtype()).map_err(err)?;
-        let cls = self.encoder.forward_cls(&embedded, &mask).and_then(|t| t.contiguous()).map_err(err)?;
-        let probs = match &self.head {
-            Some((pooler, classifier)) => {
-                let pooled = pooler.forward(&cls).and_then(|t| t.tanh()).map_err(err)?;
-                let logits = classifier.forward(&pooled).and_then(|t| t.to_dtype(DType::F32)).map_err(err)?;
-                candle_nn::ops::softmax_last_dim(&logits).and_then(|t| t.to_vec2::<f32>()).map_err(err)?
-            }
-            None => vec![Vec::new(); n],
+        let cls = self.bert.forward(&ids, &mask).map_err(err)?;
+        let probs = if self.bert.has_head() {
+            let logits = self.bert.logits(&cls).and_then(|t| t.to_dtype(DType::F32)).map_err(err)?;
+            candle_nn::ops::softmax_last_dim(&logits).and_then(|t| t.to_vec2::<f32>()).map_err(err)?
+        } else {
+            vec![Vec::new(); n]
         };
         let cls = cls.to_dtype(DType::F32).and_then(|t| t.to_vec2::<f32>()).map_err(err)?;
         if probs.iter().chain(&cls).flatten().any(|v| !v.is_finite()) {
@@ -456,18 +353,4 @@ impl Encoder {
         }
         Ok(probs.into_iter().zip(cls).collect())
     }
-}
-
-/// A tokenised batch padded to its longest member with `pad_id`: ids and attention mask, (n, width).
-pub(crate) fn pad_batch(batch: &[&Encoding], pad_id: u32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
-    let width = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-    let n = batch.len();
-    let (mut ids, mut mask) = (vec![pad_id; n * width], vec![0u32; n * width]);
-    for (row, e) in batch.iter().enumerate() {
-        for (j, (&id, &m)) in e.get_ids().iter().zip(e.get_attention_mask()).enumerate() {
-            ids[row * width + j] = id;
-            mask[row * width + j] = m;
-        }
-    }
-    Ok((Tensor::from_vec(ids, (n, width), device)?, Tensor::from_vec(mask, (n, width), device)?))
 }

@@ -159,10 +159,10 @@ pub fn first_rows(vis: &Visibility, n_headlines: usize) -> Vec<Option<usize>> {
 pub fn market_labels(src: &LabelSource) -> Result<MarketLabels> {
     let (join, headlines_path) = recorded_join(&src.rows, src.headlines.as_deref())?;
     let (targets, headlines, vis) = redo_join(&src.rows, &join, &headlines_path)?;
-    let (target, y) = crate::train::target_values(&targets, &src.target)?;
+    let (target, y) = crate::split::target_values(&targets, &src.target)?;
     let eras = eras_of_days(&targets.fridays);
     let has_target: Vec<bool> = y.iter().map(|v| !v.is_nan()).collect();
-    let split = crate::train::era_split(&targets, &eras, &has_target, src.train_until.as_deref(), src.embargo)?;
+    let split = crate::split::era_split(&targets, &eras, &has_target, src.train_until.as_deref(), src.embargo)?;
     let mut out = MarketLabels {
         texts: Vec::new(),
         ids: Vec::new(),

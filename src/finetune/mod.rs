@@ -1,30 +1,30 @@
 //! Fine-tuning a BERT-family checkpoint for sequence classification in candle.
 //!
-//! The weights live in a [`VarMap`] filled from the checkpoint, so one differentiable forward
-//! (embeddings, encoder layers with composed LayerNorm and softmax, pooler, classifier) both
-//! trains and predicts. Training: cross-entropy, AdamW with weight decay (our own, torch's
-//! update, so its moments can be checkpointed), linear warm-up then linear decay (as
-//! transformers' `get_linear_schedule_with_warmup`), gradient-norm clipping (as torch's
-//! `clip_grad_norm_`), frozen embeddings and first layers or head only, batches grouped by token
-//! length, seeded dropout and shuffling. [`run_epochs`] is the epoch loop both recipes share,
-//! with a checkpoint after every epoch that a rerun resumes from.
+//! The model is [`crate::bert::Bert`] computing with differentiable ops over a [`VarMap`] filled
+//! from the checkpoint ([`Classifier`]), so one forward both trains and predicts. This module is
+//! the trainer: cross-entropy, AdamW with weight decay (our own, torch's update, so its moments
+//! can be checkpointed), linear warm-up then linear decay (as transformers'
+//! `get_linear_schedule_with_warmup`), gradient-norm clipping (as torch's `clip_grad_norm_`),
+//! frozen embeddings and first layers or head only, batches grouped by token length, seeded
+//! dropout and shuffling. [`run_epochs`] is the epoch loop both recipes share, with a checkpoint
+//! after every epoch that a rerun resumes from.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{D, DType, Device, IndexOp, Tensor, Var};
-use candle_nn::{Embedding, Module, VarBuilder, VarMap};
-use candle_transformers::models::bert::{Config, HiddenAct};
+use candle_core::{D, DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use candle_transformers::models::bert::Config;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde_json::Value;
 use tokenizers::Encoding;
 
-use crate::encode::model::{ModelFiles, extended_mask, labels_of, read_config};
+use crate::bert::{Bert, Compute, DropoutRates, Options, labels_of, read_config};
+use crate::encode::model::ModelFiles;
 use crate::error::{Error, Result};
 
 type CResult<T> = candle_core::Result<T>;
@@ -33,107 +33,12 @@ fn cerr(e: candle_core::Error) -> Error {
     Error::Encoder(format!("finetune: {e}"))
 }
 
-/// A linear layer whose weight (out, in) and bias are variables.
-struct Dense {
-    w: Tensor,
-    b: Tensor,
-}
-
-impl Dense {
-    fn load(vb: VarBuilder, inp: usize, out: usize) -> CResult<Self> {
-        Ok(Dense { w: vb.get((out, inp), "weight")?, b: vb.get(out, "bias")? })
-    }
-
-    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        x.broadcast_matmul(&self.w.t()?)?.broadcast_add(&self.b)
-    }
-}
-
-/// LayerNorm from differentiable ops (candle-nn's fused one has no backward).
-struct Norm {
-    w: Tensor,
-    b: Tensor,
-    eps: f64,
-}
-
-impl Norm {
-    fn load(vb: VarBuilder, size: usize, eps: f64) -> CResult<Self> {
-        Ok(Norm { w: vb.get(size, "weight")?, b: vb.get(size, "bias")?, eps })
-    }
-
-    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.w)?.broadcast_add(&self.b)
-    }
-}
-
-/// One encoder layer: self-attention, then the feed-forward block, each with residual + norm.
-struct Layer {
-    query: Dense,
-    key: Dense,
-    value: Dense,
-    attn_out: Dense,
-    attn_norm: Norm,
-    inter: Dense,
-    out: Dense,
-    out_norm: Norm,
-}
-
-impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config) -> CResult<Self> {
-        let (h, i, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
-        let att = vb.pp("attention");
-        Ok(Layer {
-            query: Dense::load(att.pp("self.query"), h, h)?,
-            key: Dense::load(att.pp("self.key"), h, h)?,
-            value: Dense::load(att.pp("self.value"), h, h)?,
-            attn_out: Dense::load(att.pp("output.dense"), h, h)?,
-            attn_norm: Norm::load(att.pp("output.LayerNorm"), h, eps)?,
-            inter: Dense::load(vb.pp("intermediate.dense"), h, i)?,
-            out: Dense::load(vb.pp("output.dense"), i, h)?,
-            out_norm: Norm::load(vb.pp("output.LayerNorm"), h, eps)?,
-        })
-    }
-}
-
-/// Dropout probabilities and the seeded generator behind their masks.
-struct Dropout {
-    hidden: f64,
-    attention: f64,
-    classifier: f64,
-    rng: RefCell<ChaCha8Rng>,
-    training: std::cell::Cell<bool>,
-}
-
-impl Dropout {
-    /// Zeroes each value with probability `p` and scales the rest by 1/(1-p), when training.
-    fn apply(&self, x: &Tensor, p: f64) -> CResult<Tensor> {
-        if !self.training.get() || p <= 0.0 {
-            return Ok(x.clone());
-        }
-        let mut rng = self.rng.borrow_mut();
-        let keep = (1.0 / (1.0 - p)) as f32;
-        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.random::<f64>() < p { 0.0 } else { keep }).collect();
-        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
-    }
-}
-
-/// A BERT encoder with pooler and classification head whose weights are trainable variables.
+/// The model being trained: [`Bert`] with a head, over variables named as in a transformers
+/// `BertForSequenceClassification` checkpoint, computing with differentiable ops.
 pub struct Classifier {
     /// Every weight, named as in a transformers `BertForSequenceClassification` checkpoint.
     pub varmap: VarMap,
-    word: Embedding,
-    position: Embedding,
-    token_type: Embedding,
-    emb_norm: Norm,
-    layers: Vec<Layer>,
-    pooler: Dense,
-    classifier: Dense,
-    dropout: Dropout,
-    heads: usize,
-    act: HiddenAct,
+    bert: Bert,
     pad_id: u32,
     device: Device,
     /// The checkpoint's config.json as read (id2label is rewritten on save).
@@ -200,35 +105,16 @@ impl Classifier {
         device: &Device,
         seed: u64,
     ) -> CResult<Self> {
-        let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-        let (bert, h) = (vb.pp("bert"), cfg.hidden_size);
-        let emb = bert.pp("embeddings");
-        let embedding = |n: usize, name: &str| -> CResult<Embedding> {
-            Ok(Embedding::new(emb.get((n, h), &format!("{name}.weight"))?, h))
+        let options = Options {
+            prefixed: true,
+            classes: Some(labels.len()),
+            compute: Compute::Differentiable,
+            dropout: DropoutRates::of(&raw),
+            seed,
         };
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(bert.pp(format!("encoder.layer.{i}")), cfg))
-            .collect::<CResult<Vec<_>>>()?;
-        let prob = |k: &str, d: f64| raw.get(k).and_then(Value::as_f64).unwrap_or(d);
-        let hidden_p = prob("hidden_dropout_prob", 0.1);
         Ok(Classifier {
             varmap: varmap.clone(),
-            word: embedding(cfg.vocab_size, "word_embeddings")?,
-            position: embedding(cfg.max_position_embeddings, "position_embeddings")?,
-            token_type: embedding(cfg.type_vocab_size, "token_type_embeddings")?,
-            emb_norm: Norm::load(emb.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
-            layers,
-            pooler: Dense::load(bert.pp("pooler.dense"), h, h)?,
-            classifier: Dense::load(vb.pp("classifier"), h, labels.len())?,
-            dropout: Dropout {
-                hidden: hidden_p,
-                attention: prob("attention_probs_dropout_prob", 0.1),
-                classifier: prob("classifier_dropout", hidden_p),
-                rng: RefCell::new(ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_d40f)),
-                training: std::cell::Cell::new(false),
-            },
-            heads: cfg.num_attention_heads,
-            act: cfg.hidden_act,
+            bert: Bert::load(VarBuilder::from_varmap(varmap, DType::F32, device), cfg, &options)?,
             pad_id: cfg.pad_token_id as u32,
             device: device.clone(),
             config: raw,
@@ -279,66 +165,23 @@ fn init_tensor(dims: &[usize], weight: bool, std: f64, rng: &mut ChaCha8Rng, dev
 impl Classifier {
     /// How far the dropout generator has run (saved in checkpoints).
     pub fn dropout_position(&self) -> u128 {
-        self.dropout.rng.borrow().get_word_pos()
+        self.bert.dropout_position()
     }
 
     /// Moves the dropout generator to a saved position.
     pub fn set_dropout_position(&self, pos: u128) {
-        self.dropout.rng.borrow_mut().set_word_pos(pos);
+        self.bert.set_dropout_position(pos);
     }
 
     /// Switches dropout on (training) or off (evaluation and parity checks).
     pub fn set_training(&self, on: bool) {
-        self.dropout.training.set(on);
-    }
-
-    /// The tokenised batch, padded to its longest member: ids and attention mask (n, width).
-    fn pad(&self, batch: &[&Encoding]) -> CResult<(Tensor, Tensor)> {
-        crate::encode::model::pad_batch(batch, self.pad_id, &self.device)
-    }
-
-    /// Self-attention with residual and norm; with `cls_only`, for position 0 alone (the last
-    /// layer: no other position reaches the logits, so the loss and its gradients are unchanged).
-    fn attention(&self, l: &Layer, x: &Tensor, mask: &Tensor, cls_only: bool) -> CResult<Tensor> {
-        let (n, s, h) = x.dims3()?;
-        let d = h / self.heads;
-        let split = |t: Tensor, s: usize| t.reshape((n, s, self.heads, d))?.transpose(1, 2)?.contiguous();
-        let (k, v) = (split(l.key.forward(x)?, s)?, split(l.value.forward(x)?, s)?);
-        let (x, s) = if cls_only { (x.narrow(1, 0, 1)?, 1) } else { (x.clone(), s) };
-        let q = split(l.query.forward(&x)?, s)?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?.broadcast_add(mask)?;
-        let probs = self.dropout.apply(&candle_nn::ops::softmax(&scores, D::Minus1)?, self.dropout.attention)?;
-        let ctx = probs.matmul(&v)?.transpose(1, 2)?.reshape((n, s, h))?;
-        let out = self.dropout.apply(&l.attn_out.forward(&ctx)?, self.dropout.hidden)?;
-        l.attn_norm.forward(&(out + x)?)
-    }
-
-    fn layer(&self, l: &Layer, x: &Tensor, mask: &Tensor, cls_only: bool) -> CResult<Tensor> {
-        let a = self.attention(l, x, mask, cls_only)?;
-        let i = l.inter.forward(&a)?;
-        let i = match self.act {
-            HiddenAct::Gelu => i.gelu_erf()?,
-            HiddenAct::GeluApproximate => i.gelu()?,
-            HiddenAct::Relu => i.relu()?,
-        };
-        let o = self.dropout.apply(&l.out.forward(&i)?, self.dropout.hidden)?;
-        l.out_norm.forward(&(o + a)?)
+        self.bert.set_training(on);
     }
 
     /// The classification logits (n, classes) of a tokenised batch.
     pub fn logits(&self, batch: &[&Encoding]) -> CResult<Tensor> {
-        let (ids, mask) = self.pad(batch)?;
-        let types = ids.zeros_like()?;
-        let positions = Tensor::arange(0u32, ids.dim(1)? as u32, &self.device)?;
-        let e = (self.word.forward(&ids)? + self.token_type.forward(&types)?)?
-            .broadcast_add(&self.position.forward(&positions)?)?;
-        let mut x = self.dropout.apply(&self.emb_norm.forward(&e)?, self.dropout.hidden)?;
-        let mask = extended_mask(&mask, DType::F32)?;
-        for (i, l) in self.layers.iter().enumerate() {
-            x = self.layer(l, &x, &mask, i + 1 == self.layers.len())?;
-        }
-        let pooled = self.pooler.forward(&x.i((.., 0))?.contiguous()?)?.tanh()?;
-        self.classifier.forward(&self.dropout.apply(&pooled, self.dropout.classifier)?)
+        let (ids, mask) = crate::bert::pad_batch(batch, self.pad_id, &self.device)?;
+        self.bert.logits(&self.bert.forward(&ids, &mask)?)
     }
 
     /// Mean cross-entropy of a batch against class ids.
@@ -778,9 +621,9 @@ pub fn fit(model: Classifier, hyper: &Hyper, f: Fit) -> Result<Vec<EpochMetrics>
 
 /// Tokenises texts with the base checkpoint's tokenizer, at most `max_len` tokens each.
 pub fn tokenize(model: &ModelFiles, texts: &[String], max_len: usize) -> Result<Vec<Encoding>> {
-    let tokenizer = crate::encode::model::Encoder::load(model, &Device::Cpu, max_len)?;
+    let tokenizer = crate::encode::model::checkpoint_tokenizer(model, max_len)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    tokenizer.tokenize(&refs)
+    crate::encode::model::tokenize(&tokenizer, &refs)
 }
 
 pub mod adamw;
