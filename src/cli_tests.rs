@@ -126,8 +126,7 @@ fn every_numeric_flag_refuses_nan_negative_zero_and_absurd_values_by_name() {
 
 /// The config with every optional table and key present, as a TOML table.
 fn full_config() -> toml::Table {
-    let mut cfg = Config::default();
-    cfg.finetune = Some(FinetuneConfig::default());
+    let mut cfg = Config { finetune: Some(FinetuneConfig::default()), ..Default::default() };
     let mut ask = AskConfig { model: "m".into(), questions: "q.toml".into(), ..Default::default() };
     ask.batch_size = Some(signalkit::config::AskBatch::new(16));
     cfg.ask = Some(ask);

@@ -188,7 +188,7 @@ fn churn_report(d: &Path) -> (Value, String) {
 #[test]
 fn churn_drops_nan_predictions_as_numerai_tools_does_and_is_absent_when_undefined() {
     let (with_nan, without) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let third = |_: usize, i: usize| i % 3 == 0;
+    let third = |_: usize, i: usize| i.is_multiple_of(3);
     churn_inputs(with_nan.path(), third, |_, _| false);
     churn_inputs(without.path(), |_, _| false, third);
     let ((nan, _), (clean, _)) = (churn_report(with_nan.path()), churn_report(without.path()));

@@ -116,7 +116,7 @@ fn run_with_finetune_encodes_with_the_model_tuned_on_training_eras() {
     assert!(r.stages.iter().any(|s| s.contains("finetune:")), "{:?}", r.stages);
 
     // Settings that cannot train are refused by name, when the TOML is read (before any work).
-    let e = toml::from_str::<Config>("[finetune]\nlr = nan\n").err().expect("NaN refused").to_string();
+    let e = toml::from_str::<Config>("[finetune]\nlr = nan\n").expect_err("NaN refused").to_string();
     assert!(e.contains("lr = nan") && e.contains("above 0 and at most 1"), "{e}");
 }
 
@@ -182,7 +182,7 @@ fn run_with_ask_trains_on_prompt_answers() {
 
     // Settings that cannot run are refused by name (a zero batch already when the TOML is read).
     let zero = format!("[ask]\nmodel = {model:?}\nquestions = \"q.toml\"\nbatch_size = 0\n");
-    let e = toml::from_str::<Config>(&zero).err().expect("a zero batch is refused").to_string();
+    let e = toml::from_str::<Config>(&zero).expect_err("a zero batch is refused").to_string();
     assert!(e.contains("batch_size = 0") && e.contains("from 1 to 4096"), "{e}");
     for (set, want) in
         [("knowledge_cutoff = \"June\"", "[ask] knowledge_cutoff"), ("model = \"\"", "[ask] model is required")]
