@@ -133,9 +133,8 @@ fn nonsense_options_are_refused_at_the_edge() {
     cli(&["train", "--features", &t, "--out", &s(d, "m"), "--embargo", "4294967295"])
         .refused(&["--embargo", "from 0 to 520"]);
     let model = fixtures("tiny-finbert").display().to_string();
-    let encode = |bad: &str| {
-        cli(&["encode", "--model", &model, "--headlines", &h, "--store", &s(d, "store"), "--max-len", bad])
-    };
+    let encode =
+        |bad: &str| cli(&["encode", "--model", &model, "--headlines", &h, "--store", &s(d, "store"), "--max-len", bad]);
     for bad in ["0", "100000"] {
         encode(bad).refused(&["--max-len", "from 1 to 8192"]);
     }

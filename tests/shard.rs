@@ -159,7 +159,14 @@ fn shard_specs_are_checked_and_read_from_the_scheduler() {
     let none = env(&[]);
     assert_eq!(Shard::resolve(Some("1/3"), None, none).unwrap(), Some(Shard { index: 1, count: 3 }));
     assert_eq!(Shard::resolve(None, None, none).unwrap(), None);
-    for (spec, want) in [("3/3", "0 to 2"), ("0/0", "from 1 to 65536"), ("1/4294967297", "from 1 to 65536"), ("a/2", "I/N"), ("2", "I/N"), ("-1/2", "I/N")] {
+    for (spec, want) in [
+        ("3/3", "0 to 2"),
+        ("0/0", "from 1 to 65536"),
+        ("1/4294967297", "from 1 to 65536"),
+        ("a/2", "I/N"),
+        ("2", "I/N"),
+        ("-1/2", "I/N"),
+    ] {
         let e = Shard::resolve(Some(spec), None, none).unwrap_err().to_string();
         assert!(e.contains("--shard") && e.contains(want), "{spec}: {e}");
     }
