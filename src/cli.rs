@@ -30,8 +30,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run join → encode → features → train → evaluate → importance from one config
-    /// (no config: the shipped sample with the tiny offline encoder).
+    /// Run join → (finetune) → encode → (ask) → features → train → evaluate → importance from one
+    /// config (no config: the shipped sample with the tiny offline encoder). Start here.
     Run(RunCmd),
     /// Write a deterministic synthetic universe (targets.csv, headlines.csv) with planted signal.
     Sample(SampleCmd),

@@ -293,3 +293,16 @@ fn in_sample_eras_are_never_called_out_of_sample() {
     let md = std::fs::read_to_string(d.join("split/report.md")).unwrap();
     assert!(md.contains("numerai_corr (OOS)") && !md.contains("Warning"), "{md}");
 }
+
+/// The smoothing table says what each churn column compares against.
+#[test]
+fn the_smoothing_table_names_what_each_churn_column_compares_against() {
+    let dir = tempfile::tempdir().unwrap();
+    write_inputs(dir.path(), 0);
+    let mut a = EvaluateArgs::new(dir.path().join("preds.csv"), dir.path().join("targets.csv"), dir.path().join("e"));
+    a.target = "target_20d".into();
+    a.smooth = vec![0.5];
+    evaluate(&a).unwrap();
+    let md = std::fs::read_to_string(dir.path().join("e/report.md")).unwrap();
+    assert!(md.contains("churn mean (vs the era before)") && md.contains("(vs any of the five before)"), "{md}");
+}

@@ -107,6 +107,11 @@ pub(super) fn fmt_opt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), fmt4)
 }
 
+/// The smoothing table's last column: what its count compares against.
+fn over_limit_header() -> String {
+    format!("eras ≥ {} (vs any of the five before)", metrics::CHURN_LIMIT)
+}
+
 /// The churn section of report.md: the raw model's churn and each smoothing weight's corr and churn.
 pub(super) fn churn_markdown(r: &EvalReport) -> String {
     let Some(c) = &r.churn else { return String::new() };
@@ -142,6 +147,8 @@ pub(super) fn churn_markdown(r: &EvalReport) -> String {
     };
     let mut rows = vec![row("raw".into(), Some(&r.summary), Some(c))];
     rows.extend(r.smoothing.iter().map(|s| row(format!("{}", s.weight), s.summary.as_ref(), s.churn.as_ref())));
-    md += &markdown_table(&["smoothing A", "corr mean", "sharpe", "churn mean", "eras over limit"], &rows);
+    let last = over_limit_header();
+    let header: [&str; 5] = ["smoothing A", "corr mean", "sharpe", "churn mean (vs the era before)", &last];
+    md += &markdown_table(&header, &rows);
     md
 }
