@@ -14,7 +14,7 @@ use crate::encode::hub::ModelSource;
 use crate::encode::model::{ModelFiles, Precision};
 use crate::error::{Error, Result};
 use crate::finetune::market::LabelSource;
-use crate::finetune::{FinetuneArgs, Hyper, LabelBins, MarketArgs};
+use crate::finetune::{FinetuneArgs, Hyper, LabelBins, MarketArgs, Training};
 use crate::pit::{JoinArgs, Window};
 use crate::settings::{Hours, Int, LearningRate, Positive, Share, Weight};
 use crate::train::TrainConfig;
@@ -244,14 +244,12 @@ impl FinetuneConfig {
         }
     }
 
-    /// Recipe (a)'s arguments: the labelled table and the classes of a new head.
-    pub fn labelled_args(&self, to: FinetuneTarget, labelled: PathBuf, labels: Option<Vec<String>>) -> FinetuneArgs {
-        FinetuneArgs {
+    /// The checkpoint, folder, passes and optimiser of a fine-tune with these settings.
+    pub fn training(&self, to: FinetuneTarget) -> Training {
+        Training {
             hyper: self.hyper(to.dropout),
             model: to.model,
             out: to.out,
-            labelled,
-            labels,
             epochs: self.epochs.usize(),
             batch_size: self.batch_size.usize(),
             warmup_share: self.warmup.get(),
@@ -261,20 +259,14 @@ impl FinetuneConfig {
         }
     }
 
+    /// Recipe (a)'s arguments: the labelled table and the classes of a new head.
+    pub fn labelled_args(&self, to: FinetuneTarget, labelled: PathBuf, labels: Option<Vec<String>>) -> FinetuneArgs {
+        FinetuneArgs { training: self.training(to), labelled, labels }
+    }
+
     /// Recipe (b)'s arguments: labels from `source`.
     pub fn market(&self, to: FinetuneTarget, source: LabelSource) -> MarketArgs {
-        MarketArgs {
-            hyper: self.hyper(to.dropout),
-            model: to.model,
-            out: to.out,
-            source,
-            epochs: self.epochs.usize(),
-            batch_size: self.batch_size.usize(),
-            warmup_share: self.warmup.get(),
-            held_out: self.held_out.get(),
-            max_len: to.max_len,
-            device: to.device,
-        }
+        MarketArgs { training: self.training(to), source }
     }
 
     /// Recipe (b) inside `run`: the joined `rows`, the encoder's base model and `[train]`'s era

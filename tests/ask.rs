@@ -9,9 +9,7 @@ use candle_core::Device;
 use common::{Run, fixtures, signalkit, write};
 use serde_json::Value;
 use signalkit::ask::model::{Decoder, Template};
-use signalkit::ask::{AskArgs, Question, read_answers, read_questions};
-use signalkit::data::headlines::HeadlineOptions;
-use signalkit::encode::hub::ModelSource;
+use signalkit::ask::{Question, read_answers, read_questions};
 use signalkit::encode::model::ModelFiles;
 
 fn fixture() -> PathBuf {
@@ -144,24 +142,6 @@ fn questions_files_are_checked() {
     );
 }
 
-fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
-    AskArgs {
-        source: ModelSource::new(fixture().to_str().unwrap()),
-        questions: questions.to_path_buf(),
-        headlines: headlines.to_path_buf(),
-        headline_options: HeadlineOptions::default(),
-        store: dir.join("store"),
-        device: "cpu".into(),
-        shard_size: 2,
-        batch_size: 4,
-        options: Default::default(),
-        shard: None,
-        prefix_cache: true,
-        gguf: None,
-        names: None,
-    }
-}
-
 #[test]
 fn ask_fills_the_store_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
@@ -176,7 +156,7 @@ fn ask_fills_the_store_and_resumes() {
         "q.toml",
         "[[ask.question]]\nname = \"good_news\"\nprompt = \"Answer YES if good news, NO if bad news, or UNKNOWN if uncertain. Is this headline good or bad for the stock price of {company} in the next month?\\n{headline}\"\n",
     );
-    let args = ask_args(dir.path(), &headlines, &q);
+    let args = common::ask_args(2, 4, dir.path(), &headlines, &q);
     let s = signalkit::ask::ask_files(&args).unwrap();
     assert_eq!((s.answered, s.already_stored, s.store_dirs.len()), (2, 0, 1));
     let again = signalkit::ask::ask_files(&args).unwrap();
@@ -249,7 +229,7 @@ fn anonymised_answers_are_kept_apart_and_the_knowledge_cutoff_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-01-02,AAPL beats estimates\n");
     let q = company_question(dir.path());
-    let mut args = ask_args(dir.path(), &h, &q);
+    let mut args = common::ask_args(2, 4, dir.path(), &h, &q);
     let plain = signalkit::ask::ask_files(&args).unwrap();
     args.options = signalkit::ask::AskOptions { anonymise: true, knowledge_cutoff: Some("2024-06-30".into()) };
     let hidden = signalkit::ask::ask_files(&args).unwrap();
@@ -349,7 +329,7 @@ fn ask_with_and_without_the_prefix_cache_stores_the_same_answers() {
          MSFT,2024-01-04,Microsoft raises its dividend by ten percent\n",
     );
     let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
-    let mut args = ask_args(dir.path(), &h, &q);
+    let mut args = common::ask_args(2, 4, dir.path(), &h, &q);
     signalkit::ask::ask_files(&args).unwrap();
     let cached = store_rows(&args.store);
     args.store = dir.path().join("whole");
@@ -537,7 +517,7 @@ fn names_fill_company_and_never_share_an_answer() {
         "ticker,published_at,headline\nAAPL,2024-01-02,Shares jump after results\nTSLA,2024-01-03,Shares jump after results\n",
     );
     let q = company_question(dir.path());
-    let mut args = ask_args(dir.path(), &h, &q);
+    let mut args = common::ask_args(2, 4, dir.path(), &h, &q);
     let plain = signalkit::ask::ask_files(&args).unwrap();
     assert_eq!((plain.answered, plain.unnamed), (2, 0), "without --names every ticker names itself");
     args.names = Some(write(dir.path(), "names.csv", "ticker,name\naapl, Apple Inc.\n"));

@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use candle_core::Device;
-use common::write;
+use common::{noise, write};
 use serde_json::Value;
 use signalkit::ask::model::Decoder;
 use signalkit::ask::{AskArgs, ask_files, read_answers};
-use signalkit::data::headlines::HeadlineOptions;
-use signalkit::encode::hub::ModelSource;
 use signalkit::encode::model::ModelFiles;
 use signalkit::evaluate::{EvaluateArgs, evaluate};
 
@@ -31,15 +29,6 @@ fn signalkit(args: &[&str]) -> (bool, String) {
 
 fn json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
-}
-
-/// A deterministic pseudo-random number in [0, 1).
-fn noise(i: usize, salt: u64) -> f64 {
-    let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(salt.wrapping_mul(1442695040888963407));
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 // --- Fault 4 and issue 27 item 1: prompts are never padded, cut or run past the context -------
@@ -97,24 +86,6 @@ fn ask_ignores_the_padding_truncation_and_post_processor_of_tokenizer_json() {
     );
 }
 
-fn ask_args(dir: &Path, headlines: &Path, questions: &Path) -> AskArgs {
-    AskArgs {
-        source: ModelSource::new(repo("data/fixtures/tiny-qwen2").to_str().unwrap()),
-        questions: questions.to_path_buf(),
-        headlines: headlines.to_path_buf(),
-        headline_options: HeadlineOptions::default(),
-        store: dir.join("store"),
-        device: "cpu".into(),
-        shard_size: 1,
-        batch_size: 1,
-        options: Default::default(),
-        shard: None,
-        prefix_cache: true,
-        gguf: None,
-        names: None,
-    }
-}
-
 #[test]
 fn ask_refuses_a_prompt_longer_than_the_context_by_name_and_keeps_every_other_answer() {
     let dir = tempfile::tempdir().unwrap();
@@ -122,7 +93,7 @@ fn ask_refuses_a_prompt_longer_than_the_context_by_name_and_keeps_every_other_an
     let long = format!("TSLA,2024-01-03,Tesla {}\n", "recall widens to more models again ".repeat(120));
     let h = write(dir.path(), "h.csv", &format!("{short}{long}MSFT,2024-01-04,Microsoft raises guidance\n"));
     let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
-    let args = ask_args(dir.path(), &h, &q);
+    let args = common::ask_args(1, 1, dir.path(), &h, &q);
     let e = ask_files(&args).unwrap_err().to_string();
     for part in ["h.csv", "question 'good'", "row 2", "TSLA", "Tesla recall widens", "512 tokens", "never cut"] {
         assert!(e.contains(part), "the refusal names {part:?}: {e}");

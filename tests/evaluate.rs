@@ -7,21 +7,12 @@ mod common;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use common::{signalkit, write};
+use common::{noise, signalkit, write};
 use signalkit::evaluate::{EvaluateArgs, evaluate};
 use signalkit::metrics;
 
 const ERAS: [i32; 4] = [20240105, 20240112, 20240119, 20240126];
 const TICKERS: usize = 150;
-
-/// A deterministic pseudo-random number in [0, 1).
-fn noise(i: usize, salt: u64) -> f64 {
-    let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(salt.wrapping_mul(1442695040888963407));
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51afd7ed558ccd);
-    x ^= x >> 33;
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// One era's synthetic values, per ticker: prediction, target bin, two factors, weight, meta model.
 struct Era {

@@ -233,19 +233,8 @@ fn recipe_a_maps_labels_by_name_and_writes_a_loadable_folder_and_card() {
     }
     std::fs::write(&csv, body).unwrap();
     let out = dir.path().join("tuned");
-    let args = signalkit::finetune::FinetuneArgs {
-        model: ModelFiles::from_dir(&fixture()).unwrap(),
-        out: out.clone(),
-        labelled: csv,
-        labels: None,
-        epochs: 2,
-        batch_size: 4,
-        warmup_share: 0.1,
-        held_out: 0.25,
-        max_len: 64,
-        device: "cpu".into(),
-        hyper: hyper(),
-    };
+    let args =
+        signalkit::finetune::FinetuneArgs { training: training(&out, 2, 4, (0.1, 0.25)), labelled: csv, labels: None };
     let s = signalkit::finetune::finetune_labelled(&args, false).unwrap();
     assert_eq!((s.train, s.held_out, s.epochs.len()), (9, 3, 2));
     assert!(s.epochs.iter().all(|m| m.held_out_accuracy.is_finite() && m.held_out_loss.is_finite()));
@@ -402,16 +391,8 @@ fn recipe_b_writes_a_card_with_the_eras_and_counts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tuned");
     let args = MarketArgs {
-        model: ModelFiles::from_dir(&fixture()).unwrap(),
-        out: out.clone(),
+        training: training(&out, 1, 2, (0.0, 0.0)),
         source: market_source(market_rows(dir.path()), LabelBins::Three),
-        epochs: 1,
-        batch_size: 2,
-        warmup_share: 0.0,
-        held_out: 0.0,
-        max_len: 64,
-        device: "cpu".into(),
-        hyper: hyper(),
     };
     let s = finetune_market(&args, false).unwrap();
     assert_eq!((s.train, s.labelled, s.dropped_not_training, s.validation_labels_read), (5, 5, 4, 0));
@@ -505,4 +486,25 @@ fn checkpoint_differences_name_the_setting_and_skip_paths() {
     let b = serde_json::json!({"hyper": {"lr": 1e-3, "seed": 4}, "data": {"path": "b.csv", "xxh3": "1"}});
     assert_eq!(differences(&a, &a), Vec::<String>::new());
     assert_eq!(differences(&a, &b), ["hyper.seed was 3 then, 4 now"]);
+}
+
+/// The tiny fixture fine-tuned into `out` on the CPU: `epochs` passes of `batch` texts, with
+/// (warm-up share, held-out share).
+fn training(
+    out: &Path,
+    epochs: usize,
+    batch: usize,
+    (warmup_share, held_out): (f64, f64),
+) -> signalkit::finetune::Training {
+    signalkit::finetune::Training {
+        model: ModelFiles::from_dir(&fixture()).unwrap(),
+        out: out.to_path_buf(),
+        epochs,
+        batch_size: batch,
+        warmup_share,
+        held_out,
+        max_len: 64,
+        device: "cpu".into(),
+        hyper: hyper(),
+    }
 }

@@ -10,8 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use xxhash_rust::xxh3::xxh3_128;
 
-use super::{Classifier, EpochMetrics, Fit, Hyper};
-use crate::encode::model::ModelFiles;
+use super::{Classifier, EpochMetrics, Fit};
 use crate::error::{Error, Result};
 
 /// The common three-class layout of integer sentiment labels.
@@ -63,28 +62,12 @@ pub fn read_labelled(path: &Path, labels: &[String]) -> Result<(Vec<String>, Vec
 /// What a recipe (a) run needs.
 #[derive(Debug, Clone)]
 pub struct FinetuneArgs {
-    /// The base checkpoint.
-    pub model: ModelFiles,
-    /// The output folder (a Hugging Face checkpoint plus card.json).
-    pub out: PathBuf,
+    /// The checkpoint, output folder, passes and optimiser.
+    pub training: super::Training,
     /// The labelled table.
     pub labelled: PathBuf,
     /// Classes for a new head (None: the checkpoint's own head).
     pub labels: Option<Vec<String>>,
-    /// Passes over the training texts.
-    pub epochs: usize,
-    /// Texts per optimiser step.
-    pub batch_size: usize,
-    /// Share of all steps spent warming up.
-    pub warmup_share: f64,
-    /// Share of texts held out for per-epoch loss and accuracy.
-    pub held_out: f64,
-    /// Maximum tokens per text.
-    pub max_len: usize,
-    /// cpu, cuda or cuda:N.
-    pub device: String,
-    /// Optimiser settings (`warmup_steps`/`total_steps` are derived from the data).
-    pub hyper: Hyper,
 }
 
 /// What a run did.
@@ -111,36 +94,42 @@ pub(crate) fn split(n: usize, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>)
 
 /// Fine-tunes on a labelled table, writing the folder and card after every epoch.
 pub fn finetune_labelled(args: &FinetuneArgs, show: bool) -> Result<FinetuneSummary> {
-    super::check_settings(args.epochs, args.batch_size, args.warmup_share, args.held_out, &args.hyper)?;
+    super::check_settings(
+        args.training.epochs,
+        args.training.batch_size,
+        args.training.warmup_share,
+        args.training.held_out,
+        &args.training.hyper,
+    )?;
     super::check_labels(args.labels.as_deref())?;
-    super::check_depth(&args.model, &args.hyper)?;
-    let _out = super::claim_out(&args.model, &args.out)?;
-    let device = crate::encode::model::device(&args.device)?;
-    let model = Classifier::load(&args.model, &device, args.labels.as_deref(), args.hyper.seed)?;
+    super::check_depth(&args.training.model, &args.training.hyper)?;
+    let _out = super::claim_out(&args.training.model, &args.training.out)?;
+    let device = crate::encode::model::device(&args.training.device)?;
+    let model = Classifier::load(&args.training.model, &device, args.labels.as_deref(), args.training.hyper.seed)?;
     let labels = model.labels.clone();
     let (texts, ids) = read_labelled(&args.labelled, &labels)?;
-    let encodings = super::tokenize(&args.model, &texts, args.max_len)?;
-    let (tr, ho) = split(texts.len(), args.held_out, args.hyper.seed);
+    let encodings = super::tokenize(&args.training.model, &texts, args.training.max_len)?;
+    let (tr, ho) = split(texts.len(), args.training.held_out, args.training.hyper.seed);
     if tr.is_empty() {
         return Err(Error::input(&args.labelled, "no training texts left: add rows or lower --held-out"));
     }
     let data_hash =
         format!("{:032x}", xxh3_128(&std::fs::read(&args.labelled).map_err(|e| Error::io(&args.labelled, e))?));
     let fit = Fit {
-        base: &args.model,
-        out: &args.out,
+        base: &args.training.model,
+        out: &args.training.out,
         encodings: &encodings,
         ids: &ids,
         split: (&tr, &ho),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        warmup_share: args.warmup_share,
+        epochs: args.training.epochs,
+        batch_size: args.training.batch_size,
+        warmup_share: args.training.warmup_share,
         card: json!({
-            "recipe": "labelled", "max_len": args.max_len,
+            "recipe": "labelled", "max_len": args.training.max_len,
             "data": {"path": args.labelled, "xxh3": data_hash, "train": tr.len(), "held_out": ho.len()},
         }),
         show,
     };
-    let metrics = super::fit(model, &args.hyper, fit)?;
+    let metrics = super::fit(model, &args.training.hyper, fit)?;
     Ok(FinetuneSummary { train: tr.len(), held_out: ho.len(), labels, epochs: metrics })
 }

@@ -10,8 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{Classifier, EpochMetrics, Fit, Hyper};
-use crate::encode::model::ModelFiles;
+use super::{Classifier, EpochMetrics, Fit};
 use crate::era::eras_of_days;
 use crate::error::{Error, Result};
 use crate::model::Split;
@@ -213,26 +212,10 @@ pub fn market_labels(src: &LabelSource) -> Result<MarketLabels> {
 /// What a recipe (b) run needs.
 #[derive(Debug, Clone)]
 pub struct MarketArgs {
-    /// The base checkpoint.
-    pub model: ModelFiles,
-    /// The output folder (a Hugging Face checkpoint plus card.json).
-    pub out: PathBuf,
+    /// The checkpoint, output folder, passes and optimiser.
+    pub training: super::Training,
     /// Where the labels come from.
     pub source: LabelSource,
-    /// Passes over the training headlines.
-    pub epochs: usize,
-    /// Headlines per optimiser step.
-    pub batch_size: usize,
-    /// Share of all steps spent warming up.
-    pub warmup_share: f64,
-    /// Share of the labelled headlines held out for per-epoch loss and accuracy (seeded draw).
-    pub held_out: f64,
-    /// Maximum tokens per headline.
-    pub max_len: usize,
-    /// cpu, cuda or cuda:N.
-    pub device: String,
-    /// Optimiser settings (`warmup_steps`/`total_steps` are derived from the data).
-    pub hyper: Hyper,
 }
 
 /// What a recipe (b) run did.
@@ -278,7 +261,7 @@ fn class_counts(m: &MarketLabels) -> serde_json::Map<String, serde_json::Value> 
 /// The card's recipe fields: inputs, eras used and the counts.
 fn market_card(args: &MarketArgs, m: &MarketLabels, train: usize, held_out: usize) -> Result<serde_json::Value> {
     Ok(json!({
-        "recipe": "market", "max_len": args.max_len,
+        "recipe": "market", "max_len": args.training.max_len,
         "data": {
             "rows": InputFile::of(&args.source.rows)?, "headlines": InputFile::of(&m.headlines_path)?,
             "target": m.target, "label_bins": m.labels.len(), "train_until": args.source.train_until,
@@ -293,11 +276,17 @@ fn market_card(args: &MarketArgs, m: &MarketLabels, train: usize, held_out: usiz
 
 /// Fine-tunes on market-derived labels, writing the folder and card after every epoch.
 pub fn finetune_market(args: &MarketArgs, show: bool) -> Result<MarketSummary> {
-    super::check_settings(args.epochs, args.batch_size, args.warmup_share, args.held_out, &args.hyper)?;
-    super::check_depth(&args.model, &args.hyper)?;
-    let _out = super::claim_out(&args.model, &args.out)?;
+    super::check_settings(
+        args.training.epochs,
+        args.training.batch_size,
+        args.training.warmup_share,
+        args.training.held_out,
+        &args.training.hyper,
+    )?;
+    super::check_depth(&args.training.model, &args.training.hyper)?;
+    let _out = super::claim_out(&args.training.model, &args.training.out)?;
     let m = market_labels(&args.source)?;
-    let (tr, ho) = super::labelled::split(m.texts.len(), args.held_out, args.hyper.seed);
+    let (tr, ho) = super::labelled::split(m.texts.len(), args.training.held_out, args.training.hyper.seed);
     if tr.is_empty() {
         return Err(Error::input(
             &args.source.rows,
@@ -307,22 +296,22 @@ pub fn finetune_market(args: &MarketArgs, show: bool) -> Result<MarketSummary> {
             ),
         ));
     }
-    let device = crate::encode::model::device(&args.device)?;
-    let model = Classifier::load(&args.model, &device, Some(&m.labels), args.hyper.seed)?;
-    let encodings = super::tokenize(&args.model, &m.texts, args.max_len)?;
+    let device = crate::encode::model::device(&args.training.device)?;
+    let model = Classifier::load(&args.training.model, &device, Some(&m.labels), args.training.hyper.seed)?;
+    let encodings = super::tokenize(&args.training.model, &m.texts, args.training.max_len)?;
     let fit = Fit {
-        base: &args.model,
-        out: &args.out,
+        base: &args.training.model,
+        out: &args.training.out,
         encodings: &encodings,
         ids: &m.ids,
         split: (&tr, &ho),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        warmup_share: args.warmup_share,
+        epochs: args.training.epochs,
+        batch_size: args.training.batch_size,
+        warmup_share: args.training.warmup_share,
         card: market_card(args, &m, tr.len(), ho.len())?,
         show,
     };
-    let epochs = super::fit(model, &args.hyper, fit)?;
+    let epochs = super::fit(model, &args.training.hyper, fit)?;
     Ok(MarketSummary {
         train: tr.len(),
         held_out: ho.len(),

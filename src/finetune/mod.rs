@@ -630,5 +630,29 @@ pub mod adamw;
 pub mod checkpoint;
 pub mod labelled;
 pub mod market;
+/// What every fine-tune needs beside its labels: the base checkpoint, the output folder, the
+/// passes and the optimiser (recipes (a) and (b) alike).
+#[derive(Debug, Clone)]
+pub struct Training {
+    /// The base checkpoint.
+    pub model: ModelFiles,
+    /// The output folder (a Hugging Face checkpoint plus card.json).
+    pub out: std::path::PathBuf,
+    /// Passes over the training texts.
+    pub epochs: usize,
+    /// Texts per optimiser step.
+    pub batch_size: usize,
+    /// Share of all steps spent warming up.
+    pub warmup_share: f64,
+    /// Share of texts held out for per-epoch loss and accuracy.
+    pub held_out: f64,
+    /// Maximum tokens per text.
+    pub max_len: usize,
+    /// cpu, cuda or cuda:N.
+    pub device: String,
+    /// Optimiser settings (`warmup_steps`/`total_steps` are derived from the data).
+    pub hyper: Hyper,
+}
+
 pub use labelled::{FinetuneArgs, FinetuneSummary, finetune_labelled};
 pub use market::{LabelBins, MarketArgs, MarketLabels, MarketSummary, finetune_market, market_labels};

@@ -214,3 +214,38 @@ pub fn signalkit_run(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let r = cli.run();
     (r.success(), r.text())
 }
+
+/// A deterministic pseudo-random number in [0, 1) (a hash of `i` and `salt`).
+pub fn noise(i: usize, salt: u64) -> f64 {
+    let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(salt.wrapping_mul(1442695040888963407));
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `ask` of `headlines` with `questions` on the tiny Qwen2 fixture into `dir/store`, on the CPU,
+/// `shard_size` answers a shard and `batch_size` prompts a pass.
+pub fn ask_args(
+    shard_size: usize,
+    batch_size: usize,
+    dir: &Path,
+    headlines: &Path,
+    questions: &Path,
+) -> signalkit::ask::AskArgs {
+    signalkit::ask::AskArgs {
+        source: signalkit::encode::hub::ModelSource::new(fixtures("tiny-qwen2").to_str().unwrap()),
+        questions: questions.to_path_buf(),
+        headlines: headlines.to_path_buf(),
+        headline_options: Default::default(),
+        store: dir.join("store"),
+        device: "cpu".into(),
+        shard_size,
+        batch_size,
+        options: Default::default(),
+        shard: None,
+        prefix_cache: true,
+        gguf: None,
+        names: None,
+    }
+}
