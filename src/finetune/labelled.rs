@@ -94,16 +94,8 @@ pub(crate) fn split(n: usize, share: f64, seed: u64) -> (Vec<usize>, Vec<usize>)
 
 /// Fine-tunes on a labelled table, writing the folder and card after every epoch.
 pub fn finetune_labelled(args: &FinetuneArgs, show: bool) -> Result<FinetuneSummary> {
-    super::check_settings(
-        args.training.epochs,
-        args.training.batch_size,
-        args.training.warmup_share,
-        args.training.held_out,
-        &args.training.hyper,
-    )?;
     super::check_labels(args.labels.as_deref())?;
-    super::check_depth(&args.training.model, &args.training.hyper)?;
-    let _out = super::claim_out(&args.training.model, &args.training.out)?;
+    let _out = args.training.start()?;
     let device = crate::encode::model::device(&args.training.device)?;
     let model = Classifier::load(&args.training.model, &device, args.labels.as_deref(), args.training.hyper.seed)?;
     let labels = model.labels.clone();

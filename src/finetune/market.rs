@@ -276,15 +276,7 @@ fn market_card(args: &MarketArgs, m: &MarketLabels, train: usize, held_out: usiz
 
 /// Fine-tunes on market-derived labels, writing the folder and card after every epoch.
 pub fn finetune_market(args: &MarketArgs, show: bool) -> Result<MarketSummary> {
-    super::check_settings(
-        args.training.epochs,
-        args.training.batch_size,
-        args.training.warmup_share,
-        args.training.held_out,
-        &args.training.hyper,
-    )?;
-    super::check_depth(&args.training.model, &args.training.hyper)?;
-    let _out = super::claim_out(&args.training.model, &args.training.out)?;
+    let _out = args.training.start()?;
     let m = market_labels(&args.source)?;
     let (tr, ho) = super::labelled::split(m.texts.len(), args.training.held_out, args.training.hyper.seed);
     if tr.is_empty() {

@@ -654,5 +654,15 @@ pub struct Training {
     pub hyper: Hyper,
 }
 
+impl Training {
+    /// Checks the settings against each other and the checkpoint's depth, then claims the output
+    /// folder (guarded against the base checkpoint, locked until the returned lock drops).
+    pub fn start(&self) -> Result<crate::data::lock::Lock> {
+        check_settings(self.epochs, self.batch_size, self.warmup_share, self.held_out, &self.hyper)?;
+        check_depth(&self.model, &self.hyper)?;
+        claim_out(&self.model, &self.out)
+    }
+}
+
 pub use labelled::{FinetuneArgs, FinetuneSummary, finetune_labelled};
 pub use market::{LabelBins, MarketArgs, MarketLabels, MarketSummary, finetune_market, market_labels};
