@@ -73,6 +73,10 @@ pub enum Error {
     /// The Numerai API refused or failed a request: says what happened and what to do.
     #[error("Numerai API: {0}")]
     Api(String),
+    /// A news vendor's API refused or failed a request (the message names the URL, hence the
+    /// vendor; `news fetch` adds the source's name).
+    #[error("news API: {0}")]
+    News(String),
 }
 
 /// Library result type.

@@ -528,6 +528,7 @@ fn a_refused_key_and_a_missing_key_say_what_to_do() {
     let keys = [("APCA_API_KEY_ID", ALPACA_KEY), ("APCA_API_SECRET_KEY", "wrongSECRET999")];
     let e = fetch(&args(Source::Alpaca, &mock, dir.path(), &keys, &["AAPL"], "2024-02-14")).unwrap_err().to_string();
     assert!(e.contains("401") && e.contains("key") && !e.contains("wrongSECRET999"), "{e}");
+    assert!(e.starts_with("news API: ") && !e.contains("Numerai"), "the vendor's refusal is not Numerai's: {e}");
     let e =
         fetch(&args(Source::Alpaca, &mock, dir.path(), &[("APCA_API_KEY_ID", ALPACA_KEY)], &["AAPL"], "2024-02-14"))
             .unwrap_err()

@@ -105,14 +105,14 @@ impl NewsHttp {
             }
             let (why, after) = match req.send() {
                 Err(e) if retryable(&e) => (self.scrub(error_chain(&e)), None),
-                Err(e) => return Err(Error::Api(format!("GET {shown}: {}", self.scrub(error_chain(&e))))),
+                Err(e) => return Err(Error::News(format!("GET {shown}: {}", self.scrub(error_chain(&e))))),
                 Ok(resp) => match transient(&resp) {
                     Some(after) => (format!("HTTP {}", resp.status()), after),
                     None => return self.parse(&shown, resp),
                 },
             };
             if n >= tries {
-                return Err(Error::Api(format!(
+                return Err(Error::News(format!(
                     "GET {shown}: {why} (gave up after {tries} tries); the source may be down or rate-limiting you — run again later (the fetch resumes where it stopped)"
                 )));
             }
@@ -130,17 +130,17 @@ impl NewsHttp {
         let status = resp.status();
         let text = resp
             .text()
-            .map_err(|e| Error::Api(format!("GET {shown}: reading the body: {}", self.scrub(error_chain(&e)))))?;
+            .map_err(|e| Error::News(format!("GET {shown}: reading the body: {}", self.scrub(error_chain(&e)))))?;
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(Error::Api(format!(
+            return Err(Error::News(format!(
                 "GET {shown}: HTTP {status}: the key was refused; check the source's key (env var or credentials file) and your plan's access"
             )));
         }
         if !status.is_success() {
-            return Err(Error::Api(format!("GET {shown}: HTTP {status}: {}", self.scrub(snippet(&text)))));
+            return Err(Error::News(format!("GET {shown}: HTTP {status}: {}", self.scrub(snippet(&text)))));
         }
         serde_json::from_str(&text).map_err(|e| {
-            Error::Api(format!("GET {shown}: the answer is not JSON ({e}): {}", self.scrub(snippet(&text))))
+            Error::News(format!("GET {shown}: the answer is not JSON ({e}): {}", self.scrub(snippet(&text))))
         })
     }
 }

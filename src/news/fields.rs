@@ -58,10 +58,10 @@ pub fn listed<'a>(url: &Url, answer: &'a Value, key: &str) -> Result<&'a Vec<Val
     answer
         .get(key)
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::Api(format!("GET {url}: no `{key}` array in the answer")))
+        .ok_or_else(|| Error::News(format!("GET {url}: no `{key}` array in the answer")))
 }
 
 /// The answer to `url` as an array of articles.
 pub fn articles<'a>(url: &Url, answer: &'a Value) -> Result<&'a Vec<Value>> {
-    answer.as_array().ok_or_else(|| Error::Api(format!("GET {url}: expected an array of articles")))
+    answer.as_array().ok_or_else(|| Error::News(format!("GET {url}: expected an array of articles")))
 }

@@ -61,7 +61,7 @@ impl Vendor for Polygon {
 fn next_url(url: &Url, v: &Value) -> Result<Option<Url>> {
     let Some(next) = v.get("next_url").and_then(Value::as_str).filter(|s| !s.is_empty()) else { return Ok(None) };
     let parsed =
-        Url::parse(next).map_err(|e| Error::Api(format!("GET {url}: next_url '{next}' is not a URL ({e})")))?;
+        Url::parse(next).map_err(|e| Error::News(format!("GET {url}: next_url '{next}' is not a URL ({e})")))?;
     Ok(Some(parsed))
 }
 

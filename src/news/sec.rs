@@ -86,7 +86,7 @@ pub fn cik_map(ctx: &Ctx) -> Result<HashMap<String, u64>> {
     let v = ctx.http.get_json(&url, false)?;
     let obj = v
         .as_object()
-        .ok_or_else(|| Error::Api(format!("GET {url}: expected an object of {{cik_str, ticker, title}}")))?;
+        .ok_or_else(|| Error::News(format!("GET {url}: expected an object of {{cik_str, ticker, title}}")))?;
     Ok(obj
         .values()
         .filter_map(|e| Some((e.get("ticker")?.as_str()?.to_ascii_uppercase(), e.get("cik_str")?.as_u64()?)))
@@ -119,7 +119,7 @@ pub fn fetch_company(
     let company = Company { cik, name, symbols };
     let recent = v
         .pointer("/filings/recent")
-        .ok_or_else(|| Error::Api(format!("GET {url}: no filings.recent in the answer")))?;
+        .ok_or_else(|| Error::News(format!("GET {url}: no filings.recent in the answer")))?;
     sink(company.items(ctx, recent, from, to))?;
     for f in v.pointer("/filings/files").and_then(Value::as_array).into_iter().flatten() {
         let day =
