@@ -163,7 +163,7 @@ struct PitRestated {
     headlines: Option<PathBuf>,
     /// Look-back window in days [default: the join's].
     #[arg(long)]
-    window_days: Option<Int<1, 3660>>,
+    window_days: Option<signalkit::data::window::WindowDays>,
     /// Cutoff hours after Friday 00:00 UTC [default: the join's].
     #[arg(long, allow_hyphen_values = true)]
     cutoff_hours: Option<Hours>,

@@ -10,8 +10,17 @@ use signalkit::config::{AskConfig, Config, DataConfig, EncodeConfig, FinetuneCon
 use super::*;
 
 /// Options whose valid range includes 0 (a seed, an embargo, a share, a cutoff hour, …).
-const ZERO_OK: [&str; 8] =
-    ["cutoff_hours", "embargo", "embargo_eras", "freeze_layers", "seed", "smooth", "weight_decay", "warmup"];
+const ZERO_OK: [&str; 9] = [
+    "cutoff_hours",
+    "embargo",
+    "embargo_eras",
+    "freeze_layers",
+    "held_out",
+    "seed",
+    "smooth",
+    "weight_decay",
+    "warmup",
+];
 /// Options whose valid range includes negative numbers.
 const NEGATIVE_OK: [&str; 1] = ["cutoff_hours"];
 /// Options where any whole number is meaningful (a seed).
@@ -24,7 +33,7 @@ fn allowed(key: &str, kind: &str) -> bool {
     let key = key.replace('-', "_");
     let k = key.as_str();
     match kind {
-        "zero" => ZERO_OK.contains(&k) || k == "held_out",
+        "zero" => ZERO_OK.contains(&k),
         "negative" => NEGATIVE_OK.contains(&k),
         "huge" => HUGE_OK.contains(&k),
         _ => false,

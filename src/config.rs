@@ -367,9 +367,9 @@ impl Default for DataConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct JoinConfig {
-    /// Look-back window in days (1 to 3660, as `data::window::MAX_WINDOW_DAYS`).
+    /// Look-back window in days (1 to 3660).
     #[arg(long, default_value_t = JoinConfig::default().window_days)]
-    pub window_days: Int<1, 3660>,
+    pub window_days: crate::data::window::WindowDays,
     /// Cutoff = Friday 00:00 UTC plus this many hours (21 = US close; -168 to 168).
     #[arg(long, default_value_t = JoinConfig::default().cutoff_hours, allow_hyphen_values = true)]
     pub cutoff_hours: Hours,

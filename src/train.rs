@@ -29,7 +29,7 @@ pub use crate::provenance::InputFile;
 
 pub use crate::split::MAX_EMBARGO_ERAS;
 /// Eras between training and validation: 0 to [`MAX_EMBARGO_ERAS`] (flag and TOML alike).
-pub type Embargo = Int<0, 520>;
+pub type Embargo = Int<0, { MAX_EMBARGO_ERAS as u64 }>;
 /// Rounds without improvement before early stopping ends training.
 pub type StoppingRounds = Int<1, 1_000_000>;
 /// LightGBM's tree count.

@@ -51,5 +51,7 @@ impl Window {
 
 /// The longest look-back window accepted, in days (ten years).
 pub const MAX_WINDOW_DAYS: u32 = 3_660;
+/// Look-back days as a setting: 1 to [`MAX_WINDOW_DAYS`] (flag and TOML alike).
+pub type WindowDays = crate::settings::Int<1, { MAX_WINDOW_DAYS as u64 }>;
 /// The furthest the cutoff may move from Friday 00:00 UTC, in hours (a week).
 pub const MAX_CUTOFF_HOURS: f64 = 168.0;
