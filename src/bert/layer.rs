@@ -60,6 +60,7 @@ impl Layer {
         let att = vb.pp("attention");
         let (intermediate, act) = match Dense::load(&vb.pp("intermediate"), &["dense"], h, i, compute)? {
             Dense::Bf16(p) if cfg.hidden_act == HiddenAct::Gelu => (Dense::Bf16(p.with_gelu()), None),
+            Dense::OneDnn(d) if cfg.hidden_act == HiddenAct::Gelu => (Dense::OneDnn(d.with_gelu()), None),
             d => (d, Some(cfg.hidden_act)),
         };
         Ok(Layer {

@@ -14,6 +14,7 @@
 pub mod bf16;
 mod config;
 mod layer;
+pub mod onednn;
 mod ops;
 
 use candle_core::{DType, Device, Module, Result, Tensor};

@@ -12,10 +12,13 @@ use rand_chacha::ChaCha8Rng;
 
 use super::Compute;
 use super::bf16::PackedLinear;
+use super::onednn::DnnlLinear;
 
-/// One linear layer, `y = x Wᵀ + b`: exact (candle's matmul, differentiable) or bf16-packed.
+/// One linear layer, `y = x Wᵀ + b`: candle's matmul (differentiable), oneDNN's matmul (f32 or
+/// bf16, inference only) or the AVX512-BF16 kernel (bf16 where oneDNN is not loaded).
 pub(super) enum Dense {
     Exact(Linear),
+    OneDnn(DnnlLinear),
     Bf16(PackedLinear),
 }
 
@@ -36,15 +39,18 @@ impl Dense {
         let (ws, bs): (Vec<Tensor>, Vec<Tensor>) = parts.into_iter().unzip();
         // One part is kept as the tensor itself (candle's `cat` of one), so a variable stays one.
         let (w, b) = (Tensor::cat(&ws, 0)?, Tensor::cat(&bs, 0)?);
-        Ok(match compute {
-            Compute::Fused { packed_bf16: true } => Dense::Bf16(PackedLinear::from_tensors(&w, Some(&b))?),
-            _ => Dense::Exact(Linear::new(w, Some(b))),
+        let Compute::Fused { packed_bf16 } = compute else { return Ok(Dense::Exact(Linear::new(w, Some(b)))) };
+        Ok(match DnnlLinear::new(&w, &b, packed_bf16)? {
+            Some(layer) => Dense::OneDnn(layer),
+            None if packed_bf16 => Dense::Bf16(PackedLinear::from_tensors(&w, Some(&b))?),
+            None => Dense::Exact(Linear::new(w, Some(b))),
         })
     }
 
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Dense::Exact(l) => l.forward(x),
+            Dense::OneDnn(d) => x.contiguous()?.apply_op1_no_bwd(d),
             Dense::Bf16(p) => x.contiguous()?.apply_op1_no_bwd(p),
         }
     }

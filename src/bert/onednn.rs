@@ -1,0 +1,642 @@
+//! Linear layers on oneDNN's matmul, the library PyTorch runs on CPU: it picks AMX, AVX512-BF16,
+//! AVX-512 or AVX2 for the CPU at run time, so one binary runs each machine's best path.
+//!
+//! The library is loaded at run time (`libdnnl.so.3`, oneDNN 3.x with the GNU OpenMP runtime, as
+//! `scripts/setup.sh` installs it into `.tools/onednn`); without it, or with
+//! `SIGNALKIT_ONEDNN=off`, the encoder keeps candle's matmul and the AVX512-BF16 kernel. oneDNN's
+//! own `ONEDNN_MAX_CPU_ISA` caps the ISA it may use (the tests run each path that way).
+//!
+//! A layer keeps its weight in its own dtype; for each batch height it builds a matmul primitive
+//! whose weight layout oneDNN chooses (`format_tag::any`), and packs the weight once per layout.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::bf16::bf16_bits;
+
+type Status = c_int;
+type Handle = *mut c_void;
+
+// Values from oneDNN 3.x's dnnl_types.h (stable across 3.x: the C API is versioned by major).
+const SUCCESS: Status = 0;
+const DT_BF16: c_int = 2;
+const DT_F32: c_int = 3;
+const TAG_ANY: c_int = 1;
+const TAG_AB: c_int = 3;
+const TAG_BA: c_int = 14;
+const ENGINE_CPU: c_int = 1;
+const STREAM_DEFAULT: c_uint = 1;
+const ARG_SRC: c_int = 1;
+const ARG_DST: c_int = 17;
+const ARG_WEIGHTS: c_int = 33;
+const ARG_BIAS: c_int = 41;
+const QUERY_IMPL_INFO: c_int = 8;
+const QUERY_WEIGHTS_MD: c_int = 131;
+const ELTWISE_GELU_ERF: c_int = 49;
+/// `DNNL_MEMORY_ALLOCATE`: the library allocates the buffer.
+const ALLOCATE: Handle = usize::MAX as Handle;
+/// Batch heights kept per layer before the oldest primitives are dropped.
+const MAX_HEIGHTS: usize = 64;
+
+#[repr(C)]
+struct ExecArg {
+    arg: c_int,
+    memory: Handle,
+}
+
+#[repr(C)]
+struct Version {
+    major: c_int,
+    minor: c_int,
+    patch: c_int,
+    hash: *const c_char,
+    cpu_runtime: c_uint,
+    gpu_runtime: c_uint,
+}
+
+/// The C functions used, resolved from the loaded library.
+struct Api {
+    engine_create: unsafe extern "C" fn(*mut Handle, c_int, usize) -> Status,
+    stream_create: unsafe extern "C" fn(*mut Handle, Handle, c_uint) -> Status,
+    stream_wait: unsafe extern "C" fn(Handle) -> Status,
+    md_create: unsafe extern "C" fn(*mut Handle, c_int, *const i64, c_int, c_int) -> Status,
+    md_destroy: unsafe extern "C" fn(Handle) -> Status,
+    md_equal: unsafe extern "C" fn(Handle, Handle) -> c_int,
+    matmul_pd: unsafe extern "C" fn(*mut Handle, Handle, Handle, Handle, Handle, Handle, Handle) -> Status,
+    reorder_pd: unsafe extern "C" fn(*mut Handle, Handle, Handle, Handle, Handle, Handle) -> Status,
+    pd_query: unsafe extern "C" fn(Handle, c_int, c_int, *mut c_void) -> Status,
+    pd_query_md: unsafe extern "C" fn(Handle, c_int, c_int) -> Handle,
+    pd_destroy: unsafe extern "C" fn(Handle) -> Status,
+    prim_create: unsafe extern "C" fn(*mut Handle, Handle) -> Status,
+    prim_execute: unsafe extern "C" fn(Handle, Handle, c_int, *const ExecArg) -> Status,
+    prim_destroy: unsafe extern "C" fn(Handle) -> Status,
+    mem_create: unsafe extern "C" fn(*mut Handle, Handle, Handle, Handle) -> Status,
+    mem_destroy: unsafe extern "C" fn(Handle) -> Status,
+    mem_md: unsafe extern "C" fn(Handle, *mut Handle) -> Status,
+    attr_create: unsafe extern "C" fn(*mut Handle) -> Status,
+    attr_destroy: unsafe extern "C" fn(Handle) -> Status,
+    attr_set_post_ops: unsafe extern "C" fn(Handle, Handle) -> Status,
+    post_ops_create: unsafe extern "C" fn(*mut Handle) -> Status,
+    post_ops_append_eltwise: unsafe extern "C" fn(Handle, c_int, f32, f32) -> Status,
+    post_ops_destroy: unsafe extern "C" fn(Handle) -> Status,
+    version: unsafe extern "C" fn() -> *const Version,
+}
+
+/// The loaded library, its CPU engine and one stream (executions are serialised through it).
+pub struct OneDnn {
+    api: Api,
+    engine: Handle,
+    stream: Mutex<Handle>,
+    path: PathBuf,
+    _lib: libloading::Library,
+}
+
+// SAFETY: oneDNN engines are thread-safe; the stream is only used under its mutex.
+unsafe impl Send for OneDnn {}
+unsafe impl Sync for OneDnn {}
+
+fn check(status: Status, what: &str) -> candle_core::Result<()> {
+    if status == SUCCESS { Ok(()) } else { candle_core::bail!("oneDNN {what} failed (status {status})") }
+}
+
+/// Where to look for `libdnnl.so.3`: `SIGNALKIT_ONEDNN` (a file), the project's `.tools/onednn`
+/// beside the binary or the source tree, then the system's library path.
+fn candidates() -> Vec<PathBuf> {
+    if let Ok(p) = std::env::var("SIGNALKIT_ONEDNN") {
+        return vec![PathBuf::from(p)];
+    }
+    let lib = Path::new(".tools/onednn/lib/libdnnl.so.3");
+    let mut roots: Vec<PathBuf> = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.ancestors().skip(1).take(4).map(Path::to_path_buf).collect())
+        .unwrap_or_default();
+    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let mut found: Vec<PathBuf> = roots.iter().map(|r| r.join(lib)).filter(|p| p.is_file()).collect();
+    found.push(PathBuf::from("libdnnl.so.3"));
+    found
+}
+
+/// The library, loaded once; `None` when it is switched off or cannot be loaded.
+pub fn library() -> Option<&'static OneDnn> {
+    static LIB: OnceLock<Option<OneDnn>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        if std::env::var("SIGNALKIT_ONEDNN").is_ok_and(|v| v == "off") {
+            return None;
+        }
+        candidates().into_iter().find_map(|p| OneDnn::open(&p).ok())
+    })
+    .as_ref()
+}
+
+macro_rules! sym {
+    ($lib:expr, $name:literal) => {
+        // SAFETY: the symbol is a oneDNN 3.x C function with the signature of the field it fills.
+        *unsafe { $lib.get(concat!($name, "\0").as_bytes()) }?
+    };
+}
+
+impl OneDnn {
+    fn open(path: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+        // SAFETY: loading oneDNN runs only its own initialisers.
+        let lib = unsafe { libloading::Library::new(path) }?;
+        let api = Api {
+            engine_create: sym!(lib, "dnnl_engine_create"),
+            stream_create: sym!(lib, "dnnl_stream_create"),
+            stream_wait: sym!(lib, "dnnl_stream_wait"),
+            md_create: sym!(lib, "dnnl_memory_desc_create_with_tag"),
+            md_destroy: sym!(lib, "dnnl_memory_desc_destroy"),
+            md_equal: sym!(lib, "dnnl_memory_desc_equal"),
+            matmul_pd: sym!(lib, "dnnl_matmul_primitive_desc_create"),
+            reorder_pd: sym!(lib, "dnnl_reorder_primitive_desc_create"),
+            pd_query: sym!(lib, "dnnl_primitive_desc_query"),
+            pd_query_md: sym!(lib, "dnnl_primitive_desc_query_md"),
+            pd_destroy: sym!(lib, "dnnl_primitive_desc_destroy"),
+            prim_create: sym!(lib, "dnnl_primitive_create"),
+            prim_execute: sym!(lib, "dnnl_primitive_execute"),
+            prim_destroy: sym!(lib, "dnnl_primitive_destroy"),
+            mem_create: sym!(lib, "dnnl_memory_create"),
+            mem_destroy: sym!(lib, "dnnl_memory_destroy"),
+            mem_md: sym!(lib, "dnnl_memory_get_memory_desc"),
+            attr_create: sym!(lib, "dnnl_primitive_attr_create"),
+            attr_destroy: sym!(lib, "dnnl_primitive_attr_destroy"),
+            attr_set_post_ops: sym!(lib, "dnnl_primitive_attr_set_post_ops"),
+            post_ops_create: sym!(lib, "dnnl_post_ops_create"),
+            post_ops_append_eltwise: sym!(lib, "dnnl_post_ops_append_eltwise"),
+            post_ops_destroy: sym!(lib, "dnnl_post_ops_destroy"),
+            version: sym!(lib, "dnnl_version"),
+        };
+        let (mut engine, mut stream) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: out-pointers to locals; the engine outlives the stream (both live with `self`).
+        unsafe {
+            check((api.engine_create)(&mut engine, ENGINE_CPU, 0), "engine")?;
+            check((api.stream_create)(&mut stream, engine, STREAM_DEFAULT), "stream")?;
+        }
+        Ok(OneDnn { api, engine, stream: Mutex::new(stream), path: path.to_path_buf(), _lib: lib })
+    }
+
+    /// "oneDNN 3.2.0 (path)".
+    pub fn describe(&self) -> String {
+        // SAFETY: dnnl_version returns a pointer to a static struct.
+        let v = unsafe { &*(self.api.version)() };
+        format!("oneDNN {}.{}.{} ({})", v.major, v.minor, v.patch, self.path.display())
+    }
+
+    fn md(&self, dims: [i64; 2], dt: c_int, tag: c_int) -> candle_core::Result<Md<'_>> {
+        let mut h = std::ptr::null_mut();
+        // SAFETY: `dims` holds the two dimensions read.
+        check(unsafe { (self.api.md_create)(&mut h, 2, dims.as_ptr(), dt, tag) }, "memory descriptor")?;
+        Ok(Md { dnnl: self, h })
+    }
+
+    /// A memory over `data` (not owned: it must outlive the execution) or allocated (`ALLOCATE`).
+    fn memory(&self, md: Handle, data: Handle) -> candle_core::Result<Mem<'_>> {
+        let mut h = std::ptr::null_mut();
+        // SAFETY: `md` is a live descriptor; `data` is large enough for it or ALLOCATE.
+        check(unsafe { (self.api.mem_create)(&mut h, md, self.engine, data) }, "memory")?;
+        Ok(Mem { dnnl: self, h })
+    }
+
+    /// Runs `prim` with `args` on the stream and waits for it.
+    fn execute(&self, prim: Handle, args: &[ExecArg]) -> candle_core::Result<()> {
+        let stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the primitive and memories are live; the stream is held under its lock.
+        unsafe {
+            check((self.api.prim_execute)(prim, *stream, args.len() as c_int, args.as_ptr()), "matmul")?;
+            check((self.api.stream_wait)(*stream), "stream wait")
+        }
+    }
+
+    /// The implementation oneDNN picks for a (rows × k) · (k × n) matmul in `dtype`, e.g.
+    /// "brg:avx512_core_amx": what `signalkit env` prints.
+    pub fn matmul_impl(&self, rows: usize, k: usize, n: usize, bf16: bool) -> candle_core::Result<String> {
+        let plan = Plan::new(self, Shape2 { rows, k, n }, bf16, false)?;
+        Ok(plan.impl_name())
+    }
+}
+
+/// A memory descriptor, destroyed on drop.
+struct Md<'a> {
+    dnnl: &'a OneDnn,
+    h: Handle,
+}
+
+impl Drop for Md<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by md_create and destroyed once.
+        unsafe { (self.dnnl.api.md_destroy)(self.h) };
+    }
+}
+
+/// A memory object, destroyed on drop (a user buffer it wraps is not freed).
+struct Mem<'a> {
+    dnnl: &'a OneDnn,
+    h: Handle,
+}
+
+impl Drop for Mem<'_> {
+    fn drop(&mut self) {
+        // SAFETY: created by mem_create and destroyed once.
+        unsafe { (self.dnnl.api.mem_destroy)(self.h) };
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Shape2 {
+    rows: usize,
+    k: usize,
+    n: usize,
+}
+
+/// One matmul primitive for one batch height, and its descriptor (for the weight layout).
+struct Plan<'a> {
+    dnnl: &'a OneDnn,
+    pd: Handle,
+    prim: Handle,
+}
+
+// SAFETY: primitives are executed under the library's stream lock only.
+unsafe impl Send for Plan<'_> {}
+
+impl Drop for Plan<'_> {
+    fn drop(&mut self) {
+        // SAFETY: both were created by this plan and are destroyed once.
+        unsafe {
+            (self.dnnl.api.prim_destroy)(self.prim);
+            (self.dnnl.api.pd_destroy)(self.pd);
+        }
+    }
+}
+
+impl<'a> Plan<'a> {
+    fn new(dnnl: &'a OneDnn, s: Shape2, bf16: bool, gelu: bool) -> candle_core::Result<Self> {
+        let dt = if bf16 { DT_BF16 } else { DT_F32 };
+        let (rows, k, n) = (s.rows as i64, s.k as i64, s.n as i64);
+        let src = dnnl.md([rows, k], dt, TAG_AB)?;
+        let weights = dnnl.md([k, n], dt, TAG_ANY)?;
+        let bias = dnnl.md([1, n], DT_F32, TAG_AB)?;
+        let dst = dnnl.md([rows, n], DT_F32, TAG_AB)?;
+        let attr = Attr::new(dnnl, gelu)?;
+        let (mut pd, mut prim) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: every descriptor is live for the call; out-pointers to locals.
+        unsafe {
+            check(
+                (dnnl.api.matmul_pd)(&mut pd, dnnl.engine, src.h, weights.h, bias.h, dst.h, attr.h),
+                "matmul descriptor",
+            )?;
+            if let Err(e) = check((dnnl.api.prim_create)(&mut prim, pd), "matmul primitive") {
+                (dnnl.api.pd_destroy)(pd);
+                return Err(e);
+            }
+        }
+        Ok(Plan { dnnl, pd, prim })
+    }
+
+    fn impl_name(&self) -> String {
+        let mut name: *const c_char = std::ptr::null();
+        // SAFETY: the query writes a pointer to a string owned by the descriptor.
+        let ok =
+            unsafe { (self.dnnl.api.pd_query)(self.pd, QUERY_IMPL_INFO, 0, (&mut name as *mut *const c_char).cast()) };
+        if ok != SUCCESS || name.is_null() {
+            return "unknown".into();
+        }
+        // SAFETY: a NUL-terminated string owned by the live descriptor, copied out.
+        unsafe { CStr::from_ptr(name) }.to_string_lossy().into_owned()
+    }
+
+    /// The weight layout this primitive wants (owned by the descriptor).
+    fn weights_md(&self) -> Handle {
+        // SAFETY: the descriptor is live; the returned md is owned by it.
+        unsafe { (self.dnnl.api.pd_query_md)(self.pd, QUERY_WEIGHTS_MD, 0) }
+    }
+}
+
+/// Primitive attributes: a GELU (erf) post-op or none.
+struct Attr<'a> {
+    dnnl: &'a OneDnn,
+    h: Handle,
+}
+
+impl<'a> Attr<'a> {
+    fn new(dnnl: &'a OneDnn, gelu: bool) -> candle_core::Result<Self> {
+        if !gelu {
+            return Ok(Attr { dnnl, h: std::ptr::null_mut() });
+        }
+        let (mut attr, mut ops) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: out-pointers to locals; the attribute copies the post-ops, which are then freed.
+        unsafe {
+            check((dnnl.api.attr_create)(&mut attr), "attributes")?;
+            check((dnnl.api.post_ops_create)(&mut ops), "post-ops")?;
+            let appended = (dnnl.api.post_ops_append_eltwise)(ops, ELTWISE_GELU_ERF, 0.0, 0.0);
+            let set = (dnnl.api.attr_set_post_ops)(attr, ops);
+            (dnnl.api.post_ops_destroy)(ops);
+            check(appended, "GELU post-op")?;
+            check(set, "post-ops")?;
+        }
+        Ok(Attr { dnnl, h: attr })
+    }
+}
+
+impl Drop for Attr<'_> {
+    fn drop(&mut self) {
+        if !self.h.is_null() {
+            // SAFETY: created by attr_create and destroyed once.
+            unsafe { (self.dnnl.api.attr_destroy)(self.h) };
+        }
+    }
+}
+
+/// The weight in its own dtype, plain (`ba`: candle's (out, in) row-major), for packing.
+enum PlainWeight {
+    F32(Vec<f32>),
+    Bf16(Vec<u16>),
+}
+
+impl PlainWeight {
+    fn ptr(&self) -> Handle {
+        match self {
+            PlainWeight::F32(w) => w.as_ptr() as Handle,
+            PlainWeight::Bf16(w) => w.as_ptr() as Handle,
+        }
+    }
+}
+
+/// A weight packed into one oneDNN layout, and that layout (the descriptor the memory owns).
+struct Packed {
+    md: Handle,
+    mem: Mem<'static>,
+}
+
+/// `y = x Wᵀ + b` (optionally followed by GELU) on oneDNN, f32 in and out, computed in f32 or
+/// (inputs and weight rounded to bf16, products summed in f32) in bf16, as PyTorch's autocast.
+pub struct DnnlLinear {
+    dnnl: &'static OneDnn,
+    k: usize,
+    n: usize,
+    bf16: bool,
+    gelu: bool,
+    weight: PlainWeight,
+    bias: Vec<f32>,
+    state: Mutex<State>,
+}
+
+/// Primitives by batch height, and the weight packed for each layout they asked for.
+#[derive(Default)]
+struct State {
+    plans: HashMap<usize, (Plan<'static>, usize)>,
+    packed: Vec<Packed>,
+}
+
+// SAFETY: all oneDNN objects are used under `state`'s mutex and the library's stream lock.
+unsafe impl Send for DnnlLinear {}
+unsafe impl Sync for DnnlLinear {}
+
+impl std::fmt::Debug for DnnlLinear {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DnnlLinear({}x{}, bf16: {}, gelu: {})", self.n, self.k, self.bf16, self.gelu)
+    }
+}
+
+impl DnnlLinear {
+    /// The layer for an f32 candle weight (out, in) and bias (out), or `None` when oneDNN is not
+    /// loaded, the model computes in another dtype (f16), or oneDNN would run its slow reference
+    /// code for this dtype on this CPU.
+    pub fn new(weight: &Tensor, bias: &Tensor, bf16: bool) -> candle_core::Result<Option<Self>> {
+        let Some(dnnl) = library() else { return Ok(None) };
+        if weight.dtype() != candle_core::DType::F32 {
+            return Ok(None);
+        }
+        let (n, k) = weight.dims2()?;
+        if !fast_path(dnnl, k, n, bf16) {
+            return Ok(None);
+        }
+        let w = weight.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let weight =
+            if bf16 { PlainWeight::Bf16(w.par_iter().map(|&x| bf16_bits(x)).collect()) } else { PlainWeight::F32(w) };
+        let bias = bias.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+        Ok(Some(DnnlLinear { dnnl, k, n, bf16, gelu: false, weight, bias, state: Mutex::default() }))
+    }
+
+    /// The same layer followed by GELU (erf form, BERT's `gelu`), fused into the matmul.
+    pub fn with_gelu(self) -> Self {
+        DnnlLinear { gelu: true, state: Mutex::default(), ..self }
+    }
+
+    /// Multiplies `rows` rows of `x` into `out` (n wide).
+    fn matmul(&self, x: &[f32], rows: usize, out: &mut [f32]) -> candle_core::Result<()> {
+        let src: Vec<u16>;
+        let src_ptr = if self.bf16 {
+            src = x.par_iter().map(|&v| bf16_bits(v)).collect();
+            src.as_ptr() as Handle
+        } else {
+            x.as_ptr() as Handle
+        };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = self.plan_for(&mut state, rows)?;
+        let plan = &state.plans[&rows].0;
+        let dt = if self.bf16 { DT_BF16 } else { DT_F32 };
+        let (r, k, n) = (rows as i64, self.k as i64, self.n as i64);
+        let (src_md, bias_md, dst_md) = (
+            self.dnnl.md([r, k], dt, TAG_AB)?,
+            self.dnnl.md([1, n], DT_F32, TAG_AB)?,
+            self.dnnl.md([r, n], DT_F32, TAG_AB)?,
+        );
+        let src = self.dnnl.memory(src_md.h, src_ptr)?;
+        let bias = self.dnnl.memory(bias_md.h, self.bias.as_ptr() as Handle)?;
+        let dst = self.dnnl.memory(dst_md.h, out.as_mut_ptr() as Handle)?;
+        let args = [
+            ExecArg { arg: ARG_SRC, memory: src.h },
+            ExecArg { arg: ARG_WEIGHTS, memory: state.packed[slot].mem.h },
+            ExecArg { arg: ARG_BIAS, memory: bias.h },
+            ExecArg { arg: ARG_DST, memory: dst.h },
+        ];
+        self.dnnl.execute(plan.prim, &args)
+    }
+
+    /// Makes sure a primitive for `rows` exists and its weight layout is packed; returns the
+    /// index of the packed weight.
+    fn plan_for(&self, state: &mut State, rows: usize) -> candle_core::Result<usize> {
+        if let Some((_, slot)) = state.plans.get(&rows) {
+            return Ok(*slot);
+        }
+        if state.plans.len() >= MAX_HEIGHTS {
+            state.plans.clear();
+        }
+        let plan = Plan::new(self.dnnl, Shape2 { rows, k: self.k, n: self.n }, self.bf16, self.gelu)?;
+        let want = plan.weights_md();
+        // SAFETY: both descriptors are live.
+        let found = state.packed.iter().position(|p| unsafe { (self.dnnl.api.md_equal)(p.md, want) } != 0);
+        let slot = match found {
+            Some(i) => i,
+            None => {
+                state.packed.push(self.pack(want)?);
+                state.packed.len() - 1
+            }
+        };
+        state.plans.insert(rows, (plan, slot));
+        Ok(slot)
+    }
+
+    /// Reorders the plain weight into the layout `want` (the descriptor is copied by the memory).
+    fn pack(&self, want: Handle) -> candle_core::Result<Packed> {
+        let dnnl = self.dnnl;
+        let dt = if self.bf16 { DT_BF16 } else { DT_F32 };
+        let plain_md = dnnl.md([self.k as i64, self.n as i64], dt, TAG_BA)?;
+        let plain = dnnl.memory(plain_md.h, self.weight.ptr())?;
+        let packed = dnnl.memory(want, ALLOCATE)?;
+        let (mut pd, mut prim) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: descriptors and memories are live; the reorder is destroyed after it ran.
+        unsafe {
+            check(
+                (dnnl.api.reorder_pd)(&mut pd, plain_md.h, dnnl.engine, want, dnnl.engine, std::ptr::null_mut()),
+                "weight reorder",
+            )?;
+            check((dnnl.api.prim_create)(&mut prim, pd), "weight reorder")?;
+            let args = [ExecArg { arg: ARG_SRC, memory: plain.h }, ExecArg { arg: ARG_DST, memory: packed.h }];
+            let ran = dnnl.execute(prim, &args);
+            (dnnl.api.prim_destroy)(prim);
+            (dnnl.api.pd_destroy)(pd);
+            ran?;
+        }
+        let mut md = std::ptr::null_mut();
+        // SAFETY: the memory is live; the descriptor returned is owned by it.
+        check(unsafe { (dnnl.api.mem_md)(packed.h, &mut md) }, "memory descriptor query")?;
+        Ok(Packed { md, mem: packed })
+    }
+}
+
+/// True when oneDNN runs a JIT kernel (not its reference C++ loops) for this matmul on this CPU.
+fn fast_path(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> bool {
+    dnnl.matmul_impl(256, k, n, bf16).is_ok_and(|name| !name.starts_with("ref"))
+}
+
+/// candle custom op: applies a [`DnnlLinear`] to an f32 tensor of shape (..., k).
+impl CustomOp1 for DnnlLinear {
+    fn name(&self) -> &'static str {
+        "onednn-linear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("onednn-linear takes f32 input, got {:?}", storage.dtype())
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("onednn-linear takes a contiguous input")
+        };
+        let dims = layout.shape().dims();
+        if dims.last() != Some(&self.k) {
+            candle_core::bail!("onednn-linear expects {} input features, got shape {dims:?}", self.k)
+        }
+        let rows = (end - start) / self.k;
+        let mut out = vec![0f32; rows * self.n];
+        if rows > 0 {
+            self.matmul(&data[start..end], rows, &mut out)?;
+        }
+        let mut shape = dims.to_vec();
+        *shape.last_mut().expect("non-empty") = self.n;
+        Ok((CpuStorage::F32(out), Shape::from(shape)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Module};
+
+    /// oneDNN, or a visible skip when it is not installed (`bash scripts/setup.sh` installs it).
+    fn dnnl_or_skip() -> Option<&'static OneDnn> {
+        let lib = library();
+        if lib.is_none() {
+            let installed = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/onednn/lib/libdnnl.so.3");
+            assert!(!installed.is_file(), "{} is installed but did not load", installed.display());
+            eprintln!("SKIPPED: oneDNN is not installed (bash scripts/setup.sh installs it)");
+        }
+        lib
+    }
+
+    fn random(shape: (usize, usize), seed: u64) -> Tensor {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let v: Vec<f32> = (0..shape.0 * shape.1).map(|_| rng.random_range(-1.0..1.0)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    #[test]
+    fn f32_and_bf16_match_candle_for_every_height_with_and_without_gelu() {
+        let Some(dnnl) = dnnl_or_skip() else { return };
+        let path = |bf16| dnnl.matmul_impl(256, 96, 80, bf16).unwrap_or_else(|e| e.to_string());
+        eprintln!("{}: f32 {}, bf16 {}", dnnl.describe(), path(false), path(true));
+        let (n, k) = (80, 96);
+        let (w, b) = (random((n, k), 1), random((1, n), 2).squeeze(0).unwrap());
+        let exact = candle_nn::Linear::new(w.clone(), Some(b.clone()));
+        // bf16 reference: inputs and weight rounded to bf16, products summed in f32.
+        let round =
+            |t: &Tensor| t.to_dtype(candle_core::DType::BF16).unwrap().to_dtype(candle_core::DType::F32).unwrap();
+        let rounded = candle_nn::Linear::new(round(&w), Some(b.clone()));
+        for bf16 in [false, true] {
+            for gelu in [false, true] {
+                let Some(mut layer) = DnnlLinear::new(&w, &b, bf16).unwrap() else {
+                    assert!(bf16, "oneDNN has a JIT f32 matmul on every x86-64 CPU");
+                    eprintln!("no JIT bf16 matmul on this ISA: the encoder keeps its own bf16 path or f32");
+                    continue;
+                };
+                if gelu {
+                    layer = layer.with_gelu();
+                }
+                for rows in [1, 7, 64, 300, 1, 64] {
+                    let x = random((rows, k), rows as u64);
+                    let got = x.apply_op1_no_bwd(&layer).unwrap();
+                    let mut want = if bf16 { rounded.forward(&round(&x)).unwrap() } else { exact.forward(&x).unwrap() };
+                    if gelu {
+                        want = want.gelu_erf().unwrap();
+                    }
+                    let d = max_diff(&got, &want);
+                    assert!(d < 1e-4, "bf16 {bf16} gelu {gelu} rows {rows}: max |diff| {d}");
+                }
+            }
+        }
+    }
+
+    /// The same check with oneDNN capped to each ISA (`ONEDNN_MAX_CPU_ISA`, read once per
+    /// process, so each runs in a child): the AVX2, AVX-512 and AVX512-BF16 kernels on one machine,
+    /// and AMX where the CPU has it.
+    #[test]
+    fn every_isa_path_matches_candle() {
+        if dnnl_or_skip().is_none() || std::env::var_os("ONEDNN_MAX_CPU_ISA").is_some() {
+            return;
+        }
+        for isa in ["AVX2", "AVX512_CORE", "AVX512_CORE_BF16", "AVX512_CORE_AMX"] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "bert::onednn::tests::f32_and_bf16_match_candle_for_every_height_with_and_without_gelu",
+                ])
+                .args(["--nocapture", "--test-threads=1"])
+                .env("ONEDNN_MAX_CPU_ISA", isa)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+            let paths = text.lines().find(|l| l.contains("f32 ")).unwrap_or("no kernel line").to_string();
+            eprintln!("ONEDNN_MAX_CPU_ISA={isa}: {paths}");
+            assert!(out.status.success() && text.contains("1 passed"), "{isa}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn an_empty_batch_gives_an_empty_output() {
+        let Some(_) = dnnl_or_skip() else { return };
+        let (w, b) = (random((8, 16), 1), random((1, 8), 2).squeeze(0).unwrap());
+        let layer = DnnlLinear::new(&w, &b, false).unwrap().unwrap();
+        let x = Tensor::zeros((0, 16), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(x.apply_op1_no_bwd(&layer).unwrap().dims(), &[0, 8]);
+    }
+}
