@@ -75,6 +75,20 @@ pub enum Command {
     Submissions(SubmissionsCmd),
     /// Store maintenance: `store merge` unions stores (the shard stores of a sharded encode/ask).
     Store(StoreCmd),
+    /// This machine as signalkit sees it: CPU model, ISA flags, threads, and the kernel each
+    /// stage and dtype runs on (paste it into a report about speed).
+    Env(EnvCmd),
+}
+
+#[derive(Args)]
+pub struct EnvCmd {}
+
+impl EnvCmd {
+    /// Prints the machine report.
+    pub fn run(self) -> Result<()> {
+        println!("{}", signalkit::env::report());
+        Ok(())
+    }
 }
 
 #[derive(Args)]

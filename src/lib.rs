@@ -12,6 +12,7 @@ pub mod bert;
 pub mod config;
 pub mod data;
 pub mod encode;
+pub mod env;
 pub mod era;
 pub mod error;
 pub mod evaluate;

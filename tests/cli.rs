@@ -162,3 +162,21 @@ fn real_2011_2013() {
     println!("real data: {:.1}% of rows have a headline", 100.0 * share);
     assert!(share > 0.05, "suspiciously few rows matched: {share}");
 }
+
+/// `signalkit env` names the CPU, its ISA flags and the kernel each encode dtype runs on, and
+/// follows `SIGNALKIT_ONEDNN=off` and oneDNN's own ISA cap.
+#[test]
+fn env_names_the_cpu_and_each_kernel_path() {
+    let text = signalkit(["env"]).run().ok().stdout;
+    for key in ["cpu: ", "isa: ", "cores: ", "threads: ", "onednn: ", "encode f32: ", "encode bf16: "] {
+        assert!(text.lines().any(|l| l.starts_with(key)), "no {key:?} line in:\n{text}");
+    }
+    let off = signalkit(["env"]).env("SIGNALKIT_ONEDNN", "off").run().ok().stdout;
+    assert!(off.contains("onednn: not loaded") && off.contains("encode f32: candle's matmul"), "{off}");
+    if text.contains("onednn: oneDNN") {
+        let avx2 = signalkit(["env"]).env("ONEDNN_MAX_CPU_ISA", "AVX2").run().ok().stdout;
+        assert!(avx2.contains("onednn isa cap: AVX2") && !avx2.contains("avx512_core"), "{avx2}");
+    } else {
+        eprintln!("SKIPPED the oneDNN half: oneDNN is not installed (bash scripts/setup.sh installs it)");
+    }
+}
