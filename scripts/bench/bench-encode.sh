@@ -46,10 +46,13 @@ if [ "$all" = 1 ]; then # ROUNDS alternating rounds (default 3); each encoder's 
     for dt in f32 bf16; do
       TORCH_DTYPE=$dt OUT_SUFFIX=-$dt DEVICE=$device THREADS=$threads $py scripts/bench/bench_encode.py torch "$dir" "$batch" "$max_len" >> "$dir/torch-$dt.txt.$$"
       ours $dt "$dir/store-$dt" >> "$dir/ours-$dt.txt.$$"
+      SIGNALKIT_ONEDNN=off ours $dt "$dir/store-own-$dt" >> "$dir/own-$dt.txt.$$"
     done
   done
-  for f in torch-f32 torch-bf16 ours-f32 ours-bf16; do mv "$dir/$f.txt.$$" "$dir/$f.txt"; done
-  echo "batch $batch, max_len $max_len, $threads threads, $n real headlines, BERT-base-shaped checkpoint; $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  for f in torch-f32 torch-bf16 ours-f32 ours-bf16 own-f32 own-bf16; do mv "$dir/$f.txt.$$" "$dir/$f.txt"; done
+  echo "batch $batch, max_len $max_len, $threads threads, $n real headlines, BERT-base-shaped checkpoint; $(nproc) CPUs"
+  "$bin" env | grep -E '^(cpu|isa|onednn|encode)'
+  echo "(signalkit without oneDNN: SIGNALKIT_ONEDNN=off, candle's matmul for f32, signalkit's AVX512-BF16 kernel for bf16)"
   $py scripts/bench/bench_encode.py table "$dir"
   exit 0
 fi

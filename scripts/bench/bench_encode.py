@@ -131,6 +131,9 @@ def table(d):
             ("PyTorch bf16 autocast, length-sorted", rate(f"{d}/torch-bf16.txt", sorted_rate)),
             ("signalkit f32", rate(f"{d}/ours-f32.txt", r"\(([0-9.]+)/s\)")),
             ("signalkit bf16", rate(f"{d}/ours-bf16.txt", r"\(([0-9.]+)/s\)"))]
+    if os.path.exists(f"{d}/own-f32.txt"):
+        rows += [("signalkit f32 without oneDNN", rate(f"{d}/own-f32.txt", r"\(([0-9.]+)/s\)")),
+                 ("signalkit bf16 without oneDNN", rate(f"{d}/own-bf16.txt", r"\(([0-9.]+)/s\)"))]
     tf, tb = rows[0][1], rows[1][1]
     print(f"{'encoder (best of the rounds)':38} {'headlines/s':>11} {'vs PyTorch f32':>15} {'vs PyTorch bf16':>16}")
     for name, r in rows:
