@@ -936,7 +936,8 @@ fn retry_after_as_a_date_rate_limit_reset_and_gzip_answers() {
                 vec![("Retry-After".into(), later(3).format("%a, %d %b %Y %H:%M:%S GMT").to_string())],
                 b"{}".to_vec(),
             ),
-            // Alpaca: "X-RateLimit-Reset: The UNIX epoch when the remaining quota changes".
+            // Alpaca's market-data docs: X-RateLimit-Reset is the Unix time the quota resets (as we
+            // read them; no example answer is copied here).
             1 => mock::Reply::Full(
                 429,
                 vec![("X-RateLimit-Reset".into(), later(3).timestamp().to_string())],

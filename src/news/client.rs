@@ -264,3 +264,36 @@ pub fn endpoint(base: &Url, path: &str, query: &[(&str, String)]) -> Url {
     }
     u
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    use crate::http::asked_wait;
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (reqwest::header::HeaderName::from_static(k), HeaderValue::from_str(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn news_asked_wait_reads_seconds_dates_and_rate_limit_resets() {
+        assert_eq!(asked_wait(&headers(&[("retry-after", "7".into())])), Some(Duration::from_secs(7)));
+        // RFC 9110's example form, in the future and in the past.
+        let later =
+            (chrono::Utc::now() + chrono::Duration::seconds(30)).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        let w = asked_wait(&headers(&[("retry-after", later)])).unwrap();
+        assert!(w > Duration::from_secs(28) && w <= Duration::from_secs(30), "{w:?}");
+        let past = asked_wait(&headers(&[("retry-after", "Fri, 31 Dec 1999 23:59:59 GMT".into())]));
+        assert_eq!(past, Some(Duration::ZERO));
+        let reset = (chrono::Utc::now().timestamp() + 20).to_string();
+        let w = asked_wait(&headers(&[("x-ratelimit-reset", reset)])).unwrap();
+        assert!(w > Duration::from_secs(18) && w <= Duration::from_secs(20), "{w:?}");
+        assert_eq!(asked_wait(&headers(&[("x-ratelimit-reset", "5".into())])), Some(Duration::from_secs(5)));
+        assert_eq!(asked_wait(&headers(&[("retry-after", "soon".into())])), None);
+    }
+}

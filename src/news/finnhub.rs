@@ -158,3 +158,32 @@ fn item(a: &Value, sym: &str) -> Option<Item> {
         updated_us: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::news::GapKind;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn news_finnhub_gaps_only_where_the_plan_may_explain_the_silence() {
+        let today = d("2026-12-06");
+        let (from, to) = (d("2025-01-01"), d("2025-12-31"));
+        let empty = [
+            (d("2025-01-01"), d("2025-01-07")),
+            (d("2025-01-08"), d("2025-01-14")),
+            (d("2025-12-01"), d("2025-12-07")),
+        ];
+        let g = gaps("AAPL", from, to, Some(d("2025-01-15")), &empty, today);
+        assert_eq!(g.len(), 1);
+        assert_eq!((g[0].from, g[0].to, g[0].kind), (d("2025-01-01"), d("2025-01-14"), GapKind::NotAvailable));
+        // Within the year, an empty week before the first article is a quiet week, not a gap.
+        assert!(gaps("AAPL", from, to, Some(d("2025-01-15")), &empty, d("2025-06-01")).is_empty());
+        let none = gaps("VOD.L", from, to, None, &empty, today);
+        assert_eq!((none[0].from, none[0].to, none[0].kind), (from, to, GapKind::Unknown));
+        assert!(none[0].why.contains("North American"));
+    }
+}

@@ -189,6 +189,7 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
             add_counts(&mut summary.added, a);
             Ok(())
         };
+        http.take_denied();
         let gaps = match vendor.fetch_ticker(&ctx, &sym, from, to, &mut sink) {
             Ok(gaps) => gaps,
             // A plan limit fails this ticker's days only; the next ticker is asked.
