@@ -37,7 +37,7 @@ pub const ABOUT: About = About {
     base: DEFAULT_BASE,
     keys: &[KEY_ENV],
     rate: 55.0,
-    refusal: refusal,
+    refusal,
     overlap_days: OVERLAP_DAYS,
 };
 

@@ -35,7 +35,7 @@ pub const ABOUT: About = About {
     base: DEFAULT_BASE,
     keys: &[KEY_ENV],
     rate: 5.0,
-    refusal: refusal,
+    refusal,
     overlap_days: OVERLAP_DAYS,
 };
 

@@ -37,7 +37,7 @@ pub const ABOUT: About = About {
     base: DEFAULT_BASE,
     keys: &[USER_AGENT_ENV],
     rate: 480.0,
-    refusal: refusal,
+    refusal,
     overlap_days: OVERLAP_DAYS,
 };
 
