@@ -674,6 +674,37 @@ fn polygon_follows_next_url_on_our_base_and_stamps_published_utc() {
     common_checks(&s, elapsed, &out, || fetch(&a).unwrap());
 }
 
+#[test]
+fn a_cursor_url_keeps_the_base_urls_path_prefix() {
+    // A proxy that serves the vendor under a path (`--base-url http://proxy/polygon`): the
+    // vendor's next_url names its own host and path; page 2 must go to the proxy's prefix too.
+    let mock = serve("/none", |req, _| {
+        if !req.path.starts_with("/px/v2/reference/news") {
+            return (404, vec![], r#"{"status":"NOT_FOUND"}"#.into());
+        }
+        match req.query.get("cursor").map(String::as_str) {
+            None => ok(json!({"results": [polygon_article("q1", "2024-01-05T10:00:00Z", &["AAPL"])], "status": "OK",
+                              "next_url": "https://api.polygon.io:443/v2/reference/news?cursor=k2"})),
+            _ => ok(json!({"results": [polygon_article("q2", "2024-01-06T10:00:00Z", &["AAPL"])], "status": "OK"})),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(Source::Polygon, &mock, dir.path(), &[("POLYGON_API_KEY", "pgKEY456")], &["AAPL"], "2024-02-14");
+    a.base_url = Some(format!("{}/px/", mock.url));
+    let s = fetch(&a).unwrap();
+    assert_eq!(s.added.new, 2, "{s}");
+    let reqs = mock.requests();
+    assert!(
+        reqs.iter().all(|r| r.path == "/px/v2/reference/news"),
+        "{:?}",
+        reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(
+        reqs.iter().all(|r| r.headers.get("authorization").is_some_and(|v| v == "Bearer pgKEY456")),
+        "the key goes with every page"
+    );
+}
+
 /// Polygon's documented 403 for dates outside a plan (polygon-io/issues#313, quoting the API):
 /// `{"status":"NOT_AUTHORIZED","request_id":"...","message":"Your plan doesn't include this data
 /// timeframe. Please upgrade your plan at https://polygon.io/pricing"}`.
