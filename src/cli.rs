@@ -929,6 +929,12 @@ pub enum NewsSubcommand {
     /// Fetch one source's headlines for the tickers and days into DIR/<source>/YYYY-MM.parquet
     /// and DIR/headlines.parquet (what `join --headlines` reads); a rerun asks only for what is new.
     Fetch(NewsFetchCmd),
+    /// Per source and ticker in DIR (a `news fetch --out` folder): the days asked, the rows
+    /// stored, and the gaps (not available to this key, unknown) with why.
+    Status {
+        /// The `news fetch --out` folder.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -980,6 +986,10 @@ impl NewsCmd {
     pub fn run(self) -> Result<()> {
         match self.command {
             NewsSubcommand::Fetch(c) => c.run(),
+            NewsSubcommand::Status { dir } => {
+                print!("{}", signalkit::news::status(&dir)?);
+                Ok(())
+            }
         }
     }
 }

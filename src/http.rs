@@ -43,19 +43,36 @@ impl RetryPolicy {
     }
 }
 
-/// A transient status (429 or 5xx) with its `Retry-After` in seconds, if any; `None` otherwise.
+/// A transient status (429 or 5xx) with the wait the server asked for, if any (see
+/// [`asked_wait`]); `None` otherwise.
 pub fn transient(resp: &Response) -> Option<Option<Duration>> {
     let status = resp.status();
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-        let after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        return Some(after);
+        return Some(asked_wait(resp.headers()));
     }
     None
+}
+
+/// The wait a server asks for: `Retry-After` as seconds or as an HTTP date (RFC 9110 §10.2.3),
+/// else `X-RateLimit-Reset` (Alpaca: the Unix second the quota resets; a small number is read as
+/// seconds from now). A time already past is no wait.
+pub fn asked_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let now = chrono::Utc::now();
+    let until = |t: chrono::DateTime<chrono::Utc>| (t - now).to_std().unwrap_or(Duration::ZERO);
+    if let Some(v) = text(RETRY_AFTER.as_str()) {
+        if let Ok(secs) = v.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        if let Ok(t) = chrono::DateTime::parse_from_rfc2822(v) {
+            return Some(until(t.with_timezone(&chrono::Utc)));
+        }
+    }
+    let reset = text("x-ratelimit-reset")?.parse::<f64>().ok().filter(|r| r.is_finite() && *r >= 0.0)?;
+    if reset < 1e9 {
+        return Some(Duration::from_secs_f64(reset));
+    }
+    chrono::DateTime::from_timestamp(reset as i64, 0).map(until)
 }
 
 /// A reqwest error with its causes, e.g. "error sending request: connection refused".

@@ -356,7 +356,7 @@ fn alpaca_articles_are_stamped_at_created_at_and_revisions_never_move_them() {
     assert_eq!(first.query["limit"], "50");
     assert_eq!(first.query["sort"], "asc");
     assert_eq!(first.query["start"], "2024-01-01T00:00:00Z");
-    assert_eq!(first.query["end"], "2024-02-14T23:59:59Z");
+    assert_eq!(first.query["end"], "2024-03-15T23:59:59Z", "end reaches 30 days past --to, for revisions");
     common_checks(&s, elapsed, &out, || fetch(&a).unwrap());
 
     // A week later the article was revised: its time, text and first sighting stay; updated_at moves.
@@ -629,25 +629,32 @@ fn finnhub_asks_a_busy_week_again_day_by_day() {
     assert_eq!(rows_of(&out.join("headlines.parquet")).len(), 120);
 }
 
+fn polygon_article(id: &str, t: &str, tickers: &[&str]) -> Value {
+    json!({"id": id, "publisher": {"name": "MarketWatch"}, "title": format!("title {id}"), "author": "x",
+           "published_utc": t, "article_url": format!("https://example.com/{id}"), "tickers": tickers, "description": ""})
+}
+
 #[test]
-fn polygon_follows_next_url_and_stamps_published_utc() {
-    let mock = serve("/v2/reference/news", |req, base| {
+fn polygon_follows_next_url_on_our_base_and_stamps_published_utc() {
+    // Polygon's documented example answer names its own host in next_url:
+    //   "next_url": "https://api.polygon.io:443/v2/reference/news?cursor=eyJsaW1pdCI6MSwic29ydCI6..."
+    // (polygon.io docs, /v2/reference/news); newer Massive examples name https://api.massive.com.
+    // Behind --base-url, the pages must still come from the base URL, with the key.
+    let mock = serve("/v2/reference/news", |req, _base| {
         if req.headers.get("authorization").map(String::as_str) != Some("Bearer pgKEY456") {
             return (401, vec![], "{}".into());
         }
-        let art = |id: &str, t: &str, tickers: &[&str]| {
-            json!({"id": id, "publisher": {"name": "MarketWatch"}, "title": format!("title {id}"), "author": "x",
-                   "published_utc": t, "article_url": format!("https://example.com/{id}"), "tickers": tickers, "description": ""})
-        };
+        let art = polygon_article;
         match req.query.get("cursor").map(String::as_str) {
             None => ok(
                 json!({"results": [art("p1", "2024-01-05T10:00:00Z", &["AAPL"]), art("p2", "2024-01-09T11:00:00Z", &["AAPL", "ZZZZ"])],
-                              "status": "OK", "next_url": format!("{base}/v2/reference/news?cursor=c2")}),
+                       "status": "OK", "next_url": "https://api.polygon.io:443/v2/reference/news?cursor=c2"}),
             ),
             Some("c2") => ok(
                 json!({"results": [art("p2", "2024-01-09T11:00:00Z", &["AAPL", "ZZZZ"]), art("p3", "2024-02-01T09:00:00Z", &["AAPL"])],
-                              "status": "OK"}),
+                       "status": "OK", "next_url": "https://api.massive.com/v2/reference/news?cursor=c3"}),
             ),
+            Some("c3") => ok(json!({"results": [art("p4", "2024-02-03T09:00:00Z", &["AAPL"])], "status": "OK"})),
             _ => ok(json!({"results": []})),
         }
     });
@@ -658,18 +665,121 @@ fn polygon_follows_next_url_and_stamps_published_utc() {
     let s = fetch(&a).unwrap();
     let elapsed = t0.elapsed();
     let rows = rows_of(&out.join("headlines.parquet"));
-    assert_eq!(rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(), ["p1", "p2", "p3"]);
+    assert_eq!(rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(), ["p1", "p2", "p3", "p4"], "every page: {s}");
     assert_eq!(rows[2].1, us("2024-02-01T09:00:00Z"));
     assert_eq!(s.added.unmapped, 1, "{s}");
+    let cursors: Vec<Option<String>> = mock.requests().iter().map(|r| r.query.get("cursor").cloned()).collect();
+    assert!(cursors.contains(&Some("c3".into())), "page 3 came through the base URL: {cursors:?}");
     assert!(mock.requests().iter().all(|r| !r.query.contains_key("apiKey")), "the key stays out of URLs");
     common_checks(&s, elapsed, &out, || fetch(&a).unwrap());
 }
 
 #[test]
+fn a_cursor_url_keeps_the_base_urls_path_prefix() {
+    // A proxy that serves the vendor under a path (`--base-url http://proxy/polygon`): the
+    // vendor's next_url names its own host and path; page 2 must go to the proxy's prefix too.
+    let mock = serve("/none", |req, _| {
+        if !req.path.starts_with("/px/v2/reference/news") {
+            return (404, vec![], r#"{"status":"NOT_FOUND"}"#.into());
+        }
+        match req.query.get("cursor").map(String::as_str) {
+            None => ok(json!({"results": [polygon_article("q1", "2024-01-05T10:00:00Z", &["AAPL"])], "status": "OK",
+                              "next_url": "https://api.polygon.io:443/v2/reference/news?cursor=k2"})),
+            _ => ok(json!({"results": [polygon_article("q2", "2024-01-06T10:00:00Z", &["AAPL"])], "status": "OK"})),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(Source::Polygon, &mock, dir.path(), &[("POLYGON_API_KEY", "pgKEY456")], &["AAPL"], "2024-02-14");
+    a.base_url = Some(format!("{}/px/", mock.url));
+    let s = fetch(&a).unwrap();
+    assert_eq!(s.added.new, 2, "{s}");
+    let reqs = mock.requests();
+    assert!(
+        reqs.iter().all(|r| r.path == "/px/v2/reference/news"),
+        "{:?}",
+        reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(
+        reqs.iter().all(|r| r.headers.get("authorization").is_some_and(|v| v == "Bearer pgKEY456")),
+        "the key goes with every page"
+    );
+}
+
+/// Polygon's documented 403 for dates outside a plan (polygon-io/issues#313, quoting the API):
+/// `{"status":"NOT_AUTHORIZED","request_id":"...","message":"Your plan doesn't include this data
+/// timeframe. Please upgrade your plan at https://polygon.io/pricing"}`.
+const POLYGON_PLAN_403: &str = r#"{"status":"NOT_AUTHORIZED","request_id":"dd68e9ff6c00458b806e1947d8bbe2ff","message":"Your plan doesn't include this data timeframe. Please upgrade your plan at https://polygon.io/pricing"}"#;
+
+#[test]
+fn polygon_plan_limit_skips_that_ticker_records_why_and_the_rest_are_fetched() {
+    let mock = serve("/none", |req, _| {
+        if req.headers.get("authorization").map(String::as_str) != Some("Bearer pgKEY456") {
+            // Polygon's answer to an unknown key.
+            return (401, vec![], r#"{"status":"ERROR","request_id":"x","error":"Unknown API Key"}"#.into());
+        }
+        match req.query["ticker"].as_str() {
+            "OLD" => (403, vec![], POLYGON_PLAN_403.into()),
+            "QUIET" => ok(json!({"results": [], "status": "OK"})),
+            t => ok(
+                json!({"results": [polygon_article(&format!("{t}1"), "2024-01-05T10:00:00Z", &[t])], "status": "OK"}),
+            ),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("news");
+    let a = args(
+        Source::Polygon,
+        &mock,
+        &out,
+        &[("POLYGON_API_KEY", "pgKEY456")],
+        &["OLD", "AAPL", "QUIET", "MSFT"],
+        "2024-02-14",
+    );
+    let s = fetch(&a).unwrap();
+    assert_eq!(s.added.new, 2, "the tickers after the refused one are fetched: {s}");
+    assert_eq!(s.gaps.len(), 1, "{s}");
+    assert!(s.to_string().contains("not available to this key: OLD 2024-01-01..2024-02-14"), "{s}");
+    assert!(s.to_string().contains("Your plan doesn't include this data timeframe"), "{s}");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(out.join("polygon/state.json")).unwrap()).unwrap();
+    assert_eq!(state["gaps"]["OLD"][0]["kind"], "not_available", "{state}");
+    assert_eq!(state["gaps"]["OLD"][0]["from"], "2024-01-01");
+    assert!(state["gaps"].get("AAPL").is_none());
+    // A rerun asks the gap again, and only the gap.
+    let before = mock.requests().len();
+    let again = fetch(&a).unwrap();
+    let asked: Vec<String> = mock.requests()[before..].iter().map(|r| r.query["ticker"].clone()).collect();
+    assert_eq!(asked, ["OLD"], "{again}");
+    // `news status` tells the refused days from the days asked with nothing there.
+    let o = signalkit(["news", "status"]).arg(&out).run();
+    let text = o.text();
+    assert!(o.status.success(), "{text}");
+    let line = |t: &str| text.lines().find(|l| l.split_whitespace().next() == Some(t)).unwrap_or("").to_string();
+    assert!(line("AAPL").contains("2024-01-01..2024-02-14") && line("AAPL").contains("1 row"), "{text}");
+    assert!(line("QUIET").contains("asked, nothing there"), "{text}");
+    assert!(line("OLD").contains("0 rows"), "{text}");
+    assert!(
+        text.contains("gap 2024-01-01..2024-02-14 not available to this key") && text.contains("Your plan doesn't"),
+        "{text}"
+    );
+    // A refused key stops the fetch and names its variable.
+    let bad = args(
+        Source::Polygon,
+        &mock,
+        &dir.path().join("bad"),
+        &[("POLYGON_API_KEY", "wrongKEY")],
+        &["AAPL"],
+        "2024-02-14",
+    );
+    let e = fetch(&bad).unwrap_err().to_string();
+    assert!(e.contains("401") && e.contains("POLYGON_API_KEY") && e.contains("Unknown API Key"), "{e}");
+    assert!(!e.contains("wrongKEY"), "{e}");
+}
+
+#[test]
 fn tiingo_pages_by_offset_and_stamps_crawl_date() {
-    // 230 articles six hours apart from 2024-01-01 (three pages of 100), each crawled an hour
+    // 2300 articles six hours apart from 2024-01-01 (three pages of 1000), each crawled an hour
     // later; article 7 claims a publication time after its crawl, 8 lists ZZZZ too.
-    let arts: Vec<Value> = (0..230)
+    let arts: Vec<Value> = (0..2300)
         .map(|i| {
             let p = us("2024-01-01T12:00:00Z") + i * 3_600_000_000 * 6;
             let crawl = if i == 7 { p - 3_600_000_000 } else { p + 3_600_000_000 };
@@ -686,16 +796,16 @@ fn tiingo_pages_by_offset_and_stamps_crawl_date() {
         let (off, lim): (usize, usize) = (req.query["offset"].parse().unwrap(), req.query["limit"].parse().unwrap());
         // Overlapping pages: each page repeats the previous page's last article.
         let start = off.saturating_sub(1);
-        ok(Value::Array(arts.iter().skip(start).take(lim.min(230 - start.min(230))).cloned().collect()))
+        ok(Value::Array(arts.iter().skip(start).take(lim.min(2300 - start.min(2300))).cloned().collect()))
     });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("news");
-    let a = args(Source::Tiingo, &mock, &out, &[("TIINGO_API_KEY", "tiKEY789")], &["AAPL"], "2024-03-31");
+    let a = args(Source::Tiingo, &mock, &out, &[("TIINGO_API_KEY", "tiKEY789")], &["AAPL"], "2025-12-31");
     let t0 = Instant::now();
     let s = fetch(&a).unwrap();
     let elapsed = t0.elapsed();
     let rows = rows_of(&out.join("headlines.parquet"));
-    assert_eq!(rows.len(), 230, "{s}");
+    assert_eq!(rows.len(), 2300, "{s}");
     let seven = rows.iter().find(|r| r.2 == "5007").unwrap();
     assert_eq!(
         seven.1,
@@ -710,6 +820,180 @@ fn tiingo_pages_by_offset_and_stamps_crawl_date() {
     );
     assert!(s.added.duplicate >= 1 && s.added.unmapped == 1, "{s}");
     common_checks(&s, elapsed, &out, || fetch(&a).unwrap());
+}
+
+#[test]
+fn sec_403_is_a_throttle_waited_out_and_the_fetch_goes_on() {
+    // SEC answers a rate excess with 403 and a page titled "Request Rate Threshold Exceeded"
+    // ("Current max request rate: 10 requests/second", SEC "Accessing EDGAR Data"), and blocks
+    // for about ten minutes; here the block lifts after two refusals.
+    let refused = Arc::new(AtomicUsize::new(0));
+    let seen = refused.clone();
+    let inner = sec_mock();
+    let target = inner.url.clone();
+    let mock = serve("/none", move |req, _| {
+        if req.path.starts_with("/submissions/") && seen.fetch_add(1, Ordering::SeqCst) < 2 {
+            return (403, vec![], "<html><h1>Request Rate Threshold Exceeded</h1></html>".into());
+        }
+        let r = reqwest::blocking::get(format!("{target}{}", req.path)).unwrap();
+        (r.status().as_u16(), vec![], r.text().unwrap())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("news");
+    let mut a =
+        args(Source::Sec, &mock, &out, &[("SEC_USER_AGENT", "Jane Doe jane@example.com")], &["MSFT"], "2024-02-14");
+    a.retry.max_delay = Duration::from_millis(300);
+    a.retry.max_attempts = 6; // sec_mock's own 429 and 503 come through too
+    let s = fetch(&a).unwrap();
+    assert_eq!(s.added.new, 1, "{s}");
+    assert!(s.retries >= 2, "the 403s were retried: {s}");
+    // A block that does not lift: the fetch stops, saying why and what to do.
+    refused.store(0, Ordering::SeqCst);
+    a.retry.max_attempts = 2;
+    a.out = dir.path().join("other");
+    let e = fetch(&a).unwrap_err().to_string();
+    assert!(e.contains("403") && e.contains("ten minutes") && e.contains("SEC_USER_AGENT"), "{e}");
+}
+
+#[test]
+fn tiingo_back_filled_story_in_covered_days_is_fetched_on_a_rerun() {
+    let f = |s: &str| json!(s);
+    let art = |id: i64, published: &str, crawled: &str| {
+        json!({"id": id, "title": format!("tiingo {id}"), "url": format!("https://example.com/{id}"), "description": "",
+               "publishedDate": f(published), "crawlDate": f(crawled), "source": "example.com", "tags": [], "tickers": ["aapl"]})
+    };
+    let arts = Arc::new(std::sync::Mutex::new(vec![
+        art(1, "2024-01-10T12:00:00Z", "2024-01-10T13:00:00Z"),
+        art(2, "2024-03-20T12:00:00Z", "2024-03-20T13:00:00Z"),
+    ]));
+    let shared = arts.clone();
+    // Tiingo filters startDate/endDate on publishedDate (tiingo.com/documentation/news).
+    let mock = serve("/none", move |req, _| {
+        let (a, b) = (day(&req.query["startDate"]), day(&req.query["endDate"]));
+        let v: Vec<Value> = shared
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|x| {
+                let p = day(&x["publishedDate"].as_str().unwrap()[..10]);
+                p >= a && p <= b
+            })
+            .cloned()
+            .collect();
+        ok(Value::Array(v))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("news");
+    let a = args(Source::Tiingo, &mock, &out, &[("TIINGO_API_KEY", "tiKEY789")], &["AAPL"], "2024-03-31");
+    assert_eq!(fetch(&a).unwrap().added.new, 2);
+    assert!(mock.requests().iter().all(|r| r.query["limit"] == "1000"), "pages of 1000, the documented maximum");
+    // Tiingo crawls a story on 2024-04-05 that claims 2024-03-10, inside the covered days.
+    arts.lock().unwrap().push(art(3, "2024-03-10T09:00:00Z", "2024-04-05T08:00:00Z"));
+    let a2 = args(Source::Tiingo, &mock, &out, &[("TIINGO_API_KEY", "tiKEY789")], &["AAPL"], "2024-04-07");
+    let s = fetch(&a2).unwrap();
+    assert_eq!(s.added.new, 1, "the back-filled story is found: {s}");
+    assert!(s.added.duplicate >= 1, "the re-asked days de-duplicate: {s}");
+    let rows = rows_of(&out.join("headlines.parquet"));
+    let three = rows.iter().find(|r| r.2 == "3").unwrap();
+    assert_eq!(three.1, us("2024-04-05T08:00:00Z"), "stamped at its crawl, never earlier");
+    assert_eq!(rows.len(), 3);
+}
+
+#[test]
+fn finnhub_empty_windows_beyond_the_plan_and_unknown_symbols_are_not_covered() {
+    // Finnhub's free plan: "1 year of historical news"; company news "only available for North
+    // American companies". Both come back as an empty array, not an error.
+    let today = chrono::Utc::now().date_naive();
+    let first = today - chrono::Duration::days(340);
+    let mock = serve("/none", move |req, _| {
+        let (from, to) = (day(&req.query["from"]), day(&req.query["to"]));
+        if req.query["symbol"] != "AAPL" || to < first {
+            return ok(json!([]));
+        }
+        let t = from.max(first).and_hms_opt(15, 0, 0).unwrap().and_utc().timestamp();
+        ok(json!([{"category": "company", "datetime": t, "headline": format!("story {t}"), "id": t, "image": "",
+                   "related": "AAPL", "source": "Reuters", "summary": "", "url": ""}]))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("news");
+    let mut a =
+        args(Source::Finnhub, &mock, &out, &[("FINNHUB_API_KEY", "fhKEY123")], &["AAPL", "VOD.L"], "2024-01-01");
+    a.from = today - chrono::Duration::days(420);
+    a.to = today - chrono::Duration::days(300);
+    let s = fetch(&a).unwrap();
+    assert!(s.added.new > 0, "{s}");
+    assert_eq!(s.unknown, ["VOD.L"], "{s}");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(out.join("finnhub/state.json")).unwrap()).unwrap();
+    let g = &state["gaps"]["AAPL"][0];
+    assert_eq!(g["kind"], "not_available", "{state}");
+    assert_eq!(g["from"], a.from.to_string());
+    let end = day(g["to"].as_str().unwrap());
+    assert!(end < today - chrono::Duration::days(365) && end < first, "only the empty days older than a year: {state}");
+    assert_eq!(state["gaps"]["VOD.L"][0]["kind"], "unknown", "{state}");
+    let again = fetch(&a).unwrap();
+    assert_eq!(again.skipped, 0, "both are asked again: {again}");
+}
+
+#[test]
+fn alpaca_story_revised_after_to_is_not_missed() {
+    // Alpaca's start/end and sort follow updated_at ("Sort articles by updated date", Alpaca's
+    // OpenAPI for /v1beta1/news); the mock filters the same way.
+    let mock = serve("/none", |req, _| {
+        let a = alpaca_article(7, "2024-02-14T20:00:00Z", "2024-02-16T09:00:00Z", &["AAPL"], "Apple late story");
+        let (start, end) = (us(&req.query["start"]), us(&req.query["end"]));
+        let u = us("2024-02-16T09:00:00Z");
+        let news = if u >= start && u <= end { vec![a] } else { vec![] };
+        ok(json!({"news": news, "next_page_token": null}))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("news");
+    let keys = [("APCA_API_KEY_ID", ALPACA_KEY), ("APCA_API_SECRET_KEY", ALPACA_SECRET)];
+    let s = fetch(&args(Source::Alpaca, &mock, &out, &keys, &["AAPL"], "2024-02-14")).unwrap();
+    assert_eq!(s.added.new, 1, "{s}");
+    assert_eq!(rows_of(&out.join("headlines.parquet"))[0].1, us("2024-02-14T20:00:00Z"), "stamped at created_at");
+}
+
+#[test]
+fn retry_after_as_a_date_rate_limit_reset_and_gzip_answers() {
+    use std::io::Write;
+    let n = Arc::new(AtomicUsize::new(0));
+    let mock = Mock(mock::serve(move |raw, _, _| {
+        let k = n.fetch_add(1, Ordering::SeqCst);
+        let later = |s: i64| chrono::Utc::now() + chrono::Duration::seconds(s);
+        match k {
+            // RFC 9110's IMF-fixdate, e.g. "Retry-After: Fri, 31 Dec 1999 23:59:59 GMT".
+            0 => mock::Reply::Full(
+                429,
+                vec![("Retry-After".into(), later(3).format("%a, %d %b %Y %H:%M:%S GMT").to_string())],
+                b"{}".to_vec(),
+            ),
+            // Alpaca's market-data docs: X-RateLimit-Reset is the Unix time the quota resets (as we
+            // read them; no example answer is copied here).
+            1 => mock::Reply::Full(
+                429,
+                vec![("X-RateLimit-Reset".into(), later(3).timestamp().to_string())],
+                b"{}".to_vec(),
+            ),
+            _ => {
+                assert_eq!(raw.headers.get("accept-encoding").map(String::as_str), Some("gzip"), "SEC asks for gzip");
+                let body = json!({"news": [alpaca_article(9, "2024-01-10T14:00:00Z", "2024-01-10T14:00:00Z", &["AAPL"], "gz")],
+                                  "next_page_token": null});
+                let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                z.write_all(body.to_string().as_bytes()).unwrap();
+                let headers = vec![
+                    ("Content-Encoding".into(), "gzip".into()),
+                    ("Content-Type".into(), "application/json".into()),
+                ];
+                mock::Reply::Full(200, headers, z.finish().unwrap())
+            }
+        }
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let keys = [("APCA_API_KEY_ID", ALPACA_KEY), ("APCA_API_SECRET_KEY", ALPACA_SECRET)];
+    let t0 = Instant::now();
+    let s = fetch(&args(Source::Alpaca, &mock, dir.path(), &keys, &["AAPL"], "2024-02-14")).unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(3500), "both waits were honoured: {:?}", t0.elapsed());
+    assert_eq!(s.added.new, 1, "the gzip answer was read: {s}");
 }
 
 /// Throughput on loopback: 200 tickers × 5 pages × 50 articles (50,000 rows over two months).

@@ -3,13 +3,21 @@
 //!
 //! Time: `created_at`, when the article was first published; `updated_at` (a revision) is kept as
 //! `updated_at` and never moves the headline earlier or later.
+//!
+//! Revisions after `--to`: Alpaca's `start`/`end` and `sort` ("Sort articles by updated date",
+//! Alpaca's OpenAPI) follow `updated_at`, and so does `next_page_token`; an article created on
+//! the last day and revised later falls outside `end = --to`. So `end` is asked
+//! [`REVISION_DAYS`] past `--to` (at most now): articles revised within that month are found
+//! (stamped at `created_at`, never earlier); the few created after `--to` are kept too, with
+//! their honest stamp, and a rerun de-duplicates them. A revision later than that is missed.
 
 use chrono::NaiveDate;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::client::endpoint;
+use super::client::{endpoint, key_refused};
 use super::fields::{day_bounds, id, link, listed, stamp, strings, text};
+use super::state::{Gap, OVERLAP_DAYS};
 use super::{About, Ctx, Item, Keys, Sink, Vendor};
 use crate::error::Result;
 
@@ -21,10 +29,19 @@ pub const KEY_ENV: &str = "APCA_API_KEY_ID";
 pub const SECRET_ENV: &str = "APCA_API_SECRET_KEY";
 /// Articles per page (Alpaca's maximum).
 pub const PAGE: usize = 50;
+/// Days past `--to` that `end` reaches, for articles revised after `--to`.
+pub const REVISION_DAYS: i64 = 30;
 
 /// Alpaca news: its names, host, keys and free-plan rate (requests a minute).
-pub const ABOUT: About =
-    About { name: "alpaca", aliases: &[], base: DEFAULT_BASE, keys: &[KEY_ENV, SECRET_ENV], rate: 180.0 };
+pub const ABOUT: About = About {
+    name: "alpaca",
+    aliases: &[],
+    base: DEFAULT_BASE,
+    keys: &[KEY_ENV, SECRET_ENV],
+    rate: 180.0,
+    refusal: key_refused,
+    overlap_days: OVERLAP_DAYS,
+};
 
 /// Alpaca news.
 #[derive(Debug, Default)]
@@ -39,9 +56,17 @@ impl Vendor for Alpaca {
         Ok(vec![("Apca-Api-Key-Id", self.key(keys, KEY_ENV)?), ("Apca-Api-Secret-Key", self.key(keys, SECRET_ENV)?)])
     }
 
-    /// One symbol's articles created in `[from, to]`, following `next_page_token`.
-    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool> {
-        let (start, end) = day_bounds(from, to);
+    /// One symbol's articles updated in `[from, to + REVISION_DAYS]`, following `next_page_token`.
+    fn fetch_ticker(
+        &self,
+        ctx: &Ctx,
+        sym: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        sink: &mut Sink<'_>,
+    ) -> Result<Vec<Gap>> {
+        let today = chrono::Utc::now().date_naive();
+        let (start, end) = day_bounds(from, (to + chrono::Duration::days(REVISION_DAYS)).min(today.max(to)));
         let request = |token: Option<&str>| {
             let mut q = vec![
                 ("symbols", sym.to_string()),
@@ -61,7 +86,7 @@ impl Vendor for Alpaca {
             Ok(v.get("next_page_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(|t| request(Some(t))))
         };
         ctx.pages(request(None), sink, items, next)?;
-        Ok(true)
+        Ok(Vec::new())
     }
 }
 

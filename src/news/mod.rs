@@ -15,6 +15,7 @@ pub mod polygon;
 pub mod sec;
 pub mod source;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod tiingo;
 
@@ -25,11 +26,12 @@ use chrono::NaiveDate;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Url;
 
-pub use client::{NewsHttp, TokenBucket};
+pub use client::{NewsHttp, Refusal, TokenBucket};
 pub use fields::day_start_us;
 pub use keys::Keys;
 pub use source::{About, Ctx, Sink, Vendor};
-use state::FetchState;
+pub use state::{FetchState, Gap, GapKind};
+pub use status::status;
 pub use store::{Added, Item, Row, SourceStore};
 
 use crate::data::tickers::TickerRule;
@@ -113,6 +115,8 @@ pub struct FetchSummary {
     pub skipped: usize,
     /// Tickers the source does not know (e.g. no CIK on SEC's list).
     pub unknown: Vec<String>,
+    /// (ticker, gap) for days the source did not answer (recorded in state.json, asked again).
+    pub gaps: Vec<(String, Gap)>,
     /// Rows added, duplicates seen, unmapped rows kept aside, items stamped before --from.
     pub added: Added,
     /// Requests sent and retries among them.
@@ -136,6 +140,9 @@ impl fmt::Display for FetchSummary {
         )?;
         if !self.unknown.is_empty() {
             writeln!(f, "  unknown to the source (nothing fetched): {}", self.unknown.join(", "))?;
+        }
+        for (sym, g) in self.gaps.iter().filter(|(_, g)| g.kind == GapKind::NotAvailable) {
+            writeln!(f, "  not available to this key: {sym} {}..{}: {}", g.from, g.to, g.why)?;
         }
         writeln!(f, "  requests: {} ({} retried)", self.requests, self.retries)?;
         write!(f, "  headlines for join: {} ({} rows)", self.combined.display(), self.combined_rows)
@@ -172,7 +179,7 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
     for sym in &args.tickers {
         let sym = sym.trim().to_ascii_uppercase();
         bar.set_message(sym.clone());
-        let Some((from, to)) = state.plan(&sym, args.from, args.to) else {
+        let Some((from, to)) = state.plan(&sym, args.from, args.to, about.overlap_days) else {
             summary.skipped += 1;
             bar.inc(1);
             continue;
@@ -182,12 +189,17 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
             add_counts(&mut summary.added, a);
             Ok(())
         };
-        if vendor.fetch_ticker(&ctx, &sym, from, to, &mut sink)? {
-            state.done(&sym, from, to)?;
-        } else {
-            // Not marked covered: a later run asks again (the source may list it by then).
-            summary.unknown.push(sym.clone());
-        }
+        http.take_denied();
+        let gaps = match vendor.fetch_ticker(&ctx, &sym, from, to, &mut sink) {
+            Ok(gaps) => gaps,
+            // A plan limit fails this ticker's days only; the next ticker is asked.
+            Err(e) => match http.take_denied() {
+                Some(why) => vec![Gap::not_available(from, to, why)],
+                None => return Err(e),
+            },
+        };
+        report_gaps(&bar, about.name, &sym, &gaps, &mut summary);
+        state.done(&sym, from, to, gaps)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -198,6 +210,24 @@ pub fn fetch(args: &FetchArgs) -> Result<FetchSummary> {
     summary.combined = combined;
     summary.combined_rows = n;
     Ok(summary)
+}
+
+/// Says on the terminal which days of `sym` had no answer, and why; counts them in the summary.
+fn report_gaps(bar: &ProgressBar, name: &str, sym: &str, gaps: &[Gap], summary: &mut FetchSummary) {
+    for g in gaps {
+        if g.kind == GapKind::Unknown && !summary.unknown.iter().any(|u| u == sym) {
+            summary.unknown.push(sym.to_string());
+        }
+        if g.kind == GapKind::NotAvailable {
+            bar.suspend(|| {
+                eprintln!(
+                    "news {name}: {sym} {}..{} not available to this key ({}); recorded as not covered, asked again next run (see `signalkit news status`)",
+                    g.from, g.to, g.why
+                )
+            });
+        }
+        summary.gaps.push((sym.to_string(), g.clone()));
+    }
 }
 
 /// One fetch per source folder at a time: the folder's lock ([`crate::data::lock::lock_folder`]),
@@ -215,11 +245,13 @@ fn add_counts(total: &mut Added, a: Added) {
 
 /// The client with the vendor's key headers and User-Agent.
 fn connector_client(args: &FetchArgs, vendor: &dyn Vendor, base: &Url) -> Result<NewsHttp> {
+    let about = vendor.about();
+    let who = client::Speaker { name: about.name, keys: about.keys, refusal: about.refusal };
     let agent = vendor.user_agent(&args.keys)?;
     let headers: Vec<(&str, String, bool)> =
         vendor.key_headers(&args.keys)?.into_iter().map(|(name, value)| (name, value, true)).collect();
     let rate = args.rate_per_minute.unwrap_or(vendor.about().rate);
-    NewsHttp::new(base, &agent, &headers, rate, args.retry)
+    NewsHttp::new(who, base, &agent, &headers, rate, args.retry)
 }
 
 fn progress_bar(args: &FetchArgs, name: &'static str) -> ProgressBar {

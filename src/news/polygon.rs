@@ -1,6 +1,12 @@
 //! Polygon (now Massive) reference news: `GET /v2/reference/news?ticker&published_utc.gte&
 //! published_utc.lte&limit&sort=published_utc&order=asc`, paged by `next_url`; the key goes in an
-//! `Authorization: Bearer` header, and only to the base URL's host.
+//! `Authorization: Bearer` header, and only to the base URL's host. `next_url` names the vendor's
+//! host (`api.polygon.io`, or `api.massive.com` in newer examples): only its path and query are
+//! followed, on our base URL, as the official client does (`polygon-io/client-python`,
+//! `rest/base.py`: `path = decoded["next_url"].replace(self.BASE, "")`).
+//!
+//! A 403 is a plan limit (`{"status":"NOT_AUTHORIZED", "message":"Your plan doesn't include this
+//! data timeframe. ..."}` for dates outside the plan): those days are recorded as not available.
 //!
 //! Time: `published_utc`, the publisher's publication time as Polygon stamps it; there is no
 //! revision stamp.
@@ -9,10 +15,11 @@ use chrono::NaiveDate;
 use reqwest::Url;
 use serde_json::Value;
 
-use super::client::endpoint;
+use super::client::{Refusal, endpoint};
 use super::fields::{day_bounds, link, listed, stamp, strings, text};
+use super::state::{Gap, OVERLAP_DAYS};
 use super::{About, Ctx, Item, Keys, Sink, Vendor};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Polygon's host (Massive serves the same API).
 pub const DEFAULT_BASE: &str = "https://api.polygon.io";
@@ -22,8 +29,15 @@ pub const KEY_ENV: &str = "POLYGON_API_KEY";
 pub const PAGE: usize = 1000;
 
 /// Polygon (Massive) reference news: its names, host, keys and free-plan rate (requests a minute).
-pub const ABOUT: About =
-    About { name: "polygon", aliases: &["massive"], base: DEFAULT_BASE, keys: &[KEY_ENV], rate: 5.0 };
+pub const ABOUT: About = About {
+    name: "polygon",
+    aliases: &["massive"],
+    base: DEFAULT_BASE,
+    keys: &[KEY_ENV],
+    rate: 5.0,
+    refusal,
+    overlap_days: OVERLAP_DAYS,
+};
 
 /// Polygon (Massive) reference news.
 #[derive(Debug, Default)]
@@ -39,7 +53,14 @@ impl Vendor for Polygon {
     }
 
     /// One ticker's articles published in `[from, to]`, following `next_url`.
-    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool> {
+    fn fetch_ticker(
+        &self,
+        ctx: &Ctx,
+        sym: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        sink: &mut Sink<'_>,
+    ) -> Result<Vec<Gap>> {
         let (start, end) = day_bounds(from, to);
         let q = [
             ("ticker", sym.to_string()),
@@ -52,17 +73,21 @@ impl Vendor for Polygon {
         let items = |url: &Url, v: &Value| -> Result<Vec<Item>> {
             Ok(listed(url, v, "results")?.iter().filter_map(item).collect())
         };
-        ctx.pages(endpoint(&ctx.base, "/v2/reference/news", &q), sink, items, next_url)?;
-        Ok(true)
+        let next = |url: &Url, v: &Value| next_url(ctx, url, v);
+        ctx.pages(endpoint(&ctx.base, "/v2/reference/news", &q), sink, items, next)?;
+        Ok(Vec::new())
     }
 }
 
-/// The answer's `next_url`, if any.
-fn next_url(url: &Url, v: &Value) -> Result<Option<Url>> {
+/// Polygon's 401 is a refused key; its 403 a plan limit (dates or data outside the plan).
+fn refusal(status: u16, _body: &str) -> Refusal {
+    if status == 403 { Refusal::PlanLimit } else { Refusal::BadKey }
+}
+
+/// The answer's `next_url`, if any, as a request to our base URL.
+fn next_url(ctx: &Ctx, url: &Url, v: &Value) -> Result<Option<Url>> {
     let Some(next) = v.get("next_url").and_then(Value::as_str).filter(|s| !s.is_empty()) else { return Ok(None) };
-    let parsed =
-        Url::parse(next).map_err(|e| Error::News(format!("GET {url}: next_url '{next}' is not a URL ({e})")))?;
-    Ok(Some(parsed))
+    ctx.follow(url, next).map(Some)
 }
 
 /// One article; `None` without an id, a title or `published_utc`.

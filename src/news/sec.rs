@@ -1,7 +1,7 @@
 //! SEC EDGAR filings as headlines: `data.sec.gov/submissions/CIK##########.json` (`filings.recent`
 //! and the older pages it lists in `filings.files`), ticker → CIK from SEC's
 //! `company_tickers.json`. No key, but SEC requires a User-Agent naming the user and an e-mail
-//! address, and at most 10 requests a second.
+//! address, and at most 10 requests a second; a 403 is SEC's throttle (waited out, then retried).
 //!
 //! Time: `acceptanceDateTime`, the instant EDGAR accepted the filing (it is disseminated then).
 //! The submissions JSON writes it with a `Z`, but for some filers that clock is New York time with
@@ -14,8 +14,9 @@ use std::collections::HashMap;
 use chrono::{NaiveDate, NaiveDateTime};
 use serde_json::Value;
 
-use super::client::endpoint;
+use super::client::{Refusal, endpoint};
 use super::fields::strings;
+use super::state::{Gap, OVERLAP_DAYS};
 use super::{About, Ctx, Item, Keys, Sink, Vendor};
 use crate::data::time::{Zone, days_from_date};
 use crate::error::{Error, Result};
@@ -30,8 +31,15 @@ pub const USER_AGENT_ENV: &str = "SEC_USER_AGENT";
 pub const DEFAULT_FORMS: &[&str] = &["8-K", "8-K/A", "10-K", "10-K/A", "10-Q", "10-Q/A", "6-K", "20-F", "40-F"];
 
 /// SEC EDGAR: its names, host, keys and free-plan rate (requests a minute).
-pub const ABOUT: About =
-    About { name: "sec", aliases: &["edgar", "sec-edgar"], base: DEFAULT_BASE, keys: &[USER_AGENT_ENV], rate: 480.0 };
+pub const ABOUT: About = About {
+    name: "sec",
+    aliases: &["edgar", "sec-edgar"],
+    base: DEFAULT_BASE,
+    keys: &[USER_AGENT_ENV],
+    rate: 480.0,
+    refusal,
+    overlap_days: OVERLAP_DAYS,
+};
 
 /// SEC EDGAR filings; `prepare` reads SEC's ticker → CIK list once per fetch.
 #[derive(Debug, Default)]
@@ -58,11 +66,27 @@ impl Vendor for Sec {
     }
 
     /// The company's filings, when SEC's list gives the symbol a CIK.
-    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool> {
-        let Some(cik) = cik_of(&self.ciks, sym) else { return Ok(false) };
+    fn fetch_ticker(
+        &self,
+        ctx: &Ctx,
+        sym: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        sink: &mut Sink<'_>,
+    ) -> Result<Vec<Gap>> {
+        let Some(cik) = cik_of(&self.ciks, sym) else {
+            return Ok(vec![Gap::unknown(from, to, "SEC's company_tickers.json gives it no CIK")]);
+        };
         fetch_company(ctx, cik, sym, from, to, sink)?;
-        Ok(true)
+        Ok(Vec::new())
     }
+}
+
+/// SEC's 403 is a throttle: after more than 10 requests a second (or from a tool that does not
+/// declare itself) SEC answers 403 and blocks the address for about ten minutes (SEC, "Accessing
+/// EDGAR Data": "Current max request rate: 10 requests/second"). It is waited out and retried.
+fn refusal(_status: u16, _body: &str) -> Refusal {
+    Refusal::Throttle
 }
 
 /// The declared User-Agent, checked for an e-mail address as SEC's fair-access rules ask.

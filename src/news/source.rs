@@ -6,6 +6,8 @@ use chrono::NaiveDate;
 use reqwest::Url;
 use serde_json::Value;
 
+use super::client::Refusal;
+use super::state::Gap;
 use super::{BASE_URL_ENV, FetchArgs, Item, Keys, NewsHttp, Source};
 use crate::error::{Error, Result};
 
@@ -25,6 +27,10 @@ pub struct About {
     pub keys: &'static [&'static str],
     /// Requests a minute its free or basic plan allows (our default).
     pub rate: f64,
+    /// What its 401 or 403 means ([`super::client::key_refused`] for most).
+    pub refusal: fn(u16, &str) -> Refusal,
+    /// Days re-asked before a covered end ([`super::state::OVERLAP_DAYS`] for most).
+    pub overlap_days: i64,
 }
 
 /// One news vendor: what it is, how its requests are signed, and how it reads one ticker's news.
@@ -46,9 +52,16 @@ pub trait Vendor {
         Ok(())
     }
 
-    /// Reads one ticker's news in `[from, to]`, page by page, into `sink`; false when the vendor
-    /// does not know the ticker.
-    fn fetch_ticker(&self, ctx: &Ctx, sym: &str, from: NaiveDate, to: NaiveDate, sink: &mut Sink<'_>) -> Result<bool>;
+    /// Reads one ticker's news in `[from, to]`, page by page, into `sink`; returns the days it
+    /// could not answer and why (the whole range when the vendor does not know the ticker).
+    fn fetch_ticker(
+        &self,
+        ctx: &Ctx,
+        sym: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+        sink: &mut Sink<'_>,
+    ) -> Result<Vec<Gap>>;
 
     /// The key `name`, or an error naming this source and where to put the key.
     fn key(&self, keys: &Keys, name: &str) -> Result<String> {
@@ -72,6 +85,29 @@ impl Ctx<'_> {
     /// True when `url` is on the base URL's host and port (the only place keys go).
     pub fn is_base_host(&self, url: &Url) -> bool {
         url.host_str() == self.base.host_str() && url.port_or_known_default() == self.base.port_or_known_default()
+    }
+
+    /// A vendor's cursor URL (absolute, on any host, or relative) as a request to the base URL:
+    /// its path and query on the base's scheme, host and port (after the base's own path, when
+    /// the cursor names another host), as Polygon's official client does, so paging stays
+    /// behind `--base-url` and the key goes with it.
+    pub fn follow(&self, asked: &Url, next: &str) -> Result<Url> {
+        let parsed = self.base.join(next.trim()).map_err(|e| {
+            Error::News(format!("GET {asked}: the next-page URL '{next}' is not a URL ({e}); report it to the vendor"))
+        })?;
+        if self.is_base_host(&parsed) && parsed.scheme() == self.base.scheme() {
+            return Ok(parsed);
+        }
+        let mut url = self.base.clone();
+        let prefix = self.base.path().trim_end_matches('/');
+        let path = parsed.path();
+        if !path.starts_with(&format!("{prefix}/")) {
+            url.set_path(&format!("{prefix}{path}"));
+        } else {
+            url.set_path(path);
+        }
+        url.set_query(parsed.query());
+        Ok(url)
     }
 
     /// Reads pages from `first` on: GETs a page, hands its `items` to `sink`, then asks `next`
