@@ -12,7 +12,7 @@ use signalkit::config::{
 use signalkit::data::time::Zone;
 use signalkit::features::PcaOption;
 use signalkit::settings::{Hours, Int, PerMinute, Share};
-use signalkit::train::{Embargo, StoppingRounds, Trees};
+use signalkit::train::{Embargo, Folds, StoppingRounds, Trees};
 
 #[derive(Parser)]
 #[command(
@@ -311,6 +311,11 @@ pub struct TrainCmd {
     /// Trees, 1 to 1000000 [default: 2000].
     #[arg(long)]
     num_iterations: Option<Trees>,
+    /// Walk forward in K folds (2 to 20): the validation eras cut into K blocks, each scored by a
+    /// model trained on every era before it less the embargo; writes fold-1/ … fold-K/ and the
+    /// out-of-fold predictions.parquet [default: one split].
+    #[arg(long, value_name = "K")]
+    walk_forward: Option<Folds>,
 }
 
 /// A trained model and a feature table to apply it to.
@@ -721,6 +726,7 @@ impl TrainCmd {
         cfg.train_until = self.train_until.clone().or(cfg.train_until);
         cfg.embargo_eras = self.embargo.unwrap_or(cfg.embargo_eras);
         cfg.early_stopping_rounds = self.early_stopping.or(cfg.early_stopping_rounds);
+        cfg.walk_forward = self.walk_forward.or(cfg.walk_forward);
         if let Some(n) = self.num_iterations {
             cfg.params.insert("num_iterations".into(), n.get().into());
         }
@@ -730,6 +736,11 @@ impl TrainCmd {
     /// Trains and prints the summary.
     pub fn run(self) -> Result<()> {
         let args = signalkit::train::TrainArgs { config: self.config()?, features: self.features, out: self.out };
+        if args.config.walk_forward.is_some() {
+            let s = signalkit::train::walk_forward::walk_forward(&args).context("train --walk-forward failed")?;
+            println!("{s}");
+            return Ok(());
+        }
         let s = signalkit::train::train(&args).context("train failed")?;
         println!("train: {s} → {}", s.model.display());
         Ok(())
