@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use common::{read_parquet, signalkit};
+use common::{fixtures, read_parquet, signalkit};
 use polars::prelude::*;
 use serde_json::Value;
 use signalkit::provenance::{InputFile, ModelKey, PcaRecord, Provenance};
@@ -220,4 +220,30 @@ fn walk_forward_refuses_too_many_folds_and_features_fitted_after_fold_one() {
         &["tuned.parquet", "fine-tuned", "card.json", "--train-until 2020-05-15"],
     );
     assert!(train(&f2, &[]).success(), "one split trains on the fine-tuned encoder's features as before");
+}
+
+/// `signalkit run` with `[train] walk_forward` and a PCA: the PCA is fitted on the training eras
+/// (fold 1's), so the run walks forward, and evaluate scores every fold's block out of sample.
+#[test]
+fn run_walks_forward_with_a_pca_fitted_on_fold_ones_training_eras() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = |p: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join(p);
+    let mut cfg = signalkit::config::Config::sample();
+    cfg.out = dir.path().join("run");
+    cfg.data.targets = repo("data/sample/targets.csv");
+    cfg.data.headlines = repo("data/sample/headlines.csv");
+    cfg.encode.model = s(&fixtures("tiny-finbert"));
+    cfg.encode.store = dir.path().join("store");
+    cfg.features.pca = Some(signalkit::settings::Int::new(4));
+    cfg.train.walk_forward = Some(signalkit::train::Folds::new(3));
+    let summary = signalkit::run::run(&cfg).unwrap();
+    let w = json(&cfg.out.join("model/walk_forward.json"));
+    let blocks: Vec<i32> =
+        w["folds"].as_array().unwrap().iter().flat_map(|f| eras_of(&f["split"]["validation"])).collect();
+    assert_eq!(w["folds"].as_array().unwrap().len(), 3);
+    let r = &summary.report;
+    assert!(!r.in_sample_included && r.split.is_none(), "scored by the predictions' split column");
+    assert_eq!(r.per_era.iter().map(|e| e.era).collect::<Vec<_>>(), blocks, "every block scored once, in order");
+    assert_eq!(summary.card.split.validation, eras_of(&w["folds"][2]["split"]["validation"]), "the last fold's card");
+    assert!(cfg.out.join("importance/importance.md").exists() && cfg.out.join("model/fold-3/model.txt").exists());
 }

@@ -13,9 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use super::EvalReport;
 use crate::error::{Error, Result};
-use crate::metrics;
+use crate::metrics::{self, EraScore};
 use crate::report::{era_text, lines_plot, markdown_table, write_json};
 
 /// The level of every interval and test.
@@ -133,11 +132,20 @@ pub struct Comparison {
     pub per_era: Vec<EraRow>,
 }
 
+/// What compare reads of an evaluate report.json (its other fields may come and go).
+#[derive(Deserialize)]
+struct Report {
+    target: String,
+    #[serde(default)]
+    in_sample_included: bool,
+    per_era: Vec<EraScore>,
+}
+
 /// One input: its name, report path and report.
 struct Input {
     name: String,
     path: PathBuf,
-    report: EvalReport,
+    report: Report,
 }
 
 /// Compares the reports on their shared eras; writes compare.json, compare.md and
@@ -186,7 +194,7 @@ fn read_input(arg: &str) -> Result<Input> {
     };
     let path = report_path(Path::new(path))?;
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-    let report: EvalReport = serde_json::from_str(&text).map_err(|e| {
+    let report: Report = serde_json::from_str(&text).map_err(|e| {
         Error::input(
             &path,
             format!("not a report.json written by signalkit evaluate ({e}): pass evaluate's report.json"),
@@ -282,7 +290,7 @@ fn shared_eras(inputs: &[Input]) -> Result<Vec<i32>> {
     Ok(shared)
 }
 
-fn era_range(r: &EvalReport) -> String {
+fn era_range(r: &Report) -> String {
     let eras: Vec<i32> = r.per_era.iter().map(|e| e.era).collect();
     match (eras.iter().min(), eras.iter().max()) {
         (Some(a), Some(b)) => format!("{} eras, {} → {}", eras.len(), era_text(*a), era_text(*b)),
