@@ -12,7 +12,7 @@ use signalkit::config::{
 use signalkit::data::time::Zone;
 use signalkit::features::PcaOption;
 use signalkit::settings::{Hours, Int, PerMinute, Share};
-use signalkit::train::{Embargo, StoppingRounds, Trees};
+use signalkit::train::{Embargo, Folds, StoppingRounds, Trees};
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +60,9 @@ pub enum Command {
     Predict(PredictCmd),
     /// Score predictions out of sample the Numerai way: report.json, report.md, plots.
     Evaluate(EvaluateCmd),
+    /// Compare runs on the eras they share: each run's corr and sharpe with bootstrap intervals,
+    /// each pair's per-era difference (mean, standard error, t, p, share of eras better).
+    Compare(CompareCmd),
     /// Feature importance (gain, splits) and each feature's per-era correlation with the target.
     Importance(ImportanceCmd),
     /// List the Signals dataset files Numerai offers (this round, or --round N).
@@ -322,6 +325,11 @@ pub struct TrainCmd {
     /// Trees, 1 to 1000000 [default: 2000].
     #[arg(long)]
     num_iterations: Option<Trees>,
+    /// Walk forward in K folds (2 to 20): the validation eras cut into K blocks, each scored by a
+    /// model trained on every era before it less the embargo; writes fold-1/ … fold-K/ and the
+    /// out-of-fold predictions.parquet [default: one split].
+    #[arg(long, value_name = "K")]
+    walk_forward: Option<Folds>,
 }
 
 /// A trained model and a feature table to apply it to.
@@ -395,6 +403,26 @@ pub struct EvaluateCmd {
     /// [default: the one `ask --knowledge-cutoff` recorded in the model's or features' provenance].
     #[arg(long, value_name = "DATE")]
     knowledge_cutoff: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CompareCmd {
+    /// Run folders (holding evaluate/report.json), evaluate --out folders or report.json files,
+    /// two or more; NAME=PATH names a run (default: its folder's name).
+    #[arg(required = true, value_name = "RUN_OR_REPORT")]
+    inputs: Vec<String>,
+    /// Output folder: compare.json, compare.md, plots/cumulative_difference.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// Bootstrap resamples for the intervals.
+    #[arg(long, default_value_t = Int::new(10_000))]
+    resamples: Int<100, 1_000_000>,
+    /// Consecutive eras per bootstrap block (a 20-day target spans 4 weekly eras; 1 treats eras as independent).
+    #[arg(long, default_value_t = Int::new(4))]
+    block_eras: Int<1, 520>,
+    /// Seed of the bootstrap (the same seed gives the same intervals).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -712,6 +740,7 @@ impl TrainCmd {
         cfg.train_until = self.train_until.clone().or(cfg.train_until);
         cfg.embargo_eras = self.embargo.unwrap_or(cfg.embargo_eras);
         cfg.early_stopping_rounds = self.early_stopping.or(cfg.early_stopping_rounds);
+        cfg.walk_forward = self.walk_forward.or(cfg.walk_forward);
         if let Some(n) = self.num_iterations {
             cfg.params.insert("num_iterations".into(), n.get().into());
         }
@@ -721,6 +750,11 @@ impl TrainCmd {
     /// Trains and prints the summary.
     pub fn run(self) -> Result<()> {
         let args = signalkit::train::TrainArgs { config: self.config()?, features: self.features, out: self.out };
+        if args.config.walk_forward.is_some() {
+            let s = signalkit::train::walk_forward::walk_forward(&args).context("train --walk-forward failed")?;
+            println!("{s}");
+            return Ok(());
+        }
         let s = signalkit::train::train(&args).context("train failed")?;
         println!("train: {s} → {}", s.model.display());
         Ok(())
@@ -765,6 +799,29 @@ impl EvaluateCmd {
             eprintln!("warning: {w}");
         }
         println!("evaluate: numerai_corr ({}) {} → {}", r.scope(), r.summary, args.out.join("report.md").display());
+        Ok(())
+    }
+}
+
+impl CompareCmd {
+    /// Compares the runs and prints each pair's verdict.
+    pub fn run(self) -> Result<()> {
+        use signalkit::evaluate::compare::{Bootstrap, CompareArgs, compare};
+        let bootstrap =
+            Bootstrap { resamples: self.resamples.usize(), block_eras: self.block_eras.usize(), seed: self.seed };
+        let args = CompareArgs { inputs: self.inputs, out: self.out, bootstrap };
+        let c = compare(&args).context("compare failed")?;
+        eprintln!("warning: {}", c.warning);
+        for r in &c.runs {
+            println!("{r}");
+        }
+        c.pairs.iter().for_each(|p| println!("{p}"));
+        println!(
+            "compare: {} runs on {} shared eras → {}",
+            c.runs.len(),
+            c.per_era.len(),
+            args.out.join("compare.md").display()
+        );
         Ok(())
     }
 }

@@ -143,6 +143,7 @@ fn full_config() -> toml::Table {
     cfg.features.pca = Some(signalkit::settings::Int::new(8));
     cfg.train.early_stopping_rounds = Some(signalkit::train::StoppingRounds::new(10));
     cfg.train.early_stopping_eras = Some(signalkit::settings::Int::new(4));
+    cfg.train.walk_forward = Some(signalkit::train::Folds::new(4));
     toml::from_str(&cfg.to_toml().unwrap()).unwrap()
 }
 

@@ -20,6 +20,7 @@ fn main() -> Result<()> {
         Command::Train(c) => c.run(),
         Command::Predict(c) => c.run(),
         Command::Evaluate(c) => c.run(),
+        Command::Compare(c) => c.run(),
         Command::Importance(c) => c.run(),
         Command::Run(c) => c.run(),
         Command::Datasets(c) => c.run(),

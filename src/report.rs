@@ -106,6 +106,33 @@ pub fn cumulative_plot(path: &Path, title: &str, eras: &[i32], scores: &[f64]) -
     })
 }
 
+/// One line per named series over the same eras, with a legend and a zero line.
+pub fn lines_plot(path: &Path, title: &str, eras: &[i32], series: &[(String, Vec<f64>)], y_desc: &str) -> Result<()> {
+    let all: Vec<f64> = series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite()).collect();
+    render_png(path, (WIDTH, HEIGHT), |root| {
+        let mut chart = era_chart(root, title, eras, &all, y_desc)?;
+        for (k, (name, values)) in series.iter().enumerate() {
+            let color = Palette99::pick(k).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, v)| (i as f64, *v)), color))
+                .map_err(|e| e.to_string())?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], Palette99::pick(k).stroke_width(2)));
+        }
+        let n = eras.len().max(1) as f64;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (n, 0.0)], BLACK.mix(0.4))).map_err(|e| e.to_string())?;
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 14))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
 /// Bar plot of per-era scores (green positive, red negative).
 pub fn per_era_plot(path: &Path, title: &str, eras: &[i32], scores: &[f64]) -> Result<()> {
     render_png(path, (WIDTH, HEIGHT), |root| {

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::{EvalReport, EvaluateArgs, ImportanceArgs, evaluate, importance};
 use crate::features::PcaOption;
 use crate::finetune::finetune_market;
+use crate::train::walk_forward::walk_forward;
 use crate::train::{ModelCard, TrainArgs, train};
 use crate::{FeatureArgs, build_features, encode_files, join_files};
 
@@ -86,13 +87,26 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     log(format!("[3/6] features: {f} ({:.1}s)", t.elapsed().as_secs_f64()));
 
     let model_dir = out.join("model");
-    let trained = train(&TrainArgs { features: features.clone(), config: cfg.train.clone(), out: model_dir.clone() })?;
-    log(format!("[4/6] train: {trained}"));
-    let c = &trained.card;
+    let train_args = TrainArgs { features: features.clone(), config: cfg.train.clone(), out: model_dir.clone() };
+    // Walk forward: evaluate reads each fold's validation rows from the predictions' `split`
+    // column; importance and the card are the last fold's (the model the live week would use).
+    let (card, predictions, model_dir, scored_by_card) = match cfg.train.walk_forward {
+        Some(_) => {
+            let w = walk_forward(&train_args)?;
+            log(format!("[4/6] train: {w}"));
+            let last = w.folds.last().map(|f| PathBuf::from(&f.model)).unwrap_or(model_dir);
+            (crate::model::Model::load(&last)?.card, PathBuf::from(&w.predictions), last, false)
+        }
+        None => {
+            let trained = train(&train_args)?;
+            log(format!("[4/6] train: {trained}"));
+            (trained.card, trained.predictions, model_dir, true)
+        }
+    };
 
-    let mut eval = EvaluateArgs::new(trained.predictions.clone(), features.clone(), out.join("evaluate"));
-    eval.target = c.target.clone();
-    eval.model = Some(model_dir.clone());
+    let mut eval = EvaluateArgs::new(predictions, features.clone(), out.join("evaluate"));
+    eval.target = card.target.clone();
+    eval.model = scored_by_card.then(|| model_dir.clone());
     eval.features = Some(features.clone());
     eval.benchmark = cfg.evaluate.benchmark.clone();
     let report = evaluate(&eval)?;
@@ -102,5 +116,5 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     let imp = importance(&ImportanceArgs { model: model_dir, features, out: out.join("importance"), top: 20 })?;
     let top: Vec<String> = imp.iter().take(5).map(|r| format!("{} {:.1}%", r.feature, 100.0 * r.gain_share)).collect();
     log(format!("[6/6] importance: top by gain: {}", top.join(", ")));
-    Ok(RunSummary { out, card: trained.card, report, stages })
+    Ok(RunSummary { out, card, report, stages })
 }

@@ -34,6 +34,10 @@ pub type Embargo = Int<0, { MAX_EMBARGO_ERAS as u64 }>;
 pub type StoppingRounds = Int<1, 1_000_000>;
 /// LightGBM's tree count.
 pub type Trees = Int<1, 1_000_000>;
+/// Walk-forward folds (see [`walk_forward`]).
+pub type Folds = Int<2, 20>;
+
+pub mod walk_forward;
 /// Training settings; every field defaults to Numerai's example model (the LightGBM parameters
 /// of [`default_params`], a 4-era embargo, the 20-day factor-neutral target, every feature column).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +60,10 @@ pub struct TrainConfig {
     pub early_stopping_eras: Option<Int<1, 5200>>,
     /// LightGBM parameters, merged over the defaults (any LightGBM parameter name).
     pub params: Map<String, Value>,
+    /// Walk forward: cut the validation eras into this many blocks, each validated by a model
+    /// trained on every era before it less the embargo (see [`walk_forward`]); none: one split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub walk_forward: Option<Folds>,
 }
 
 impl Default for TrainConfig {
@@ -68,6 +76,7 @@ impl Default for TrainConfig {
             early_stopping_rounds: None,
             early_stopping_eras: None,
             params: Map::new(),
+            walk_forward: None,
         }
     }
 }

@@ -102,6 +102,7 @@ fn every_folder_writing_command_refuses_a_locked_out() {
         vec!["train", "--features", m, "--out", &o],
         vec!["evaluate", "--predictions", m, "--targets", m, "--out", &o],
         vec!["importance", "--model", m, "--features", m, "--out", &o],
+        vec!["compare", m, m, "--out", &o],
         vec!["diagnostics", m, "--model-name", "x", "--out", &o],
         vec!["sample", "--out", &o],
         vec!["run", "--out", &o],

@@ -5,7 +5,7 @@
 #      first row that sees it, training eras only (--train-until 2012-12-31, 4 embargo eras, as
 #      the pipeline's own split), written to runs/minilm-market;
 #   3. the same pipeline with that folder as the encoder, scripts/bench/real-2011-2013-finetuned.toml;
-#   4. both reports side by side on the same 48 validation eras (scripts/ops/compare_reports.py).
+#   4. both reports side by side on the same 48 validation eras (signalkit compare).
 #   bash scripts/bench/bench-finetune-real.sh
 # Env: BINS (3 or 5; default 3), EPOCHS (1), LR (5e-5), BATCH (32), TICKERS (keep the rows of 1 in
 # TICKERS tickers, by crc32 of the ticker, to fit CPU time; default 4, 1 = all rows), PYTHON, SIGNALKIT.
@@ -38,4 +38,4 @@ fi
   --label-bins "$bins" --train-until 2012-12-31 --embargo 4 --epochs "$epochs" --batch-size "$batch" --lr "$lr" \
   --held-out 0.05 --seed 0
 "$bin" run --config scripts/bench/real-2011-2013-finetuned.toml
-$py scripts/ops/compare_reports.py frozen $frozen/evaluate/report.json fine-tuned $tuned/evaluate/report.json
+"$bin" compare frozen=$frozen fine-tuned=$tuned --out runs/compare-frozen-finetuned

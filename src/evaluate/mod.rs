@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::metrics::{self, EraScore, Summary};
 use crate::model::{Model, Split, default_features, importance as model_importance};
 mod churn;
+pub mod compare;
 mod cutoff;
 mod payout;
 
