@@ -553,3 +553,76 @@ fn names_fill_company_and_never_share_an_answer() {
         assert!(e.contains(want) && e.contains("bad.csv"), "{e}");
     }
 }
+
+/// One compat variant's answers in `dtype` vs transformers' (`field`: alone, `field` with
+/// `batched_` after its dtype prefix: in left-padded batches), also through the prefix cache;
+/// prompts and token ids must equal transformers'. Returns the largest |Δp|, or what differed.
+fn compat_variant(dir: &Path, dtype: candle_core::DType, prefix: &str) -> Result<f32, String> {
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("compat.json")).unwrap()).unwrap();
+    let files = ModelFiles::from_dir(dir).map_err(|e| e.to_string())?;
+    let mut d = Decoder::load_as(&files, &Device::Cpu, true, dtype).map_err(|e| e.to_string())?;
+    let answers: Vec<String> = r["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
+    let ids = d.answer_tokens(&answers).map_err(|e| e.to_string())?;
+    let want_ids: Vec<u32> = r["answer_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    if ids != want_ids {
+        return Err(format!("answer tokens {ids:?}, transformers {want_ids:?}"));
+    }
+    let items = r["items"].as_array().unwrap();
+    let mut prompts = Vec::new();
+    for it in items {
+        let prompt = d.template.render(it["content"].as_str().unwrap()).map_err(|e| e.to_string())?;
+        if prompt != it["prompt"].as_str().unwrap() {
+            return Err(format!("prompt {prompt:?}, transformers {:?}", it["prompt"]));
+        }
+        let want: Vec<u32> = it["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let got = d.token_ids(&prompt).map_err(|e| e.to_string())?;
+        if got != want {
+            return Err(format!("token ids {got:?}, transformers {want:?}"));
+        }
+        prompts.push(prompt);
+    }
+    let batch = r["batch"].as_u64().unwrap() as usize;
+    let alone: Vec<Vec<f32>> = prompts.iter().map(|p| d.answer(p, &ids).unwrap()).collect();
+    let batched: Vec<Vec<f32>> = prompts.chunks(batch).flat_map(|c| d.answer_batch(c, &ids).unwrap()).collect();
+    // The first question's prompts through its cached prefix, in batches.
+    let first: Vec<usize> = (0..prompts.len()).step_by(2).collect();
+    let qp: Vec<String> = first.iter().map(|&i| prompts[i].clone()).collect();
+    assert!(d.set_prefix(qp.iter().map(String::as_str)).unwrap() > 5);
+    let cached: Vec<Vec<f32>> = qp.chunks(batch).flat_map(|c| d.answer_batch(c, &ids).unwrap()).collect();
+    d.clear_prefix();
+    let picked: Vec<Value> = first.iter().map(|&i| items[i].clone()).collect();
+    Ok(worst(&alone, items, &format!("{prefix}probs"))
+        .max(worst(&batched, items, &format!("{prefix}batched_probs")))
+        .max(worst(&cached, &picked, &format!("{prefix}probs"))))
+}
+
+/// The compat matrix (scripts/fixtures/make_ask_compat.py): checkpoints saved by transformers'
+/// save_pretrained, each a variant of what hub checkpoints hold; every one answers as
+/// transformers does within 1e-5 in f32 and, for bf16 weights computed in bf16, 2e-3.
+#[test]
+fn compat_matrix_matches_transformers() {
+    let root = fixtures("ask-compat");
+    let mut variants: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    variants.sort();
+    assert!(variants.len() >= 13, "{variants:?}");
+    let (mut failed, mut table) = (Vec::new(), Vec::new());
+    for dir in &variants {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let bf16 = std::fs::read_to_string(dir.join("compat.json")).unwrap().contains("bf16_probs");
+        let runs: &[(candle_core::DType, &str, f32)] = if bf16 {
+            &[(candle_core::DType::F32, "", 1e-5), (candle_core::DType::BF16, "bf16_", 2e-3)]
+        } else {
+            &[(candle_core::DType::F32, "", 1e-5)]
+        };
+        for &(dtype, prefix, tolerance) in runs {
+            let got = compat_variant(dir, dtype, prefix);
+            let shown = got.as_ref().map_or_else(|e| format!("FAILED: {e}"), |w| format!("{w:.2e}"));
+            table.push(format!("{name:>20} {dtype:?}: {shown} (tolerance {tolerance:.0e})"));
+            if !got.as_ref().is_ok_and(|&w| w < tolerance) {
+                failed.push(format!("{name} {dtype:?}: {got:?}"));
+            }
+        }
+    }
+    eprintln!("max |Δp| vs transformers, alone / left-padded batches / prefix cache:\n{}", table.join("\n"));
+    assert!(failed.is_empty(), "{failed:#?}");
+}

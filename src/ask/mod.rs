@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod model;
 pub mod names;
 pub mod padded;
+pub mod rope;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
