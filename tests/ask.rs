@@ -136,6 +136,11 @@ fn questions_files_are_checked() {
     assert_eq!(q.fill("H", "AAPL", None, false), "AAPL H");
     assert_eq!(q.fill("H", "AAPL", Some("Apple Inc."), false), "Apple Inc. H");
     assert_eq!(q.fill("H", "AAPL", Some("Apple Inc."), true), "the company H");
+    // --anonymise hides the --names name in the headline too, with or without its legal suffix.
+    let hidden = q.fill("Apple Inc. and Apple beat; Applebee's and Pineapple flat", "AAPL", Some("Apple Inc."), true);
+    assert_eq!(hidden, "the company the company and the company beat; Applebee's and Pineapple flat");
+    let hidden = q.fill("Société Générale SA: Société Générale cuts jobs", "GLE", Some("Société Générale SA"), true);
+    assert_eq!(hidden, "the company the company: the company cuts jobs");
     assert_eq!(
         q.fill("AAPL beats; AAPLX and $AAPL up", "AAPL", None, true),
         "the company the company beats; AAPLX and $the company up"
@@ -231,7 +236,11 @@ fn anonymised_answers_are_kept_apart_and_the_knowledge_cutoff_is_recorded() {
     let q = company_question(dir.path());
     let mut args = common::ask_args(2, 4, dir.path(), &h, &q);
     let plain = signalkit::ask::ask_files(&args).unwrap();
-    args.options = signalkit::ask::AskOptions { anonymise: true, knowledge_cutoff: Some("2024-06-30".into()) };
+    args.options = signalkit::ask::AskOptions {
+        anonymise: true,
+        knowledge_cutoff: Some("2024-06-30".into()),
+        ..Default::default()
+    };
     let hidden = signalkit::ask::ask_files(&args).unwrap();
     assert_eq!((plain.answered, hidden.answered), (1, 1), "anonymised answers are a separate folder");
     assert_ne!(plain.store_dirs, hidden.store_dirs);
@@ -518,30 +527,47 @@ fn names_fill_company_and_never_share_an_answer() {
     );
     let q = company_question(dir.path());
     let mut args = common::ask_args(2, 4, dir.path(), &h, &q);
-    let plain = signalkit::ask::ask_files(&args).unwrap();
+    let root = args.store.clone();
+    let mut ask_into = |store: &str, names: Option<PathBuf>| {
+        args.store = root.join(store);
+        args.names = names;
+        signalkit::ask::ask_files(&args).unwrap()
+    };
+    let plain = ask_into("plain", None);
     assert_eq!((plain.answered, plain.unnamed), (2, 0), "without --names every ticker names itself");
-    args.names = Some(write(dir.path(), "names.csv", "ticker,name\naapl, Apple Inc.\n"));
-    let named = signalkit::ask::ask_files(&args).unwrap();
-    assert_eq!(
-        (named.answered, named.already_stored, named.unnamed),
-        (1, 1, 1),
-        "AAPL is asked anew under its name; TSLA, not in the file, keeps its ticker's answer"
-    );
+    let inc_file = write(dir.path(), "names.csv", "ticker,name\naapl, Apple Inc.\n");
+    let named = ask_into("inc", Some(inc_file.clone()));
+    assert_eq!((named.answered, named.unnamed), (2, 1), "TSLA, not in the file, is named by its ticker");
     assert!(named.to_string().contains("1 tickers not in --names were named by their ticker"), "{named}");
-    args.names = Some(write(dir.path(), "other.csv", "ticker,name\nAAPL,Apple Computer\nTSLA,Tesla\n"));
-    let other = signalkit::ask::ask_files(&args).unwrap();
-    assert_eq!((other.answered, other.already_stored, other.unnamed), (2, 0, 0), "other names, other answers");
-    let stored = stored_texts(&args.store);
+    let other =
+        ask_into("computer", Some(write(dir.path(), "other.csv", "ticker,name\nAAPL,Apple Computer\nTSLA,Tesla\n")));
+    assert_eq!((other.answered, other.unnamed), (2, 0));
     let key = |parts: &[&str]| parts.join("\u{1f}");
     let h = "Shares jump after results";
+    let (plain_s, inc_s, computer_s) =
+        (stored_texts(&root.join("plain")), stored_texts(&root.join("inc")), stored_texts(&root.join("computer")));
     let (by_ticker, inc, computer) = (
-        &stored[&key(&["AAPL", h])],
-        &stored[&key(&["AAPL", "Apple Inc.", h])],
-        &stored[&key(&["AAPL", "Apple Computer", h])],
+        &plain_s[&key(&["AAPL", h])],
+        &inc_s[&key(&["AAPL", "Apple Inc.", h])],
+        &computer_s[&key(&["AAPL", "Apple Computer", h])],
     );
-    assert_eq!(stored.len(), 5, "{:?}", stored.keys());
-    assert!(stored.contains_key(&key(&["TSLA", h])) && stored.contains_key(&key(&["TSLA", "Tesla", h])));
+    assert!(inc_s.contains_key(&key(&["TSLA", h])) && computer_s.contains_key(&key(&["TSLA", "Tesla", h])));
     assert!(by_ticker != inc && inc != computer, "the name reaches the prompt: {by_ticker:?} {inc:?} {computer:?}");
+    // The names file's content is part of the question's identity (store folder and feature
+    // provenance): answers asked with other names are never taken for these.
+    let fingerprint = |store: &str| read_answers(&root.join(store)).unwrap()[0].key.fingerprint.clone();
+    let prints = [fingerprint("plain"), fingerprint("inc"), fingerprint("computer")];
+    assert!(prints[0] != prints[1] && prints[1] != prints[2] && prints[0] != prints[2], "{prints:?}");
+    let again = ask_into("inc", Some(inc_file.clone()));
+    assert_eq!((again.answered, again.already_stored), (0, 2), "the same names file resumes its answers");
+    let record = std::fs::read_to_string(again.store_dirs[0].join("question.json")).unwrap();
+    assert!(record.contains("\"names\""), "{record}");
+    // One store asked with two names files holds two folders for the question: refused by name.
+    let mixed = ask_into("inc", Some(write(dir.path(), "names2.csv", "ticker,name\nAAPL,Apple\n")));
+    assert_eq!(mixed.answered, 2);
+    let e = read_answers(&root.join("inc")).unwrap_err().to_string();
+    assert!(e.contains("--names") && e.contains("'good'"), "{e}");
+    args.store = root.join("bad");
 
     for (text, want) in [
         ("ticker,company\nAAPL,Apple\n", "no column name"),

@@ -306,7 +306,11 @@ fn ask_with(dir: &Path, headlines: &Path, store: &Path, toml: &str, names: Optio
         device: "cpu".into(),
         shard_size: 100,
         batch_size: 4,
-        options: signalkit::ask::AskOptions { anonymise: false, knowledge_cutoff: Some("2024-06-30".into()) },
+        options: signalkit::ask::AskOptions {
+            anonymise: false,
+            knowledge_cutoff: Some("2024-06-30".into()),
+            ..Default::default()
+        },
         shard: None,
         prefix_cache: true,
         gguf: None,
