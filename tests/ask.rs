@@ -652,3 +652,74 @@ fn compat_matrix_matches_transformers() {
     eprintln!("max |Δp| vs transformers, alone / left-padded batches / prefix cache:\n{}", table.join("\n"));
     assert!(failed.is_empty(), "{failed:#?}");
 }
+
+/// A copy of a compat variant with `edit` applied to one of its files (as JSON).
+fn edited_copy(dir: &Path, variant: &str, file: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let from = fixtures("ask-compat").join(variant);
+    let to = dir.join(variant);
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(to.join(file)).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(to.join(file), serde_json::to_string(&v).unwrap()).unwrap();
+    to
+}
+
+/// What the compat matrix does not run is refused by name, never answered differently.
+#[test]
+fn unsupported_checkpoint_variants_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let load =
+        |d: &Path| Decoder::load(&ModelFiles::from_dir(d).unwrap(), &Device::Cpu).map(|_| ()).unwrap_err().to_string();
+    let dynamic = edited_copy(dir.path(), "rope-yarn", "config.json", |c| {
+        c["rope_parameters"]["rope_type"] = "dynamic".into();
+    });
+    let e = load(&dynamic);
+    assert!(
+        e.contains("config.json") && e.contains("rope_type 'dynamic' is not supported") && e.contains("yarn"),
+        "{e}"
+    );
+    let partial = edited_copy(dir.path(), "rope-linear", "config.json", |c| {
+        c["rope_parameters"]["partial_rotary_factor"] = 0.5.into();
+    });
+    assert!(load(&partial).contains("partial_rotary_factor"), "{}", load(&partial));
+    let no_default = edited_copy(dir.path(), "template-list", "tokenizer_config.json", |t| {
+        t["chat_template"].as_array_mut().unwrap().retain(|x| x["name"] != "default");
+    });
+    let e = load(&no_default);
+    assert!(e.contains("tokenizer_config.json") && e.contains("tool_use") && e.contains("default"), "{e}");
+    let lost = edited_copy(dir.path(), "sharded", "model.safetensors.index.json", |_| {});
+    std::fs::remove_file(lost.join("model-00002-of-00003.safetensors")).unwrap();
+    let e = load(&lost);
+    assert!(e.contains("model.safetensors.index.json") && e.contains("model-00002-of-00003.safetensors"), "{e}");
+    // candle-transformers' unpadded models (a cross-check) do not scale rope: refused, not run unscaled.
+    let files = ModelFiles::from_dir(&fixtures("ask-compat").join("rope-yarn")).unwrap();
+    let e = Decoder::load_with(&files, &Device::Cpu, false).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("rope_type 'yarn'") && e.contains("padded"), "{e}");
+}
+
+/// `--dtype bf16` answers into its own store folder, as transformers in bf16; `--gguf` with it is refused.
+#[test]
+fn cli_ask_dtype_bf16_keeps_its_answers_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats estimates\n");
+    let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
+    let (model, store) = (fixtures("ask-compat").join("bf16"), dir.path().join("store"));
+    for extra in [&[][..], &["--dtype", "bf16"][..]] {
+        let out = cli_ask(&model, &q, &h, &store, extra);
+        assert!(out.status.success() && out.stdout.contains("1 answered"), "{}{}", out.stdout, out.stderr);
+    }
+    let folders = signalkit::encode::store::Store::models(&store).unwrap();
+    let mut dtypes: Vec<String> = folders.iter().map(|(_, k)| k.dtype.clone()).collect();
+    dtypes.sort();
+    assert_eq!(dtypes, ["bf16", "f32"]);
+    let out = cli_ask(&model, &q, &h, &store, &["--dtype", "bf16", "--gguf", h.to_str().unwrap()]);
+    assert!(
+        !out.status.success() && out.stderr.contains("--dtype bf16") && out.stderr.contains("--gguf"),
+        "{}",
+        out.stderr
+    );
+}
