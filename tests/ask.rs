@@ -723,3 +723,37 @@ fn cli_ask_dtype_bf16_keeps_its_answers_apart() {
         out.stderr
     );
 }
+
+/// GGUF files written by llama.cpp's own Python writer (PyPI gguf, as convert_hf_to_gguf.py
+/// writes them; scripts/fixtures/make_ask_compat.py) answer as transformers does: f32 within 1e-5,
+/// q8_0 within the stated tolerance (|Δp| at most 0.15, 0.03 on average).
+#[test]
+fn gguf_files_from_llama_cpp_writer_match_transformers() {
+    for variant in ["template-jinja", "bos-twice"] {
+        let dir = fixtures("ask-compat").join(variant);
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("compat.json")).unwrap()).unwrap();
+        let items = r["items"].as_array().unwrap();
+        for quant in ["f32", "q8_0"] {
+            let mut files = ModelFiles::from_dir(&dir).unwrap();
+            files.weights = dir.join(format!("model-{quant}.gguf"));
+            assert!(signalkit::ask::gguf::dtypes(&files.weights).unwrap().contains(quant));
+            let mut d = Decoder::load(&files, &Device::Cpu).unwrap();
+            let ids = d.answer_tokens(&["YES".into(), "NO".into(), "UNKNOWN".into()]).unwrap();
+            let got: Vec<Vec<f32>> =
+                items.iter().map(|it| d.answer(it["prompt"].as_str().unwrap(), &ids).unwrap()).collect();
+            let diffs: Vec<f32> = got
+                .iter()
+                .zip(items)
+                .flat_map(|(g, it)| g.iter().zip(floats(&it["probs"])).map(|(a, b)| (a - b).abs()).collect::<Vec<_>>())
+                .collect();
+            let (max, mean) =
+                (diffs.iter().copied().fold(0.0, f32::max), diffs.iter().sum::<f32>() / diffs.len() as f32);
+            eprintln!("{variant} GGUF {quant} (gguf-py) vs transformers: |Δp| max {max:.2e}, mean {mean:.2e}");
+            if quant == "f32" {
+                assert!(max < 1e-5, "{variant} {quant}: {max}");
+            } else {
+                assert!(max < 0.15 && mean < 0.03 && max > 0.0, "{variant} {quant}: {max} {mean}");
+            }
+        }
+    }
+}
