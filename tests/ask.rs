@@ -697,6 +697,11 @@ fn unsupported_checkpoint_variants_are_refused_by_name() {
     std::fs::remove_file(lost.join("model-00002-of-00003.safetensors")).unwrap();
     let e = load(&lost);
     assert!(e.contains("model.safetensors.index.json") && e.contains("model-00002-of-00003.safetensors"), "{e}");
+    // candle-transformers' quantised models do not scale rope either: a GGUF with it is refused.
+    let mut gguf = ModelFiles::from_dir(&fixtures("ask-compat").join("rope-llama3")).unwrap();
+    gguf.weights = fixtures("ask-compat").join("bos-twice").join("model-f32.gguf");
+    let e = Decoder::load(&gguf, &Device::Cpu).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("config.json") && e.contains("rope_type 'llama3'") && e.contains("--gguf"), "{e}");
     // candle-transformers' unpadded models (a cross-check) do not scale rope: refused, not run unscaled.
     let files = ModelFiles::from_dir(&fixtures("ask-compat").join("rope-yarn")).unwrap();
     let e = Decoder::load_with(&files, &Device::Cpu, false).map(|_| ()).unwrap_err().to_string();

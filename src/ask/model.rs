@@ -65,6 +65,21 @@ fn unpadded_only(path: &Path, cfg: &Value, kind: &str, dtype: DType) -> Result<(
     Err(Error::input(path, format!("{why}: runs only in the padded forward (Decoder::load), not unpadded")))
 }
 
+/// Refuses, naming the key, a config whose rope scaling or sliding window candle-transformers'
+/// quantised models (GGUF) would not apply.
+fn gguf_runs(path: &Path, cfg: &Value, kind: &str) -> Result<()> {
+    let rope = super::rope::rope_type(cfg);
+    let windowed = Shape::of(cfg, kind).is_ok_and(|s| s.windowed());
+    if rope == "default" && !windowed {
+        return Ok(());
+    }
+    let what = if windowed { "a sliding window in use".to_string() } else { format!("rope_type '{rope}'") };
+    Err(Error::input(
+        path,
+        format!("{what}: the GGUF models do not apply it; drop --gguf to run the safetensors weights"),
+    ))
+}
+
 /// A loaded decoder.
 pub struct Decoder {
     model: Network,
@@ -316,6 +331,7 @@ impl Decoder {
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
         if gguf {
+            gguf_runs(&files.config, &json, &kind)?;
             let (model, limit) = super::gguf::load(&files.weights, &kind, device)?;
             let context = limit.map_or(context, |n| n.min(context));
             return Decoder::assemble(Network::Gguf(Box::new(model)), tokenizer, files, (device, context));
