@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::ask::{AskArgs, AskOptions};
+use crate::ask::{AskArgs, AskDtype, AskOptions};
 use crate::data::headlines::HeadlineOptions;
 use crate::data::tickers::TickerRule;
 use crate::encode::EncodeArgs;
@@ -98,6 +98,10 @@ pub struct AskConfig {
     #[arg(long, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub names: Option<PathBuf>,
+    /// What the decoder computes in: f32 (exact, default), bf16 or f16 (as transformers computes
+    /// in that dtype; answers go to a separate store folder).
+    #[arg(long, value_enum, default_value_t = AskDtype::F32)]
+    pub dtype: AskDtype,
 }
 
 impl Default for AskConfig {
@@ -113,6 +117,7 @@ impl Default for AskConfig {
             anonymise: false,
             knowledge_cutoff: None,
             names: None,
+            dtype: AskDtype::F32,
         }
     }
 }
@@ -128,7 +133,11 @@ impl AskConfig {
         if self.questions.as_os_str().is_empty() {
             return bad("questions is required: a TOML file of [[ask.question]] name, prompt");
         }
-        let options = AskOptions { anonymise: self.anonymise, knowledge_cutoff: self.knowledge_cutoff.clone() };
+        let options = AskOptions {
+            anonymise: self.anonymise,
+            knowledge_cutoff: self.knowledge_cutoff.clone(),
+            dtype: self.dtype,
+        };
         options.check().map_err(|e| Error::Config(format!("--knowledge-cutoff / [ask] knowledge_cutoff: {e}")))?;
         let mut source = ModelSource::new(&self.model);
         source.revision = self.revision.clone();

@@ -136,6 +136,11 @@ fn questions_files_are_checked() {
     assert_eq!(q.fill("H", "AAPL", None, false), "AAPL H");
     assert_eq!(q.fill("H", "AAPL", Some("Apple Inc."), false), "Apple Inc. H");
     assert_eq!(q.fill("H", "AAPL", Some("Apple Inc."), true), "the company H");
+    // --anonymise hides the --names name in the headline too, with or without its legal suffix.
+    let hidden = q.fill("Apple Inc. and Apple beat; Applebee's and Pineapple flat", "AAPL", Some("Apple Inc."), true);
+    assert_eq!(hidden, "the company the company and the company beat; Applebee's and Pineapple flat");
+    let hidden = q.fill("Société Générale SA: Société Générale cuts jobs", "GLE", Some("Société Générale SA"), true);
+    assert_eq!(hidden, "the company the company: the company cuts jobs");
     assert_eq!(
         q.fill("AAPL beats; AAPLX and $AAPL up", "AAPL", None, true),
         "the company the company beats; AAPLX and $the company up"
@@ -231,7 +236,11 @@ fn anonymised_answers_are_kept_apart_and_the_knowledge_cutoff_is_recorded() {
     let q = company_question(dir.path());
     let mut args = common::ask_args(2, 4, dir.path(), &h, &q);
     let plain = signalkit::ask::ask_files(&args).unwrap();
-    args.options = signalkit::ask::AskOptions { anonymise: true, knowledge_cutoff: Some("2024-06-30".into()) };
+    args.options = signalkit::ask::AskOptions {
+        anonymise: true,
+        knowledge_cutoff: Some("2024-06-30".into()),
+        ..Default::default()
+    };
     let hidden = signalkit::ask::ask_files(&args).unwrap();
     assert_eq!((plain.answered, hidden.answered), (1, 1), "anonymised answers are a separate folder");
     assert_ne!(plain.store_dirs, hidden.store_dirs);
@@ -518,30 +527,47 @@ fn names_fill_company_and_never_share_an_answer() {
     );
     let q = company_question(dir.path());
     let mut args = common::ask_args(2, 4, dir.path(), &h, &q);
-    let plain = signalkit::ask::ask_files(&args).unwrap();
+    let root = args.store.clone();
+    let mut ask_into = |store: &str, names: Option<PathBuf>| {
+        args.store = root.join(store);
+        args.names = names;
+        signalkit::ask::ask_files(&args).unwrap()
+    };
+    let plain = ask_into("plain", None);
     assert_eq!((plain.answered, plain.unnamed), (2, 0), "without --names every ticker names itself");
-    args.names = Some(write(dir.path(), "names.csv", "ticker,name\naapl, Apple Inc.\n"));
-    let named = signalkit::ask::ask_files(&args).unwrap();
-    assert_eq!(
-        (named.answered, named.already_stored, named.unnamed),
-        (1, 1, 1),
-        "AAPL is asked anew under its name; TSLA, not in the file, keeps its ticker's answer"
-    );
+    let inc_file = write(dir.path(), "names.csv", "ticker,name\naapl, Apple Inc.\n");
+    let named = ask_into("inc", Some(inc_file.clone()));
+    assert_eq!((named.answered, named.unnamed), (2, 1), "TSLA, not in the file, is named by its ticker");
     assert!(named.to_string().contains("1 tickers not in --names were named by their ticker"), "{named}");
-    args.names = Some(write(dir.path(), "other.csv", "ticker,name\nAAPL,Apple Computer\nTSLA,Tesla\n"));
-    let other = signalkit::ask::ask_files(&args).unwrap();
-    assert_eq!((other.answered, other.already_stored, other.unnamed), (2, 0, 0), "other names, other answers");
-    let stored = stored_texts(&args.store);
+    let other =
+        ask_into("computer", Some(write(dir.path(), "other.csv", "ticker,name\nAAPL,Apple Computer\nTSLA,Tesla\n")));
+    assert_eq!((other.answered, other.unnamed), (2, 0));
     let key = |parts: &[&str]| parts.join("\u{1f}");
     let h = "Shares jump after results";
+    let (plain_s, inc_s, computer_s) =
+        (stored_texts(&root.join("plain")), stored_texts(&root.join("inc")), stored_texts(&root.join("computer")));
     let (by_ticker, inc, computer) = (
-        &stored[&key(&["AAPL", h])],
-        &stored[&key(&["AAPL", "Apple Inc.", h])],
-        &stored[&key(&["AAPL", "Apple Computer", h])],
+        &plain_s[&key(&["AAPL", h])],
+        &inc_s[&key(&["AAPL", "Apple Inc.", h])],
+        &computer_s[&key(&["AAPL", "Apple Computer", h])],
     );
-    assert_eq!(stored.len(), 5, "{:?}", stored.keys());
-    assert!(stored.contains_key(&key(&["TSLA", h])) && stored.contains_key(&key(&["TSLA", "Tesla", h])));
+    assert!(inc_s.contains_key(&key(&["TSLA", h])) && computer_s.contains_key(&key(&["TSLA", "Tesla", h])));
     assert!(by_ticker != inc && inc != computer, "the name reaches the prompt: {by_ticker:?} {inc:?} {computer:?}");
+    // The names file's content is part of the question's identity (store folder and feature
+    // provenance): answers asked with other names are never taken for these.
+    let fingerprint = |store: &str| read_answers(&root.join(store)).unwrap()[0].key.fingerprint.clone();
+    let prints = [fingerprint("plain"), fingerprint("inc"), fingerprint("computer")];
+    assert!(prints[0] != prints[1] && prints[1] != prints[2] && prints[0] != prints[2], "{prints:?}");
+    let again = ask_into("inc", Some(inc_file.clone()));
+    assert_eq!((again.answered, again.already_stored), (0, 2), "the same names file resumes its answers");
+    let record = std::fs::read_to_string(again.store_dirs[0].join("question.json")).unwrap();
+    assert!(record.contains("\"names\""), "{record}");
+    // One store asked with two names files holds two folders for the question: refused by name.
+    let mixed = ask_into("inc", Some(write(dir.path(), "names2.csv", "ticker,name\nAAPL,Apple\n")));
+    assert_eq!(mixed.answered, 2);
+    let e = read_answers(&root.join("inc")).unwrap_err().to_string();
+    assert!(e.contains("--names") && e.contains("'good'"), "{e}");
+    args.store = root.join("bad");
 
     for (text, want) in [
         ("ticker,company\nAAPL,Apple\n", "no column name"),
@@ -551,5 +577,190 @@ fn names_fill_company_and_never_share_an_answer() {
         args.names = Some(write(dir.path(), "bad.csv", text));
         let e = signalkit::ask::ask_files(&args).unwrap_err().to_string();
         assert!(e.contains(want) && e.contains("bad.csv"), "{e}");
+    }
+}
+
+/// One compat variant's answers in `dtype` vs transformers' (`field`: alone, `field` with
+/// `batched_` after its dtype prefix: in left-padded batches), also through the prefix cache;
+/// prompts and token ids must equal transformers'. Returns the largest |Δp|, or what differed.
+fn compat_variant(dir: &Path, dtype: candle_core::DType, prefix: &str) -> Result<f32, String> {
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("compat.json")).unwrap()).unwrap();
+    let files = ModelFiles::from_dir(dir).map_err(|e| e.to_string())?;
+    let mut d = Decoder::load_as(&files, &Device::Cpu, true, dtype).map_err(|e| e.to_string())?;
+    let answers: Vec<String> = r["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
+    let ids = d.answer_tokens(&answers).map_err(|e| e.to_string())?;
+    let want_ids: Vec<u32> = r["answer_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+    if ids != want_ids {
+        return Err(format!("answer tokens {ids:?}, transformers {want_ids:?}"));
+    }
+    let items = r["items"].as_array().unwrap();
+    let mut prompts = Vec::new();
+    for it in items {
+        let prompt = d.template.render(it["content"].as_str().unwrap()).map_err(|e| e.to_string())?;
+        if prompt != it["prompt"].as_str().unwrap() {
+            return Err(format!("prompt {prompt:?}, transformers {:?}", it["prompt"]));
+        }
+        let want: Vec<u32> = it["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        let got = d.token_ids(&prompt).map_err(|e| e.to_string())?;
+        if got != want {
+            return Err(format!("token ids {got:?}, transformers {want:?}"));
+        }
+        prompts.push(prompt);
+    }
+    let batch = r["batch"].as_u64().unwrap() as usize;
+    let alone: Vec<Vec<f32>> = prompts.iter().map(|p| d.answer(p, &ids).unwrap()).collect();
+    let batched: Vec<Vec<f32>> = prompts.chunks(batch).flat_map(|c| d.answer_batch(c, &ids).unwrap()).collect();
+    // The first question's prompts through its cached prefix, in batches.
+    let first: Vec<usize> = (0..prompts.len()).step_by(2).collect();
+    let qp: Vec<String> = first.iter().map(|&i| prompts[i].clone()).collect();
+    assert!(d.set_prefix(qp.iter().map(String::as_str)).unwrap() > 5);
+    let cached: Vec<Vec<f32>> = qp.chunks(batch).flat_map(|c| d.answer_batch(c, &ids).unwrap()).collect();
+    d.clear_prefix();
+    let picked: Vec<Value> = first.iter().map(|&i| items[i].clone()).collect();
+    Ok(worst(&alone, items, &format!("{prefix}probs"))
+        .max(worst(&batched, items, &format!("{prefix}batched_probs")))
+        .max(worst(&cached, &picked, &format!("{prefix}probs"))))
+}
+
+/// The compat matrix (scripts/fixtures/make_ask_compat.py): checkpoints saved by transformers'
+/// save_pretrained, each a variant of what hub checkpoints hold; every one answers as
+/// transformers does within 1e-5 in f32 and, for bf16 weights computed in bf16 or f16, 2e-3.
+#[test]
+fn compat_matrix_matches_transformers() {
+    let root = fixtures("ask-compat");
+    let mut variants: Vec<PathBuf> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    variants.sort();
+    assert!(variants.len() >= 14, "{variants:?}");
+    let (mut failed, mut table) = (Vec::new(), Vec::new());
+    for dir in &variants {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(dir.join("compat.json")).unwrap();
+        let all = [
+            (candle_core::DType::F32, "", 1e-5),
+            (candle_core::DType::BF16, "bf16_", 2e-3),
+            (candle_core::DType::F16, "f16_", 2e-3),
+        ];
+        let runs: Vec<_> =
+            all.into_iter().filter(|(_, p, _)| p.is_empty() || text.contains(&format!("\"{p}probs\""))).collect();
+        for (dtype, prefix, tolerance) in runs {
+            let got = compat_variant(dir, dtype, prefix);
+            let shown = got.as_ref().map_or_else(|e| format!("FAILED: {e}"), |w| format!("{w:.2e}"));
+            table.push(format!("{name:>20} {dtype:?}: {shown} (tolerance {tolerance:.0e})"));
+            if !got.as_ref().is_ok_and(|&w| w < tolerance) {
+                failed.push(format!("{name} {dtype:?}: {got:?}"));
+            }
+        }
+    }
+    eprintln!("max |Δp| vs transformers, alone / left-padded batches / prefix cache:\n{}", table.join("\n"));
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// A copy of a compat variant with `edit` applied to one of its files (as JSON).
+fn edited_copy(dir: &Path, variant: &str, file: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let from = fixtures("ask-compat").join(variant);
+    let to = dir.join(variant);
+    std::fs::create_dir_all(&to).unwrap();
+    for e in std::fs::read_dir(&from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(to.join(file)).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(to.join(file), serde_json::to_string(&v).unwrap()).unwrap();
+    to
+}
+
+/// What the compat matrix does not run is refused by name, never answered differently.
+#[test]
+fn unsupported_checkpoint_variants_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let load =
+        |d: &Path| Decoder::load(&ModelFiles::from_dir(d).unwrap(), &Device::Cpu).map(|_| ()).unwrap_err().to_string();
+    let dynamic = edited_copy(dir.path(), "rope-yarn", "config.json", |c| {
+        c["rope_parameters"]["rope_type"] = "dynamic".into();
+    });
+    let e = load(&dynamic);
+    assert!(
+        e.contains("config.json") && e.contains("rope_type 'dynamic' is not supported") && e.contains("yarn"),
+        "{e}"
+    );
+    let partial = edited_copy(dir.path(), "rope-linear", "config.json", |c| {
+        c["rope_parameters"]["partial_rotary_factor"] = 0.5.into();
+    });
+    assert!(load(&partial).contains("partial_rotary_factor"), "{}", load(&partial));
+    let no_default = edited_copy(dir.path(), "template-list", "tokenizer_config.json", |t| {
+        t["chat_template"].as_array_mut().unwrap().retain(|x| x["name"] != "default");
+    });
+    let e = load(&no_default);
+    assert!(e.contains("tokenizer_config.json") && e.contains("tool_use") && e.contains("default"), "{e}");
+    let lost = edited_copy(dir.path(), "sharded", "model.safetensors.index.json", |_| {});
+    std::fs::remove_file(lost.join("model-00002-of-00003.safetensors")).unwrap();
+    let e = load(&lost);
+    assert!(e.contains("model.safetensors.index.json") && e.contains("model-00002-of-00003.safetensors"), "{e}");
+    // candle-transformers' quantised models do not scale rope either: a GGUF with it is refused.
+    let mut gguf = ModelFiles::from_dir(&fixtures("ask-compat").join("rope-llama3")).unwrap();
+    gguf.weights = fixtures("ask-compat").join("bos-twice").join("model-f32.gguf");
+    let e = Decoder::load(&gguf, &Device::Cpu).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("config.json") && e.contains("rope_type 'llama3'") && e.contains("--gguf"), "{e}");
+    // candle-transformers' unpadded models (a cross-check) do not scale rope: refused, not run unscaled.
+    let files = ModelFiles::from_dir(&fixtures("ask-compat").join("rope-yarn")).unwrap();
+    let e = Decoder::load_with(&files, &Device::Cpu, false).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("rope_type 'yarn'") && e.contains("padded"), "{e}");
+}
+
+/// `--dtype bf16` answers into its own store folder, as transformers in bf16; `--gguf` with it is refused.
+#[test]
+fn cli_ask_dtype_bf16_keeps_its_answers_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = write(dir.path(), "h.csv", "ticker,published_at,headline\nAAPL,2024-01-02,Apple beats estimates\n");
+    let q = write(dir.path(), "q.toml", "[[ask.question]]\nname = \"good\"\nprompt = \"Good news? {headline}\"\n");
+    let (model, store) = (fixtures("ask-compat").join("bf16"), dir.path().join("store"));
+    for extra in [&[][..], &["--dtype", "bf16"][..]] {
+        let out = cli_ask(&model, &q, &h, &store, extra);
+        assert!(out.status.success() && out.stdout.contains("1 answered"), "{}{}", out.stdout, out.stderr);
+    }
+    let folders = signalkit::encode::store::Store::models(&store).unwrap();
+    let mut dtypes: Vec<String> = folders.iter().map(|(_, k)| k.dtype.clone()).collect();
+    dtypes.sort();
+    assert_eq!(dtypes, ["bf16", "f32"]);
+    let out = cli_ask(&model, &q, &h, &store, &["--dtype", "bf16", "--gguf", h.to_str().unwrap()]);
+    assert!(
+        !out.status.success() && out.stderr.contains("--dtype bf16") && out.stderr.contains("--gguf"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// GGUF files written by llama.cpp's own Python writer (PyPI gguf, as convert_hf_to_gguf.py
+/// writes them; scripts/fixtures/make_ask_compat.py) answer as transformers does: f32 within 1e-5,
+/// q8_0 within the stated tolerance (|Δp| at most 0.15, 0.03 on average).
+#[test]
+fn gguf_files_from_llama_cpp_writer_match_transformers() {
+    for variant in ["template-jinja", "bos-twice"] {
+        let dir = fixtures("ask-compat").join(variant);
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("compat.json")).unwrap()).unwrap();
+        let items = r["items"].as_array().unwrap();
+        for quant in ["f32", "q8_0"] {
+            let mut files = ModelFiles::from_dir(&dir).unwrap();
+            files.weights = dir.join(format!("model-{quant}.gguf"));
+            assert!(signalkit::ask::gguf::dtypes(&files.weights).unwrap().contains(quant));
+            let mut d = Decoder::load(&files, &Device::Cpu).unwrap();
+            let ids = d.answer_tokens(&["YES".into(), "NO".into(), "UNKNOWN".into()]).unwrap();
+            let got: Vec<Vec<f32>> =
+                items.iter().map(|it| d.answer(it["prompt"].as_str().unwrap(), &ids).unwrap()).collect();
+            let diffs: Vec<f32> = got
+                .iter()
+                .zip(items)
+                .flat_map(|(g, it)| g.iter().zip(floats(&it["probs"])).map(|(a, b)| (a - b).abs()).collect::<Vec<_>>())
+                .collect();
+            let (max, mean) =
+                (diffs.iter().copied().fold(0.0, f32::max), diffs.iter().sum::<f32>() / diffs.len() as f32);
+            eprintln!("{variant} GGUF {quant} (gguf-py) vs transformers: |Δp| max {max:.2e}, mean {mean:.2e}");
+            if quant == "f32" {
+                assert!(max < 1e-5, "{variant} {quant}: {max}");
+            } else {
+                assert!(max < 0.15 && mean < 0.03 && max > 0.0, "{variant} {quant}: {max} {mean}");
+            }
+        }
     }
 }

@@ -306,7 +306,11 @@ fn ask_with(dir: &Path, headlines: &Path, store: &Path, toml: &str, names: Optio
         device: "cpu".into(),
         shard_size: 100,
         batch_size: 4,
-        options: signalkit::ask::AskOptions { anonymise: false, knowledge_cutoff: Some("2024-06-30".into()) },
+        options: signalkit::ask::AskOptions {
+            anonymise: false,
+            knowledge_cutoff: Some("2024-06-30".into()),
+            ..Default::default()
+        },
         shard: None,
         prefix_cache: true,
         gguf: None,
@@ -330,11 +334,12 @@ fn ticker_questions_are_read_per_ticker_and_headline() {
     let want = |t: &str| signalkit::ask::Answers::score(&answers[0].get(t, "Shares rise after results").unwrap());
     assert_eq!((score[0], score[1]), (Some(want("AAA")), Some(want("BBB"))), "each row reads its own ticker's answer");
     assert_ne!(score[0], score[1], "the ticker reaches the prompt, so the same headline is answered twice");
-    // The same store asked again with AAA named "Acme": AAA now has two answers → refused.
+    // The same store asked again with AAA named "Acme": the names file is part of the question's
+    // identity, so the store now holds the question twice → refused.
     let names = write(&d, "names.csv", "ticker,name\nAAA,Acme Corp\n");
     ask_with(&d, &d.join("h.csv"), &store, toml, Some(names));
     let e = build_features(&args).unwrap_err().to_string();
-    assert!(e.contains("ticker AAA under two company names") && e.contains("--names"), "{e}");
+    assert!(e.contains("question 'tick'") && e.contains("--names"), "{e}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod model;
 pub mod names;
 pub mod padded;
+pub mod rope;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -106,11 +107,16 @@ impl Question {
     }
 
     /// The user message for one headline: {company} is the company's name (`--names`), else
-    /// the ticker. With `anonymise`, {ticker} and {company} read "the company", and so does the
-    /// ticker wherever it stands as a whole word in the headline.
+    /// the ticker. With `anonymise`, {ticker} and {company} read "the company", and so do the
+    /// ticker and the company's name (as given, and without a legal suffix such as "Inc.")
+    /// wherever they stand as whole words in the headline.
     pub fn fill(&self, headline: &str, ticker: &str, company: Option<&str>, anonymise: bool) -> String {
         let (ticker_text, company_text, headline) = if anonymise {
-            (ANONYMOUS, ANONYMOUS, replace_word(headline, ticker, ANONYMOUS))
+            let mut h = replace_word(headline, ticker, ANONYMOUS);
+            for name in company.map(company_names).unwrap_or_default() {
+                h = replace_word(&h, name, ANONYMOUS);
+            }
+            (ANONYMOUS, ANONYMOUS, h)
         } else {
             (ticker, company.unwrap_or(ticker), headline.to_string())
         };
@@ -132,6 +138,38 @@ impl Question {
 
 /// What `--anonymise` puts in place of the company.
 pub const ANONYMOUS: &str = "the company";
+
+/// Legal-form words a headline usually leaves off a company's name.
+const LEGAL_SUFFIXES: [&str; 16] = [
+    "Inc.",
+    "Inc",
+    "Corp.",
+    "Corp",
+    "Corporation",
+    "Co.",
+    "Ltd.",
+    "Ltd",
+    "plc",
+    "PLC",
+    "AG",
+    "SA",
+    "S.A.",
+    "NV",
+    "N.V.",
+    "SE",
+];
+
+/// The ways a headline may write a company's name: the name as given, and without a trailing
+/// legal-form word (and its comma), longest first.
+fn company_names(name: &str) -> Vec<&str> {
+    let name = name.trim();
+    let short = LEGAL_SUFFIXES
+        .iter()
+        .find_map(|s| name.strip_suffix(s).filter(|rest| rest.ends_with(' ')))
+        .map(|rest| rest.trim_end().trim_end_matches(',').trim_end())
+        .filter(|rest| !rest.is_empty());
+    [Some(name), short].into_iter().flatten().filter(|n| !n.is_empty()).collect()
+}
 
 /// `text` with every whole-word occurrence of `word` (not inside a longer run of letters, digits
 /// or `_`) replaced by `by`.
@@ -188,10 +226,20 @@ pub struct QuestionRecord {
     /// it may be answered with knowledge of what followed them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub knowledge_cutoff: Option<String>,
+    /// Content hash of the `--names` file when it shaped the prompts ({company}, or the names
+    /// `--anonymise` hid): part of the question's identity, so other names are other answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<String>,
 }
 
-/// The store identity of a question under a model: the same key means the same numbers.
-pub fn question_key(decoder: &Decoder, q: &Question, opts: &AskOptions) -> (ModelKey, QuestionRecord) {
+/// The store identity of a question under a model (and the `--names` file, when it shapes the
+/// prompts): the same key means the same numbers.
+pub fn question_key(
+    decoder: &Decoder,
+    q: &Question,
+    opts: &AskOptions,
+    names: Option<&Names>,
+) -> (ModelKey, QuestionRecord) {
     let template = match &decoder.template {
         Template::Jinja { source, bos, eos } => format!("{source}\u{1f}{bos}\u{1f}{eos}"),
         Template::Plain => String::new(),
@@ -203,16 +251,21 @@ pub fn question_key(decoder: &Decoder, q: &Question, opts: &AskOptions) -> (Mode
         template,
         anonymise: opts.anonymise,
         knowledge_cutoff: opts.knowledge_cutoff.clone(),
+        names: names.filter(|_| opts.anonymise || q.placeholders().iter().any(|p| p == "company")).map(Names::hash),
     };
     let version = if opts.anonymise { "ask-v1-anonymised" } else { "ask-v1" };
-    let identity = serde_json::to_vec(&(&record.model_fingerprint, &record.template, &q.prompt, &q.answers, version))
-        .expect("serialisable");
+    let base = (&record.model_fingerprint, &record.template, &q.prompt, &q.answers, version);
+    let identity = match &record.names {
+        None => serde_json::to_vec(&base),
+        Some(h) => serde_json::to_vec(&(base, h)),
+    }
+    .expect("serialisable");
     let key = ModelKey {
         id: format!("{}#ask-{}", decoder.id, q.name),
         fingerprint: format!("{:032x}", xxh3_128(&identity)),
         max_len: 0,
         labels: LABELS.map(str::to_string).to_vec(),
-        dtype: "f32".into(),
+        dtype: dtype_name(decoder.dtype).into(),
     };
     (key, record)
 }
@@ -252,13 +305,47 @@ pub struct AskArgs {
     pub names: Option<PathBuf>,
 }
 
-/// Options that shape (anonymise) or annotate (knowledge cutoff) a question's answers.
+/// Options that shape (anonymise, dtype) or annotate (knowledge cutoff) a question's answers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AskOptions {
-    /// Hide the company: {ticker}, {company} and the ticker in the headline read "the company".
+    /// Hide the company: {ticker}, {company}, and the ticker and `--names` name in the headline
+    /// read "the company".
     pub anonymise: bool,
     /// The model's training-data cutoff (YYYY-MM-DD), recorded in each question's folder.
     pub knowledge_cutoff: Option<String>,
+    /// What the forward computes in (a separate store folder per dtype).
+    pub dtype: AskDtype,
+}
+
+/// `--dtype`: what the decoder computes in. f32 (the default) is exact whatever the weights;
+/// bf16 and f16 compute as transformers does in that dtype (half the memory, faster on GPU).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AskDtype {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// bfloat16.
+    Bf16,
+    /// float16.
+    F16,
+}
+
+impl AskDtype {
+    /// candle's dtype.
+    pub fn candle(self) -> candle_core::DType {
+        match self {
+            AskDtype::F32 => candle_core::DType::F32,
+            AskDtype::Bf16 => candle_core::DType::BF16,
+            AskDtype::F16 => candle_core::DType::F16,
+        }
+    }
+}
+
+impl fmt::Display for AskDtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(dtype_name(self.candle()))
+    }
 }
 
 impl AskOptions {
@@ -381,8 +468,8 @@ fn missing(
 ) -> Result<(Vec<Todo>, Counts)> {
     let (mut seen, mut todo, mut counts) = (HashSet::new(), Vec::new(), Counts::default());
     for (i, Pair { ticker, headline, .. }) in pairs.iter().enumerate() {
-        let company = names.and_then(|n| n.get(ticker)).filter(|_| !args.options.anonymise);
-        let text = q.key_text(headline, ticker, company);
+        let company = names.and_then(|n| n.get(ticker));
+        let text = q.key_text(headline, ticker, company.filter(|_| !args.options.anonymise));
         let k = key(mkey, &text);
         if !seen.insert(k.clone()) {
             continue;
@@ -439,7 +526,7 @@ fn ask_question(
     args: &AskArgs,
     names: Option<&Names>,
 ) -> Result<Asked> {
-    let (mkey, record) = question_key(decoder, q, &args.options);
+    let (mkey, record) = question_key(decoder, q, &args.options, names);
     let (mut store, _) = Store::open(&args.store, &mkey)?;
     let json = serde_json::to_vec_pretty(&record).expect("serialisable");
     crate::data::write_bytes_atomic(&store.dir().join(QUESTION_FILE), &json)?;
@@ -502,6 +589,15 @@ fn too_long_error(args: &AskArgs, headlines: &Headlines, pairs: &[Pair], long: &
     )
 }
 
+/// The store's name for a compute dtype (`f32`, `bf16`, `f16`).
+pub fn dtype_name(dtype: candle_core::DType) -> &'static str {
+    match dtype {
+        candle_core::DType::BF16 => "bf16",
+        candle_core::DType::F16 => "f16",
+        _ => "f32",
+    }
+}
+
 /// Reads the questions and headlines and fills the store with every answer it lacks.
 pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
     args.options.check()?;
@@ -511,7 +607,13 @@ pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
     if let Some(g) = &args.gguf {
         files.weights = g.clone();
     }
-    let mut decoder = Decoder::load(&files, &device(&args.device)?)?;
+    if args.gguf.is_some() && args.options.dtype != AskDtype::F32 {
+        return Err(Error::Config(format!(
+            "--dtype {} applies to safetensors weights: a --gguf file runs in its own quantisation; drop one of them",
+            args.options.dtype
+        )));
+    }
+    let mut decoder = Decoder::load_as(&files, &device(&args.device)?, true, args.options.dtype.candle())?;
     let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
     let pairs = distinct_pairs(&headlines);
     let clock = Instant::now();
@@ -597,7 +699,7 @@ pub fn read_answers(root: &Path) -> Result<Vec<Answers>> {
             return Err(Error::input(
                 root,
                 format!(
-                    "question '{}' was answered by more than one model or wording here: keep one folder per name",
+                    "question '{}' was answered by more than one model, wording, dtype or --names file here: keep one folder per name",
                     q.name
                 ),
             ));

@@ -50,6 +50,36 @@ enum Network {
     Gguf(Box<super::gguf::GgufModel>),
 }
 
+/// Refuses, naming the key, what candle-transformers' unpadded models would run differently from
+/// transformers: they are a cross-check of the padded forward on plain f32 configs only.
+fn unpadded_only(path: &Path, cfg: &Value, kind: &str, dtype: DType) -> Result<()> {
+    let rope = super::rope::rope_type(cfg);
+    let windowed = Shape::of(cfg, kind).is_ok_and(|s| s.windowed());
+    let why = match () {
+        _ if kind == "mistral" => "model_type mistral".to_string(),
+        _ if rope != "default" => format!("rope_type '{rope}'"),
+        _ if windowed => "a sliding window in use".to_string(),
+        _ if dtype != DType::F32 => format!("dtype {dtype:?}"),
+        _ => return Ok(()),
+    };
+    Err(Error::input(path, format!("{why}: runs only in the padded forward (Decoder::load), not unpadded")))
+}
+
+/// Refuses, naming the key, a config whose rope scaling or sliding window candle-transformers'
+/// quantised models (GGUF) would not apply.
+fn gguf_runs(path: &Path, cfg: &Value, kind: &str) -> Result<()> {
+    let rope = super::rope::rope_type(cfg);
+    let windowed = Shape::of(cfg, kind).is_ok_and(|s| s.windowed());
+    if rope == "default" && !windowed {
+        return Ok(());
+    }
+    let what = if windowed { "a sliding window in use".to_string() } else { format!("rope_type '{rope}'") };
+    Err(Error::input(
+        path,
+        format!("{what}: the GGUF models do not apply it; drop --gguf to run the safetensors weights"),
+    ))
+}
+
 /// A loaded decoder.
 pub struct Decoder {
     model: Network,
@@ -65,6 +95,8 @@ pub struct Decoder {
     prefix: Option<PrefixCache>,
     /// The most tokens a prompt may have (see [`Decoder::context`]).
     context: usize,
+    /// What the forward computes in (f32 unless loaded with another dtype; GGUF: f32).
+    pub dtype: DType,
 }
 
 /// The positions a config allows when it names none (candle's Llama default; the padded forward's).
@@ -96,12 +128,12 @@ fn read_json(path: &Path) -> Result<(Value, String)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| Error::input(path, format!("invalid JSON: {e}")))?;
     let kind = v.get("model_type").and_then(Value::as_str).unwrap_or("").to_string();
-    if !["qwen2", "qwen3", "llama"].contains(&kind.as_str()) {
+    if !["qwen2", "qwen3", "llama", "mistral"].contains(&kind.as_str()) {
         return Err(Error::input(
             path,
             format!(
-                "model_type '{kind}' is not supported by ask: it runs Qwen2 (and Qwen2.5), Qwen3 and Llama architectures \
-                 (model_type qwen2, qwen3, llama)"
+                "model_type '{kind}' is not supported by ask: it runs Qwen2 (and Qwen2.5), Qwen3, Llama and Mistral \
+                 architectures (model_type qwen2, qwen3, llama, mistral)"
             ),
         ));
     }
@@ -203,8 +235,9 @@ fn token_text(cfg: &Value, name: &str) -> String {
     }
 }
 
-/// The chat template: `chat_template` in tokenizer_config.json (a string, or a list of named
-/// templates: the one named `default`), else `chat_template.jinja` beside config.json.
+/// The chat template as transformers picks it: `chat_template.jinja` beside config.json, else
+/// `chat_template` in tokenizer_config.json (a string, or a list of named templates: the one
+/// named `default`; a list without one is refused, naming the others), else none.
 pub fn read_template(files: &ModelFiles) -> Result<Template> {
     let cfg: Value = match &files.tokenizer_config {
         Some(p) => {
@@ -213,23 +246,31 @@ pub fn read_template(files: &ModelFiles) -> Result<Template> {
         }
         None => Value::Null,
     };
-    let named = |list: &Vec<Value>| {
-        list.iter()
-            .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
-            .and_then(|t| t.get("template")?.as_str().map(str::to_string))
-    };
-    let source = match cfg.get("chat_template") {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Array(list)) => named(list),
-        _ => None,
-    };
     let jinja: Option<PathBuf> = files.config.parent().map(|d| d.join("chat_template.jinja")).filter(|p| p.is_file());
-    let source = match (source, jinja) {
-        (Some(s), _) => s,
-        (None, Some(p)) => std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?,
-        (None, None) => return Ok(Template::Plain),
+    let source = match (jinja, cfg.get("chat_template")) {
+        (Some(p), _) => std::fs::read_to_string(&p).map_err(|e| Error::io(&p, e))?,
+        (None, Some(Value::String(s))) => s.clone(),
+        (None, Some(Value::Array(list))) => default_template(list, files)?,
+        (None, _) => return Ok(Template::Plain),
     };
     Ok(Template::Jinja { source, bos: token_text(&cfg, "bos_token"), eos: token_text(&cfg, "eos_token") })
+}
+
+/// The template named `default` of a list of named chat templates.
+fn default_template(list: &[Value], files: &ModelFiles) -> Result<String> {
+    let name = |t: &Value| t.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    let found = list.iter().find(|t| name(t) == "default").and_then(|t| t.get("template")?.as_str());
+    found.map(str::to_string).ok_or_else(|| {
+        let names: Vec<String> = list.iter().map(name).collect();
+        let path = files.tokenizer_config.as_deref().unwrap_or(&files.config);
+        Error::input(
+            path,
+            format!(
+                "chat_template lists templates {names:?} but none named \"default\", the one ask (as transformers) \
+                 uses: name one of them default"
+            ),
+        )
+    })
 }
 
 impl Template {
@@ -259,14 +300,20 @@ impl Template {
 }
 
 impl Decoder {
-    /// Loads a Qwen2, Qwen3 or Llama checkpoint (safetensors, f32) with its tokenizer.json and chat
-    /// template, for padded batches when its config allows.
+    /// Loads a Qwen2, Qwen3, Llama or Mistral checkpoint (safetensors, one file or shards) in f32
+    /// with its tokenizer.json and chat template, for padded batches.
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Decoder> {
-        Decoder::load_with(files, device, true)
+        Decoder::load_as(files, device, true, DType::F32)
     }
 
-    /// [`Decoder::load`], choosing candle-transformers' unpadded models when `padded` is false.
+    /// [`Decoder::load`], choosing candle-transformers' unpadded models when `padded` is false
+    /// (f32, default rope, no sliding window: a cross-check of the padded forward).
     pub fn load_with(files: &ModelFiles, device: &Device, padded: bool) -> Result<Decoder> {
+        Decoder::load_as(files, device, padded, DType::F32)
+    }
+
+    /// [`Decoder::load_with`] computing in `dtype` (f32, bf16 or f16; the weights are cast to it).
+    pub fn load_as(files: &ModelFiles, device: &Device, padded: bool, dtype: DType) -> Result<Decoder> {
         let (json, kind) = read_json(&files.config)?;
         let tok_path = files.tokenizer_json.as_ref().ok_or_else(|| {
             Error::input(&files.config, "no tokenizer.json beside config.json: ask needs the fast tokenizer file")
@@ -274,24 +321,30 @@ impl Decoder {
         let tokenizer = load_tokenizer(tok_path)?;
         let context = context_of(&json);
         let gguf = files.weights.extension().is_some_and(|e| e == "gguf");
-        if !gguf && files.weights.extension().is_none_or(|e| e != "safetensors") {
+        let weights = files.weight_files()?;
+        if !gguf && weights.iter().any(|w| w.extension().is_none_or(|e| e != "safetensors")) {
             return Err(Error::input(
                 &files.weights,
-                "ask reads model.safetensors, or a qwen2, qwen3 or llama file ending .gguf with --gguf: convert the checkpoint",
+                "ask reads model.safetensors (or its shards with model.safetensors.index.json), or a qwen2, qwen3 or \
+                 llama file ending .gguf with --gguf: convert the checkpoint",
             ));
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
         if gguf {
+            gguf_runs(&files.config, &json, &kind)?;
             let (model, limit) = super::gguf::load(&files.weights, &kind, device)?;
             let context = limit.map_or(context, |n| n.min(context));
             return Decoder::assemble(Network::Gguf(Box::new(model)), tokenizer, files, (device, context));
         }
-        // SAFETY: the weights file is memory-mapped read-only and not modified while loaded.
-        let vb =
-            unsafe { VarBuilder::from_mmaped_safetensors(std::slice::from_ref(&files.weights), DType::F32, device) }
-                .map_err(load_err)?;
-        let shape = Shape::of(&json, &kind).filter(|_| padded);
-        let model = if let Some(shape) = shape {
+        let shape = Shape::of(&json, &kind).map_err(|e| {
+            Error::input(&files.config, format!("{e}; change config.json or choose another checkpoint"))
+        })?;
+        if !padded {
+            unpadded_only(&files.config, &json, &kind, dtype)?;
+        }
+        // SAFETY: the weights files are memory-mapped read-only and not modified while loaded.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, device) }.map_err(load_err)?;
+        let model = if padded {
             Network::Padded(Box::new(Padded::load(shape, vb).map_err(load_err)?))
         } else if kind == "qwen2" {
             Network::Qwen2(Box::new(ModelForCausalLM::new(&read_config(&files.config)?, vb).map_err(load_err)?))
@@ -308,7 +361,9 @@ impl Decoder {
                 })?;
             Network::Llama(Box::new(loaded.map_err(load_err)?), Box::new(cache))
         };
-        Decoder::assemble(model, tokenizer, files, (device, context))
+        let mut d = Decoder::assemble(model, tokenizer, files, (device, context))?;
+        d.dtype = dtype;
+        Ok(d)
     }
 
     fn assemble(model: Network, tokenizer: Tokenizer, files: &ModelFiles, at: (&Device, usize)) -> Result<Decoder> {
@@ -321,6 +376,7 @@ impl Decoder {
             fingerprint: files.fingerprint()?,
             prefix: None,
             context: at.1,
+            dtype: DType::F32,
         })
     }
 

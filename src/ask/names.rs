@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Names {
     by_ticker: HashMap<String, String>,
+    /// xxh3 of the file's bytes (hex).
+    hash: String,
 }
 
 impl Names {
@@ -17,6 +19,8 @@ impl Names {
     /// a name but not both, and a ticker given two different names, naming the rows.
     pub fn read(path: &Path) -> Result<Names> {
         let fix = "a names file needs columns ticker,name (one company name per headline ticker)";
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let hash = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
         let df = read_table(path, true)?;
         let column =
             |wanted: &str| find_column(&df, &[wanted]).ok_or_else(|| missing_column(path, &df, &[wanted], fix));
@@ -56,12 +60,17 @@ impl Names {
                 }
             }
         }
-        Ok(Names { by_ticker: by_ticker.into_iter().map(|(t, (n, _))| (t, n)).collect() })
+        Ok(Names { by_ticker: by_ticker.into_iter().map(|(t, (n, _))| (t, n)).collect(), hash })
     }
 
     /// The company name of a headline ticker (compared trimmed, case-insensitively).
     pub fn get(&self, ticker: &str) -> Option<&str> {
         self.by_ticker.get(&ticker.trim().to_ascii_uppercase()).map(String::as_str)
+    }
+
+    /// The content hash of the file read (xxh3, hex): recorded with the answers it shaped.
+    pub fn hash(&self) -> String {
+        self.hash.clone()
     }
 
     /// Tickers named.

@@ -1,15 +1,19 @@
-//! A left-padded batch forward for Qwen2- and Llama-shaped decoders (default rotary embedding):
-//! the same weights as candle-transformers' models, plus what they lack for batching — a causal
-//! mask that also hides padding, and each row's positions counted from its first real token
-//! (as transformers' `generate` sets `position_ids`), so a padded row gives its unpadded logits.
+//! A left-padded batch forward for Qwen2-, Qwen3-, Llama- and Mistral-shaped decoders: the same
+//! weights as candle-transformers' models, plus what they lack for batching — a causal mask that
+//! also hides padding (and keys beyond a layer's sliding window), each row's positions counted
+//! from its first real token (as transformers' `generate` sets `position_ids`), so a padded row
+//! gives its unpadded logits, and transformers' rope scaling ([`super::rope`]). It runs in the
+//! weights' dtype as loaded (f32, or bf16 with `--dtype bf16`).
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Embedding, Linear, RmsNorm, VarBuilder};
+use candle_nn::{Embedding, Linear, VarBuilder};
 use serde_json::Value;
+
+use super::rope::Rope;
 
 type CResult<T> = candle_core::Result<T>;
 
-/// The sizes the batch forward needs, read from config.json (Qwen2, Qwen3 or Llama keys).
+/// The sizes the batch forward needs, read from config.json (Qwen2, Qwen3, Llama or Mistral keys).
 #[derive(Debug, Clone)]
 pub struct Shape {
     vocab: usize,
@@ -19,47 +23,100 @@ pub struct Shape {
     heads: usize,
     kv_heads: usize,
     eps: f64,
-    theta: f64,
+    rope: Rope,
     max_positions: usize,
     qkv_bias: bool,
     tied: bool,
-    /// Width of one attention head (Qwen3 may set it apart from hidden / heads).
+    /// Width of one attention head (`head_dim`, else hidden / heads).
     head_dim: usize,
     /// Qwen3's RMSNorm of each head's queries and keys before the rotation.
     qk_norm: bool,
+    /// Each layer's sliding window (keys at most this many positions back), `None`: full attention.
+    windows: Vec<Option<usize>>,
 }
 
 impl Shape {
-    /// The shape of a qwen2, qwen3 or llama config; `None` when it needs what this forward lacks
-    /// (rope scaling, a Llama or Qwen2 head_dim other than hidden / heads, sliding windows in use).
-    pub fn of(cfg: &Value, kind: &str) -> Option<Shape> {
+    /// The shape of a qwen2, qwen3, llama or mistral config; an error (naming the key) when it
+    /// needs what this forward lacks.
+    pub fn of(cfg: &Value, kind: &str) -> std::result::Result<Shape, String> {
         let n = |k: &str| cfg.get(k).and_then(Value::as_u64).map(|v| v as usize);
-        let rope = cfg.get("rope_parameters");
-        let scaled = cfg.get("rope_scaling").is_some_and(|v| !v.is_null())
-            || rope.and_then(|r| r.get("rope_type")).and_then(Value::as_str).is_some_and(|t| t != "default");
-        let (hidden, heads) = (n("hidden_size")?, n("num_attention_heads")?);
-        let sliding = cfg.get("use_sliding_window").and_then(Value::as_bool).unwrap_or(false);
-        let qwen3 = kind == "qwen3";
-        if scaled || sliding || (!qwen3 && n("head_dim").is_some_and(|d| d * heads != hidden)) {
-            return None;
+        let need = |k: &str| n(k).ok_or_else(|| format!("{k} is missing or not a whole number"));
+        let (hidden, heads, layers) = (need("hidden_size")?, need("num_attention_heads")?, need("num_hidden_layers")?);
+        let head_dim = n("head_dim").unwrap_or(hidden / heads.max(1));
+        let act = cfg.get("hidden_act").and_then(Value::as_str).unwrap_or("silu");
+        if act != "silu" {
+            return Err(format!("hidden_act '{act}' is not supported by ask (it runs silu)"));
         }
-        let theta = cfg.get("rope_theta").or_else(|| rope?.get("rope_theta")).and_then(Value::as_f64);
-        Some(Shape {
-            vocab: n("vocab_size")?,
+        Ok(Shape {
+            vocab: need("vocab_size")?,
             hidden,
-            intermediate: n("intermediate_size")?,
-            layers: n("num_hidden_layers")?,
+            intermediate: need("intermediate_size")?,
+            layers,
             heads,
             kv_heads: n("num_key_value_heads").unwrap_or(heads),
             eps: cfg.get("rms_norm_eps").and_then(Value::as_f64).unwrap_or(1e-6),
-            theta: theta.unwrap_or(10_000.0),
+            rope: super::rope::rope(cfg, head_dim)?,
             max_positions: super::model::context_of(cfg),
             qkv_bias: kind == "qwen2" || cfg.get("attention_bias").and_then(Value::as_bool).unwrap_or(false),
             tied: cfg.get("tie_word_embeddings").and_then(Value::as_bool).unwrap_or(false),
-            head_dim: n("head_dim").unwrap_or(hidden / heads),
-            qk_norm: qwen3,
+            head_dim,
+            qk_norm: kind == "qwen3",
+            windows: windows(cfg, kind, layers)?,
         })
     }
+}
+
+impl Shape {
+    /// Whether any layer's sliding window is in use.
+    pub fn windowed(&self) -> bool {
+        self.windows.iter().any(Option::is_some)
+    }
+}
+
+/// Each layer's sliding window as transformers applies it: Mistral's `sliding_window` on every
+/// layer; Qwen2's and Qwen3's only with `use_sliding_window`, on the layers `layer_types` marks
+/// `sliding_attention` (else those from `max_window_layers` on); Llama's never.
+fn windows(cfg: &Value, kind: &str, layers: usize) -> std::result::Result<Vec<Option<usize>>, String> {
+    let window = cfg.get("sliding_window").and_then(Value::as_u64).map(|w| w as usize);
+    let used = match kind {
+        "mistral" => true,
+        "qwen2" | "qwen3" => cfg.get("use_sliding_window").and_then(Value::as_bool).unwrap_or(false),
+        _ => false,
+    };
+    let Some(window) = window.filter(|_| used) else { return Ok(vec![None; layers]) };
+    if kind == "mistral" {
+        return Ok(vec![Some(window); layers]);
+    }
+    let from = cfg.get("max_window_layers").and_then(Value::as_u64).map_or(layers, |m| m as usize);
+    match cfg.get("layer_types").and_then(Value::as_array) {
+        Some(types) if types.len() != layers => {
+            Err(format!("layer_types has {} entries for {layers} layers", types.len()))
+        }
+        Some(types) => Ok(types.iter().map(|t| (t.as_str() == Some("sliding_attention")).then_some(window)).collect()),
+        None => Ok((0..layers).map(|i| (i >= from).then_some(window)).collect()),
+    }
+}
+
+/// RMSNorm as transformers computes it: in f32, then cast back before the weight multiplies
+/// (candle's fused kernel, which rounds once, for f32).
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        if x.dtype() == DType::F32 {
+            return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
+        }
+        let x32 = x.to_dtype(DType::F32)?;
+        let var = x32.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
+        x32.broadcast_div(&(var + self.eps)?.sqrt()?)?.to_dtype(x.dtype())?.broadcast_mul(&self.weight)
+    }
+}
+
+fn rms_norm(size: usize, eps: f64, vb: VarBuilder) -> CResult<RmsNorm> {
+    Ok(RmsNorm { weight: vb.get(size, "weight")?, eps })
 }
 
 struct Layer {
@@ -99,10 +156,10 @@ fn layer(s: &Shape, vb: VarBuilder) -> CResult<Layer> {
         gate: candle_nn::linear_no_bias(s.hidden, s.intermediate, m.pp("gate_proj"))?,
         up: candle_nn::linear_no_bias(s.hidden, s.intermediate, m.pp("up_proj"))?,
         down: candle_nn::linear_no_bias(s.intermediate, s.hidden, m.pp("down_proj"))?,
-        ln1: candle_nn::rms_norm(s.hidden, s.eps, vb.pp("input_layernorm"))?,
-        ln2: candle_nn::rms_norm(s.hidden, s.eps, vb.pp("post_attention_layernorm"))?,
+        ln1: rms_norm(s.hidden, s.eps, vb.pp("input_layernorm"))?,
+        ln2: rms_norm(s.hidden, s.eps, vb.pp("post_attention_layernorm"))?,
         qk_norm: if s.qk_norm {
-            Some((candle_nn::rms_norm(d, s.eps, a.pp("q_norm"))?, candle_nn::rms_norm(d, s.eps, a.pp("k_norm"))?))
+            Some((rms_norm(d, s.eps, a.pp("q_norm"))?, rms_norm(d, s.eps, a.pp("k_norm"))?))
         } else {
             None
         },
@@ -110,24 +167,26 @@ fn layer(s: &Shape, vb: VarBuilder) -> CResult<Layer> {
 }
 
 impl Padded {
-    /// Loads the weights (f32) under the Hugging Face names both architectures share.
+    /// Loads the weights, in the VarBuilder's dtype, under the Hugging Face names the
+    /// architectures share.
     pub fn load(shape: Shape, vb: VarBuilder) -> CResult<Padded> {
         let m = vb.pp("model");
         let embed = candle_nn::embedding(shape.vocab, shape.hidden, m.pp("embed_tokens"))?;
         let layers = (0..shape.layers).map(|i| layer(&shape, m.pp("layers").pp(i))).collect::<CResult<_>>()?;
-        let norm = candle_nn::rms_norm(shape.hidden, shape.eps, m.pp("norm"))?;
+        let norm = rms_norm(shape.hidden, shape.eps, m.pp("norm"))?;
         let lm_head = if shape.tied || !vb.contains_tensor("lm_head.weight") {
             Linear::new(embed.embeddings().clone(), None)
         } else {
             candle_nn::linear_no_bias(shape.hidden, shape.vocab, vb.pp("lm_head"))?
         };
-        let d = shape.head_dim;
-        let inv: Vec<f32> = (0..d).step_by(2).map(|i| 1f32 / shape.theta.powf(i as f64 / d as f64) as f32).collect();
-        let device = vb.device().clone();
-        let inv = Tensor::from_vec(inv, (1, d / 2), &device)?;
+        let (device, dtype) = (vb.device().clone(), vb.dtype());
+        let half = shape.rope.inv_freq.len();
+        let inv = Tensor::from_vec(shape.rope.inv_freq.clone(), (1, half), &device)?;
         let t = Tensor::arange(0u32, shape.max_positions as u32, &device)?.to_dtype(DType::F32)?;
         let freqs = t.reshape((shape.max_positions, 1))?.matmul(&inv)?;
-        Ok(Padded { cos: freqs.cos()?, sin: freqs.sin()?, shape, embed, layers, norm, lm_head, device })
+        // As transformers: cos and sin in f32, scaled by the attention factor, then cast.
+        let table = |t: Tensor| (t * shape.rope.attention_factor)?.to_dtype(dtype);
+        Ok(Padded { cos: table(freqs.cos()?)?, sin: table(freqs.sin()?)?, shape, embed, layers, norm, lm_head, device })
     }
 
     /// The last position's logits of each row (rows of any lengths, left-padded here), (rows, vocab).
@@ -135,16 +194,37 @@ impl Padded {
         self.last_logits_after(None, rows)
     }
 
+    /// Each layer's additive mask, (b, 1, len, keys): a key is seen when `seen(row, query, key,
+    /// window)` (one mask built per distinct window).
+    fn masks(
+        &self,
+        (b, len, keys): (usize, usize, usize),
+        seen: impl Fn(usize, usize, usize, Option<usize>) -> bool,
+    ) -> CResult<Vec<Tensor>> {
+        let mut distinct = self.shape.windows.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let built = distinct
+            .iter()
+            .map(|w| {
+                let mask: Vec<f32> = (0..b * len * keys)
+                    .map(|x| if seen(x / (len * keys), (x / keys) % len, x % keys, *w) { 0.0 } else { -1e30 })
+                    .collect();
+                Tensor::from_vec(mask, (b, 1, len, keys), &self.device)?.to_dtype(self.cos.dtype())
+            })
+            .collect::<CResult<Vec<_>>>()?;
+        Ok(self.shape.windows.iter().map(|w| built[distinct.binary_search(w).unwrap_or(0)].clone()).collect())
+    }
+
     /// The keys and values of a prompt prefix shared by many rows, computed once.
     pub fn prefix(&self, ids: &[u32]) -> CResult<PrefixCache> {
         let p = ids.len();
         let (cos, sin) = self.rotary(&(0..p as u32).collect::<Vec<_>>(), 1, p)?;
-        let mask: Vec<f32> = (0..p * p).map(|x| if x % p <= x / p { 0.0 } else { -1e30 }).collect();
-        let mask = Tensor::from_vec(mask, (1, 1, p, p), &self.device)?;
+        let masks = self.masks((1, p, p), |_, q, k, w| k <= q && w.is_none_or(|w| q - k < w))?;
         let mut x = self.embed.forward(&Tensor::from_vec(ids.to_vec(), (1, p), &self.device)?)?;
         let mut kv = Vec::with_capacity(self.layers.len());
-        for l in &self.layers {
-            let (next, k, v) = self.block(l, &x, &cos, &sin, &mask, None)?;
+        for (l, mask) in self.layers.iter().zip(&masks) {
+            let (next, k, v) = self.block(l, &x, &cos, &sin, mask, None)?;
             kv.push((k, v));
             x = next;
         }
@@ -166,17 +246,15 @@ impl Padded {
         }
         let dev = &self.device;
         let (cos, sin) = self.rotary(&pos, b, len)?;
-        let keys = p + len;
-        let mask: Vec<f32> = (0..b * len * keys)
-            .map(|x| {
-                let (row, q, k) = (x / (len * keys), (x / keys) % len, x % keys);
-                if k < p || (k - p <= q && real[row * len + k - p]) { 0.0 } else { -1e30 }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (b, 1, len, keys), dev)?;
+        // A key is the prefix's (position k) or a real token of the row at or before the query.
+        let masks = self.masks((b, len, p + len), |row, q, k, w| {
+            let at = |i: usize| pos[row * len + i] as usize;
+            let key_pos = if k < p { Some(k) } else { (k - p <= q && real[row * len + k - p]).then(|| at(k - p)) };
+            key_pos.is_some_and(|kp| w.is_none_or(|w| at(q).saturating_sub(kp) < w))
+        })?;
         let mut x = self.embed.forward(&Tensor::from_vec(ids, (b, len), dev)?)?;
-        for (i, l) in self.layers.iter().enumerate() {
-            x = self.block(l, &x, &cos, &sin, &mask, prefix.map(|c| &c.kv[i]))?.0;
+        for (i, (l, mask)) in self.layers.iter().zip(&masks).enumerate() {
+            x = self.block(l, &x, &cos, &sin, mask, prefix.map(|c| &c.kv[i]))?.0;
         }
         self.norm.forward(&x)?.i((.., len - 1, ..))?.contiguous()?.apply(&self.lm_head)
     }
@@ -207,14 +285,14 @@ impl Padded {
         let d = s.head_dim;
         let h = l.ln1.forward(x)?;
         let split = |t: Tensor, n: usize| t.reshape((b, len, n, d))?.transpose(1, 2)?.contiguous();
-        let (q, k) = (split(l.q.forward(&h)?, s.heads)?, split(l.k.forward(&h)?, s.kv_heads)?);
+        let (q, k) = (split(biased(&l.q, &h)?, s.heads)?, split(biased(&l.k, &h)?, s.kv_heads)?);
         let (q, k) = match &l.qk_norm {
             Some((qn, kn)) => (qn.forward(&q)?, kn.forward(&k)?),
             None => (q, k),
         };
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-        let v = split(l.v.forward(&h)?, s.kv_heads)?;
+        let v = split(biased(&l.v, &h)?, s.kv_heads)?;
         let (k_all, v_all) = match past {
             None => (k.clone(), v.clone()),
             Some((pk, pv)) => {
@@ -228,13 +306,27 @@ impl Padded {
         let rep = s.heads / s.kv_heads;
         let ka = candle_transformers::utils::repeat_kv(k_all, rep)?.contiguous()?;
         let va = candle_transformers::utils::repeat_kv(v_all, rep)?.contiguous()?;
-        let att = (q.matmul(&ka.transpose(2, 3)?)? * (1.0 / (d as f64).sqrt()))?.broadcast_add(mask)?;
-        let att = candle_nn::ops::softmax_last_dim(&att)?.matmul(&va)?;
+        // Scaled in f32 and rounded once (torch's scalar multiply), masked, softmax in f32.
+        let scores = q.matmul(&ka.transpose(2, 3)?)?;
+        let scaled = (scores.to_dtype(DType::F32)? * (1.0 / (d as f64).sqrt()))?.to_dtype(scores.dtype())?;
+        let att = scaled.broadcast_add(mask)?;
+        let att = candle_nn::ops::softmax_last_dim(&att.to_dtype(DType::F32)?)?.to_dtype(va.dtype())?.matmul(&va)?;
         let x = (x + att.transpose(1, 2)?.reshape((b, len, s.heads * d))?.apply(&l.o)?)?;
         let h = l.ln2.forward(&x)?;
-        let mlp = (candle_nn::ops::silu(&l.gate.forward(&h)?)? * l.up.forward(&h)?)?.apply(&l.down)?;
+        let gate = l.gate.forward(&h)?;
+        let act = candle_nn::ops::silu(&gate.to_dtype(DType::F32)?)?.to_dtype(gate.dtype())?; // as torch: in f32, rounded once
+        let mlp = (act * l.up.forward(&h)?)?.apply(&l.down)?;
         Ok(((x + mlp)?, k, v))
     }
+}
+
+/// A projection with its bias added before the one rounding to the activations' dtype, as torch's
+/// fused addmm (candle's Linear rounds the product, then the sum: in bf16 that moves answers).
+fn biased(lin: &Linear, x: &Tensor) -> CResult<Tensor> {
+    let Some(b) = lin.bias().filter(|_| x.dtype() != DType::F32) else { return lin.forward(x) };
+    let w = lin.weight().to_dtype(DType::F32)?;
+    let y = x.to_dtype(DType::F32)?.broadcast_matmul(&w.t()?)?.broadcast_add(&b.to_dtype(DType::F32)?)?;
+    y.to_dtype(x.dtype())
 }
 
 /// The keys (rotated) and values of a shared prompt prefix, per layer (1, kv_heads, P, head_dim):

@@ -94,10 +94,30 @@ impl ModelSource {
             return Err(Error::Config(format!("{}: neither tokenizer.json nor vocab.txt found", self.spec)));
         }
         let tokenizer_config = fetch("tokenizer_config.json")?;
+        // A decoder's chat template may be its own file; it lands beside config.json (ask reads it there).
+        fetch("chat_template.jinja")?;
         let weights = match fetch("model.safetensors")? {
             Some(p) => p,
-            None => need("model.safetensors or pytorch_model.bin", fetch("pytorch_model.bin")?)?,
+            None => match fetch(super::model::SHARD_INDEX)? {
+                Some(index) => fetch_shards(&index, &fetch)?,
+                None => need("model.safetensors or pytorch_model.bin", fetch("pytorch_model.bin")?)?,
+            },
         };
         Ok(ModelFiles { id: self.spec.clone(), config, tokenizer_json, vocab, tokenizer_config, weights })
     }
+}
+
+/// Downloads every shard a `model.safetensors.index.json` names; returns the index.
+fn fetch_shards(index: &Path, fetch: &dyn Fn(&str) -> Result<Option<PathBuf>>) -> Result<PathBuf> {
+    let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::input(index, format!("invalid JSON: {e}")))?;
+    let mut shards: Vec<&str> =
+        v.get("weight_map").and_then(|m| m.as_object()).into_iter().flatten().filter_map(|(_, s)| s.as_str()).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    for s in shards {
+        fetch(s)?.ok_or_else(|| Error::input(index, format!("names shard {s}, which the hub does not have")))?;
+    }
+    Ok(index.to_path_buf())
 }

@@ -35,9 +35,12 @@ pub struct ModelFiles {
     pub vocab: Option<PathBuf>,
     /// `tokenizer_config.json`, if present (for `do_lower_case`).
     pub tokenizer_config: Option<PathBuf>,
-    /// `model.safetensors` or `pytorch_model.bin`.
+    /// `model.safetensors`, `pytorch_model.bin`, or `model.safetensors.index.json` (shards).
     pub weights: PathBuf,
 }
+
+/// The index of a checkpoint saved in safetensors shards.
+pub const SHARD_INDEX: &str = "model.safetensors.index.json";
 
 impl ModelFiles {
     /// The files of a local model directory.
@@ -45,8 +48,14 @@ impl ModelFiles {
         let pick = |name: &str| Some(dir.join(name)).filter(|p| p.is_file());
         let config = pick("config.json").ok_or_else(|| Error::input(dir, "no config.json in the model directory"))?;
         let weights = pick("model.safetensors")
+            .or_else(|| pick(SHARD_INDEX))
             .or_else(|| pick("pytorch_model.bin"))
-            .ok_or_else(|| Error::input(dir, "no model.safetensors or pytorch_model.bin in the model directory"))?;
+            .ok_or_else(|| {
+                Error::input(
+                    dir,
+                    format!("no model.safetensors, {SHARD_INDEX} or pytorch_model.bin in the model directory"),
+                )
+            })?;
         let files = ModelFiles {
             id: dir.display().to_string(),
             config,
@@ -61,13 +70,48 @@ impl ModelFiles {
         Ok(files)
     }
 
-    /// A content fingerprint of the config, vocabulary and weights (xxh3, hex).
+    /// The weight files: the shards an index names (each once, in name order, beside it), else
+    /// the weights file itself.
+    pub fn weight_files(&self) -> Result<Vec<PathBuf>> {
+        if !self.weights.to_string_lossy().ends_with(".index.json") {
+            return Ok(vec![self.weights.clone()]);
+        }
+        let p = &self.weights;
+        let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| Error::input(p, format!("invalid JSON: {e}")))?;
+        let map = v.get("weight_map").and_then(Value::as_object).ok_or_else(|| {
+            Error::input(p, "no weight_map object (tensor name → shard file): re-save the checkpoint")
+        })?;
+        let mut shards: Vec<&str> = map.values().filter_map(Value::as_str).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        if shards.is_empty() || map.values().any(|s| !s.is_string()) {
+            return Err(Error::input(
+                p,
+                "weight_map must map tensor names to shard file names: re-save the checkpoint",
+            ));
+        }
+        let dir = p.parent().unwrap_or(Path::new("."));
+        let files: Vec<PathBuf> = shards.iter().map(|s| dir.join(s)).collect();
+        if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+            return Err(Error::input(
+                p,
+                format!("names shard {} which is missing: download every shard", missing.display()),
+            ));
+        }
+        Ok(files)
+    }
+
+    /// A content fingerprint of the config, vocabulary and weights (every shard) (xxh3, hex).
     pub fn fingerprint(&self) -> Result<String> {
         let mut h = Xxh3::new();
         let mut buf = vec![0u8; 1 << 20];
+        let shards =
+            if self.weights.to_string_lossy().ends_with(".index.json") { self.weight_files()? } else { vec![] };
         for p in [Some(&self.config), self.tokenizer_json.as_ref(), self.vocab.as_ref(), Some(&self.weights)]
             .into_iter()
             .flatten()
+            .chain(shards.iter())
         {
             let mut f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
             loop {
@@ -278,10 +322,10 @@ impl Encoder {
         let precision = precision.on(device);
         let packed = precision == Precision::Bf16 && device.is_cpu();
         let dtype = if packed { DType::F32 } else { precision.dtype() };
-        let is_safetensors = files.weights.extension().is_some_and(|e| e == "safetensors");
+        let is_safetensors = files.weight_files()?.iter().all(|p| p.extension().is_some_and(|e| e == "safetensors"));
         let vb = if is_safetensors {
-            // SAFETY: the weights file is memory-mapped read-only and not modified while we run.
-            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], dtype, device) }
+            // SAFETY: the weights files are memory-mapped read-only and not modified while we run.
+            unsafe { VarBuilder::from_mmaped_safetensors(&files.weight_files()?, dtype, device) }
         } else {
             VarBuilder::from_pth(&files.weights, dtype, device)
         }
