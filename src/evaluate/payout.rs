@@ -155,8 +155,10 @@ pub(super) fn payout_scores(
     oos: &OutOfSample,
 ) -> Result<Option<PayoutScores>> {
     if args.neutralizers.is_none() && args.meta_model.is_none() {
-        if let Some(w) = args.sample_weights.as_ref().or(args.universe.as_ref()) {
-            return Err(Error::input(w, "--sample-weights and --universe need --neutralizers (alpha uses them)"));
+        for (path, flag) in [(&args.sample_weights, "--sample-weights"), (&args.universe, "--universe")] {
+            if let Some(p) = path {
+                return Err(Error::input(p, format!("{flag} needs --neutralizers (alpha is neutral to them)")));
+            }
         }
         return Ok(None);
     }
