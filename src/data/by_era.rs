@@ -82,8 +82,10 @@ impl ByEra {
         let meta = reader.get_metadata().map_err(|e| Error::table(path, e))?.clone();
         let empty = reader.with_slice(Some((0, 0))).finish().map_err(|e| Error::table(path, e))?;
         let fix = "is this a Numerai neutralizer or sample-weights file?";
-        let ticker = find_column(&empty, &TICKER_COLUMNS).ok_or_else(|| missing_column(path, &empty, &TICKER_COLUMNS, fix))?;
-        let date = find_column(&empty, &DATE_COLUMNS).ok_or_else(|| missing_column(path, &empty, &DATE_COLUMNS, fix))?;
+        let ticker =
+            find_column(&empty, &TICKER_COLUMNS).ok_or_else(|| missing_column(path, &empty, &TICKER_COLUMNS, fix))?;
+        let date =
+            find_column(&empty, &DATE_COLUMNS).ok_or_else(|| missing_column(path, &empty, &DATE_COLUMNS, fix))?;
         let names = value_names(&empty, [&ticker, &date]);
         let mut reader = ParquetReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
         reader.set_metadata(meta.clone());

@@ -165,7 +165,8 @@ pub(super) fn payout_scores(
     let inputs = Inputs::open(args, targets)?;
     let (p, t) = (pick(&s.p, &oos.rows), pick(&s.t, &oos.rows));
     let tickers: Vec<&str> = oos.rows.iter().map(|&i| preds.universe[preds.ticker_ids[i] as usize].as_str()).collect();
-    let meta = inputs.meta.as_ref().map(|m| oos.rows.iter().map(|&i| s.matched[i].map_or(f64::NAN, |j| m[j])).collect());
+    let meta =
+        inputs.meta.as_ref().map(|m| oos.rows.iter().map(|&i| s.matched[i].map_or(f64::NAN, |j| m[j])).collect());
     let groups = metrics::era_groups(&oos.eras);
     // Eras are read a few at a time on this thread, then scored in parallel: reading inside a
     // parallel loop would let rayon start every era's read while one waits (memory of all eras).
@@ -181,10 +182,10 @@ pub(super) fn payout_scores(
             .collect::<Result<_>>()?;
         results.extend(read.par_iter().map(EraInput::score).collect::<Vec<_>>());
     }
-    if let Some(n) = &inputs.neutralizers {
-        if results.iter().map(|r| r.uncovered).sum::<usize>() == oos.rows.len() {
-            return Err(no_match(preds, &n.keys, "--neutralizers"));
-        }
+    if let Some(n) = &inputs.neutralizers
+        && results.iter().map(|r| r.uncovered).sum::<usize>() == oos.rows.len()
+    {
+        return Err(no_match(preds, &n.keys, "--neutralizers"));
     }
     Ok(Some(scores(args, &inputs, results)))
 }
@@ -224,13 +225,9 @@ fn scores(args: &EvaluateArgs, inputs: &Inputs, results: Vec<EraResult>) -> Payo
 
 /// The score table's payout rows: each score on the predicted rows and, when a universe is known,
 /// as Numerai pays, each labelled.
-pub(super) fn payout_rows(
-    p: &PayoutScores,
-    scope: &str,
-    row: fn(&str, &Summary) -> Vec<String>,
-) -> Vec<Vec<String>> {
+pub(super) fn payout_rows(p: &PayoutScores, scope: &str, row: fn(&str, &Summary) -> Vec<String>) -> Vec<Vec<String>> {
     let sets = |n: &Option<Summary>, a: &Option<Summary>, m: &Option<Summary>, nm: &Option<Summary>| {
-        [("neutral corr", n.clone()), ("alpha", a.clone()), ("MMC", m.clone()), ("neutral MMC", nm.clone())]
+        [("neutral corr", *n), ("alpha", *a), ("MMC", *m), ("neutral MMC", *nm)]
     };
     let mut rows = Vec::new();
     let label = if p.as_paid.is_some() { ", predicted rows" } else { "" };
@@ -335,26 +332,27 @@ impl<'a> Inputs<'a> {
         })
     }
 
-    /// One era's inputs aligned to `tickers`; also the neutralizer file's tickers of the era.
-    fn aligned(&self, era: i32, tickers: &[&str], meta: Option<Vec<f64>>) -> Result<(Aligned, Vec<String>)> {
-        let mut a = Aligned { neutralizers: None, covered: vec![true; tickers.len()], weights: None, meta };
-        let mut own = Vec::new();
-        if let Some(f) = &self.neutralizers {
-            let (cols, covered, names) = aligned_era(f, era, tickers)?;
-            (a.neutralizers, a.covered, own) = (Some(cols), covered, names);
-        }
-        if let Some(f) = &self.weights {
-            a.weights = aligned_era(f, era, tickers)?.0.pop();
-        }
-        Ok((a, own))
+    /// The neutralizer and sample-weight files' rows of one era, each read once.
+    fn read_era(&self, era: i32) -> Result<(Option<EraData>, Option<EraData>)> {
+        let n = self.neutralizers.as_ref().map(|f| EraData::read(f, era, false)).transpose()?;
+        Ok((n, self.weights.as_ref().map(|f| EraData::read(f, era, true)).transpose()?))
     }
 
     /// Reads one era's inputs for the predicted rows and, with a universe, for the cleaned submission.
-    fn era_input(&self, era: i32, tickers: &[&str], p: Vec<f64>, t: Vec<f64>, meta: Option<Vec<f64>>) -> Result<EraInput> {
-        let (a, neutralizer_tickers) = self.aligned(era, tickers, meta)?;
-        let universe = match &self.universe {
-            Some(u) => era_tickers(u, &u.era(era)?.rows),
-            None => neutralizer_tickers,
+    fn era_input(
+        &self,
+        era: i32,
+        tickers: &[&str],
+        p: Vec<f64>,
+        t: Vec<f64>,
+        meta: Option<Vec<f64>>,
+    ) -> Result<EraInput> {
+        let (n, w) = self.read_era(era)?;
+        let a = aligned(n.as_ref(), w.as_ref(), tickers, meta);
+        let universe = match (&self.universe, &n) {
+            (Some(u), _) => era_tickers(u, &u.era(era)?.rows),
+            (None, Some(n)) => n.tickers.clone(),
+            (None, None) => Vec::new(),
         };
         let paid = match universe.is_empty() {
             true => None,
@@ -366,7 +364,7 @@ impl<'a> Inputs<'a> {
                 Some(Cleaned {
                     p: metrics::clean_submission(&u, tickers, &p),
                     t: t_u,
-                    a: self.aligned(era, &u, meta_u)?.0,
+                    a: aligned(n.as_ref(), w.as_ref(), &u, meta_u),
                     filled: u.iter().filter(|t| !predicted.contains(*t)).count(),
                     outside: tickers.iter().filter(|t| !in_universe.contains(*t)).count(),
                 })
@@ -391,18 +389,40 @@ fn era_tickers(f: &ByEra, rows: &[usize]) -> Vec<String> {
     rows.iter().map(|&g| f.keys.universe[f.keys.ticker_ids[g] as usize].clone()).collect()
 }
 
-/// A keyed file's value columns in `era` aligned to `tickers` (NaN where it has no row), which
-/// of them it has, and its own tickers of the era. Sample weights are checked on the way.
-fn aligned_era(f: &ByEra, era: i32, tickers: &[&str]) -> Result<(Vec<Vec<f64>>, Vec<bool>, Vec<String>)> {
-    let e = f.era(era)?;
-    if f.names.len() == 1 {
-        check_weights(f, &e)?;
+/// A keyed file's rows of one era: their tickers and value columns.
+struct EraData {
+    tickers: Vec<String>,
+    columns: Vec<Vec<f64>>,
+}
+
+impl EraData {
+    /// Reads `era` of `f`; sample weights (`weights`) are checked on the way.
+    fn read(f: &ByEra, era: i32, weights: bool) -> Result<Self> {
+        let e = f.era(era)?;
+        if weights {
+            check_weights(f, &e)?;
+        }
+        Ok(EraData { tickers: era_tickers(f, &e.rows), columns: e.columns })
     }
-    let own = era_tickers(f, &e.rows);
-    let at: HashMap<&str, usize> = own.iter().enumerate().map(|(k, t)| (t.as_str(), k)).collect();
-    let pos: Vec<Option<usize>> = tickers.iter().map(|t| at.get(t).copied()).collect();
-    let cols = e.columns.iter().map(|c| pos.iter().map(|k| k.map_or(f64::NAN, |k| c[k])).collect()).collect();
-    Ok((cols, pos.iter().map(Option::is_some).collect(), own))
+
+    /// The columns aligned to `tickers` (NaN where this era has no row), and which rows it has.
+    fn align(&self, tickers: &[&str]) -> (Vec<Vec<f64>>, Vec<bool>) {
+        let at: HashMap<&str, usize> = self.tickers.iter().enumerate().map(|(k, t)| (t.as_str(), k)).collect();
+        let pos: Vec<Option<usize>> = tickers.iter().map(|t| at.get(t).copied()).collect();
+        let cols = self.columns.iter().map(|c| pos.iter().map(|k| k.map_or(f64::NAN, |k| c[k])).collect()).collect();
+        (cols, pos.iter().map(Option::is_some).collect())
+    }
+}
+
+/// One era's neutralizers and sample weights aligned to `tickers`, with their meta-model values.
+fn aligned(n: Option<&EraData>, w: Option<&EraData>, tickers: &[&str], meta: Option<Vec<f64>>) -> Aligned {
+    let mut a = Aligned { neutralizers: None, covered: vec![true; tickers.len()], weights: None, meta };
+    if let Some(n) = n {
+        let (cols, covered) = n.align(tickers);
+        (a.neutralizers, a.covered) = (Some(cols), covered);
+    }
+    a.weights = w.and_then(|w| w.align(tickers).0.pop());
+    a
 }
 
 /// Refuses a sample weight that is missing, NaN, infinite or negative, naming its row.
