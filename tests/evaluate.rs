@@ -409,3 +409,37 @@ fn as_numerai_pays_scores_the_cleaned_submission_over_the_eras_universe() {
     let n: Vec<Vec<f64>> = v.n.iter().map(|c| c[..100].to_vec()).collect();
     close(paid.per_era[0].alpha.unwrap(), metrics::alpha(&cleaned, &n, &v.w[..100], &v.t[..100]), "alpha, --universe");
 }
+
+#[test]
+fn as_numerai_pays_equals_numerai_tools_on_the_cleaned_submission() {
+    // data/fixtures/metrics/as_paid: scripts/fixtures/make_as_paid_fixture.py, numerai-tools 0.7.2.
+    let fx = common::fixtures("metrics/as_paid");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.join("expected.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["neutralizers.csv", "weights.csv"] {
+        std::fs::copy(fx.join(name), d.join(name)).unwrap();
+        as_parquet(d, name, |df| (0..df.height() as u32).collect(), 40);
+    }
+    for ext in ["csv", "parquet"] {
+        let mut a =
+            EvaluateArgs::new(fx.join("predictions.csv"), fx.join("targets.csv"), d.join(format!("eval-{ext}")));
+        a.target = "target_chili_60".into();
+        a.neutralizers = Some(d.join(format!("neutralizers.{ext}")));
+        a.sample_weights = Some(d.join(format!("weights.{ext}")));
+        let r = evaluate(&a).unwrap();
+        let paid = r.payout.unwrap().as_paid.unwrap();
+        let eras = expected["eras"].as_array().unwrap();
+        assert_eq!(paid.per_era.len(), eras.len());
+        let count = |key: &str| eras.iter().map(|e| e[key].as_u64().unwrap() as usize).sum::<usize>();
+        assert_eq!((paid.universe_rows_filled, paid.predictions_outside_universe), (count("filled"), count("outside")));
+        for (got, want) in paid.per_era.iter().zip(eras) {
+            assert_eq!(got.era as i64, want["era"].as_i64().unwrap());
+            for (v, key) in [(got.alpha, "alpha"), (got.neutral_corr, "neutral_correlation")] {
+                let (v, w) = (v.unwrap(), want[key].as_f64().unwrap());
+                assert!((v - w).abs() <= 1e-9 * w.abs().max(1e-3), "{ext} {} {key}: {v} vs numerai-tools {w}", got.era);
+            }
+        }
+    }
+}
