@@ -399,6 +399,10 @@ pub struct EvaluateCmd {
     /// Meta-model column of the targets file: adds MMC (and neutral MMC with --neutralizers).
     #[arg(long, value_name = "COL")]
     meta_model: Option<String>,
+    /// Each era's universe (ticker, date) for the "as Numerai pays" scores [default: the
+    /// neutralizer file's rows of the era].
+    #[arg(long, requires = "neutralizers")]
+    universe: Option<PathBuf>,
     /// The language model's training-data cutoff (YYYY-MM-DD): OOS corr is split there
     /// [default: the one `ask --knowledge-cutoff` recorded in the model's or features' provenance].
     #[arg(long, value_name = "DATE")]
@@ -790,6 +794,7 @@ impl EvaluateCmd {
         args.neutralizers = self.neutralizers;
         args.sample_weights = self.sample_weights;
         args.meta_model = self.meta_model;
+        args.universe = self.universe;
         args.knowledge_cutoff = self.knowledge_cutoff;
         let r = signalkit::evaluate::evaluate(&args).context("evaluate failed")?;
         if let Some(w) = r.knowledge_cutoff.as_ref().and_then(|c| c.warning.as_ref()) {

@@ -103,8 +103,11 @@ fn payout_scores_per_era_equal_the_formulas_on_each_eras_rows() {
     let md = std::fs::read_to_string(dir.path().join("eval/report.md")).unwrap();
     // No model card and no split column: every era is scored, and no figure is called OOS.
     let all = "(all eras (in-sample included))";
-    for row in ["neutral corr ", "alpha ", "| MMC ", "neutral MMC "].map(|r| format!("{r}{all}")) {
-        assert!(md.contains(&row), "report.md lacks {row}");
+    for row in ["neutral corr", "alpha", "| MMC", "neutral MMC"] {
+        for convention in [", predicted rows ", ", as Numerai pays "] {
+            let row = format!("{row}{convention}{all}");
+            assert!(md.contains(&row), "report.md lacks {row}");
+        }
     }
     assert!(md.contains("corr_and_churn.png"), "report.md lacks corr_and_churn.png");
     assert!(dir.path().join("eval/plots/corr_and_churn.png").metadata().unwrap().len() > 1000);
@@ -296,4 +299,147 @@ fn the_smoothing_table_names_what_each_churn_column_compares_against() {
     evaluate(&a).unwrap();
     let md = std::fs::read_to_string(dir.path().join("e/report.md")).unwrap();
     assert!(md.contains("churn mean (vs the era before)") && md.contains("(vs any of the five before)"), "{md}");
+}
+
+/// The CSV `name` in `d` rewritten as parquet, rows in the given order, `group` rows a row group.
+fn as_parquet(d: &Path, name: &str, order: impl Fn(&polars::prelude::DataFrame) -> Vec<u32>, group: usize) {
+    use polars::prelude::*;
+    let df = signalkit::data::read_table(&d.join(name), false).unwrap();
+    let idx = IdxCa::from_vec("i".into(), order(&df));
+    let mut df = df.take(&idx).unwrap();
+    let out = d.join(name.replace(".csv", ".parquet"));
+    ParquetWriter::new(std::fs::File::create(out).unwrap()).with_row_group_size(Some(group)).finish(&mut df).unwrap();
+}
+
+#[test]
+fn parquet_neutralizers_read_era_by_era_score_as_the_csv_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_inputs(d, 20);
+    let whole = evaluate(&args(d)).unwrap().payout.unwrap();
+    let in_order = |df: &polars::prelude::DataFrame| (0..df.height() as u32).collect();
+    // By ticker: each era is spread over every row group (read whole, with a note).
+    let by_ticker = |df: &polars::prelude::DataFrame| {
+        let mut i: Vec<u32> = (0..df.height() as u32).collect();
+        i.sort_by_key(|&k| (k as usize % TICKERS, k));
+        i
+    };
+    for (order, group) in [(&in_order as &dyn Fn(&_) -> Vec<u32>, TICKERS), (&in_order, 37), (&by_ticker, TICKERS)] {
+        for name in ["neutralizers.csv", "weights.csv"] {
+            as_parquet(d, name, order, group);
+        }
+        let mut a = args(d);
+        a.neutralizers = Some(d.join("neutralizers.parquet"));
+        a.sample_weights = Some(d.join("weights.parquet"));
+        a.out = d.join(format!("eval-{group}"));
+        let _ = std::fs::remove_dir_all(&a.out);
+        let streamed = evaluate(&a).unwrap().payout.unwrap();
+        assert_eq!(streamed.rows_without_neutralizers, whole.rows_without_neutralizers);
+        let (x, y) = (serde_json::to_value(&streamed).unwrap(), serde_json::to_value(&whole).unwrap());
+        assert_eq!(x["per_era"], y["per_era"], "row groups of {group}");
+        assert_eq!(x["as_paid"]["per_era"], y["as_paid"]["per_era"], "row groups of {group}");
+    }
+}
+
+#[test]
+fn as_numerai_pays_scores_the_cleaned_submission_over_the_eras_universe() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let eras = write_inputs(d, 20);
+    // The second era predicts only tickers 30..: 30 universe tickers are filled with 0.5; a
+    // ticker outside every universe is dropped.
+    let preds = std::fs::read_to_string(d.join("preds.csv")).unwrap();
+    let mut kept: String = preds
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let i: usize = f[0].trim_start_matches('T').trim_end_matches(" US").parse().unwrap_or(usize::MAX);
+            !(f[1] == ERAS[1].to_string() && i < 30)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    kept += &format!("ZZZ US,{},0.9\n", ERAS[1]);
+    write(d, "preds.csv", &kept);
+    let r = evaluate(&args(d)).unwrap();
+    let paid = r.payout.as_ref().unwrap().as_paid.as_ref().expect("as paid");
+    assert_eq!(paid.universe, "the neutralizer file's rows of each era");
+    // Outside: ZZZ, and the last era's first 20 tickers (it has no neutralizer rows for them).
+    assert_eq!((paid.universe_rows_filled, paid.predictions_outside_universe), (30, 21));
+    for (k, (e, v)) in paid.per_era.iter().zip(&eras).enumerate() {
+        // The universe: the era's neutralizer rows (the last era lacks the first 20 tickers).
+        let cut = if k + 1 == ERAS.len() { 20 } else { 0 };
+        let universe: Vec<String> = (cut..TICKERS).map(|i| format!("T{i} US")).collect();
+        let from = if k == 1 { 30 } else { 0 };
+        let mut ids: Vec<String> = (from..TICKERS).map(|i| format!("T{i} US")).collect();
+        let mut p: Vec<f64> = v.p[from..].to_vec();
+        if k == 1 {
+            ids.push("ZZZ US".into());
+            p.push(0.9);
+        }
+        let cleaned = metrics::clean_submission(&universe, &ids, &p);
+        let n: Vec<Vec<f64>> = v.n.iter().map(|c| c[cut..].to_vec()).collect();
+        let (w, t) = (&v.w[cut..], &v.t[cut..]);
+        close(e.alpha.unwrap(), metrics::alpha(&cleaned, &n, w, t), "alpha as paid");
+        close(e.neutral_corr.unwrap(), metrics::neutral_correlation(&cleaned, &n, t), "neutral corr as paid");
+        close(e.mmc.unwrap(), metrics::correlation_contribution(&cleaned, &v.m[cut..], t), "mmc as paid");
+    }
+    // Filling 30 tickers with 0.5 changes the second era's alpha.
+    let predicted = &r.payout.as_ref().unwrap().per_era[1];
+    assert!((predicted.alpha.unwrap() - paid.per_era[1].alpha.unwrap()).abs() > 1e-6);
+
+    // --universe: a file of (ticker, date) rows; tickers without neutralizer rows are NaN to the formulas.
+    let mut u = "numerai_ticker,date\n".to_string();
+    for era in ERAS {
+        for i in 0..100 {
+            writeln!(u, "T{i} US,{era}").unwrap();
+        }
+    }
+    write(d, "universe.csv", &u);
+    let mut a = args(d);
+    a.universe = Some(d.join("universe.csv"));
+    a.out = d.join("eval-universe");
+    let r = evaluate(&a).unwrap();
+    let paid = r.payout.as_ref().unwrap().as_paid.as_ref().unwrap();
+    assert!(paid.universe.ends_with("universe.csv"), "{}", paid.universe);
+    assert_eq!((paid.universe_rows_filled, paid.predictions_outside_universe), (30, 4 * 50 + 1));
+    let v = &eras[0];
+    let universe: Vec<String> = (0..100).map(|i| format!("T{i} US")).collect();
+    let ids: Vec<String> = (0..TICKERS).map(|i| format!("T{i} US")).collect();
+    let cleaned = metrics::clean_submission(&universe, &ids, &v.p);
+    let n: Vec<Vec<f64>> = v.n.iter().map(|c| c[..100].to_vec()).collect();
+    close(paid.per_era[0].alpha.unwrap(), metrics::alpha(&cleaned, &n, &v.w[..100], &v.t[..100]), "alpha, --universe");
+}
+
+#[test]
+fn as_numerai_pays_equals_numerai_tools_on_the_cleaned_submission() {
+    // data/fixtures/metrics/as_paid: scripts/fixtures/make_as_paid_fixture.py, numerai-tools 0.7.2.
+    let fx = common::fixtures("metrics/as_paid");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fx.join("expected.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for name in ["neutralizers.csv", "weights.csv"] {
+        std::fs::copy(fx.join(name), d.join(name)).unwrap();
+        as_parquet(d, name, |df| (0..df.height() as u32).collect(), 40);
+    }
+    for ext in ["csv", "parquet"] {
+        let mut a =
+            EvaluateArgs::new(fx.join("predictions.csv"), fx.join("targets.csv"), d.join(format!("eval-{ext}")));
+        a.target = "target_chili_60".into();
+        a.neutralizers = Some(d.join(format!("neutralizers.{ext}")));
+        a.sample_weights = Some(d.join(format!("weights.{ext}")));
+        let r = evaluate(&a).unwrap();
+        let paid = r.payout.unwrap().as_paid.unwrap();
+        let eras = expected["eras"].as_array().unwrap();
+        assert_eq!(paid.per_era.len(), eras.len());
+        let count = |key: &str| eras.iter().map(|e| e[key].as_u64().unwrap() as usize).sum::<usize>();
+        assert_eq!((paid.universe_rows_filled, paid.predictions_outside_universe), (count("filled"), count("outside")));
+        for (got, want) in paid.per_era.iter().zip(eras) {
+            assert_eq!(got.era as i64, want["era"].as_i64().unwrap());
+            for (v, key) in [(got.alpha, "alpha"), (got.neutral_corr, "neutral_correlation")] {
+                let (v, w) = (v.unwrap(), want[key].as_f64().unwrap());
+                assert!((v - w).abs() <= 1e-9 * w.abs().max(1e-3), "{ext} {} {key}: {v} vs numerai-tools {w}", got.era);
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Ingest: Numerai rows and headlines from CSV, Parquet or JSON Lines, validated and normalised.
 
 pub mod atomic;
+pub mod by_era;
 pub mod headlines;
 pub mod journal;
 pub mod lock;

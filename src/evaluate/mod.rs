@@ -50,6 +50,9 @@ pub struct EvaluateArgs {
     pub sample_weights: Option<PathBuf>,
     /// A meta-model column of the targets file: adds (neutral) contribution per era.
     pub meta_model: Option<String>,
+    /// Each era's universe (ticker, date) for the "as Numerai pays" scores [default: the
+    /// neutralizer file's rows of the era].
+    pub universe: Option<PathBuf>,
     /// The language model's training-data cutoff (YYYY-MM-DD) [default: the one recorded by
     /// `ask --knowledge-cutoff` in the model card's, predictions' or features' provenance].
     pub knowledge_cutoff: Option<String>,
@@ -69,6 +72,7 @@ impl EvaluateArgs {
             neutralizers: None,
             sample_weights: None,
             meta_model: None,
+            universe: None,
             knowledge_cutoff: None,
             out,
         }
@@ -517,9 +521,7 @@ fn score_rows(r: &EvalReport) -> Vec<Vec<String>> {
         rows.push(summary_row(&format!("corr with benchmark ({scope})"), s));
     }
     if let Some(p) = &r.payout {
-        let named =
-            [("neutral corr", &p.neutral_corr), ("alpha", &p.alpha), ("MMC", &p.mmc), ("neutral MMC", &p.neutral_mmc)];
-        rows.extend(named.iter().filter_map(|(n, s)| s.as_ref().map(|s| summary_row(&format!("{n} ({scope})"), s))));
+        rows.extend(payout::payout_rows(p, scope, summary_row));
     }
     if let Some(s) = &r.in_sample {
         rows.push(summary_row("numerai_corr (train, in sample)", s));

@@ -6,7 +6,8 @@
 use std::fmt;
 use std::path::Path;
 
-use crate::data::targets::KeyedTable;
+use crate::data::by_era::ByEra;
+use crate::era::era_of_days;
 use crate::error::{Error, Result};
 use crate::metrics::{self, SubmissionEra};
 
@@ -40,27 +41,32 @@ pub struct EraData {
 impl EraData {
     /// The latest date of a Signals v2.1 neutralizer file (its rows are the universe; every other
     /// numeric column is a neutralizer) with the sample weights of that date (one numeric column).
+    /// Only the keys of each file are read whole; the latest date's columns come from its row
+    /// groups (see [`ByEra`]), so a 4 GB neutralizer file costs one era of memory.
     pub fn read(neutralizers: &Path, sample_weights: &Path) -> Result<EraData> {
-        let n = KeyedTable::read(neutralizers)?;
-        let latest = *n.fridays.iter().max().ok_or_else(|| Error::input(neutralizers, "no rows"))?;
-        let rows: Vec<usize> = (0..n.len()).filter(|&i| n.fridays[i] == latest).collect();
-        let universe: Vec<String> = rows.iter().map(|&i| n.universe[n.ticker_ids[i] as usize].clone()).collect();
-        let columns: Vec<Vec<f64>> = n.numeric_columns()?.into_iter().map(|c| c.1).collect();
-        if columns.is_empty() {
+        let n = ByEra::open(neutralizers)?;
+        let latest = *n.keys.fridays.iter().max().ok_or_else(|| Error::input(neutralizers, "no rows"))?;
+        if n.names.is_empty() {
             return Err(Error::input(neutralizers, "no numeric neutralizer column besides the ticker and date"));
         }
-        let neutralizers = columns.iter().map(|c| rows.iter().map(|&i| c[i]).collect()).collect();
-        let w = KeyedTable::read(sample_weights)?;
-        let [(_, weights)] = w.numeric_columns()?.try_into().map_err(|_| {
-            Error::input(
+        let e = n.era(era_of_days(latest))?;
+        let universe: Vec<String> =
+            e.rows.iter().map(|&i| n.keys.universe[n.keys.ticker_ids[i] as usize].clone()).collect();
+        let w = ByEra::open(sample_weights)?;
+        if w.names.len() != 1 {
+            return Err(Error::input(
                 sample_weights,
                 "a sample-weights file has exactly one numeric column besides the ticker and date",
-            )
-        })?;
-        let by_ticker: std::collections::HashMap<&str, f64> = (0..w.len())
-            .filter(|&i| w.fridays[i] == latest)
-            .map(|i| (w.universe[w.ticker_ids[i] as usize].as_str(), weights[i]))
+            ));
+        }
+        let we = w.era(era_of_days(latest))?;
+        let by_ticker: std::collections::HashMap<&str, f64> = we
+            .rows
+            .iter()
+            .zip(&we.columns[0])
+            .map(|(&i, &v)| (w.keys.universe[w.keys.ticker_ids[i] as usize].as_str(), v))
             .collect();
+        let neutralizers = e.columns;
         let sample_weights = universe.iter().map(|t| by_ticker.get(t.as_str()).copied().unwrap_or(f64::NAN)).collect();
         Ok(EraData { universe, sample_weights, neutralizers })
     }
@@ -187,6 +193,38 @@ fn on_era<'a>(s: &'a Signal, e: &'a EraData) -> SubmissionEra<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn era_data_is_the_latest_date_of_a_parquet_neutralizer_file_with_its_weights() {
+        use polars::prelude::*;
+        let dir = tempfile::tempdir().unwrap();
+        let (n, w) = (dir.path().join("n.parquet"), dir.path().join("w.parquet"));
+        // Two dates, one row group each; the latest has 3 tickers, the weights file lacks one.
+        let mut nf = df!(
+            "numerai_ticker" => ["A US", "B US", "A US", "B US", "C US"],
+            "date" => ["2024-01-05", "2024-01-05", "2024-01-12", "2024-01-12", "2024-01-12"],
+            "f1" => [1.0f32, 2.0, 3.0, 4.0, 5.0],
+            "f2" => [0.1f32, 0.2, 0.3, 0.4, 0.5],
+        )
+        .unwrap();
+        let mut wf = df!(
+            "numerai_ticker" => ["A US", "A US", "C US"],
+            "date" => ["2024-01-05", "2024-01-12", "2024-01-12"],
+            "weight" => [9.0, 0.25, 0.75],
+        )
+        .unwrap();
+        let write = |p: &Path, f: &mut DataFrame| {
+            ParquetWriter::new(std::fs::File::create(p).unwrap()).with_row_group_size(Some(2)).finish(f).unwrap()
+        };
+        write(&n, &mut nf);
+        write(&w, &mut wf);
+        let e = EraData::read(&n, &w).unwrap();
+        assert_eq!(e.universe, ["A US", "B US", "C US"]);
+        assert_eq!(e.neutralizers, vec![vec![3.0, 4.0, 5.0], vec![0.30000001192092896, 0.4000000059604645, 0.5]]);
+        assert_eq!(e.sample_weights[0], 0.25);
+        assert!(e.sample_weights[1].is_nan());
+        assert_eq!(e.sample_weights[2], 0.75);
+    }
 
     fn signal(label: &str, n: usize, f: impl Fn(usize) -> f64) -> Signal {
         let tickers = (0..n).map(|i| format!("T{i:04} US")).collect();
