@@ -1242,6 +1242,11 @@ fn tickers_map_output_feeds_news_fetch_join_and_ask_names() {
     // --sec adds SEC's CIK and title (SEC spells the class BRK-B).
     assert!(text.contains("AAPL,AAPL US,BBG000B9XRY4,US,Apple Inc.,320193"), "{text}");
     assert!(text.contains("BRK.B,BRK/B US,BBG000DWG505,US,BERKSHIRE HATHAWAY INC,1067983"), "{text}");
+    // The map is what --ticker-map reads: BRK.B reaches "BRK/B US", which the suffix rule misses.
+    let uni: HashMap<&str, u32> = [("AAPL US", 0), ("BRK/B US", 1)].into_iter().collect();
+    let rule = TickerRule::from_map_file(&map).unwrap();
+    assert_eq!(rule.resolve("brk.b", &uni), Some(1));
+    assert_eq!(TickerRule::default().resolve("BRK.B", &uni), None);
     let names = signalkit::ask::names::Names::read(&map).unwrap();
     assert_eq!(names.get("aapl"), Some("Apple Inc."));
     assert_eq!(names.get("MSFT"), Some("MICROSOFT CORP"));
@@ -1323,4 +1328,22 @@ fn tickers_map_refuses_a_universe_without_keys_naming_the_file_and_columns() {
         text.contains("universe.csv") && text.contains("numerai_ticker") && text.contains("symbol, date"),
         "{text}"
     );
+}
+
+#[test]
+fn tickers_map_of_a_universe_keyed_by_composite_figi_alone_maps_to_the_figi() {
+    let mock = figi_mock(false);
+    let dir = tempfile::tempdir().unwrap();
+    let universe = write(dir.path(), "figis.csv", "composite_figi\nBBG000B9XRY4\nBBG000BLNNH6\n");
+    let out = dir.path().join("figi-map.csv");
+    let o = map_cli(&mock, &universe, &out, "AAPL,IBM,MSFT", dir.path()).run();
+    assert!(o.status.success(), "{}", o.text());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text,
+        "ticker,composite_figi,exch_code,name,cik\nAAPL,BBG000B9XRY4,US,APPLE INC,\nIBM,BBG000BLNNH6,US,INTL BUSINESS MACHINES CORP,\n"
+    );
+    assert!(o.text().contains("MSFT: OpenFIGI gives MSFT US (composite FIGI BBG000BPH459), not in the universe"));
+    let uni: HashMap<&str, u32> = [("BBG000B9XRY4", 7)].into_iter().collect();
+    assert_eq!(TickerRule::from_map_file(&out).unwrap().resolve("aapl", &uni), Some(7));
 }

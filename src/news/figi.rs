@@ -299,6 +299,7 @@ fn universe_symbols(u: &Universe, exch: &str, path: &Path) -> Result<Vec<String>
 }
 
 /// The universe key a symbol's OpenFIGI answer leads to.
+#[derive(Debug)]
 struct Match {
     key: String,
     figi: String,
