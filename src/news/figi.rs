@@ -200,11 +200,12 @@ pub fn map_tickers(args: &MapArgs) -> Result<MapSummary> {
 
     // Ask OpenFIGI for every symbol not answered yet, in batches.
     let mut todo: Vec<String> = Vec::new();
+    let mut asked: HashSet<String> = HashSet::new();
     for s in &symbols {
         let k = cache_key(s, &exch);
         if cache.contains_key(&k) {
             summary.cached += 1;
-        } else if !todo.iter().any(|t| cache_key(t, &exch) == k) {
+        } else if asked.insert(k) {
             todo.push(s.clone());
         }
     }
