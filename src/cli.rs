@@ -38,6 +38,9 @@ pub enum Command {
     /// Fetch headlines from a news API (SEC EDGAR, Alpaca, Finnhub, Polygon, Tiingo),
     /// point-in-time, incrementally, into the layout `join` reads.
     News(NewsCmd),
+    /// `tickers map`: vendor symbols → the universe's numerai_ticker/composite_figi through
+    /// OpenFIGI, as a map that `news fetch`, `join` (--ticker-map) and `ask --names` read.
+    Tickers(TickersCmd),
     /// Join headlines to Numerai rows point-in-time: each row sees only news published strictly
     /// before its cutoff and within the look-back window.
     Join(JoinCmd),
@@ -1053,6 +1056,86 @@ impl NewsCmd {
                 Ok(())
             }
         }
+    }
+}
+
+#[derive(Args)]
+pub struct TickersCmd {
+    #[command(subcommand)]
+    command: TickersSubcommand,
+}
+
+#[derive(Subcommand)]
+pub enum TickersSubcommand {
+    /// Map vendor symbols to the universe's keys with OpenFIGI (keyless at 25 requests a minute;
+    /// OPENFIGI_API_KEY for more): writes OUT (ticker,numerai_ticker,composite_figi,exch_code,
+    /// name,cik), OUT-stem.unmapped.csv (every symbol not mapped, and why) and the answer cache
+    /// OUT-stem.openfigi.json (a rerun asks only for new symbols).
+    Map(TickersMapCmd),
+}
+
+#[derive(Args)]
+pub struct TickersMapCmd {
+    /// Numerai's universe: parquet/CSV with numerai_ticker and/or composite_figi (e.g.
+    /// signals/v2.1/live.parquet), or legacy bloomberg_ticker.
+    #[arg(long)]
+    universe: PathBuf,
+    /// The map CSV to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Vendor symbols: AAPL,BRK.B or a file (one per line, or a table with a ticker column)
+    /// [default: the universe's tickers on --exch-code].
+    #[arg(long)]
+    tickers: Option<String>,
+    /// OpenFIGI exchange code of the symbols (US: the composite of US exchanges).
+    #[arg(long, default_value = "US")]
+    exch_code: String,
+    /// Add each US symbol's CIK and company name from SEC's company_tickers.json (needs SEC_USER_AGENT).
+    #[arg(long)]
+    sec: bool,
+    /// Credentials file (KEY = value lines, mode 600) [default: ~/.signalkit/credentials];
+    /// environment variables win over it.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+    /// Requests a minute, above 0 and at most 60000 [default: OpenFIGI's limit, 25 keyless, 250 with a key].
+    #[arg(long)]
+    rate: Option<PerMinute>,
+    /// Another base URL for OpenFIGI (and SEC with --sec): a proxy or a test server.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// Tries per request (429, 5xx and dropped connections are retried with backoff).
+    #[arg(long, default_value_t = Int::new(5))]
+    max_tries: Int<1, 100>,
+}
+
+impl TickersCmd {
+    /// Runs the tickers subcommand.
+    pub fn run(self) -> Result<()> {
+        match self.command {
+            TickersSubcommand::Map(c) => c.run(),
+        }
+    }
+}
+
+impl TickersMapCmd {
+    /// Maps the symbols and prints the summary.
+    pub fn run(self) -> Result<()> {
+        use signalkit::news::figi::{KEY_ENV, MapArgs, map_tickers};
+        use signalkit::news::sec::USER_AGENT_ENV;
+        let args = MapArgs {
+            universe: self.universe,
+            out: self.out,
+            tickers: self.tickers.as_deref().map(signalkit::news::read_tickers).transpose()?,
+            exch_code: self.exch_code,
+            keys: signalkit::news::Keys::discover(self.credentials.as_deref(), &[KEY_ENV, USER_AGENT_ENV])?,
+            base_url: self.base_url,
+            rate_per_minute: self.rate.map(PerMinute::get),
+            retry: signalkit::http::RetryPolicy { max_attempts: self.max_tries.u32(), ..Default::default() },
+            sec: self.sec,
+        };
+        let summary = map_tickers(&args).context("tickers map failed")?;
+        println!("{summary}");
+        Ok(())
     }
 }
 

@@ -29,6 +29,7 @@ fn main() -> Result<()> {
         Command::Diagnostics(c) => c.run(),
         Command::Submissions(c) => c.run(),
         Command::News(c) => c.run(),
+        Command::Tickers(c) => c.run(),
         Command::Env(c) => c.run(),
     }
 }

@@ -1047,3 +1047,303 @@ fn throughput() {
     );
     assert_eq!(s.combined_rows, 50_000);
 }
+
+// ---------------------------------------------------------------------------------------------
+// `tickers map`: OpenFIGI's mapping API (and SEC's company_tickers.json) on a loopback mock
+// ---------------------------------------------------------------------------------------------
+
+/// One instrument as OpenFIGI's API documentation (openfigi.com/api/documentation, "Response
+/// Format") lists its fields: figi, securityType, marketSector, ticker, name, exchCode,
+/// shareClassFIGI, compositeFIGI, securityType2, securityDescription. The documented example
+/// record is IBM's: `{"figi":"BBG000BLNNH6","securityType":"Common Stock","marketSector":"Equity",
+/// "ticker":"IBM","name":"INTL BUSINESS MACHINES CORP","exchCode":"US","shareClassFIGI":
+/// "BBG001S5S399","compositeFIGI":"BBG000BLNNH6","securityType2":"Common Stock",
+/// "securityDescription":"IBM"}`; the other records follow its shape (FIGIs of the S## symbols
+/// are made up).
+fn figi_record(ticker: &str, name: &str, composite: &str) -> Value {
+    json!({
+        "figi": composite, "securityType": "Common Stock", "marketSector": "Equity", "ticker": ticker,
+        "name": name, "exchCode": "US", "shareClassFIGI": "BBG001S5S399", "compositeFIGI": composite,
+        "securityType2": "Common Stock", "securityDescription": ticker,
+    })
+}
+
+/// What the mock OpenFIGI knows, by (idValue, exchCode US).
+fn figi_known(id: &str) -> Option<Value> {
+    let r = match id {
+        "IBM" => figi_record("IBM", "INTL BUSINESS MACHINES CORP", "BBG000BLNNH6"),
+        "AAPL" => figi_record("AAPL", "APPLE INC", "BBG000B9XRY4"),
+        "MSFT" => figi_record("MSFT", "MICROSOFT CORP", "BBG000BPH459"),
+        "BRK/B" => figi_record("BRK/B", "BERKSHIRE HATHAWAY INC-CL B", "BBG000DWG505"),
+        // Known to OpenFIGI, but its composite FIGI is not in the universe.
+        "OLD" => figi_record("OLD", "OLD CO", "BBG000OLD000"),
+        s if s.starts_with('S') && s.len() == 3 => {
+            figi_record(s, &format!("{s} INC"), &format!("BBGTEST000{}", &s[1..]))
+        }
+        _ => return None,
+    };
+    Some(r)
+}
+
+/// A mock OpenFIGI: POST /v3/mapping answers each job in order with `{"data":[...]}` or the
+/// documented `{"warning":"No identifier found."}`; the first request of all is a 429 with
+/// `Retry-After: 1` when `throttle_first`. SEC's company_tickers.json is served too, in the form
+/// SEC publishes it (`{"0":{"cik_str":320193,"ticker":"AAPL","title":"Apple Inc."},...}`).
+fn figi_mock(throttle_first: bool) -> mock::Mock {
+    mock::serve(move |req, i, _| {
+        if req.path == "/files/company_tickers.json" {
+            if !req.headers.get("user-agent").is_some_and(|u| u.contains('@')) {
+                return mock::Reply::Text(403, "undeclared tool".into());
+            }
+            return mock::ok(json!({
+                "0": {"cik_str": 320193, "ticker": "AAPL", "title": "Apple Inc."},
+                "1": {"cik_str": 1067983, "ticker": "BRK-B", "title": "BERKSHIRE HATHAWAY INC"},
+            }));
+        }
+        if req.method != "POST" || req.path != "/v3/mapping" {
+            return mock::Reply::Text(404, "not found".into());
+        }
+        if throttle_first && i == 0 {
+            return mock::Reply::Full(429, vec![("Retry-After".into(), "1".into())], b"Too Many Requests".to_vec());
+        }
+        let jobs = req.json();
+        let Some(jobs) = jobs.as_array() else {
+            return mock::Reply::Text(400, r#"{"error":"Request body must be a JSON array."}"#.into());
+        };
+        let limit = if req.headers.contains_key("x-openfigi-apikey") { 100 } else { 10 };
+        if jobs.len() > limit {
+            return mock::Reply::Text(413, format!("Too many mapping jobs in the request (max {limit})"));
+        }
+        let answers: Vec<Value> = jobs
+            .iter()
+            .map(|j| {
+                assert_eq!(j["idType"], "TICKER");
+                assert_eq!(j["exchCode"], "US");
+                match figi_known(j["idValue"].as_str().unwrap_or("")) {
+                    Some(r) => json!({"data": [r]}),
+                    None => json!({"warning": "No identifier found."}),
+                }
+            })
+            .collect();
+        mock::ok(Value::Array(answers))
+    })
+}
+
+/// Numerai's live universe as v2.1 keys it: numerai_ticker and composite_figi.
+fn figi_universe(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::from("numerai_ticker,composite_figi\nAAPL US,BBG000B9XRY4\nMSFT US,BBG000BPH459\n");
+    text.push_str("IBM US,BBG000BLNNH6\nBRK/B US,BBG000DWG505\nVOD LN,BBG000BDH5H7\n");
+    for i in 1..=9 {
+        text.push_str(&format!("S0{i} US,BBGTEST0000{i}\n"));
+    }
+    write(dir, "live.csv", &text)
+}
+
+fn map_cli(mock: &mock::Mock, universe: &Path, out: &Path, tickers: &str, home: &Path) -> Cli {
+    signalkit(["tickers", "map", "--tickers", tickers, "--rate", "6000", "--base-url", &mock.url])
+        .arg("--universe")
+        .arg(universe)
+        .arg("--out")
+        .arg(out)
+        .env("HOME", home)
+        .env_remove("OPENFIGI_API_KEY")
+        .env_remove("SEC_USER_AGENT")
+}
+
+fn mapping_jobs(mock: &mock::Mock) -> Vec<Vec<String>> {
+    mock.requests()
+        .iter()
+        .filter(|r| r.path == "/v3/mapping")
+        .map(|r| r.json().as_array().unwrap().iter().map(|j| j["idValue"].as_str().unwrap().to_string()).collect())
+        .collect()
+}
+
+#[test]
+fn tickers_map_batches_keyless_retries_a_429_lists_the_unmapped_and_reuses_its_cache() {
+    let mock = figi_mock(true);
+    let dir = tempfile::tempdir().unwrap();
+    let universe = figi_universe(dir.path());
+    let out = dir.path().join("map.csv");
+    let tickers = "AAPL,MSFT,IBM,BRK.B,S01,S02,S03,S04,S05,S06,S07,S08,ZZZZ,OLD";
+    let o = map_cli(&mock, &universe, &out, tickers, dir.path()).run();
+    let text = o.text();
+    assert!(o.status.success(), "{text}");
+    // The 429 was retried; 14 symbols keyless are two requests of at most 10 jobs.
+    let jobs = mapping_jobs(&mock);
+    assert_eq!(jobs.len(), 3, "a 429, then two batches: {jobs:?}");
+    assert_eq!(jobs[1].len(), 10);
+    assert_eq!(jobs[2].len(), 4);
+    assert!(jobs[1].contains(&"BRK/B".to_string()), "share classes go in OpenFIGI's spelling: {jobs:?}");
+    assert!(text.contains("1 retried"), "{text}");
+    let map = std::fs::read_to_string(&out).unwrap();
+    let mut lines = map.lines();
+    assert_eq!(lines.next(), Some("ticker,numerai_ticker,composite_figi,exch_code,name,cik"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 12, "{map}");
+    assert!(rows.contains(&"BRK.B,BRK/B US,BBG000DWG505,US,BERKSHIRE HATHAWAY INC-CL B,"), "{map}");
+    assert!(rows.contains(&"IBM,IBM US,BBG000BLNNH6,US,INTL BUSINESS MACHINES CORP,"), "{map}");
+    // Every symbol not mapped is listed, with why, in the summary and beside the map.
+    let unmapped = std::fs::read_to_string(dir.path().join("map.unmapped.csv")).unwrap();
+    assert!(unmapped.starts_with("ticker,exch_code,why\n"), "{unmapped}");
+    assert!(unmapped.contains("ZZZZ,US,OpenFIGI: No identifier found."), "{unmapped}");
+    assert!(
+        unmapped.contains("OLD,US,\"OpenFIGI gives OLD US (composite FIGI BBG000OLD000), not in the universe\""),
+        "{unmapped}"
+    );
+    assert!(text.contains("unmapped: 2") && text.contains("ZZZZ: OpenFIGI: No identifier found."), "{text}");
+    assert!(text.contains("universe keys no symbol maps to: 2"), "S09 and VOD LN: {text}");
+
+    // A rerun with one new symbol asks OpenFIGI for that symbol only.
+    let before = mapping_jobs(&mock).len();
+    let o = map_cli(&mock, &universe, &out, &format!("{tickers},S09"), dir.path()).run();
+    assert!(o.status.success(), "{}", o.text());
+    let jobs = mapping_jobs(&mock);
+    assert_eq!(jobs[before..].to_vec(), vec![vec!["S09".to_string()]], "only the new symbol is asked");
+    assert!(o.text().contains("14 answered from the cache"), "{}", o.text());
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 14);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temporary file is left behind");
+}
+
+#[test]
+fn tickers_map_with_a_key_sends_it_in_the_header_in_batches_of_100_and_never_prints_it() {
+    let mock = figi_mock(false);
+    let dir = tempfile::tempdir().unwrap();
+    let universe = figi_universe(dir.path());
+    let out = dir.path().join("map.csv");
+    let key = "figi-test-key-0123";
+    let o = map_cli(&mock, &universe, &out, "AAPL,MSFT,IBM,BRK.B,S01,S02,S03,S04,S05,S06,S07,S08", dir.path())
+        .env("OPENFIGI_API_KEY", key)
+        .run();
+    assert!(o.status.success(), "{}", o.text());
+    assert!(!o.text().contains(key), "the key leaked");
+    let reqs: Vec<mock::Req> = mock.requests().into_iter().filter(|r| r.path == "/v3/mapping").collect();
+    assert_eq!(reqs.len(), 1, "12 jobs fit one keyed request");
+    assert_eq!(reqs[0].headers.get("x-openfigi-apikey").map(String::as_str), Some(key));
+    assert!(!std::fs::read_to_string(dir.path().join("map.openfigi.json")).unwrap().contains(key));
+}
+
+#[test]
+fn tickers_map_output_feeds_news_fetch_join_and_ask_names() {
+    let figi = figi_mock(false);
+    let dir = tempfile::tempdir().unwrap();
+    let universe = figi_universe(dir.path());
+    let map = dir.path().join("map.csv");
+    let o = map_cli(&figi, &universe, &map, "AAPL,MSFT,BRK.B", dir.path())
+        .arg("--sec")
+        .env("SEC_USER_AGENT", "Jane Doe jane@example.com")
+        .run();
+    assert!(o.status.success(), "{}", o.text());
+    let text = std::fs::read_to_string(&map).unwrap();
+    // --sec adds SEC's CIK and title (SEC spells the class BRK-B).
+    assert!(text.contains("AAPL,AAPL US,BBG000B9XRY4,US,Apple Inc.,320193"), "{text}");
+    assert!(text.contains("BRK.B,BRK/B US,BBG000DWG505,US,BERKSHIRE HATHAWAY INC,1067983"), "{text}");
+    // The map is what --ticker-map reads: BRK.B reaches "BRK/B US", which the suffix rule misses.
+    let uni: HashMap<&str, u32> = [("AAPL US", 0), ("BRK/B US", 1)].into_iter().collect();
+    let rule = TickerRule::from_map_file(&map).unwrap();
+    assert_eq!(rule.resolve("brk.b", &uni), Some(1));
+    assert_eq!(TickerRule::default().resolve("BRK.B", &uni), None);
+    let names = signalkit::ask::names::Names::read(&map).unwrap();
+    assert_eq!(names.get("aapl"), Some("Apple Inc."));
+    assert_eq!(names.get("MSFT"), Some("MICROSOFT CORP"));
+
+    let alpaca = alpaca_mock(false);
+    let news = dir.path().join("news");
+    let run = |args: &[&str]| {
+        let o = signalkit(args)
+            .env("APCA_API_KEY_ID", ALPACA_KEY)
+            .env("APCA_API_SECRET_KEY", ALPACA_SECRET)
+            .env("HOME", dir.path())
+            .env_remove("SIGNALKIT_NEWS_BASE_URL")
+            .run();
+        assert!(o.status.success(), "{args:?} failed:\n{}", o.text());
+        o.text()
+    };
+    let (news_s, map_s) = (news.to_str().unwrap(), map.to_str().unwrap());
+    let text = run(&[
+        "news",
+        "fetch",
+        "--source",
+        "alpaca",
+        "--tickers",
+        "AAPL,MSFT",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-02-14",
+        "--out",
+        news_s,
+        "--ticker-map",
+        map_s,
+        "--base-url",
+        &alpaca.url,
+        "--rate",
+        "6000",
+        "--quiet",
+    ]);
+    assert!(text.contains("5 new"), "{text}");
+    let targets = write(
+        dir.path(),
+        "targets.csv",
+        "numerai_ticker,friday_date,target\nAAPL US,20240112,0.5\nMSFT US,20240216,0.75\n",
+    );
+    let rows = dir.path().join("rows.parquet");
+    let headlines = news.join("headlines.parquet");
+    run(&[
+        "join",
+        "--targets",
+        targets.to_str().unwrap(),
+        "--headlines",
+        headlines.to_str().unwrap(),
+        "--ticker-map",
+        map_s,
+        "--out",
+        rows.to_str().unwrap(),
+    ]);
+    let df = read_parquet(&rows);
+    let h = strs(&df, "headline");
+    let t = strs(&df, "numerai_ticker");
+    let by: HashMap<String, Option<String>> = t.into_iter().map(Option::unwrap).zip(h).collect();
+    assert_eq!(by["AAPL US"].as_deref(), Some("Apple opens a store"));
+    assert_eq!(by["MSFT US"].as_deref(), Some("Apple and Microsoft in talks"));
+}
+
+#[test]
+fn tickers_map_refuses_a_universe_without_keys_naming_the_file_and_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "universe.csv", "symbol,date\nAAPL,2024-01-05\n");
+    let o = signalkit(["tickers", "map", "--base-url", "http://127.0.0.1:9", "--tickers", "AAPL"])
+        .arg("--universe")
+        .arg(&bad)
+        .arg("--out")
+        .arg(dir.path().join("map.csv"))
+        .run();
+    assert!(!o.status.success());
+    let text = o.text();
+    assert!(
+        text.contains("universe.csv") && text.contains("numerai_ticker") && text.contains("symbol, date"),
+        "{text}"
+    );
+}
+
+#[test]
+fn tickers_map_of_a_universe_keyed_by_composite_figi_alone_maps_to_the_figi() {
+    let mock = figi_mock(false);
+    let dir = tempfile::tempdir().unwrap();
+    let universe = write(dir.path(), "figis.csv", "composite_figi\nBBG000B9XRY4\nBBG000BLNNH6\n");
+    let out = dir.path().join("figi-map.csv");
+    let o = map_cli(&mock, &universe, &out, "AAPL,IBM,MSFT", dir.path()).run();
+    assert!(o.status.success(), "{}", o.text());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        text,
+        "ticker,composite_figi,exch_code,name,cik\nAAPL,BBG000B9XRY4,US,APPLE INC,\nIBM,BBG000BLNNH6,US,INTL BUSINESS MACHINES CORP,\n"
+    );
+    assert!(o.text().contains("MSFT: OpenFIGI gives MSFT US (composite FIGI BBG000BPH459), not in the universe"));
+    let uni: HashMap<&str, u32> = [("BBG000B9XRY4", 7)].into_iter().collect();
+    assert_eq!(TickerRule::from_map_file(&out).unwrap().resolve("aapl", &uni), Some(7));
+}

@@ -11,6 +11,8 @@ use super::Compute;
 use super::ops::{Dense, Dropout, Norm, softmax};
 
 /// Query, key and value projections: one fused layer, or three.
+// Few and long-lived (one per layer): the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Qkv {
     Fused(Dense),
     Split([Dense; 3]),

@@ -27,17 +27,18 @@ impl Default for TickerRule {
 }
 
 impl TickerRule {
-    /// Reads a ticker map (CSV/parquet with `ticker` and `bloomberg_ticker` columns).
+    /// Reads a ticker map (CSV/parquet with `ticker` and `bloomberg_ticker` columns; or
+    /// `numerai_ticker`, or `composite_figi` for rows keyed by FIGI alone, as `tickers map` writes).
     pub fn from_map_file(path: &Path) -> Result<Self> {
         let df = read_table(path, true)?;
         let from = find_column(&df, &["ticker", "yahoo"]).ok_or_else(|| {
             missing_column(path, &df, &["ticker"], "a ticker map needs columns ticker,bloomberg_ticker")
         })?;
-        let to = find_column(&df, &["bloomberg_ticker", "numerai_ticker"]).ok_or_else(|| {
+        let to = find_column(&df, &["bloomberg_ticker", "numerai_ticker", "composite_figi"]).ok_or_else(|| {
             missing_column(
                 path,
                 &df,
-                &["bloomberg_ticker", "numerai_ticker"],
+                &["bloomberg_ticker", "numerai_ticker", "composite_figi"],
                 "a ticker map needs columns ticker,bloomberg_ticker",
             )
         })?;

@@ -58,6 +58,11 @@ impl Keys {
         Ok(Keys { values, origin: path.display().to_string() })
     }
 
+    /// The key `name`, when it is given (for optional keys).
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.values.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+
     /// The key `name`, or an error saying where to put it.
     pub fn require(&self, name: &str, what: &str) -> Result<String> {
         self.values.get(name).filter(|v| !v.is_empty()).cloned().ok_or_else(|| {

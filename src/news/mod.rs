@@ -9,6 +9,7 @@
 pub mod alpaca;
 pub mod client;
 pub mod fields;
+pub mod figi;
 pub mod finnhub;
 pub mod keys;
 pub mod polygon;
