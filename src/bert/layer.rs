@@ -11,8 +11,6 @@ use super::Compute;
 use super::ops::{Dense, Dropout, Norm, softmax};
 
 /// Query, key and value projections: one fused layer, or three.
-// Few and long-lived (one per layer): the size difference costs nothing.
-#[allow(clippy::large_enum_variant)]
 enum Qkv {
     Fused(Dense),
     Split([Dense; 3]),
@@ -62,7 +60,7 @@ impl Layer {
         let att = vb.pp("attention");
         let (intermediate, act) = match Dense::load(&vb.pp("intermediate"), &["dense"], h, i, compute)? {
             Dense::Bf16(p) if cfg.hidden_act == HiddenAct::Gelu => (Dense::Bf16(p.with_gelu()), None),
-            Dense::OneDnn(d) if cfg.hidden_act == HiddenAct::Gelu => (Dense::OneDnn(d.with_gelu()), None),
+            Dense::OneDnn(d) if cfg.hidden_act == HiddenAct::Gelu => (Dense::OneDnn(Box::new(d.with_gelu())), None),
             d => (d, Some(cfg.hidden_act)),
         };
         Ok(Layer {

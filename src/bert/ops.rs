@@ -18,7 +18,7 @@ use super::onednn::DnnlLinear;
 /// bf16, inference only) or the AVX512-BF16 kernel (bf16 where oneDNN is not loaded).
 pub(super) enum Dense {
     Exact(Linear),
-    OneDnn(DnnlLinear),
+    OneDnn(Box<DnnlLinear>),
     Bf16(PackedLinear),
 }
 
@@ -41,7 +41,7 @@ impl Dense {
         let (w, b) = (Tensor::cat(&ws, 0)?, Tensor::cat(&bs, 0)?);
         let Compute::Fused { packed_bf16 } = compute else { return Ok(Dense::Exact(Linear::new(w, Some(b)))) };
         Ok(match DnnlLinear::new(&w, &b, packed_bf16)? {
-            Some(layer) => Dense::OneDnn(layer),
+            Some(layer) => Dense::OneDnn(Box::new(layer)),
             None if packed_bf16 => Dense::Bf16(PackedLinear::from_tensors(&w, Some(&b))?),
             None => Dense::Exact(Linear::new(w, Some(b))),
         })
@@ -50,7 +50,7 @@ impl Dense {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Dense::Exact(l) => l.forward(x),
-            Dense::OneDnn(d) => x.contiguous()?.apply_op1_no_bwd(d),
+            Dense::OneDnn(d) => x.contiguous()?.apply_op1_no_bwd(d.as_ref()),
             Dense::Bf16(p) => x.contiguous()?.apply_op1_no_bwd(p),
         }
     }
