@@ -199,21 +199,16 @@ pub fn pad_batch(batch: &[&Encoding], pad_id: u32, device: &Device) -> Result<(T
 }
 
 /// The kernel the encoder's linear layers run on this machine, in f32 or bf16, as
-/// [`ops::Dense`] chooses it (oneDNN's implementation for a BERT-base-shaped batch, named).
+/// [`ops::Dense`] chooses it (oneDNN's implementation for a BERT-base-shaped layer, named).
 pub fn linear_path(bf16: bool) -> String {
     if bf16 && !bf16::supported() {
         return format!("f32 (no AVX512-BF16 on this CPU), {}", linear_path(false));
     }
-    if let Some(dnnl) = onednn::library() {
-        match dnnl.matmul_impl(2048, 768, 3072, bf16) {
-            Ok(name) if !name.starts_with("ref") => return format!("oneDNN {name}"),
-            Ok(name) => return format!("oneDNN has only its reference code ({name}), so: {}", fallback(bf16)),
-            Err(_) => return format!("oneDNN has no kernel for it, so: {}", fallback(bf16)),
-        }
+    match onednn::library().map(|dnnl| onednn::chosen(dnnl, 768, 3072, bf16)) {
+        Some(Some(name)) => format!("oneDNN {name}"),
+        Some(None) if bf16 => "signalkit's AVX512-BF16 kernel (as fast as oneDNN's without AMX)".into(),
+        Some(None) => "candle's matmul (gemm crate): oneDNN has only reference code here".into(),
+        None if bf16 => "signalkit's AVX512-BF16 kernel".into(),
+        None => "candle's matmul (gemm crate)".into(),
     }
-    fallback(bf16).to_string()
-}
-
-fn fallback(bf16: bool) -> &'static str {
-    if bf16 { "signalkit's AVX512-BF16 kernel" } else { "candle's matmul (gemm crate)" }
 }

@@ -404,22 +404,24 @@ impl std::fmt::Debug for DnnlLinear {
 
 impl DnnlLinear {
     /// The layer for an f32 candle weight (out, in) and bias (out), or `None` when oneDNN is not
-    /// loaded, the model computes in another dtype (f16), or oneDNN would run its slow reference
-    /// code for this dtype on this CPU.
+    /// loaded, the model computes in another dtype (f16), or [`chosen`] prefers another kernel.
     pub fn new(weight: &Tensor, bias: &Tensor, bf16: bool) -> candle_core::Result<Option<Self>> {
         let Some(dnnl) = library() else { return Ok(None) };
-        if weight.dtype() != candle_core::DType::F32 {
-            return Ok(None);
-        }
         let (n, k) = weight.dims2()?;
-        if !fast_path(dnnl, k, n, bf16) {
+        if weight.dtype() != candle_core::DType::F32 || chosen(dnnl, k, n, bf16).is_none() {
             return Ok(None);
         }
+        Self::build(dnnl, weight, bias, bf16).map(Some)
+    }
+
+    /// The layer on oneDNN whichever kernel it picks (the tests use it on every ISA path).
+    fn build(dnnl: &'static OneDnn, weight: &Tensor, bias: &Tensor, bf16: bool) -> candle_core::Result<Self> {
+        let (n, k) = weight.dims2()?;
         let w = weight.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let weight =
             if bf16 { PlainWeight::Bf16(w.par_iter().map(|&x| bf16_bits(x)).collect()) } else { PlainWeight::F32(w) };
         let bias = bias.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        Ok(Some(DnnlLinear { dnnl, k, n, bf16, gelu: false, weight, bias, state: Mutex::default() }))
+        Ok(DnnlLinear { dnnl, k, n, bf16, gelu: false, weight, bias, state: Mutex::default() })
     }
 
     /// The same layer followed by GELU (erf form, BERT's `gelu`), fused into the matmul.
@@ -510,9 +512,15 @@ impl DnnlLinear {
     }
 }
 
-/// True when oneDNN runs a JIT kernel (not its reference C++ loops) for this matmul on this CPU.
-fn fast_path(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> bool {
-    dnnl.matmul_impl(256, k, n, bf16).is_ok_and(|name| !name.starts_with("ref"))
+/// oneDNN's kernel for a (rows × k) · (k × n) matmul when the encoder should use it, else `None`.
+/// f32: whenever oneDNN has a JIT kernel (not its reference loops): on Zen 4 it measured 1.8×
+/// candle's matmul (docs/benchmarks.md). bf16: only with AMX tiles, or where signalkit's
+/// AVX512-BF16 kernel cannot run; on AVX512-BF16 without AMX that kernel measured as fast as
+/// oneDNN 3.2's (1.06×, Zen 4), so it is kept there.
+pub fn chosen(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> Option<String> {
+    let name = dnnl.matmul_impl(256, k, n, bf16).ok().filter(|name| !name.starts_with("ref"))?;
+    let wanted = !bf16 || name.contains("amx") || !super::bf16::supported();
+    wanted.then_some(name)
 }
 
 /// candle custom op: applies a [`DnnlLinear`] to an f32 tensor of shape (..., k).
@@ -584,7 +592,9 @@ mod tests {
         let rounded = candle_nn::Linear::new(round(&w), Some(b.clone()));
         for bf16 in [false, true] {
             for gelu in [false, true] {
-                let Some(mut layer) = DnnlLinear::new(&w, &b, bf16).unwrap() else {
+                let Some(mut layer) =
+                    dnnl.matmul_impl(256, k, n, bf16).ok().map(|_| DnnlLinear::build(dnnl, &w, &b, bf16).unwrap())
+                else {
                     assert!(bf16, "oneDNN has a JIT f32 matmul on every x86-64 CPU");
                     eprintln!("no JIT bf16 matmul on this ISA: the encoder keeps its own bf16 path or f32");
                     continue;
@@ -633,9 +643,9 @@ mod tests {
 
     #[test]
     fn an_empty_batch_gives_an_empty_output() {
-        let Some(_) = dnnl_or_skip() else { return };
+        let Some(dnnl) = dnnl_or_skip() else { return };
         let (w, b) = (random((8, 16), 1), random((1, 8), 2).squeeze(0).unwrap());
-        let layer = DnnlLinear::new(&w, &b, false).unwrap().unwrap();
+        let layer = DnnlLinear::build(dnnl, &w, &b, false).unwrap();
         let x = Tensor::zeros((0, 16), candle_core::DType::F32, &Device::Cpu).unwrap();
         assert_eq!(x.apply_op1_no_bwd(&layer).unwrap().dims(), &[0, 8]);
     }
