@@ -52,7 +52,8 @@ fn trained(d: &Path) -> std::path::PathBuf {
 }
 
 fn run(d: &Path, features: &Path, out: &str) -> Importance {
-    importance(&ImportanceArgs { model: d.join("model"), features: features.into(), out: d.join(out), top: 10 }).unwrap()
+    importance(&ImportanceArgs { model: d.join("model"), features: features.into(), out: d.join(out), top: 10 })
+        .unwrap()
 }
 
 fn row<'a>(imp: &'a Importance, name: &str) -> &'a signalkit::evaluate::FeatureImportance {
@@ -99,9 +100,11 @@ fn a_model_without_validation_eras_is_refused_naming_the_fix() {
     let mut card: serde_json::Value = serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
     card["split"]["validation"] = serde_json::json!([]);
     std::fs::write(&card_path, serde_json::to_vec(&card).unwrap()).unwrap();
-    let (m, f, o) = (model.display().to_string(), d.join("f.parquet").display().to_string(), d.join("o").display().to_string());
-    signalkit(["importance", "--model", &m, "--features", &f, "--out", &o])
-        .no_backtrace()
-        .run()
-        .refused(&["no validation eras", "out of sample", "retrain"]);
+    let (m, f, o) =
+        (model.display().to_string(), d.join("f.parquet").display().to_string(), d.join("o").display().to_string());
+    signalkit(["importance", "--model", &m, "--features", &f, "--out", &o]).no_backtrace().run().refused(&[
+        "no validation eras",
+        "out of sample",
+        "retrain",
+    ]);
 }

@@ -766,8 +766,12 @@ pub fn importance(args: &ImportanceArgs) -> Result<Importance> {
         .collect();
     rank(&mut feature_rows);
     rank(&mut group_rows);
-    let imp =
-        Importance { features: feature_rows, groups: group_rows, eras: groups.iter().map(|g| g.0).collect(), seed: mda::MDA_SEED };
+    let imp = Importance {
+        features: feature_rows,
+        groups: group_rows,
+        eras: groups.iter().map(|g| g.0).collect(),
+        seed: mda::MDA_SEED,
+    };
     write_importance_outputs(args, &model, &target_col, &imp)?;
     Ok(imp)
 }
