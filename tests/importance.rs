@@ -72,6 +72,10 @@ fn mda_finds_the_planted_signal_on_oos_eras_only_and_reports_groups() {
     assert!(sm > 0.1 && sig.mda.sharpe.unwrap() > 1.0, "{:?}", sig.mda);
     assert!(nm.abs() < 0.03 && nm.abs() < sm / 5.0, "{:?}", noise.mda);
     assert_eq!(imp.features[0].feature, "feature_signal", "ranked by OOS MDA");
+    let (ss, ns) = (sig.shap_mean_abs.unwrap(), noise.shap_mean_abs.unwrap());
+    assert!(ss > 5.0 * ns && ns > 0.0, "mean |SHAP| signal {ss}, noise {ns}");
+    let group_shap = row(&imp, "feature_*").shap_mean_abs.unwrap();
+    assert!(group_shap <= ss + ns + 1e-12 && group_shap > ss - ns, "group |SHAP| {group_shap}");
     // Groups: `feature_*` (signal and noise) and `cls_*` (noise only).
     let (fg, cg) = (row(&imp, "feature_*"), row(&imp, "cls_*"));
     assert_eq!((fg.columns, cg.columns, imp.groups.len()), (2, 2, 2));

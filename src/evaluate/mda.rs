@@ -115,6 +115,29 @@ pub fn permutation_importance(
         .collect()
 }
 
+/// Rows per SHAP call, so the contributions (rows × (features + 1) f64) stay small.
+const SHAP_CHUNK: usize = 16_384;
+
+/// Mean |SHAP| (LightGBM's TreeSHAP contributions) of each unit over the rows of `x`; a group's
+/// contribution in a row is the sum of its columns' (contributions add up). None: no rows.
+pub fn mean_abs_shap(booster: &Booster, x: &FeatureMatrix, units: &[Vec<usize>]) -> Result<Vec<Option<f64>>> {
+    let (n, k) = (x.nrows(), x.ncols());
+    let mut sums = vec![0.0f64; units.len()];
+    let mut start = 0;
+    while start < n {
+        let end = (start + SHAP_CHUNK).min(n);
+        let chunk = x.slice(ndarray::s![start..end, ..]).to_owned();
+        let contrib = booster.predict_contrib(row_major(&chunk), k as i32, true).map_err(lgbm)?;
+        for row in contrib.chunks_exact(k + 1) {
+            for (sum, cols) in sums.iter_mut().zip(units) {
+                *sum += cols.iter().map(|&c| row[c]).sum::<f64>().abs();
+            }
+        }
+        start = end;
+    }
+    Ok(sums.into_iter().map(|s| (n > 0).then(|| s / n as f64)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

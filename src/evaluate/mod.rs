@@ -632,6 +632,8 @@ pub struct FeatureImportance {
     pub splits: f64,
     /// OOS permutation importance: the per-era drop in numerai_corr when shuffled within eras.
     pub mda: Mda,
+    /// Mean |SHAP| over the OOS rows (a group: |sum of its columns' contributions|); None: no rows.
+    pub shap_mean_abs: Option<f64>,
     /// Mean OOS per-era numerai_corr of the feature with the target (None: a group, or no era
     /// could be scored).
     pub corr_mean: Option<f64>,
@@ -730,6 +732,7 @@ pub fn importance(args: &ImportanceArgs) -> Result<Importance> {
     let units: Vec<Vec<usize>> =
         (0..features.len()).map(|j| vec![j]).chain(named_groups.iter().map(|(_, c)| c.clone())).collect();
     let mut mdas = mda::permutation_importance(&model.booster, &x, &t_oos, &local, &units)?.into_iter();
+    let mut shaps = mda::mean_abs_shap(&model.booster, &x, &units)?.into_iter();
     let total: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
     let mut feature_rows = Vec::with_capacity(features.len());
     for (j, name) in features.iter().enumerate() {
@@ -741,6 +744,7 @@ pub fn importance(args: &ImportanceArgs) -> Result<Importance> {
             gain_share: gain[j] / total,
             splits: splits[j],
             mda: mdas.next().expect("one MDA per unit"),
+            shap_mean_abs: shaps.next().expect("one SHAP per unit"),
             corr_mean: s.as_ref().map(|s| s.mean),
             corr_sharpe: s.as_ref().map(|s| s.sharpe),
             eras: s.map_or(0, |s| s.eras),
@@ -748,8 +752,8 @@ pub fn importance(args: &ImportanceArgs) -> Result<Importance> {
     }
     let mut group_rows: Vec<FeatureImportance> = named_groups
         .iter()
-        .zip(mdas)
-        .map(|((name, cols), m)| {
+        .zip(mdas.zip(shaps))
+        .map(|((name, cols), (m, shap))| {
             let g: f64 = cols.iter().map(|&c| gain[c]).sum();
             FeatureImportance {
                 feature: name.clone(),
@@ -758,6 +762,7 @@ pub fn importance(args: &ImportanceArgs) -> Result<Importance> {
                 gain_share: g / total,
                 splits: cols.iter().map(|&c| splits[c]).sum(),
                 mda: m,
+                shap_mean_abs: shap,
                 corr_mean: None,
                 corr_sharpe: None,
                 eras: 0,
@@ -787,6 +792,7 @@ fn importance_table(rows: &[&FeatureImportance]) -> String {
                 opt(r.mda.mean, 4),
                 r.mda.std.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
                 opt(r.mda.sharpe, 2),
+                r.shap_mean_abs.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
                 format!("{:.1}%", 100.0 * r.gain_share),
                 format!("{:.0}", r.splits),
                 opt(r.corr_mean, 4),
@@ -795,7 +801,18 @@ fn importance_table(rows: &[&FeatureImportance]) -> String {
         })
         .collect();
     markdown_table(
-        &["#", "feature", "OOS MDA mean", "MDA std", "MDA sharpe", "gain", "splits", "OOS corr mean", "corr sharpe"],
+        &[
+            "#",
+            "feature",
+            "OOS MDA mean",
+            "MDA std",
+            "MDA sharpe",
+            "mean |SHAP|",
+            "gain",
+            "splits",
+            "OOS corr mean",
+            "corr sharpe",
+        ],
         &table,
     )
 }
@@ -822,7 +839,8 @@ fn write_importance_outputs(args: &ImportanceArgs, model: &Model, target_col: &s
         "# Feature importance (out of sample)\n\nModel `{}` ({} trees, {} features), target `{}`, table `{}`.\n\n\
          Out-of-sample eras only: the model card's validation eras in the table ({}). MDA: the drop in per-era numerai_corr \
          when a feature (or all columns of a group, together) is shuffled within each era (seed {}); positive means \
-         the model relies on it out of sample; sharpe = mean / std of the per-era drop. Ranked by OOS MDA; gain is \
+         the model relies on it out of sample; sharpe = mean / std of the per-era drop. mean |SHAP|: LightGBM's contributions over the OOS rows (a \
+         group's: its columns' summed). Ranked by OOS MDA; gain is \
          LightGBM's (in sample).\n\n## Features\n\n{}\n![importance](plots/importance.png)\n\n## Groups\n\n{}",
         args.model.display(),
         model.card.trees,
