@@ -66,7 +66,7 @@ pub enum Command {
     /// Compare runs on the eras they share: each run's corr and sharpe with bootstrap intervals,
     /// each pair's per-era difference (mean, standard error, t, p, share of eras better).
     Compare(CompareCmd),
-    /// Feature importance (gain, splits) and each feature's per-era correlation with the target.
+    /// Feature importance on out-of-sample eras: permutation importance (MDA) per feature and group, gain, corr.
     Importance(ImportanceCmd),
     /// List the Signals dataset files Numerai offers (this round, or --round N).
     Datasets(DatasetsCmd),
@@ -835,7 +835,7 @@ impl CompareCmd {
 }
 
 impl ImportanceCmd {
-    /// Ranks the features and prints the top ten.
+    /// Ranks the features by OOS MDA and prints the top ten and the groups.
     pub fn run(self) -> Result<()> {
         let args = signalkit::evaluate::ImportanceArgs {
             model: self.input.model,
@@ -843,9 +843,17 @@ impl ImportanceCmd {
             out: self.out,
             top: self.top.usize(),
         };
-        let rows = signalkit::evaluate::importance(&args).context("importance failed")?;
-        rows.iter().take(10).for_each(|r| println!("{r}"));
-        println!("importance: {} features → {}", rows.len(), args.out.join("importance.md").display());
+        let imp = signalkit::evaluate::importance(&args).context("importance failed")?;
+        imp.features.iter().take(10).for_each(|r| println!("{r}"));
+        imp.groups.iter().for_each(|r| println!("{r}"));
+        println!(
+            "importance: {} features, {} groups, on {} OOS eras (shuffle seed {}) → {}",
+            imp.features.len(),
+            imp.groups.len(),
+            imp.eras.len(),
+            imp.seed,
+            args.out.join("importance.md").display()
+        );
         Ok(())
     }
 }

@@ -114,7 +114,12 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     log(format!("[5/6] evaluate: OOS numerai_corr {} → {}", report.summary, report_md.display()));
 
     let imp = importance(&ImportanceArgs { model: model_dir, features, out: out.join("importance"), top: 20 })?;
-    let top: Vec<String> = imp.iter().take(5).map(|r| format!("{} {:.1}%", r.feature, 100.0 * r.gain_share)).collect();
-    log(format!("[6/6] importance: top by gain: {}", top.join(", ")));
+    let top: Vec<String> = imp
+        .features
+        .iter()
+        .take(5)
+        .map(|r| format!("{} {}", r.feature, r.mda.mean.map_or("n/a".into(), |m| format!("{m:+.4}"))))
+        .collect();
+    log(format!("[6/6] importance: top by OOS MDA ({} eras): {}", imp.eras.len(), top.join(", ")));
     Ok(RunSummary { out, card, report, stages })
 }

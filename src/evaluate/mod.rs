@@ -13,9 +13,11 @@ use crate::era::{era_of_days, eras_of_days};
 use crate::error::{Error, Result};
 use crate::metrics::{self, EraScore, Summary};
 use crate::model::{Model, Split, default_features, importance as model_importance};
+pub use mda::Mda;
 mod churn;
 pub mod compare;
 mod cutoff;
+pub mod mda;
 mod payout;
 
 use crate::report::{bar_plot, corr_churn_plot, cumulative_plot, era_text, markdown_table, per_era_plot, write_json};
@@ -617,122 +619,240 @@ pub struct ImportanceArgs {
     pub top: usize,
 }
 
-/// One feature's importance.
+/// One feature's (or group's) importance, on out-of-sample eras.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureImportance {
-    /// Feature column.
+    /// Feature column, or group (`cls_*`).
     pub feature: String,
+    /// Columns in it (1 for a feature).
+    pub columns: usize,
     /// Total gain of its splits.
     pub gain: f64,
     /// Share of the total gain.
     pub gain_share: f64,
     /// Number of splits on it.
     pub splits: f64,
-    /// Mean per-era numerai_corr of the feature with the target (None: no era could be scored).
+    /// OOS permutation importance: the per-era drop in numerai_corr when shuffled within eras.
+    pub mda: Mda,
+    /// Mean |SHAP| over the OOS rows (a group: |sum of its columns' contributions|); None: no rows.
+    pub shap_mean_abs: Option<f64>,
+    /// Mean OOS per-era numerai_corr of the feature with the target (None: a group, or no era
+    /// could be scored).
     pub corr_mean: Option<f64>,
-    /// corr_mean / std of the per-era corr (None: no era could be scored).
+    /// corr_mean / std of the per-era corr (None: as corr_mean).
     pub corr_sharpe: Option<f64>,
-    /// Eras in which it could be scored.
+    /// OOS eras in which its corr could be scored.
     pub eras: usize,
 }
 
 impl std::fmt::Display for FeatureImportance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (name, gain) = (&self.feature, 100.0 * self.gain_share);
-        let (mean, sharpe) = match (self.corr_mean, self.corr_sharpe) {
-            (Some(m), Some(s)) => (format!("{m:+.4}"), format!("{s:+.2}")),
-            _ => ("n/a".into(), "n/a".into()),
-        };
-        write!(f, "{name:<24} gain {gain:>6.2}%  corr mean {mean}  sharpe {sharpe}")
+        let (mda, sharpe) = (opt(self.mda.mean, 4), opt(self.mda.sharpe, 2));
+        write!(f, "{name:<24} OOS MDA {mda} (sharpe {sharpe})  gain {gain:>6.2}%  corr mean {}", opt(self.corr_mean, 4))
     }
 }
 
-/// Gain and split importance, and each feature's per-era correlation with the target; writes
-/// importance.json, importance.md and plots/importance.png.
-pub fn importance(args: &ImportanceArgs) -> Result<Vec<FeatureImportance>> {
+/// A signed figure, or "n/a" when absent.
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:+.digits$}"))
+}
+
+/// Importance of every feature and group, on the model's out-of-sample eras.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Importance {
+    /// Features, by OOS MDA (largest first).
+    pub features: Vec<FeatureImportance>,
+    /// Prefix groups of two or more columns, by OOS MDA.
+    pub groups: Vec<FeatureImportance>,
+    /// The out-of-sample eras used (the model card's validation eras present in the table).
+    pub eras: Vec<i32>,
+    /// Seed of the within-era shuffles.
+    pub seed: u64,
+}
+
+/// The rows of the table in the model card's validation eras; refuses when there are none.
+fn oos_rows(args: &ImportanceArgs, model: &Model, eras: &[i32]) -> Result<Vec<usize>> {
+    let v = &model.card.split.validation;
+    if v.is_empty() {
+        return Err(Error::input(
+            &args.model,
+            "the model card lists no validation eras, so importance cannot be measured out of sample: retrain \
+             with a validation period (train.train_until before the last eras)",
+        ));
+    }
+    let rows: Vec<usize> = (0..eras.len()).filter(|&i| v.binary_search(&eras[i]).is_ok()).collect();
+    if rows.is_empty() {
+        return Err(Error::input(
+            &args.features,
+            "no rows fall in the model card's validation eras: pass --features the table the model was trained on",
+        ));
+    }
+    Ok(rows)
+}
+
+/// Per-era numerai_corr of one column with the target, over `groups` (row indices of the table).
+fn corr_stats(f: &[f64], t: &[f64], groups: &[(i32, Vec<usize>)]) -> Option<Summary> {
+    let per: Vec<f64> = groups
+        .iter()
+        .map(|(_, rows)| {
+            let fe: Vec<f64> = rows.iter().map(|&r| f[r]).collect();
+            let te: Vec<f64> = rows.iter().map(|&r| t[r]).collect();
+            metrics::numerai_corr(&fe, &te)
+        })
+        .collect();
+    metrics::summarize_defined(&per)
+}
+
+/// Sorts by OOS MDA (absent last), then gain, then name.
+fn rank(rows: &mut [FeatureImportance]) {
+    let key = |r: &FeatureImportance| r.mda.mean.unwrap_or(f64::NEG_INFINITY);
+    rows.sort_by(|a, b| key(b).total_cmp(&key(a)).then(b.gain.total_cmp(&a.gain)).then(a.feature.cmp(&b.feature)));
+}
+
+/// OOS permutation importance (MDA) per feature and per prefix group, gain and splits, and each
+/// feature's OOS per-era correlation with the target; writes importance.json,
+/// importance_groups.json, importance.md and plots/importance.png.
+pub fn importance(args: &ImportanceArgs) -> Result<Importance> {
     let _out = crate::data::lock::lock_folder(&args.out, "importance", "--out")?;
     let model = Model::load(&args.model)?;
     let (gain, splits) = model_importance(&model)?;
     let ft = KeyedTable::read(&args.features)?;
+    model.check_columns(&args.features, &ft.frame)?;
     let target_col = resolve_target(&ft.frame, &model.card.target)
         .ok_or_else(|| Error::input(&args.features, format!("no target column '{}'", model.card.target)))?;
     let t = ft.f64_column(&target_col)?;
-    let eras: Vec<i32> = eras_of_days(&ft.fridays);
-    let groups = metrics::era_groups(&eras);
+    let all_eras: Vec<i32> = eras_of_days(&ft.fridays);
+    let rows = oos_rows(args, &model, &all_eras)?;
+    let local = metrics::era_groups(&rows.iter().map(|&i| all_eras[i]).collect::<Vec<_>>());
+    let groups: Vec<(i32, Vec<usize>)> =
+        local.iter().map(|(e, r)| (*e, r.iter().map(|&k| rows[k]).collect())).collect();
+    let features = &model.card.features;
+    let x = crate::model::take_matrices(&args.features, &mut ft.frame.clone(), features, &[&rows])?.remove(0);
+    let t_oos: Vec<f64> = rows.iter().map(|&i| t[i]).collect();
+    let named_groups = mda::feature_groups(features);
+    let units: Vec<Vec<usize>> =
+        (0..features.len()).map(|j| vec![j]).chain(named_groups.iter().map(|(_, c)| c.clone())).collect();
+    let mut mdas = mda::permutation_importance(&model.booster, &x, &t_oos, &local, &units)?.into_iter();
+    let mut shaps = mda::mean_abs_shap(&model.booster, &x, &units)?.into_iter();
     let total: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-    let mut rows: Vec<FeatureImportance> = model
-        .card
-        .features
-        .par_iter()
-        .enumerate()
-        .map(|(j, name)| {
-            let f = ft.f64_column(name)?;
-            let per: Vec<f64> = groups
-                .iter()
-                .map(|(_, rows)| {
-                    let fe: Vec<f64> = rows.iter().map(|&r| f[r]).collect();
-                    let te: Vec<f64> = rows.iter().map(|&r| t[r]).collect();
-                    metrics::numerai_corr(&fe, &te)
-                })
-                .collect();
-            let s = metrics::summarize_defined(&per);
-            Ok(FeatureImportance {
+    let mut feature_rows = Vec::with_capacity(features.len());
+    for (j, name) in features.iter().enumerate() {
+        let s = corr_stats(&ft.f64_column(name)?, &t, &groups);
+        feature_rows.push(FeatureImportance {
+            feature: name.clone(),
+            columns: 1,
+            gain: gain[j],
+            gain_share: gain[j] / total,
+            splits: splits[j],
+            mda: mdas.next().expect("one MDA per unit"),
+            shap_mean_abs: shaps.next().expect("one SHAP per unit"),
+            corr_mean: s.as_ref().map(|s| s.mean),
+            corr_sharpe: s.as_ref().map(|s| s.sharpe),
+            eras: s.map_or(0, |s| s.eras),
+        });
+    }
+    let mut group_rows: Vec<FeatureImportance> = named_groups
+        .iter()
+        .zip(mdas.zip(shaps))
+        .map(|((name, cols), (m, shap))| {
+            let g: f64 = cols.iter().map(|&c| gain[c]).sum();
+            FeatureImportance {
                 feature: name.clone(),
-                gain: gain[j],
-                gain_share: gain[j] / total,
-                splits: splits[j],
-                corr_mean: s.as_ref().map(|s| s.mean),
-                corr_sharpe: s.as_ref().map(|s| s.sharpe),
-                eras: s.map_or(0, |s| s.eras),
-            })
+                columns: cols.len(),
+                gain: g,
+                gain_share: g / total,
+                splits: cols.iter().map(|&c| splits[c]).sum(),
+                mda: m,
+                shap_mean_abs: shap,
+                corr_mean: None,
+                corr_sharpe: None,
+                eras: 0,
+            }
         })
-        .collect::<Result<_>>()?;
-    rows.sort_by(|a, b| b.gain.total_cmp(&a.gain).then(a.feature.cmp(&b.feature)));
-    write_importance_outputs(args, &model, &target_col, groups.len(), &rows)?;
-    Ok(rows)
+        .collect();
+    rank(&mut feature_rows);
+    rank(&mut group_rows);
+    let imp = Importance {
+        features: feature_rows,
+        groups: group_rows,
+        eras: groups.iter().map(|g| g.0).collect(),
+        seed: mda::MDA_SEED,
+    };
+    write_importance_outputs(args, &model, &target_col, &imp)?;
+    Ok(imp)
 }
 
-/// Writes importance.json (every feature), and plots/importance.png and importance.md (the top
-/// `args.top` by gain).
-fn write_importance_outputs(
-    args: &ImportanceArgs,
-    model: &Model,
-    target_col: &str,
-    n_eras: usize,
-    rows: &[FeatureImportance],
-) -> Result<()> {
-    write_json(&args.out.join("importance.json"), &rows)?;
-    let top: Vec<&FeatureImportance> = rows.iter().take(args.top).collect();
-    bar_plot(
-        &args.out.join("plots/importance.png"),
-        &format!("Top {} features by gain", top.len()),
-        "share of total gain",
-        &top.iter().map(|r| r.feature.clone()).collect::<Vec<_>>(),
-        &top.iter().map(|r| r.gain_share).collect::<Vec<_>>(),
-    )?;
-    let table: Vec<Vec<String>> = top
+fn importance_table(rows: &[&FeatureImportance]) -> String {
+    let table: Vec<Vec<String>> = rows
         .iter()
         .enumerate()
         .map(|(k, r)| {
             vec![
                 (k + 1).to_string(),
                 format!("`{}`", r.feature),
+                opt(r.mda.mean, 4),
+                r.mda.std.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
+                opt(r.mda.sharpe, 2),
+                r.shap_mean_abs.map_or_else(|| "n/a".into(), |v| format!("{v:.4}")),
                 format!("{:.1}%", 100.0 * r.gain_share),
                 format!("{:.0}", r.splits),
-                churn::fmt_opt(r.corr_mean),
-                r.corr_sharpe.map_or_else(|| "n/a".into(), |v| format!("{v:.3}")),
+                opt(r.corr_mean, 4),
+                opt(r.corr_sharpe, 3),
             ]
         })
         .collect();
+    markdown_table(
+        &[
+            "#",
+            "feature",
+            "OOS MDA mean",
+            "MDA std",
+            "MDA sharpe",
+            "mean |SHAP|",
+            "gain",
+            "splits",
+            "OOS corr mean",
+            "corr sharpe",
+        ],
+        &table,
+    )
+}
+
+/// Writes importance.json (every feature), importance_groups.json, and plots/importance.png and
+/// importance.md (the top `args.top` by OOS MDA, and every group).
+fn write_importance_outputs(args: &ImportanceArgs, model: &Model, target_col: &str, imp: &Importance) -> Result<()> {
+    write_json(&args.out.join("importance.json"), &imp.features)?;
+    write_json(&args.out.join("importance_groups.json"), &imp.groups)?;
+    let top: Vec<&FeatureImportance> = imp.features.iter().take(args.top).collect();
+    bar_plot(
+        &args.out.join("plots/importance.png"),
+        &format!("Top {} features by OOS permutation importance (MDA)", top.len()),
+        "mean per-era drop in numerai_corr when shuffled (OOS eras)",
+        &top.iter().map(|r| r.feature.clone()).collect::<Vec<_>>(),
+        &top.iter().map(|r| r.mda.mean.unwrap_or(f64::NAN)).collect::<Vec<_>>(),
+    )?;
+    let groups = if imp.groups.is_empty() {
+        "No prefix group has two or more columns.\n".to_string()
+    } else {
+        importance_table(&imp.groups.iter().collect::<Vec<_>>())
+    };
     let md = format!(
-        "# Feature importance\n\nModel `{}` ({} trees, {} features), target `{}`; per-era correlation over {} eras of `{}` (all eras with targets, in and out of sample).\n\n{}\n![importance](plots/importance.png)\n",
+        "# Feature importance (out of sample)\n\nModel `{}` ({} trees, {} features), target `{}`, table `{}`.\n\n\
+         Out-of-sample eras only: the model card's validation eras in the table ({}). MDA: the drop in per-era numerai_corr \
+         when a feature (or all columns of a group, together) is shuffled within each era (seed {}); positive means \
+         the model relies on it out of sample; sharpe = mean / std of the per-era drop. mean |SHAP|: LightGBM's contributions over the OOS rows (a \
+         group's: its columns' summed). Ranked by OOS MDA; gain is \
+         LightGBM's (in sample).\n\n## Features\n\n{}\n![importance](plots/importance.png)\n\n## Groups\n\n{}",
         args.model.display(),
         model.card.trees,
         model.card.features.len(),
         target_col,
-        n_eras,
         args.features.display(),
-        markdown_table(&["#", "feature", "gain", "splits", "corr mean", "corr sharpe"], &table)
+        eras_line(&imp.eras),
+        imp.seed,
+        importance_table(&top),
+        groups
     );
     crate::data::write_bytes_atomic(&args.out.join("importance.md"), md.as_bytes())
 }
