@@ -439,7 +439,8 @@ pub struct ImportanceCmd {
     /// Output folder: importance.json, importance.md, plots/importance.png.
     #[arg(long)]
     out: PathBuf,
-    /// Features in the table and plot.
+    /// Features in the table and plot; permutation importance (MDA) is computed for this many
+    /// features by gain, and for every group.
     #[arg(long, default_value_t = Int::new(20))]
     top: Int<1, 100_000>,
 }

@@ -168,7 +168,10 @@ mod tests {
             let ours = super::Encoder::load(vb.clone(), &cfg, compute).unwrap();
             let diff = (ours.forward_cls(&x, &mask, &off).unwrap() - &theirs).unwrap();
             let worst = diff.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-            assert!(worst <= 1e-6, "{compute:?}: max |difference| {worst}");
+            // Both sum in another order than candle-transformers (Fused: oneDNN's matmul where it
+            // is installed; Differentiable: plain ops): unseeded random inputs differ by up to
+            // ~2e-6 after the layers (1.4e-6 seen), so 1e-6 flaked; a real bug is far larger.
+            assert!(worst <= 1e-5, "{compute:?}: max |difference| {worst}");
             eprintln!("{compute:?} f32 layers vs candle-transformers BertEncoder: max |difference| {worst:.1e}");
         }
     }

@@ -615,7 +615,7 @@ pub struct ImportanceArgs {
     pub features: PathBuf,
     /// Output folder: importance.json, importance.md, plots/importance.png.
     pub out: PathBuf,
-    /// Features shown in the table and plot.
+    /// Features shown in the table and plot, and given MDA (the top by gain; every group too).
     pub top: usize,
 }
 
@@ -704,6 +704,15 @@ fn corr_stats(f: &[f64], t: &[f64], groups: &[(i32, Vec<usize>)]) -> Option<Summ
     metrics::summarize_defined(&per)
 }
 
+/// For each feature, whether it is among the `top` by gain (ties by position).
+fn top_by_gain(gain: &[f64], top: usize) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..gain.len()).collect();
+    order.sort_by(|&a, &b| gain[b].total_cmp(&gain[a]).then(a.cmp(&b)));
+    let mut chosen = vec![false; gain.len()];
+    order.into_iter().take(top).for_each(|j| chosen[j] = true);
+    chosen
+}
+
 /// Sorts by OOS MDA (absent last), then gain, then name.
 fn rank(rows: &mut [FeatureImportance]) {
     let key = |r: &FeatureImportance| r.mda.mean.unwrap_or(f64::NEG_INFINITY);
@@ -731,9 +740,24 @@ pub fn importance(args: &ImportanceArgs) -> Result<Importance> {
     let x = crate::model::take_matrices(&args.features, &mut ft.frame.clone(), features, &[&rows])?.remove(0);
     let t_oos: Vec<f64> = rows.iter().map(|&i| t[i]).collect();
     let named_groups = mda::feature_groups(features);
-    let units: Vec<Vec<usize>> =
-        (0..features.len()).map(|j| vec![j]).chain(named_groups.iter().map(|(_, c)| c.clone())).collect();
-    let mut mdas = mda::permutation_importance(&model.booster, &x, &t_oos, &local, &units)?.into_iter();
+    let group_units = named_groups.iter().map(|(_, c)| c.clone());
+    let units: Vec<Vec<usize>> = (0..features.len()).map(|j| vec![j]).chain(group_units).collect();
+    // MDA re-predicts every OOS row once per unit: the top `--top` features by gain and every
+    // group (a FinBERT [CLS] alone is 768 columns); the rest are left absent.
+    let ranked = top_by_gain(&gain, args.top);
+    let shuffled: Vec<Vec<usize>> =
+        units.iter().enumerate().filter(|(u, _)| *u >= features.len() || ranked[*u]).map(|(_, c)| c.clone()).collect();
+    let mut computed = mda::permutation_importance(&model.booster, &x, &t_oos, &local, &shuffled)?.into_iter();
+    let mut mdas = (0..units.len())
+        .map(|u| {
+            if u >= features.len() || ranked[u] {
+                computed.next().expect("one MDA per unit")
+            } else {
+                mda::Mda::absent()
+            }
+        })
+        .collect::<Vec<_>>()
+        .into_iter();
     let mut shaps = mda::mean_abs_shap(&model.booster, &x, &units)?.into_iter();
     let total: f64 = gain.iter().sum::<f64>().max(f64::MIN_POSITIVE);
     let mut feature_rows = Vec::with_capacity(features.len());
