@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Executes every notebook in notebooks/ top to bottom (nbclient) against a run folder, default the
-# sample run (made with `signalkit run` if missing). Executed copies go to RUN/notebooks/. Then checks
-# that the executed copies show their figures inline: every figure cell must hold an image/png
-# output and every notebook at least one (scripts/notebooks/check_notebook_pngs.py); fails otherwise.
+# sample run (made with `signalkit run` if missing, and RUN-pca8 beside it for compare_runs.ipynb).
+# Executed copies go to RUN/notebooks/. Then checks that the executed copies show their figures
+# inline: every figure cell must hold an image/png output and every notebook at least one
+# (scripts/notebooks/check_notebook_pngs.py); fails otherwise.
 #   bash scripts/notebooks/run-notebooks.sh [RUN_DIR]
 # Env: NB_VENV (Python venv, default .venv-notebooks, made if missing),
 #      SIGNALKIT (binary used to make a missing run, default target/release/signalkit).
@@ -16,6 +17,9 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check nbclient nbformat ipykernel polars pyarrow matplotlib
 fi
 [ -f "$run/evaluate/report.json" ] || "$signalkit" run --out "$run"
+# compare_runs.ipynb compares the run with the same run on 8 principal components of [CLS].
+[ -f "$run-pca8/evaluate/report.json" ] || "$signalkit" run --config scripts/notebooks/sample-pca8.toml --out "$run-pca8"
+export SIGNALKIT=$(realpath "$signalkit")
 mkdir -p "$run/notebooks"
 executed=()
 for nb in notebooks/*.ipynb; do
