@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::signalkit;
 use serde_json::{Value, json};
-use signalkit::evaluate::compare::{Bootstrap, bootstrap, pair_difference, percentile_interval};
+use signalkit::evaluate::compare::{Bootstrap, bootstrap, pair_difference, percentile_interval, with_block_interval};
 
 /// Toy per-era corr of three variants over eight eras. The reference numbers below were made by
 /// (numpy 2.4.6, scipy 1.17.1):
@@ -94,6 +94,27 @@ fn the_paired_difference_matches_scipy() {
     close(lo, 1.0, "2.5th percentile");
     close(hi, 8.475, "97.5th percentile");
     assert_eq!(percentile_interval(Vec::new()), None);
+}
+
+/// Overlapping targets: 12 independent 4-era blocks, each era a copy of its block's value. The
+/// paired t counts 48 independent eras (t 2.67, p 0.01); there are 12 (t 1.29 over the blocks).
+/// The block bootstrap keeps each block together, its interval holds 0, and the pair is not called
+/// distinguishable; eras drawn one at a time (blocks of 1) would have called it.
+#[test]
+fn overlapping_eras_are_not_called_distinguishable_by_the_t_alone() {
+    let blocks = [0.9, -0.4, 1.2, 0.3, -0.8, 1.1, 0.2, -0.5, 1.0, 0.6, -0.9, 0.7];
+    let d: Vec<f64> = blocks.iter().flat_map(|v| [v * 0.01; 4]).collect();
+    let zero = vec![0.0; d.len()];
+    let p = pair_difference("a", "b", &zero, &d, 1);
+    close(p.t.unwrap(), 2.673048212026682, "t over 48 eras");
+    assert!(p.distinguishable && p.p_adjusted.unwrap() < 0.05, "the t-test alone calls it");
+    let boot = |block_eras| Bootstrap { resamples: 4000, block_eras, seed: 0 };
+    let blocked = with_block_interval(p.clone(), &zero, &d, &boot(4), 1);
+    let [lo, hi] = blocked.mean_interval.unwrap();
+    assert!(lo < 0.0 && hi > 0.0, "block interval [{lo}, {hi}] holds 0");
+    assert!(!blocked.distinguishable);
+    let single = with_block_interval(p, &zero, &d, &boot(1), 1);
+    assert!(single.distinguishable, "eras resampled one by one: {:?}", single.mean_interval);
 }
 
 /// A deterministic noise series (no rand dependency in the test's arithmetic).

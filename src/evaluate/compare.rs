@@ -100,7 +100,13 @@ pub struct PairDifference {
     pub share_b_better: f64,
     /// Eras where the two score exactly the same.
     pub ties: usize,
-    /// Whether the difference is distinguishable from noise: `p_adjusted` below 1 − LEVEL.
+    /// Block-bootstrap interval of the mean difference (blocks of consecutive eras, so the
+    /// overlap of neighbouring eras' targets is kept), at the level 1 − (1 − LEVEL) / pairs;
+    /// absent under two eras.
+    #[serde(default)]
+    pub mean_interval: Option<[f64; 2]>,
+    /// Whether the difference is distinguishable from noise: `p_adjusted` below 1 − LEVEL and,
+    /// when computed, `mean_interval` clear of 0.
     pub distinguishable: bool,
 }
 
@@ -170,7 +176,8 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison> {
     let mut pairs = Vec::with_capacity(n_pairs);
     for a in 0..inputs.len() {
         for b in a + 1..inputs.len() {
-            pairs.push(pair_difference(&inputs[a].name, &inputs[b].name, &series[a], &series[b], n_pairs));
+            let p = pair_difference(&inputs[a].name, &inputs[b].name, &series[a], &series[b], n_pairs);
+            pairs.push(with_block_interval(p, &series[a], &series[b], &args.bootstrap, n_pairs));
         }
     }
     let c = Comparison {
@@ -361,12 +368,17 @@ pub fn bootstrap(series: &[f64], b: &Bootstrap) -> Vec<Vec<f64>> {
 
 /// The central LEVEL interval of `values` by numpy's default (linear) percentiles; absent when
 /// there are no values.
-pub fn percentile_interval(mut values: Vec<f64>) -> Option<[f64; 2]> {
+pub fn percentile_interval(values: Vec<f64>) -> Option<[f64; 2]> {
+    interval_at(values, LEVEL)
+}
+
+/// The central `level` interval of `values` (numpy's linear percentiles); absent when empty.
+fn interval_at(mut values: Vec<f64>, level: f64) -> Option<[f64; 2]> {
     if values.is_empty() {
         return None;
     }
     values.sort_by(f64::total_cmp);
-    let tail = (1.0 - LEVEL) / 2.0;
+    let tail = (1.0 - level) / 2.0;
     Some([percentile(&values, tail), percentile(&values, 1.0 - tail)])
 }
 
@@ -404,8 +416,29 @@ pub fn pair_difference(a_name: &str, b_name: &str, a: &[f64], b: &[f64], n_pairs
         p_adjusted,
         share_b_better: d.iter().filter(|x| **x > 0.0).count() as f64 / n.max(1) as f64,
         ties: d.iter().filter(|x| **x == 0.0).count(),
+        mean_interval: None,
         distinguishable: p_adjusted.is_some_and(|p| p < 1.0 - LEVEL),
     }
+}
+
+/// Adds the block-bootstrap interval of the pair's mean difference at the Bonferroni level
+/// 1 − (1 − LEVEL) / `n_pairs`. The t-test treats eras as independent; a 20-day target overlaps
+/// the next three weekly eras, so a pair is called distinguishable only when this interval,
+/// which resamples consecutive eras together, also leaves out 0.
+pub fn with_block_interval(
+    mut p: PairDifference,
+    a: &[f64],
+    b: &[f64],
+    boot: &Bootstrap,
+    n_pairs: usize,
+) -> PairDifference {
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| y - x).collect();
+    if d.len() > 1 {
+        let means = bootstrap(&d, boot).iter().filter_map(|r| mean(r)).collect();
+        p.mean_interval = interval_at(means, 1.0 - (1.0 - LEVEL) / n_pairs.max(1) as f64);
+        p.distinguishable &= p.mean_interval.is_some_and(|[lo, hi]| lo > 0.0 || hi < 0.0);
+    }
+    p
 }
 
 /// The warning every comparison carries: how many variants, and what that does to the best one.
@@ -444,10 +477,11 @@ impl std::fmt::Display for PairDifference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} − {}: mean {:+.4} per era (se {}, t {}, p {}, adjusted p {}), {} better in {:.0}% of {} eras: {}",
+            "{} − {}: mean {:+.4} per era {} (se {}, t {}, p {}, adjusted p {}), {} better in {:.0}% of {} eras: {}",
             self.b,
             self.a,
             self.mean,
+            interval_text(self.mean_interval, 4),
             opt(self.standard_error, 4),
             opt(self.t, 2),
             opt(self.p_value, 3),
@@ -501,6 +535,7 @@ fn pair_rows(c: &Comparison) -> Vec<Vec<String>> {
             vec![
                 format!("`{}` − `{}`", p.b, p.a),
                 format!("{:+.4}", p.mean),
+                interval_text(p.mean_interval, 4),
                 opt(p.std, 4),
                 opt(p.standard_error, 4),
                 opt(p.t, 2),
@@ -550,13 +585,14 @@ fn markdown(c: &Comparison) -> String {
         b.seed
     );
     md += &markdown_table(
-        &["difference", "mean", "std", "standard error", "t", "p", "adjusted p", "better eras", "verdict"],
+        &["difference", "mean", "interval", "std", "standard error", "t", "p", "adjusted p", "better eras", "verdict"],
         &pair_rows(c),
     );
     md += "\nt and p are a paired t-test across eras (Student's t, eras − 1 degrees of freedom); it treats eras as \
            independent, and overlapping targets make neighbouring eras alike, so read p as optimistic. \
-           \"adjusted p\" multiplies p by the number of pairs (Bonferroni); a pair is distinguishable from noise \
-           when it is below 0.05.\n\n![cumulative difference](plots/cumulative_difference.png)\n\n## Per era\n\n";
+           \"adjusted p\" multiplies p by the number of pairs (Bonferroni). \"interval\" is the mean difference's \
+           block-bootstrap interval (the same blocks as above, at the Bonferroni level 1 − 0.05 / pairs). A pair \
+           is distinguishable from noise when its adjusted p is below 0.05 and its interval leaves out 0.\n\n![cumulative difference](plots/cumulative_difference.png)\n\n## Per era\n\n";
     let mut header = vec!["era".to_string()];
     header.extend(c.runs.iter().map(|r| format!("`{}`", r.name)));
     let rows: Vec<Vec<String>> = c
