@@ -876,9 +876,9 @@ impl RunCmd {
         let r = &s.report.summary;
         let churn = s.report.churn.as_ref();
         println!(
-            "run: out-of-sample numerai_corr mean {:.4}, sharpe {:.2}, max drawdown {:.4} over {} validation eras; {} → {}",
+            "run: out-of-sample numerai_corr mean {:.4}, sharpe {}, max drawdown {:.4} over {} validation eras; {} → {}",
             r.mean,
-            r.sharpe,
+            r.sharpe_text(2),
             r.max_drawdown,
             r.eras,
             churn_line(churn),

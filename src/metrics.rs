@@ -231,7 +231,8 @@ pub struct Summary {
     pub mean: f64,
     /// Standard deviation (ddof 0).
     pub std: f64,
-    /// mean / std.
+    /// mean / std; NaN (absent: `null` in JSON, "n/a" in text) under two eras or with no spread.
+    #[serde(deserialize_with = "nan_if_null")]
     pub sharpe: f64,
     /// Largest fall of the cumulative score from its running peak (≥ 0).
     pub max_drawdown: f64,
@@ -245,14 +246,26 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "mean {:.4}, std {:.4}, sharpe {:.2}, max drawdown {:.4}, {:.0}% eras positive, {} eras",
+            "mean {:.4}, std {:.4}, sharpe {}, max drawdown {:.4}, {:.0}% eras positive, {} eras",
             self.mean,
             self.std,
-            self.sharpe,
+            self.sharpe_text(2),
             self.max_drawdown,
             100.0 * self.share_positive,
             self.eras
         )
+    }
+}
+
+/// Reads a JSON `null` (how serde_json writes NaN) back as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+impl Summary {
+    /// The sharpe with `digits` decimals, or "n/a" where it is absent (under two eras, no spread).
+    pub fn sharpe_text(&self, digits: usize) -> String {
+        if self.sharpe.is_finite() { format!("{:.digits$}", self.sharpe) } else { "n/a".into() }
     }
 }
 
@@ -270,7 +283,7 @@ pub fn summarize(scores: &[f64]) -> Summary {
     Summary {
         mean,
         std,
-        sharpe: mean / std,
+        sharpe: if n > 1 && std > 0.0 { mean / std } else { f64::NAN },
         max_drawdown: drawdown,
         share_positive: scores.iter().filter(|s| **s > 0.0).count() as f64 / n.max(1) as f64,
         eras: n,
@@ -741,6 +754,17 @@ mod tests {
         assert!((s.max_drawdown - 0.15).abs() < 1e-12);
         assert_eq!(s.eras, 4);
         assert_eq!(s.share_positive, 0.5);
+    }
+
+    #[test]
+    fn a_sharpe_over_one_era_or_no_spread_is_absent() {
+        let one = summarize(&[0.03]);
+        assert!(one.sharpe.is_nan() && one.to_string().contains("sharpe n/a"), "{one}");
+        let json = serde_json::to_value(one).unwrap();
+        assert_eq!(json["sharpe"], serde_json::Value::Null);
+        assert!(serde_json::from_value::<Summary>(json).unwrap().sharpe.is_nan());
+        assert!(summarize(&[0.02, 0.02]).sharpe.is_nan());
+        assert_eq!(summarize(&[0.01, 0.03]).sharpe_text(2), "2.00");
     }
 
     #[test]

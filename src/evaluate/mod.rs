@@ -495,7 +495,7 @@ fn summary_row(name: &str, s: &Summary) -> Vec<String> {
         name.into(),
         fmt4(s.mean),
         fmt4(s.std),
-        format!("{:.3}", s.sharpe),
+        s.sharpe_text(3),
         fmt4(s.max_drawdown),
         format!("{:.0}%", 100.0 * s.share_positive),
         s.eras.to_string(),
