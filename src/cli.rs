@@ -415,7 +415,8 @@ pub struct EvaluateCmd {
 #[derive(Args)]
 pub struct CompareCmd {
     /// Run folders (holding evaluate/report.json), evaluate --out folders or report.json files,
-    /// two or more; NAME=PATH names a run (default: its folder's name).
+    /// two or more; NAME=PATH names a run (default: its folder's name); PATH@smooth=A takes
+    /// the per-era corr of that report's `evaluate --smooth` weight A.
     #[arg(required = true, value_name = "RUN_OR_REPORT")]
     inputs: Vec<String>,
     /// Output folder: compare.json, compare.md, plots/cumulative_difference.png.

@@ -293,12 +293,36 @@ fn in_sample_eras_are_never_called_out_of_sample() {
 fn the_smoothing_table_names_what_each_churn_column_compares_against() {
     let dir = tempfile::tempdir().unwrap();
     write_inputs(dir.path(), 0);
+    // Every row out of sample (train's split column), so compare takes the report below.
+    let text = std::fs::read_to_string(dir.path().join("preds.csv")).unwrap();
+    let marked: String = text
+        .lines()
+        .enumerate()
+        .map(|(k, l)| format!("{l},{}\n", if k == 0 { "split" } else { "validation" }))
+        .collect();
+    write(dir.path(), "preds.csv", &marked);
     let mut a = EvaluateArgs::new(dir.path().join("preds.csv"), dir.path().join("targets.csv"), dir.path().join("e"));
     a.target = "target_20d".into();
     a.smooth = vec![0.5];
-    evaluate(&a).unwrap();
+    let r = evaluate(&a).unwrap();
     let md = std::fs::read_to_string(dir.path().join("e/report.md")).unwrap();
     assert!(md.contains("churn mean (vs the era before)") && md.contains("(vs any of the five before)"), "{md}");
+
+    // `compare RUN RUN@smooth=A` pairs the raw predictions with the smoothed ones era by era.
+    use signalkit::evaluate::compare::{CompareArgs, compare};
+    let e = dir.path().join("e").display().to_string();
+    let args = |inputs: Vec<String>| CompareArgs {
+        inputs,
+        out: dir.path().join("cmp"),
+        bootstrap: signalkit::evaluate::compare::Bootstrap { resamples: 200, ..Default::default() },
+    };
+    let c = compare(&args(vec![e.clone(), format!("{e}@smooth=0.5")])).unwrap();
+    assert_eq!(c.runs[1].name, "e@smooth=0.5");
+    let smoothed = r.smoothing[0].summary.unwrap();
+    assert!((c.runs[1].mean - smoothed.mean).abs() < 1e-12 && (c.runs[0].mean - r.summary.mean).abs() < 1e-12);
+    assert_ne!(c.runs[0].mean, c.runs[1].mean);
+    let missing = compare(&args(vec![e.clone(), format!("{e}@smooth=0.7")])).unwrap_err().to_string();
+    assert!(missing.contains("it has: 0.5") && missing.contains("--smooth 0.7"), "{missing}");
 }
 
 /// The CSV `name` in `d` rewritten as parquet, rows in the given order, `group` rows a row group.

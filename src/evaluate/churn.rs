@@ -2,7 +2,7 @@
 
 use super::{EvalReport, EvaluateArgs, OutOfSample, Scored, fmt4, pick};
 use crate::error::Result;
-use crate::metrics::{self, Summary};
+use crate::metrics::{self, EraScore, Summary};
 use crate::report::markdown_table;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +34,9 @@ pub struct SmoothedScores {
     pub summary: Option<Summary>,
     /// Their churn.
     pub churn: Option<ChurnSummary>,
+    /// numerai_corr per era of the smoothed predictions (`signalkit compare RUN@smooth=A` reads it).
+    #[serde(default)]
+    pub per_era: Vec<EraScore>,
 }
 
 /// One week's signal as it would be submitted: its tickers and values, rows without a
@@ -97,7 +100,8 @@ pub(super) fn smoothed_scores(
             let blended = crate::smooth::smooth_eras(&oos.eras, &oos_tickers, &p, &news, a);
             let per_era = metrics::per_era(&blended, &t, &oos.eras);
             let summary = metrics::summarize_defined(&per_era.iter().map(|e| e.corr).collect::<Vec<_>>());
-            Ok(SmoothedScores { weight: a, summary, churn: churn_summary(&oos_tickers, &blended, &own) })
+            let churn = churn_summary(&oos_tickers, &blended, &own);
+            Ok(SmoothedScores { weight: a, summary, churn, per_era })
         })
         .collect()
 }

@@ -145,6 +145,16 @@ struct Report {
     #[serde(default)]
     in_sample_included: bool,
     per_era: Vec<EraScore>,
+    #[serde(default)]
+    smoothing: Vec<SmoothedIn>,
+}
+
+/// What compare reads of one `evaluate --smooth` weight.
+#[derive(Deserialize)]
+struct SmoothedIn {
+    weight: f64,
+    #[serde(default)]
+    per_era: Vec<EraScore>,
 }
 
 /// One input: its name, report path and report.
@@ -193,11 +203,19 @@ pub fn compare(args: &CompareArgs) -> Result<Comparison> {
     Ok(c)
 }
 
-/// `NAME=PATH` or `PATH`: reads the report of a run folder, an evaluate folder or a report file.
+/// `NAME=PATH` or `PATH`, each optionally ending `@smooth=A`: reads the report of a run folder,
+/// an evaluate folder or a report file (with `@smooth=A`, the per-era corr of its `evaluate
+/// --smooth` weight A in place of the raw one).
 fn read_input(arg: &str) -> Result<Input> {
     let (label, path) = match arg.split_once('=') {
-        Some((name, path)) if !name.is_empty() && !name.contains('/') => (Some(name.to_string()), path),
+        Some((name, path)) if !name.is_empty() && !name.contains('/') && !name.contains('@') => {
+            (Some(name.to_string()), path)
+        }
         _ => (None, arg),
+    };
+    let (path, smooth) = match path.rsplit_once("@smooth=") {
+        Some((p, a)) => (p, Some(a)),
+        None => (path, None),
     };
     let path = report_path(Path::new(path))?;
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
@@ -215,8 +233,34 @@ fn read_input(arg: &str) -> Result<Input> {
              re-run evaluate with --model MODEL_DIR (or on train's predictions.parquet) and compare that report",
         ));
     }
-    let name = label.unwrap_or_else(|| run_name(&path));
+    let mut report = report;
+    if let Some(a) = smooth {
+        report.per_era = smoothed_per_era(&path, &report, a)?;
+    }
+    let name = label.unwrap_or_else(|| run_name(&path) + &smooth.map(|a| format!("@smooth={a}")).unwrap_or_default());
     Ok(Input { name, path, report })
+}
+
+/// The per-era corr of smoothing weight `a` in `report`, or an error naming the weights it has.
+fn smoothed_per_era(path: &Path, report: &Report, a: &str) -> Result<Vec<EraScore>> {
+    let weight: f64 = a.parse().map_err(|_| {
+        Error::input(
+            path,
+            format!("@smooth={a}: not a number; write e.g. RUN@smooth=0.7 (a weight from evaluate --smooth)"),
+        )
+    })?;
+    let have: Vec<String> = report.smoothing.iter().map(|s| s.weight.to_string()).collect();
+    match report.smoothing.iter().find(|s| (s.weight - weight).abs() < 1e-12) {
+        Some(s) if !s.per_era.is_empty() => Ok(s.per_era.clone()),
+        _ => Err(Error::input(
+            path,
+            format!(
+                "@smooth={a}: this report has no per-era scores for smoothing weight {weight} (it has: {}); \
+                 run `signalkit evaluate … --smooth {weight}` into this folder first",
+                if have.is_empty() { "none".to_string() } else { have.join(", ") }
+            ),
+        )),
+    }
 }
 
 /// The report inside a run folder (evaluate/report.json), an evaluate folder (report.json), or
