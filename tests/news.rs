@@ -1547,3 +1547,93 @@ fn tickers_map_sec_404_is_not_retried_and_its_403_throttle_is_waited_out() {
     let map = std::fs::read_to_string(dir.path().join("map.csv")).unwrap();
     assert!(map.contains("AAPL,AAPL US,BBG000B9XRY4,US,Apple Inc.,320193"), "{map}");
 }
+
+/// A reverse proxy serving `inner` under `/gw` (as `--base-url http://proxy/gw` would reach a
+/// vendor): strips the prefix, forwards method, headers and body, and answers 404 outside it.
+fn prefix_proxy(inner: String) -> mock::Mock {
+    mock::serve(move |req, _, _| {
+        let Some(rest) = req.path.strip_prefix("/gw/") else {
+            return mock::Reply::Text(404, "outside the proxy's prefix".into());
+        };
+        let client = reqwest::blocking::Client::new();
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap();
+        let mut r = client.request(method, format!("{inner}/{rest}"));
+        for (k, v) in &req.headers {
+            if !matches!(k.as_str(), "host" | "content-length" | "connection" | "accept-encoding") {
+                r = r.header(k, v);
+            }
+        }
+        let resp = r.body(req.body.clone()).send().unwrap();
+        let status = resp.status().as_u16();
+        let keep: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| *k == "retry-after" || *k == "content-type")
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        mock::Reply::Full(status, keep, resp.bytes().unwrap().to_vec())
+    })
+}
+
+#[test]
+fn every_source_fetches_every_page_behind_a_proxy_under_a_path() {
+    // Polygon's cursor URLs behind a path: a_cursor_url_keeps_the_base_urls_path_prefix and the
+    // run test. Here the other four, each with more than one page, direct and behind `/gw`.
+    let finnhub = serve("/none", |req, _| {
+        let from = day(&req.query["from"]);
+        let v: Vec<Value> = [(201, "2024-01-03T13:00:00Z"), (202, "2024-01-20T08:00:00Z")]
+            .iter()
+            .filter(|(_, t)| (from..from + chrono::Duration::days(7)).contains(&day(&t[..10])))
+            .map(|(id, t)| json!({"category": "company", "datetime": us(t) / 1_000_000, "headline": format!("story {id}"),
+                "id": id, "image": "", "related": "AAPL", "source": "Reuters", "summary": "", "url": format!("https://example.com/{id}")}))
+            .collect();
+        ok(Value::Array(v))
+    });
+    let tiingo = serve("/none", |req, _| {
+        let (off, lim): (usize, usize) = (req.query["offset"].parse().unwrap(), req.query["limit"].parse().unwrap());
+        let f = |i: usize| {
+            chrono::DateTime::from_timestamp_micros(us("2024-01-01T12:00:00Z") + i as i64 * 1_800_000_000)
+                .unwrap()
+                .to_rfc3339()
+        };
+        let arts: Vec<Value> = (off..(off + lim).min(1500))
+            .map(|i| json!({"id": 9000 + i, "title": format!("t{i}"), "url": format!("https://example.com/t{i}"),
+                "description": "", "publishedDate": f(i), "crawlDate": f(i), "source": "example.com", "tags": [], "tickers": ["aapl"]}))
+            .collect();
+        ok(Value::Array(arts))
+    });
+    let (sec, alpaca) = (sec_mock(), alpaca_mock(false));
+    let cases: [(Source, &Mock, &[(&str, &str)], &str); 4] = [
+        (Source::Sec, &sec, &[("SEC_USER_AGENT", "Jane Doe jane@example.com")], "2024-02-14"),
+        (
+            Source::Alpaca,
+            &alpaca,
+            &[("APCA_API_KEY_ID", ALPACA_KEY), ("APCA_API_SECRET_KEY", ALPACA_SECRET)],
+            "2024-02-14",
+        ),
+        (Source::Finnhub, &finnhub, &[("FINNHUB_API_KEY", "fhKEY123")], "2024-01-31"),
+        (Source::Tiingo, &tiingo, &[("TIINGO_API_KEY", "tiKEY789")], "2024-02-14"),
+    ];
+    for (source, inner, keys, to) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = args(source, inner, &dir.path().join("direct"), keys, &["AAPL"], to);
+        fetch(&direct).unwrap();
+        let want = rows_of(&dir.path().join("direct/headlines.parquet"));
+        let pages = inner.requests().len();
+        let proxy = prefix_proxy(inner.url.clone());
+        let mut behind = direct.clone();
+        behind.out = dir.path().join("behind");
+        behind.base_url = Some(format!("{}/gw/", proxy.url));
+        let s = fetch(&behind).unwrap();
+        let got = rows_of(&dir.path().join("behind/headlines.parquet"));
+        assert!(
+            want.len() >= 2 && pages >= 2,
+            "{}: the direct fetch reads several pages ({pages} requests)",
+            source.name()
+        );
+        assert_eq!(got, want, "{}: every page behind the proxy: {s}", source.name());
+        let outside: Vec<String> =
+            proxy.requests().iter().filter(|r| !r.path.starts_with("/gw/")).map(|r| r.path.clone()).collect();
+        assert!(outside.is_empty(), "{}: requests left the proxy's path: {outside:?}", source.name());
+    }
+}
