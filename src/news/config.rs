@@ -289,3 +289,26 @@ impl<'de> Deserialize<'de> for Source {
         String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_url_for_one_source_wins_over_the_one_for_all_and_a_wrong_name_is_named() {
+        let cfg: NewsConfig = toml::from_str(
+            "sources = [\"polygon\", \"sec\"]\nbase_url = [\"http://proxy/all?x=1\", \"massive=http://proxy/pg\"]\nfrom = 2024-01-01\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.base_url_of(Source::Polygon).unwrap().as_deref(), Some("http://proxy/pg"));
+        assert_eq!(cfg.base_url_of(Source::Sec).unwrap().as_deref(), Some("http://proxy/all?x=1"));
+        assert_eq!(cfg.from, NaiveDate::from_ymd_opt(2024, 1, 1));
+        let one: NewsConfig = toml::from_str("base_url = \"http://proxy\"\nfrom = \"2024-01-02\"\n").unwrap();
+        assert_eq!(one.base_url_of(Source::Tiingo).unwrap().as_deref(), Some("http://proxy"));
+        let wrong = NewsConfig { base_url: vec!["polygn=http://proxy".into()], ..Default::default() };
+        let e = wrong.base_url_of(Source::Polygon).unwrap_err().to_string();
+        assert!(e.contains("polygn") && e.contains("SOURCE=URL"), "{e}");
+        let e = toml::from_str::<NewsConfig>("sources = [\"reuters\"]\n").unwrap_err().to_string();
+        assert!(e.contains("unknown news source 'reuters'"), "{e}");
+    }
+}
