@@ -1002,7 +1002,7 @@ pub struct NewsCmd {
 pub enum NewsSubcommand {
     /// Fetch each source's headlines (--source sec,polygon) for the tickers and days into DIR/<source>/YYYY-MM.parquet
     /// and DIR/headlines.parquet (what `join --headlines` reads); a rerun asks only for what is new.
-    Fetch(NewsFetchCmd),
+    Fetch(Box<NewsFetchCmd>),
     /// Per source and ticker in DIR (a `news fetch --out` folder): the days asked, the rows
     /// stored, and the gaps (not available to this key, unknown) with why.
     Status {

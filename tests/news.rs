@@ -1575,6 +1575,9 @@ fn prefix_proxy(inner: String) -> mock::Mock {
     })
 }
 
+/// A source, its mock, its keys and the last day to fetch.
+type Case<'a> = (Source, &'a Mock, &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn every_source_fetches_every_page_behind_a_proxy_under_a_path() {
     // Polygon's cursor URLs behind a path: a_cursor_url_keeps_the_base_urls_path_prefix and the
@@ -1603,7 +1606,7 @@ fn every_source_fetches_every_page_behind_a_proxy_under_a_path() {
         ok(Value::Array(arts))
     });
     let (sec, alpaca) = (sec_mock(), alpaca_mock(false));
-    let cases: [(Source, &Mock, &[(&str, &str)], &str); 4] = [
+    let cases: [Case; 4] = [
         (Source::Sec, &sec, &[("SEC_USER_AGENT", "Jane Doe jane@example.com")], "2024-02-14"),
         (
             Source::Alpaca,

@@ -141,8 +141,8 @@ impl NewsConfig {
     /// and the tickers when they name a file there.
     pub fn from_folder(&mut self, base: &Path) {
         let fix = |p: &Path| if p.is_relative() && !p.as_os_str().is_empty() { base.join(p) } else { p.to_path_buf() };
-        self.store = fix(&self.store);
         self.credentials = self.credentials.as_deref().map(fix);
+        self.store = fix(&self.store);
         let t = base.join(self.tickers.trim());
         if Path::new(self.tickers.trim()).is_relative() && t.is_file() {
             self.tickers = t.display().to_string();
