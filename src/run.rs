@@ -50,7 +50,7 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     if let Some(news) = &cfg.news {
         let t = Instant::now();
         let fetched = crate::news::run_stage(news, &cfg.data.ticker_rule()?, &cfg.data.headlines)?;
-        log(format!("[0/6] news: {fetched} ({:.1}s)", t.elapsed().as_secs_f64()));
+        log(format!("[0/6] news ({:.1}s): {fetched}", t.elapsed().as_secs_f64()));
     }
     let t = Instant::now();
     let rows = out.join("rows.parquet");

@@ -838,6 +838,7 @@ to = "2019-03-31"
 store = "news"
 base_url = ["polygon={url}/px/", "alpaca={url}/alp"]
 rate = 6000
+key_env = "POLYGON_API_KEY=CI_POLYGON"
 "#,
         targets = repo.join("data/sample/targets.csv").display(),
         model = repo.join("data/fixtures/tiny-finbert").display(),
@@ -855,7 +856,8 @@ fn run_with_news_fetches_every_page_behind_a_proxy_joins_them_and_names_the_gap(
     let o = signalkit(["run", "--config"])
         .arg(&config)
         .env("HOME", dir.path())
-        .env("POLYGON_API_KEY", "pgKEY456")
+        .env_remove("POLYGON_API_KEY")
+        .env("CI_POLYGON", "pgKEY456")
         .env("APCA_API_KEY_ID", ALPACA_KEY)
         .env("APCA_API_SECRET_KEY", ALPACA_SECRET)
         .env_remove("SIGNALKIT_NEWS_BASE_URL")
@@ -874,7 +876,8 @@ fn run_with_news_fetches_every_page_behind_a_proxy_joins_them_and_names_the_gap(
     ids.sort();
     assert_eq!(ids, ["71", "72", "r1", "r2", "r3"], "{text}");
     // The stage line, and the plan limit named at the end of the stage (not silent).
-    let stage = text.lines().find(|l| l.starts_with("[0/6] news:")).unwrap_or_else(|| panic!("no stage line:\n{text}"));
+    let stage =
+        text.lines().find(|l| l.starts_with("[0/6] news (")).unwrap_or_else(|| panic!("no stage line:\n{text}"));
     assert!(stage.contains("polygon 3 new") && stage.contains("alpaca 2 new") && stage.contains("1 gap(s)"), "{stage}");
     assert!(
         text.lines()

@@ -55,6 +55,11 @@ pub struct NewsConfig {
     #[arg(long, value_name = "[SOURCE=]URL")]
     #[serde(deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
     pub base_url: Vec<String>,
+    /// Read a key from another environment variable: NAME=VAR, e.g. POLYGON_API_KEY=CI_POLYGON
+    /// (repeatable; NAME is a key a source reads).
+    #[arg(long, value_name = "NAME=VAR")]
+    #[serde(deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    pub key_env: Vec<String>,
     /// Tries per request (429, 5xx and dropped connections are retried with backoff).
     #[arg(long, default_value_t = NewsConfig::default().max_tries)]
     pub max_tries: Int<1, 100>,
@@ -72,6 +77,7 @@ impl Default for NewsConfig {
             rate: None,
             forms: None,
             base_url: Vec::new(),
+            key_env: Vec::new(),
             max_tries: Int::new(5),
         }
     }
@@ -93,13 +99,34 @@ impl NewsConfig {
             to: self.to.unwrap_or_else(|| chrono::Utc::now().date_naive()),
             out: self.store.clone(),
             rule,
-            keys: Keys::discover(self.credentials.as_deref(), source.key_names())?,
+            keys: self.keys(source)?,
             base_url: self.base_url_of(source)?,
             rate_per_minute: self.rate.map(PerMinute::get),
             retry: RetryPolicy { max_attempts: self.max_tries.u32(), ..Default::default() },
             forms: self.forms(),
             progress,
         })
+    }
+
+    /// `source`'s keys: the credentials file, its variables, then `key_env`'s variables.
+    fn keys(&self, source: Source) -> Result<Keys> {
+        let mut keys = Keys::discover(self.credentials.as_deref(), source.key_names())?;
+        for entry in &self.key_env {
+            let bad = |why: String| Error::Config(format!("news key_env (--key-env) '{entry}': {why}"));
+            let (name, var) = entry.split_once('=').ok_or_else(|| bad("write NAME=VAR".into()))?;
+            let name = name.trim().to_ascii_uppercase();
+            if !Source::ALL.iter().any(|s| s.key_names().contains(&name.as_str())) {
+                let all: Vec<&str> = Source::ALL.iter().flat_map(|s| s.key_names().iter().copied()).collect();
+                return Err(bad(format!("{name} is no source's key; use one of {}", all.join(", "))));
+            }
+            if source.key_names().contains(&name.as_str()) {
+                let value = std::env::var(var.trim()).ok().filter(|v| !v.trim().is_empty());
+                let value =
+                    value.ok_or_else(|| bad(format!("{} is not set; export it or drop the entry", var.trim())))?;
+                keys.insert(&name, value.trim());
+            }
+        }
+        Ok(keys)
     }
 
     /// The SEC forms: `None` for the default list, empty for "all".
@@ -308,6 +335,9 @@ mod tests {
         let wrong = NewsConfig { base_url: vec!["polygn=http://proxy".into()], ..Default::default() };
         let e = wrong.base_url_of(Source::Polygon).unwrap_err().to_string();
         assert!(e.contains("polygn") && e.contains("SOURCE=URL"), "{e}");
+        let odd = NewsConfig { key_env: vec!["POLYGON_KEY=X".into()], ..Default::default() };
+        let e = odd.keys(Source::Polygon).unwrap_err().to_string();
+        assert!(e.contains("POLYGON_KEY is no source's key") && e.contains("POLYGON_API_KEY"), "{e}");
         let e = toml::from_str::<NewsConfig>("sources = [\"reuters\"]\n").unwrap_err().to_string();
         assert!(e.contains("unknown news source 'reuters'"), "{e}");
     }
