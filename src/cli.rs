@@ -1001,9 +1001,9 @@ pub struct NewsCmd {
 
 #[derive(Subcommand)]
 pub enum NewsSubcommand {
-    /// Fetch one source's headlines for the tickers and days into DIR/<source>/YYYY-MM.parquet
+    /// Fetch each source's headlines (--source sec,polygon) for the tickers and days into DIR/<source>/YYYY-MM.parquet
     /// and DIR/headlines.parquet (what `join --headlines` reads); a rerun asks only for what is new.
-    Fetch(NewsFetchCmd),
+    Fetch(Box<NewsFetchCmd>),
     /// Per source and ticker in DIR (a `news fetch --out` folder): the days asked, the rows
     /// stored, and the gaps (not available to this key, unknown) with why.
     Status {
@@ -1014,43 +1014,14 @@ pub enum NewsSubcommand {
 
 #[derive(Args)]
 pub struct NewsFetchCmd {
-    /// sec (free, no key), alpaca, finnhub, polygon (massive) or tiingo.
-    #[arg(long)]
-    source: signalkit::news::Source,
-    /// Vendor symbols: AAPL,MSFT, or a file (one per line, or CSV/parquet with a ticker column).
-    #[arg(long)]
-    tickers: String,
-    /// First day (UTC), YYYY-MM-DD.
-    #[arg(long)]
-    from: chrono::NaiveDate,
-    /// Last day (UTC), YYYY-MM-DD, inclusive [default: today].
-    #[arg(long)]
-    to: Option<chrono::NaiveDate>,
-    /// Output folder (kept between runs: it holds the fetch state).
-    #[arg(long)]
-    out: PathBuf,
+    #[command(flatten)]
+    news: signalkit::news::NewsConfig,
     /// CSV mapping vendor symbols to Numerai tickers (columns ticker,bloomberg_ticker), as for join.
     #[arg(long)]
     ticker_map: Option<PathBuf>,
     /// Suffix that turns a symbol into a Numerai ticker when no map is given, as for join.
     #[arg(long, default_value = signalkit::data::tickers::DEFAULT_SUFFIX)]
     ticker_suffix: String,
-    /// Credentials file (KEY = value lines, mode 600) [default: ~/.signalkit/credentials];
-    /// environment variables win over it.
-    #[arg(long)]
-    credentials: Option<PathBuf>,
-    /// Requests a minute, above 0 and at most 60000 [default: the source's free-plan limit].
-    #[arg(long)]
-    rate: Option<PerMinute>,
-    /// SEC forms to keep, comma-separated, or "all" [default: 8-K,8-K/A,10-K,10-K/A,10-Q,10-Q/A,6-K,20-F,40-F].
-    #[arg(long)]
-    forms: Option<String>,
-    /// Another base URL for the source (a proxy or a test server) [env: SIGNALKIT_NEWS_BASE_URL].
-    #[arg(long)]
-    base_url: Option<String>,
-    /// Tries per request (429, 5xx and dropped connections are retried with backoff).
-    #[arg(long, default_value_t = Int::new(5))]
-    max_tries: Int<1, 100>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -1150,34 +1121,16 @@ impl TickersMapCmd {
 }
 
 impl NewsFetchCmd {
-    /// Fetches the headlines and prints the summary.
+    /// Fetches each source's headlines and prints its summary.
     pub fn run(self) -> Result<()> {
-        use signalkit::news::{FetchArgs, Keys, fetch, read_tickers};
         let rule = DataConfig { ticker_map: self.ticker_map, ticker_suffix: self.ticker_suffix, ..Default::default() }
             .ticker_rule()?;
-        let forms = self.forms.map(|f| {
-            if f.trim().eq_ignore_ascii_case("all") {
-                Vec::new()
-            } else {
-                f.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-            }
-        });
-        let args = FetchArgs {
-            source: self.source,
-            tickers: read_tickers(&self.tickers)?,
-            from: self.from,
-            to: self.to.unwrap_or_else(|| chrono::Utc::now().date_naive()),
-            out: self.out,
-            rule,
-            keys: Keys::discover(self.credentials.as_deref(), self.source.key_names())?,
-            base_url: self.base_url,
-            rate_per_minute: self.rate.map(PerMinute::get),
-            retry: signalkit::http::RetryPolicy { max_attempts: self.max_tries.u32(), ..Default::default() },
-            forms,
-            progress: !self.quiet,
-        };
-        let summary = fetch(&args).with_context(|| format!("news fetch from {} failed", self.source.name()))?;
-        println!("{summary}");
+        for &source in self.news.sources()? {
+            let args = self.news.fetch_args(source, rule.clone(), !self.quiet)?;
+            let summary =
+                signalkit::news::fetch(&args).with_context(|| format!("news fetch from {} failed", source.name()))?;
+            println!("{summary}");
+        }
         Ok(())
     }
 }

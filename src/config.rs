@@ -45,6 +45,10 @@ pub struct Config {
     /// and add its answers to the features (absent: no answers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ask: Option<AskConfig>,
+    /// Fetch news from the vendors into a store before the join, which then reads the store's
+    /// headlines (absent: `[data] headlines` is read as it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub news: Option<crate::news::NewsConfig>,
 }
 
 /// The default checkpoint of `encode`, `finetune` and `[encode]` (the sample run sets the tiny
@@ -550,6 +554,9 @@ impl Config {
             a.names = a.names.as_deref().map(abs);
             a.model = abs_model(&a.model);
         }
+        if let (Some(n), Ok(cwd)) = (c.news.as_mut(), std::env::current_dir()) {
+            n.from_folder(&cwd);
+        }
         c
     }
 
@@ -587,6 +594,13 @@ impl Config {
                 fix(n);
             }
             local(&mut ask.model);
+        }
+        if let Some(news) = cfg.news.as_mut() {
+            news.from_folder(&base);
+            let given =
+                toml::from_str::<toml::Table>(&text).ok().and_then(|t| t.get("data")?.get("headlines").cloned());
+            let given = given.and(Some(cfg.data.headlines.clone()));
+            cfg.data.headlines = news.data_headlines(given.as_deref(), path)?;
         }
         Ok(cfg)
     }

@@ -1,4 +1,4 @@
-//! `signalkit run`: join → encode (→ ask) → features → train → evaluate → importance, every
+//! `signalkit run`: (news →) join → encode (→ ask) → features → train → evaluate → importance, every
 //! stage's output kept in one run folder.
 
 use std::path::PathBuf;
@@ -47,6 +47,11 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         stages.push(line);
     };
 
+    if let Some(news) = &cfg.news {
+        let t = Instant::now();
+        let fetched = crate::news::run_stage(news, &cfg.data.ticker_rule()?, &cfg.data.headlines)?;
+        log(format!("[0/6] news ({:.1}s): {fetched}", t.elapsed().as_secs_f64()));
+    }
     let t = Instant::now();
     let rows = out.join("rows.parquet");
     let joined = join_files(&cfg.data.join_args(&cfg.join, rows.clone())?)?;

@@ -775,6 +775,146 @@ fn polygon_plan_limit_skips_that_ticker_records_why_and_the_rest_are_fetched() {
     assert!(!e.contains("wrongKEY"), "{e}");
 }
 
+/// A proxy serving Polygon under `/px` and Alpaca under `/alp` (one loopback host), over the
+/// sample universe's days: Polygon's ROS news in three pages whose `next_url`s name the vendors'
+/// hosts (as Polygon's documented example does), OLD refused with Polygon's documented plan-limit
+/// 403; Alpaca's SOL news in two pages (`next_page_token`).
+fn run_proxy() -> Mock {
+    serve("/none", |req, _| {
+        let art = polygon_article;
+        if let Some(rest) = req.path.strip_prefix("/px") {
+            if rest != "/v2/reference/news"
+                || req.headers.get("authorization").map(String::as_str) != Some("Bearer pgKEY456")
+            {
+                return (401, vec![], r#"{"status":"ERROR","request_id":"x","error":"Unknown API Key"}"#.into());
+            }
+            return match (req.query.get("ticker").map(String::as_str), req.query.get("cursor").map(String::as_str)) {
+                (Some("OLD"), _) => (403, vec![], POLYGON_PLAN_403.into()),
+                (Some("ROS"), None) => {
+                    ok(json!({"results": [art("r1", "2019-01-08T10:00:00Z", &["ROS"])], "status": "OK",
+                    "next_url": "https://api.polygon.io:443/v2/reference/news?cursor=r2"}))
+                }
+                (_, Some("r2")) => ok(json!({"results": [art("r2", "2019-01-15T10:00:00Z", &["ROS"])], "status": "OK",
+                    "next_url": "https://api.massive.com/v2/reference/news?cursor=r3"})),
+                (_, Some("r3")) => {
+                    ok(json!({"results": [art("r3", "2019-02-05T10:00:00Z", &["ROS"])], "status": "OK"}))
+                }
+                _ => ok(json!({"results": [], "status": "OK"})),
+            };
+        }
+        if req.path != "/alp/v1beta1/news" || req.headers.get("apca-api-key-id").map(String::as_str) != Some(ALPACA_KEY)
+        {
+            return (401, vec![], r#"{"message":"forbidden"}"#.into());
+        }
+        let a = |id, t: &str, h: &str| alpaca_article(id, t, t, &["SOL"], h);
+        let page = |news: Vec<Value>, next: Option<&str>| ok(json!({"news": news, "next_page_token": next}));
+        match (req.query.get("symbols").map(String::as_str), req.query.get("page_token").map(String::as_str)) {
+            (Some("SOL"), None) => page(vec![a(71, "2019-01-09T14:00:00Z", "Solent wins a contract")], Some("s2")),
+            (_, Some("s2")) => page(vec![a(72, "2019-01-22T14:00:00Z", "Solent raises guidance")], None),
+            _ => page(vec![], None),
+        }
+    })
+}
+
+/// A run config over the bundled sample with `[news]` from the proxy (a small model: the test is
+/// about the news stage).
+fn news_run_config(dir: &Path, proxy: &Mock, extra_data: &str) -> std::path::PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = format!(
+        r#"out = "run"
+[data]
+targets = "{targets}"
+{extra_data}
+[encode]
+model = "{model}"
+store = "store"
+[train.params]
+num_iterations = 20
+[news]
+sources = ["polygon", "alpaca"]
+tickers = "tickers.txt"
+from = 2019-01-01
+to = "2019-03-31"
+store = "news"
+base_url = ["polygon={url}/px/", "alpaca={url}/alp"]
+rate = 6000
+key_env = "POLYGON_API_KEY=CI_POLYGON"
+"#,
+        targets = repo.join("data/sample/targets.csv").display(),
+        model = repo.join("data/fixtures/tiny-finbert").display(),
+        url = proxy.url,
+    );
+    write(dir, "tickers.txt", "ROS\nSOL\nOLD\n");
+    write(dir, "run.toml", &text)
+}
+
+#[test]
+fn run_with_news_fetches_every_page_behind_a_proxy_joins_them_and_names_the_gap() {
+    let proxy = run_proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let config = news_run_config(dir.path(), &proxy, "");
+    let o = signalkit(["run", "--config"])
+        .arg(&config)
+        .env("HOME", dir.path())
+        .env_remove("POLYGON_API_KEY")
+        .env("CI_POLYGON", "pgKEY456")
+        .env("APCA_API_KEY_ID", ALPACA_KEY)
+        .env("APCA_API_SECRET_KEY", ALPACA_SECRET)
+        .env_remove("SIGNALKIT_NEWS_BASE_URL")
+        .run();
+    let text = o.text();
+    assert!(o.status.success(), "{text}");
+    assert!(!text.contains("pgKEY456") && !text.contains(ALPACA_SECRET), "a key leaked:\n{text}");
+    // Every page of both sources, through the proxy's prefixes, with the keys.
+    let reqs = proxy.requests();
+    let cursors: Vec<&str> = reqs.iter().filter_map(|r| r.query.get("cursor").map(String::as_str)).collect();
+    assert_eq!(cursors, ["r2", "r3"], "Polygon's pages 2 and 3 came through the proxy");
+    assert!(reqs.iter().any(|r| r.query.get("page_token").is_some_and(|t| t == "s2")), "Alpaca's page 2");
+    assert!(reqs.iter().all(|r| r.path == "/px/v2/reference/news" || r.path == "/alp/v1beta1/news"), "{reqs:?}");
+    let news = dir.path().join("news/headlines.parquet");
+    let mut ids: Vec<String> = rows_of(&news).into_iter().map(|r| r.2).collect();
+    ids.sort();
+    assert_eq!(ids, ["71", "72", "r1", "r2", "r3"], "{text}");
+    // The stage line, and the plan limit named at the end of the stage (not silent).
+    let stage =
+        text.lines().find(|l| l.starts_with("[0/6] news (")).unwrap_or_else(|| panic!("no stage line:\n{text}"));
+    assert!(stage.contains("polygon 3 new") && stage.contains("alpaca 2 new") && stage.contains("1 gap(s)"), "{stage}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("polygon OLD gap 2019-01-01..2019-03-31 not available to this key")
+                && l.contains("Your plan doesn't include this data timeframe")),
+        "{text}"
+    );
+    // The join read the fetched headlines: ROS US on 2019-01-25 sees Polygon's page 2, SOL US on 2019-02-01 Alpaca's page 2.
+    let df = read_parquet(&dir.path().join("run/rows.parquet"));
+    let (t, h, f) = (strs(&df, "bloomberg_ticker"), strs(&df, "headline"), df.column("friday_date").unwrap().clone());
+    let row = |tick: &str, day: &str| {
+        (0..df.height()).find(|&i| t[i].as_deref() == Some(tick) && f.get(i).unwrap().to_string() == day).unwrap()
+    };
+    assert_eq!(h[row("ROS US", "20190125")].as_deref(), Some("title r2"));
+    assert_eq!(h[row("SOL US", "20190201")].as_deref(), Some("Solent raises guidance"));
+    // The run folder's config runs again: its headlines are the store's.
+    let saved = signalkit::config::Config::read(&dir.path().join("run/config.toml")).unwrap();
+    assert_eq!(saved.data.headlines, std::path::absolute(&news).unwrap());
+}
+
+#[test]
+fn a_run_config_with_both_data_headlines_and_news_is_refused_naming_both() {
+    let proxy = run_proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let config = news_run_config(dir.path(), &proxy, "headlines = \"mine.csv\"");
+    let e = signalkit::config::Config::read(&config).unwrap_err().to_string();
+    assert!(e.contains("[data] headlines") && e.contains("mine.csv") && e.contains("[news]"), "{e}");
+    assert!(e.contains("remove [data] headlines") && e.contains(&config.display().to_string()), "{e}");
+    // Without [data] headlines, the join reads the store's file.
+    let config = news_run_config(dir.path(), &proxy, "");
+    let cfg = signalkit::config::Config::read(&config).unwrap();
+    assert_eq!(cfg.data.headlines, dir.path().join("news/headlines.parquet"));
+    let news = cfg.news.as_ref().unwrap();
+    assert_eq!(news.tickers, dir.path().join("tickers.txt").display().to_string(), "the file beside the config");
+    assert!(proxy.requests().is_empty(), "reading a config asks nobody");
+}
+
 #[test]
 fn tiingo_pages_by_offset_and_stamps_crawl_date() {
     // 2300 articles six hours apart from 2024-01-01 (three pages of 1000), each crawled an hour
@@ -1346,4 +1486,160 @@ fn tickers_map_of_a_universe_keyed_by_composite_figi_alone_maps_to_the_figi() {
     assert!(o.text().contains("MSFT: OpenFIGI gives MSFT US (composite FIGI BBG000BPH459), not in the universe"));
     let uni: HashMap<&str, u32> = [("BBG000B9XRY4", 7)].into_iter().collect();
     assert_eq!(TickerRule::from_map_file(&out).unwrap().resolve("aapl", &uni), Some(7));
+}
+
+#[test]
+fn tickers_map_sec_404_is_not_retried_and_its_403_throttle_is_waited_out() {
+    use signalkit::news::figi::{MapArgs, map_tickers};
+    // SEC's company_tickers.json behind a proxy: first a 404 (a wrong proxy path: asking again
+    // cannot help), then SEC's throttle page ("Request Rate Threshold Exceeded", SEC "Accessing
+    // EDGAR Data") twice, without Retry-After, before the file.
+    let refusals = Arc::new(AtomicUsize::new(0));
+    let (missing, seen) = (Arc::new(std::sync::atomic::AtomicBool::new(true)), refusals.clone());
+    let gone = missing.clone();
+    let figi = figi_mock(false);
+    let target = figi.url.clone();
+    let sec = mock::serve(move |req, _, _| {
+        if req.path == "/files/company_tickers.json" {
+            if gone.load(Ordering::SeqCst) {
+                return mock::Reply::Text(404, "<html>Not Found</html>".into());
+            }
+            if seen.fetch_add(1, Ordering::SeqCst) < 2 {
+                return mock::Reply::Text(403, "<html><h1>Request Rate Threshold Exceeded</h1></html>".into());
+            }
+        }
+        let client = reqwest::blocking::Client::new();
+        let r = client
+            .request(reqwest::Method::from_bytes(req.method.as_bytes()).unwrap(), format!("{target}{}", req.path))
+            .header("User-Agent", req.headers.get("user-agent").cloned().unwrap_or_default())
+            .header("Content-Type", "application/json")
+            .body(req.body.clone())
+            .send()
+            .unwrap();
+        mock::Reply::Text(r.status().as_u16(), r.text().unwrap())
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let args = MapArgs {
+        universe: figi_universe(dir.path()),
+        out: dir.path().join("map.csv"),
+        tickers: Some(vec!["AAPL".into()]),
+        exch_code: "US".into(),
+        keys: Keys::from_pairs(&[("SEC_USER_AGENT", "Jane Doe jane@example.com")]),
+        base_url: Some(sec.url.clone()),
+        rate_per_minute: Some(6000.0),
+        retry: RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(1),
+        },
+        sec: true,
+    };
+    let asked = |m: &mock::Mock| m.requests().iter().filter(|r| r.path == "/files/company_tickers.json").count();
+    let e = map_tickers(&args).unwrap_err().to_string();
+    assert!(e.contains("404") && e.contains("company_tickers.json"), "{e}");
+    assert_eq!(asked(&sec), 1, "a 404 is not asked again: {e}");
+    missing.store(false, Ordering::SeqCst);
+    let t0 = Instant::now();
+    let s = map_tickers(&args).unwrap();
+    assert_eq!(asked(&sec), 4, "two throttled answers, then the file: {s}");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "each throttle waited the longest wait allowed: {:?}",
+        t0.elapsed()
+    );
+    let map = std::fs::read_to_string(dir.path().join("map.csv")).unwrap();
+    assert!(map.contains("AAPL,AAPL US,BBG000B9XRY4,US,Apple Inc.,320193"), "{map}");
+}
+
+/// A reverse proxy serving `inner` under `/gw` (as `--base-url http://proxy/gw` would reach a
+/// vendor): strips the prefix, forwards method, headers and body, and answers 404 outside it.
+fn prefix_proxy(inner: String) -> mock::Mock {
+    mock::serve(move |req, _, _| {
+        let Some(rest) = req.path.strip_prefix("/gw/") else {
+            return mock::Reply::Text(404, "outside the proxy's prefix".into());
+        };
+        let client = reqwest::blocking::Client::new();
+        let method = reqwest::Method::from_bytes(req.method.as_bytes()).unwrap();
+        let mut r = client.request(method, format!("{inner}/{rest}"));
+        for (k, v) in &req.headers {
+            if !matches!(k.as_str(), "host" | "content-length" | "connection" | "accept-encoding") {
+                r = r.header(k, v);
+            }
+        }
+        let resp = r.body(req.body.clone()).send().unwrap();
+        let status = resp.status().as_u16();
+        let keep: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter(|(k, _)| *k == "retry-after" || *k == "content-type")
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        mock::Reply::Full(status, keep, resp.bytes().unwrap().to_vec())
+    })
+}
+
+/// A source, its mock, its keys and the last day to fetch.
+type Case<'a> = (Source, &'a Mock, &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn every_source_fetches_every_page_behind_a_proxy_under_a_path() {
+    // Polygon's cursor URLs behind a path: a_cursor_url_keeps_the_base_urls_path_prefix and the
+    // run test. Here the other four, each with more than one page, direct and behind `/gw`.
+    let finnhub = serve("/none", |req, _| {
+        let from = day(&req.query["from"]);
+        let v: Vec<Value> = [(201, "2024-01-03T13:00:00Z"), (202, "2024-01-20T08:00:00Z")]
+            .iter()
+            .filter(|(_, t)| (from..from + chrono::Duration::days(7)).contains(&day(&t[..10])))
+            .map(|(id, t)| json!({"category": "company", "datetime": us(t) / 1_000_000, "headline": format!("story {id}"),
+                "id": id, "image": "", "related": "AAPL", "source": "Reuters", "summary": "", "url": format!("https://example.com/{id}")}))
+            .collect();
+        ok(Value::Array(v))
+    });
+    let tiingo = serve("/none", |req, _| {
+        let (off, lim): (usize, usize) = (req.query["offset"].parse().unwrap(), req.query["limit"].parse().unwrap());
+        let f = |i: usize| {
+            chrono::DateTime::from_timestamp_micros(us("2024-01-01T12:00:00Z") + i as i64 * 1_800_000_000)
+                .unwrap()
+                .to_rfc3339()
+        };
+        let arts: Vec<Value> = (off..(off + lim).min(1500))
+            .map(|i| json!({"id": 9000 + i, "title": format!("t{i}"), "url": format!("https://example.com/t{i}"),
+                "description": "", "publishedDate": f(i), "crawlDate": f(i), "source": "example.com", "tags": [], "tickers": ["aapl"]}))
+            .collect();
+        ok(Value::Array(arts))
+    });
+    let (sec, alpaca) = (sec_mock(), alpaca_mock(false));
+    let cases: [Case; 4] = [
+        (Source::Sec, &sec, &[("SEC_USER_AGENT", "Jane Doe jane@example.com")], "2024-02-14"),
+        (
+            Source::Alpaca,
+            &alpaca,
+            &[("APCA_API_KEY_ID", ALPACA_KEY), ("APCA_API_SECRET_KEY", ALPACA_SECRET)],
+            "2024-02-14",
+        ),
+        (Source::Finnhub, &finnhub, &[("FINNHUB_API_KEY", "fhKEY123")], "2024-01-31"),
+        (Source::Tiingo, &tiingo, &[("TIINGO_API_KEY", "tiKEY789")], "2024-02-14"),
+    ];
+    for (source, inner, keys, to) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = args(source, inner, &dir.path().join("direct"), keys, &["AAPL"], to);
+        fetch(&direct).unwrap();
+        let want = rows_of(&dir.path().join("direct/headlines.parquet"));
+        let pages = inner.requests().len();
+        let proxy = prefix_proxy(inner.url.clone());
+        let mut behind = direct.clone();
+        behind.out = dir.path().join("behind");
+        behind.base_url = Some(format!("{}/gw/", proxy.url));
+        let s = fetch(&behind).unwrap();
+        let got = rows_of(&dir.path().join("behind/headlines.parquet"));
+        assert!(
+            want.len() >= 2 && pages >= 2,
+            "{}: the direct fetch reads several pages ({pages} requests)",
+            source.name()
+        );
+        assert_eq!(got, want, "{}: every page behind the proxy: {s}", source.name());
+        let outside: Vec<String> =
+            proxy.requests().iter().filter(|r| !r.path.starts_with("/gw/")).map(|r| r.path.clone()).collect();
+        assert!(outside.is_empty(), "{}: requests left the proxy's path: {outside:?}", source.name());
+    }
 }

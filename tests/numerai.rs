@@ -1276,6 +1276,7 @@ fn weekly_script_end_to_end_against_the_mock() {
     assert!(out.status.success(), "weekly.sh with NEWS_SOURCE failed:\n{}", out.text());
     let log = std::fs::read_to_string(work.join("2026-W52/weekly.log")).unwrap();
     assert!(log.contains("signalkit news fetch --source sec") && log.contains("already covered"), "{log}");
+    assert!(log.contains(&format!("sec: {} ticker(s), 0 gap(s)", symbols.len())), "the gaps are logged: {log}");
     assert!(log.contains("100.0% with a headline") && log.contains("DRY_RUN=1"), "{log}");
     assert_eq!((puts(), server.count()), (uploads, 2));
 }

@@ -20,13 +20,15 @@
 #   HEADLINES_DIR  folder with the headlines of the look-back window (30 days by default):
 #                  one CSV/Parquet/JSONL file, or several CSV files with the same header
 #                  (required unless NEWS_SOURCE is set)
-#   NEWS_SOURCE    fetch the headlines instead: `signalkit news fetch` from these sources,
-#                  comma-separated (sec, alpaca, finnhub, polygon, tiingo); HEADLINES_DIR is then unused
+#   NEWS_SOURCE    fetch the headlines instead: `signalkit news fetch --source` with these sources,
+#                  comma-separated (sec, alpaca, finnhub, polygon, tiingo), the same settings as
+#                  [news] in a run config; HEADLINES_DIR is then unused; the gaps left are logged
 #   NEWS_TICKERS   the symbols to fetch: a file (one per line, or CSV with a ticker column) or
 #                  AAPL,MSFT                                      (required with NEWS_SOURCE)
 #   NEWS_DIR       news folder kept between weeks (fetch state, monthly partitions)  [~/.signalkit/news]
 #   NEWS_DAYS      days back from today to fetch (only what the state lacks is asked)  [35]
-#   NEWS_OPTS      extra options for `signalkit news fetch`, e.g. "--ticker-map map.csv --rate 100";
+#   NEWS_OPTS      extra options for `signalkit news fetch`, e.g. "--ticker-map map.csv --rate 100"
+#                  or "--base-url polygon=https://proxy/polygon" (a proxy for one source);
 #                  keys come from the environment (SEC_USER_AGENT, APCA_API_KEY_ID, ...) or
 #                  ~/.signalkit/credentials (mode 600)
 #   STORE          encoder store folder, kept between weeks      [~/.signalkit/store]
@@ -178,11 +180,14 @@ fi
 if [[ -n $NEWS_SOURCE ]]; then
     from=$(date -u -d "-$NEWS_DAYS days" +%F)
     to=$(date -u +%F)
-    IFS=',' read -r -a sources <<<"$NEWS_SOURCE"
-    for src in "${sources[@]}"; do
-        # shellcheck disable=SC2086  # NEWS_OPTS is an option list
-        sk news fetch --source "$src" --tickers "$NEWS_TICKERS" --from "$from" --to "$to" --out "$NEWS_DIR" --quiet $NEWS_OPTS
-    done
+    # Every source in one call (as [news] in `signalkit run` fetches them); each resumes from its
+    # state.json, so only the days it lacks are asked.
+    # shellcheck disable=SC2086  # NEWS_OPTS is an option list
+    sk news fetch --source "$NEWS_SOURCE" --tickers "$NEWS_TICKERS" --from "$from" --to "$to" --out "$NEWS_DIR" --quiet $NEWS_OPTS
+    # The days still not covered (a plan limit, a symbol a vendor does not know), with why.
+    STEP="signalkit news status $NEWS_DIR"
+    status=$("$SIGNALKIT" news status "$NEWS_DIR")
+    grep -E '^[a-z]+: |^ +gap ' <<<"$status" || true
     HEADLINES="$NEWS_DIR/headlines.parquet"
     log "headlines: $HEADLINES (fetched from $NEWS_SOURCE, $from to $to)"
 else

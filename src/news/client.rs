@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
+use reqwest::blocking::RequestBuilder;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
@@ -42,6 +43,8 @@ pub struct Speaker {
     pub keys: &'static [&'static str],
     /// Its reading of a 401 or 403.
     pub refusal: fn(u16, &str) -> Refusal,
+    /// What a rerun after giving up does, in parentheses (ends the give-up message).
+    pub resume: &'static str,
 }
 
 /// A token bucket: `rate` requests per second on average, bursts of up to `burst`.
@@ -134,22 +137,39 @@ impl NewsHttp {
         self.denied.borrow_mut().take()
     }
 
-    /// GETs `url` and parses its JSON body, retrying transient failures and throttles; `headers_too`
-    /// says whether the key headers go with it (never to another host than the source's).
+    /// GETs `url` and parses its JSON body ([`NewsHttp::send_json`]).
     pub fn get_json(&self, url: &Url, headers_too: bool) -> Result<Value> {
+        self.send_json(self.http.get(url.clone()), headers_too)
+    }
+
+    /// POSTs `body` as JSON to `url` and parses the JSON answer ([`NewsHttp::send_json`]).
+    pub fn post_json(&self, url: &Url, body: &Value, headers_too: bool) -> Result<Value> {
+        let req = self.http.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json");
+        self.send_json(req.body(body.to_string()), headers_too)
+    }
+
+    /// Sends `req` (a GET or a POST of this client, its body in memory) and parses its JSON
+    /// answer: one request per token of the bucket, transient failures (timeouts, 429, 5xx) and
+    /// throttles retried with backoff or the wait the server asked for, refusals read the
+    /// speaker's way, and every message scrubbed of the keys. `headers_too` says whether the key
+    /// headers go with it (never to another host than the source's).
+    pub fn send_json(&self, req: RequestBuilder, headers_too: bool) -> Result<Value> {
+        let probe = req.try_clone().and_then(|r| r.build().ok()).ok_or_else(|| {
+            Error::News(format!("{}: a request that cannot be repeated (a streamed body)", self.who.name))
+        })?;
+        let shown = format!("{} {}", probe.method(), self.scrub(probe.url().to_string()));
         let tries = self.retry.max_attempts.max(1);
-        let shown = self.scrub(url.to_string());
         for n in 1.. {
             std::thread::sleep(self.bucket.borrow_mut().take());
             self.requests.set(self.requests.get() + 1);
             // Compressed answers, as SEC's fair-access page asks; `body_text` decodes them.
-            let mut req = self.http.get(url.clone()).header(reqwest::header::ACCEPT_ENCODING, "gzip");
+            let mut one = req.try_clone().expect("cloned above").header(reqwest::header::ACCEPT_ENCODING, "gzip");
             if headers_too {
-                req = req.headers(self.headers.clone());
+                one = one.headers(self.headers.clone());
             }
-            let (why, after) = match req.send() {
+            let (why, after) = match one.send() {
                 Err(e) if retryable(&e) => (self.scrub(error_chain(&e)), None),
-                Err(e) => return Err(Error::News(format!("GET {shown}: {}", self.scrub(error_chain(&e))))),
+                Err(e) => return Err(Error::News(format!("{shown}: {}", self.scrub(error_chain(&e))))),
                 Ok(resp) => match transient(&resp) {
                     Some(after) => (format!("HTTP {}", resp.status()), after),
                     None => match self.answer(&shown, resp)? {
@@ -160,22 +180,11 @@ impl NewsHttp {
                 },
             };
             if n >= tries {
-                let hint = if why.contains("(throttled)") {
-                    format!(
-                        " (a throttle can last about ten minutes; if it persists, check {})",
-                        self.who.keys.join(" and ")
-                    )
-                } else {
-                    String::new()
-                };
-                return Err(Error::News(format!(
-                    "GET {shown}: {why} (gave up after {tries} tries); {} may be down or rate-limiting you — run again later{hint} (the fetch resumes where it stopped)",
-                    self.who.name
-                )));
+                return Err(self.gave_up(&shown, &why, tries));
             }
             let wait = self.retry.wait(n, after);
             if self.log_retries {
-                eprintln!("news: GET {shown}: {why}; retry {n}/{} in {:.1}s", tries - 1, wait.as_secs_f64());
+                eprintln!("{}: {shown}: {why}; retry {n}/{} in {:.1}s", self.who.name, tries - 1, wait.as_secs_f64());
             }
             self.retries.set(self.retries.get() + 1);
             std::thread::sleep(wait);
@@ -183,35 +192,48 @@ impl NewsHttp {
         unreachable!("the loop returns")
     }
 
+    /// The error after the last try: the vendor may be down or throttling; what to do.
+    fn gave_up(&self, shown: &str, why: &str, tries: u32) -> Error {
+        let hint = if why.contains("(throttled)") {
+            format!(" (a throttle can last about ten minutes; if it persists, check {})", self.who.keys.join(" and "))
+        } else {
+            String::new()
+        };
+        Error::News(format!(
+            "{shown}: {why} (gave up after {tries} tries); {} may be down or rate-limiting you — run again later{hint} {}",
+            self.who.name, self.who.resume
+        ))
+    }
+
     /// A final answer: its JSON, a throttle to wait out, or an error (a refusal read the vendor's way).
     fn answer(&self, shown: &str, resp: reqwest::blocking::Response) -> Result<Answer> {
         let status = resp.status();
         let after = asked_wait(resp.headers());
-        let text = self.scrub(body_text(resp).map_err(|e| Error::News(format!("GET {shown}: reading the body: {e}")))?);
+        let text = self.scrub(body_text(resp).map_err(|e| Error::News(format!("{shown}: reading the body: {e}")))?);
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return self.refused(shown, status, &text, after);
         }
         if !status.is_success() {
-            return Err(Error::News(format!("GET {shown}: HTTP {status}: {}", snippet(&text))));
+            return Err(Error::News(format!("{shown}: HTTP {status}: {}", snippet(&text))));
         }
         serde_json::from_str(&text)
             .map(Answer::Json)
-            .map_err(|e| Error::News(format!("GET {shown}: the answer is not JSON ({e}): {}", snippet(&text))))
+            .map_err(|e| Error::News(format!("{shown}: the answer is not JSON ({e}): {}", snippet(&text))))
     }
 
     /// A 401 or 403, read the vendor's way.
     fn refused(&self, shown: &str, status: reqwest::StatusCode, text: &str, after: Option<Duration>) -> Result<Answer> {
-        let Speaker { name, keys, refusal } = self.who;
+        let Speaker { name, keys, refusal, .. } = self.who;
         let said = snippet(text);
         match refusal(status.as_u16(), text) {
             Refusal::Throttle => Ok(Answer::Throttled(format!("HTTP {status} (throttled): {said}"), after)),
             Refusal::PlanLimit => {
                 let why = format!("HTTP {status} from {name}: {said}");
                 *self.denied.borrow_mut() = Some(why.clone());
-                Err(Error::News(format!("GET {shown}: {why}")))
+                Err(Error::News(format!("{shown}: {why}")))
             }
             Refusal::BadKey => Err(Error::News(format!(
-                "GET {shown}: HTTP {status}: {name} refused the key ({said}); check {} (environment variable, ~/.signalkit/credentials or the file given with --credentials) and your plan's access",
+                "{shown}: HTTP {status}: {name} refused the key ({said}); check {} (environment variable, ~/.signalkit/credentials or the file given with --credentials) and your plan's access",
                 keys.join(" and ")
             ))),
         }

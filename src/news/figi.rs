@@ -19,20 +19,17 @@
 //! the universe has `composite_figi`, else by `ticker exchCode` (`BRK/B US`) against the
 //! universe's ticker column.
 
+use reqwest::Url;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use reqwest::Url;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
-use serde_json::{Value, json};
 
 use super::Keys;
-use super::client::{TokenBucket, endpoint};
+use super::client::{NewsHttp, Speaker, endpoint, key_refused};
 use crate::data::atomic::{write_atomic, write_bytes_atomic};
 use crate::data::{find_column, missing_column, read_table, str_values};
 use crate::error::{Error, Result};
-use crate::http::{RetryPolicy, asked_wait, blocking_client, error_chain, retryable, transient};
+use crate::http::RetryPolicy;
 
 /// OpenFIGI's API host.
 pub const DEFAULT_BASE: &str = "https://api.openfigi.com";
@@ -230,8 +227,8 @@ pub fn map_tickers(args: &MapArgs) -> Result<MapSummary> {
             }
             write_cache(&summary.cache_file, &cache)?;
         }
-        summary.requests = client.requests.get();
-        summary.retries = client.retries.get();
+        summary.requests = client.http.requests.get();
+        summary.retries = client.http.retries.get();
     }
 
     let sec = if args.sec { Some(sec_companies(args)?) } else { None };
@@ -383,140 +380,79 @@ fn csv_cell(c: &str) -> String {
     if c.contains([',', '"', '\n', '\r']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.to_string() }
 }
 
-/// OpenFIGI's mapping endpoint: rate-limited, retrying.
-struct Figi {
-    http: reqwest::blocking::Client,
-    url: Url,
-    key: Option<String>,
-    bucket: std::cell::RefCell<TokenBucket>,
-    retry: RetryPolicy,
-    requests: std::cell::Cell<u64>,
-    retries: std::cell::Cell<u64>,
-}
-
 fn base_of(args: &MapArgs, default: &str) -> Result<Url> {
     let b = args.base_url.as_deref().unwrap_or(default);
     Url::parse(b)
         .map_err(|e| Error::Config(format!("--base-url {b}: not a URL ({e}); give e.g. http://127.0.0.1:8080")))
 }
 
+/// OpenFIGI's mapping endpoint through [`NewsHttp`] (its token bucket, retries and scrubbing).
+struct Figi {
+    http: NewsHttp,
+    url: Url,
+}
+
+/// OpenFIGI to [`NewsHttp`]: a refused key names [`KEY_ENV`]; the cache keeps what was answered.
+const OPENFIGI: Speaker = Speaker {
+    name: "OpenFIGI",
+    keys: &[KEY_ENV],
+    refusal: key_refused,
+    resume: "(answers so far are cached), or set OPENFIGI_API_KEY for higher limits",
+};
+
 impl Figi {
     fn new(args: &MapArgs, key: Option<String>, per_minute: f64) -> Result<Self> {
         let base = base_of(args, DEFAULT_BASE)?;
         let url = endpoint(&base, "/v3/mapping", &[]);
-        let http = blocking_client(&url, Duration::from_secs(60), concat!("signalkit/", env!("CARGO_PKG_VERSION")))?;
-        Ok(Figi {
-            http,
-            url,
-            key,
-            bucket: std::cell::RefCell::new(TokenBucket::new(per_minute, 1)),
-            retry: args.retry,
-            requests: Default::default(),
-            retries: Default::default(),
-        })
+        let headers: Vec<(&str, String, bool)> = key.into_iter().map(|k| (KEY_HEADER, k, true)).collect();
+        let agent = concat!("signalkit/", env!("CARGO_PKG_VERSION"));
+        Ok(Figi { http: NewsHttp::new(OPENFIGI, &base, agent, &headers, per_minute, args.retry)?, url })
     }
 
     /// One POST of `jobs`: the answers, one per job, in order.
     fn map(&self, jobs: &[Value]) -> Result<Vec<Value>> {
-        let tries = self.retry.max_attempts.max(1);
-        let body = Value::Array(jobs.to_vec()).to_string();
-        let scrub = |m: String| match &self.key {
-            Some(k) if k.len() >= 4 => m.replace(k.as_str(), "<redacted>"),
-            _ => m,
-        };
-        for n in 1.. {
-            std::thread::sleep(self.bucket.borrow_mut().take());
-            self.requests.set(self.requests.get() + 1);
-            let mut req = self.http.post(self.url.clone()).header(CONTENT_TYPE, "application/json").body(body.clone());
-            if let Some(k) = &self.key {
-                let mut v = HeaderValue::from_str(k)
-                    .map_err(|_| Error::Config(format!("{KEY_ENV} is not a valid HTTP header value; check the key")))?;
-                v.set_sensitive(true);
-                req = req.header(KEY_HEADER, v);
+        match self.http.post_json(&self.url, &Value::Array(jobs.to_vec()), true)? {
+            Value::Array(a) if a.len() == jobs.len() => Ok(a),
+            v => {
+                let said: String = v.to_string().chars().take(200).collect();
+                Err(Error::News(format!(
+                    "POST {}: expected an array of {} answers (one per job), got: {said}",
+                    self.url,
+                    jobs.len()
+                )))
             }
-            let (why, after) = match req.send() {
-                Err(e) if retryable(&e) => (scrub(error_chain(&e)), None),
-                Err(e) => return Err(Error::News(format!("POST {}: {}", self.url, scrub(error_chain(&e))))),
-                Ok(resp) => match transient(&resp) {
-                    Some(after) => (format!("HTTP {}", resp.status()), after.or_else(|| asked_wait(resp.headers()))),
-                    None => return self.answer(resp, jobs.len()),
-                },
-            };
-            if n >= tries {
-                return Err(Error::News(format!(
-                    "POST {}: {why} (gave up after {tries} tries); OpenFIGI may be down or rate-limiting you — run again later (answers so far are cached), or set {KEY_ENV} for higher limits",
-                    self.url
-                )));
-            }
-            let wait = self.retry.wait(n, after);
-            eprintln!("tickers map: POST {}: {why}; retry {n}/{} in {:.1}s", self.url, tries - 1, wait.as_secs_f64());
-            self.retries.set(self.retries.get() + 1);
-            std::thread::sleep(wait);
-        }
-        unreachable!("the loop returns")
-    }
-
-    fn answer(&self, resp: reqwest::blocking::Response, jobs: usize) -> Result<Vec<Value>> {
-        let status = resp.status();
-        let text = resp
-            .text()
-            .map_err(|e| Error::News(format!("POST {}: reading the body: {}", self.url, error_chain(&e))))?;
-        let said: String = text.trim().chars().take(200).collect();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(Error::News(format!(
-                "POST {}: HTTP {status}: OpenFIGI refused the key ({said}); check {KEY_ENV} (environment variable, ~/.signalkit/credentials or --credentials), or unset it to map keyless at the lower rate",
-                self.url
-            )));
-        }
-        if !status.is_success() {
-            return Err(Error::News(format!("POST {}: HTTP {status}: {said}", self.url)));
-        }
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::News(format!("POST {}: the answer is not JSON ({e}): {said}", self.url)))?;
-        match v {
-            Value::Array(a) if a.len() == jobs => Ok(a),
-            _ => Err(Error::News(format!(
-                "POST {}: expected an array of {jobs} answers (one per job), got: {said}",
-                self.url
-            ))),
         }
     }
 }
 
-/// SEC's company_tickers.json as ticker (SEC's spelling, `BRK-B`) → (CIK, title).
+/// SEC's company_tickers.json as ticker (SEC's spelling, `BRK-B`) → (CIK, title), through SEC's
+/// [`NewsHttp`]: its 403 is a throttle, waited out; any other refusal (a 404) is not retried.
 fn sec_companies(args: &MapArgs) -> Result<HashMap<String, (u64, String)>> {
     let agent = super::sec::user_agent(&args.keys)?;
+    let base = base_of(args, super::sec::DEFAULT_BASE)?;
     let url = match &args.base_url {
-        Some(_) => endpoint(&base_of(args, super::sec::DEFAULT_BASE)?, "/files/company_tickers.json", &[]),
+        Some(_) => endpoint(&base, "/files/company_tickers.json", &[]),
         None => Url::parse(super::sec::TICKERS_URL).expect("a valid URL"),
     };
-    let http = blocking_client(&url, Duration::from_secs(60), &agent)?;
-    let mut last = String::new();
-    for n in 1..=args.retry.max_attempts.max(1) {
-        match http.get(url.clone()).send() {
-            Ok(r) if r.status().is_success() => {
-                let v: Value = r
-                    .json()
-                    .map_err(|e| Error::News(format!("GET {url}: the answer is not JSON: {}", error_chain(&e))))?;
-                let obj = v.as_object().ok_or_else(|| {
-                    Error::News(format!("GET {url}: expected an object of {{cik_str, ticker, title}}"))
-                })?;
-                return Ok(obj
-                    .values()
-                    .filter_map(|e| {
-                        let t = e.get("ticker")?.as_str()?.trim().to_ascii_uppercase();
-                        Some((t, (e.get("cik_str")?.as_u64()?, e.get("title")?.as_str()?.trim().to_string())))
-                    })
-                    .collect());
-            }
-            Ok(r) => last = format!("HTTP {}", r.status()),
-            Err(e) => last = error_chain(&e),
-        }
-        std::thread::sleep(args.retry.delay(n));
-    }
-    Err(Error::News(format!(
-        "GET {url}: {last}; SEC's company_tickers.json is needed for --sec (SEC blocks for about ten minutes after a rate excess: run again later, or leave out --sec)"
-    )))
+    let sec = &super::sec::ABOUT;
+    let who = Speaker {
+        name: sec.name,
+        keys: sec.keys,
+        refusal: sec.refusal,
+        resume: "(SEC's company_tickers.json is needed for --sec: run again later, or leave out --sec)",
+    };
+    let http = NewsHttp::new(who, &url, &agent, &[], sec.rate, args.retry)?;
+    let v = http.get_json(&url, false)?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::News(format!("GET {url}: expected an object of {{cik_str, ticker, title}}")))?;
+    Ok(obj
+        .values()
+        .filter_map(|e| {
+            let t = e.get("ticker")?.as_str()?.trim().to_ascii_uppercase();
+            Some((t, (e.get("cik_str")?.as_u64()?, e.get("title")?.as_str()?.trim().to_string())))
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -58,6 +58,11 @@ impl Keys {
         Ok(Keys { values, origin: path.display().to_string() })
     }
 
+    /// Sets the key `name` (from another variable the user named).
+    pub fn insert(&mut self, name: &str, value: &str) {
+        self.values.insert(name.to_ascii_uppercase(), value.to_string());
+    }
+
     /// The key `name`, when it is given (for optional keys).
     pub fn get(&self, name: &str) -> Option<String> {
         self.values.get(name).filter(|v| !v.is_empty()).cloned()

@@ -8,6 +8,7 @@
 
 pub mod alpaca;
 pub mod client;
+pub mod config;
 pub mod fields;
 pub mod figi;
 pub mod finnhub;
@@ -28,6 +29,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use reqwest::Url;
 
 pub use client::{NewsHttp, Refusal, TokenBucket};
+pub use config::{NewsConfig, NewsStage, run_stage};
 pub use fields::day_start_us;
 pub use keys::Keys;
 pub use source::{About, Ctx, Sink, Vendor};
@@ -247,7 +249,12 @@ fn add_counts(total: &mut Added, a: Added) {
 /// The client with the vendor's key headers and User-Agent.
 fn connector_client(args: &FetchArgs, vendor: &dyn Vendor, base: &Url) -> Result<NewsHttp> {
     let about = vendor.about();
-    let who = client::Speaker { name: about.name, keys: about.keys, refusal: about.refusal };
+    let who = client::Speaker {
+        name: about.name,
+        keys: about.keys,
+        refusal: about.refusal,
+        resume: "(the fetch resumes where it stopped)",
+    };
     let agent = vendor.user_agent(&args.keys)?;
     let headers: Vec<(&str, String, bool)> =
         vendor.key_headers(&args.keys)?.into_iter().map(|(name, value)| (name, value, true)).collect();

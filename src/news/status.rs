@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::state::{FetchState, GapKind};
+use chrono::NaiveDate;
+
+use super::state::{FetchState, Gap, GapKind};
 use super::store::{month_files, read_rows};
 use crate::error::{Error, Result};
 
@@ -50,12 +52,45 @@ fn report_source(src: &Path, out: &mut String) -> Result<()> {
         let plural = if n == 1 { "" } else { "s" };
         let _ = writeln!(out, "{sym} {}..{} {n} row{plural}{note}", c.from, c.to);
         for g in mine {
-            let kind = match g.kind {
-                GapKind::NotAvailable => "not available to this key",
-                GapKind::Unknown => "unknown to the source",
-            };
-            let _ = writeln!(out, "    gap {}..{} {kind}: {} (asked again by the next fetch)", g.from, g.to, g.why);
+            let _ = writeln!(out, "    {} (asked again by the next fetch)", gap_text(g));
         }
     }
     Ok(())
+}
+
+/// A gap as `gap FROM..TO KIND: WHY`.
+fn gap_text(g: &Gap) -> String {
+    let kind = match g.kind {
+        GapKind::NotAvailable => "not available to this key",
+        GapKind::Unknown => "unknown to the source",
+    };
+    format!("gap {}..{} {kind}: {}", g.from, g.to, g.why)
+}
+
+/// Every day of `from..=to` that the source folder `src` does not cover for `tickers`, one line
+/// each range: `SOURCE SYMBOL gap FROM..TO KIND: WHY`, or `... not asked` for days outside the
+/// state's covered range.
+pub fn gap_lines(src: &Path, tickers: &[String], from: NaiveDate, to: NaiveDate) -> Result<Vec<String>> {
+    let state = FetchState::load(src)?;
+    let name = src.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let mut out = Vec::new();
+    for sym in tickers {
+        let sym = sym.trim().to_ascii_uppercase();
+        match state.tickers.get(&sym) {
+            None => out.push(format!("{name} {sym} gap {from}..{to} not asked yet")),
+            Some(c) => {
+                if c.from > from {
+                    out.push(format!("{name} {sym} gap {from}..{} not asked yet", c.from.pred_opt().unwrap_or(c.from)));
+                }
+                if c.to < to {
+                    out.push(format!("{name} {sym} gap {}..{to} not asked yet", c.to.succ_opt().unwrap_or(c.to)));
+                }
+            }
+        }
+        let mine = state.gaps.get(&sym).map(Vec::as_slice).unwrap_or_default();
+        out.extend(
+            mine.iter().filter(|g| g.to >= from && g.from <= to).map(|g| format!("{name} {sym} {}", gap_text(g))),
+        );
+    }
+    Ok(out)
 }
