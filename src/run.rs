@@ -25,6 +25,9 @@ pub struct RunSummary {
     pub report: EvalReport,
     /// One line per stage, for the log.
     pub stages: Vec<String>,
+    /// With `[numerai]`: the lines the run ends with (payout scores, the signal file, the
+    /// `submit --dry-run` command).
+    pub submission: Vec<String>,
 }
 
 /// Runs every stage from `cfg`, printing one line per stage as it finishes.
@@ -47,9 +50,23 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         stages.push(line);
     };
 
+    let mut data = cfg.data.clone();
+    let numerai = match &cfg.numerai {
+        Some(n) => {
+            let t = Instant::now();
+            let (ds, table, line) = crate::numerai::dataset::prepare(n, &out)?;
+            log(format!("[0/6] {}: {line} ({:.1}s)", n.dataset, t.elapsed().as_secs_f64()));
+            data.targets = table;
+            Some((n, ds))
+        }
+        None => None,
+    };
     let t = Instant::now();
     let rows = out.join("rows.parquet");
-    let joined = join_files(&cfg.data.join_args(&cfg.join, rows.clone())?)?;
+    let joined = join_files(&data.join_args(&cfg.join, rows.clone())?)?;
+    if numerai.is_some() {
+        crate::numerai::dataset::check_join_met(&joined, &data.headlines)?;
+    }
     log(format!("[1/6] join: {joined} ({:.1}s)", t.elapsed().as_secs_f64()));
 
     let mut encode = cfg.encode.clone();
@@ -109,11 +126,19 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     eval.model = scored_by_card.then(|| model_dir.clone());
     eval.features = Some(features.clone());
     eval.benchmark = cfg.evaluate.benchmark.clone();
+    if let Some((_, ds)) = &numerai {
+        ds.score_as_paid(&mut eval);
+    }
     let report = evaluate(&eval)?;
     let report_md = out.join("evaluate/report.md");
     log(format!("[5/6] evaluate: OOS numerai_corr {} → {}", report.summary, report_md.display()));
 
-    let imp = importance(&ImportanceArgs { model: model_dir, features, out: out.join("importance"), top: 20 })?;
+    let imp = importance(&ImportanceArgs {
+        model: model_dir.clone(),
+        features: features.clone(),
+        out: out.join("importance"),
+        top: 20,
+    })?;
     let top: Vec<String> = imp
         .features
         .iter()
@@ -121,5 +146,9 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         .map(|r| format!("{} {}", r.feature, r.mda.mean.map_or("n/a".into(), |m| format!("{m:+.4}"))))
         .collect();
     log(format!("[6/6] importance: top by OOS MDA ({} eras): {}", imp.eras.len(), top.join(", ")));
-    Ok(RunSummary { out, card, report, stages })
+    let submission = match &numerai {
+        Some((n, ds)) => crate::numerai::dataset::finish(n, ds, &report, &model_dir, &features, &out)?,
+        None => Vec::new(),
+    };
+    Ok(RunSummary { out, card, report, stages, submission })
 }
