@@ -65,7 +65,8 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     let rows = out.join("rows.parquet");
     let joined = join_files(&data.join_args(&cfg.join, rows.clone())?)?;
     if numerai.is_some() {
-        crate::numerai::dataset::check_join_met(&joined, &data.headlines)?;
+        let (h, with, unknown) = (joined.headlines, joined.rows_with_headline, joined.unknown_ticker);
+        crate::numerai::dataset::check_join_met(&data.headlines, h, with, unknown)?;
     }
     log(format!("[1/6] join: {joined} ({:.1}s)", t.elapsed().as_secs_f64()));
 
@@ -127,7 +128,8 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     eval.features = Some(features.clone());
     eval.benchmark = cfg.evaluate.benchmark.clone();
     if let Some((_, ds)) = &numerai {
-        ds.score_as_paid(&mut eval);
+        // Payout scores on the validation eras, and as Numerai pays over each era's universe.
+        (eval.neutralizers, eval.sample_weights) = (Some(ds.neutralizers.clone()), Some(ds.sample_weights.clone()));
     }
     let report = evaluate(&eval)?;
     let report_md = out.join("evaluate/report.md");
@@ -147,8 +149,33 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         .collect();
     log(format!("[6/6] importance: top by OOS MDA ({} eras): {}", imp.eras.len(), top.join(", ")));
     let submission = match &numerai {
-        Some((n, ds)) => crate::numerai::dataset::finish(n, ds, &report, &model_dir, &features, &out)?,
+        Some((n, ds)) => live_signal(n, ds, &report, &model_dir, &features, &out)?,
         None => Vec::new(),
     };
     Ok(RunSummary { out, card, report, stages, submission })
+}
+
+/// `[numerai]`'s last stage: the live rows predicted into `RUN/signal.csv`, checked; returns the
+/// lines the run ends with (payout scores, the signal file, the `submit --dry-run` command).
+fn live_signal(
+    n: &crate::numerai::dataset::NumeraiConfig,
+    ds: &crate::numerai::dataset::Dataset,
+    report: &EvalReport,
+    model: &std::path::Path,
+    features: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<Vec<String>> {
+    let signal = out.join("signal.csv");
+    let args = crate::train::PredictArgs {
+        model: model.to_path_buf(),
+        features: crate::numerai::dataset::live_rows(features, out)?,
+        out: signal.clone(),
+        latest_only: true,
+        smooth: None,
+        smooth_with: None,
+    };
+    let written = crate::train::predict(&args)?;
+    let paid = report.payout.as_ref().and_then(|p| p.as_paid.as_ref());
+    let (alpha, nc) = (paid.and_then(|p| p.alpha.as_ref()), paid.and_then(|p| p.neutral_corr.as_ref()));
+    crate::numerai::dataset::closing_lines(n, ds, alpha, nc, &signal, &written)
 }

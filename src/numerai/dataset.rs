@@ -12,7 +12,7 @@ use crate::data::targets::KeyedTable;
 use crate::data::{Format, format_of, read_table, write_parquet_with};
 use crate::era::date_from_days;
 use crate::error::{Error, Result};
-use crate::evaluate::EvaluateArgs;
+use crate::metrics::Summary;
 use crate::provenance::Provenance;
 
 use super::ApiArgs;
@@ -215,13 +215,6 @@ impl Dataset {
             features,
         })
     }
-
-    /// Sets the evaluation's neutralizers and sample weights: payout scores (alpha, neutral
-    /// corr) on the validation eras, and "as Numerai pays" over each era's neutralizer rows.
-    pub fn score_as_paid(&self, eval: &mut EvaluateArgs) {
-        eval.neutralizers = Some(self.neutralizers.clone());
-        eval.sample_weights = Some(self.sample_weights.clone());
-    }
 }
 
 /// Refuses train, validation and live whose dates overlap or come out of order.
@@ -282,28 +275,28 @@ fn stack(out: &Path, frames: Vec<DataFrame>) -> Result<DataFrame> {
     Ok(s)
 }
 
-/// Refuses a join that gave no Numerai row a headline: the tickers of the headlines and of
-/// `numerai_ticker` do not meet.
-pub fn check_join_met(joined: &crate::pit::JoinSummary, headlines: &Path) -> Result<()> {
-    if joined.headlines > 0 && joined.rows_with_headline == 0 {
+/// Refuses a join that gave no Numerai row a headline (of `headlines` read, `unknown` named a
+/// ticker outside the rows): the tickers of the headlines and of `numerai_ticker` do not meet.
+pub fn check_join_met(path: &Path, headlines: usize, rows_with_headline: usize, unknown: usize) -> Result<()> {
+    if headlines > 0 && rows_with_headline == 0 {
         return Err(Error::input(
-            headlines,
+            path,
             format!(
                 "no Numerai row got a headline ({} of {} headlines name a ticker outside numerai_ticker): v2.1 keys \
                  rows by numerai_ticker (\"AAPL US\"); set [data] ticker_suffix (default \" US\") or [data] ticker_map \
                  so the headline tickers become numerai_ticker values",
-                joined.unknown_ticker, joined.headlines
+                unknown, headlines
             ),
         ));
     }
     Ok(())
 }
 
-/// The live week's signal: the live rows of `features` (with its provenance) into
-/// `RUN/live_features.parquet`, predicted by `model` and ranked into `RUN/signal.csv`.
-pub fn predict_live(model: &Path, features: &Path, run: &Path) -> Result<(PathBuf, crate::train::PredictSummary)> {
+/// The live rows of `features` (`data_type = live`), with its provenance, written to
+/// `RUN/live_features.parquet` for `predict`; returns that path.
+pub fn live_rows(features: &Path, run: &Path) -> Result<PathBuf> {
     let table = read_table(features, false)?;
-    let live = table
+    let mut live = table
         .column("data_type")
         .and_then(|c| c.str().map(|s| s.equal("live")))
         .and_then(|mask| table.filter(&mask))
@@ -311,21 +304,35 @@ pub fn predict_live(model: &Path, features: &Path, run: &Path) -> Result<(PathBu
     if live.height() == 0 {
         return Err(Error::input(features, "no live rows (data_type = live): is live.parquet empty?"));
     }
-    let live_path = run.join("live_features.parquet");
+    let path = run.join("live_features.parquet");
     let meta = Provenance::read(features)?.map(|p| p.to_metadata());
-    write_parquet_with(&mut live.clone(), &live_path, meta)?;
-    let out = run.join("signal.csv");
-    let args = crate::train::PredictArgs {
-        model: model.to_path_buf(),
-        features: live_path,
-        out: out.clone(),
-        latest_only: true,
-        smooth: None,
-        smooth_with: None,
-    };
-    let s = crate::train::predict(&args)?;
-    crate::numerai::validate_submission(&out, None)?;
-    Ok((out, s))
+    write_parquet_with(&mut live, &path, meta)?;
+    Ok(path)
+}
+
+/// The lines the run ends with, once `signal` (written as `written` says) passes Signals' rules:
+/// the payout scores as Numerai pays (`alpha`, `neutral_corr`), the signal file and the
+/// `submit --dry-run` command that checks and would upload it.
+pub fn closing_lines(
+    cfg: &NumeraiConfig,
+    ds: &Dataset,
+    alpha: Option<&Summary>,
+    neutral_corr: Option<&Summary>,
+    signal: &Path,
+    written: &dyn std::fmt::Display,
+) -> Result<Vec<String>> {
+    super::validate_submission(signal, Some(&ds.parts[2]))?;
+    let mean = |x: Option<&Summary>| x.map_or("n/a".into(), |s| format!("{:+.4} over {} eras", s.mean, s.eras));
+    Ok(vec![
+        format!(
+            "as Numerai pays (validation eras, neutralizers and sample weights of {}): alpha {}, neutral corr {}",
+            cfg.dataset,
+            mean(alpha),
+            mean(neutral_corr)
+        ),
+        format!("signal: {written} → {}", signal.display()),
+        format!("check and upload it with: {}", submit_command(cfg, signal, &ds.parts[2])),
+    ])
 }
 
 /// The `signalkit submit --dry-run` line that checks and would upload `signal` against the live
@@ -351,33 +358,6 @@ pub fn prepare(cfg: &NumeraiConfig, run: &Path) -> Result<(Dataset, PathBuf, Str
         n => format!("{n} file(s) downloaded into {}", cfg.dir.display()),
     };
     Ok((ds, table.clone(), format!("{s} ({fetched}) → {}", table.display())))
-}
-
-/// The run's last stage: the live week predicted into `RUN/signal.csv`; returns the lines the
-/// run ends with (the payout scores, the signal file and the `submit --dry-run` command).
-pub fn finish(
-    cfg: &NumeraiConfig,
-    ds: &Dataset,
-    report: &crate::evaluate::EvalReport,
-    model: &Path,
-    features: &Path,
-    run: &Path,
-) -> Result<Vec<String>> {
-    let (signal, s) = predict_live(model, features, run)?;
-    let mean = |x: Option<&crate::metrics::Summary>| {
-        x.map_or("n/a".into(), |s| format!("{:+.4} over {} eras", s.mean, s.eras))
-    };
-    let paid = report.payout.as_ref().and_then(|p| p.as_paid.as_ref());
-    Ok(vec![
-        format!(
-            "as Numerai pays (validation eras, neutralizers and sample weights of {}): alpha {}, neutral corr {}",
-            cfg.dataset,
-            mean(paid.and_then(|p| p.alpha.as_ref())),
-            mean(paid.and_then(|p| p.neutral_corr.as_ref()))
-        ),
-        format!("signal: {s} → {}", signal.display()),
-        format!("check and upload it with: {}", submit_command(cfg, &signal, &ds.parts[2])),
-    ])
 }
 
 /// `s` as one shell word.
