@@ -885,6 +885,9 @@ impl RunCmd {
             churn_line(churn),
             s.out.display()
         );
+        for line in &s.submission {
+            println!("{line}");
+        }
         if churn.and_then(|c| c.eras_over_limit).is_some_and(|n| n > 0) {
             println!(
                 "hint: churn at or over {} against any of the last five submissions sets the stake to zero; \

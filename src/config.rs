@@ -49,6 +49,10 @@ pub struct Config {
     /// headlines (absent: `[data] headlines` is read as it is).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub news: Option<crate::news::NewsConfig>,
+    /// Train on Numerai's own dataset (`[numerai] dataset = "signals/v2.1"`) instead of
+    /// `[data] targets`, score as Numerai pays and end with the live week's signal file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numerai: Option<crate::numerai::dataset::NumeraiConfig>,
 }
 
 /// The default checkpoint of `encode`, `finetune` and `[encode]` (the sample run sets the tiny
@@ -549,6 +553,9 @@ impl Config {
         c.data.ticker_map = c.data.ticker_map.as_deref().map(abs);
         c.encode.store = abs(&c.encode.store);
         c.encode.model = abs_model(&c.encode.model);
+        if let Some(n) = c.numerai.as_mut() {
+            n.dir = abs(&n.dir);
+        }
         if let Some(a) = c.ask.as_mut() {
             a.questions = abs(&a.questions);
             a.names = a.names.as_deref().map(abs);
@@ -581,6 +588,9 @@ impl Config {
             fix(m);
         }
         fix(&mut cfg.encode.store);
+        if let Some(n) = cfg.numerai.as_mut() {
+            fix(&mut n.dir);
+        }
         let local = |model: &mut String| {
             let at = base.join(&*model);
             if Path::new(model.as_str()).is_relative() && at.is_dir() {

@@ -25,6 +25,9 @@ pub struct RunSummary {
     pub report: EvalReport,
     /// One line per stage, for the log.
     pub stages: Vec<String>,
+    /// With `[numerai]`: the lines the run ends with (payout scores, the signal file, the
+    /// `submit --dry-run` command).
+    pub submission: Vec<String>,
 }
 
 /// Runs every stage from `cfg`, printing one line per stage as it finishes.
@@ -52,9 +55,24 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         let fetched = crate::news::run_stage(news, &cfg.data.ticker_rule()?, &cfg.data.headlines)?;
         log(format!("[0/6] news ({:.1}s): {fetched}", t.elapsed().as_secs_f64()));
     }
+    let mut data = cfg.data.clone();
+    let numerai = match &cfg.numerai {
+        Some(n) => {
+            let t = Instant::now();
+            let (ds, table, line) = crate::numerai::dataset::prepare(n, &out)?;
+            log(format!("[0b] {}: {line} ({:.1}s)", n.dataset, t.elapsed().as_secs_f64()));
+            data.targets = table;
+            Some((n, ds))
+        }
+        None => None,
+    };
     let t = Instant::now();
     let rows = out.join("rows.parquet");
-    let joined = join_files(&cfg.data.join_args(&cfg.join, rows.clone())?)?;
+    let joined = join_files(&data.join_args(&cfg.join, rows.clone())?)?;
+    if numerai.is_some() {
+        let (h, with, unknown) = (joined.headlines, joined.rows_with_headline, joined.unknown_ticker);
+        crate::numerai::dataset::check_join_met(&data.headlines, h, with, unknown)?;
+    }
     log(format!("[1/6] join: {joined} ({:.1}s)", t.elapsed().as_secs_f64()));
 
     let mut encode = cfg.encode.clone();
@@ -114,11 +132,20 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
     eval.model = scored_by_card.then(|| model_dir.clone());
     eval.features = Some(features.clone());
     eval.benchmark = cfg.evaluate.benchmark.clone();
+    if let Some((_, ds)) = &numerai {
+        // Payout scores on the validation eras, and as Numerai pays over each era's universe.
+        (eval.neutralizers, eval.sample_weights) = (Some(ds.neutralizers.clone()), Some(ds.sample_weights.clone()));
+    }
     let report = evaluate(&eval)?;
     let report_md = out.join("evaluate/report.md");
     log(format!("[5/6] evaluate: OOS numerai_corr {} → {}", report.summary, report_md.display()));
 
-    let imp = importance(&ImportanceArgs { model: model_dir, features, out: out.join("importance"), top: 20 })?;
+    let imp = importance(&ImportanceArgs {
+        model: model_dir.clone(),
+        features: features.clone(),
+        out: out.join("importance"),
+        top: 20,
+    })?;
     let top: Vec<String> = imp
         .features
         .iter()
@@ -126,5 +153,34 @@ pub fn run(cfg: &Config) -> Result<RunSummary> {
         .map(|r| format!("{} {}", r.feature, r.mda.mean.map_or("n/a".into(), |m| format!("{m:+.4}"))))
         .collect();
     log(format!("[6/6] importance: top by OOS MDA ({} eras): {}", imp.eras.len(), top.join(", ")));
-    Ok(RunSummary { out, card, report, stages })
+    let submission = match &numerai {
+        Some((n, ds)) => live_signal(n, ds, &report, &model_dir, &features, &out)?,
+        None => Vec::new(),
+    };
+    Ok(RunSummary { out, card, report, stages, submission })
+}
+
+/// `[numerai]`'s last stage: the live rows predicted into `RUN/signal.csv`, checked; returns the
+/// lines the run ends with (payout scores, the signal file, the `submit --dry-run` command).
+fn live_signal(
+    n: &crate::numerai::dataset::NumeraiConfig,
+    ds: &crate::numerai::dataset::Dataset,
+    report: &EvalReport,
+    model: &std::path::Path,
+    features: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<Vec<String>> {
+    let signal = out.join("signal.csv");
+    let args = crate::train::PredictArgs {
+        model: model.to_path_buf(),
+        features: crate::numerai::dataset::live_rows(features, out)?,
+        out: signal.clone(),
+        latest_only: true,
+        smooth: None,
+        smooth_with: None,
+    };
+    let written = crate::train::predict(&args)?;
+    let paid = report.payout.as_ref().and_then(|p| p.as_paid.as_ref());
+    let (alpha, nc) = (paid.and_then(|p| p.alpha.as_ref()), paid.and_then(|p| p.neutral_corr.as_ref()));
+    crate::numerai::dataset::closing_lines(n, ds, alpha, nc, &signal, &written)
 }

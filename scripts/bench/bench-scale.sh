@@ -5,7 +5,10 @@
 # Numerai's validation_neutralizer.parquet is about 650 eras x 5,200 tickers x 150 float32
 # columns (3.99 GB). Files go to $BENCH_DIR (default /tmp/bench-scale); delete them afterwards.
 # SIGNALKIT=path/to/binary compares another build (e.g. main's) on the same files.
+#   bash scripts/bench/bench-scale.sh v21 [ERAS TICKERS NEUTRALIZERS HEADLINES ITERATIONS]
+# runs every stage of the v2.1 pipeline instead (scripts/bench/bench-scale-v21.sh).
 set -euo pipefail
+[ "${1:-}" = v21 ] && { shift; exec bash "$(dirname "$0")/bench-scale-v21.sh" "$@"; }
 cd "$(dirname "$0")/../.."
 eras=${1:-200}; tickers=${2:-5200}; neut=${3:-150}
 dir=${BENCH_DIR:-/tmp/bench-scale}; mkdir -p "$dir"

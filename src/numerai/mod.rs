@@ -5,6 +5,7 @@
 //! `~/.numerai/credentials` (`public_id = "..."` and `secret_key = "..."` lines, mode 0600).
 
 pub mod client;
+pub mod dataset;
 pub mod diagnostics;
 pub mod gate;
 pub mod history;
