@@ -45,7 +45,7 @@ fn yyyymmdd(era: usize) -> i64 {
 }
 
 fn country_of(ticker: usize, era: usize) -> &'static str {
-    if era >= NEW_LEVEL_ERA && ticker % 10 == 0 { "NEW" } else { COUNTRIES[ticker % COUNTRIES.len()].0 }
+    if era >= NEW_LEVEL_ERA && ticker.is_multiple_of(10) { "NEW" } else { COUNTRIES[ticker % COUNTRIES.len()].0 }
 }
 
 fn effect(country: &str) -> f64 {
