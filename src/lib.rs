@@ -9,6 +9,7 @@
 
 pub mod ask;
 pub mod bert;
+pub mod categorical;
 pub mod config;
 pub mod data;
 pub mod encode;

@@ -9,6 +9,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::categorical::{Categorical, Unseen, check_kind, encode};
 use crate::data::write_bytes_atomic;
 use crate::error::{Error, Result};
 use crate::provenance::{InputFile, Provenance};
@@ -71,7 +72,7 @@ pub fn default_features(frame: &DataFrame) -> Vec<String> {
 }
 
 /// A column as f32 values, null → NaN; text and other non-numeric columns are refused (a cast
-/// would turn them into an all-null feature).
+/// would turn them into an all-null feature; text features go through [`crate::categorical`]).
 pub(crate) fn f32_values(path: &Path, col: &Column) -> Result<Vec<f32>> {
     let dt = col.dtype();
     if !(dt.is_primitive_numeric() || dt.is_bool() || dt.is_null()) {
@@ -92,35 +93,59 @@ pub(crate) fn f32_values(path: &Path, col: &Column) -> Result<Vec<f32>> {
 /// row-major (standard layout: LightGBM reads it as one slice), NaN for a missing value.
 pub type FeatureMatrix = Array2<f32>;
 
-/// Every row of the feature columns as one [`FeatureMatrix`] (null → NaN).
-pub fn feature_matrix(path: &Path, frame: &DataFrame, features: &[String]) -> Result<FeatureMatrix> {
-    let mut matrices = take_matrices(
+/// Every row of the feature columns as one [`FeatureMatrix`] (null → NaN, text features coded
+/// by `categorical`), and the rows per text feature holding a level unseen in training.
+pub fn feature_matrix(
+    path: &Path,
+    frame: &DataFrame,
+    features: &[String],
+    categorical: &Categorical,
+) -> Result<(FeatureMatrix, Unseen)> {
+    let (mut matrices, unseen) = take_matrices(
         path,
         &mut frame.select(features.iter().map(|f| f.as_str())).map_err(|_| {
             Error::input(path, "feature column missing: the model was trained with it; rebuild the features")
         })?,
         features,
+        categorical,
         &[&(0..frame.height()).collect::<Vec<_>>()],
     )?;
-    Ok(matrices.pop().unwrap_or_else(|| Array2::zeros((0, features.len()))))
+    Ok((matrices.pop().unwrap_or_else(|| Array2::zeros((0, features.len()))), unseen))
+}
+
+/// A feature column as f32: numbers as they are, text as its level codes (see
+/// [`crate::categorical`]); with the count of rows holding a level unseen in training.
+fn feature_values(path: &Path, col: &Column, categorical: &Categorical) -> Result<(Vec<f32>, usize)> {
+    check_kind(path, col, categorical)?;
+    match categorical.get(col.name().as_str()) {
+        Some(levels) if crate::categorical::is_text(col) => encode(path, col, &levels.levels),
+        Some(_) => Ok((vec![f32::NAN; col.len()], 0)),
+        None => Ok((f32_values(path, col)?, 0)),
+    }
 }
 
 /// Moves the feature columns out of `frame` into one [`FeatureMatrix`] per row set (row-major:
 /// the layout LightGBM bins fastest), dropping each column once copied (peak memory: the table
-/// plus one column, not two tables).
+/// plus one column, not two tables). Text features are coded by `categorical`; the second value
+/// counts, per text feature, the table's rows holding a level unseen in training.
 pub fn take_matrices(
     path: &Path,
     frame: &mut DataFrame,
     features: &[String],
+    categorical: &Categorical,
     sets: &[&[usize]],
-) -> Result<Vec<FeatureMatrix>> {
+) -> Result<(Vec<FeatureMatrix>, Unseen)> {
     let k = features.len();
     let mut out: Vec<FeatureMatrix> = sets.iter().map(|rows| Array2::zeros((rows.len(), k))).collect();
+    let mut unseen = Unseen::new();
     for (j, name) in features.iter().enumerate() {
         let col = frame.drop_in_place(name).map_err(|_| {
             Error::at(path, None, name, "feature column missing: list only columns of this table in train.features")
         })?;
-        let values = f32_values(path, &col)?;
+        let (values, n_unseen) = feature_values(path, &col, categorical)?;
+        if n_unseen > 0 {
+            unseen.insert(name.clone(), n_unseen);
+        }
         drop(col);
         for (x, rows) in out.iter_mut().zip(sets) {
             for (cell, &i) in x.column_mut(j).iter_mut().zip(rows.iter()) {
@@ -128,7 +153,7 @@ pub fn take_matrices(
             }
         }
     }
-    Ok(out)
+    Ok((out, unseen))
 }
 
 /// The matrix as one row-major slice, as LightGBM reads it (every matrix here is built in
@@ -168,6 +193,10 @@ pub struct ModelCard {
     /// How the feature table was made (join, encoder, PCA): live features must match it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// Text features, trained as LightGBM categories: each one's levels (a level's code is its
+    /// position; nulls and unseen levels are missing), see [`crate::categorical`].
+    #[serde(default, skip_serializing_if = "Categorical::is_empty")]
+    pub categorical: Categorical,
     /// Seconds spent in LightGBM training.
     pub train_seconds: f64,
 }
@@ -195,6 +224,12 @@ impl Model {
         let card_text = std::fs::read_to_string(&card_path).map_err(|e| Error::io(&card_path, e))?;
         let card: ModelCard =
             serde_json::from_str(&card_text).map_err(|e| Error::input(&card_path, format!("bad model card: {e}")))?;
+        if let Some(f) = card.categorical.keys().find(|f| !card.features.contains(f)) {
+            return Err(Error::input(
+                &card_path,
+                format!("bad model card: `categorical` has levels for {f}, which is not among its features"),
+            ));
+        }
         if booster.num_features() as usize != card.features.len() {
             return Err(Error::input(
                 &card_path,
@@ -234,19 +269,27 @@ impl Model {
 
     /// Raw predictions for every row of `frame`, in chunks; the feature columns must all be there.
     pub fn predict_frame(&self, path: &Path, frame: &DataFrame) -> Result<Vec<f64>> {
+        Ok(self.predict_counted(path, frame)?.0)
+    }
+
+    /// Raw predictions for every row of `frame`, and the rows per text feature holding a level
+    /// unseen in training (predicted as missing).
+    pub fn predict_counted(&self, path: &Path, frame: &DataFrame) -> Result<(Vec<f64>, Unseen)> {
         self.check_columns(path, frame)?;
         let n = frame.height();
         let k = self.card.features.len() as i32;
         let mut out = Vec::with_capacity(n);
+        let mut unseen = Unseen::new();
         let mut start = 0;
         while start < n {
             // A zero-copy slice: each chunk converts only its own rows.
             let chunk = frame.slice(start as i64, PREDICT_CHUNK);
-            let x = feature_matrix(path, &chunk, &self.card.features)?;
+            let (x, u) = feature_matrix(path, &chunk, &self.card.features, &self.card.categorical)?;
+            u.into_iter().for_each(|(f, c)| *unseen.entry(f).or_default() += c);
             out.extend(self.booster.predict_with_params(row_major(&x), k, true, "num_threads=0").map_err(lgbm)?);
             start += chunk.height();
         }
-        Ok(out)
+        Ok((out, unseen))
     }
 }
 

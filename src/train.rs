@@ -156,8 +156,20 @@ pub fn train_booster(
     valid: Option<(FeatureMatrix, Vec<f32>)>,
     params: &Map<String, Value>,
 ) -> Result<Booster> {
+    train_booster_with(x, y, valid, params, "")
+}
+
+/// [`train_booster`] with LightGBM dataset parameters (`categorical_feature=…`, see
+/// [`crate::categorical::dataset_params`]), which LightGBM reads only when binning the data.
+pub fn train_booster_with(
+    x: FeatureMatrix,
+    y: &[f32],
+    valid: Option<(FeatureMatrix, Vec<f32>)>,
+    params: &Map<String, Value>,
+    dataset_params: &str,
+) -> Result<Booster> {
     let k = x.ncols() as i32;
-    let train = Dataset::from_slice(row_major(&x), y, k, true).map_err(lgbm)?;
+    let train = Dataset::from_slice_with_params(row_major(&x), y, k, true, dataset_params, None).map_err(lgbm)?;
     drop(x);
     let valid = match valid {
         Some((vx, vy)) if !vy.is_empty() => {
@@ -245,7 +257,8 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
     let (train_rows, valid_rows) = (pick(&split.train), pick(&split.validation));
     let stop_rows = cfg.early_stopping_rounds.is_some().then(|| pick(&split.early_stopping));
     let params = training_params(cfg);
-    let (booster, train_seconds) = fit(args, t.frame, &features, &y, &train_rows, stop_rows.as_deref(), &params)?;
+    let (booster, train_seconds, categorical) =
+        fit(args, t.frame, &features, &y, &train_rows, stop_rows.as_deref(), &params)?;
     let card = ModelCard {
         signalkit: env!("CARGO_PKG_VERSION").into(),
         features,
@@ -257,8 +270,10 @@ pub fn train(args: &TrainArgs) -> Result<TrainSummary> {
         rows_validation: valid_rows.len(),
         inputs: vec![InputFile::of(&args.features)?],
         provenance,
+        categorical,
         train_seconds,
     };
+    warn_unseen(&args.features, &card.categorical);
     Model { booster, card }.save(&args.out)?;
     // Free LightGBM's training state (binned data, histograms) before the table is read again:
     // predictions come from the saved model, exactly as `predict` will see it.
@@ -331,9 +346,23 @@ fn training_params(cfg: &TrainConfig) -> Map<String, Value> {
     params
 }
 
+/// Warns of table rows whose text-feature level the training rows never held (they are
+/// predicted as missing; the card's `categorical` counts them per column).
+fn warn_unseen(path: &Path, categorical: &crate::categorical::Categorical) {
+    for (name, l) in categorical.iter().filter(|(_, l)| l.unseen_rows > 0) {
+        eprintln!(
+            "warning: {}: {name}: {} rows outside the training rows hold a level the training rows never held; \
+             they are predicted as missing (model.json `categorical`)",
+            path.display(),
+            l.unseen_rows
+        );
+    }
+}
+
 /// Moves the feature columns out of `frame` into the training (and early-stopping) matrices and
-/// trains; returns the booster and the seconds LightGBM took. The table's columns move one at a
-/// time, so table + matrices never hold two copies.
+/// trains; returns the booster, the seconds LightGBM took and the text features' levels (from
+/// the training rows only). The table's columns move one at a time, so table + matrices never
+/// hold two copies.
 fn fit(
     args: &TrainArgs,
     mut frame: DataFrame,
@@ -342,12 +371,14 @@ fn fit(
     train_rows: &[usize],
     stop_rows: Option<&[usize]>,
     params: &Map<String, Value>,
-) -> Result<(Booster, f64)> {
+) -> Result<(Booster, f64, crate::categorical::Categorical)> {
     let sets: Vec<&[usize]> = match stop_rows {
         Some(stop) => vec![train_rows, stop],
         None => vec![train_rows],
     };
-    let mut matrices = take_matrices(&args.features, &mut frame, features, &sets)?.into_iter();
+    let categorical = crate::categorical::fit_levels(&args.features, &frame, features, train_rows)?;
+    let dataset_params = crate::categorical::dataset_params(features, &categorical);
+    let mut matrices = take_matrices(&args.features, &mut frame, features, &categorical, &sets)?.0.into_iter();
     drop(frame);
     let x = matrices.next().expect("one matrix per row set");
     let valid = matrices.next().map(|vx| (vx, stop_rows.unwrap_or_default().iter().map(|&i| y[i]).collect()));
@@ -355,9 +386,9 @@ fn fit(
     // Timed like Python's lgb.train: LightGBM's Dataset construction plus boosting.
     let started = Instant::now();
     let spinner = training_spinner(params, train_rows.len(), features.len());
-    let booster = train_booster(x, &ty, valid, params);
+    let booster = train_booster_with(x, &ty, valid, params, &dataset_params);
     spinner.finish_and_clear();
-    Ok((booster?, started.elapsed().as_secs_f64()))
+    Ok((booster?, started.elapsed().as_secs_f64(), categorical))
 }
 
 /// LightGBM boosts inside one C call: a ticking spinner shows it is alive (terminals only).
@@ -404,7 +435,7 @@ pub struct PredictArgs {
 }
 
 /// What `predict` wrote.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PredictSummary {
     /// Rows written.
     pub rows: usize,
@@ -412,6 +443,9 @@ pub struct PredictSummary {
     pub eras: usize,
     /// The first and last Friday written (the live week's date when one era is written).
     pub dates: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    /// Rows per text feature (of every row read, not only those written) holding a level the
+    /// training rows never held: predicted as missing.
+    pub unseen: crate::categorical::Unseen,
 }
 
 impl std::fmt::Display for PredictSummary {
@@ -421,7 +455,15 @@ impl std::fmt::Display for PredictSummary {
             Some((a, b)) if a == b => write!(f, " for the week of {a}"),
             Some((a, b)) => write!(f, " from {a} to {b}"),
             None => Ok(()),
+        }?;
+        if !self.unseen.is_empty() {
+            write!(
+                f,
+                "; levels unseen in training, predicted as missing: {}",
+                crate::categorical::unseen_text(&self.unseen)
+            )?;
         }
+        Ok(())
     }
 }
 
@@ -452,7 +494,14 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
             return Err(mismatch_error(&args.features, &args.model, &differences));
         }
     }
-    let raw = model.predict_frame(&args.features, &t.frame)?;
+    let (raw, unseen) = model.predict_counted(&args.features, &t.frame)?;
+    if !unseen.is_empty() {
+        eprintln!(
+            "warning: {}: levels the model's training rows never held (predicted as missing): {}",
+            args.features.display(),
+            crate::categorical::unseen_text(&unseen)
+        );
+    }
     let eras: Vec<i32> = eras_of_days(&t.fridays);
     let latest = eras.iter().copied().max().unwrap_or(0);
     let keep: Vec<usize> = (0..eras.len()).filter(|&i| !args.latest_only || eras[i] == latest).collect();
@@ -483,7 +532,7 @@ pub fn predict(args: &PredictArgs) -> Result<PredictSummary> {
     write_signal(&mut out, &args.out, &provenance)?;
     let day = |e: Option<&i32>| e.map(|&e| date_from_days(days_of_era(e)));
     let dates = day(kept_eras.iter().min()).zip(day(kept_eras.iter().max()));
-    Ok(PredictSummary { rows: out.height(), eras: n_eras, dates })
+    Ok(PredictSummary { rows: out.height(), eras: n_eras, dates, unseen })
 }
 
 /// The kept rows' signal blended with last week's file (the live week) or era by era.

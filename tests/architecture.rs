@@ -8,7 +8,7 @@ use std::path::Path;
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "error" | "era" | "data" => 0,
-        "provenance" | "metrics" | "report" | "model" | "http" | "smooth" | "bert" | "split" => 1,
+        "provenance" | "metrics" | "report" | "model" | "categorical" | "http" | "smooth" | "bert" | "split" => 1,
         "pit" | "encode" | "ask" | "features" | "finetune" | "train" | "evaluate" | "numerai" | "sample" | "news" => 2,
         "config" | "run" => 3,
         _ => return None,

@@ -181,18 +181,28 @@ fn early_stopping_watches_the_end_of_training_never_the_validation_eras() {
 fn a_text_column_is_never_a_silent_all_null_feature() {
     let dir = tempfile::tempdir().unwrap();
     let df = polars::prelude::df!(
-        "bloomberg_ticker" => ["A US", "B US", "A US", "B US"],
-        "friday_date" => [20200103i64, 20200103, 20200110, 20200110],
-        "data_type" => ["train", "train", "train", "train"],
-        "target" => [0.5f64, 0.25, 0.75, 1.0],
-        "p_positive" => [0.1f32, 0.2, 0.3, 0.4],
-        "feature_sector" => ["tech", "energy", "tech", "energy"],
+        "bloomberg_ticker" => ["A US", "B US", "A US", "B US", "A US", "B US"],
+        "friday_date" => [20200103i64, 20200103, 20200110, 20200110, 20200221, 20200221],
+        "data_type" => ["train", "train", "train", "train", "validation", "validation"],
+        "target" => [0.5f64, 0.25, 0.75, 1.0, 0.5, 0.25],
+        "p_positive" => [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6],
+        "feature_sector" => ["tech", "energy", "tech", "energy", "tech", "energy"],
     )
     .unwrap();
-    let p = write_parquet(dir.path(), "f.parquet", df).display().to_string();
-    cli(&["train", "--features", &p, "--out", &s(dir.path(), "m"), "--target", "target"]).refused(&[
-        "f.parquet",
-        "feature_sector",
+    // Text trains as a LightGBM category, its levels in the card (tests/categorical.rs has more).
+    let p = write_parquet(dir.path(), "f.parquet", df.clone()).display().to_string();
+    cli(&["train", "--features", &p, "--out", &s(dir.path(), "m"), "--target", "target"]).ok();
+    let card = json(&dir.path().join("m/model.json"));
+    assert_eq!(card["categorical"]["feature_sector"]["levels"], serde_json::json!(["energy", "tech"]), "{card}");
+    // Other non-numbers (a date) are refused by name, never cast to an all-null feature.
+    let mut df = df;
+    use polars::prelude::NamedFrom;
+    let days = polars::prelude::Series::new("feature_day".into(), [18000i32, 18001, 18002, 18003, 18004, 18005]);
+    df.with_column(polars::prelude::Column::from(days.cast(&polars::prelude::DataType::Date).unwrap())).unwrap();
+    let p = write_parquet(dir.path(), "g.parquet", df).display().to_string();
+    cli(&["train", "--features", &p, "--out", &s(dir.path(), "m2"), "--target", "target"]).refused(&[
+        "g.parquet",
+        "feature_day",
         "not numbers",
     ]);
 }

@@ -421,10 +421,13 @@ fn feature_scores(
     oos: &OutOfSample,
 ) -> Result<FeatureScores> {
     let ft = KeyedTable::read(fp)?;
-    let names = match model {
+    let names: Vec<String> = match model {
         Some(m) => m.card.features.clone(),
         None => default_features(&ft.frame),
     };
+    // Exposure is a correlation with numbers: text (categorical) features are left out.
+    let names: Vec<String> =
+        names.into_iter().filter(|n| !ft.frame.column(n).is_ok_and(crate::categorical::is_text)).collect();
     let at = align(preds, &ft);
     let cols: Vec<Vec<f64>> = names
         .iter()
@@ -737,7 +740,10 @@ pub fn importance(args: &ImportanceArgs) -> Result<Importance> {
     let groups: Vec<(i32, Vec<usize>)> =
         local.iter().map(|(e, r)| (*e, r.iter().map(|&k| rows[k]).collect())).collect();
     let features = &model.card.features;
-    let x = crate::model::take_matrices(&args.features, &mut ft.frame.clone(), features, &[&rows])?.remove(0);
+    let categorical = &model.card.categorical;
+    let x = crate::model::take_matrices(&args.features, &mut ft.frame.clone(), features, categorical, &[&rows])?
+        .0
+        .remove(0);
     let t_oos: Vec<f64> = rows.iter().map(|&i| t[i]).collect();
     let named_groups = mda::feature_groups(features);
     let group_units = named_groups.iter().map(|(_, c)| c.clone());

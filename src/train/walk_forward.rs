@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{feature_columns, fit, release_freed_memory, training_params};
+use super::{feature_columns, fit, release_freed_memory, training_params, warn_unseen};
 use crate::data::targets::KeyedTable;
 use crate::data::{guard_output, write_table_atomic};
 use crate::era::{days_of_era, eras_of_days, parse_era};
@@ -121,7 +121,9 @@ pub fn walk_forward(args: &TrainArgs) -> Result<WalkForward> {
         };
         let (train_rows, valid_rows) = (rows(&split.train), rows(&split.validation));
         let stop_rows = cfg.early_stopping_rounds.is_some().then(|| rows(&split.early_stopping));
-        let (booster, train_seconds) =
+        // Each fold's text-feature levels come from its own training rows: levels first seen in
+        // its validation block (or later) never shape its training, as with a live retrain.
+        let (booster, train_seconds, categorical) =
             fit(args, t.frame.clone(), &features, &y, &train_rows, stop_rows.as_deref(), &params)?;
         let card = ModelCard {
             signalkit: env!("CARGO_PKG_VERSION").into(),
@@ -134,9 +136,11 @@ pub fn walk_forward(args: &TrainArgs) -> Result<WalkForward> {
             rows_validation: valid_rows.len(),
             inputs: vec![InputFile::of(&args.features)?],
             provenance: provenance.clone(),
+            categorical,
             train_seconds,
         };
         let dir = fold_dir(&args.out, i + 1);
+        warn_unseen(&dir, &card.categorical);
         Model { booster, card }.save(&dir)?;
         release_freed_memory();
         // Predictions come from the saved model, exactly as `predict` will see it.
