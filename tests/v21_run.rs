@@ -41,7 +41,9 @@ fn numerai_datasets() -> impl Fn(&Req, usize, &str) -> Reply + Send + Sync + 'st
 
 /// A run config over the numerai folder `numerai`, into `dir/run`.
 fn config(dir: &Path, numerai: &Path, download: bool) -> PathBuf {
-    let numeric: Vec<String> = (0..21).map(|j| format!("\"feature_{j:02}\"")).collect();
+    // Numerai's 23 features: 21 numbers and two strings (LightGBM categorical features).
+    let mut numeric: Vec<String> = (0..21).map(|j| format!("\"feature_{j:02}\"")).collect();
+    numeric.extend(["\"feature_country\"".to_string(), "\"feature_exchange_code\"".to_string()]);
     let news = ["p_positive", "p_negative", "p_neutral", "sentiment", "sentiment_mean_30d", "n_headlines_30d"];
     let news: Vec<String> = news.iter().map(|n| format!("\"{n}\"")).collect();
     let text = format!(
@@ -57,7 +59,6 @@ headlines = "{headlines}"
 model = "{model}"
 store = "{store}"
 [train]
-# The string features (feature_country, feature_exchange_code) wait for categorical support.
 features = [{features}]
 [train.params]
 num_iterations = 30
@@ -109,6 +110,7 @@ fn a_v21_run_downloads_numerais_files_and_ends_with_a_signal_the_dry_run_accepts
     let card: Value = serde_json::from_slice(&std::fs::read(dir.path().join("run/model/model.json")).unwrap()).unwrap();
     let features: Vec<&str> = card["features"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert!(features.contains(&"feature_00") && features.contains(&"sentiment"), "{features:?}");
+    assert!(card["categorical"]["feature_country"]["levels"].as_array().is_some_and(|l| l.len() > 1), "{card}");
 
     // Scored as Numerai pays: alpha over the validation neutralizers' universe, every era.
     let report: Value =
