@@ -66,7 +66,7 @@ fn unpadded_only(path: &Path, cfg: &Value, kind: &str, dtype: DType) -> Result<(
 }
 
 /// Refuses, naming the key, a config whose rope scaling or sliding window candle-transformers'
-/// quantised models (GGUF) would not apply.
+/// quantised models (GGUF, unpadded) would not apply; the padded forward applies both.
 fn gguf_runs(path: &Path, cfg: &Value, kind: &str) -> Result<()> {
     let rope = super::rope::rope_type(cfg);
     let windowed = Shape::of(cfg, kind).is_ok_and(|s| s.windowed());
@@ -76,7 +76,7 @@ fn gguf_runs(path: &Path, cfg: &Value, kind: &str) -> Result<()> {
     let what = if windowed { "a sliding window in use".to_string() } else { format!("rope_type '{rope}'") };
     Err(Error::input(
         path,
-        format!("{what}: the GGUF models do not apply it; drop --gguf to run the safetensors weights"),
+        format!("{what}: candle's quantised GGUF models do not apply it; run the GGUF padded (Decoder::load)"),
     ))
 }
 
@@ -330,7 +330,7 @@ impl Decoder {
             ));
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
-        if gguf {
+        if gguf && !padded {
             gguf_runs(&files.config, &json, &kind)?;
             let (model, limit) = super::gguf::load(&files.weights, &kind, device)?;
             let context = limit.map_or(context, |n| n.min(context));
@@ -339,6 +339,13 @@ impl Decoder {
         let shape = Shape::of(&json, &kind).map_err(|e| {
             Error::input(&files.config, format!("{e}; change config.json or choose another checkpoint"))
         })?;
+        if gguf {
+            // Dequantised to f32: the same padded batches and prefix cache as safetensors.
+            let (vb, limit) = super::gguf::weights(&files.weights, &kind, &json, device)?;
+            let context = limit.map_or(context, |n| n.min(context));
+            let model = Padded::load(shape, vb).map_err(load_err)?;
+            return Decoder::assemble(Network::Padded(Box::new(model)), tokenizer, files, (device, context));
+        }
         if !padded {
             unpadded_only(&files.config, &json, &kind, dtype)?;
         }
