@@ -785,6 +785,7 @@ fn gguf_files_from_llama_cpp_writer_match_transformers() {
         ("template-jinja", "q8_0", 0.03, 0.01),
         ("bos-twice", "f32", 1e-5, 1e-5),
         ("bos-twice", "q8_0", 0.05, 0.02),
+        ("mistral", "f32", 1e-5, 1e-5),
         ("wide", "q8_0", 0.04, 0.01),
         ("wide", "q5_0", 0.3, 0.08),
         ("wide", "q4_0", 0.45, 0.15),
