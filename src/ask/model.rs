@@ -2,10 +2,11 @@
 //! (`candle_transformers::models::{qwen2, qwen3, llama}`), its tokenizer and chat template, and the
 //! answer words' probabilities at the answer position.
 //!
-//! Batches are left-padded and run by [`super::padded`] (a causal mask that hides padding,
-//! positions counted per row) whenever the config allows (default rotary embedding, no sliding
-//! window); otherwise candle-transformers' models run each prompt alone, unpadded (they take no
-//! padding mask or per-row positions).
+//! Batches are left-padded and run by [`super::padded`] (a causal mask that hides padding and
+//! keys beyond a sliding window, positions counted per row, rope scaling), safetensors and GGUF
+//! weights alike (GGUF dequantised to f32 by [`super::gguf::weights`]). candle-transformers'
+//! models, which run each prompt alone and unpadded, remain as a cross-check
+//! ([`Decoder::load_with`] with `padded` false) on configs they run as transformers does.
 
 use std::path::{Path, PathBuf};
 
@@ -46,7 +47,8 @@ enum Network {
     Llama(Box<Llama>, Box<Cache>),
     /// Either architecture, batched with left padding.
     Padded(Box<Padded>),
-    /// A quantised Qwen2, Qwen3 or Llama from a GGUF file (no key/value cache between prompts).
+    /// A quantised Qwen2, Qwen3 or Llama from a GGUF file run by candle-transformers' quantised
+    /// models (the unpadded cross-check; no key/value cache between prompts).
     Gguf(Box<super::gguf::GgufModel>),
 }
 
@@ -300,8 +302,9 @@ impl Template {
 }
 
 impl Decoder {
-    /// Loads a Qwen2, Qwen3, Llama or Mistral checkpoint (safetensors, one file or shards) in f32
-    /// with its tokenizer.json and chat template, for padded batches.
+    /// Loads a Qwen2, Qwen3, Llama or Mistral checkpoint (safetensors, one file or shards, or a
+    /// GGUF file as `files.weights`, dequantised) in f32 with its tokenizer.json and chat
+    /// template, for padded batches.
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Decoder> {
         Decoder::load_as(files, device, true, DType::F32)
     }
@@ -504,7 +507,8 @@ impl Decoder {
         }
         if ids.len() > self.context {
             return Err(Error::Encoder(format!(
-                "{}: a prompt of {} tokens is longer than the model's context of {} tokens (max_position_embeddings): \
+                "{}: a prompt of {} tokens is longer than the model's context of {} tokens (max_position_embeddings, \
+                 or a GGUF file's context_length when smaller): \
                  shorten it (prompts are never cut: the question is at their end)",
                 self.id,
                 ids.len(),
