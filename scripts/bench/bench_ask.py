@@ -12,6 +12,8 @@ Qwen2-0.5B-shaped random checkpoint.
                     BATCH, left-padded: whole prompts, then with the question's shared prefix run
                     once and its cache expanded over each batch. Writes DIR/torch.json (answers).
   check DIR STORE   largest |p - p_transformers| over signalkit's stored answers.
+  gguf DIR TYPE     writes DIR/model-TYPE.gguf (q8_0, q4_0, …: what gguf-py quantises) of DIR/model
+                    with llama.cpp's gguf-py writer, as convert_hf_to_gguf.py names and lays it out.
 """
 import copy
 import csv
@@ -191,10 +193,52 @@ def check(d, store):
     print(f"{n} answers: max |p_signalkit - p_transformers| {worst:.1e}")
 
 
+def write_gguf(d, qname):
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+    names = [("model.embed_tokens", "token_embd"), ("model.norm", "output_norm"), ("lm_head", "output"),
+             ("model.layers.", "blk."), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+             ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"),
+             ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down"),
+             ("post_attention_layernorm", "ffn_norm"), ("input_layernorm", "attn_norm")]
+    m = os.path.join(d, "model")
+    cfg = json.load(open(os.path.join(m, "config.json")))
+    qtype = getattr(gguf.GGMLQuantizationType, qname.upper())
+    w = gguf.GGUFWriter(os.path.join(d, f"model-{qname}.gguf"), "qwen2")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_dimension_count(cfg["hidden_size"] // cfg["num_attention_heads"])
+    w.add_rope_freq_base(cfg.get("rope_theta") or cfg["rope_parameters"]["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    files = [f for f in sorted(os.listdir(m)) if f.endswith(".safetensors")]
+    for f in files:
+        for hf, t in sorted(load_file(os.path.join(m, f)).items()):
+            out = hf
+            for a, b in names:
+                out = out.replace(a, b)
+            t = t.astype(np.float32)
+            if t.ndim == 2:
+                w.add_tensor(out, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
+            else:
+                w.add_tensor(out, t)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(f"wrote {d}/model-{qname}.gguf")
+
+
 if __name__ == "__main__":
     cmd, d = sys.argv[1], sys.argv[2]
     if cmd == "prepare":
         prepare(d, int(sys.argv[3]))
+    elif cmd == "gguf":
+        write_gguf(d, sys.argv[3])
     elif cmd == "torch":
         bench(d, int(sys.argv[3]))
     else:
