@@ -290,9 +290,9 @@ pub struct AskCmd {
     /// values are computed once by default; the answers agree within float rounding).
     #[arg(long)]
     no_prefix_cache: bool,
-    /// Weights from a qwen2, qwen3 or llama GGUF file (q8_0, q4_k_m, …: candle's quantised models,
-    /// one prompt at a time) instead of model.safetensors; config, tokenizer and template still
-    /// from --model, whose architecture the file must match.
+    /// Weights from a qwen2, qwen3, llama or mistral GGUF file (q8_0, q4_k, …: dequantised to f32,
+    /// batched and prefix-cached as safetensors) instead of model.safetensors; config, tokenizer
+    /// and template still from --model, whose architecture and sizes the file must match.
     #[arg(long, value_name = "FILE")]
     gguf: Option<PathBuf>,
     #[command(flatten)]

@@ -115,6 +115,14 @@ fn ask_refuses_a_prompt_longer_than_the_context_by_name_and_keeps_every_other_an
         let e = d.answer(&prompt, &ids).unwrap_err().to_string();
         assert!(e.contains("longer than the model's context of 512 tokens"), "padded {padded}: {e}");
     }
+    // A GGUF file (gguf-py's q8_0) runs the same padded forward: refused by name the same way.
+    let compat = repo("data/fixtures/ask-compat/template-jinja");
+    let source = signalkit::encode::hub::ModelSource::new(compat.to_str().unwrap());
+    let args = AskArgs { source, gguf: Some(compat.join("model-q8_0.gguf")), ..args };
+    let e = ask_files(&AskArgs { store: dir.path().join("gguf-store"), ..args }).unwrap_err().to_string();
+    for part in ["h.csv", "question 'good'", "row 2", "TSLA", "512 tokens", "never cut"] {
+        assert!(e.contains(part), "the GGUF refusal names {part:?}: {e}");
+    }
 }
 
 // --- Fault 5: NaN predictions do not hide churn; statistics over nothing are absent ------------

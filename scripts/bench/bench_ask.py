@@ -2,14 +2,18 @@
 Qwen2-0.5B-shaped random checkpoint.
 
   prepare DIR N     writes DIR/model (Qwen2: hidden 896, 24 layers, 14 heads, 2 KV heads,
-                    intermediate 4864, random weights; a 4,096-token byte-level BPE trained on the
+                    intermediate 4864, random weights; SIZE=1.5b: Qwen2.5-1.5B's hidden 1536, 28 layers,
+                    12 heads, 2 KV heads, intermediate 8960, saved by save_pretrained in 2 GB shards with
+                    model.safetensors.index.json; a 4,096-token byte-level BPE trained on the
                     sample headlines and a ChatML template), DIR/headlines.csv (the first N
                     distinct headlines of data/sample/headlines.csv) and DIR/questions.toml.
-  torch DIR BATCH   prompts/s of transformers (sdpa attention, f32, the logits of the last position
+  torch DIR BATCH   prompts/s of transformers (sdpa attention, f32 or DTYPE=bf16, the logits of the last position
                     only) over the same prompts signalkit renders, shortest first in batches of
                     BATCH, left-padded: whole prompts, then with the question's shared prefix run
                     once and its cache expanded over each batch. Writes DIR/torch.json (answers).
   check DIR STORE   largest |p - p_transformers| over signalkit's stored answers.
+  gguf DIR TYPE     writes DIR/model-TYPE.gguf (q8_0, q4_0, …: what gguf-py quantises) of DIR/model
+                    with llama.cpp's gguf-py writer, as convert_hf_to_gguf.py names and lays it out.
 """
 import copy
 import csv
@@ -53,8 +57,10 @@ def prepare(d, n):
     tok.train_from_iterator(heads[:20000] + [QUESTION] * 5 + ANSWERS * 20 + ["user assistant"] * 10, trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                   chat_template=CHATML, padding_side="left")
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                      num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+    big = os.environ.get("SIZE", "0.5b") == "1.5b"
+    shape = (dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12) if big
+             else dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14))
+    cfg = Qwen2Config(vocab_size=len(tok), **shape, num_key_value_heads=2, max_position_embeddings=32768,
                       rope_theta=1000000.0, tie_word_embeddings=True, rms_norm_eps=1e-6,
                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     torch.manual_seed(0)
@@ -70,8 +76,12 @@ def prepare(d, n):
     jinja = os.path.join(m, "chat_template.jinja")
     if os.path.exists(jinja):
         os.remove(jinja)
-    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    save_file(state, os.path.join(m, "model.safetensors"), metadata={"format": "pt"})
+    if big:
+        model.save_pretrained(m, max_shard_size="2GB")
+        cfg.save_pretrained(m)
+    else:
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        save_file(state, os.path.join(m, "model.safetensors"), metadata={"format": "pt"})
     seen, rows = set(), []
     for h in heads:
         if h and h not in seen:
@@ -94,7 +104,8 @@ def load(d):
     from transformers import AutoTokenizer, Qwen2ForCausalLM
 
     tok = AutoTokenizer.from_pretrained(os.path.join(d, "model"))
-    model = Qwen2ForCausalLM.from_pretrained(os.path.join(d, "model"), dtype=torch.float32,
+    dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[os.environ.get("DTYPE", "f32")]
+    model = Qwen2ForCausalLM.from_pretrained(os.path.join(d, "model"), dtype=dtype,
                                              attn_implementation="sdpa").eval()
     with open(os.path.join(d, "headlines.csv"), newline="") as f:
         heads = [normalise(r["headline"]) for r in csv.DictReader(f)]
@@ -161,6 +172,8 @@ def bench(d, batch):
     print(f"transformers whole prompts: {n / t_full:.2f} prompts/s")
     print(f"transformers prefix cache: {n / t_cached:.2f} prompts/s (prefix {p} of {toks:.1f} tokens on average; "
           f"max |dp| vs whole {worst:.1e})")
+    import resource
+    print(f"transformers peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GiB")
     json.dump({h: full[i] for i, h in enumerate(heads)}, open(os.path.join(d, "torch.json"), "w"))
 
 
@@ -180,10 +193,52 @@ def check(d, store):
     print(f"{n} answers: max |p_signalkit - p_transformers| {worst:.1e}")
 
 
+def write_gguf(d, qname):
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+    names = [("model.embed_tokens", "token_embd"), ("model.norm", "output_norm"), ("lm_head", "output"),
+             ("model.layers.", "blk."), ("self_attn.q_proj", "attn_q"), ("self_attn.k_proj", "attn_k"),
+             ("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"), ("mlp.gate_proj", "ffn_gate"),
+             ("mlp.up_proj", "ffn_up"), ("mlp.down_proj", "ffn_down"),
+             ("post_attention_layernorm", "ffn_norm"), ("input_layernorm", "attn_norm")]
+    m = os.path.join(d, "model")
+    cfg = json.load(open(os.path.join(m, "config.json")))
+    qtype = getattr(gguf.GGMLQuantizationType, qname.upper())
+    w = gguf.GGUFWriter(os.path.join(d, f"model-{qname}.gguf"), "qwen2")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_rope_dimension_count(cfg["hidden_size"] // cfg["num_attention_heads"])
+    w.add_rope_freq_base(cfg.get("rope_theta") or cfg["rope_parameters"]["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    files = [f for f in sorted(os.listdir(m)) if f.endswith(".safetensors")]
+    for f in files:
+        for hf, t in sorted(load_file(os.path.join(m, f)).items()):
+            out = hf
+            for a, b in names:
+                out = out.replace(a, b)
+            t = t.astype(np.float32)
+            if t.ndim == 2:
+                w.add_tensor(out, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
+            else:
+                w.add_tensor(out, t)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print(f"wrote {d}/model-{qname}.gguf")
+
+
 if __name__ == "__main__":
     cmd, d = sys.argv[1], sys.argv[2]
     if cmd == "prepare":
         prepare(d, int(sys.argv[3]))
+    elif cmd == "gguf":
+        write_gguf(d, sys.argv[3])
     elif cmd == "torch":
         bench(d, int(sys.argv[3]))
     else:

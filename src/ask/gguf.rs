@@ -1,12 +1,17 @@
-//! GGUF weights for `ask --gguf`: a Qwen2, Qwen3 or Llama checkpoint quantised by llama.cpp's
-//! converter (q8_0, q4_k_m, …), run by candle-transformers' quantised models, one unpadded prompt
-//! at a time (they take no padding mask). The tokenizer and chat template still come from the
-//! checkpoint folder (`--model`).
+//! GGUF weights for `ask --gguf`: a Qwen2, Qwen3, Llama or Mistral checkpoint quantised by
+//! llama.cpp's converter (q8_0, q4_k, q4_0, …). [`weights`] dequantises every tensor (candle's
+//! GGUF block decoders) to f32 under the Hugging Face names, so the file runs in the same
+//! left-padded batched forward and prefix cache as safetensors ([`super::padded`]), with the
+//! config.json beside it (rope scaling, sliding windows). candle-transformers' quantised models
+//! ([`load`], matmuls on the quantised blocks, one unpadded prompt at a time) remain as a
+//! cross-check. The tokenizer and chat template come from the checkpoint folder (`--model`).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use candle_transformers::models::{quantized_llama, quantized_qwen2, quantized_qwen3};
 
 use crate::error::{Error, Result};
@@ -88,4 +93,131 @@ pub fn dtypes(path: &Path) -> Result<String> {
     names.sort();
     names.dedup();
     Ok(names.join(", "))
+}
+
+/// The architecture a GGUF file states for a config.json `model_type` (llama.cpp's converter
+/// writes Mistral as llama).
+fn gguf_arch(kind: &str) -> &str {
+    if kind == "mistral" { "llama" } else { kind }
+}
+
+/// A GGUF tensor name as the Hugging Face name it was converted from (convert_hf_to_gguf.py's
+/// table read backwards); names it does not know are kept (and never asked for).
+fn hf_name(gguf: &str) -> String {
+    let (stem, suffix) = gguf.rsplit_once('.').unwrap_or((gguf, ""));
+    let top = match stem {
+        "token_embd" => Some("model.embed_tokens"),
+        "output_norm" => Some("model.norm"),
+        "output" => Some("lm_head"),
+        _ => None,
+    };
+    if let Some(t) = top {
+        return format!("{t}.{suffix}");
+    }
+    let Some((layer, part)) = stem.strip_prefix("blk.").and_then(|r| r.split_once('.')) else {
+        return gguf.to_string();
+    };
+    let hf = match part {
+        "attn_q" => "self_attn.q_proj",
+        "attn_k" => "self_attn.k_proj",
+        "attn_v" => "self_attn.v_proj",
+        "attn_output" => "self_attn.o_proj",
+        "attn_q_norm" => "self_attn.q_norm",
+        "attn_k_norm" => "self_attn.k_norm",
+        "ffn_gate" => "mlp.gate_proj",
+        "ffn_up" => "mlp.up_proj",
+        "ffn_down" => "mlp.down_proj",
+        "attn_norm" => "input_layernorm",
+        "ffn_norm" => "post_attention_layernorm",
+        _ => return gguf.to_string(),
+    };
+    format!("model.layers.{layer}.{hf}.{suffix}")
+}
+
+/// Undoes convert_hf_to_gguf.py's `LlamaModel.permute` of query and key rows (llama.cpp rotates
+/// interleaved pairs, transformers the two halves): (heads, head_dim / 2, 2, …) back to
+/// (heads, 2, head_dim / 2, …).
+fn unpermute(t: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let dims = t.dims().to_vec();
+    let rest: usize = dims[1..].iter().product();
+    let half = dims[0] / heads / 2;
+    t.reshape((heads, half, 2, rest))?.transpose(1, 2)?.contiguous()?.reshape(dims)
+}
+
+/// A size the GGUF metadata (`key`) and config.json (`cfg_key`) both give; the file is refused
+/// when they differ (it was converted from another checkpoint) or neither has it.
+fn check_count(
+    path: &Path,
+    content: &gguf_file::Content,
+    key: &str,
+    cfg: &serde_json::Value,
+    cfg_key: &str,
+) -> Result<usize> {
+    let stated = content.metadata.get(key).and_then(|v| v.to_u32().ok()).map(|n| n as usize);
+    let want = cfg.get(cfg_key).and_then(serde_json::Value::as_u64).map(|n| n as usize);
+    match (stated, want) {
+        (Some(a), Some(b)) if a != b => Err(Error::input(
+            path,
+            format!(
+                "GGUF {key} is {a} but config.json's {cfg_key} is {b}: pass the --model folder of the checkpoint \
+                 this file was converted from"
+            ),
+        )),
+        (Some(a), _) | (None, Some(a)) => Ok(a),
+        (None, None) => {
+            Err(Error::input(path, format!("neither the GGUF's {key} nor config.json's {cfg_key} is given")))
+        }
+    }
+}
+
+/// A GGUF file's weights dequantised to f32 under the Hugging Face names, as a VarBuilder for the
+/// padded forward, and the file's context length. The file must be of config.json's architecture
+/// (`kind`) and sizes (`cfg`), else an error names the key.
+pub fn weights(
+    path: &Path,
+    kind: &str,
+    cfg: &serde_json::Value,
+    device: &Device,
+) -> Result<(VarBuilder<'static>, Option<usize>)> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let content = gguf_file::Content::read(&mut f)
+        .map_err(|e| Error::input(path, format!("not a GGUF file ({e}): name a .gguf written by llama.cpp")))?;
+    let arch =
+        content.metadata.get("general.architecture").and_then(|v| v.to_string().ok().cloned()).unwrap_or_default();
+    let want = gguf_arch(kind);
+    if arch != want {
+        return Err(Error::input(
+            path,
+            format!(
+                "GGUF architecture {arch:?} but config.json's model_type is {kind:?}: pass the --model folder of the same checkpoint"
+            ),
+        ));
+    }
+    for (key, cfg_key) in [
+        ("block_count", "num_hidden_layers"),
+        ("embedding_length", "hidden_size"),
+        ("feed_forward_length", "intermediate_size"),
+    ] {
+        check_count(path, &content, &format!("{arch}.{key}"), cfg, cfg_key)?;
+    }
+    let heads = check_count(path, &content, &format!("{arch}.attention.head_count"), cfg, "num_attention_heads")?;
+    let kv_key = if cfg.get("num_key_value_heads").is_some() { "num_key_value_heads" } else { "num_attention_heads" };
+    let kv_heads = check_count(path, &content, &format!("{arch}.attention.head_count_kv"), cfg, kv_key)?;
+    let context =
+        content.metadata.get(&format!("{arch}.context_length")).and_then(|v| v.to_u32().ok()).map(|n| n as usize);
+    let fail = |name: &str, e: candle_core::Error| Error::input(path, format!("cannot read GGUF tensor {name}: {e}"));
+    let mut tensors = HashMap::new();
+    let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
+    for name in names {
+        let q = content.tensor(&mut f, &name, device).map_err(|e| fail(&name, e))?;
+        let mut t = q.dequantize(device).map_err(|e| fail(&name, e))?;
+        let hf = hf_name(&name);
+        if arch == "llama" && hf.contains("self_attn.q_proj.") {
+            t = unpermute(&t, heads).map_err(|e| fail(&name, e))?;
+        } else if arch == "llama" && hf.contains("self_attn.k_proj.") {
+            t = unpermute(&t, kv_heads).map_err(|e| fail(&name, e))?;
+        }
+        tensors.insert(hf, t);
+    }
+    Ok((VarBuilder::from_tensors(tensors, DType::F32, device), context))
 }

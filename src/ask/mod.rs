@@ -297,8 +297,9 @@ pub struct AskArgs {
     /// Compute the question's shared prompt prefix once and reuse its keys and values for every
     /// headline (exact: the same numbers within float rounding; off only to measure it).
     pub prefix_cache: bool,
-    /// Weights from this GGUF file (a quantised Qwen2) instead of the checkpoint's safetensors;
-    /// config, tokenizer and chat template still from the checkpoint.
+    /// Weights from this GGUF file (a quantised Qwen2, Qwen3, Llama or Mistral, dequantised into
+    /// the padded forward) instead of the checkpoint's safetensors; config, tokenizer and chat
+    /// template still from the checkpoint.
     pub gguf: Option<PathBuf>,
     /// `ticker,name` file: {company} becomes the headline ticker's company name (a ticker not in
     /// it: the ticker, counted in the summary).

@@ -2,10 +2,11 @@
 //! (`candle_transformers::models::{qwen2, qwen3, llama}`), its tokenizer and chat template, and the
 //! answer words' probabilities at the answer position.
 //!
-//! Batches are left-padded and run by [`super::padded`] (a causal mask that hides padding,
-//! positions counted per row) whenever the config allows (default rotary embedding, no sliding
-//! window); otherwise candle-transformers' models run each prompt alone, unpadded (they take no
-//! padding mask or per-row positions).
+//! Batches are left-padded and run by [`super::padded`] (a causal mask that hides padding and
+//! keys beyond a sliding window, positions counted per row, rope scaling), safetensors and GGUF
+//! weights alike (GGUF dequantised to f32 by [`super::gguf::weights`]). candle-transformers'
+//! models, which run each prompt alone and unpadded, remain as a cross-check
+//! ([`Decoder::load_with`] with `padded` false) on configs they run as transformers does.
 
 use std::path::{Path, PathBuf};
 
@@ -46,7 +47,8 @@ enum Network {
     Llama(Box<Llama>, Box<Cache>),
     /// Either architecture, batched with left padding.
     Padded(Box<Padded>),
-    /// A quantised Qwen2, Qwen3 or Llama from a GGUF file (no key/value cache between prompts).
+    /// A quantised Qwen2, Qwen3 or Llama from a GGUF file run by candle-transformers' quantised
+    /// models (the unpadded cross-check; no key/value cache between prompts).
     Gguf(Box<super::gguf::GgufModel>),
 }
 
@@ -66,7 +68,7 @@ fn unpadded_only(path: &Path, cfg: &Value, kind: &str, dtype: DType) -> Result<(
 }
 
 /// Refuses, naming the key, a config whose rope scaling or sliding window candle-transformers'
-/// quantised models (GGUF) would not apply.
+/// quantised models (GGUF, unpadded) would not apply; the padded forward applies both.
 fn gguf_runs(path: &Path, cfg: &Value, kind: &str) -> Result<()> {
     let rope = super::rope::rope_type(cfg);
     let windowed = Shape::of(cfg, kind).is_ok_and(|s| s.windowed());
@@ -76,7 +78,7 @@ fn gguf_runs(path: &Path, cfg: &Value, kind: &str) -> Result<()> {
     let what = if windowed { "a sliding window in use".to_string() } else { format!("rope_type '{rope}'") };
     Err(Error::input(
         path,
-        format!("{what}: the GGUF models do not apply it; drop --gguf to run the safetensors weights"),
+        format!("{what}: candle's quantised GGUF models do not apply it; run the GGUF padded (Decoder::load)"),
     ))
 }
 
@@ -300,8 +302,9 @@ impl Template {
 }
 
 impl Decoder {
-    /// Loads a Qwen2, Qwen3, Llama or Mistral checkpoint (safetensors, one file or shards) in f32
-    /// with its tokenizer.json and chat template, for padded batches.
+    /// Loads a Qwen2, Qwen3, Llama or Mistral checkpoint (safetensors, one file or shards, or a
+    /// GGUF file as `files.weights`, dequantised) in f32 with its tokenizer.json and chat
+    /// template, for padded batches.
     pub fn load(files: &ModelFiles, device: &Device) -> Result<Decoder> {
         Decoder::load_as(files, device, true, DType::F32)
     }
@@ -330,7 +333,7 @@ impl Decoder {
             ));
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
-        if gguf {
+        if gguf && !padded {
             gguf_runs(&files.config, &json, &kind)?;
             let (model, limit) = super::gguf::load(&files.weights, &kind, device)?;
             let context = limit.map_or(context, |n| n.min(context));
@@ -339,6 +342,13 @@ impl Decoder {
         let shape = Shape::of(&json, &kind).map_err(|e| {
             Error::input(&files.config, format!("{e}; change config.json or choose another checkpoint"))
         })?;
+        if gguf {
+            // Dequantised to f32: the same padded batches and prefix cache as safetensors.
+            let (vb, limit) = super::gguf::weights(&files.weights, &kind, &json, device)?;
+            let context = limit.map_or(context, |n| n.min(context));
+            let model = Padded::load(shape, vb).map_err(load_err)?;
+            return Decoder::assemble(Network::Padded(Box::new(model)), tokenizer, files, (device, context));
+        }
         if !padded {
             unpadded_only(&files.config, &json, &kind, dtype)?;
         }
@@ -497,7 +507,8 @@ impl Decoder {
         }
         if ids.len() > self.context {
             return Err(Error::Encoder(format!(
-                "{}: a prompt of {} tokens is longer than the model's context of {} tokens (max_position_embeddings): \
+                "{}: a prompt of {} tokens is longer than the model's context of {} tokens (max_position_embeddings, \
+                 or a GGUF file's context_length when smaller): \
                  shorten it (prompts are never cut: the question is at their end)",
                 self.id,
                 ids.len(),
