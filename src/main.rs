@@ -36,11 +36,14 @@ fn main() -> Result<()> {
 
 /// candle's element-wise worker threads spin 25,000 times before sleeping, taking a core from the
 /// matmul threads between every small op; a short spin measured faster on 2-core machines
-/// (scripts/bench/bench-encode.sh). A value the user sets is kept.
+/// (scripts/bench/bench-encode.sh). oneDNN's OpenMP threads (libgomp) likewise spin after each
+/// matmul, taking the cores candle's ops in between need: they wait passively (`ask` on 2 cores
+/// used half the CPU time, docs/benchmarks.md). A value the user sets is kept.
 fn quiet_candle_workers() {
-    const VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
-    if std::env::var_os(VAR).is_none() {
-        // SAFETY: called first thing in main, before any thread is started.
-        unsafe { std::env::set_var(VAR, "100") };
+    for (var, value) in [("CANDLE_BARRIER_POOL_SPIN_LIMIT", "100"), ("OMP_WAIT_POLICY", "passive")] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: called first thing in main, before any thread is started.
+            unsafe { std::env::set_var(var, value) };
+        }
     }
 }

@@ -168,8 +168,17 @@ fn real_2011_2013() {
 #[test]
 fn env_names_the_cpu_and_each_kernel_path() {
     let text = signalkit(["env"]).run().ok().stdout;
-    for key in ["cpu: ", "isa: ", "cores: ", "threads: ", "onednn: ", "encode f32: ", "encode bf16: ", "ask f32: ", "ask bf16: "]
-    {
+    for key in [
+        "cpu: ",
+        "isa: ",
+        "cores: ",
+        "threads: ",
+        "onednn: ",
+        "encode f32: ",
+        "encode bf16: ",
+        "ask f32: ",
+        "ask bf16: ",
+    ] {
         assert!(text.lines().any(|l| l.starts_with(key)), "no {key:?} line in:\n{text}");
     }
     let off = signalkit(["env"]).env("SIGNALKIT_ONEDNN", "off").run().ok().stdout;

@@ -459,12 +459,7 @@ impl DnnlLinear {
     }
 
     /// The layer on oneDNN whichever kernel it picks (the tests use it on every ISA path).
-    fn build(
-        dnnl: &'static OneDnn,
-        weight: &Tensor,
-        bias: Option<&Tensor>,
-        bf16: bool,
-    ) -> candle_core::Result<Self> {
+    fn build(dnnl: &'static OneDnn, weight: &Tensor, bias: Option<&Tensor>, bf16: bool) -> candle_core::Result<Self> {
         let (n, k) = weight.dims2()?;
         let w = weight.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let weight =
@@ -606,9 +601,9 @@ pub fn chosen(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> Option<String> {
 /// primitive each), then cached: a model's layers share a few shapes.
 pub fn jit_kernel(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> Option<String> {
     static FOUND: OnceLock<Choices> = OnceLock::new();
-    FOUND.get_or_init(Choices::default).get_or((k, n, bf16), || {
-        dnnl.matmul_impl(256, k, n, bf16).ok().filter(|name| !name.starts_with("ref"))
-    })
+    FOUND
+        .get_or_init(Choices::default)
+        .get_or((k, n, bf16), || dnnl.matmul_impl(256, k, n, bf16).ok().filter(|name| !name.starts_with("ref")))
 }
 
 /// Kernel choices by (k, n, bf16).
@@ -694,8 +689,10 @@ mod tests {
         let rounded = candle_nn::Linear::new(round(&w), Some(b.clone()));
         for bf16 in [false, true] {
             for gelu in [false, true] {
-                let Some(mut layer) =
-                    dnnl.matmul_impl(256, k, n, bf16).ok().map(|_| DnnlLinear::build(dnnl, &w, Some(&b), bf16).unwrap())
+                let Some(mut layer) = dnnl
+                    .matmul_impl(256, k, n, bf16)
+                    .ok()
+                    .map(|_| DnnlLinear::build(dnnl, &w, Some(&b), bf16).unwrap())
                 else {
                     assert!(bf16, "oneDNN has a JIT f32 matmul on every x86-64 CPU");
                     eprintln!("no JIT bf16 matmul on this ISA: the encoder keeps its own bf16 path or f32");
@@ -754,7 +751,8 @@ mod tests {
         for dtype in [candle_core::DType::F32, bf16] {
             let (w, b) = (random((n, k), 3).to_dtype(dtype).unwrap(), random((1, n), 4).squeeze(0).unwrap());
             for bias in [None, Some(&b)] {
-                let Some(layer) = DnnlLinear::for_decoder(&w, bias.map(|b| b.to_dtype(dtype).unwrap()).as_ref()).unwrap()
+                let Some(layer) =
+                    DnnlLinear::for_decoder(&w, bias.map(|b| b.to_dtype(dtype).unwrap()).as_ref()).unwrap()
                 else {
                     assert!(dtype == bf16, "oneDNN has a JIT f32 matmul on every x86-64 CPU");
                     eprintln!("no JIT bf16 matmul on this ISA: ask keeps candle's bf16 matmul");
@@ -774,7 +772,8 @@ mod tests {
                     let tolerance = if dtype == bf16 { scale / 256.0 } else { 1e-4 };
                     assert!(d < tolerance, "{dtype:?} bias {} rows {rows}: max |diff| {d}", bias.is_some());
                 }
-                let other = random((2, k), 5).to_dtype(if dtype == bf16 { candle_core::DType::F32 } else { bf16 }).unwrap();
+                let other =
+                    random((2, k), 5).to_dtype(if dtype == bf16 { candle_core::DType::F32 } else { bf16 }).unwrap();
                 let e = other.apply_op1_no_bwd(&layer).unwrap_err().to_string();
                 assert!(e.contains("this layer takes"), "{e}");
             }
