@@ -24,7 +24,10 @@ pub fn report() -> String {
     }
     lines.push(format!("encode f32: {}", bert::linear_path(false)));
     lines.push(format!("encode bf16: {}", bert::linear_path(true)));
-    lines.push("ask, finetune: candle's matmul (gemm crate), f32".into());
+    let ask = "projections; attention, lm head and --gguf files on candle";
+    lines.push(format!("ask f32: {} ({ask})", crate::ask::padded::linear_path(false)));
+    lines.push(format!("ask bf16: {} ({ask})", crate::ask::padded::linear_path(true)));
+    lines.push("finetune: candle's matmul (gemm crate), f32".into());
     lines.join("\n")
 }
 

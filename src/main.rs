@@ -9,7 +9,11 @@ use cli::{Cli, Command};
 
 fn main() -> Result<()> {
     quiet_candle_workers();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Ask(_)) {
+        passive_openmp();
+    }
+    match cli.command {
         Command::Join(c) => c.run(),
         Command::Encode(c) => c.run(),
         Command::Ask(c) => c.run(),
@@ -42,5 +46,25 @@ fn quiet_candle_workers() {
     if std::env::var_os(VAR).is_none() {
         // SAFETY: called first thing in main, before any thread is started.
         unsafe { std::env::set_var(VAR, "100") };
+    }
+}
+
+/// `ask`: oneDNN's OpenMP threads spin after each matmul, taking the cores candle's ops in
+/// between (attention, norms) need; waiting passively halved ask's CPU time on 2 cores
+/// (docs/benchmarks.md). libgomp (linked for LightGBM) reads `OMP_WAIT_POLICY` as the program
+/// loads, before `main`, so the process starts itself again with it set. A value the user sets is
+/// kept; other commands keep libgomp's default (LightGBM's many short parallel loops).
+fn passive_openmp() {
+    const VAR: &str = "OMP_WAIT_POLICY";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    // SAFETY: called in main before any thread is started.
+    unsafe { std::env::set_var(VAR, "passive") };
+    #[cfg(unix)]
+    if let Ok(exe) = std::env::current_exe() {
+        use std::os::unix::process::CommandExt;
+        // Only returns on failure: then ask runs on with libgomp's default.
+        let _ = std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec();
     }
 }

@@ -168,12 +168,24 @@ fn real_2011_2013() {
 #[test]
 fn env_names_the_cpu_and_each_kernel_path() {
     let text = signalkit(["env"]).run().ok().stdout;
-    for key in ["cpu: ", "isa: ", "cores: ", "threads: ", "onednn: ", "encode f32: ", "encode bf16: "] {
+    for key in [
+        "cpu: ",
+        "isa: ",
+        "cores: ",
+        "threads: ",
+        "onednn: ",
+        "encode f32: ",
+        "encode bf16: ",
+        "ask f32: ",
+        "ask bf16: ",
+    ] {
         assert!(text.lines().any(|l| l.starts_with(key)), "no {key:?} line in:\n{text}");
     }
     let off = signalkit(["env"]).env("SIGNALKIT_ONEDNN", "off").run().ok().stdout;
     assert!(off.contains("onednn: not loaded") && off.contains("encode f32: candle's matmul"), "{off}");
+    assert!(off.contains("ask f32: candle's matmul") && off.contains("ask bf16: candle's matmul"), "{off}");
     if text.contains("onednn: oneDNN") {
+        assert!(text.contains("ask f32: oneDNN") && !text.contains("ask, finetune"), "{text}");
         let avx2 = signalkit(["env"]).env("ONEDNN_MAX_CPU_ISA", "AVX2").run().ok().stdout;
         assert!(avx2.contains("onednn isa cap: AVX2") && !avx2.contains("avx512_core"), "{avx2}");
     } else {

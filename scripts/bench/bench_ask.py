@@ -7,11 +7,13 @@ Qwen2-0.5B-shaped random checkpoint.
                     model.safetensors.index.json; a 4,096-token byte-level BPE trained on the
                     sample headlines and a ChatML template), DIR/headlines.csv (the first N
                     distinct headlines of data/sample/headlines.csv) and DIR/questions.toml.
-  torch DIR BATCH   prompts/s of transformers (sdpa attention, f32 or DTYPE=bf16, the logits of the last position
-                    only) over the same prompts signalkit renders, shortest first in batches of
-                    BATCH, left-padded: whole prompts, then with the question's shared prefix run
-                    once and its cache expanded over each batch. Writes DIR/torch.json (answers).
-  check DIR STORE   largest |p - p_transformers| over signalkit's stored answers.
+  torch DIR BATCH   prompts/s of transformers (sdpa attention, f32 or with TORCH_DTYPE=bf16 bf16
+                    weights and activations, the logits of the last position only) over the same
+                    prompts signalkit renders, shortest first in batches of BATCH, left-padded:
+                    whole prompts, then with the question's shared prefix run once and its cache
+                    expanded over each batch. Writes DIR/torch.json (f32 answers; torch-bf16.json).
+  check DIR STORE [REF]   largest |p - p_transformers| over signalkit's stored answers (REF: the
+                    answers file in DIR, default torch.json).
   gguf DIR TYPE     writes DIR/model-TYPE.gguf (q8_0, q4_0, …: what gguf-py quantises) of DIR/model
                     with llama.cpp's gguf-py writer, as convert_hf_to_gguf.py names and lays it out.
 """
@@ -100,12 +102,20 @@ def prepare(d, n):
           f"{len(rows)} headlines")
 
 
+def torch_dtype():
+    return {"f32": torch.float32, "bf16": torch.bfloat16}[dtype_name()]
+
+
+def dtype_name():
+    """TORCH_DTYPE (bench-ask.sh --all), else DTYPE (bench-ask.sh's single run), else f32."""
+    return os.environ.get("TORCH_DTYPE", os.environ.get("DTYPE", "f32"))
+
+
 def load(d):
     from transformers import AutoTokenizer, Qwen2ForCausalLM
 
     tok = AutoTokenizer.from_pretrained(os.path.join(d, "model"))
-    dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[os.environ.get("DTYPE", "f32")]
-    model = Qwen2ForCausalLM.from_pretrained(os.path.join(d, "model"), dtype=dtype,
+    model = Qwen2ForCausalLM.from_pretrained(os.path.join(d, "model"), dtype=torch_dtype(),
                                              attn_implementation="sdpa").eval()
     with open(os.path.join(d, "headlines.csv"), newline="") as f:
         heads = [normalise(r["headline"]) for r in csv.DictReader(f)]
@@ -169,18 +179,20 @@ def bench(d, batch):
     worst = max(abs(a - b) for i in full for a, b in zip(full[i], cached[i]))
     n = len(prompts)
     toks = sum(len(tok(x, add_special_tokens=False)["input_ids"]) for x in prompts) / n
-    print(f"transformers whole prompts: {n / t_full:.2f} prompts/s")
-    print(f"transformers prefix cache: {n / t_cached:.2f} prompts/s (prefix {p} of {toks:.1f} tokens on average; "
+    dt = dtype_name()
+    print(f"transformers {dt} whole prompts: {n / t_full:.2f} prompts/s")
+    print(f"transformers {dt} prefix cache: {n / t_cached:.2f} prompts/s (prefix {p} of {toks:.1f} tokens on average; "
           f"max |dp| vs whole {worst:.1e})")
     import resource
     print(f"transformers peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GiB")
-    json.dump({h: full[i] for i, h in enumerate(heads)}, open(os.path.join(d, "torch.json"), "w"))
+    name = "torch.json" if dt == "f32" else f"torch-{dt}.json"
+    json.dump({h: full[i] for i, h in enumerate(heads)}, open(os.path.join(d, name), "w"))
 
 
-def check(d, store):
+def check(d, store, ref_name="torch.json"):
     import pyarrow.parquet as pq
 
-    ref = json.load(open(os.path.join(d, "torch.json")))
+    ref = json.load(open(os.path.join(d, ref_name)))
     worst, n = 0.0, 0
     for root, _, files in os.walk(store):
         for f in files:
@@ -190,7 +202,7 @@ def check(d, store):
                     got = [t["p_yes"][i], t["p_no"][i], t["p_unknown"][i]]
                     worst = max(worst, max(abs(a - b) for a, b in zip(got, ref[text])))
                     n += 1
-    print(f"{n} answers: max |p_signalkit - p_transformers| {worst:.1e}")
+    print(f"{n} answers: max |p_signalkit - p_transformers ({ref_name})| {worst:.1e}")
 
 
 def write_gguf(d, qname):
@@ -242,4 +254,4 @@ if __name__ == "__main__":
     elif cmd == "torch":
         bench(d, int(sys.argv[3]))
     else:
-        check(d, sys.argv[3])
+        check(d, *sys.argv[3:5])

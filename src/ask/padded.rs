@@ -10,6 +10,7 @@ use candle_nn::{Embedding, Linear, VarBuilder};
 use serde_json::Value;
 
 use super::rope::Rope;
+use crate::bert::onednn::{self, DnnlLinear};
 
 type CResult<T> = candle_core::Result<T>;
 
@@ -119,14 +120,48 @@ fn rms_norm(size: usize, eps: f64, vb: VarBuilder) -> CResult<RmsNorm> {
     Ok(RmsNorm { weight: vb.get(size, "weight")?, eps })
 }
 
+/// A projection, `y = x Wᵀ (+ b)` in the weights' dtype: oneDNN's matmul where it is loaded
+/// (f32, or bf16 in and out), else candle's.
+enum Proj {
+    Candle(Linear),
+    OneDnn(Box<DnnlLinear>),
+}
+
+impl Proj {
+    fn load(inputs: usize, outputs: usize, bias: bool, vb: VarBuilder) -> CResult<Proj> {
+        let lin = candle_nn::linear_b(inputs, outputs, bias, vb)?;
+        Ok(match DnnlLinear::for_decoder(lin.weight(), lin.bias())? {
+            Some(d) => Proj::OneDnn(Box::new(d)),
+            None => Proj::Candle(lin),
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        match self {
+            Proj::Candle(l) => biased(l, x),
+            Proj::OneDnn(d) => x.contiguous()?.apply_op1_no_bwd(d.as_ref()),
+        }
+    }
+}
+
+/// The kernel the decoder's projections run on here in f32 or bf16, as [`Proj::load`] chooses
+/// it (oneDNN's implementation for a Qwen2-0.5B-shaped MLP layer, named).
+pub fn linear_path(bf16: bool) -> String {
+    match onednn::library().map(|dnnl| onednn::jit_kernel(dnnl, 896, 4864, bf16)) {
+        Some(Some(name)) => format!("oneDNN {name}"),
+        Some(None) => "candle's matmul (gemm crate): oneDNN has only reference code here".into(),
+        None => "candle's matmul (gemm crate)".into(),
+    }
+}
+
 struct Layer {
-    q: Linear,
-    k: Linear,
-    v: Linear,
-    o: Linear,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    q: Proj,
+    k: Proj,
+    v: Proj,
+    o: Proj,
+    gate: Proj,
+    up: Proj,
+    down: Proj,
     ln1: RmsNorm,
     ln2: RmsNorm,
     /// Qwen3's per-head query and key norms.
@@ -149,13 +184,13 @@ fn layer(s: &Shape, vb: VarBuilder) -> CResult<Layer> {
     let d = s.head_dim;
     let (a, m) = (vb.pp("self_attn"), vb.pp("mlp"));
     Ok(Layer {
-        q: candle_nn::linear_b(s.hidden, s.heads * d, s.qkv_bias, a.pp("q_proj"))?,
-        k: candle_nn::linear_b(s.hidden, s.kv_heads * d, s.qkv_bias, a.pp("k_proj"))?,
-        v: candle_nn::linear_b(s.hidden, s.kv_heads * d, s.qkv_bias, a.pp("v_proj"))?,
-        o: candle_nn::linear_no_bias(s.heads * d, s.hidden, a.pp("o_proj"))?,
-        gate: candle_nn::linear_no_bias(s.hidden, s.intermediate, m.pp("gate_proj"))?,
-        up: candle_nn::linear_no_bias(s.hidden, s.intermediate, m.pp("up_proj"))?,
-        down: candle_nn::linear_no_bias(s.intermediate, s.hidden, m.pp("down_proj"))?,
+        q: Proj::load(s.hidden, s.heads * d, s.qkv_bias, a.pp("q_proj"))?,
+        k: Proj::load(s.hidden, s.kv_heads * d, s.qkv_bias, a.pp("k_proj"))?,
+        v: Proj::load(s.hidden, s.kv_heads * d, s.qkv_bias, a.pp("v_proj"))?,
+        o: Proj::load(s.heads * d, s.hidden, false, a.pp("o_proj"))?,
+        gate: Proj::load(s.hidden, s.intermediate, false, m.pp("gate_proj"))?,
+        up: Proj::load(s.hidden, s.intermediate, false, m.pp("up_proj"))?,
+        down: Proj::load(s.intermediate, s.hidden, false, m.pp("down_proj"))?,
         ln1: rms_norm(s.hidden, s.eps, vb.pp("input_layernorm"))?,
         ln2: rms_norm(s.hidden, s.eps, vb.pp("post_attention_layernorm"))?,
         qk_norm: if s.qk_norm {
@@ -285,14 +320,14 @@ impl Padded {
         let d = s.head_dim;
         let h = l.ln1.forward(x)?;
         let split = |t: Tensor, n: usize| t.reshape((b, len, n, d))?.transpose(1, 2)?.contiguous();
-        let (q, k) = (split(biased(&l.q, &h)?, s.heads)?, split(biased(&l.k, &h)?, s.kv_heads)?);
+        let (q, k) = (split(l.q.forward(&h)?, s.heads)?, split(l.k.forward(&h)?, s.kv_heads)?);
         let (q, k) = match &l.qk_norm {
             Some((qn, kn)) => (qn.forward(&q)?, kn.forward(&k)?),
             None => (q, k),
         };
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-        let v = split(biased(&l.v, &h)?, s.kv_heads)?;
+        let v = split(l.v.forward(&h)?, s.kv_heads)?;
         let (k_all, v_all) = match past {
             None => (k.clone(), v.clone()),
             Some((pk, pv)) => {
@@ -311,11 +346,11 @@ impl Padded {
         let scaled = (scores.to_dtype(DType::F32)? * (1.0 / (d as f64).sqrt()))?.to_dtype(scores.dtype())?;
         let att = scaled.broadcast_add(mask)?;
         let att = candle_nn::ops::softmax_last_dim(&att.to_dtype(DType::F32)?)?.to_dtype(va.dtype())?.matmul(&va)?;
-        let x = (x + att.transpose(1, 2)?.reshape((b, len, s.heads * d))?.apply(&l.o)?)?;
+        let x = (x + l.o.forward(&att.transpose(1, 2)?.reshape((b, len, s.heads * d))?)?)?;
         let h = l.ln2.forward(&x)?;
         let gate = l.gate.forward(&h)?;
         let act = candle_nn::ops::silu(&gate.to_dtype(DType::F32)?)?.to_dtype(gate.dtype())?; // as torch: in f32, rounded once
-        let mlp = (act * l.up.forward(&h)?)?.apply(&l.down)?;
+        let mlp = l.down.forward(&(act * l.up.forward(&h)?)?)?;
         Ok(((x + mlp)?, k, v))
     }
 }

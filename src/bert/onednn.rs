@@ -8,6 +8,8 @@
 //!
 //! A layer keeps its weight in its own dtype; for each batch height it builds a matmul primitive
 //! whose weight layout oneDNN chooses (`format_tag::any`), and packs the weight once per layout.
+//! The encoder uses it with f32 activations (bias, GELU); `ask`'s decoder with f32 or bf16
+//! activations in and out, with or without bias ([`DnnlLinear::for_decoder`]).
 
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
@@ -215,7 +217,8 @@ impl OneDnn {
     /// The implementation oneDNN picks for a (rows × k) · (k × n) matmul in `dtype`, e.g.
     /// "brg:avx512_core_amx": what `signalkit env` prints.
     pub fn matmul_impl(&self, rows: usize, k: usize, n: usize, bf16: bool) -> candle_core::Result<String> {
-        let plan = Plan::new(self, Shape2 { rows, k, n }, bf16, false)?;
+        let kind = Kind { bf16, bf16_out: false, bias: true, gelu: false };
+        let plan = Plan::new(self, Shape2 { rows, k, n }, kind)?;
         Ok(plan.impl_name())
     }
 }
@@ -253,6 +256,27 @@ struct Shape2 {
     n: usize,
 }
 
+/// What a matmul computes besides the product: its dtypes, bias and post-op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kind {
+    /// Inputs and weight in bf16 (products summed in f32), else f32.
+    bf16: bool,
+    /// The output rounded once to bf16 (after the bias), else f32.
+    bf16_out: bool,
+    bias: bool,
+    gelu: bool,
+}
+
+impl Kind {
+    fn src_dt(self) -> c_int {
+        if self.bf16 { DT_BF16 } else { DT_F32 }
+    }
+
+    fn dst_dt(self) -> c_int {
+        if self.bf16_out { DT_BF16 } else { DT_F32 }
+    }
+}
+
 /// One matmul primitive for one batch height, and its descriptor (for the weight layout).
 struct Plan<'a> {
     dnnl: &'a OneDnn,
@@ -274,19 +298,19 @@ impl Drop for Plan<'_> {
 }
 
 impl<'a> Plan<'a> {
-    fn new(dnnl: &'a OneDnn, s: Shape2, bf16: bool, gelu: bool) -> candle_core::Result<Self> {
-        let dt = if bf16 { DT_BF16 } else { DT_F32 };
+    fn new(dnnl: &'a OneDnn, s: Shape2, kind: Kind) -> candle_core::Result<Self> {
         let (rows, k, n) = (s.rows as i64, s.k as i64, s.n as i64);
-        let src = dnnl.md([rows, k], dt, TAG_AB)?;
-        let weights = dnnl.md([k, n], dt, TAG_ANY)?;
-        let bias = dnnl.md([1, n], DT_F32, TAG_AB)?;
-        let dst = dnnl.md([rows, n], DT_F32, TAG_AB)?;
-        let attr = Attr::new(dnnl, gelu)?;
+        let src = dnnl.md([rows, k], kind.src_dt(), TAG_AB)?;
+        let weights = dnnl.md([k, n], kind.src_dt(), TAG_ANY)?;
+        let bias = if kind.bias { Some(dnnl.md([1, n], DT_F32, TAG_AB)?) } else { None };
+        let dst = dnnl.md([rows, n], kind.dst_dt(), TAG_AB)?;
+        let attr = Attr::new(dnnl, kind.gelu)?;
         let (mut pd, mut prim) = (std::ptr::null_mut(), std::ptr::null_mut());
-        // SAFETY: every descriptor is live for the call; out-pointers to locals.
+        let bias_h = bias.as_ref().map_or(std::ptr::null_mut(), |b| b.h);
+        // SAFETY: every descriptor is live for the call (a null bias: none); out-pointers to locals.
         unsafe {
             check(
-                (dnnl.api.matmul_pd)(&mut pd, dnnl.engine, src.h, weights.h, bias.h, dst.h, attr.h),
+                (dnnl.api.matmul_pd)(&mut pd, dnnl.engine, src.h, weights.h, bias_h, dst.h, attr.h),
                 "matmul descriptor",
             )?;
             if let Err(e) = check((dnnl.api.prim_create)(&mut prim, pd), "matmul primitive") {
@@ -372,16 +396,17 @@ struct Packed {
     mem: Mem<'static>,
 }
 
-/// `y = x Wᵀ + b` (optionally followed by GELU) on oneDNN, f32 in and out, computed in f32 or
-/// (inputs and weight rounded to bf16, products summed in f32) in bf16, as PyTorch's autocast.
+/// `y = x Wᵀ + b` (optionally followed by GELU, or without bias) on oneDNN: f32 in and out,
+/// computed in f32 or (inputs and weight rounded to bf16, products summed in f32) in bf16, as
+/// PyTorch's autocast; or bf16 in and out (the sum with its bias rounded once, as torch's bf16
+/// addmm).
 pub struct DnnlLinear {
     dnnl: &'static OneDnn,
     k: usize,
     n: usize,
-    bf16: bool,
-    gelu: bool,
+    kind: Kind,
     weight: PlainWeight,
-    bias: Vec<f32>,
+    bias: Option<Vec<f32>>,
     state: Mutex<State>,
 }
 
@@ -398,7 +423,7 @@ unsafe impl Sync for DnnlLinear {}
 
 impl std::fmt::Debug for DnnlLinear {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DnnlLinear({}x{}, bf16: {}, gelu: {})", self.n, self.k, self.bf16, self.gelu)
+        write!(f, "DnnlLinear({}x{}, {:?})", self.n, self.k, self.kind)
     }
 }
 
@@ -411,53 +436,102 @@ impl DnnlLinear {
         if weight.dtype() != candle_core::DType::F32 || chosen(dnnl, k, n, bf16).is_none() {
             return Ok(None);
         }
-        Self::build(dnnl, weight, bias, bf16).map(Some)
+        Self::build(dnnl, weight, Some(bias), bf16).map(Some)
+    }
+
+    /// A decoder projection (`ask`) for a candle weight (out, in) and optional bias in the model's
+    /// dtype: f32 in and out for f32, bf16 in and out for bf16. `None` when oneDNN is not loaded,
+    /// the weight is not on the CPU, the dtype is another (f16), or oneDNN has only reference
+    /// loops for it (then candle's matmul is faster).
+    pub fn for_decoder(weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Option<Self>> {
+        let Some(dnnl) = library() else { return Ok(None) };
+        let (n, k) = weight.dims2()?;
+        let bf16 = match weight.dtype() {
+            candle_core::DType::F32 => false,
+            candle_core::DType::BF16 => true,
+            _ => return Ok(None),
+        };
+        if !weight.device().is_cpu() || jit_kernel(dnnl, k, n, bf16).is_none() {
+            return Ok(None);
+        }
+        let layer = Self::build(dnnl, weight, bias, bf16)?;
+        Ok(Some(DnnlLinear { kind: Kind { bf16_out: bf16, ..layer.kind }, ..layer }))
     }
 
     /// The layer on oneDNN whichever kernel it picks (the tests use it on every ISA path).
-    fn build(dnnl: &'static OneDnn, weight: &Tensor, bias: &Tensor, bf16: bool) -> candle_core::Result<Self> {
+    fn build(dnnl: &'static OneDnn, weight: &Tensor, bias: Option<&Tensor>, bf16: bool) -> candle_core::Result<Self> {
         let (n, k) = weight.dims2()?;
         let w = weight.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
         let weight =
             if bf16 { PlainWeight::Bf16(w.par_iter().map(|&x| bf16_bits(x)).collect()) } else { PlainWeight::F32(w) };
-        let bias = bias.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        Ok(DnnlLinear { dnnl, k, n, bf16, gelu: false, weight, bias, state: Mutex::default() })
+        let bias = bias.map(|b| b.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()).transpose()?;
+        let kind = Kind { bf16, bf16_out: false, bias: bias.is_some(), gelu: false };
+        Ok(DnnlLinear { dnnl, k, n, kind, weight, bias, state: Mutex::default() })
     }
 
     /// The same layer followed by GELU (erf form, BERT's `gelu`), fused into the matmul.
     pub fn with_gelu(self) -> Self {
-        DnnlLinear { gelu: true, state: Mutex::default(), ..self }
+        DnnlLinear { kind: Kind { gelu: true, ..self.kind }, state: Mutex::default(), ..self }
     }
 
-    /// Multiplies `rows` rows of `x` into `out` (n wide).
-    fn matmul(&self, x: &[f32], rows: usize, out: &mut [f32]) -> candle_core::Result<()> {
+    /// Multiplies `rows` rows at `src` (k wide, in the compute dtype) into `dst` (n wide, in the
+    /// output dtype); both buffers must hold that many rows.
+    fn matmul(&self, src: Handle, rows: usize, dst: Handle) -> candle_core::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = self.plan_for(&mut state, rows)?;
+        let plan = &state.plans[&rows].0;
+        let (r, k, n) = (rows as i64, self.k as i64, self.n as i64);
+        let (src_md, dst_md) =
+            (self.dnnl.md([r, k], self.kind.src_dt(), TAG_AB)?, self.dnnl.md([r, n], self.kind.dst_dt(), TAG_AB)?);
+        let src = self.dnnl.memory(src_md.h, src)?;
+        let dst = self.dnnl.memory(dst_md.h, dst)?;
+        let bias_md = self.dnnl.md([1, n], DT_F32, TAG_AB)?;
+        let bias = match &self.bias {
+            Some(b) => Some(self.dnnl.memory(bias_md.h, b.as_ptr() as Handle)?),
+            None => None,
+        };
+        let mut args = vec![
+            ExecArg { arg: ARG_SRC, memory: src.h },
+            ExecArg { arg: ARG_WEIGHTS, memory: state.packed[slot].mem.h },
+            ExecArg { arg: ARG_DST, memory: dst.h },
+        ];
+        args.extend(bias.as_ref().map(|b| ExecArg { arg: ARG_BIAS, memory: b.h }));
+        self.dnnl.execute(plan.prim, &args)
+    }
+
+    /// f32 rows in; out in f32 (rounded to bf16 first when computing in bf16).
+    fn forward_f32(&self, x: &[f32], rows: usize) -> candle_core::Result<CpuStorage> {
+        if self.kind.bf16_out {
+            candle_core::bail!("onednn-linear: this layer takes {} input, got f32", self.input_dtype())
+        }
+        let mut out = vec![0f32; rows * self.n];
         let src: Vec<u16>;
-        let src_ptr = if self.bf16 {
+        let src_ptr = if self.kind.bf16 {
             src = x.par_iter().map(|&v| bf16_bits(v)).collect();
             src.as_ptr() as Handle
         } else {
             x.as_ptr() as Handle
         };
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = self.plan_for(&mut state, rows)?;
-        let plan = &state.plans[&rows].0;
-        let dt = if self.bf16 { DT_BF16 } else { DT_F32 };
-        let (r, k, n) = (rows as i64, self.k as i64, self.n as i64);
-        let (src_md, bias_md, dst_md) = (
-            self.dnnl.md([r, k], dt, TAG_AB)?,
-            self.dnnl.md([1, n], DT_F32, TAG_AB)?,
-            self.dnnl.md([r, n], DT_F32, TAG_AB)?,
-        );
-        let src = self.dnnl.memory(src_md.h, src_ptr)?;
-        let bias = self.dnnl.memory(bias_md.h, self.bias.as_ptr() as Handle)?;
-        let dst = self.dnnl.memory(dst_md.h, out.as_mut_ptr() as Handle)?;
-        let args = [
-            ExecArg { arg: ARG_SRC, memory: src.h },
-            ExecArg { arg: ARG_WEIGHTS, memory: state.packed[slot].mem.h },
-            ExecArg { arg: ARG_BIAS, memory: bias.h },
-            ExecArg { arg: ARG_DST, memory: dst.h },
-        ];
-        self.dnnl.execute(plan.prim, &args)
+        if rows > 0 {
+            self.matmul(src_ptr, rows, out.as_mut_ptr() as Handle)?;
+        }
+        Ok(CpuStorage::F32(out))
+    }
+
+    /// bf16 rows in, bf16 out (bf16 layers of the decoder); `T` is candle's bf16 type.
+    fn forward_bf16<T: candle_core::WithDType>(&self, x: &[T], rows: usize) -> candle_core::Result<Vec<T>> {
+        if !self.kind.bf16_out || T::DTYPE != candle_core::DType::BF16 {
+            candle_core::bail!("onednn-linear: this layer takes {} input, got {:?}", self.input_dtype(), T::DTYPE)
+        }
+        let mut out = vec![T::from_f64(0.0); rows * self.n];
+        if rows > 0 {
+            self.matmul(x.as_ptr() as Handle, rows, out.as_mut_ptr() as Handle)?;
+        }
+        Ok(out)
+    }
+
+    fn input_dtype(&self) -> &'static str {
+        if self.kind.bf16_out { "bf16" } else { "f32" }
     }
 
     /// Makes sure a primitive for `rows` exists and its weight layout is packed; returns the
@@ -469,7 +543,7 @@ impl DnnlLinear {
         if state.plans.len() >= MAX_HEIGHTS {
             state.plans.clear();
         }
-        let plan = Plan::new(self.dnnl, Shape2 { rows, k: self.k, n: self.n }, self.bf16, self.gelu)?;
+        let plan = Plan::new(self.dnnl, Shape2 { rows, k: self.k, n: self.n }, self.kind)?;
         let want = plan.weights_md();
         // SAFETY: both descriptors are live.
         let found = state.packed.iter().position(|p| unsafe { (self.dnnl.api.md_equal)(p.md, want) } != 0);
@@ -487,8 +561,7 @@ impl DnnlLinear {
     /// Reorders the plain weight into the layout `want` (the descriptor is copied by the memory).
     fn pack(&self, want: Handle) -> candle_core::Result<Packed> {
         let dnnl = self.dnnl;
-        let dt = if self.bf16 { DT_BF16 } else { DT_F32 };
-        let plain_md = dnnl.md([self.k as i64, self.n as i64], dt, TAG_BA)?;
+        let plain_md = dnnl.md([self.k as i64, self.n as i64], self.kind.src_dt(), TAG_BA)?;
         let plain = dnnl.memory(plain_md.h, self.weight.ptr())?;
         let packed = dnnl.memory(want, ALLOCATE)?;
         let (mut pd, mut prim) = (std::ptr::null_mut(), std::ptr::null_mut());
@@ -518,9 +591,35 @@ impl DnnlLinear {
 /// AVX512-BF16 kernel cannot run; on AVX512-BF16 without AMX that kernel measured as fast as
 /// oneDNN 3.2's (1.06×, Zen 4), so it is kept there.
 pub fn chosen(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> Option<String> {
-    let name = dnnl.matmul_impl(256, k, n, bf16).ok().filter(|name| !name.starts_with("ref"))?;
+    let name = jit_kernel(dnnl, k, n, bf16)?;
     let wanted = !bf16 || name.contains("amx") || !super::bf16::supported();
     wanted.then_some(name)
+}
+
+/// oneDNN's JIT kernel for a (256 × k) · (k × n) matmul in f32 or bf16, `None` where it has
+/// only reference loops (or none). Found once per (k, n, dtype) per process (a throwaway
+/// primitive each), then cached: a model's layers share a few shapes.
+pub fn jit_kernel(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> Option<String> {
+    static FOUND: OnceLock<Choices> = OnceLock::new();
+    FOUND
+        .get_or_init(Choices::default)
+        .get_or((k, n, bf16), || dnnl.matmul_impl(256, k, n, bf16).ok().filter(|name| !name.starts_with("ref")))
+}
+
+/// Kernel choices by (k, n, bf16).
+#[derive(Default)]
+struct Choices(Mutex<HashMap<(usize, usize, bool), Option<String>>>);
+
+impl Choices {
+    /// The choice for `key`, found by `find` the first time only.
+    fn get_or(&self, key: (usize, usize, bool), find: impl FnOnce() -> Option<String>) -> Option<String> {
+        if let Some(hit) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return hit.clone();
+        }
+        let found = find();
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found.clone());
+        found
+    }
 }
 
 /// candle custom op: applies a [`DnnlLinear`] to an f32 tensor of shape (..., k).
@@ -530,9 +629,6 @@ impl CustomOp1 for DnnlLinear {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("onednn-linear takes f32 input, got {:?}", storage.dtype())
-        };
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle_core::bail!("onednn-linear takes a contiguous input")
         };
@@ -541,13 +637,14 @@ impl CustomOp1 for DnnlLinear {
             candle_core::bail!("onednn-linear expects {} input features, got shape {dims:?}", self.k)
         }
         let rows = (end - start) / self.k;
-        let mut out = vec![0f32; rows * self.n];
-        if rows > 0 {
-            self.matmul(&data[start..end], rows, &mut out)?;
-        }
+        let out = match storage {
+            CpuStorage::F32(data) => self.forward_f32(&data[start..end], rows)?,
+            CpuStorage::BF16(data) => CpuStorage::BF16(self.forward_bf16(&data[start..end], rows)?),
+            other => candle_core::bail!("onednn-linear takes f32 or bf16 input, got {:?}", other.dtype()),
+        };
         let mut shape = dims.to_vec();
         *shape.last_mut().expect("non-empty") = self.n;
-        Ok((CpuStorage::F32(out), Shape::from(shape)))
+        Ok((out, Shape::from(shape)))
     }
 }
 
@@ -592,8 +689,10 @@ mod tests {
         let rounded = candle_nn::Linear::new(round(&w), Some(b.clone()));
         for bf16 in [false, true] {
             for gelu in [false, true] {
-                let Some(mut layer) =
-                    dnnl.matmul_impl(256, k, n, bf16).ok().map(|_| DnnlLinear::build(dnnl, &w, &b, bf16).unwrap())
+                let Some(mut layer) = dnnl
+                    .matmul_impl(256, k, n, bf16)
+                    .ok()
+                    .map(|_| DnnlLinear::build(dnnl, &w, Some(&b), bf16).unwrap())
                 else {
                     assert!(bf16, "oneDNN has a JIT f32 matmul on every x86-64 CPU");
                     eprintln!("no JIT bf16 matmul on this ISA: the encoder keeps its own bf16 path or f32");
@@ -629,6 +728,7 @@ mod tests {
                 .args([
                     "--exact",
                     "bert::onednn::tests::f32_and_bf16_match_candle_for_every_height_with_and_without_gelu",
+                    "bert::onednn::tests::decoder_layers_match_candle_in_f32_and_bf16_with_and_without_bias",
                 ])
                 .args(["--nocapture", "--test-threads=1"])
                 .env("ONEDNN_MAX_CPU_ISA", isa)
@@ -637,7 +737,65 @@ mod tests {
             let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
             let paths = text.lines().find(|l| l.contains("f32 ")).unwrap_or("no kernel line").to_string();
             eprintln!("ONEDNN_MAX_CPU_ISA={isa}: {paths}");
-            assert!(out.status.success() && text.contains("1 passed"), "{isa}:\n{text}");
+            assert!(out.status.success() && text.contains("2 passed"), "{isa}:\n{text}");
+        }
+    }
+
+    /// `ask`'s projections: f32 in and out, or bf16 in and out (rounded once after the bias, as
+    /// torch's bf16 addmm), with and without bias, against candle's f32 product of the same values.
+    #[test]
+    fn decoder_layers_match_candle_in_f32_and_bf16_with_and_without_bias() {
+        let Some(_) = dnnl_or_skip() else { return };
+        let (n, k) = (80, 96);
+        let bf16 = candle_core::DType::BF16;
+        for dtype in [candle_core::DType::F32, bf16] {
+            let (w, b) = (random((n, k), 3).to_dtype(dtype).unwrap(), random((1, n), 4).squeeze(0).unwrap());
+            for bias in [None, Some(&b)] {
+                let Some(layer) =
+                    DnnlLinear::for_decoder(&w, bias.map(|b| b.to_dtype(dtype).unwrap()).as_ref()).unwrap()
+                else {
+                    assert!(dtype == bf16, "oneDNN has a JIT f32 matmul on every x86-64 CPU");
+                    eprintln!("no JIT bf16 matmul on this ISA: ask keeps candle's bf16 matmul");
+                    continue;
+                };
+                let f32 = |t: &Tensor| t.to_dtype(candle_core::DType::F32).unwrap();
+                let b32 = bias.map(|b| f32(&b.to_dtype(dtype).unwrap()));
+                let exact = candle_nn::Linear::new(f32(&w), b32);
+                for rows in [1, 7, 64, 1] {
+                    let x = random((rows, k), 10 + rows as u64).to_dtype(dtype).unwrap();
+                    let got = x.apply_op1_no_bwd(&layer).unwrap();
+                    assert_eq!(got.dtype(), dtype);
+                    let want = exact.forward(&f32(&x)).unwrap();
+                    // bf16 out: within the one rounding of the f32 sum (half an ulp, 2^-9 relative).
+                    let d = max_diff(&f32(&got), &want);
+                    let scale = want.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+                    let tolerance = if dtype == bf16 { scale / 256.0 } else { 1e-4 };
+                    assert!(d < tolerance, "{dtype:?} bias {} rows {rows}: max |diff| {d}", bias.is_some());
+                }
+                let other =
+                    random((2, k), 5).to_dtype(if dtype == bf16 { candle_core::DType::F32 } else { bf16 }).unwrap();
+                let e = other.apply_op1_no_bwd(&layer).unwrap_err().to_string();
+                assert!(e.contains("this layer takes"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_choices_are_found_once_per_shape_and_dtype() {
+        let choices = Choices::default();
+        let calls = std::cell::Cell::new(0);
+        let find = |name: &str| {
+            calls.set(calls.get() + 1);
+            Some(name.to_string())
+        };
+        assert_eq!(choices.get_or((896, 4864, false), || find("a")).as_deref(), Some("a"));
+        assert_eq!(choices.get_or((896, 4864, false), || find("b")).as_deref(), Some("a"));
+        assert_eq!(choices.get_or((896, 4864, true), || find("c")).as_deref(), Some("c"));
+        assert_eq!(choices.get_or((4864, 896, false), || None), None);
+        assert_eq!(choices.get_or((4864, 896, false), || find("d")), None);
+        assert_eq!(calls.get(), 2);
+        if let Some(dnnl) = dnnl_or_skip() {
+            assert_eq!(jit_kernel(dnnl, 768, 3072, false), jit_kernel(dnnl, 768, 3072, false));
         }
     }
 
@@ -645,7 +803,7 @@ mod tests {
     fn an_empty_batch_gives_an_empty_output() {
         let Some(dnnl) = dnnl_or_skip() else { return };
         let (w, b) = (random((8, 16), 1), random((1, 8), 2).squeeze(0).unwrap());
-        let layer = DnnlLinear::build(dnnl, &w, &b, false).unwrap();
+        let layer = DnnlLinear::build(dnnl, &w, Some(&b), false).unwrap();
         let x = Tensor::zeros((0, 16), candle_core::DType::F32, &Device::Cpu).unwrap();
         assert_eq!(x.apply_op1_no_bwd(&layer).unwrap().dims(), &[0, 8]);
     }
