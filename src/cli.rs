@@ -864,7 +864,7 @@ impl RunCmd {
     /// Runs the whole chain and prints the out-of-sample summary.
     pub fn run(self) -> Result<()> {
         let mut cfg = match &self.config {
-            Some(p) => Config::read(p)?,
+            Some(p) => Config::read_for_run(p)?,
             None if signalkit::config::sample_root().is_none() => anyhow::bail!(
                 "the bundled sample (data/sample) is neither in this folder nor beside the binary: run `signalkit run` \
                  from the signalkit repository folder, or pass --config FILE (see signalkit.example.toml)"

@@ -615,6 +615,32 @@ impl Config {
         Ok(cfg)
     }
 
+    /// [`Config::read`] for `run`, which reads `[data]`: an input the file leaves out falls back
+    /// to the bundled sample's path beside the config; where nothing is there, the key is named
+    /// rather than a file the user never wrote.
+    pub fn read_for_run(path: &Path) -> Result<Self> {
+        let cfg = Config::read(path)?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let table = toml::from_str::<toml::Table>(&text).unwrap_or_default();
+        let given = |key: &str| table.get("data").and_then(|d| d.get(key)).is_some();
+        let supplied = [
+            ("targets", &cfg.data.targets, cfg.numerai.is_some(), "your/targets.parquet"),
+            ("headlines", &cfg.data.headlines, cfg.news.is_some(), "your/headlines.parquet"),
+        ];
+        for (key, file, other_source, example) in supplied {
+            if !given(key) && !other_source && !file.exists() {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "[data] {key} is not set, and its default {} is not there: add `{key} = \"{example}\"` under [data] (paths are taken from the config's folder)",
+                        file.display()
+                    ),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
     /// The config as TOML (saved in the run folder so a run can be repeated).
     pub fn to_toml(&self) -> Result<String> {
         toml::to_string_pretty(self).map_err(|e| Error::Config(format!("config: {e}")))
@@ -624,6 +650,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_config_without_data_names_the_key_not_a_default_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, "[train]\nembargo_eras = 4\n").unwrap();
+        assert!(Config::read(&path).is_ok(), "train --config reads only [train]");
+        let e = Config::read_for_run(&path).unwrap_err().to_string();
+        assert!(e.contains("[data] targets is not set") && e.contains("run.toml"), "{e}");
+        std::fs::write(&path, "[data]\ntargets = \"t.csv\"\n").unwrap();
+        let e = Config::read_for_run(&path).unwrap_err().to_string();
+        assert!(e.contains("[data] headlines is not set") && e.contains("headlines = "), "{e}");
+    }
 
     #[test]
     fn the_example_config_parses_and_round_trips() {

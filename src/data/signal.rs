@@ -70,7 +70,27 @@ pub fn read_signal_rows(path: &Path, prefer: Option<&str>) -> Result<SignalRows>
 }
 
 /// A signal file's rows that have both a ticker and a finite value: tickers trimmed and
-/// upper-cased, in file order (see [`read_signal_rows`]).
+/// upper-cased, in file order (see [`read_signal_rows`]). A ticker on two rows is refused.
 pub fn read_signal_file(path: &Path, prefer: Option<&str>) -> Result<(Vec<String>, Vec<f64>)> {
-    Ok(read_signal_rows(path, prefer)?.usable())
+    let rows = read_signal_rows(path, prefer)?;
+    rows.check_unique(path)?;
+    Ok(rows.usable())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_file_with_a_ticker_twice_is_refused_by_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("past.csv");
+        std::fs::write(&path, "numerai_ticker,signal\nAAA,0.1\nBBB,0.2\naaa ,0.9\n").unwrap();
+        let e = read_signal_file(&path, None).unwrap_err().to_string();
+        for part in ["past.csv", "duplicate", "'AAA'"] {
+            assert!(e.contains(part), "names {part:?}: {e}");
+        }
+        std::fs::write(&path, "numerai_ticker,signal\nAAA,0.1\nBBB,0.2\n,0.9\n").unwrap();
+        assert_eq!(read_signal_file(&path, None).unwrap().0, ["AAA", "BBB"], "blank tickers are not repeats");
+    }
 }
