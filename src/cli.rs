@@ -66,6 +66,9 @@ pub enum Command {
     /// Compare runs on the eras they share: each run's corr and sharpe with bootstrap intervals,
     /// each pair's per-era difference (mean, standard error, t, p, share of eras better).
     Compare(CompareCmd),
+    /// Blend runs: the weighted mean of each run's per-era rank, as one predictions file that
+    /// evaluate and compare score like a run (the runs must predict the same rows, same split).
+    Blend(BlendCmd),
     /// Feature importance on out-of-sample eras: permutation importance (MDA) per feature and group, gain, corr.
     Importance(ImportanceCmd),
     /// List the Signals dataset files Numerai offers (this round, or --round N).
@@ -431,6 +434,17 @@ pub struct CompareCmd {
     /// Seed of the bootstrap (the same seed gives the same intervals).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+#[derive(Args)]
+pub struct BlendCmd {
+    /// Run folders, train --out folders or predictions files, two or more; PATH@W weighs one
+    /// (default 1; shares are the weights over their sum).
+    #[arg(required = true, num_args = 2.., value_name = "RUN[@W]")]
+    inputs: Vec<signalkit::blend::BlendInput>,
+    /// Output folder: predictions.parquet (score it with evaluate --predictions) and blend.json.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -831,6 +845,21 @@ impl CompareCmd {
             c.runs.len(),
             c.per_era.len(),
             args.out.join("compare.md").display()
+        );
+        Ok(())
+    }
+}
+
+impl BlendCmd {
+    /// Blends the runs and prints what went in and the evaluate line that scores it.
+    pub fn run(self) -> Result<()> {
+        let args = signalkit::blend::BlendArgs { inputs: self.inputs, out: self.out };
+        let s = signalkit::blend::blend(&args).context("blend failed")?;
+        println!("blend: {s} → {}", s.predictions.display());
+        println!(
+            "score it: signalkit evaluate --predictions {} --targets TARGETS --out {}",
+            s.predictions.display(),
+            args.out.join("evaluate").display()
         );
         Ok(())
     }

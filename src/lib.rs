@@ -9,6 +9,7 @@
 
 pub mod ask;
 pub mod bert;
+pub mod blend;
 pub mod categorical;
 pub mod config;
 pub mod data;

@@ -25,6 +25,7 @@ fn main() -> Result<()> {
         Command::Predict(c) => c.run(),
         Command::Evaluate(c) => c.run(),
         Command::Compare(c) => c.run(),
+        Command::Blend(c) => c.run(),
         Command::Importance(c) => c.run(),
         Command::Run(c) => c.run(),
         Command::Datasets(c) => c.run(),

@@ -266,3 +266,55 @@ fn compare_refuses_what_it_cannot_compare() {
     let ran = cli(&["compare", &s(&a), &s(&late), "--out", &out, "--resamples", "0"]);
     assert!(!ran.success() && ran.text().contains("--resamples"), "{}", ran.text());
 }
+
+/// Two predictions files of the same rows (the second in another order), two eras of three
+/// tickers; era 2's second file gives tickers A and B the same value (a tie).
+fn blend_inputs(dir: &Path, b_split: &str, b_extra: &str) -> (PathBuf, PathBuf) {
+    let a = "bloomberg_ticker,friday_date,split,prediction\n\
+             A US,20240105,train,0.1\nB US,20240105,train,0.3\nC US,20240105,train,0.2\n\
+             A US,20240112,validation,5\nB US,20240112,validation,6\nC US,20240112,validation,4\n";
+    let b = format!(
+        "bloomberg_ticker,friday_date,split,prediction\n\
+         C US,20240112,validation,9\nB US,20240112,{b_split},1\nA US,20240112,validation,1\n\
+         A US,20240105,train,3\nB US,20240105,train,1\nC US,20240105,train,2\n{b_extra}"
+    );
+    (common::write(dir, "a.csv", a), common::write(dir, "b.csv", &b))
+}
+
+#[test]
+fn blend_averages_per_era_ranks_by_weight_keeps_the_split_and_refuses_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b) = blend_inputs(d, "validation", "");
+    let out = d.join("blend");
+    cli(&["blend", &format!("{}@3", s(&a)), &s(&b), "--out", &s(&out)]).ok();
+    let df = common::read_parquet(&out.join("predictions.parquet"));
+    let got: Vec<f64> = df.column("prediction").unwrap().f64().unwrap().into_no_null_iter().collect();
+    // Ranks (rank − 0.5) / n per era, ties averaged (numerai-tools' tie-kept rank), shares 3/4 and 1/4.
+    // Era 1: a ranks A, B, C as 1/6, 5/6, 3/6; b as 5/6, 1/6, 3/6.
+    // Era 2: a as 3/6, 5/6, 1/6; b gives A and B a tie (ranks 1.5 → 1/3 each) and C 5/6.
+    let want = [
+        0.75 / 6.0 + 0.25 * 5.0 / 6.0,
+        0.75 * 5.0 / 6.0 + 0.25 / 6.0,
+        0.5,
+        0.75 * 3.0 / 6.0 + 0.25 / 3.0,
+        0.75 * 5.0 / 6.0 + 0.25 / 3.0,
+        0.75 / 6.0 + 0.25 * 5.0 / 6.0,
+    ];
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
+    }
+    let split = common::strs(&df, "split");
+    assert_eq!(split.iter().filter(|v| v.as_deref() == Some("validation")).count(), 3, "a's split kept");
+    let record = std::fs::read_to_string(out.join("blend.json")).unwrap();
+    assert!(record.contains("\"share\": 0.75") && record.contains("xxh3"), "{record}");
+
+    // A row only one file has, a row whose split differs, an output folder holding an input, a zero weight.
+    let (_, b) = blend_inputs(d, "validation", "D US,20240112,validation,3\n");
+    cli(&["blend", &s(&a), &s(&b), "--out", &s(&d.join("x"))]).refused(&["rows differ", "D US on 2024-01-12"]);
+    let (_, b) = blend_inputs(d, "train", "");
+    let wanted = ["`split` differs", "B US 2024-01-12", "\"validation\" vs \"train\"", "b.csv"];
+    cli(&["blend", &s(&a), &s(&b), "--out", &s(&d.join("x"))]).refused(&wanted);
+    cli(&["blend", &s(&a), &s(&a), "--out", &s(d)]).refused(&["--out", "a.csv"]);
+    cli(&["blend", &format!("{}@0", s(&a)), &s(&a), "--out", &s(&d.join("x"))]).refused(&["above 0"]);
+}
