@@ -54,7 +54,8 @@ import sys, pyarrow as pa, pyarrow.parquet as pq
 s = pq.read_schema(sys.argv[1])
 pre = ("p_", "sentiment", "cls_", "pc_", "feature_", "n_headlines_")
 num = lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)
-text = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_dictionary(t)
+view = getattr(pa.types, "is_string_view", lambda t: False)  # pyarrow >= 16; polars writes string_view
+text = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or view(t) or pa.types.is_dictionary(t)
 names = [f.name for f in s if f.name.startswith(pre) and (num(f.type) or (f.name.startswith("feature_") and text(f.type)))]
 open(sys.argv[2], "w").write("[train]\ntarget = 'target_chili_60'\nembargo_eras = 12\nfeatures = %r\n" % names)
 PY
