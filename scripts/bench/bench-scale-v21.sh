@@ -7,8 +7,8 @@
 #   (default 650 6000 150 10000000 300: Numerai's scale; pass fewer eras on a small machine)
 # Files go to $BENCH_DIR (default /tmp/bench-scale-v21); delete them afterwards. Needs a venv with
 # numerai-tools and pyarrow ($NT_VENV, default .venv-bench-nt, created when missing).
-# The string features (feature_country, feature_exchange_code) are left out of training until
-# train takes categorical features; the join, features and predict stages carry them.
+# Train uses all 23 Numerai features (the two strings, feature_country and feature_exchange_code,
+# as LightGBM categorical features) plus the news features.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 eras=${1:-650}; tickers=${2:-6000}; neut=${3:-150}; heads=${4:-10000000}; iters=${5:-300}
@@ -53,7 +53,10 @@ stage features "$bin" features --rows "$r/rows.parquet" --store "$r/store" --out
 import sys, pyarrow as pa, pyarrow.parquet as pq
 s = pq.read_schema(sys.argv[1])
 pre = ("p_", "sentiment", "cls_", "pc_", "feature_", "n_headlines_")
-names = [f.name for f in s if f.name.startswith(pre) and (pa.types.is_floating(f.type) or pa.types.is_integer(f.type))]
+num = lambda t: pa.types.is_floating(t) or pa.types.is_integer(t)
+view = getattr(pa.types, "is_string_view", lambda t: False)  # pyarrow >= 16; polars writes string_view
+text = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t) or view(t) or pa.types.is_dictionary(t)
+names = [f.name for f in s if f.name.startswith(pre) and (num(f.type) or (f.name.startswith("feature_") and text(f.type)))]
 open(sys.argv[2], "w").write("[train]\ntarget = 'target_chili_60'\nembargo_eras = 12\nfeatures = %r\n" % names)
 PY
 stage train "$bin" train --features "$r/features.parquet" --config "$r/train.toml" --num-iterations "$iters" --out "$r/model"
