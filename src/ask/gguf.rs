@@ -1,6 +1,6 @@
 //! GGUF weights for `ask --gguf`: a Qwen2, Qwen3, Llama or Mistral checkpoint quantised by
-//! llama.cpp's converter (q8_0, q4_k, q4_0, …). [`weights`] dequantises every tensor (candle's
-//! GGUF block decoders) to f32 under the Hugging Face names, so the file runs in the same
+//! llama.cpp's converter or quantiser (q8_0, q4_k_m, q4_0, …). [`weights`] dequantises every
+//! tensor (candle's GGUF block decoders) to f32, cast to the compute dtype, under the Hugging Face names, so the file runs in the same
 //! left-padded batched forward and prefix cache as safetensors ([`super::padded`]), with the
 //! config.json beside it (rope scaling, sliding windows). candle-transformers' quantised models
 //! ([`load`], matmuls on the quantised blocks, one unpadded prompt at a time) remain as a
@@ -45,13 +45,62 @@ pub(crate) fn fresh<M, T>(m: &mut M, clear: fn(&mut M), run: impl FnOnce(&mut M)
     out
 }
 
+/// ggml's tensor type names by number (ggml.h's `enum ggml_type`), for types candle cannot read.
+const GGML_TYPES: [(u32, &str); 21] = [
+    (4, "Q4_2 (removed from ggml)"),
+    (5, "Q4_3 (removed from ggml)"),
+    (16, "IQ2_XXS"),
+    (17, "IQ2_XS"),
+    (18, "IQ3_XXS"),
+    (19, "IQ1_S"),
+    (20, "IQ4_NL"),
+    (21, "IQ3_S"),
+    (22, "IQ2_S"),
+    (23, "IQ4_XS"),
+    (24, "I8"),
+    (25, "I16"),
+    (26, "I32"),
+    (27, "I64"),
+    (28, "F64"),
+    (29, "IQ1_M"),
+    (31, "Q4_0_4_4 (removed from ggml)"),
+    (34, "TQ1_0"),
+    (35, "TQ2_0"),
+    (39, "MXFP4"),
+    (40, "NVFP4"),
+];
+
+/// The GGUF header (metadata and tensor table) of `path`. A tensor type candle cannot dequantise
+/// (the i-quants IQ*, TQ*, MXFP4, …) is refused naming the type; a file that is not GGUF says so.
+fn read_content(path: &Path, f: &mut std::fs::File) -> Result<gguf_file::Content> {
+    gguf_file::Content::read(f).map_err(|e| {
+        let text = e.to_string();
+        let after = text.split("unknown dtype for tensor ").nth(1).unwrap_or_default();
+        let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+        let unknown = digits.parse::<u32>().ok();
+        match unknown {
+            Some(n) => {
+                let name = GGML_TYPES.iter().find(|(k, _)| *k == n).map_or("an unknown type", |(_, name)| name);
+                Error::input(
+                    path,
+                    format!(
+                        "a tensor is ggml type {n} ({name}), which ask cannot dequantise: it reads F32, F16, BF16, \
+                         Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the k-quants Q2_K to Q6_K (Q4_K_M, Q5_K_M, Q6_K files); \
+                         download one of those quantisations of the checkpoint"
+                    ),
+                )
+            }
+            None => Error::input(path, format!("not a GGUF file ({e}): name a .gguf written by llama.cpp")),
+        }
+    })
+}
+
 /// Loads a GGUF file whose architecture is `kind` (config.json's model_type), with the most
 /// positions it runs (`<arch>.context_length`; at most candle's 4096 for llama); another
 /// architecture, or a file that is not GGUF, is an error naming it.
 pub fn load(path: &Path, kind: &str, device: &Device) -> Result<(GgufModel, Option<usize>)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = gguf_file::Content::read(&mut f)
-        .map_err(|e| Error::input(path, format!("not a GGUF file ({e}): name a .gguf written by llama.cpp")))?;
+    let content = read_content(path, &mut f)?;
     let arch = content.metadata.get("general.architecture").and_then(|v| v.to_string().ok().cloned());
     let arch = arch.unwrap_or_default();
     if arch != kind {
@@ -87,7 +136,7 @@ pub fn load(path: &Path, kind: &str, device: &Device) -> Result<(GgufModel, Opti
 /// The quantisation types of a GGUF file's tensors, for messages (e.g. "q8_0, f32").
 pub fn dtypes(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = gguf_file::Content::read(&mut f).map_err(|e| Error::input(path, format!("not a GGUF file: {e}")))?;
+    let content = read_content(path, &mut f)?;
     let mut names: Vec<String> =
         content.tensor_infos.values().map(|t| format!("{:?}", t.ggml_dtype).to_lowercase()).collect();
     names.sort();
@@ -170,18 +219,20 @@ fn check_count(
     }
 }
 
-/// A GGUF file's weights dequantised to f32 under the Hugging Face names, as a VarBuilder for the
-/// padded forward, and the file's context length. The file must be of config.json's architecture
-/// (`kind`) and sizes (`cfg`), else an error names the key.
+/// A GGUF file's weights dequantised to f32 and cast to `dtype` (f32, bf16 or f16) under the
+/// Hugging Face names, as a VarBuilder for the padded forward, and the file's context length.
+/// Tensor by tensor: each is read, dequantised, cast and its quantised bytes dropped before the
+/// next, so the peak is the cast weights plus one tensor. The file must be of config.json's
+/// architecture (`kind`) and sizes (`cfg`), else an error names the key.
 pub fn weights(
     path: &Path,
     kind: &str,
     cfg: &serde_json::Value,
     device: &Device,
+    dtype: DType,
 ) -> Result<(VarBuilder<'static>, Option<usize>)> {
     let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = gguf_file::Content::read(&mut f)
-        .map_err(|e| Error::input(path, format!("not a GGUF file ({e}): name a .gguf written by llama.cpp")))?;
+    let content = read_content(path, &mut f)?;
     let arch =
         content.metadata.get("general.architecture").and_then(|v| v.to_string().ok().cloned()).unwrap_or_default();
     let want = gguf_arch(kind);
@@ -210,7 +261,8 @@ pub fn weights(
     let names: Vec<String> = content.tensor_infos.keys().cloned().collect();
     for name in names {
         let q = content.tensor(&mut f, &name, device).map_err(|e| fail(&name, e))?;
-        let mut t = q.dequantize(device).map_err(|e| fail(&name, e))?;
+        let mut t = q.dequantize(device).and_then(|t| t.to_dtype(dtype)).map_err(|e| fail(&name, e))?;
+        drop(q);
         let hf = hf_name(&name);
         if arch == "llama" && hf.contains("self_attn.q_proj.") {
             t = unpermute(&t, heads).map_err(|e| fail(&name, e))?;
@@ -219,5 +271,5 @@ pub fn weights(
         }
         tensors.insert(hf, t);
     }
-    Ok((VarBuilder::from_tensors(tensors, DType::F32, device), context))
+    Ok((VarBuilder::from_tensors(tensors, dtype, device), context))
 }

@@ -608,12 +608,6 @@ pub fn ask_files(args: &AskArgs) -> Result<AskSummary> {
     if let Some(g) = &args.gguf {
         files.weights = g.clone();
     }
-    if args.gguf.is_some() && args.options.dtype != AskDtype::F32 {
-        return Err(Error::Config(format!(
-            "--dtype {} applies to safetensors weights: a --gguf file runs in its own quantisation; drop one of them",
-            args.options.dtype
-        )));
-    }
     let mut decoder = Decoder::load_as(&files, &device(&args.device)?, true, args.options.dtype.candle())?;
     let headlines = Headlines::read(&args.headlines, &args.headline_options)?;
     let pairs = distinct_pairs(&headlines);

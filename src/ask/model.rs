@@ -69,13 +69,19 @@ fn unpadded_only(path: &Path, cfg: &Value, kind: &str, dtype: DType) -> Result<(
 
 /// Refuses, naming the key, a config whose rope scaling or sliding window candle-transformers'
 /// quantised models (GGUF, unpadded) would not apply; the padded forward applies both.
-fn gguf_runs(path: &Path, cfg: &Value, kind: &str) -> Result<()> {
+fn gguf_runs(path: &Path, cfg: &Value, kind: &str, dtype: DType) -> Result<()> {
     let rope = super::rope::rope_type(cfg);
     let windowed = Shape::of(cfg, kind).is_ok_and(|s| s.windowed());
-    if rope == "default" && !windowed {
+    if rope == "default" && !windowed && dtype == DType::F32 {
         return Ok(());
     }
-    let what = if windowed { "a sliding window in use".to_string() } else { format!("rope_type '{rope}'") };
+    let what = if windowed {
+        "a sliding window in use".to_string()
+    } else if rope != "default" {
+        format!("rope_type '{rope}'")
+    } else {
+        format!("dtype {dtype:?}")
+    };
     Err(Error::input(
         path,
         format!("{what}: candle's quantised GGUF models do not apply it; run the GGUF padded (Decoder::load)"),
@@ -97,7 +103,8 @@ pub struct Decoder {
     prefix: Option<PrefixCache>,
     /// The most tokens a prompt may have (see [`Decoder::context`]).
     context: usize,
-    /// What the forward computes in (f32 unless loaded with another dtype; GGUF: f32).
+    /// What the forward computes in (f32 unless loaded with another dtype; a GGUF file's weights
+    /// are dequantised, then cast to it).
     pub dtype: DType,
 }
 
@@ -334,7 +341,7 @@ impl Decoder {
         }
         let load_err = |e: candle_core::Error| Error::input(&files.weights, format!("cannot load the model: {e}"));
         if gguf && !padded {
-            gguf_runs(&files.config, &json, &kind)?;
+            gguf_runs(&files.config, &json, &kind, dtype)?;
             let (model, limit) = super::gguf::load(&files.weights, &kind, device)?;
             let context = limit.map_or(context, |n| n.min(context));
             return Decoder::assemble(Network::Gguf(Box::new(model)), tokenizer, files, (device, context));
@@ -343,11 +350,13 @@ impl Decoder {
             Error::input(&files.config, format!("{e}; change config.json or choose another checkpoint"))
         })?;
         if gguf {
-            // Dequantised to f32: the same padded batches and prefix cache as safetensors.
-            let (vb, limit) = super::gguf::weights(&files.weights, &kind, &json, device)?;
+            // Dequantised and cast to `dtype`: the same padded batches and prefix cache as safetensors.
+            let (vb, limit) = super::gguf::weights(&files.weights, &kind, &json, device, dtype)?;
             let context = limit.map_or(context, |n| n.min(context));
             let model = Padded::load(shape, vb).map_err(load_err)?;
-            return Decoder::assemble(Network::Padded(Box::new(model)), tokenizer, files, (device, context));
+            let mut d = Decoder::assemble(Network::Padded(Box::new(model)), tokenizer, files, (device, context))?;
+            d.dtype = dtype;
+            return Ok(d);
         }
         if !padded {
             unpadded_only(&files.config, &json, &kind, dtype)?;
