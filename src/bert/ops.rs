@@ -13,11 +13,14 @@ use rand_chacha::ChaCha8Rng;
 use super::Compute;
 use super::bf16::PackedLinear;
 use super::onednn::DnnlLinear;
+use super::train_linear::TrainLinear;
 
-/// One linear layer, `y = x Wᵀ + b`: candle's matmul (differentiable), oneDNN's matmul (f32 or
-/// bf16, inference only) or the AVX512-BF16 kernel (bf16 where oneDNN is not loaded).
+/// One linear layer, `y = x Wᵀ + b`: candle's matmul (differentiable), oneDNN's matmul for
+/// training (f32, differentiable), oneDNN's matmul (f32 or bf16, inference only) or the
+/// AVX512-BF16 kernel (bf16 where oneDNN is not loaded).
 pub(super) enum Dense {
     Exact(Linear),
+    Train(TrainLinear, Tensor, Tensor),
     OneDnn(Box<DnnlLinear>),
     Bf16(PackedLinear),
 }
@@ -39,7 +42,12 @@ impl Dense {
         let (ws, bs): (Vec<Tensor>, Vec<Tensor>) = parts.into_iter().unzip();
         // One part is kept as the tensor itself (candle's `cat` of one), so a variable stays one.
         let (w, b) = (Tensor::cat(&ws, 0)?, Tensor::cat(&bs, 0)?);
-        let Compute::Fused { packed_bf16 } = compute else { return Ok(Dense::Exact(Linear::new(w, Some(b)))) };
+        let Compute::Fused { packed_bf16 } = compute else {
+            return Ok(match TrainLinear::new(inputs, w.dim(0)?) {
+                Some(op) => Dense::Train(op, w, b),
+                None => Dense::Exact(Linear::new(w, Some(b))),
+            });
+        };
         Ok(match DnnlLinear::new(&w, &b, packed_bf16)? {
             Some(layer) => Dense::OneDnn(Box::new(layer)),
             None if packed_bf16 => Dense::Bf16(PackedLinear::from_tensors(&w, Some(&b))?),
@@ -50,6 +58,7 @@ impl Dense {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
             Dense::Exact(l) => l.forward(x),
+            Dense::Train(op, w, b) => op.forward(x, w, b),
             Dense::OneDnn(d) => x.contiguous()?.apply_op1_no_bwd(d.as_ref()),
             Dense::Bf16(p) => x.contiguous()?.apply_op1_no_bwd(p),
         }
