@@ -59,7 +59,8 @@ const PASSIVE_OPENMP: (&str, &str) = ("OMP_WAIT_POLICY", "passive");
 /// `finetune`: each training op allocates its output anew; glibc returned those buffers to the
 /// kernel and took zeroed pages back every step (a third of the time in page faults), so freed
 /// memory is kept for reuse (up to the largest threshold glibc takes, 32 MiB per buffer).
-const KEEP_FREED_MEMORY: [(&str, &str); 2] = [("MALLOC_MMAP_THRESHOLD_", "33554432"), ("MALLOC_TRIM_THRESHOLD_", "1073741824")];
+const KEEP_FREED_MEMORY: [(&str, &str); 2] =
+    [("MALLOC_MMAP_THRESHOLD_", "33554432"), ("MALLOC_TRIM_THRESHOLD_", "1073741824")];
 
 /// Starts the process again with `vars` set where the user has not set them: libgomp (linked
 /// for LightGBM) and glibc's allocator read them as the program loads, before `main`. Other

@@ -701,12 +701,19 @@ pub fn product(
         plans.clear();
     }
     let key = (va, vb, bias.is_some());
-    let (src_md, w_md, dst_md) = (dnnl.md_strided(va.dims, va.strides)?, dnnl.md_strided(vb.dims, vb.strides)?, dnnl.md_strided([m, n], [n, 1])?);
+    let (src_md, w_md, dst_md) = (
+        dnnl.md_strided(va.dims, va.strides)?,
+        dnnl.md_strided(vb.dims, vb.strides)?,
+        dnnl.md_strided([m, n], [n, 1])?,
+    );
     let bias_md = dnnl.md([1, n as i64], DT_F32, TAG_AB)?;
-    if !plans.contains_key(&key) {
-        let plan = Plan::of(dnnl, [&src_md, &w_md, &dst_md], bias.is_some().then_some(&bias_md), &Attr::new(dnnl, false)?)?;
-        plans.insert(key, plan);
-    }
+    let prim = match plans.entry(key) {
+        std::collections::hash_map::Entry::Occupied(found) => found.into_mut().prim,
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let bias_md = bias.is_some().then_some(&bias_md);
+            slot.insert(Plan::of(dnnl, [&src_md, &w_md, &dst_md], bias_md, &Attr::new(dnnl, false)?)?).prim
+        }
+    };
     let mems = [
         (ARG_SRC, dnnl.memory(src_md.h, a.as_ptr() as Handle)?),
         (ARG_WEIGHTS, dnnl.memory(w_md.h, b.as_ptr() as Handle)?),
@@ -715,7 +722,7 @@ pub fn product(
     let bias = bias.map(|b| dnnl.memory(bias_md.h, b.as_ptr() as Handle)).transpose()?;
     let mut args: Vec<ExecArg> = mems.iter().map(|(arg, m)| ExecArg { arg: *arg, memory: m.h }).collect();
     args.extend(bias.as_ref().map(|b| ExecArg { arg: ARG_BIAS, memory: b.h }));
-    dnnl.execute(plans[&key].prim, &args)
+    dnnl.execute(prim, &args)
 }
 
 /// The implementation oneDNN picks for [`product`] of views `a` and `b` (no bias), e.g.

@@ -90,7 +90,11 @@ impl Norm {
         if x.dtype() != candle_core::DType::F32 || !x.device().is_cpu() {
             return self.composed(x);
         }
-        x.contiguous()?.apply_op3(&self.weight.contiguous()?, &self.bias.contiguous()?, LayerNorm { eps: self.eps as f32 })
+        x.contiguous()?.apply_op3(
+            &self.weight.contiguous()?,
+            &self.bias.contiguous()?,
+            LayerNorm { eps: self.eps as f32 },
+        )
     }
 
     /// The formula from differentiable candle ops (what the training op computes in one sweep).
@@ -229,7 +233,11 @@ impl candle_core::CustomOp3 for LayerNormGrad {
 /// candle's differentiable composition takes a dozen ops each way.
 pub(super) fn softmax(x: &Tensor, compute: Compute) -> Result<Tensor> {
     if compute.fused() || x.dtype() != candle_core::DType::F32 || !x.device().is_cpu() {
-        return if compute.fused() { candle_nn::ops::softmax_last_dim(x) } else { candle_nn::ops::softmax(x, D::Minus1) };
+        return if compute.fused() {
+            candle_nn::ops::softmax_last_dim(x)
+        } else {
+            candle_nn::ops::softmax(x, D::Minus1)
+        };
     }
     x.contiguous()?.apply_op1(Softmax)
 }
@@ -421,9 +429,8 @@ mod tests {
             (y.flatten_all().unwrap(), grad.flatten_all().unwrap())
         };
         let ((y, g), (want_y, want_g)) = (run(true), run(false));
-        let worst = |a: &Tensor, b: &Tensor| {
-            (a - b).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-        };
+        let worst =
+            |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
         assert!(worst(&y, &want_y) < 1e-6, "values: max |diff| {}", worst(&y, &want_y));
         assert!(worst(&g, &want_g) < 1e-5, "gradients: max |diff| {}", worst(&g, &want_g));
     }
@@ -440,7 +447,12 @@ mod tests {
         let (x, w, b, weighting) = (filled(&[3, 5, 16], 1), filled(&[16], 2), filled(&[16], 3), filled(&[3, 5, 16], 4));
         let run = |ours: bool| {
             let vars = [&x, &w, &b].map(|t| Var::from_tensor(t).unwrap());
-            let norm = super::Norm { fused: None, weight: vars[1].as_tensor().clone(), bias: vars[2].as_tensor().clone(), eps: 1e-12 };
+            let norm = super::Norm {
+                fused: None,
+                weight: vars[1].as_tensor().clone(),
+                bias: vars[2].as_tensor().clone(),
+                eps: 1e-12,
+            };
             let y = if ours { norm.forward(&vars[0]) } else { norm.composed(&vars[0]) }.unwrap();
             let grads = (&y * &weighting).unwrap().sum_all().unwrap().backward().unwrap();
             let mut out = vec![y.flatten_all().unwrap()];
@@ -462,16 +474,27 @@ mod tests {
         let mut x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 97) as f32 / 10.0 - 4.0).collect();
         x.iter_mut().step_by(7).for_each(|v| *v = f32::MIN);
         let x = Tensor::from_vec(x, (2, 3, 5, 7), &Device::Cpu).unwrap();
-        let weighting = Tensor::from_vec((0..n).map(|i| ((i * 31) % 13) as f32 - 6.0).collect::<Vec<_>>(), (2, 3, 5, 7), &Device::Cpu).unwrap();
+        let weighting = Tensor::from_vec(
+            (0..n).map(|i| ((i * 31) % 13) as f32 - 6.0).collect::<Vec<_>>(),
+            (2, 3, 5, 7),
+            &Device::Cpu,
+        )
+        .unwrap();
         let run = |ours: bool| {
             let v = Var::from_tensor(&x).unwrap();
-            let y = if ours { super::softmax(&v, Compute::Differentiable) } else { candle_nn::ops::softmax(&v, candle_core::D::Minus1) }.unwrap();
+            let y = if ours {
+                super::softmax(&v, Compute::Differentiable)
+            } else {
+                candle_nn::ops::softmax(&v, candle_core::D::Minus1)
+            }
+            .unwrap();
             let loss = (&y * &weighting).unwrap().sum_all().unwrap();
             let grad = loss.backward().unwrap().get(v.as_tensor()).expect("a gradient").clone();
             (y.flatten_all().unwrap(), grad.flatten_all().unwrap())
         };
         let ((y, g), (want_y, want_g)) = (run(true), run(false));
-        let worst = |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let worst =
+            |a: &Tensor, b: &Tensor| (a - b).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
         assert!(worst(&y, &want_y) < 1e-6, "values: max |diff| {}", worst(&y, &want_y));
         assert!(worst(&g, &want_g) < 1e-5, "gradients: max |diff| {}", worst(&g, &want_g));
     }

@@ -162,7 +162,8 @@ mod tests {
             *out_dims.last_mut().unwrap() = 40;
             let weighting = random(&out_dims, seed + 3);
             let run = |ours: bool| {
-                let (x, w, b) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
+                let (x, w, b) =
+                    (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
                 let y = if ours {
                     op.forward(&x, &w, &b).unwrap()
                 } else {
