@@ -27,7 +27,7 @@ pub fn report() -> String {
     let ask = "projections; attention, lm head and --gguf files on candle";
     lines.push(format!("ask f32: {} ({ask})", crate::ask::padded::linear_path(false)));
     lines.push(format!("ask bf16: {} ({ask})", crate::ask::padded::linear_path(true)));
-    lines.push("finetune: candle's matmul (gemm crate), f32".into());
+    lines.push(format!("finetune: {}", bert::train_linear::path()));
     lines.join("\n")
 }
 

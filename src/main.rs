@@ -10,8 +10,10 @@ use cli::{Cli, Command};
 fn main() -> Result<()> {
     quiet_candle_workers();
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Ask(_)) {
-        passive_openmp();
+    match cli.command {
+        Command::Ask(_) => restart_with(&[PASSIVE_OPENMP]),
+        Command::Finetune(_) => restart_with(&[PASSIVE_OPENMP, KEEP_FREED_MEMORY[0], KEEP_FREED_MEMORY[1]]),
+        _ => {}
     }
     match cli.command {
         Command::Join(c) => c.run(),
@@ -50,22 +52,33 @@ fn quiet_candle_workers() {
     }
 }
 
-/// `ask`: oneDNN's OpenMP threads spin after each matmul, taking the cores candle's ops in
-/// between (attention, norms) need; waiting passively halved ask's CPU time on 2 cores
-/// (docs/benchmarks.md). libgomp (linked for LightGBM) reads `OMP_WAIT_POLICY` as the program
-/// loads, before `main`, so the process starts itself again with it set. A value the user sets is
-/// kept; other commands keep libgomp's default (LightGBM's many short parallel loops).
-fn passive_openmp() {
-    const VAR: &str = "OMP_WAIT_POLICY";
-    if std::env::var_os(VAR).is_some() {
+/// `ask` and `finetune`: oneDNN's OpenMP threads spin after each matmul, taking the cores
+/// candle's ops in between (attention, norms) need; waiting passively halved ask's CPU time on 2
+/// cores, and fine-tuning ran 2.5x faster with it (docs/benchmarks.md).
+const PASSIVE_OPENMP: (&str, &str) = ("OMP_WAIT_POLICY", "passive");
+
+/// `finetune`: each training op allocates its output anew; glibc returned those buffers to the
+/// kernel and took zeroed pages back every step (a third of the time in page faults), so freed
+/// memory is kept for reuse (up to the largest threshold glibc takes, 32 MiB per buffer).
+const KEEP_FREED_MEMORY: [(&str, &str); 2] =
+    [("MALLOC_MMAP_THRESHOLD_", "33554432"), ("MALLOC_TRIM_THRESHOLD_", "1073741824")];
+
+/// Starts the process again with `vars` set where the user has not set them: libgomp (linked
+/// for LightGBM) and glibc's allocator read them as the program loads, before `main`. Other
+/// commands keep the defaults (LightGBM's many short parallel loops).
+fn restart_with(vars: &[(&str, &str)]) {
+    let missing: Vec<_> = vars.iter().filter(|(k, _)| std::env::var_os(k).is_none()).collect();
+    if missing.is_empty() {
         return;
     }
-    // SAFETY: called in main before any thread is started.
-    unsafe { std::env::set_var(VAR, "passive") };
+    for (k, v) in missing {
+        // SAFETY: called in main before any thread is started.
+        unsafe { std::env::set_var(k, v) };
+    }
     #[cfg(unix)]
     if let Ok(exe) = std::env::current_exe() {
         use std::os::unix::process::CommandExt;
-        // Only returns on failure: then ask runs on with libgomp's default.
+        // Only returns on failure: then the command runs on with the defaults.
         let _ = std::process::Command::new(exe).args(std::env::args_os().skip(1)).exec();
     }
 }

@@ -163,7 +163,7 @@ fn real_2011_2013() {
     assert!(share > 0.05, "suspiciously few rows matched: {share}");
 }
 
-/// `signalkit env` names the CPU, its ISA flags and the kernel each encode dtype runs on, and
+/// `signalkit env` names the CPU, its ISA flags and the kernel each stage and dtype runs on, and
 /// follows `SIGNALKIT_ONEDNN=off` and oneDNN's own ISA cap.
 #[test]
 fn env_names_the_cpu_and_each_kernel_path() {
@@ -178,14 +178,17 @@ fn env_names_the_cpu_and_each_kernel_path() {
         "encode bf16: ",
         "ask f32: ",
         "ask bf16: ",
+        "finetune: ",
     ] {
         assert!(text.lines().any(|l| l.starts_with(key)), "no {key:?} line in:\n{text}");
     }
     let off = signalkit(["env"]).env("SIGNALKIT_ONEDNN", "off").run().ok().stdout;
     assert!(off.contains("onednn: not loaded") && off.contains("encode f32: candle's matmul"), "{off}");
     assert!(off.contains("ask f32: candle's matmul") && off.contains("ask bf16: candle's matmul"), "{off}");
+    assert!(off.contains("finetune: candle's matmul"), "{off}");
     if text.contains("onednn: oneDNN") {
         assert!(text.contains("ask f32: oneDNN") && !text.contains("ask, finetune"), "{text}");
+        assert!(text.contains("finetune: oneDNN f32, linear layers forward"), "{text}");
         let avx2 = signalkit(["env"]).env("ONEDNN_MAX_CPU_ISA", "AVX2").run().ok().stdout;
         assert!(avx2.contains("onednn isa cap: AVX2") && !avx2.contains("avx512_core"), "{avx2}");
     } else {

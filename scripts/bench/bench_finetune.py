@@ -72,13 +72,15 @@ def bench(d, model_dir, batch, max_len, epochs):
 
     shapes = sorted((tuple(e["input_ids"].shape) for e, _ in batches), key=lambda s: (s[1], s[0]))
     print(f"pytorch {torch.__version__} transformers, attention {model.config._attn_implementation}, {threads} threads, "
-          f"{len(texts)} texts in {len(batches)} batches, padded tokens {sum(a * b for a, b in shapes)}")
+          f"{len(texts)} texts in {len(batches)} batches, padded tokens {sum(a * b for a, b in shapes)}", flush=True)
+    print(f"pytorch kernels: cpu capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"mkldnn {torch.backends.mkldnn.is_available()}, mkl {torch.backends.mkl.is_available()}", flush=True)
     for epoch in range(1, epochs + 1):
         t0, loss = time.perf_counter(), 0.0
         for enc, y in batches:
             loss += step(enc, y)
         dt = time.perf_counter() - t0
-        print(f"pytorch epoch {epoch}: {len(texts) / dt:.1f} texts/s (loss {loss / len(batches):.4f}, {dt:.1f} s)")
+        print(f"pytorch epoch {epoch}: {len(texts) / dt:.1f} texts/s (loss {loss / len(batches):.4f}, {dt:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

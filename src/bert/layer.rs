@@ -8,7 +8,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
 
 use super::Compute;
-use super::ops::{Dense, Dropout, Norm, softmax};
+use super::ops::{Dense, Dropout, Norm, gelu_erf, softmax};
 
 /// Query, key and value projections: one fused layer, or three.
 enum Qkv {
@@ -97,7 +97,7 @@ impl Layer {
         let inner = self.intermediate.forward(&attended)?;
         let inner = match self.act {
             None => inner,
-            Some(HiddenAct::Gelu) => inner.gelu_erf()?,
+            Some(HiddenAct::Gelu) => gelu_erf(&inner, self.compute)?,
             Some(HiddenAct::GeluApproximate) => inner.gelu()?,
             Some(HiddenAct::Relu) => inner.relu()?,
         };

@@ -16,6 +16,7 @@ mod config;
 mod layer;
 pub mod onednn;
 mod ops;
+pub mod train_linear;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Embedding, VarBuilder};

@@ -68,6 +68,7 @@ struct Api {
     stream_create: unsafe extern "C" fn(*mut Handle, Handle, c_uint) -> Status,
     stream_wait: unsafe extern "C" fn(Handle) -> Status,
     md_create: unsafe extern "C" fn(*mut Handle, c_int, *const i64, c_int, c_int) -> Status,
+    md_create_strided: unsafe extern "C" fn(*mut Handle, c_int, *const i64, c_int, *const i64) -> Status,
     md_destroy: unsafe extern "C" fn(Handle) -> Status,
     md_equal: unsafe extern "C" fn(Handle, Handle) -> c_int,
     matmul_pd: unsafe extern "C" fn(*mut Handle, Handle, Handle, Handle, Handle, Handle, Handle) -> Status,
@@ -152,6 +153,7 @@ impl OneDnn {
             stream_create: sym!(lib, "dnnl_stream_create"),
             stream_wait: sym!(lib, "dnnl_stream_wait"),
             md_create: sym!(lib, "dnnl_memory_desc_create_with_tag"),
+            md_create_strided: sym!(lib, "dnnl_memory_desc_create_with_strides"),
             md_destroy: sym!(lib, "dnnl_memory_desc_destroy"),
             md_equal: sym!(lib, "dnnl_memory_desc_equal"),
             matmul_pd: sym!(lib, "dnnl_matmul_primitive_desc_create"),
@@ -193,6 +195,16 @@ impl OneDnn {
         let mut h = std::ptr::null_mut();
         // SAFETY: `dims` holds the two dimensions read.
         check(unsafe { (self.api.md_create)(&mut h, 2, dims.as_ptr(), dt, tag) }, "memory descriptor")?;
+        Ok(Md { dnnl: self, h })
+    }
+
+    /// An f32 descriptor of a (rows × cols) matrix read through `strides` (in elements).
+    fn md_strided(&self, dims: [usize; 2], strides: [usize; 2]) -> candle_core::Result<Md<'_>> {
+        let (dims, strides) = (dims.map(|d| d as i64), strides.map(|s| s as i64));
+        let mut h = std::ptr::null_mut();
+        // SAFETY: `dims` and `strides` hold the two values read each.
+        let made = unsafe { (self.api.md_create_strided)(&mut h, 2, dims.as_ptr(), DT_F32, strides.as_ptr()) };
+        check(made, "memory descriptor")?;
         Ok(Md { dnnl: self, h })
     }
 
@@ -305,8 +317,14 @@ impl<'a> Plan<'a> {
         let bias = if kind.bias { Some(dnnl.md([1, n], DT_F32, TAG_AB)?) } else { None };
         let dst = dnnl.md([rows, n], kind.dst_dt(), TAG_AB)?;
         let attr = Attr::new(dnnl, kind.gelu)?;
+        Self::of(dnnl, [&src, &weights, &dst], bias.as_ref(), &attr)
+    }
+
+    /// The matmul of `src`, `weights` and `dst` descriptors (and a bias, when given).
+    fn of(dnnl: &'a OneDnn, mds: [&Md; 3], bias: Option<&Md>, attr: &Attr) -> candle_core::Result<Self> {
+        let [src, weights, dst] = mds;
         let (mut pd, mut prim) = (std::ptr::null_mut(), std::ptr::null_mut());
-        let bias_h = bias.as_ref().map_or(std::ptr::null_mut(), |b| b.h);
+        let bias_h = bias.map_or(std::ptr::null_mut(), |b| b.h);
         // SAFETY: every descriptor is live for the call (a null bias: none); out-pointers to locals.
         unsafe {
             check(
@@ -620,6 +638,99 @@ impl Choices {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found.clone());
         found
     }
+}
+
+/// A 2-D f32 operand read in place: (rows, cols) and the steps, in elements, from one row and
+/// from one column to the next. A transposed matrix is the same buffer with the steps swapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct View {
+    /// Rows and columns.
+    pub dims: [usize; 2],
+    /// Elements between rows, and between columns.
+    pub strides: [usize; 2],
+}
+
+impl View {
+    /// A row-major (rows × cols) matrix; with `transposed`, the transpose of one stored (cols × rows).
+    pub fn of(rows: usize, cols: usize, transposed: bool) -> Self {
+        let strides = if transposed { [1, rows] } else { [cols, 1] };
+        View { dims: [rows, cols], strides }
+    }
+
+    /// Elements a buffer needs to hold the view.
+    fn span(self) -> usize {
+        if self.dims.contains(&0) {
+            return 0;
+        }
+        (self.dims[0] - 1) * self.strides[0] + (self.dims[1] - 1) * self.strides[1] + 1
+    }
+}
+
+/// Primitives of [`product`] by (a, b, bias): a training step repeats a few shapes, and the
+/// operands (weights that change every step) are read in place, never packed.
+type Products = Mutex<HashMap<(View, View, bool), Plan<'static>>>;
+
+/// `dst = a · b (+ bias)` in f32, `dst` row-major (a's rows × b's columns), `a` and `b` read
+/// through their views (transposes cost no copy): the matmuls of training's forward and backward.
+pub fn product(
+    dnnl: &'static OneDnn,
+    a: (&[f32], View),
+    b: (&[f32], View),
+    bias: Option<&[f32]>,
+    dst: &mut [f32],
+) -> candle_core::Result<()> {
+    let ((a, va), (b, vb)) = (a, b);
+    let [m, k] = va.dims;
+    let n = vb.dims[1];
+    if vb.dims[0] != k || a.len() < va.span() || b.len() < vb.span() || dst.len() != m * n {
+        candle_core::bail!("onednn product: operands {va:?} ({}) and {vb:?} ({}) into {}", a.len(), b.len(), dst.len())
+    }
+    if bias.is_some_and(|b| b.len() != n) {
+        candle_core::bail!("onednn product: a bias of {} for {n} columns", bias.map_or(0, <[f32]>::len))
+    }
+    if m * n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        dst.chunks_mut(n).for_each(|row| row.copy_from_slice(bias.unwrap_or(&vec![0.0; n])));
+        return Ok(());
+    }
+    static PLANS: OnceLock<Products> = OnceLock::new();
+    let mut plans = PLANS.get_or_init(Products::default).lock().unwrap_or_else(|e| e.into_inner());
+    if plans.len() >= 4 * MAX_HEIGHTS {
+        plans.clear();
+    }
+    let key = (va, vb, bias.is_some());
+    let (src_md, w_md, dst_md) = (
+        dnnl.md_strided(va.dims, va.strides)?,
+        dnnl.md_strided(vb.dims, vb.strides)?,
+        dnnl.md_strided([m, n], [n, 1])?,
+    );
+    let bias_md = dnnl.md([1, n as i64], DT_F32, TAG_AB)?;
+    let prim = match plans.entry(key) {
+        std::collections::hash_map::Entry::Occupied(found) => found.into_mut().prim,
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let bias_md = bias.is_some().then_some(&bias_md);
+            slot.insert(Plan::of(dnnl, [&src_md, &w_md, &dst_md], bias_md, &Attr::new(dnnl, false)?)?).prim
+        }
+    };
+    let mems = [
+        (ARG_SRC, dnnl.memory(src_md.h, a.as_ptr() as Handle)?),
+        (ARG_WEIGHTS, dnnl.memory(w_md.h, b.as_ptr() as Handle)?),
+        (ARG_DST, dnnl.memory(dst_md.h, dst.as_mut_ptr() as Handle)?),
+    ];
+    let bias = bias.map(|b| dnnl.memory(bias_md.h, b.as_ptr() as Handle)).transpose()?;
+    let mut args: Vec<ExecArg> = mems.iter().map(|(arg, m)| ExecArg { arg: *arg, memory: m.h }).collect();
+    args.extend(bias.as_ref().map(|b| ExecArg { arg: ARG_BIAS, memory: b.h }));
+    dnnl.execute(prim, &args)
+}
+
+/// The implementation oneDNN picks for [`product`] of views `a` and `b` (no bias), e.g.
+/// "gemm:jit": what `signalkit env` prints for fine-tuning.
+pub fn product_impl(dnnl: &OneDnn, a: View, b: View) -> candle_core::Result<String> {
+    let (src, w) = (dnnl.md_strided(a.dims, a.strides)?, dnnl.md_strided(b.dims, b.strides)?);
+    let dst = dnnl.md_strided([a.dims[0], b.dims[1]], [b.dims[1], 1])?;
+    Ok(Plan::of(dnnl, [&src, &w, &dst], None, &Attr::new(dnnl, false)?)?.impl_name())
 }
 
 /// candle custom op: applies a [`DnnlLinear`] to an f32 tensor of shape (..., k).
