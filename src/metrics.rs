@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use nalgebra::DMatrix;
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -106,31 +106,140 @@ pub fn from_columns(rows: usize, columns: &[Vec<f64>]) -> Neutralizers {
 }
 
 /// Least-squares residual `v − proportion · [N, 1] · lstsq([N, 1], v)`, with numpy's rcond = 1e-6.
-/// `neutralizers` has one row per value of `v`, without NaN; the SVD is nalgebra's. A constant
-/// `v` comes back all NaN (numerai-tools sets zero-std columns to NaN before the fit).
+/// `neutralizers` has one row per value of `v`, without NaN (see [`Projection`]). A constant `v`
+/// comes back all NaN (numerai-tools sets zero-std columns to NaN before the fit).
 pub fn neutralize(v: &[f64], neutralizers: ArrayView2<f64>, proportion: f64) -> Vec<f64> {
-    let n = v.len();
-    if n > 1 && !varies(v) {
-        return vec![f64::NAN; n];
+    if v.len() > 1 && !varies(v) {
+        return vec![f64::NAN; v.len()];
     }
-    let k = neutralizers.ncols() + 1;
-    let a = DMatrix::from_fn(n, k, |r, c| if c < k - 1 { neutralizers[[r, c]] } else { 1.0 });
-    let svd = a.svd(true, true);
-    let (u, s) = (svd.u.expect("u computed"), &svd.singular_values);
-    let cut = LSTSQ_RCOND * s.max();
-    // The fitted values A·x are the projection of v on the kept left singular vectors.
-    let mut fitted = vec![0.0; n];
-    for j in 0..s.len() {
-        if s[j] <= cut {
-            continue;
+    Projection::new(neutralizers).residual(v, proportion)
+}
+
+/// Above this ratio of the smallest to the largest eigenvalue of `AᵀA` (cond(A) < 10⁴), every
+/// singular value of `A` is far above numpy's cut (10⁻⁶ of the largest), so `lstsq` is the plain
+/// least-squares fit and the normal equations (refined) give it to rounding.
+const NORMAL_EQUATIONS_MIN_RATIO: f64 = 1e-8;
+
+/// Refinement steps of the normal-equations fit: each multiplies the error by about
+/// cond(AᵀA)·n·ε (≤ 10⁻⁴ under [`NORMAL_EQUATIONS_MIN_RATIO`]).
+const REFINEMENT_STEPS: usize = 2;
+
+/// The orthogonal projection on the columns of `A = [N, 1]` that numpy's
+/// `lstsq(A, v, rcond=1e-6)` fits, factored once for any number of `v` over the same rows.
+/// A well-conditioned `A` (the common case: 150 neutralizers over thousands of tickers) uses the
+/// normal equations `AᵀA x = Aᵀv`, solved through the eigendecomposition of the k×k matrix `AᵀA`
+/// and refined on the residual (O(n·k²) in one matrix product); otherwise (near rank
+/// deficiency, fewer rows than columns) the SVD of `A` with numpy's cut, as `lstsq` does.
+pub struct Projection {
+    /// `[N, 1]`, n × k.
+    a: Array2<f64>,
+    fit: Fit,
+}
+
+enum Fit {
+    /// AᵀA = V·diag(λ)·Vᵀ: V (k × k) and 1/λ.
+    Normal(Array2<f64>, ndarray::Array1<f64>),
+    /// The left singular vectors numpy keeps, n × r.
+    Svd(Array2<f64>),
+}
+
+impl Projection {
+    /// Factors `[N, 1]` for `neutralizers` (rows × columns, no NaN).
+    pub fn new(neutralizers: ArrayView2<f64>) -> Self {
+        let (n, k) = (neutralizers.nrows(), neutralizers.ncols() + 1);
+        let mut a = Array2::<f64>::ones((n, k).f());
+        a.slice_mut(ndarray::s![.., ..k - 1]).assign(&neutralizers);
+        Self::of(a)
+    }
+
+    /// Factors `[N, 1]` for the neutralizer columns' values on `rows` (no NaN there).
+    pub fn of_columns(columns: &[Vec<f64>], rows: &[usize]) -> Self {
+        let mut values = Vec::with_capacity(rows.len() * (columns.len() + 1));
+        for c in columns {
+            values.extend(rows.iter().map(|&r| c[r]));
         }
-        let col = u.column(j);
-        let dot: f64 = (0..n).map(|r| col[r] * v[r]).sum();
-        for (r, f) in fitted.iter_mut().enumerate() {
-            *f += col[r] * dot;
+        values.extend(std::iter::repeat_n(1.0, rows.len()));
+        Self::of(Array2::from_shape_vec((rows.len(), columns.len() + 1).f(), values).expect("rows × columns values"))
+    }
+
+    fn of(a: Array2<f64>) -> Self {
+        let fit = Self::normal(&a).unwrap_or_else(|| Fit::Svd(Self::kept_singular_vectors(&a)));
+        Projection { a, fit }
+    }
+
+    /// The eigendecomposition of AᵀA when A is well conditioned (see [`NORMAL_EQUATIONS_MIN_RATIO`]).
+    fn normal(a: &Array2<f64>) -> Option<Fit> {
+        let (n, k) = a.dim();
+        if n < k {
+            return None;
+        }
+        let g = a.t().dot(a);
+        let eig = nalgebra::SymmetricEigen::new(DMatrix::from_fn(k, k, |r, c| g[[r, c]]));
+        let (lo, hi) = eig.eigenvalues.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &l| (lo.min(l), hi.max(l)));
+        if !(hi > 0.0 && lo > NORMAL_EQUATIONS_MIN_RATIO * hi) {
+            return None;
+        }
+        let v = Array2::from_shape_fn((k, k), |(r, c)| eig.eigenvectors[(r, c)]);
+        Some(Fit::Normal(v, eig.eigenvalues.iter().map(|l| 1.0 / l).collect()))
+    }
+
+    /// numpy's `lstsq` through the SVD of A: the left singular vectors whose singular value is
+    /// above rcond × the largest (nalgebra's SVD).
+    fn kept_singular_vectors(a: &Array2<f64>) -> Array2<f64> {
+        let (n, k) = a.dim();
+        let svd = DMatrix::from_fn(n, k, |r, c| a[[r, c]]).svd(true, false);
+        let (u, s) = (svd.u.expect("u computed"), &svd.singular_values);
+        let cut = LSTSQ_RCOND * s.max();
+        let kept: Vec<usize> = (0..s.len()).filter(|&j| s[j] > cut).collect();
+        Array2::from_shape_fn((n, kept.len()).f(), |(r, j)| u[(r, kept[j])])
+    }
+
+    /// The fitted values `A · lstsq(A, v)`.
+    pub fn fitted(&self, v: &[f64]) -> Vec<f64> {
+        match &self.fit {
+            // The projection of v on the kept left singular vectors.
+            Fit::Svd(u) => times(u, &transposed_times(u, v)),
+            Fit::Normal(eigenvectors, inverse) => {
+                // x = (AᵀA)⁻¹ Aᵀ r = V (Vᵀ Aᵀ r / λ).
+                let solve = |r: &[f64]| {
+                    let y = eigenvectors.t().dot(&ndarray::Array1::from(transposed_times(&self.a, r))) * inverse;
+                    eigenvectors.dot(&y)
+                };
+                let mut x = solve(v);
+                for _ in 0..REFINEMENT_STEPS {
+                    let fitted = times(&self.a, x.as_slice().expect("contiguous"));
+                    let r: Vec<f64> = v.iter().zip(&fitted).map(|(a, b)| a - b).collect();
+                    x += &solve(&r);
+                }
+                times(&self.a, x.as_slice().expect("contiguous"))
+            }
         }
     }
-    v.iter().zip(&fitted).map(|(x, f)| x - proportion * f).collect()
+
+    /// `v − proportion · fitted(v)`.
+    pub fn residual(&self, v: &[f64], proportion: f64) -> Vec<f64> {
+        v.iter().zip(self.fitted(v)).map(|(x, f)| x - proportion * f).collect()
+    }
+}
+
+/// The columns of a column-major matrix, each contiguous.
+fn columns_of(m: &Array2<f64>) -> impl Iterator<Item = &[f64]> {
+    let data = m.as_slice_memory_order().expect("a column-major matrix");
+    (0..m.ncols()).map(move |j| &data[j * m.nrows()..(j + 1) * m.nrows()])
+}
+
+/// `Mᵀ r` for a column-major M: one dot product per column.
+fn transposed_times(m: &Array2<f64>, r: &[f64]) -> Vec<f64> {
+    columns_of(m).map(|c| c.iter().zip(r).map(|(a, b)| a * b).sum()).collect()
+}
+
+/// `M x` for a column-major M: the columns summed with weights x.
+fn times(m: &Array2<f64>, x: &[f64]) -> Vec<f64> {
+    let mut y = vec![0.0; m.nrows()];
+    for (c, &w) in columns_of(m).zip(x) {
+        y.iter_mut().zip(c).for_each(|(y, c)| *y += w * c);
+    }
+    y
 }
 
 /// Feature-neutral correlation for one era: rank → Φ⁻¹ the predictions, neutralise them to the
@@ -466,7 +575,17 @@ fn neutral_signal<'a, S: AsRef<str>>(
 
 /// Tie-kept rank → Φ⁻¹ → [`neutralize`] (proportion 1).
 fn neutral_gaussian(values: &[f64], neutralizers: &[Vec<f64>]) -> Vec<f64> {
-    neutralize(&gaussian(&rank(values)), from_columns(values.len(), neutralizers).view(), 1.0)
+    neutral_with(&Projection::of_columns(neutralizers, &(0..values.len()).collect::<Vec<_>>()), values)
+}
+
+/// Tie-kept rank → Φ⁻¹ → the residual of `projection` (all NaN when Φ⁻¹ is constant, as
+/// [`neutralize`]).
+fn neutral_with(projection: &Projection, values: &[f64]) -> Vec<f64> {
+    let g = gaussian(&rank(values));
+    if g.len() > 1 && !varies(&g) {
+        return vec![f64::NAN; g.len()];
+    }
+    projection.residual(&g, 1.0)
 }
 
 /// numerai-tools `signals.neutral_churn_penalty`: the share of a positive payout kept,
@@ -507,7 +626,7 @@ pub fn neutral_correlation(predictions: &[f64], neutralizers: &[Vec<f64>], targe
     let t = center(targets);
     let inputs = [series_rows(&t), series_rows(predictions), frame_rows(neutralizers, predictions.len())];
     let Some(rows) = common_rows(&inputs) else { return f64::NAN };
-    pearson(&pick(&t, &rows), &neutral_gaussian(&pick(predictions, &rows), &pick_columns(neutralizers, &rows)))
+    pearson(&pick(&t, &rows), &neutral_with(&Projection::of_columns(neutralizers, &rows), &pick(predictions, &rows)))
 }
 
 /// numerai-tools `scoring.generate_neutralized_weights` for one era: s = tie-kept rank → Φ⁻¹ →
@@ -616,9 +735,9 @@ pub fn neutral_contribution(
     let frame = frame_rows(neutralizers, predictions.len());
     let inputs = [series_rows(targets), series_rows(predictions), series_rows(meta_model), frame];
     let Some(rows) = common_rows(&inputs) else { return f64::NAN };
-    let columns = pick_columns(neutralizers, &rows);
-    let p = neutral_gaussian(&pick(predictions, &rows), &columns);
-    let m = neutral_gaussian(&pick(meta_model, &rows), &columns);
+    let projection = Projection::of_columns(neutralizers, &rows);
+    let (p, m) =
+        (neutral_with(&projection, &pick(predictions, &rows)), neutral_with(&projection, &pick(meta_model, &rows)));
     contribution_score(&orthogonalize(&p, &m), &pick(targets, &rows))
 }
 
@@ -792,6 +911,60 @@ mod tests {
         let x = 0.1 + 3f64.ln() / 10.0; // 2 / (1 + 3) = 0.5
         assert!((neutral_churn_penalty(x, NEUTRAL_CHURN_THRESHOLD, NEUTRAL_CHURN_SCALING) - 0.5).abs() < 1e-12);
         assert!(neutral_churn_penalty(-0.1, 0.1, 10.0).is_nan());
+    }
+
+    /// Deterministic values in [-0.5, 0.5).
+    fn noise(i: usize, salt: u64) -> f64 {
+        let mut x = (i as u64).wrapping_mul(6364136223846793005).wrapping_add(salt.wrapping_mul(1442695040888963407));
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51afd7ed558ccd);
+        x ^= x >> 33;
+        (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+
+    /// numpy's `lstsq(rcond=1e-6)` fit through the SVD of `[N, 1]` (the reference).
+    fn svd_fit(columns: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
+        let (n, k) = (v.len(), columns.len() + 1);
+        let a = DMatrix::from_fn(n, k, |r, c| if c + 1 < k { columns[c][r] } else { 1.0 });
+        let svd = a.svd(true, false);
+        let (u, s) = (svd.u.unwrap(), &svd.singular_values);
+        let mut fitted = vec![0.0; n];
+        for j in (0..s.len()).filter(|&j| s[j] > LSTSQ_RCOND * s.max()) {
+            let dot: f64 = (0..n).map(|r| u[(r, j)] * v[r]).sum();
+            fitted.iter_mut().enumerate().for_each(|(r, f)| *f += u[(r, j)] * dot);
+        }
+        fitted
+    }
+
+    fn assert_close(got: &[f64], want: &[f64], what: &str) {
+        let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-11, "{what}: largest difference {worst:e}");
+    }
+
+    #[test]
+    fn the_normal_equations_fit_150_neutralizers_as_lstsq_and_a_collinear_set_takes_the_svd() {
+        let (n, k) = (1200, 150);
+        let mut columns: Vec<Vec<f64>> = (0..k).map(|j| (0..n).map(|i| noise(i, j as u64 + 1)).collect()).collect();
+        let v: Vec<f64> = (0..n).map(|i| 0.3 * columns[0][i] - columns[7][i] + noise(i, 999)).collect();
+        let rows: Vec<usize> = (0..n).collect();
+        let fast = Projection::of_columns(&columns, &rows);
+        assert!(matches!(fast.fit, Fit::Normal(..)), "150 independent neutralizers take the normal equations");
+        assert_close(&fast.fitted(&v), &svd_fit(&columns, &v), "normal equations vs SVD");
+        assert_close(
+            &Projection::new(from_columns(n, &columns).view()).fitted(&v),
+            &fast.fitted(&v),
+            "new vs of_columns",
+        );
+        // A column twice another: lstsq's cut drops it, and the fit is that of the others.
+        columns.push(columns[3].iter().map(|x| 2.0 * x).collect());
+        let collinear = Projection::of_columns(&columns, &rows);
+        assert!(matches!(collinear.fit, Fit::Svd(_)), "a rank-deficient set takes the SVD");
+        assert_close(&collinear.fitted(&v), &fast.fitted(&v), "collinear column dropped");
+        // Fewer rows than columns: the SVD, fitting v exactly.
+        let few: Vec<usize> = (0..100).collect();
+        let wide = Projection::of_columns(&columns, &few);
+        assert!(matches!(wide.fit, Fit::Svd(_)));
+        assert_close(&wide.fitted(&v[..100]), &v[..100], "under-determined fit");
     }
 
     #[test]

@@ -467,3 +467,62 @@ fn as_numerai_pays_equals_numerai_tools_on_the_cleaned_submission() {
         }
     }
 }
+
+/// Writes features.csv: the targets' columns, three numeric features (`cls_0` an embedding
+/// column), a text feature and an unused target column that is not a number.
+fn write_feature_table(d: &Path, eras: &[Era]) -> Vec<[Vec<f64>; 3]> {
+    let mut text =
+        "bloomberg_ticker,friday_date,target_20d,meta_model,feature_a,feature_b,cls_0,feature_country,target_note\n"
+            .to_string();
+    let mut features = Vec::new();
+    for (k, (era, v)) in ERAS.iter().zip(eras).enumerate() {
+        let f = |salt: u64| (0..TICKERS).map(|i| noise(i + 1000 * k, salt)).collect::<Vec<f64>>();
+        let (a, b, c): (Vec<f64>, _, _) = (f(11), f(12), f(13));
+        let a: Vec<f64> = a.iter().zip(&v.p).map(|(x, p)| x + 0.5 * p).collect();
+        for i in 0..TICKERS {
+            writeln!(text, "T{i} US,{era},{},{},{},{},{},US,n/a", v.t[i], v.m[i], a[i], b[i], c[i]).unwrap();
+        }
+        features.push([a, b, c]);
+    }
+    write(d, "features.csv", &text);
+    features
+}
+
+#[test]
+fn a_feature_table_handed_as_targets_and_features_is_scored_era_by_era_as_the_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let eras = write_inputs(d, 0);
+    let features = write_feature_table(d, &eras);
+    // Per era: exposure to every numeric feature, feature-neutral corr to all but the embedding.
+    let (mut exposure, mut neutral) = (0.0, 0.0);
+    for (v, f) in eras.iter().zip(&features) {
+        exposure += metrics::max_feature_correlation(&v.p, metrics::from_columns(TICKERS, f).view()).unwrap().1;
+        neutral += metrics::feature_neutral_corr(&v.p, metrics::from_columns(TICKERS, &f[..2]).view(), &v.t);
+    }
+    let by_ticker = |df: &polars::prelude::DataFrame| {
+        let mut i: Vec<u32> = (0..df.height() as u32).collect();
+        i.sort_by_key(|&k| (k as usize % TICKERS, k));
+        i
+    };
+    let mut reports = Vec::new();
+    // CSV (read whole), parquet grouped by date (read era by era), parquet by ticker (read whole).
+    for (name, order) in [("features.csv", None), ("features.parquet", Some(false)), ("features.parquet", Some(true))] {
+        if let Some(shuffled) = order {
+            let in_order = |df: &polars::prelude::DataFrame| (0..df.height() as u32).collect();
+            if shuffled {
+                as_parquet(d, "features.csv", by_ticker, TICKERS)
+            } else {
+                as_parquet(d, "features.csv", in_order, TICKERS)
+            }
+        }
+        let mut a = args(d);
+        (a.targets, a.features, a.out) = (d.join(name), Some(d.join(name)), d.join(format!("eval-{name}-{order:?}")));
+        let r = evaluate(&a).unwrap();
+        close(r.feature_exposure.unwrap(), exposure / ERAS.len() as f64, "feature exposure");
+        close(r.feature_neutral.as_ref().unwrap().mean, neutral / ERAS.len() as f64, "feature-neutral corr");
+        assert_eq!(r.most_exposed_feature.as_deref(), Some("feature_a"), "feature_a carries half the prediction");
+        reports.push(serde_json::to_value(&r.payout).unwrap());
+    }
+    assert!(reports.windows(2).all(|w| w[0] == w[1]), "payout scores differ between the readings");
+}

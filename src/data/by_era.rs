@@ -12,7 +12,7 @@ use polars::io::parquet::metadata::FileMetadataRef;
 use polars::prelude::*;
 
 use super::targets::{DATE_COLUMNS, KeyedTable, TICKER_COLUMNS};
-use super::{Format, find_column, format_of, missing_column, read_table};
+use super::{Format, find_column, format_of, missing_column};
 use crate::era::era_of_days;
 use crate::error::{Error, Result};
 
@@ -53,6 +53,16 @@ fn value_names(frame: &DataFrame, keys: [&str; 2]) -> Vec<String> {
         .collect()
 }
 
+/// The value columns read: `names` (each refused when the file lacks it), else every numeric
+/// column besides the keys and targets.
+fn chosen(path: &Path, frame: &DataFrame, keys: [&str; 2], names: Option<&[String]>) -> Result<Vec<String>> {
+    let Some(names) = names else { return Ok(value_names(frame, keys)) };
+    match names.iter().find(|n| frame.column(n).is_err()) {
+        Some(n) => Err(Error::at(path, None, n, "no such column")),
+        None => Ok(names.to_vec()),
+    }
+}
+
 fn f64_values(path: &Path, frame: &DataFrame, name: &str) -> Result<Vec<f64>> {
     let c = frame.column(name).map_err(|e| Error::table(path, e))?;
     let c = c.cast(&DataType::Float64).map_err(|e| Error::at(path, None, name, format!("not numeric: {e}")))?;
@@ -75,8 +85,24 @@ fn era_runs(fridays: &[i32]) -> HashMap<i32, Vec<(usize, usize)>> {
 impl ByEra {
     /// Reads and checks the keys of `path`; a parquet file grouped by date keeps its values on disk.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_columns(path, None)
+    }
+
+    /// [`ByEra::open`] with only the value columns `names` (every numeric one when None); a name
+    /// the file lacks is refused, naming it.
+    pub fn open_columns(path: &Path, names: Option<&[String]>) -> Result<Self> {
+        Self::open_with(path, names, None)
+    }
+
+    /// [`ByEra::open_columns`] of the file `keys` were read from (with [`KeyedTable::read_columns`]),
+    /// whose keys are not read again.
+    pub fn with_keys(keys: &KeyedTable, names: &[String]) -> Result<Self> {
+        Self::open_with(&keys.path, Some(names), Some(keys))
+    }
+
+    fn open_with(path: &Path, names: Option<&[String]>, known: Option<&KeyedTable>) -> Result<Self> {
         if format_of(path)? != Format::Parquet || !path.exists() {
-            return Self::whole(path);
+            return Self::whole(path, names);
         }
         let mut reader = ParquetReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
         let meta = reader.get_metadata().map_err(|e| Error::table(path, e))?.clone();
@@ -86,11 +112,17 @@ impl ByEra {
             find_column(&empty, &TICKER_COLUMNS).ok_or_else(|| missing_column(path, &empty, &TICKER_COLUMNS, fix))?;
         let date =
             find_column(&empty, &DATE_COLUMNS).ok_or_else(|| missing_column(path, &empty, &DATE_COLUMNS, fix))?;
-        let names = value_names(&empty, [&ticker, &date]);
-        let mut reader = ParquetReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
-        reader.set_metadata(meta.clone());
-        let key_frame = reader.with_columns(Some(vec![ticker, date])).finish().map_err(|e| Error::table(path, e))?;
-        let keys = KeyedTable::from_frame(path, key_frame)?;
+        let names = chosen(path, &empty, [&ticker, &date], names)?;
+        let keys = match known {
+            Some(k) => k.clone(),
+            None => {
+                let mut reader = ParquetReader::new(File::open(path).map_err(|e| Error::io(path, e))?);
+                reader.set_metadata(meta.clone());
+                let frame =
+                    reader.with_columns(Some(vec![ticker, date])).finish().map_err(|e| Error::table(path, e))?;
+                KeyedTable::from_frame(path, frame)?
+            }
+        };
         let runs = era_runs(&keys.fridays);
         if runs.values().map(Vec::len).sum::<usize>() > 2 * runs.len() + 16 {
             eprintln!(
@@ -98,16 +130,18 @@ impl ByEra {
                  era by era in bounded memory",
                 path.display()
             );
-            return Self::whole(path);
+            return Self::whole(path, Some(&names));
         }
         Ok(ByEra { keys, names, runs, source: Source::Parquet(meta) })
     }
 
-    /// Reads the whole file into memory.
-    fn whole(path: &Path) -> Result<Self> {
-        let frame = read_table(path, false)?;
-        let keys = KeyedTable::from_frame(path, frame)?;
-        let names = value_names(&keys.frame, [&keys.ticker_column, &keys.date_column]);
+    /// Reads the whole file (its keys and the columns `names`) into memory.
+    fn whole(path: &Path, names: Option<&[String]>) -> Result<Self> {
+        let keys = match names {
+            Some(n) => KeyedTable::read_columns(path, |_| n.to_vec())?,
+            None => KeyedTable::read(path)?,
+        };
+        let names = chosen(path, &keys.frame, [&keys.ticker_column, &keys.date_column], names)?;
         let columns = names.iter().map(|n| f64_values(path, &keys.frame, n)).collect::<Result<Vec<_>>>()?;
         let runs = era_runs(&keys.fridays);
         Ok(ByEra { keys, names, runs, source: Source::Memory(columns) })

@@ -82,6 +82,16 @@ pub fn read_table(path: &Path, strings: bool) -> Result<DataFrame> {
     }
 }
 
+/// A table's columns: a parquet file's as a frame with no rows (only its footer is read), any
+/// other file read whole.
+pub fn read_schema(path: &Path) -> Result<DataFrame> {
+    if format_of(path)? != Format::Parquet || !path.exists() {
+        return read_table(path, false);
+    }
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetReader::new(f).with_slice(Some((0, 0))).finish().map_err(|e| Error::table(path, e))
+}
+
 /// Fails with the line and byte offset of the first invalid UTF-8 sequence in a text file.
 pub fn check_utf8(path: &Path) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

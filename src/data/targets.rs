@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::{find_column, missing_column, read_table, rows_text, str_values};
+use super::{Format, find_column, format_of, missing_column, read_schema, read_table, rows_text, str_values};
 use crate::era::{WEEKDAYS, date_from_days, days_from_date, parse_date_str, parse_yyyymmdd, weekday};
 use crate::error::{Error, Result};
 
@@ -58,6 +58,32 @@ impl KeyedTable {
     pub fn read(path: &Path) -> Result<Self> {
         let frame = read_table(path, false)?;
         Self::from_frame(path, frame)
+    }
+
+    /// Reads the key columns and the columns `wanted` picks from the file's columns (given as a
+    /// frame with no rows; names it lacks are left out, for the caller to name). A parquet
+    /// file's other columns are never read: a feature table handed over as targets can be
+    /// gigabytes of columns evaluate does not use.
+    pub fn read_columns(path: &Path, wanted: impl FnOnce(&DataFrame) -> Vec<String>) -> Result<Self> {
+        let parquet = format_of(path)? == Format::Parquet && path.exists();
+        let whole = read_schema(path)?;
+        let (Some(ticker), Some(date)) = (find_column(&whole, &TICKER_COLUMNS), find_column(&whole, &DATE_COLUMNS))
+        else {
+            return Self::from_frame(path, whole);
+        };
+        let mut columns = vec![ticker, date];
+        for name in wanted(&whole) {
+            if whole.column(&name).is_ok() && !columns.contains(&name) {
+                columns.push(name);
+            }
+        }
+        let frame = match parquet {
+            true => ParquetReader::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?)
+                .with_columns(Some(columns))
+                .finish(),
+            false => whole.select(columns),
+        };
+        Self::from_frame(path, frame.map_err(|e| Error::table(path, e))?)
     }
 
     /// Validates a frame already in memory; `path` names it in errors.

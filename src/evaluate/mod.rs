@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::DataType;
+use polars::prelude::{DataType, PlHashMap};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::data::by_era::ByEra;
 use crate::data::targets::{DEFAULT_TARGET, KeyedTable, resolve_target};
 use crate::era::{era_of_days, eras_of_days};
 use crate::error::{Error, Result};
@@ -136,20 +137,24 @@ pub struct EvalReport {
     pub knowledge_cutoff: Option<CutoffScores>,
 }
 
-/// Rows keyed by (TICKER, era).
-fn keys(t: &KeyedTable) -> Vec<(u32, i32)> {
-    t.ticker_ids.iter().zip(&t.fridays).map(|(id, d)| (*id, era_of_days(*d))).collect()
+/// Rows keyed by (ticker, era).
+fn keys(t: &KeyedTable) -> impl Iterator<Item = (&str, i32)> {
+    t.ticker_ids.iter().zip(&t.fridays).map(|(id, d)| (t.universe[*id as usize].as_str(), era_of_days(*d)))
 }
 
 /// Aligns another table's rows to `base`: for each base row, the index of the same (ticker, era).
 /// Keys are unique on both sides: [`KeyedTable`] refuses a file with a (ticker, date) twice, so no
-/// target row silently replaces another and no prediction counts twice.
+/// target row silently replaces another and no prediction counts twice. Only `base` (the
+/// predictions) is indexed: `other` may be a feature table of every era.
 fn align(base: &KeyedTable, other: &KeyedTable) -> Vec<Option<usize>> {
-    let mut at: HashMap<(&str, i32), usize> = HashMap::with_capacity(other.len());
-    for (i, (id, era)) in keys(other).into_iter().enumerate() {
-        at.insert((other.universe[id as usize].as_str(), era), i);
+    let at: PlHashMap<(&str, i32), usize> = keys(base).enumerate().map(|(i, k)| (k, i)).collect();
+    let mut aligned = vec![None; base.len()];
+    for (j, k) in keys(other).enumerate() {
+        if let Some(&i) = at.get(&k) {
+            aligned[i] = Some(j);
+        }
     }
-    keys(base).into_iter().map(|(id, era)| at.get(&(base.universe[id as usize].as_str(), era)).copied()).collect()
+    aligned
 }
 
 /// Up to five of a table's tickers, for messages.
@@ -233,7 +238,10 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     let _out = crate::data::lock::lock_folder(&args.out, "evaluate", "--out")?;
     let preds = KeyedTable::read(&args.predictions)?;
     let p = prediction_values(&args.predictions, &preds)?;
-    let targets = KeyedTable::read(&args.targets)?;
+    let targets = KeyedTable::read_columns(&args.targets, |frame| {
+        let named = [args.benchmark.clone(), args.meta_model.clone()].into_iter().flatten();
+        resolve_target(frame, &args.target).into_iter().chain(named).collect()
+    })?;
     let target_col = resolve_target(&targets.frame, &args.target)
         .ok_or_else(|| Error::input(&args.targets, format!("no target column '{}' (or its alias)", args.target)))?;
     let s = join_targets(&preds, &targets, &target_col, p)?;
@@ -254,7 +262,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
     let constant_eras = count_constant_eras(&s, &oos);
     let in_sample = split.as_ref().and_then(|sp| in_sample_summary(&s, sp));
     let features = match &args.features {
-        Some(fp) => feature_scores(fp, model.as_ref(), &preds, &s, &oos)?,
+        Some(fp) => feature_scores(fp, (fp == &args.targets).then_some(&targets), model.as_ref(), &preds, &s, &oos)?,
         None => FeatureScores::default(),
     };
     let benchmark = match &args.benchmark {
@@ -303,7 +311,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<EvalReport> {
 /// every row without `--features` or without that column.
 fn has_news(args: &EvaluateArgs, preds: &KeyedTable) -> Result<Vec<bool>> {
     let Some(fp) = &args.features else { return Ok(vec![true; preds.len()]) };
-    let ft = KeyedTable::read(fp)?;
+    let ft = KeyedTable::read_columns(fp, |_| vec!["headline".to_string()])?;
     let Ok(headline) = ft.frame.column("headline") else { return Ok(vec![true; preds.len()]) };
     let present: Vec<bool> = headline.is_not_null().iter().map(|v| v.unwrap_or(false)).collect();
     Ok(align(preds, &ft).into_iter().map(|at| at.is_some_and(|j| present[j])).collect())
@@ -412,35 +420,47 @@ fn era_feature_scores(names: &[String], p: &[f64], t: &[f64], features: &[Vec<f6
 }
 
 /// Feature exposure and feature-neutral corr over the out-of-sample eras, from the feature table
-/// (the model's features, or the default feature columns without a model).
+/// (the model's features, or the default feature columns without a model). The table is read era
+/// by era ([`ByEra`]: only its keys and these columns, one era's rows at a time), so memory
+/// follows one era, not the table. `targets`: the same file's keys, when it was also the targets.
 fn feature_scores(
     fp: &Path,
+    targets: Option<&KeyedTable>,
     model: Option<&Model>,
     preds: &KeyedTable,
     s: &Scored,
     oos: &OutOfSample,
 ) -> Result<FeatureScores> {
-    let ft = KeyedTable::read(fp)?;
+    let columns = crate::data::read_schema(fp)?;
     let names: Vec<String> = match model {
         Some(m) => m.card.features.clone(),
-        None => default_features(&ft.frame),
+        None => default_features(&columns),
     };
     // Exposure is a correlation with numbers: text (categorical) features are left out.
     let names: Vec<String> =
-        names.into_iter().filter(|n| !ft.frame.column(n).is_ok_and(crate::categorical::is_text)).collect();
-    let at = align(preds, &ft);
-    let cols: Vec<Vec<f64>> = names
-        .iter()
-        .map(|n| ft.f64_column(n).map(|c| oos.rows.iter().map(|&i| at[i].map(|j| c[j]).unwrap_or(f64::NAN)).collect()))
-        .collect::<Result<_>>()?;
+        names.into_iter().filter(|n| !columns.column(n).is_ok_and(crate::categorical::is_text)).collect();
+    // Handed the feature table as targets too (as `run` does), its keys are read once.
+    let ft = match targets {
+        Some(t) => ByEra::with_keys(t, &names)?,
+        None => ByEra::open_columns(fp, Some(&names))?,
+    };
     let (p_oos, t_oos) = (pick(&s.p, &oos.rows), pick(&s.t, &oos.rows));
-    let per: Vec<(Option<(usize, f64)>, f64)> = metrics::era_groups(&oos.eras)
-        .par_iter()
-        .map(|(_, rows)| {
-            let fe: Vec<Vec<f64>> = cols.iter().map(|c| pick(c, rows)).collect();
-            era_feature_scores(&names, &pick(&p_oos, rows), &pick(&t_oos, rows), &fe)
-        })
-        .collect();
+    let tickers: Vec<&str> = oos.rows.iter().map(|&i| preds.universe[preds.ticker_ids[i] as usize].as_str()).collect();
+    let groups = metrics::era_groups(&oos.eras);
+    let mut per: Vec<(Option<(usize, f64)>, f64)> = Vec::with_capacity(groups.len());
+    // As the payout scores: a few eras read on this thread, then scored in parallel.
+    for chunk in groups.chunks(rayon::current_num_threads().max(1)) {
+        let read: Vec<Vec<Vec<f64>>> = chunk
+            .iter()
+            .map(|(era, rows)| era_columns(&ft, *era, &rows.iter().map(|&r| tickers[r]).collect::<Vec<_>>()))
+            .collect::<Result<_>>()?;
+        per.par_extend(
+            chunk
+                .par_iter()
+                .zip(&read)
+                .map(|((_, rows), fe)| era_feature_scores(&names, &pick(&p_oos, rows), &pick(&t_oos, rows), fe)),
+        );
+    }
     let mut out = FeatureScores::default();
     let exposures: Vec<f64> = per.iter().filter_map(|(e, _)| e.map(|e| e.1)).collect();
     if !exposures.is_empty() {
@@ -449,6 +469,15 @@ fn feature_scores(
     }
     out.neutral = metrics::summarize_defined(&per.iter().map(|(_, f)| *f).collect::<Vec<_>>());
     Ok(out)
+}
+
+/// The value columns of `f`'s rows of `era`, aligned to `tickers` (NaN where the era has no row).
+fn era_columns(f: &ByEra, era: i32, tickers: &[&str]) -> Result<Vec<Vec<f64>>> {
+    let e = f.era(era)?;
+    let ticker = |g: usize| f.keys.universe[f.keys.ticker_ids[g] as usize].as_str();
+    let at: PlHashMap<&str, usize> = e.rows.iter().enumerate().map(|(k, &g)| (ticker(g), k)).collect();
+    let pos: Vec<Option<usize>> = tickers.iter().map(|t| at.get(t).copied()).collect();
+    Ok(e.columns.iter().map(|c| pos.iter().map(|k| k.map_or(f64::NAN, |k| c[k])).collect()).collect())
 }
 
 /// The feature index most often the most exposed (ties: the lowest index).

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use polars::prelude::PlHashMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -376,7 +377,7 @@ impl<'a> Inputs<'a> {
     /// The target (and meta-model) values of `tickers` in `era` (NaN where the targets file has no row).
     fn targets_of(&self, era: i32, tickers: &[&str]) -> (Vec<f64>, Option<Vec<f64>>) {
         let rows = self.target_rows.get(&era).map(Vec::as_slice).unwrap_or_default();
-        let at: HashMap<&str, usize> =
+        let at: PlHashMap<&str, usize> =
             rows.iter().map(|&i| (self.targets.universe[self.targets.ticker_ids[i] as usize].as_str(), i)).collect();
         let pos: Vec<Option<usize>> = tickers.iter().map(|t| at.get(t).copied()).collect();
         let of = |c: &[f64]| pos.iter().map(|j| j.map_or(f64::NAN, |j| c[j])).collect::<Vec<f64>>();
@@ -407,7 +408,7 @@ impl EraData {
 
     /// The columns aligned to `tickers` (NaN where this era has no row), and which rows it has.
     fn align(&self, tickers: &[&str]) -> (Vec<Vec<f64>>, Vec<bool>) {
-        let at: HashMap<&str, usize> = self.tickers.iter().enumerate().map(|(k, t)| (t.as_str(), k)).collect();
+        let at: PlHashMap<&str, usize> = self.tickers.iter().enumerate().map(|(k, t)| (t.as_str(), k)).collect();
         let pos: Vec<Option<usize>> = tickers.iter().map(|t| at.get(t).copied()).collect();
         let cols = self.columns.iter().map(|c| pos.iter().map(|k| k.map_or(f64::NAN, |k| c[k])).collect()).collect();
         (cols, pos.iter().map(Option::is_some).collect())
