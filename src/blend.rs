@@ -156,7 +156,8 @@ fn write_blend(
             Ok(Blended { path: p.display().to_string(), xxh3: file_hash(p)?, weight, share: weight / total })
         })
         .collect::<Result<Vec<_>>>()?;
-    let validation_rows = split_values(first)?.map(|s| s.iter().filter(|v| v.as_deref() == Some("validation")).count());
+    let is_validation = |v: &Option<String>| v.as_deref().is_some_and(|v| v.trim().eq_ignore_ascii_case("validation"));
+    let validation_rows = text_column(first, "split")?.map(|s| s.iter().filter(|v| is_validation(v)).count());
     let summary = BlendSummary { inputs, rows: df.height(), validation_rows, predictions };
     let json = serde_json::to_vec_pretty(&summary).expect("serialisable");
     crate::data::atomic::write_bytes_atomic(&args.out.join("blend.json"), &json)?;
@@ -199,12 +200,7 @@ fn align_rows(first: &KeyedTable, t: &KeyedTable) -> Result<Vec<usize>> {
 /// Refuses a `column` (split or fold) that one input has and the other lacks, or that differs on
 /// a row, naming the row.
 fn check_same(first: &KeyedTable, t: &KeyedTable, order: &[usize], column: &str) -> Result<()> {
-    let values = |k: &KeyedTable| -> Result<Option<Vec<Option<String>>>> {
-        let Ok(c) = k.frame.column(column) else { return Ok(None) };
-        let c = c.cast(&DataType::String).map_err(|e| Error::table(&k.path, e))?;
-        Ok(Some(c.str().map_err(|e| Error::table(&k.path, e))?.iter().map(|v| v.map(str::to_string)).collect()))
-    };
-    let (a, b) = match (values(first)?, values(t)?) {
+    let (a, b) = match (text_column(first, column)?, text_column(t, column)?) {
         (None, None) => return Ok(()),
         (Some(a), Some(b)) => (a, b),
         _ => {
@@ -234,12 +230,11 @@ fn check_same(first: &KeyedTable, t: &KeyedTable, order: &[usize], column: &str)
     }
 }
 
-/// The `split` column's values, trimmed and lower-cased (None without one).
-fn split_values(t: &KeyedTable) -> Result<Option<Vec<Option<String>>>> {
-    let Ok(c) = t.frame.column("split") else { return Ok(None) };
+/// A column's values as text (None when the table has no such column).
+fn text_column(t: &KeyedTable, column: &str) -> Result<Option<Vec<Option<String>>>> {
+    let Ok(c) = t.frame.column(column) else { return Ok(None) };
     let c = c.cast(&DataType::String).map_err(|e| Error::table(&t.path, e))?;
-    let ca = c.str().map_err(|e| Error::table(&t.path, e))?;
-    Ok(Some(ca.iter().map(|v| v.map(|s| s.trim().to_ascii_lowercase())).collect()))
+    Ok(Some(c.str().map_err(|e| Error::table(&t.path, e))?.iter().map(|v| v.map(str::to_string)).collect()))
 }
 
 /// The `prediction` (or `signal`) column.
