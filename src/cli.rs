@@ -890,6 +890,12 @@ impl ImportanceCmd {
 }
 
 impl RunCmd {
+    /// Whether the config has a `[finetune]` section (an unreadable config is reported by `run`).
+    pub fn fine_tunes(&self) -> bool {
+        let cfg = self.config.as_deref().map(Config::read_for_run);
+        cfg.is_some_and(|c| c.is_ok_and(|c| c.finetune.is_some()))
+    }
+
     /// Runs the whole chain and prints the out-of-sample summary.
     pub fn run(self) -> Result<()> {
         let mut cfg = match &self.config {

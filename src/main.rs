@@ -10,9 +10,10 @@ use cli::{Cli, Command};
 fn main() -> Result<()> {
     quiet_candle_workers();
     let cli = Cli::parse();
-    match cli.command {
+    match &cli.command {
         Command::Ask(_) => restart_with(&[PASSIVE_OPENMP]),
-        Command::Finetune(_) => restart_with(&[PASSIVE_OPENMP, KEEP_FREED_MEMORY[0], KEEP_FREED_MEMORY[1]]),
+        Command::Finetune(_) => restart_with(&FINE_TUNING),
+        Command::Run(c) if c.fine_tunes() => restart_with(&FINE_TUNING),
         _ => {}
     }
     match cli.command {
@@ -62,6 +63,9 @@ const PASSIVE_OPENMP: (&str, &str) = ("OMP_WAIT_POLICY", "passive");
 /// memory is kept for reuse (up to the largest threshold glibc takes, 32 MiB per buffer).
 const KEEP_FREED_MEMORY: [(&str, &str); 2] =
     [("MALLOC_MMAP_THRESHOLD_", "33554432"), ("MALLOC_TRIM_THRESHOLD_", "1073741824")];
+
+/// What `finetune` (and `run` with `[finetune]`, where fine-tuning is most of the time) sets.
+const FINE_TUNING: [(&str, &str); 3] = [PASSIVE_OPENMP, KEEP_FREED_MEMORY[0], KEEP_FREED_MEMORY[1]];
 
 /// Starts the process again with `vars` set where the user has not set them: libgomp (linked
 /// for LightGBM) and glibc's allocator read them as the program loads, before `main`. Other

@@ -276,23 +276,17 @@ impl Trainer {
     pub fn step(&mut self, batch: &[&Encoding], labels: &[u32]) -> Result<f32> {
         self.model.set_training(self.hyper.dropout);
         let loss = self.model.loss(batch, labels).map_err(cerr)?;
-        let mut grads = loss.backward().map_err(cerr)?;
+        let grads = loss.backward().map_err(cerr)?;
         let mut sq = 0f64;
         for v in &self.vars {
             if let Some(g) = grads.get(v.as_tensor()) {
-                sq += g.sqr().and_then(|s| s.sum_all()).and_then(|s| s.to_scalar::<f32>()).map_err(cerr)? as f64;
+                sq += adamw::sum_of_squares(g).map_err(cerr)?;
             }
         }
+        // torch's clip_grad_norm_: the gradients are scaled only when the norm is over the limit.
         let coef = self.hyper.max_grad_norm / (sq.sqrt() + 1e-6);
-        if coef < 1.0 {
-            for v in &self.vars {
-                if let Some(g) = grads.remove(v.as_tensor()) {
-                    grads.insert(v.as_tensor(), (g * coef).map_err(cerr)?);
-                }
-            }
-        }
         self.opt.lr = self.hyper.lr_at(self.step);
-        self.opt.step(&grads).map_err(cerr)?;
+        self.opt.step(&grads, if coef < 1.0 { coef as f32 } else { 1.0 }).map_err(cerr)?;
         self.step += 1;
         self.model.set_training(false);
         loss.to_scalar::<f32>().map_err(cerr)
