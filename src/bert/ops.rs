@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use candle_core::backend::BackendStorage;
-use candle_core::cpu::erf::erf_f32;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use rand::{Rng, SeedableRng};
@@ -324,7 +323,7 @@ impl CustomOp1 for GeluErf {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         use rayon::prelude::*;
         let x = f32_values(storage, layout)?;
-        let out = x.par_iter().map(|&v| (erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v).collect();
+        let out = x.par_iter().map(|&v| (fast_erf(v * std::f32::consts::FRAC_1_SQRT_2) + 1.0) * 0.5 * v).collect();
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 
@@ -352,12 +351,41 @@ impl CustomOp2 for GeluErfGrad {
             .par_iter()
             .zip(g)
             .map(|(&v, &d)| {
-                let cdf = 0.5 * (1.0 + erf_f32(v * std::f32::consts::FRAC_1_SQRT_2));
+                let cdf = 0.5 * (1.0 + fast_erf(v * std::f32::consts::FRAC_1_SQRT_2));
                 d * (cdf + v * INV_SQRT_2PI * (-0.5 * v * v).exp())
             })
             .collect();
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+}
+
+/// erf(x) in f32 as Eigen's `generic_fast_erf_float` computes it: a rational function of odd
+/// degree 13 over even degree 8 on x clamped to [-4, 4] (where erf is ±1 in f32), within 4.5e-7
+/// of the exact erf. Unlike a libm call it vectorises: scalar erf took 9 % of a fine-tuning step.
+/// The GELU it gives is within 1.4e-6 of the exact one; PyTorch's own f32 GELU is 1.2e-6 off.
+#[inline]
+pub(super) fn fast_erf(x: f32) -> f32 {
+    const ALPHA: [f64; 7] = [
+        -2.72614225801306e-10,
+        2.77068142495902e-08,
+        -2.10102402082508e-06,
+        -5.69250639462346e-05,
+        -7.34990630326855e-04,
+        -2.95459980854025e-03,
+        -1.60960333262415e-02,
+    ];
+    const BETA: [f64; 5] = [
+        -1.45660718464996e-05,
+        -2.13374055278905e-04,
+        -1.68282697438203e-03,
+        -7.37332916720468e-03,
+        -1.42647390514189e-02,
+    ];
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let p = ALPHA.iter().fold(0.0, |acc, &a| acc * x2 + a as f32) * x;
+    let q = BETA.iter().fold(0.0, |acc, &b| acc * x2 + b as f32);
+    p / q
 }
 
 /// Dropout probabilities, as transformers' config names them.

@@ -80,7 +80,26 @@ impl CustomOp3 for TrainLinear {
         let g = grad.contiguous()?.reshape((rows, n))?;
         let dx = g.apply_op2_no_bwd(weight, &Product { dnnl: self.dnnl, transpose_a: false })?;
         let dw = g.apply_op2_no_bwd(&x.reshape((rows, k))?, &Product { dnnl: self.dnnl, transpose_a: true })?;
-        Ok((Some(dx.reshape(x.shape())?), Some(dw), Some(g.sum(0)?)))
+        Ok((Some(dx.reshape(x.shape())?), Some(dw), Some(g.apply_op1_no_bwd(&ColumnSums)?)))
+    }
+}
+
+/// `dB = Σ dY` over the rows of a contiguous (rows, n) f32 matrix, a row at a time (candle's
+/// `sum(0)` walks the columns with a stride).
+struct ColumnSums;
+
+impl candle_core::CustomOp1 for ColumnSums {
+    fn name(&self) -> &'static str {
+        "column-sums"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (_, n) = l.shape().dims2()?;
+        let mut sums = vec![0f32; n];
+        for row in f32s(s, l, "gradient")?.chunks_exact(n.max(1)) {
+            sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        }
+        Ok((CpuStorage::F32(sums), Shape::from(n)))
     }
 }
 
