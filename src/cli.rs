@@ -1264,13 +1264,15 @@ impl FinetuneCmd {
     }
 }
 
-/// One line per epoch: losses, accuracy, speed.
+/// One line per epoch: losses, accuracy (absent without held-out texts), speed.
 fn print_epochs(epochs: &[signalkit::finetune::EpochMetrics]) {
     for m in epochs {
-        println!(
-            "epoch {}: train loss {:.4}, held-out loss {:.4}, accuracy {:.3}, {:.1} texts/s",
-            m.epoch, m.train_loss, m.held_out_loss, m.held_out_accuracy, m.texts_per_s
-        );
+        let held_out = if m.held_out_loss.is_finite() {
+            format!("held-out loss {:.4}, accuracy {:.3}", m.held_out_loss, m.held_out_accuracy)
+        } else {
+            "no held-out texts (--held-out 0)".into()
+        };
+        println!("epoch {}: train loss {:.4}, {held_out}, {:.1} texts/s", m.epoch, m.train_loss, m.texts_per_s);
     }
 }
 

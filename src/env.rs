@@ -24,7 +24,7 @@ pub fn report() -> String {
     }
     lines.push(format!("encode f32: {}", bert::linear_path(false)));
     lines.push(format!("encode bf16: {}", bert::linear_path(true)));
-    let ask = "projections; attention, lm head and --gguf files on candle";
+    let ask = "projections, --gguf weights dequantised alike; attention and lm head on candle";
     lines.push(format!("ask f32: {} ({ask})", crate::ask::padded::linear_path(false)));
     lines.push(format!("ask bf16: {} ({ask})", crate::ask::padded::linear_path(true)));
     lines.push(format!("finetune: {}", bert::train_linear::path()));

@@ -147,9 +147,12 @@ impl Proj {
 /// The kernel the decoder's projections run on here in f32 or bf16, as [`Proj::load`] chooses
 /// it (oneDNN's implementation for a Qwen2-0.5B-shaped MLP layer, named).
 pub fn linear_path(bf16: bool) -> String {
-    match onednn::library().map(|dnnl| onednn::jit_kernel(dnnl, 896, 4864, bf16)) {
-        Some(Some(name)) => format!("oneDNN {name}"),
-        Some(None) => "candle's matmul (gemm crate): oneDNN has only reference code here".into(),
+    match onednn::library().map(|dnnl| (onednn::decoder_kernel(dnnl, 896, 4864, bf16), dnnl)) {
+        Some((Some(name), _)) => format!("oneDNN {name}"),
+        Some((None, dnnl)) => match onednn::jit_kernel(dnnl, 896, 4864, bf16) {
+            Some(name) => format!("candle's matmul (gemm crate): faster than oneDNN's emulated {name}"),
+            None => "candle's matmul (gemm crate): oneDNN has only reference code here".into(),
+        },
         None => "candle's matmul (gemm crate)".into(),
     }
 }

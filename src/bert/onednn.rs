@@ -469,8 +469,8 @@ impl DnnlLinear {
 
     /// A decoder projection (`ask`) for a candle weight (out, in) and optional bias in the model's
     /// dtype: f32 in and out for f32, bf16 in and out for bf16. `None` when oneDNN is not loaded,
-    /// the weight is not on the CPU, the dtype is another (f16), or oneDNN has only reference
-    /// loops for it (then candle's matmul is faster).
+    /// the weight is not on the CPU, the dtype is another (f16), or [`decoder_kernel`] finds no
+    /// kernel worth taking (then candle's matmul is faster).
     pub fn for_decoder(weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Option<Self>> {
         let Some(dnnl) = library() else { return Ok(None) };
         let (n, k) = weight.dims2()?;
@@ -479,7 +479,7 @@ impl DnnlLinear {
             candle_core::DType::BF16 => true,
             _ => return Ok(None),
         };
-        if !weight.device().is_cpu() || jit_kernel(dnnl, k, n, bf16).is_none() {
+        if !weight.device().is_cpu() || decoder_kernel(dnnl, k, n, bf16).is_none() {
             return Ok(None);
         }
         let layer = Self::build(dnnl, weight, bias, bf16)?;
@@ -633,6 +633,14 @@ pub fn chosen(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> Option<String> {
     let name = jit_kernel(dnnl, k, n, bf16)?;
     let wanted = !bf16 || name.contains("amx") || !super::bf16::supported();
     wanted.then_some(name)
+}
+
+/// oneDNN's kernel for `ask`'s projections, `None` where candle's matmul is faster: f32 whenever
+/// oneDNN has a JIT kernel; bf16 only with bf16 instructions (AVX512-BF16 or AMX: a `brg:`
+/// kernel). Without them oneDNN 3.2 emulates bf16 (`gemm:jit:bf16`), and capped to AVX-512 that
+/// ran at 0.68× candle's bf16 matmul (bench-every-isa.sh, AMD EPYC Zen 4, docs/benchmarks.md).
+pub fn decoder_kernel(dnnl: &OneDnn, k: usize, n: usize, bf16: bool) -> Option<String> {
+    jit_kernel(dnnl, k, n, bf16).filter(|name| !bf16 || name.starts_with("brg:"))
 }
 
 /// oneDNN's JIT kernel for a (256 × k) · (k × n) matmul in f32 or bf16, `None` where it has

@@ -139,7 +139,7 @@ pub fn path() -> String {
     let name = |a, b| onednn::product_impl(dnnl, a, b).unwrap_or_else(|e| e.to_string());
     format!(
         "oneDNN f32, linear layers forward {} and backward {} / {} (dX / dW); LayerNorm, softmax and GELU \
-         signalkit's one-sweep ops; attention products and AdamW on candle",
+         signalkit's one-sweep ops; AdamW in place; attention products on candle",
         name(View::of(rows, k, false), View::of(k, n, true)),
         name(View::of(rows, n, false), View::of(n, k, false)),
         name(View::of(n, rows, true), View::of(rows, k, false)),
