@@ -341,14 +341,16 @@ impl Padded {
                 (Tensor::cat(&[grow(pk)?, k.clone()], 2)?, Tensor::cat(&[grow(pv)?, v.clone()], 2)?)
             }
         };
-        let rep = s.heads / s.kv_heads;
-        let ka = candle_transformers::utils::repeat_kv(k_all, rep)?.contiguous()?;
-        let va = candle_transformers::utils::repeat_kv(v_all, rep)?.contiguous()?;
+        // Grouped-query attention without repeating keys and values: the query heads sharing a
+        // key head are stacked as rows of one product, (b, kv, rep·len, d) · (b, kv, d, keys).
+        let (rep, keys) = (s.heads / s.kv_heads, k_all.dim(2)?);
+        let grouped = q.reshape((b, s.kv_heads, rep * len, d))?;
+        let scores = grouped.matmul(&k_all.transpose(2, 3)?)?.reshape((b, s.heads, len, keys))?;
         // Scaled in f32 and rounded once (torch's scalar multiply), masked, softmax in f32.
-        let scores = q.matmul(&ka.transpose(2, 3)?)?;
         let scaled = (scores.to_dtype(DType::F32)? * (1.0 / (d as f64).sqrt()))?.to_dtype(scores.dtype())?;
         let att = scaled.broadcast_add(mask)?;
-        let att = candle_nn::ops::softmax_last_dim(&att.to_dtype(DType::F32)?)?.to_dtype(va.dtype())?.matmul(&va)?;
+        let probs = candle_nn::ops::softmax_last_dim(&att.to_dtype(DType::F32)?)?.to_dtype(v_all.dtype())?;
+        let att = probs.reshape((b, s.kv_heads, rep * len, keys))?.matmul(&v_all)?.reshape((b, s.heads, len, d))?;
         let x = (x + l.o.forward(&att.transpose(1, 2)?.reshape((b, len, s.heads * d))?)?)?;
         let h = l.ln2.forward(&x)?;
         let gate = l.gate.forward(&h)?;
