@@ -20,11 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 eras=${1:-150}; tickers=${2:-6000}; neut=${3:-150}
 dir=${BENCH_DIR:-/tmp/bench-evaluate}/$eras-$tickers-$neut; mkdir -p "$dir"
-venv=${NT_VENV:-.venv-bench-nt}
-[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check numerai-tools 'pyarrow>=15'; }
-py="$venv/bin/python"
-bin=${SIGNALKIT:-target/release/signalkit}
-[ -x "$bin" ] || cargo build --release --locked
+. scripts/bench/numerai-tools-env.sh
 if [ ! -f "$dir/.done" ]; then
   echo "generating $eras eras x $tickers tickers x $neut neutralizers in $dir"
   "$py" scripts/bench/bench_scale.py v21 "$dir" "$eras" "$tickers" "$neut" 1000

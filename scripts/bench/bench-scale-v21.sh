@@ -13,11 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 eras=${1:-650}; tickers=${2:-6000}; neut=${3:-150}; heads=${4:-10000000}; iters=${5:-300}
 dir=${BENCH_DIR:-/tmp/bench-scale-v21}/$eras-$tickers-$neut-$heads; mkdir -p "$dir"
-venv=${NT_VENV:-.venv-bench-nt}
-[ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check numerai-tools 'pyarrow>=15'; }
-py="$venv/bin/python"
-bin=${SIGNALKIT:-target/release/signalkit}
-[ -x "$bin" ] || cargo build --release --locked
+. scripts/bench/numerai-tools-env.sh
 if [ ! -f "$dir/.done" ]; then
   echo "generating $eras eras x $tickers tickers x $neut neutralizers, $heads headlines in $dir"
   "$py" scripts/bench/bench_scale.py v21 "$dir" "$eras" "$tickers" "$neut" "$heads"
