@@ -8,6 +8,7 @@
 //! store's machinery ([`crate::encode::store`]): one folder per (model, question, answer words),
 //! keyed by the headline text, resumable and safe for concurrent runs.
 
+pub mod fused;
 pub mod gguf;
 pub mod model;
 pub mod names;

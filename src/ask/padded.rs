@@ -98,8 +98,8 @@ fn windows(cfg: &Value, kind: &str, layers: usize) -> std::result::Result<Vec<Op
     }
 }
 
-/// RMSNorm as transformers computes it: in f32, then cast back before the weight multiplies
-/// (candle's fused kernel, which rounds once, for f32).
+/// RMSNorm as transformers computes it: in f32, then rounded before the weight multiplies
+/// ([`super::fused::rms_norm`]).
 struct RmsNorm {
     weight: Tensor,
     eps: f64,
@@ -107,12 +107,7 @@ struct RmsNorm {
 
 impl RmsNorm {
     fn forward(&self, x: &Tensor) -> CResult<Tensor> {
-        if x.dtype() == DType::F32 {
-            return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
-        }
-        let x32 = x.to_dtype(DType::F32)?;
-        let var = x32.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
-        x32.broadcast_div(&(var + self.eps)?.sqrt()?)?.to_dtype(x.dtype())?.broadcast_mul(&self.weight)
+        super::fused::rms_norm(x, &self.weight, self.eps)
     }
 }
 
@@ -346,16 +341,11 @@ impl Padded {
         let (rep, keys) = (s.heads / s.kv_heads, k_all.dim(2)?);
         let grouped = q.reshape((b, s.kv_heads, rep * len, d))?;
         let scores = grouped.matmul(&k_all.transpose(2, 3)?)?.reshape((b, s.heads, len, keys))?;
-        // Scaled in f32 and rounded once (torch's scalar multiply), masked, softmax in f32.
-        let scaled = (scores.to_dtype(DType::F32)? * (1.0 / (d as f64).sqrt()))?.to_dtype(scores.dtype())?;
-        let att = scaled.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&att.to_dtype(DType::F32)?)?.to_dtype(v_all.dtype())?;
+        let probs = super::fused::masked_softmax(&scores, mask, 1.0 / (d as f64).sqrt())?;
         let att = probs.reshape((b, s.kv_heads, rep * len, keys))?.matmul(&v_all)?.reshape((b, s.heads, len, d))?;
         let x = (x + l.o.forward(&att.transpose(1, 2)?.reshape((b, len, s.heads * d))?)?)?;
         let h = l.ln2.forward(&x)?;
-        let gate = l.gate.forward(&h)?;
-        let act = candle_nn::ops::silu(&gate.to_dtype(DType::F32)?)?.to_dtype(gate.dtype())?; // as torch: in f32, rounded once
-        let mlp = l.down.forward(&(act * l.up.forward(&h)?)?)?;
+        let mlp = l.down.forward(&super::fused::silu_mul(&l.gate.forward(&h)?, &l.up.forward(&h)?)?)?;
         Ok(((x + mlp)?, k, v))
     }
 }
