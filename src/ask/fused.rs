@@ -217,6 +217,23 @@ multiversioned! {
     }
 }
 
+multiversioned! {
+    /// One head's rows rotated as transformers' `rotate_half` rope: row t of `x` at `t * stride`,
+    /// `2 * half` wide, with row t of `cos` and `sin` (`half` wide), into row t of `out`.
+    fn rope_head<T>(x: &[T], stride: usize, cos: &[T], sin: &[T], out: &mut [T], half: usize) {
+        let rows = out.chunks_exact_mut(2 * half).zip(cos.chunks_exact(half).zip(sin.chunks_exact(half)));
+        for (t, (o, (c, s))) in rows.enumerate() {
+            let (x1, x2) = x[t * stride..t * stride + 2 * half].split_at(half);
+            let (o1, o2) = o.split_at_mut(half);
+            for i in 0..half {
+                let (a, b, c, s) = (x1[i].get(), x2[i].get(), c[i].get(), s[i].get());
+                o1[i] = T::put(T::put(a * c).get() - T::put(b * s).get());
+                o2[i] = T::put(T::put(b * c).get() + T::put(a * s).get());
+            }
+        }
+    }
+}
+
 /// A contiguous CPU tensor's values.
 fn values<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> CResult<&'a [T]> {
     match l.contiguous_offsets() {
@@ -232,6 +249,18 @@ fn rows_per_task(values: usize, width: usize) -> usize {
 }
 
 type Input<'a> = (&'a CpuStorage, &'a Layout);
+
+/// Calls `$f::<T>($args)` for the storage's dtype: f32, bf16 or f16.
+macro_rules! by_dtype {
+    ($s:expr, $f:ident($($arg:expr),*)) => {
+        match $s {
+            CpuStorage::F32(_) => $f::<f32>($($arg),*),
+            CpuStorage::BF16(_) => $f::<bf16>($($arg),*),
+            CpuStorage::F16(_) => $f::<f16>($($arg),*),
+            other => candle_core::bail!("fused decoder op: dtype {:?} is not f32, bf16 or f16", other.dtype()),
+        }
+    };
+}
 
 fn rms<T: Value>((x, lx): Input, (w, lw): Input, eps: f32) -> CResult<CpuStorage> {
     let (x, w) = (values::<T>(x, lx)?, values::<T>(w, lw)?);
@@ -276,16 +305,56 @@ fn softmax_of<T: Value>((s, ls): Input, (m, lm): Input, scale: f32) -> CResult<C
     Ok(T::to_cpu_storage_owned(out))
 }
 
-/// Calls `$f::<T>($args)` for the storage's dtype: f32, bf16 or f16.
-macro_rules! by_dtype {
-    ($s:expr, $f:ident($($arg:expr),*)) => {
-        match $s {
-            CpuStorage::F32(_) => $f::<f32>($($arg),*),
-            CpuStorage::BF16(_) => $f::<bf16>($($arg),*),
-            CpuStorage::F16(_) => $f::<f16>($($arg),*),
-            other => candle_core::bail!("fused decoder op: dtype {:?} is not f32, bf16 or f16", other.dtype()),
+/// `x` (b, len, heads · d) into (b, heads, len, d), each head rotated by `cos` and `sin` (b, len, d/2).
+fn rope_of<T: Value>((x, lx): Input, (c, lc): Input, (s, ls): Input, heads: usize) -> CResult<CpuStorage> {
+    let (b, len, width) = lx.shape().dims3()?;
+    let half = width / heads.max(1) / 2;
+    if heads == 0 || width != heads * 2 * half || lc.shape().dims3()? != (b, len, half) || ls.shape() != lc.shape() {
+        candle_core::bail!(
+            "fused rope: x {:?} with {heads} heads, cos {:?}, sin {:?}",
+            lx.shape(),
+            lc.shape(),
+            ls.shape()
+        );
+    }
+    let (x, c, s) = (values::<T>(x, lx)?, values::<T>(c, lc)?, values::<T>(s, ls)?);
+    let mut out = vec![T::zero(); x.len()];
+    let block = len * 2 * half;
+    if block > 0 {
+        out.par_chunks_mut(block).enumerate().for_each(|(i, o)| {
+            let (row, head) = (i / heads, i % heads);
+            let rows = row * len * half..(row + 1) * len * half;
+            let x = &x[row * len * width + head * 2 * half..];
+            rope_head::run(x, width, &c[rows.clone()], &s[rows], o, half);
+        });
+    }
+    Ok(T::to_cpu_storage_owned(out))
+}
+
+/// [`rope_heads`]' op: the number of heads.
+struct RopeHeads(usize);
+
+impl candle_core::CustomOp3 for RopeHeads {
+    fn name(&self) -> &'static str {
+        "fused-rope-heads"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        if s1.dtype() != s2.dtype() || s1.dtype() != s3.dtype() {
+            candle_core::bail!("fused rope: x in {:?}, cos in {:?}, sin in {:?}", s1.dtype(), s2.dtype(), s3.dtype());
         }
-    };
+        let (b, len, width) = l1.shape().dims3()?;
+        let out = by_dtype!(s1, rope_of((s1, l1), (s2, l2), (s3, l3), self.0))?;
+        Ok((out, Shape::from((b, self.0, len, width / self.0.max(1)))))
+    }
 }
 
 /// Which fused step a [`Fused`] op runs, with its constant.
@@ -344,6 +413,16 @@ pub fn masked_softmax(scores: &Tensor, mask: &Tensor, scale: f64) -> CResult<Ten
     scores.contiguous()?.apply_op2_no_bwd(&mask.contiguous()?, &Fused::Softmax(scale as f32))
 }
 
+/// A projection's output (b, len, heads · d) split into heads, (b, heads, len, d), each rotated as
+/// transformers' rope (`x * cos + rotate_half(x) * sin`, each product and the sum rounded) by
+/// `cos` and `sin` (b, len, d/2).
+pub fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor, heads: usize) -> CResult<Tensor> {
+    if !x.device().is_cpu() {
+        return unfused::rope_heads(x, cos, sin, heads);
+    }
+    x.contiguous()?.apply_op3_no_bwd(&cos.contiguous()?, &sin.contiguous()?, &RopeHeads(heads))
+}
+
 /// The same steps as candle ops, rounding where transformers does: the GPU path, and the
 /// reference the tests hold the fused kernels to.
 pub mod unfused {
@@ -354,6 +433,13 @@ pub mod unfused {
         let x32 = x.to_dtype(DType::F32)?;
         let var = x32.sqr()?.mean_keepdim(D::Minus1)?;
         x32.broadcast_mul(&(var + eps)?.sqrt()?.recip()?)?.to_dtype(x.dtype())?.broadcast_mul(weight)
+    }
+
+    /// See [`super::rope_heads`].
+    pub fn rope_heads(x: &Tensor, cos: &Tensor, sin: &Tensor, heads: usize) -> CResult<Tensor> {
+        let (b, len, width) = x.dims3()?;
+        let split = x.reshape((b, len, heads, width / heads))?.transpose(1, 2)?.contiguous()?;
+        candle_nn::rotary_emb::rope(&split, cos, sin)
     }
 
     /// See [`super::silu_mul`].
@@ -399,8 +485,8 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
     }
 
-    /// torch's softmax and transformers' eager attention probabilities, SiLU-gated product and
-    /// RMSNorm (scripts/fixtures/make_fused_ops.py, torch's AVX-512 kernels) are what the fused
+    /// torch's softmax and transformers' eager attention probabilities, SiLU-gated product,
+    /// RMSNorm and rope (scripts/fixtures/make_fused_ops.py, torch's AVX-512 kernels) are what the fused
     /// kernels compute: to the bit in bf16 and for the softmax (the same exp, SLEEF's, the same
     /// sum order and roundings), within an ulp for f32's norm and SiLU.
     #[test]
@@ -444,6 +530,12 @@ mod tests {
                 compare(&got, &floats(&tensor(&r["out"], &[480], dtype))),
                 got.len(),
             ));
+            let r = &json[format!("rope_{name}")];
+            let (b, n, heads, d) = (2, 5, 3, 16);
+            let x = tensor(&r["x"], &[b, n, heads * d], dtype);
+            let (cos, sin) = (tensor(&r["cos"], &[b, n, d / 2], dtype), tensor(&r["sin"], &[b, n, d / 2], dtype));
+            let got = floats(&rope_heads(&x, &cos, &sin, heads).unwrap());
+            report.push((format!("rope {name}"), compare(&got, &floats(&tensor(&r["out"], &[480], dtype))), got.len()));
         }
         for (what, (worst, differ), n) in &report {
             eprintln!("{what}: {differ} of {n} values differ, largest relative difference {worst:.1e}");
@@ -468,19 +560,24 @@ mod tests {
         let (gate, up) = (floats(&random(&[999], 2, 30.0)), floats(&random(&[999], 3, 2.0)));
         let w = floats(&random(&[keys], 4, 1.5));
         type Kernel<'a> = &'a dyn Fn(&mut [f32]);
-        let all = |v: [Kernel; 3]| -> Vec<f32> {
-            let mut out = vec![0f32; rows * keys * 2 + 999];
+        let all = |v: [Kernel; 4]| -> Vec<f32> {
+            let mut out = vec![0f32; rows * keys * 2 + 999 + rows * 16];
             let (a, rest) = out.split_at_mut(rows * keys);
-            let (b, c) = rest.split_at_mut(rows * keys);
+            let (b, rest) = rest.split_at_mut(rows * keys);
+            let (c, d) = rest.split_at_mut(999);
             v[0](a);
             v[1](b);
             v[2](c);
+            v[3](d);
             out
         };
+        // rope: 16-wide heads read at a 37-value stride, with 8-wide cos and sin rows.
+        let (cos, sin) = (floats(&random(&[rows * 8], 9, 1.0)), floats(&random(&[rows * 8], 10, 1.0)));
         let base = all([
             &|o| softmax_rows::kernel(&scores, &mask, o, keys, 0.3),
             &|o| rms_rows::kernel(&scores, &w, o, 1e-6),
             &|o| silu_mul_all::kernel(&gate, &up, o),
+            &|o| rope_head::kernel(&scores, keys, &cos, &sin, o, 8),
         ]);
         #[cfg(target_arch = "x86_64")]
         {
@@ -492,6 +589,7 @@ mod tests {
                         &|o| softmax_rows::avx2(&scores, &mask, o, keys, 0.3),
                         &|o| rms_rows::avx2(&scores, &w, o, 1e-6),
                         &|o| silu_mul_all::avx2(&gate, &up, o),
+                        &|o| rope_head::avx2(&scores, keys, &cos, &sin, o, 8),
                     ])
                 };
                 assert!(base.iter().zip(&avx2).all(|(a, b)| a.to_bits() == b.to_bits()), "AVX2 differs");
@@ -503,6 +601,7 @@ mod tests {
                         &|o| softmax_rows::avx512(&scores, &mask, o, keys, 0.3),
                         &|o| rms_rows::avx512(&scores, &w, o, 1e-6),
                         &|o| silu_mul_all::avx512(&gate, &up, o),
+                        &|o| rope_head::avx512(&scores, keys, &cos, &sin, o, 8),
                     ])
                 };
                 assert!(base.iter().zip(&avx512).all(|(a, b)| a.to_bits() == b.to_bits()), "AVX-512 differs");
@@ -550,10 +649,14 @@ mod tests {
             let (g, u) =
                 (random(&[6, 50], 6, 8.0).to_dtype(dtype).unwrap(), random(&[6, 50], 7, 2.0).to_dtype(dtype).unwrap());
             let w = random(&[50], 8, 2.0).to_dtype(dtype).unwrap();
+            let x = random(&[2, 5, 3 * 8], 9, 3.0).to_dtype(dtype).unwrap();
+            let (cos, sin) = (random(&[2, 5, 4], 10, 1.0), random(&[2, 5, 4], 11, 1.0));
+            let (cos, sin) = (cos.to_dtype(dtype).unwrap(), sin.to_dtype(dtype).unwrap());
             let pairs = [
                 (masked_softmax(&s, &m, 0.2), unfused::masked_softmax(&s, &m, 0.2)),
                 (silu_mul(&g, &u), unfused::silu_mul(&g, &u)),
                 (rms_norm(&u, &w, 1e-6), unfused::rms_norm(&u, &w, 1e-6)),
+                (rope_heads(&x, &cos, &sin, 3), unfused::rope_heads(&x, &cos, &sin, 3)),
             ];
             let tolerance = if dtype == DType::F32 { 1e-6 } else { 1.0 / 256.0 };
             for (i, (fused, plain)) in pairs.into_iter().enumerate() {

@@ -317,15 +317,17 @@ impl Padded {
         let (b, len, _) = x.dims3()?;
         let d = s.head_dim;
         let h = l.ln1.forward(x)?;
-        let split = |t: Tensor, n: usize| t.reshape((b, len, n, d))?.transpose(1, 2)?.contiguous();
-        let (q, k) = (split(l.q.forward(&h)?, s.heads)?, split(l.k.forward(&h)?, s.kv_heads)?);
+        let (q, k) = (l.q.forward(&h)?, l.k.forward(&h)?);
+        // Qwen3's norms act on each head's d values (b, len, heads, d), before the rotation.
+        let per_head = |norm: &RmsNorm, t: Tensor, n: usize| norm.forward(&t.reshape((b, len, n, d))?)?.flatten_from(2);
         let (q, k) = match &l.qk_norm {
-            Some((qn, kn)) => (qn.forward(&q)?, kn.forward(&k)?),
+            Some((qn, kn)) => (per_head(qn, q, s.heads)?, per_head(kn, k, s.kv_heads)?),
             None => (q, k),
         };
-        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
-        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-        let v = split(l.v.forward(&h)?, s.kv_heads)?;
+        // Split into heads, (b, heads, len, d), and rotated, in one pass.
+        let q = super::fused::rope_heads(&q, cos, sin, s.heads)?;
+        let k = super::fused::rope_heads(&k, cos, sin, s.kv_heads)?;
+        let v = l.v.forward(&h)?.reshape((b, len, s.kv_heads, d))?.transpose(1, 2)?.contiguous()?;
         let (k_all, v_all) = match past {
             None => (k.clone(), v.clone()),
             Some((pk, pv)) => {
