@@ -389,7 +389,7 @@ impl fmt::Display for AskSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} headlines × {} questions: {} already stored, {} answered in {:.1}s into {} folders{}{}",
+            "{} headlines × {} questions: {} already stored, {} answered in {:.2}s into {} folders{}{}",
             self.headlines,
             self.questions,
             self.already_stored,

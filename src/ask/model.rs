@@ -464,8 +464,14 @@ impl Decoder {
         });
         let skip = cached.map_or(0, |c| c.ids().len());
         let rows: Vec<&[u32]> = ids.iter().map(|r| &r[skip..]).collect();
-        let logits = m.last_logits_after(cached, &rows).and_then(|l| super::padded::rows_of(&l)).map_err(fail)?;
-        logits.iter().map(|l| pick(l, answer_ids, &self.id)).collect()
+        if answer_ids.iter().any(|&t| t as usize >= m.vocab()) {
+            return Err(outside_vocabulary(&self.id));
+        }
+        // Only the answer tokens' logits are computed: column i is answer i's.
+        let logits = m.last_logits_after(cached, &rows, Some(answer_ids));
+        let logits = logits.and_then(|l| super::padded::rows_of(&l)).map_err(fail)?;
+        let columns: Vec<u32> = (0..answer_ids.len() as u32).collect();
+        logits.iter().map(|l| pick(l, &columns, &self.id)).collect()
     }
 
     /// Computes and keeps the keys and values of the longest token prefix all `prompts` share
@@ -531,12 +537,11 @@ impl Decoder {
 /// The softmax over the answer tokens' logits, in the order of `answer_ids`.
 fn pick(logits: &[f32], answer_ids: &[u32], id: &str) -> Result<Vec<f32>> {
     let picked: Option<Vec<f64>> = answer_ids.iter().map(|&i| logits.get(i as usize).map(|&l| l as f64)).collect();
-    let picked = picked.ok_or_else(|| {
-        Error::Encoder(format!(
-            "{id}: an answer token is outside the model's vocabulary (tokenizer and weights differ)"
-        ))
-    })?;
-    Ok(softmax(&picked))
+    Ok(softmax(&picked.ok_or_else(|| outside_vocabulary(id))?))
+}
+
+fn outside_vocabulary(id: &str) -> Error {
+    Error::Encoder(format!("{id}: an answer token is outside the model's vocabulary (tokenizer and weights differ)"))
 }
 
 /// Softmax in f64, returned as f32.

@@ -224,7 +224,12 @@ impl Padded {
 
     /// The last position's logits of each row (rows of any lengths, left-padded here), (rows, vocab).
     pub fn last_logits(&self, rows: &[&[u32]]) -> CResult<Tensor> {
-        self.last_logits_after(None, rows)
+        self.last_logits_after(None, rows, None)
+    }
+
+    /// Tokens in the vocabulary (rows of the output weight).
+    pub fn vocab(&self) -> usize {
+        self.shape.vocab
     }
 
     /// Each layer's additive mask, (b, 1, len, keys): a key is seen when `seen(row, query, key,
@@ -266,8 +271,15 @@ impl Padded {
 
     /// [`Padded::last_logits`] of rows that each continue `prefix` (its keys and values reused,
     /// expanded over the batch): `rows` are the continuations, left-padded after the prefix, at
-    /// positions counted on from it. `None`: the rows alone.
-    pub fn last_logits_after(&self, prefix: Option<&PrefixCache>, rows: &[&[u32]]) -> CResult<Tensor> {
+    /// positions counted on from it (`None`: the rows alone). With `tokens`, only those tokens'
+    /// logits, (rows, tokens), in their order: the product with just their rows of the output
+    /// weight, which for a 151,936-token vocabulary is a tenth of a 0.5B model's last step.
+    pub fn last_logits_after(
+        &self,
+        prefix: Option<&PrefixCache>,
+        rows: &[&[u32]],
+        tokens: Option<&[u32]>,
+    ) -> CResult<Tensor> {
         let p = prefix.map_or(0, |c| c.ids.len());
         let (b, len) = (rows.len(), rows.iter().map(|r| r.len()).max().unwrap_or(0));
         let (mut ids, mut pos, mut real) = (vec![0u32; b * len], vec![0u32; b * len], vec![false; b * len]);
@@ -289,7 +301,12 @@ impl Padded {
         for (i, (l, mask)) in self.layers.iter().zip(&masks).enumerate() {
             x = self.block(l, &x, &cos, &sin, mask, prefix.map(|c| &c.kv[i]))?.0;
         }
-        self.norm.forward(&x)?.i((.., len - 1, ..))?.contiguous()?.apply(&self.lm_head)
+        let last = self.norm.forward(&x)?.i((.., len - 1, ..))?.contiguous()?;
+        match tokens {
+            None => last.apply(&self.lm_head),
+            // The output weight has no bias (tied to the embeddings, or lm_head without one).
+            Some(t) => last.matmul(&self.lm_head.weight().index_select(&Tensor::new(t, dev)?, 0)?.t()?),
+        }
     }
 
     /// The rotary tables at the given positions, (b, len, head_dim / 2) each.
