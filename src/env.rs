@@ -24,7 +24,15 @@ pub fn report() -> String {
     }
     lines.push(format!("encode f32: {}", bert::linear_path(false)));
     lines.push(format!("encode bf16: {}", bert::linear_path(true)));
-    let ask = "projections, --gguf weights dequantised alike; attention and lm head on candle";
+    let ask = format!(
+        "projections, --gguf weights dequantised alike; norms, rope, softmax and SiLU on signalkit's {} kernels; \
+         attention products and the answer tokens' logits on candle",
+        match crate::ask::fused::level() {
+            crate::ask::fused::Level::Avx512 => "AVX-512",
+            crate::ask::fused::Level::Avx2 => "AVX2",
+            crate::ask::fused::Level::Base => "baseline",
+        }
+    );
     lines.push(format!("ask f32: {} ({ask})", crate::ask::padded::linear_path(false)));
     lines.push(format!("ask bf16: {} ({ask})", crate::ask::padded::linear_path(true)));
     lines.push(format!("finetune: {}", bert::train_linear::path()));

@@ -186,6 +186,13 @@ fn env_names_the_cpu_and_each_kernel_path() {
     assert!(off.contains("onednn: not loaded") && off.contains("encode f32: candle's matmul"), "{off}");
     assert!(off.contains("ask f32: candle's matmul") && off.contains("ask bf16: candle's matmul"), "{off}");
     assert!(off.contains("finetune: candle's matmul"), "{off}");
+    // The same cap moves ask's own kernels to their AVX2 (or baseline) build.
+    let base = signalkit(["env"]).env("ONEDNN_MAX_CPU_ISA", "SSE41").run().ok().stdout;
+    assert!(base.contains("on signalkit's baseline kernels"), "{base}");
+    if text.contains(" avx2 fma ") || text.contains("isa: avx2 fma") {
+        let avx2 = signalkit(["env"]).env("ONEDNN_MAX_CPU_ISA", "AVX2").run().ok().stdout;
+        assert!(avx2.contains("on signalkit's AVX2 kernels"), "{avx2}");
+    }
     if text.contains("onednn: oneDNN") {
         assert!(text.contains("ask f32: oneDNN") && !text.contains("ask, finetune"), "{text}");
         assert!(text.contains("finetune: oneDNN f32, linear layers forward"), "{text}");

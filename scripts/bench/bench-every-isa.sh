@@ -7,9 +7,10 @@
 #                sides' oneDNN, SIGNALKIT_CPU_BF16=off for signalkit's own bf16 kernel)
 #   AVX2         an AVX2-only CPU (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2 for
 #                PyTorch's own kernels, SIGNALKIT_CPU_BF16=off)
+# ONEDNN_MAX_CPU_ISA also caps ask's own kernels (norms, rope, softmax, SiLU: src/ask/fused.rs).
 # What the caps do not reach: candle's element-wise code and the gemm crate (used for attention
-# and where oneDNN is absent) still pick AVX-512 at run time, so the AVX2 line flatters signalkit
-# somewhat on an AVX-512 CPU; a real AVX2-only CPU is the final word.
+# products and where oneDNN is absent) still pick AVX-512 at run time, so the AVX2 line flatters
+# signalkit somewhat on an AVX-512 CPU; a real AVX2-only CPU is the final word.
 #   bash scripts/bench/bench-every-isa.sh [ISA...]      # default: native AVX512_CORE AVX2
 # Env: ROUNDS (alternating rounds of encode/ask, default 1), N_ENCODE (600), N_ASK (32),
 # N_FINETUNE (400), and each benchmark's own (THREADS, SIGNALKIT, PYTHON, BASELINE for fine-tune).

@@ -68,15 +68,17 @@ impl Value for f16 {
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     const POLY: [f32; 6] = [0.000_198_527_62, 0.001_393_043_6, 0.008_333_361, 0.041_666_485, 0.166_666_67, 0.5];
-    let q = (x * std::f32::consts::LOG2_E).round_ties_even();
+    // q clamped so that its halves stay among f32's exponents (outside, the result is replaced).
+    let q = (x * std::f32::consts::LOG2_E).round_ties_even().clamp(-150.0, 150.0);
     let s = q.mul_add(-0.693_145_75, x);
     let s = q.mul_add(-1.428_606_8e-6, s);
     let u = POLY[1..].iter().fold(POLY[0], |u, &c| u.mul_add(s, c));
     let u = 1.0 + (s * s).mul_add(u, s);
-    // q clamped so the two factors stay inside f32's exponents (the result is replaced there).
-    let q = q.clamp(-150.0, 150.0) as i32;
-    let pow2 = |e: i32| f32::from_bits(((e + 127).clamp(0, 255) as u32) << 23);
-    let e = u * pow2(q >> 1) * pow2(q - (q >> 1));
+    // 2^e for a whole e in -75..=75: e + 127 lands in the low mantissa bits of 2^23 + e + 127,
+    // and goes to the exponent field from there (bit operations only, so this vectorises).
+    let pow2 = |e: f32| f32::from_bits((e + 8_388_735.0).to_bits().wrapping_sub(0x4b00_0000) << 23);
+    let half = (q * 0.5).floor();
+    let e = u * pow2(half) * pow2(q - half);
     if x < -104.0 {
         0.0
     } else if x > 100.0 {
@@ -132,6 +134,46 @@ fn lane_sum<T: Value>(xs: &[T], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Which build of the kernels runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Level {
+    /// AVX-512 F, BW, VL and DQ.
+    Avx512,
+    /// AVX2 with FMA.
+    Avx2,
+    /// The baseline x86-64 (or another architecture).
+    Base,
+}
+
+/// The best build this CPU runs, capped as oneDNN is by `ONEDNN_MAX_CPU_ISA` (AVX2…: the AVX2
+/// build; AVX or SSE41: the baseline), so one variable moves every kernel to a lower level when
+/// measuring or testing another CPU's path. Read once.
+pub fn level() -> Level {
+    static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = std::env::var("ONEDNN_MAX_CPU_ISA").unwrap_or_default().to_ascii_uppercase();
+        // The highest build the cap lets through: 2 AVX-512, 1 AVX2, 0 the baseline.
+        let allowed = match cap.as_str() {
+            c if c.starts_with("AVX512") => 2,
+            c if c.starts_with("AVX2") => 1,
+            c if c.starts_with("AVX") || c.starts_with("SSE") => 0,
+            _ => 2,
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if allowed >= 2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq") {
+                return Level::Avx512;
+            }
+            if allowed >= 1 && has!("avx2") && has!("fma") {
+                return Level::Avx2;
+            }
+        }
+        let _ = allowed;
+        Level::Base
+    })
+}
+
 /// Defines `mod $name` with the kernel compiled three times (`base`, `avx2`, `avx512`) and
 /// `run`, which calls the best one this CPU has (detected once, cached by std).
 macro_rules! multiversioned {
@@ -157,16 +199,12 @@ macro_rules! multiversioned {
 
             pub(super) fn run<T: Value>($($a: $t),*) {
                 #[cfg(target_arch = "x86_64")]
-                {
-                    use std::arch::is_x86_feature_detected as has;
-                    if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512dq") {
-                        // SAFETY: the CPU has every feature the function is compiled for.
-                        return unsafe { avx512::<T>($($a),*) };
-                    }
-                    if has!("avx2") && has!("fma") {
-                        // SAFETY: as above.
-                        return unsafe { avx2::<T>($($a),*) };
-                    }
+                match super::level() {
+                    // SAFETY: the CPU has every feature the function is compiled for.
+                    super::Level::Avx512 => return unsafe { avx512::<T>($($a),*) },
+                    // SAFETY: as above.
+                    super::Level::Avx2 => return unsafe { avx2::<T>($($a),*) },
+                    super::Level::Base => {}
                 }
                 kernel::<T>($($a),*)
             }
