@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: signalkit ask against transformers on a Qwen2-0.5B-shaped random checkpoint (hidden
 # 896, 24 layers, 14 heads, 2 KV heads, intermediate 4864, tied embeddings; vocab reduced to a
-# 4,096-token BPE trained on the sample headlines, which only shrinks the embedding table), written
+# 4,096-token BPE trained on the sample headlines, which shrinks the embedding table and
+# transformers' full-vocabulary last product; signalkit computes only the answer tokens'), written
 # to a temporary folder. The same prompts (one question, N headlines), the same order (shortest
 # first) and batch size, f32, the same thread count; prompts/s with and without the prefix KV
 # cache, side by side with the ratios, and how far signalkit's answers are from transformers'.
