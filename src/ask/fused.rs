@@ -4,10 +4,12 @@
 //! - [`rms_norm`]: `weight * (x * rsqrt(mean(x²) + eps)).to(dtype)`, computed in f32;
 //! - [`silu_mul`]: `silu(gate) * up`, the SiLU in f32 and rounded, then the product rounded;
 //! - [`masked_softmax`]: `softmax(scores * scale + mask)` in f32, the scaled and the masked
-//!   scores each rounded first.
+//!   scores each rounded first;
+//! - [`rope_heads`]: a projection's output split into heads and rotated, `x * cos +
+//!   rotate_half(x) * sin`, each product and the sum rounded.
 //!
 //! candle computes each as four to eight ops over the whole tensor, each allocating its output;
-//! in bf16 that was a fifth of `ask`'s time. Each kernel is compiled for AVX-512, for AVX2 with
+//! in bf16 that was a quarter of `ask`'s time. Each kernel is compiled for AVX-512, for AVX2 with
 //! FMA and for the baseline, and picked at run time. Off the CPU the same steps run as candle ops
 //! ([`unfused`]), which the tests hold the fused kernels to.
 
