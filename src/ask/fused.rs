@@ -9,7 +9,7 @@
 //!   rotate_half(x) * sin`, each product and the sum rounded.
 //!
 //! candle computes each as four to eight ops over the whole tensor, each allocating its output;
-//! in bf16 that was a quarter of `ask`'s time. Each kernel is compiled for AVX-512, for AVX2 with
+//! in bf16 that was a fifth of `ask`'s profile. Each kernel is compiled for AVX-512, for AVX2 with
 //! FMA and for the baseline, and picked at run time. Off the CPU the same steps run as candle ops
 //! ([`unfused`]), which the tests hold the fused kernels to.
 
